@@ -1,0 +1,314 @@
+"""The detector contract every deepad detector follows.
+
+It is scikit-learn's estimator contract (hyper-parameters in ``__init__``,
+stored unchanged; learned state ends in ``_``; ``fit`` returns ``self``) plus
+PyOD's detector contract (higher ``decision_function`` = more anomalous,
+``predict`` gives 1 for anomalies, ``decision_scores_``, ``threshold_``,
+``labels_``, ``contamination``), so users can swap a deepad detector for a
+PyOD one and back.
+
+Subclasses implement two methods:
+
+* ``_fit(X, y, seed)`` -- learn from a validated float array;
+* ``_score(X)`` -- return one float per row, higher = more anomalous.
+
+The base class owns everything else: validation with clear messages,
+seeding, thresholds, calibrated probabilities, re-thresholding and saving.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from deepad import thresholds as _thr
+
+__all__ = ["BaseDetector", "LabelsIgnoredWarning", "resolve_seed", "validate_X", "validate_labels"]
+
+
+class LabelsIgnoredWarning(UserWarning):
+    """Raised when ``fit`` receives labels that the detector cannot use."""
+
+
+# --------------------------------------------------------------------------- validation
+def _describe(X: Any) -> str:
+    shape = getattr(X, "shape", None)
+    return f"{type(X).__name__} of shape {shape}" if shape is not None else type(X).__name__
+
+
+def validate_X(X: Any, *, name: str = "X", min_samples: int = 1, n_features: int | None = None,
+               feature_names: list[str] | None = None, who: str = "detector") -> np.ndarray:
+    """Return ``X`` as a C-contiguous float64 2-D array or raise a message that names the problem.
+
+    Accepts NumPy arrays, nested lists and pandas DataFrames with numeric
+    columns.  Errors name the shape, the offending column and the first bad
+    row, because "Input contains NaN" from deep inside a library tells a user
+    nothing about *where* to look.
+    """
+    columns: list[str] | None = None
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(X, pd.Series):
+        raise ValueError(f"{name} is a 1-D pandas Series of length {len(X)}; pass a DataFrame "
+                         "or a 2-D array of shape (n_samples, n_features), e.g. series.to_frame().")
+    if pd is not None and isinstance(X, pd.DataFrame):
+        columns = [str(c) for c in X.columns]
+        bad = [f"{c!r} ({X[c].dtype})" for c in X.columns
+               if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))]
+        if bad:
+            raise TypeError(f"{name} has non-numeric columns: {', '.join(bad[:10])}. Encode them first "
+                            "(deepad.data.TabularPreprocessor does this and saves the encoding with the model).")
+        arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        arr = np.asarray(X)
+        if arr.dtype == object or arr.dtype.kind in "USMmV":
+            try:
+                arr = arr.astype(np.float64)
+            except (TypeError, ValueError):
+                raise TypeError(f"{name} has dtype {arr.dtype} and cannot be read as numbers; "
+                                "encode non-numeric columns first.") from None
+        elif arr.dtype.kind == "c":
+            raise TypeError(f"{name} has complex dtype {arr.dtype}; anomaly detectors need real numbers.")
+        elif arr.dtype.kind not in "biuf":
+            raise TypeError(f"{name} has unsupported dtype {arr.dtype}.")
+        arr = np.asarray(arr, dtype=np.float64)
+    if arr.ndim != 2:
+        hint = " Reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row." if arr.ndim == 1 else ""
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D input of shape {arr.shape}.{hint}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: shape {arr.shape} has no rows.")
+    if arr.shape[1] == 0:
+        raise ValueError(f"{name} has no features: shape {arr.shape}.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(f"{name} has {arr.shape[1]} features, but this {who} was fitted with {n_features} features.")
+    if feature_names is not None and columns is not None and columns != list(feature_names):
+        missing = [c for c in feature_names if c not in columns]
+        extra = [c for c in columns if c not in feature_names]
+        detail = f"missing {missing}" if missing else ""
+        detail += ("; " if detail and extra else "") + (f"unexpected {extra}" if extra else "")
+        raise ValueError(f"{name}'s columns differ from those seen in fit: {detail or 'same names, different order'}.")
+    if arr.shape[0] < min_samples:
+        raise ValueError(f"{name} has {arr.shape[0]} rows, but this {who} needs at least {min_samples}.")
+    finite = np.isfinite(arr)
+    if not finite.all():
+        rows, cols = np.nonzero(~finite)
+        r, c = int(rows[0]), int(cols[0])
+        what = "NaN" if np.isnan(arr[r, c]) else "infinity"
+        col = repr(columns[c]) if columns else str(c)
+        raise ValueError(f"{name} contains {what} (first at row {r}, column {col}; {rows.size} non-finite "
+                         "values in total). Impute missing values first, e.g. with "
+                         "deepad.data.TabularPreprocessor or sklearn.impute.SimpleImputer.")
+    return np.ascontiguousarray(arr)
+
+
+def validate_labels(y: Any, n_samples: int) -> np.ndarray:
+    """Weak-supervision labels: 1 = known anomaly, 0 = known normal, -1 or NaN = unlabelled."""
+    arr = np.asarray(y, dtype=np.float64).ravel()
+    if arr.shape[0] != n_samples:
+        raise ValueError(f"y has {arr.shape[0]} entries but X has {n_samples} rows.")
+    arr = np.where(np.isnan(arr), -1.0, arr)
+    bad = ~np.isin(arr, (-1.0, 0.0, 1.0))
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds {arr[r]!r}.")
+    return arr.astype(np.int64)
+
+
+def resolve_seed(random_state: Any) -> int:
+    """Turn ``random_state`` into one integer seed without touching global RNG state.
+
+    ``None`` draws fresh entropy from the OS (a new, independent stream), an
+    int is used as is, and a NumPy ``Generator``/``RandomState`` is asked for
+    one integer (so it advances, as scikit-learn does).
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(random_state, (bool, np.bool_)):
+        raise TypeError("random_state must be None, an int or a NumPy random generator, not a bool.")
+    if isinstance(random_state, numbers.Integral):
+        if random_state < 0:
+            raise ValueError(f"random_state must be non-negative, got {random_state}.")
+        return int(random_state) % (2**32)
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(0, 2**32 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(0, 2**31 - 1))
+    raise TypeError(f"random_state must be None, an int or a NumPy random generator, got {type(random_state).__name__}.")
+
+
+# --------------------------------------------------------------------------- contract
+class BaseDetector(BaseEstimator):
+    """Base class of every deepad detector.
+
+    Thresholding.  After ``fit``, ``threshold_`` is the ``1 - contamination``
+    quantile of the training scores (PyOD's rule).  :meth:`set_threshold`
+    changes it later without retraining -- by contamination, by a target
+    false-positive rate on clean calibration scores, by extreme-value (POT)
+    fitting, or to a fixed value.
+
+    Probabilities.  :meth:`predict_proba` returns ``[1 - q, q]`` where
+    ``q = 1 - p`` and ``p`` is the *conformal p-value* of the score against
+    the reference scores (the training scores, or those from
+    :meth:`calibrate` on clean data).  On exchangeable normal data those
+    p-values are uniform, so ``q`` is a calibrated "how unusual" probability,
+    not a min-max-stretched score.
+    """
+
+    #: Fewest rows ``fit`` accepts.  Subclasses raise it where the model needs more.
+    _min_samples_fit: int = 2
+    #: Whether ``fit`` can use labels (weak supervision).
+    _uses_labels: bool = False
+
+    # ----------------------------------------------------------------- hooks
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, seed: int, **fit_params) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def _score(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _training_reference_scores(self, X: np.ndarray) -> np.ndarray:
+        """Scores of the training rows as *new* data would see them, used for thresholds and p-values.
+
+        For most detectors this is ``decision_scores_``.  Detectors that
+        memorise their training rows (kNN, LOF) override it with
+        leave-one-out scores: a training row is its own nearest neighbour, so
+        its in-sample score is biased low and thresholds built on it would
+        flag too many new rows.
+        """
+        return self.decision_scores_
+
+    def _min_samples(self) -> int:
+        return self._min_samples_fit
+
+    # ----------------------------------------------------------------- public API
+    def fit(self, X, y=None, **fit_params):
+        """Learn what normal looks like from ``X`` and set ``threshold_`` from the training scores.
+
+        ``fit_params`` go to the detector's own ``_fit``; neural detectors
+        take ``callbacks`` (e.g. :class:`deepad.training.TensorBoardLogger`).
+
+        ``y`` is used only by weakly supervised detectors (1 = anomaly,
+        0 = normal, -1/NaN = unlabelled); other detectors warn that they
+        ignore it rather than silently dropping the information.
+        """
+        contamination = _thr.validate_contamination(self.contamination)
+        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
+        Xv = validate_X(X, min_samples=self._min_samples(), who=type(self).__name__)
+        labels = None
+        if y is not None:
+            if self._uses_labels:
+                labels = validate_labels(y, Xv.shape[0])
+            else:
+                warnings.warn(f"{type(self).__name__} is unsupervised and ignores y; use DeepSAD or DevNet "
+                              "to learn from labelled anomalies.", LabelsIgnoredWarning, stacklevel=2)
+        self.n_features_in_ = Xv.shape[1]
+        if feature_names is not None:
+            self.feature_names_in_ = np.asarray(feature_names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+        self.seed_ = resolve_seed(getattr(self, "random_state", None))
+        self._fit(Xv, labels, self.seed_, **fit_params)
+        # Scores of the training data come from the *final* model in inference
+        # mode, so decision_function(X_train) reproduces them exactly.
+        self.decision_scores_ = np.asarray(self._score(Xv), dtype=np.float64)
+        self._reference_scores_ = np.asarray(self._training_reference_scores(Xv), dtype=np.float64)
+        self.threshold_ = _thr.contamination_threshold(self._reference_scores_, contamination)
+        self.threshold_method_ = {"method": "contamination", "contamination": contamination}
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        return self
+
+    def _validate_for_scoring(self, X) -> np.ndarray:
+        check_is_fitted(self, "decision_scores_")
+        names = list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
+        return validate_X(X, n_features=self.n_features_in_, feature_names=names, who=type(self).__name__)
+
+    def decision_function(self, X) -> np.ndarray:
+        """Anomaly score of each row; higher means more anomalous."""
+        return np.asarray(self._score(self._validate_for_scoring(X)), dtype=np.float64)
+
+    def score_samples(self, X) -> np.ndarray:
+        """scikit-learn's sign convention (higher = more normal): ``-decision_function(X)``."""
+        return -self.decision_function(X)
+
+    def predict(self, X) -> np.ndarray:
+        """1 for rows scoring above ``threshold_`` (anomalies), 0 otherwise."""
+        return (self.decision_function(X) > self.threshold_).astype(np.int64)
+
+    def fit_predict(self, X, y=None) -> np.ndarray:
+        return self.fit(X, y).labels_
+
+    def p_values(self, X) -> np.ndarray:
+        """Conformal p-value of each row against the reference (training or calibration) scores."""
+        return _thr.conformal_p_values(self._p_value_reference, self.decision_function(X))
+
+    def predict_proba(self, X) -> np.ndarray:
+        """``(n, 2)`` array: column 1 is the probability of being anomalous, ``1 - p_value``."""
+        q = 1.0 - self.p_values(X)
+        return np.column_stack([1.0 - q, q])
+
+    def calibrate(self, X_clean):
+        """Use scores of clean (normal-only) held-out rows as the reference for p-values and FPR thresholds.
+
+        Training scores are in-sample and so slightly optimistic; a clean
+        calibration split gives p-values with the conformal guarantee.
+        """
+        self.calibration_scores_ = self.decision_function(X_clean)
+        return self
+
+    @property
+    def _p_value_reference(self) -> np.ndarray:
+        calibration = getattr(self, "calibration_scores_", None)
+        return self._reference_scores_ if calibration is None else calibration
+
+    def set_threshold(self, *, contamination: float | None = None, fpr: float | None = None,
+                      pot_risk: float | None = None, value: float | None = None):
+        """Re-threshold without retraining; give exactly one of the keyword arguments.
+
+        * ``contamination`` -- flag that fraction of the training scores;
+        * ``fpr`` -- target false-positive rate on the reference scores
+          (the calibration scores if :meth:`calibrate` was called);
+        * ``pot_risk`` -- extreme-value (peaks-over-threshold) tail fit on the
+          reference scores; needs no contamination guess;
+        * ``value`` -- a threshold in score units.
+
+        ``labels_`` is recomputed for the training data.
+        """
+        check_is_fitted(self, "decision_scores_")
+        given = {k: v for k, v in dict(contamination=contamination, fpr=fpr, pot_risk=pot_risk, value=value).items()
+                 if v is not None}
+        if len(given) != 1:
+            raise ValueError(f"set_threshold takes exactly one of contamination, fpr, pot_risk, value; got {sorted(given) or 'none'}.")
+        (kind, arg), = given.items()
+        if kind == "contamination":
+            self.threshold_ = _thr.contamination_threshold(self._reference_scores_, arg)
+        elif kind == "fpr":
+            self.threshold_ = _thr.fpr_threshold(self._p_value_reference, arg)
+        elif kind == "pot_risk":
+            self.threshold_ = _thr.pot_threshold(self._p_value_reference, risk=arg)
+        else:
+            if not np.isfinite(arg):
+                raise ValueError(f"threshold value must be finite, got {arg}.")
+            self.threshold_ = float(arg)
+        self.threshold_method_ = {"method": kind, kind: float(arg),
+                                  "reference": "calibration" if hasattr(self, "calibration_scores_") else "training"}
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        return self
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path) -> None:
+        """Save the fitted detector to directory ``path`` (see :mod:`deepad.persistence`)."""
+        from deepad.persistence import save
+
+        save(self, path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        return tags

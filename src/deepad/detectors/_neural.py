@@ -1,0 +1,159 @@
+"""Shared machinery of the neural detectors: scaling, seeding, the trainer call and batched scoring.
+
+A neural detector subclasses :class:`NeuralDetector` and supplies
+
+* ``_build_module(n_features)`` -- a fresh, untrained ``nn.Module``;
+* ``_steps(module, data)`` -- what to optimise (one :class:`~deepad.training.Step`
+  for most models, several for adversarial ones);
+* ``_score_batch(module, xb)`` -- per-row anomaly scores of a batch.
+
+and optionally ``_before_training`` (e.g. Deep SVDD's centre) and
+``_after_training`` (e.g. DAGMM's mixture parameters).  Nothing here loops
+over epochs: :class:`~deepad.training.Trainer` is the only training loop.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepad.base import BaseDetector
+from deepad.training import Step, Trainer, batched_apply, resolve_device, torch_context
+
+_SCALERS = ("standard", "robust", "minmax", None)
+
+
+def fit_scaler(X: np.ndarray, kind: str | None) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale per feature; constant features get scale 1 so they map to 0, not NaN."""
+    if kind not in _SCALERS:
+        raise ValueError(f"preprocessing must be one of {_SCALERS}, got {kind!r}")
+    d = X.shape[1]
+    if kind is None:
+        return np.zeros(d), np.ones(d)
+    if kind == "standard":
+        center, scale = X.mean(axis=0), X.std(axis=0)
+    elif kind == "robust":
+        q1, med, q3 = np.percentile(X, [25, 50, 75], axis=0)
+        center, scale = med, (q3 - q1) / 1.349  # IQR of a standard normal
+        fallback = X.std(axis=0)
+        scale = np.where(scale > 1e-12, scale, fallback)
+    else:
+        lo, hi = X.min(axis=0), X.max(axis=0)
+        center, scale = lo, hi - lo
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    return center.astype(np.float64), scale.astype(np.float64)
+
+
+class NeuralDetector(BaseDetector):
+    """Base of all neural detectors.  Hyper-parameters shared by every subclass:
+
+    epochs, batch_size, lr, weight_decay, dropout, hidden_dims, latent_dim:
+        the common training and architecture vocabulary.
+    validation_fraction, patience:
+        held-out fraction for early stopping (best weights are restored);
+        ``validation_fraction=0`` trains for exactly ``epochs``.
+    lr_schedule:
+        ``None``, ``"cosine"`` or ``"plateau"``.
+    preprocessing:
+        ``"standard"`` (default), ``"robust"``, ``"minmax"`` or ``None``;
+        fitted on the training data and saved with the model.
+    device:
+        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    n_threads:
+        CPU threads torch may use while this detector runs (``None``: see
+        :func:`deepad.training.default_threads`); restored afterwards.
+    random_state:
+        seed; the same seed gives bit-identical scores on the same device.
+    verbose:
+        show a progress bar over epochs.
+    """
+
+    _min_samples_fit = 4
+    #: Name of the step whose validation loss drives early stopping (default: the first).
+    _monitor_step: str | None = None
+
+    # ------------------------------------------------------------------ hooks for subclasses
+    def _build_module(self, n_features: int) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _steps(self, module: nn.Module, data: Sequence[torch.Tensor]) -> list[Step]:  # pragma: no cover
+        raise NotImplementedError
+
+    def _score_batch(self, module: nn.Module, xb: torch.Tensor) -> torch.Tensor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _training_data(self, X_t: torch.Tensor, y: np.ndarray | None) -> tuple[torch.Tensor, ...]:
+        return (X_t,)
+
+    def _before_training(self, module: nn.Module, data: tuple[torch.Tensor, ...], generator: torch.Generator) -> None:
+        pass
+
+    def _after_training(self, module: nn.Module, data: tuple[torch.Tensor, ...]) -> None:
+        pass
+
+    def _sampler(self, data: tuple[torch.Tensor, ...]):
+        return None
+
+    # ------------------------------------------------------------------ shared implementation
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.scaler_center_) / self.scaler_scale_).astype(np.float32)
+
+    def _make_trainer(self, device: torch.device, callbacks) -> Trainer:
+        return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
+                       validation_fraction=self.validation_fraction, patience=self.patience,
+                       lr_schedule=self.lr_schedule, device=device, verbose=self.verbose,
+                       callbacks=tuple(callbacks or ()),
+                       monitor=f"val_{self._monitor_step}" if self._monitor_step else None)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray | None, seed: int, callbacks=None) -> None:
+        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing)
+        device = resolve_device(self.device)
+        with torch_context(seed, device, self.n_threads):
+            generator = torch.Generator().manual_seed(seed)
+            module = self._build_module(X.shape[1]).to(device)
+            X_t = torch.as_tensor(self._transform(X))
+            data = tuple(t.to(device) for t in self._training_data(X_t, y))
+            self._before_training(module, data, generator)
+            trainer = self._make_trainer(device, callbacks)
+            history = trainer.fit(module, self._steps(module, data), data, generator=generator,
+                                  sampler=self._sampler(data))
+            module.eval()
+            self._after_training(module, data)
+        self.module_ = module
+        self.history_ = history
+        self.n_epochs_ = int(trainer.epochs_run_)
+
+    @property
+    def _device(self) -> torch.device:
+        return next(self.module_.parameters()).device
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        self.module_.eval()
+        with torch_context(None, self._device, self.n_threads):
+            return batched_apply(lambda xb: self._score_batch(self.module_, xb), self._transform(X),
+                                 device=self._device)
+
+    def to(self, device: str) -> "NeuralDetector":
+        """Move a fitted model to another device (e.g. a GPU-trained model to ``"cpu"``)."""
+        self.module_.to(resolve_device(device))
+        return self
+
+    def encode(self, X) -> np.ndarray:
+        """Latent representation of each row (for plots and kNN-in-latent-space), where the model has one."""
+        Xv = self._validate_for_scoring(X)
+        encoder = getattr(self.module_, "encoder", None)
+        if encoder is None:
+            raise AttributeError(f"{type(self).__name__} has no encoder.")
+        with torch_context(None, self._device, self.n_threads):
+            return batched_apply(lambda xb: self._encode_batch(self.module_, xb), self._transform(Xv),
+                                 device=self._device)
+
+    def _encode_batch(self, module: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return module.encoder(xb)
+
+    def _new_module(self, name: str) -> nn.Module:
+        """An untrained module of the right shape, for :func:`deepad.load` to fill with saved weights."""
+        return self._build_module(self.n_features_in_)

@@ -1,0 +1,302 @@
+"""Saving and loading fitted detectors without pickle.
+
+A saved model is a directory:
+
+``model.json``
+    format marker and version, the detector's class (which must be a deepad
+    detector -- no arbitrary code is ever imported), its ``get_params()``,
+    its JSON-able learned attributes, and the versions of deepad, torch,
+    NumPy, scikit-learn and Python it was saved with.
+``tensors.safetensors``
+    every NumPy array and every ``nn.Module``'s weights (safetensors holds
+    raw tensors only, so loading cannot execute code).
+``<attr>.skops``
+    fitted scikit-learn estimators (Isolation Forest trees, kNN indexes),
+    written by skops, which refuses to load types not on a trusted list.
+``<attr>/``
+    nested detectors (ensemble members), saved recursively.
+
+The directory is written next to its destination and renamed into place,
+so an interrupted save never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "deepad-model"
+FORMAT_VERSION = 1
+CONFIG = "model.json"
+TENSORS = "tensors.safetensors"
+
+__all__ = ["save", "load", "ModelFormatError"]
+
+
+class ModelFormatError(ValueError):
+    """The path does not hold a deepad model, or the model files are damaged."""
+
+
+# --------------------------------------------------------------------------- JSON encoding of params
+def _encode(value: Any) -> Any:
+    from deepad.base import BaseDetector
+
+    if isinstance(value, BaseDetector):
+        return {"__detector__": _class_path(type(value)), "params": _encode(value.get_params(deep=False))}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _encode(v) for k, v in value.items()}
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot save parameter value of type {type(value).__name__}: {value!r}")
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if "__tuple__" in value:
+            return tuple(_decode(v) for v in value["__tuple__"])
+        if "__detector__" in value:
+            return _detector_class(value["__detector__"])(**_decode(value["params"]))
+        return {k: _decode(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    return value
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _detector_class(path: str) -> type:
+    from deepad.base import BaseDetector
+
+    module_name, _, name = path.rpartition(".")
+    if not (module_name == "deepad" or module_name.startswith("deepad.")):
+        raise ModelFormatError(f"refusing to load class {path!r}: only deepad detectors can be loaded.")
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ModelFormatError(f"model names detector class {path!r}, which this deepad version does not have.") from exc
+    if not (isinstance(cls, type) and issubclass(cls, BaseDetector)):
+        raise ModelFormatError(f"{path!r} is not a deepad detector class.")
+    return cls
+
+
+def _versions() -> dict[str, str]:
+    import sklearn
+    import torch
+
+    import deepad
+
+    return {"deepad": deepad.__version__, "torch": torch.__version__, "numpy": np.__version__,
+            "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+
+
+# --------------------------------------------------------------------------- save
+def _learned_attributes(detector) -> dict[str, Any]:
+    return {k: v for k, v in vars(detector).items() if k.endswith("_") and not k.startswith("__")}
+
+
+def _write(detector, directory: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+    from sklearn.base import BaseEstimator
+    from torch import nn
+
+    from deepad.base import BaseDetector
+
+    tensors: dict[str, torch.Tensor] = {}
+    attrs: dict[str, Any] = {}
+    kinds: dict[str, str] = {}
+    for name, value in _learned_attributes(detector).items():
+        if isinstance(value, nn.Module):
+            for key, t in value.state_dict().items():
+                tensors[f"{name}/{key}"] = t.detach().to("cpu").clone()
+            kinds[name] = "module"
+        elif isinstance(value, torch.Tensor):
+            tensors[name] = value.detach().to("cpu").clone()
+            kinds[name] = "tensor"
+        elif isinstance(value, np.ndarray) and value.dtype != object:
+            tensors[name] = torch.from_numpy(np.array(value, copy=True, order="C"))
+            kinds[name] = "array"
+        elif isinstance(value, np.ndarray):
+            attrs[name] = value.tolist()
+            kinds[name] = "object_array"
+        elif isinstance(value, BaseDetector):
+            _write(value, directory / name)
+            kinds[name] = "detector"
+        elif isinstance(value, list) and value and all(isinstance(v, BaseDetector) for v in value):
+            for i, member in enumerate(value):
+                _write(member, directory / name / str(i))
+            attrs[name] = len(value)
+            kinds[name] = "detector_list"
+        elif isinstance(value, BaseEstimator) or getattr(detector, "_skops_attributes", ()) and name in detector._skops_attributes:
+            import skops.io as sio
+
+            sio.dump(value, directory / f"{name}.skops")
+            kinds[name] = "skops"
+        else:
+            try:
+                attrs[name] = _encode(value)
+            except TypeError as exc:
+                raise TypeError(f"{type(detector).__name__}.{name} cannot be saved: {exc}") from None
+            kinds[name] = "json"
+    directory.mkdir(parents=True, exist_ok=True)
+    if tensors:
+        save_file(tensors, str(directory / TENSORS))
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "class": _class_path(type(detector)),
+        "params": _encode(detector.get_params(deep=False)),
+        "attributes": attrs,
+        "kinds": kinds,
+        "versions": _versions(),
+    }
+    (directory / CONFIG).write_text(json.dumps(config, indent=2, allow_nan=True))
+
+
+def save(detector, path: str | os.PathLike) -> Path:
+    """Save a fitted detector to directory ``path`` atomically (write aside, then rename)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(detector, "decision_scores_")
+    path = Path(path)
+    if path.exists() and not (path / CONFIG).is_file():
+        if path.is_file() or any(path.iterdir()):
+            raise FileExistsError(f"{path} exists and is not a deepad model directory; refusing to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o755)
+    try:
+        _write(detector, tmp)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
+            os.replace(path, old / "model")
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+# --------------------------------------------------------------------------- load
+_SKOPS_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "deepad.", "pyod.", "collections.")
+
+
+def _read(directory: Path, device: str | None):
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from deepad.training import resolve_device
+
+    config_path = directory / CONFIG
+    if not config_path.is_file():
+        raise ModelFormatError(f"{directory} is not a deepad model: {CONFIG} is missing.")
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{config_path} is damaged: not valid JSON ({exc}).") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFormatError(f"{config_path} is not a deepad model file (no '{FORMAT}' format marker).")
+    if int(config.get("format_version", -1)) > FORMAT_VERSION:
+        raise ModelFormatError(f"{directory} was saved by a newer deepad (format {config['format_version']}); upgrade deepad.")
+    try:
+        cls = _detector_class(config["class"])
+        detector = cls(**_decode(config["params"]))
+        kinds: dict[str, str] = config["kinds"]
+        attrs: dict[str, Any] = config["attributes"]
+    except (KeyError, TypeError) as exc:
+        raise ModelFormatError(f"{config_path} is damaged or incomplete: {exc}") from None
+
+    tensors: dict[str, torch.Tensor] = {}
+    if any(k in ("module", "tensor", "array") for k in kinds.values()):
+        try:
+            tensors = load_file(str(directory / TENSORS), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            raise ModelFormatError(f"{directory / TENSORS} is missing or damaged: {exc}") from None
+
+    # JSON attributes and arrays first: building a module may need n_features_in_ and friends.
+    for name, kind in kinds.items():
+        if kind == "json":
+            setattr(detector, name, _decode(attrs[name]))
+        elif kind == "object_array":
+            setattr(detector, name, np.asarray(attrs[name], dtype=object))
+        elif kind == "array":
+            setattr(detector, name, tensors[name].numpy())
+        elif kind == "tensor":
+            setattr(detector, name, tensors[name])
+    target = None
+    if device is not None:
+        target = resolve_device(device)
+    else:
+        try:
+            target = resolve_device(getattr(detector, "device", "cpu"))
+        except ValueError:  # trained on a GPU this machine lacks
+            target = torch.device("cpu")
+    for name, kind in kinds.items():
+        if kind == "module":
+            module = detector._new_module(name)
+            prefix = f"{name}/"
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            try:
+                module.load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise ModelFormatError(f"{directory / TENSORS}: weights of {name} do not fit the model: {exc}") from None
+            setattr(detector, name, module.to(target).eval())
+        elif kind == "detector":
+            setattr(detector, name, _read(directory / name, device))
+        elif kind == "detector_list":
+            setattr(detector, name, [_read(directory / name / str(i), device) for i in range(int(attrs[name]))])
+        elif kind == "skops":
+            import skops.io as sio
+
+            file = directory / f"{name}.skops"
+            try:
+                untrusted = sio.get_untrusted_types(file=file)
+                bad = [t for t in untrusted if not t.startswith(_SKOPS_TRUSTED_PREFIXES)]
+                if bad:
+                    raise ModelFormatError(f"{file} contains untrusted types {bad}; refusing to load.")
+                setattr(detector, name, sio.load(file, trusted=untrusted))
+            except ModelFormatError:
+                raise
+            except Exception as exc:  # skops raises many types for damaged zips
+                raise ModelFormatError(f"{file} is missing or damaged: {exc}") from None
+    detector.saved_versions_ = config.get("versions", {})
+    return detector
+
+
+def load(path: str | os.PathLike, device: str | None = None):
+    """Load a detector saved with :func:`save`.
+
+    ``device=None`` uses the detector's own ``device`` setting when that
+    device exists here and the CPU otherwise, so a GPU-trained model loads
+    on a CPU-only machine.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model at {path}")
+    if path.is_file():
+        raise ModelFormatError(f"{path} is a file; a deepad model is a directory containing {CONFIG}.")
+    return _read(path, device)
