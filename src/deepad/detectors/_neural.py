@@ -111,7 +111,10 @@ class NeuralDetector(BaseDetector):
     def _fit(self, X: np.ndarray, y: np.ndarray | None, seed: int, callbacks=None) -> None:
         self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing)
         device = resolve_device(self.device)
-        with torch_context(seed, device, self.n_threads):
+        # Build once to size the work per step, which decides the thread count.
+        with torch_context(seed, device, 1):
+            n_params = sum(p.numel() for p in self._build_module(X.shape[1]).parameters())
+        with torch_context(seed, device, self.n_threads, work=n_params * int(self.batch_size)):
             generator = torch.Generator().manual_seed(seed)
             module = self._build_module(X.shape[1]).to(device)
             X_t = torch.as_tensor(self._transform(X))
@@ -130,11 +133,18 @@ class NeuralDetector(BaseDetector):
     def _device(self) -> torch.device:
         return next(self.module_.parameters()).device
 
-    def _score(self, X: np.ndarray) -> np.ndarray:
+    @property
+    def _inference_work(self) -> int:
+        return 4096 * sum(p.numel() for p in self.module_.parameters())
+
+    def _apply(self, fn, X: np.ndarray) -> np.ndarray:
+        """Run ``fn(module, batch)`` over validated raw rows ``X`` in inference mode, batched."""
         self.module_.eval()
-        with torch_context(None, self._device, self.n_threads):
-            return batched_apply(lambda xb: self._score_batch(self.module_, xb), self._transform(X),
-                                 device=self._device)
+        with torch_context(None, self._device, self.n_threads, work=self._inference_work):
+            return batched_apply(lambda xb: fn(self.module_, xb), self._transform(X), device=self._device)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        return self._apply(self._score_batch, X)
 
     def to(self, device: str) -> "NeuralDetector":
         """Move a fitted model to another device (e.g. a GPU-trained model to ``"cpu"``)."""
@@ -144,12 +154,9 @@ class NeuralDetector(BaseDetector):
     def encode(self, X) -> np.ndarray:
         """Latent representation of each row (for plots and kNN-in-latent-space), where the model has one."""
         Xv = self._validate_for_scoring(X)
-        encoder = getattr(self.module_, "encoder", None)
-        if encoder is None:
+        if getattr(self.module_, "encoder", None) is None:
             raise AttributeError(f"{type(self).__name__} has no encoder.")
-        with torch_context(None, self._device, self.n_threads):
-            return batched_apply(lambda xb: self._encode_batch(self.module_, xb), self._transform(Xv),
-                                 device=self._device)
+        return self._apply(self._encode_batch, Xv)
 
     def _encode_batch(self, module: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         return module.encoder(xb)

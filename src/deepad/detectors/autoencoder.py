@@ -73,8 +73,4 @@ class AutoEncoder(NeuralDetector):
 
     def feature_errors(self, X):
         """Per-feature squared reconstruction error ``(x_j - x̂_j)^2``, shape ``(n, d)``; rows sum to ``d * score``."""
-        from deepad.training import batched_apply, torch_context
-
-        Xv = self._validate_for_scoring(X)
-        with torch_context(None, self._device, self.n_threads):
-            return batched_apply(lambda xb: (self.module_(xb) - xb) ** 2, self._transform(Xv), device=self._device)
+        return self._apply(lambda module, xb: (module(xb) - xb) ** 2, self._validate_for_scoring(X))
