@@ -307,9 +307,12 @@ class Trainer:
             schedulers = [torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=max(1, self.patience // 3))
                           for o in optimizers]
 
-        callbacks: list[Callback] = [self.history, *self.callbacks]
+        # Early stopping runs before user callbacks so it snapshots the weights
+        # that produced the logged validation loss, whatever callbacks do next.
+        callbacks: list[Callback] = [self.history]
         if monitor is not None and has_val and self.patience and self.patience > 0:
             callbacks.append(EarlyStopping(monitor, patience=int(self.patience), min_delta=self.min_delta))
+        callbacks.extend(self.callbacks)
         for cb in callbacks:
             cb.on_train_begin(self, module)
 

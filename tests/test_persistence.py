@@ -1,0 +1,150 @@
+"""Saving and loading: safe formats, clear errors, atomic writes, device mapping."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+import deepad
+from deepad.detectors import AutoEncoder
+from deepad.persistence import ModelFormatError
+
+from conftest import FAST_PARAMS
+
+
+@pytest.fixture(scope="module")
+def model(planted):
+    return AutoEncoder(**FAST_PARAMS["AutoEncoder"], random_state=0).fit(planted[0])
+
+
+def test_files_are_json_and_safetensors_only(model, tmp_path):
+    model.save(tmp_path / "m")
+    names = sorted(p.name for p in (tmp_path / "m").iterdir())
+    assert names == ["model.json", "tensors.safetensors"]
+    config = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert config["format"] == "deepad-model" and config["class"] == "deepad.detectors.autoencoder.AutoEncoder"
+    assert {"deepad", "torch", "numpy", "scikit-learn", "python"} <= set(config["versions"])
+    assert config["params"]["hidden_dims"] == {"__tuple__": [16, 8]}
+
+
+def test_loaded_model_records_versions_and_history(model, tmp_path, planted):
+    model.save(tmp_path / "m")
+    loaded = deepad.load(tmp_path / "m")
+    assert loaded.saved_versions_["deepad"] == deepad.__version__
+    assert loaded.history_ == model.history_
+    np.testing.assert_array_equal(loaded.labels_, model.labels_)
+
+
+def test_overwrite_existing_model_and_refuse_foreign_directory(model, tmp_path):
+    model.save(tmp_path / "m")
+    model.save(tmp_path / "m")  # replacing a model is fine
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "cat.jpg").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match="not a deepad model directory"):
+        model.save(other)
+    assert (other / "cat.jpg").read_bytes() == b"x"
+
+
+def test_interrupted_save_leaves_nothing_behind(model, tmp_path, monkeypatch):
+    import deepad.persistence as P
+
+    model.save(tmp_path / "m")
+    before = (tmp_path / "m" / "tensors.safetensors").read_bytes()
+
+    def boom(detector, directory):
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "model.json").write_text("{partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(P, "_write", boom)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(tmp_path / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"], "no temporary directories left"
+    assert (tmp_path / "m" / "tensors.safetensors").read_bytes() == before
+
+
+def test_unfitted_model_cannot_be_saved(tmp_path):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        AutoEncoder().save(tmp_path / "m")
+
+
+def test_missing_path_and_file_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model at"):
+        deepad.load(tmp_path / "nothing")
+    f = tmp_path / "model.pt"
+    f.write_bytes(b"\x80\x04pickle")
+    with pytest.raises(ModelFormatError, match="is a file"):
+        deepad.load(f)
+
+
+def test_foreign_and_damaged_files_fail_clearly(model, tmp_path):
+    model.save(tmp_path / "m")
+    config = tmp_path / "m" / "model.json"
+    good = config.read_text()
+
+    config.write_text("not json")
+    with pytest.raises(ModelFormatError, match="not valid JSON"):
+        deepad.load(tmp_path / "m")
+
+    config.write_text(json.dumps({"hello": "world"}))
+    with pytest.raises(ModelFormatError, match="not a deepad model file"):
+        deepad.load(tmp_path / "m")
+
+    evil = json.loads(good)
+    evil["class"] = "os.system"
+    config.write_text(json.dumps(evil))
+    with pytest.raises(ModelFormatError, match="only deepad detectors"):
+        deepad.load(tmp_path / "m")
+
+    evil["class"] = "deepad.persistence.ModelFormatError"
+    config.write_text(json.dumps(evil))
+    with pytest.raises(ModelFormatError, match="not a deepad detector"):
+        deepad.load(tmp_path / "m")
+
+    config.write_text(good)
+    tensors = tmp_path / "m" / "tensors.safetensors"
+    tensors.write_bytes(tensors.read_bytes()[:100])
+    with pytest.raises(ModelFormatError, match="tensors.safetensors is missing or damaged"):
+        deepad.load(tmp_path / "m")
+
+
+def test_weights_that_do_not_fit_the_architecture(model, tmp_path):
+    model.save(tmp_path / "m")
+    config = tmp_path / "m" / "model.json"
+    data = json.loads(config.read_text())
+    data["params"]["latent_dim"] = 3
+    config.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError, match="do not fit the model"):
+        deepad.load(tmp_path / "m")
+
+
+def test_gpu_trained_model_loads_on_cpu(model, tmp_path, planted):
+    """A model saved with device='cuda' loads on a machine without CUDA, on the CPU."""
+    import torch
+
+    model.save(tmp_path / "m")
+    config = tmp_path / "m" / "model.json"
+    data = json.loads(config.read_text())
+    data["params"]["device"] = "cuda"
+    config.write_text(json.dumps(data))
+    loaded = deepad.load(tmp_path / "m")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert next(loaded.module_.parameters()).device.type == expected
+    np.testing.assert_array_equal(loaded.decision_function(planted[1]), model.decision_function(planted[1]))
+    cpu = deepad.load(tmp_path / "m", device="cpu")
+    assert next(cpu.module_.parameters()).device.type == "cpu"
+
+
+def test_newer_format_refused(model, tmp_path):
+    model.save(tmp_path / "m")
+    config = tmp_path / "m" / "model.json"
+    data = json.loads(config.read_text())
+    data["format_version"] = 99
+    config.write_text(json.dumps(data))
+    with pytest.raises(ModelFormatError, match="newer deepad"):
+        deepad.load(tmp_path / "m")
