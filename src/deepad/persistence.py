@@ -51,6 +51,9 @@ def _encode(value: Any) -> Any:
 
     if isinstance(value, BaseDetector):
         return {"__detector__": _class_path(type(value)), "params": _encode(value.get_params(deep=False))}
+    if type(value).__module__.startswith("pyod.") and hasattr(value, "get_params"):
+        # an unfitted PyOD template (PyODDetector's ``detector``): class path + its params
+        return {"__pyod__": _class_path(type(value)), "params": _encode(value.get_params(deep=False))}
     if isinstance(value, tuple):
         return {"__tuple__": [_encode(v) for v in value]}
     if isinstance(value, list):
@@ -74,6 +77,13 @@ def _decode(value: Any) -> Any:
             return tuple(_decode(v) for v in value["__tuple__"])
         if "__detector__" in value:
             return _detector_class(value["__detector__"])(**_decode(value["params"]))
+        if "__pyod__" in value:
+            from deepad.detectors.pyod_adapter import pyod_class  # only pyod.* detector classes
+
+            try:
+                return pyod_class(value["__pyod__"])(**_decode(value["params"]))
+            except ValueError as exc:
+                raise ModelFormatError(str(exc)) from None
         return {k: _decode(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]
@@ -114,6 +124,23 @@ def _learned_attributes(detector) -> dict[str, Any]:
     return {k: v for k, v in vars(detector).items() if k.endswith("_") and not k.startswith("__")}
 
 
+def _skops_dumps(detector, name: str, value) -> bytes:
+    """Serialise with skops, refusing *now* what :func:`load` would refuse later (types off the trusted list)."""
+    import skops.io as sio
+
+    what = f"{type(detector).__name__}.{name} ({type(value).__name__})"
+    try:
+        data = sio.dumps(value)
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # skops raises many types for objects it cannot represent
+        raise TypeError(f"{what} cannot be saved: skops cannot serialise it ({exc}); deepad never saves with pickle.") from None
+    bad = [t for t in untrusted if not t.startswith(_SKOPS_TRUSTED_PREFIXES)]
+    if bad:
+        raise TypeError(f"{what} cannot be saved: it holds types that deepad would refuse to load "
+                        f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); deepad never saves with pickle.")
+    return data
+
+
 def _write(detector, directory: Path) -> None:
     import torch
     from safetensors.torch import save_file
@@ -148,9 +175,8 @@ def _write(detector, directory: Path) -> None:
             attrs[name] = len(value)
             kinds[name] = "detector_list"
         elif isinstance(value, BaseEstimator) or getattr(detector, "_skops_attributes", ()) and name in detector._skops_attributes:
-            import skops.io as sio
-
-            sio.dump(value, directory / f"{name}.skops")
+            directory.mkdir(parents=True, exist_ok=True)
+            (directory / f"{name}.skops").write_bytes(_skops_dumps(detector, name, value))
             kinds[name] = "skops"
         else:
             try:

@@ -1,7 +1,11 @@
 """All detectors, importable by class name.  ``DEFAULT`` names the recommended one."""
 
 from deepad.detectors.autoencoder import AutoEncoder
+from deepad.detectors.classical import KNN, LOF, PCA, IsolationForest, Mahalanobis, OneClassSVM
+from deepad.detectors.ecod import ECOD
+from deepad.detectors.pyod_adapter import PyODDetector
 
 DEFAULT = AutoEncoder
 
-__all__ = ["AutoEncoder", "DEFAULT"]
+__all__ = ["AutoEncoder", "IsolationForest", "KNN", "LOF", "OneClassSVM", "PCA", "Mahalanobis", "ECOD",
+           "PyODDetector", "DEFAULT"]
