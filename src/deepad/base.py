@@ -199,8 +199,7 @@ class BaseDetector(BaseEstimator):
         ignore it rather than silently dropping the information.
         """
         contamination = _thr.validate_contamination(self.contamination)
-        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
-        Xv = validate_X(X, min_samples=self._min_samples(), who=type(self).__name__)
+        Xv, feature_names = self._validate_for_fit(X)
         labels = None
         if y is not None:
             if self._uses_labels:
@@ -223,6 +222,17 @@ class BaseDetector(BaseEstimator):
         self.threshold_method_ = {"method": "contamination", "contamination": contamination}
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
+
+    def _validate_for_fit(self, X) -> tuple[Any, list[str] | None]:
+        """Hook: the training input as ``_fit`` receives it, and its column names (``None`` for arrays).
+
+        The default turns ``X`` into a finite float array (:func:`validate_X`).
+        Detectors that accept raw tables (:class:`deepad.pipeline.TabularDetector`)
+        override it together with :meth:`_validate_for_scoring`; whatever they
+        return must have ``shape[0]`` rows and ``shape[1]`` columns.
+        """
+        feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
+        return validate_X(X, min_samples=self._min_samples(), who=type(self).__name__), feature_names
 
     def _validate_for_scoring(self, X) -> np.ndarray:
         check_is_fitted(self, "decision_scores_")

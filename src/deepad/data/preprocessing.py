@@ -1,0 +1,584 @@
+"""Turning a mixed table into the float matrix a detector learns from -- and back to column names.
+
+:class:`TabularPreprocessor` is fitted on the training table and applied
+unchanged to every table scored later.  Per column kind (see
+:mod:`deepad.data.schema`):
+
+numeric
+    missing values are imputed with the training median; if the column had
+    missing values in training, an indicator feature ``<col>__missing``
+    (1 = was missing) is added, because *that* a value is missing is often
+    the anomaly.  Then scaled (``scaling``: ``"standard"``, ``"robust"``,
+    ``"minmax"`` or ``None``).
+boolean
+    0/1; missing -> the training majority value plus an indicator, as above.
+datetime
+    derived features, each encoded on a circle (``sin``/``cos``) so that
+    23:59 sits next to 00:00 and Sunday next to Monday: ``hour`` (hour of
+    day, with minutes as a fraction), ``dayofweek`` and ``month``.  The raw
+    instant (``"unix"``, days since 1970) is *not* used by default: scored
+    data always lies after the training period, so a detector would flag
+    every new row as out of range.  Add it with
+    ``datetime_features=("hour", "dayofweek", "month", "unix")`` when the
+    scored data shares the training period.  Time-zone-aware values are
+    converted to UTC; naive ones are used as they are.
+categorical
+    one-hot columns ``<col>=<value>`` for the ``max_categories`` most
+    frequent values seen at least ``min_category_count`` times, plus
+    ``<col>=__other__`` for everything else -- rarer values and values never
+    seen in training.  Missing values are the category ``__missing__``.
+    Columns with more than ``max_categories`` distinct values also get
+    ``<col>__logfreq``, the log of the value's training frequency (values
+    never seen get half a count), which keeps the information "this is a
+    rare merchant" that the ``__other__`` bucket would lose.  So a column
+    with a million distinct values costs ``max_categories + 2`` features.
+
+At scoring time nothing is coerced silently: a missing column, a value
+that cannot be read as the column's kind (``"abc"`` in a numeric column,
+``"maybe"`` in a boolean one) or a value of the wrong type (numbers in a
+datetime column) raises :class:`~deepad.data.DataValidationError` naming
+the column and the first bad rows.  Unseen categories are not errors: they
+go to ``__other__`` and are counted in an optional :class:`ScoringReport`.
+Columns not in the schema are ignored.
+
+:attr:`TabularPreprocessor.feature_sources_` maps every output feature to
+its source column, so explanations can report a one-hot block, a
+datetime's six features or a missing-value indicator as the one column the
+user knows (:meth:`TabularPreprocessor.group_by_source`).
+
+The fitted state is plain JSON plus a few float arrays
+(:meth:`TabularPreprocessor.to_state` / :meth:`~TabularPreprocessor.from_state`),
+so models are saved without pickle.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from deepad.data.schema import (FALSE_STRINGS, TRUE_STRINGS, DataValidationError, Schema, describe_bad_rows,
+                                infer_schema, parse_datetimes, parse_numbers)
+
+__all__ = ["TabularPreprocessor", "ScoringReport", "MISSING", "OTHER"]
+
+MISSING = "__missing__"
+OTHER = "__other__"
+_SCALINGS = ("standard", "robust", "minmax", None)
+_DATETIME_FEATURES = ("hour", "dayofweek", "month", "unix")
+_STATE_VERSION = 1
+
+
+@dataclass
+class ScoringReport:
+    """What happened to a scored table that was not an error, accumulated over chunks."""
+
+    rows: int = 0
+    #: column -> number of values never seen in training (scored as ``__other__``)
+    unseen: dict[str, int] = field(default_factory=dict)
+    #: column -> a few of those values
+    unseen_examples: dict[str, list[str]] = field(default_factory=dict)
+    #: column -> missing values imputed in a column that had none in training
+    unexpected_missing: dict[str, int] = field(default_factory=dict)
+
+    def notes(self) -> list[str]:
+        out = []
+        for col, n in self.unseen.items():
+            ex = ", ".join(repr(v) for v in self.unseen_examples.get(col, [])[:3])
+            out.append(f"{n} value(s) in column {col!r} were not seen in training (e.g. {ex}); "
+                       f"scored as category {OTHER!r}.")
+        for col, n in self.unexpected_missing.items():
+            out.append(f"{n} missing value(s) in column {col!r}, which had none in training; imputed.")
+        return out
+
+
+# --------------------------------------------------------------------------- value coercion
+def _wrong_type(name: str, s: pd.Series, expected: str, row_offset: int) -> DataValidationError:
+    nonnull = s.notna().to_numpy()
+    detail, rows = describe_bad_rows(s, nonnull, row_offset=row_offset, limit=3)
+    return DataValidationError(f"column {name!r} holds {s.dtype} values where training had {expected}: {detail}.",
+                               column=name, rows=rows)
+
+
+def _unparseable(name: str, s: pd.Series, bad: np.ndarray, expected: str, row_offset: int) -> DataValidationError:
+    detail, rows = describe_bad_rows(s, bad, row_offset=row_offset)
+    return DataValidationError(f"column {name!r}: {int(bad.sum())} value(s) cannot be read as {expected}: {detail}.",
+                               column=name, rows=rows)
+
+
+def _text_to_float(s: pd.Series, name: str, row_offset: int) -> np.ndarray:
+    values = parse_numbers(s)
+    bad = np.isnan(values) & s.notna().to_numpy()
+    if bad.any():
+        raise _unparseable(name, s, bad, "numbers", row_offset)
+    return values
+
+
+def numeric_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
+    """float64 with NaN for missing; bad values raise :class:`DataValidationError`."""
+    if s.isna().all():
+        return np.full(len(s), np.nan)
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_timedelta64_dtype(s.dtype):
+        values = s.dt.total_seconds().to_numpy(dtype=np.float64, na_value=np.nan)
+    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+        raise _wrong_type(name, s, "numbers", row_offset)
+    else:
+        values = _text_to_float(s, name, row_offset)
+    inf = np.isinf(values)
+    if inf.any():
+        raise _unparseable(name, s, inf, "finite numbers (infinity found)", row_offset)
+    return values
+
+
+def boolean_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
+    """0.0 / 1.0 with NaN for missing; anything else raises."""
+    if s.isna().all():
+        return np.full(len(s), np.nan)
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        values = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~np.isnan(values) & (values != 0) & (values != 1)
+        if bad.any():
+            raise _unparseable(name, s, bad, "true/false (training had a boolean; numbers must be 0 or 1)", row_offset)
+        return values
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        raise _wrong_type(name, s, "true/false values", row_offset)
+    text = s.astype(object).where(s.notna(), None)
+    lowered = text.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
+    values = np.full(len(s), np.nan)
+    is_true = lowered.isin(TRUE_STRINGS | {"1", True, 1}).to_numpy()
+    is_false = lowered.isin(FALSE_STRINGS | {"0", False, 0}).to_numpy()
+    values[is_true] = 1.0
+    values[is_false] = 0.0
+    bad = s.notna().to_numpy() & ~is_true & ~is_false
+    if bad.any():
+        raise _unparseable(name, s, bad, "true/false", row_offset)
+    return values
+
+
+def datetime_values(s: pd.Series, name: str, row_offset: int = 0) -> pd.Series:
+    """UTC ``datetime64`` with NaT for missing; numbers or unparseable text raise."""
+    if s.isna().all():
+        return pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns, UTC]")
+    if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
+        raise DataValidationError(
+            f"{_wrong_type(name, s, 'dates/times', row_offset)} Convert epoch numbers first, e.g. "
+            f"pd.to_datetime(df[{name!r}], unit='s').", column=name)
+    try:
+        parsed = parse_datetimes(s)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise DataValidationError(f"column {name!r} cannot be read as dates/times: {exc}", column=name) from None
+    bad = parsed.isna().to_numpy() & s.notna().to_numpy()
+    if bad.any():
+        raise _unparseable(name, s, bad, "dates/times (ISO 8601, e.g. 2024-05-01 13:45:00)", row_offset)
+    return parsed
+
+
+def category_values(s: pd.Series) -> pd.Series:
+    """Canonical text of each value (``"5"`` for 5 and 5.0), :data:`MISSING` for missing values."""
+    missing = s.isna().to_numpy()
+    if pd.api.types.is_string_dtype(s.dtype) and not s.dtype == object:
+        out = s.astype(object)
+    elif pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
+        out = s.astype(object).map(str)
+    elif pd.api.types.is_float_dtype(s.dtype):
+        out = s.map(_canonical_scalar)
+    else:
+        out = s.astype(object).map(_canonical_scalar)
+    out = out.astype(object)
+    out[missing] = MISSING
+    return out
+
+
+def _canonical_scalar(v: Any) -> Any:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (bool, np.bool_)):
+        return str(bool(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        if math.isnan(v):
+            return None
+        return str(int(v)) if float(v).is_integer() and abs(v) < 2**63 else repr(float(v))
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
+    return str(v)
+
+
+def _circle(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
+    angle = 2.0 * np.pi * values / period
+    return np.sin(angle), np.cos(angle)
+
+
+def _datetime_raw(ts: pd.Series, features: list[str]) -> dict[str, np.ndarray]:
+    """Raw derived quantities (NaN where missing): hour (fractional), dayofweek, month (fractional), unix days."""
+    out = {}
+    dt = ts.dt
+    for f in features:
+        if f == "hour":
+            v = dt.hour + dt.minute / 60.0 + dt.second / 3600.0
+        elif f == "dayofweek":
+            v = dt.day_of_week + (dt.hour / 24.0)
+        elif f == "month":
+            v = (dt.month - 1) + (dt.day - 1) / dt.days_in_month
+        else:  # unix days
+            v = (ts - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
+        out[f] = pd.Series(v).to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
+_PERIODS = {"hour": 24.0, "dayofweek": 7.0, "month": 12.0}
+
+
+# --------------------------------------------------------------------------- scaling
+def _fit_scaling(Z: np.ndarray, kind: str | None) -> tuple[np.ndarray, np.ndarray]:
+    d = Z.shape[1]
+    if kind is None or Z.shape[0] == 0:
+        return np.zeros(d), np.ones(d)
+    if kind == "standard":
+        center, scale = Z.mean(axis=0), Z.std(axis=0)
+    elif kind == "robust":
+        q1, med, q3 = np.percentile(Z, [25, 50, 75], axis=0)
+        center, scale = med, (q3 - q1) / 1.349  # IQR of a standard normal
+        scale = np.where(scale > 1e-12, scale, Z.std(axis=0))
+    else:
+        lo, hi = Z.min(axis=0), Z.max(axis=0)
+        center, scale = lo, hi - lo
+    scale = np.where(scale > 1e-12, scale, 1.0)
+    return center.astype(np.float64), scale.astype(np.float64)
+
+
+# --------------------------------------------------------------------------- the preprocessor
+class TabularPreprocessor(TransformerMixin, BaseEstimator):
+    """Impute, encode and scale a mixed table into a float matrix (see the module docstring).
+
+    Parameters
+    ----------
+    schema:
+        a :class:`~deepad.data.Schema` (or its dict form); ``None`` infers it
+        from the training table with ``exclude`` and ``types``.
+    exclude, types:
+        passed to :func:`~deepad.data.infer_schema` when ``schema`` is ``None``.
+    scaling:
+        ``"standard"`` (default), ``"robust"`` (median / IQR; for heavy tails),
+        ``"minmax"`` or ``None``.  Applies to numeric, datetime and frequency
+        features; indicators and one-hot columns stay 0/1.
+    max_categories:
+        most one-hot columns per categorical column (besides ``__other__``).
+    min_category_count:
+        a value needs this many training rows to get its own one-hot column.
+    datetime_features:
+        any of ``"hour"``, ``"dayofweek"``, ``"month"``, ``"unix"``.
+    """
+
+    def __init__(self, schema: Mapping | None = None, *, exclude=(), types: Mapping[str, str] | None = None,
+                 scaling: str | None = "standard", max_categories: int = 20, min_category_count: int = 5,
+                 datetime_features=("hour", "dayofweek", "month")):
+        self.schema = schema
+        self.exclude = exclude
+        self.types = types
+        self.scaling = scaling
+        self.max_categories = max_categories
+        self.min_category_count = min_category_count
+        self.datetime_features = datetime_features
+
+    # ------------------------------------------------------------------ fit
+    def _check_params(self) -> None:
+        if self.scaling not in _SCALINGS:
+            raise ValueError(f"scaling must be one of {_SCALINGS}, got {self.scaling!r}.")
+        if not (isinstance(self.max_categories, (int, np.integer)) and self.max_categories >= 1):
+            raise ValueError(f"max_categories must be a positive integer, got {self.max_categories!r}.")
+        if not (isinstance(self.min_category_count, (int, np.integer)) and self.min_category_count >= 1):
+            raise ValueError(f"min_category_count must be a positive integer, got {self.min_category_count!r}.")
+        feats = list(self.datetime_features or ())
+        bad = [f for f in feats if f not in _DATETIME_FEATURES]
+        if bad or not feats:
+            raise ValueError(f"datetime_features must be a non-empty subset of {_DATETIME_FEATURES}, got {feats}.")
+
+    def fit(self, X, y=None):
+        self.fit_transform(X)
+        return self
+
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        """Fit on the training table and return its transformed matrix."""
+        from deepad.data.readers import to_frame
+
+        self._check_params()
+        df = to_frame(X)
+        if len(df) == 0:
+            raise ValueError("X is empty: the training table has no rows.")
+        schema = (Schema.from_dict(self.schema) if self.schema is not None
+                  else infer_schema(df, exclude=self.exclude, types=self.types))
+        missing = [c for c in schema.feature_columns if c not in df.columns]
+        if missing:
+            raise DataValidationError(f"the table lacks column(s) {missing} named in the schema.", column=missing[0])
+        n = len(df)
+        columns: list[dict[str, Any]] = []
+        for name in schema.feature_columns:
+            kind = schema.kinds[name]
+            s = df[name]
+            entry: dict[str, Any] = {"name": name, "kind": kind}
+            if kind == "numeric":
+                v = numeric_values(s, name)
+                entry.update(fill=float(np.nanmedian(v)) if not np.isnan(v).all() else 0.0,
+                             indicator=bool(np.isnan(v).any()))
+            elif kind == "boolean":
+                v = boolean_values(s, name)
+                mean = np.nanmean(v) if not np.isnan(v).all() else 0.0
+                entry.update(fill=float(mean >= 0.5), indicator=bool(np.isnan(v).any()))
+            elif kind == "datetime":
+                ts = datetime_values(s, name)
+                feats = list(self.datetime_features)
+                raw = _datetime_raw(ts, feats)
+                entry.update(features=feats,
+                             fill=[float(np.nanmedian(raw[f])) if not np.isnan(raw[f]).all() else 0.0 for f in feats],
+                             indicator=bool(ts.isna().any()))
+            else:  # categorical
+                counts = category_values(s).value_counts(sort=False)
+                order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                top = [k for k, c in order if c >= self.min_category_count][: int(self.max_categories)]
+                entry.update(categories=top, levels=[k for k, _ in order], counts=[int(c) for _, c in order],
+                             frequency=len(order) > int(self.max_categories), n_rows=n)
+            columns.append(entry)
+        self.schema_ = schema
+        self.columns_ = columns
+        self._build_layout()
+        self.center_ = np.zeros(self.n_features_out_)
+        self.scale_ = np.ones(self.n_features_out_)
+        Z = self._encode(df, row_offset=0, report=None)
+        cont = np.asarray(self.continuous_, dtype=bool)
+        center, scale = _fit_scaling(Z[:, cont], self.scaling)
+        self.center_[cont] = center
+        self.scale_[cont] = scale
+        Z[:, cont] = (Z[:, cont] - center) / scale
+        self.n_rows_fit_ = n
+        return np.ascontiguousarray(Z)
+
+    def _build_layout(self) -> None:
+        names, sources, continuous = [], [], []
+
+        def add(feature: str, source: str, is_continuous: bool) -> None:
+            names.append(feature)
+            sources.append(source)
+            continuous.append(is_continuous)
+
+        for col in self.columns_:
+            name, kind = col["name"], col["kind"]
+            if kind in ("numeric", "boolean"):
+                add(name, name, kind == "numeric")
+            elif kind == "datetime":
+                for f in col["features"]:
+                    if f in _PERIODS:
+                        add(f"{name}__{f}_sin", name, True)
+                        add(f"{name}__{f}_cos", name, True)
+                    else:
+                        add(f"{name}__{f}", name, True)
+            else:
+                for c in col["categories"]:
+                    add(f"{name}={c}", name, False)
+                add(f"{name}={OTHER}", name, False)
+                if col["frequency"]:
+                    add(f"{name}__logfreq", name, True)
+            if col.get("indicator"):
+                add(f"{name}__missing", name, False)
+        self.feature_names_out_ = names
+        self.feature_sources_ = sources
+        self.continuous_ = continuous
+        self.n_features_out_ = len(names)
+        self._lookup = None
+
+    def _lookups(self) -> dict[str, tuple]:
+        """Per categorical column: (levels as an Arrow array, level -> one-hot position, log frequencies, unseen)."""
+        import pyarrow as pa
+
+        if getattr(self, "_lookup", None) is None:
+            lookup = {}
+            for col in self.columns_:
+                if col["kind"] == "categorical":
+                    n = max(int(col["n_rows"]), 1)
+                    levels = list(col["levels"])
+                    k = len(col["categories"])
+                    # position in the one-hot block of each level; the extra last entry (index -1) is for unseen values
+                    onehot = np.full(len(levels) + 1, k, dtype=np.int64)
+                    where = {v: i for i, v in enumerate(levels)}
+                    for pos, c in enumerate(col["categories"]):
+                        onehot[where[c]] = pos
+                    log_freq = np.append(np.log(np.asarray(col["counts"], dtype=np.float64) / n), math.log(0.5 / n))
+                    lookup[col["name"]] = (pa.array(levels, type=pa.string()), onehot, log_freq)
+            self._lookup = lookup
+        return self._lookup
+
+    @staticmethod
+    def _level_codes(s: pd.Series, levels) -> tuple[np.ndarray, Any]:
+        """Index of each value in ``levels`` (-1 if unseen) and the values as an Arrow string array."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = None
+        if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
+            try:
+                arr = pa.array(s, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                arr = None
+            if arr is not None and not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+                arr = None
+        if arr is None:
+            arr = pa.array(category_values(s).to_numpy(dtype=object), type=pa.string())
+        arr = pc.fill_null(arr.cast(pa.string()), MISSING)
+        codes = pc.index_in(arr, value_set=levels)
+        return np.asarray(codes.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64), arr
+
+    # ------------------------------------------------------------------ transform
+    def _encode(self, df: pd.DataFrame, *, row_offset: int, report: ScoringReport | None) -> np.ndarray:
+        n = len(df)
+        # Column-major while filling column by column (contiguous writes); made row-major in transform.
+        Z = np.zeros((n, self.n_features_out_), dtype=np.float64, order="F")
+        j = 0
+        lookups = self._lookups()
+        for col in self.columns_:
+            name, kind = col["name"], col["kind"]
+            s = df[name]
+            if kind in ("numeric", "boolean"):
+                v = (numeric_values if kind == "numeric" else boolean_values)(s, name, row_offset)
+                miss = np.isnan(v)
+                Z[:, j] = np.where(miss, col["fill"], v)
+                j += 1
+            elif kind == "datetime":
+                ts = datetime_values(s, name, row_offset)
+                miss = ts.isna().to_numpy()
+                raw = _datetime_raw(ts, col["features"])
+                for f, fill in zip(col["features"], col["fill"]):
+                    v = np.where(np.isnan(raw[f]), fill, raw[f])
+                    if f in _PERIODS:
+                        Z[:, j], Z[:, j + 1] = _circle(v, _PERIODS[f])
+                        j += 2
+                    else:
+                        Z[:, j] = v
+                        j += 1
+            else:
+                levels, onehot, log_freq = lookups[name]
+                codes, text = self._level_codes(s, levels)
+                k = len(col["categories"])
+                Z[np.arange(n), j + onehot[codes]] = 1.0
+                j += k + 1
+                if col["frequency"]:
+                    Z[:, j] = log_freq[codes]
+                    j += 1
+                if report is not None:
+                    unseen = codes < 0
+                    if unseen.any():
+                        report.unseen[name] = report.unseen.get(name, 0) + int(unseen.sum())
+                        ex = report.unseen_examples.setdefault(name, [])
+                        for pos in np.flatnonzero(unseen)[:50]:
+                            u = text[int(pos)].as_py()
+                            if len(ex) < 3 and u not in ex:
+                                ex.append(u)
+                miss = None
+            if kind != "categorical":
+                if col.get("indicator"):
+                    Z[:, j] = miss
+                    j += 1
+                elif report is not None and miss.any():
+                    report.unexpected_missing[name] = report.unexpected_missing.get(name, 0) + int(miss.sum())
+        assert j == self.n_features_out_
+        return Z
+
+    def check_columns(self, columns) -> tuple[list[str], list[str]]:
+        """``(missing, extra)``: feature columns the table lacks, and table columns the schema does not know."""
+        check_is_fitted(self, "columns_")
+        columns = [str(c) for c in columns]
+        have = set(columns)
+        missing = [c["name"] for c in self.columns_ if c["name"] not in have]
+        known = set(self.schema_.names)
+        extra = [c for c in columns if c not in known]
+        return missing, extra
+
+    def transform(self, X, *, row_offset: int = 0, report: ScoringReport | None = None) -> np.ndarray:
+        """Encode a table with the fitted state; ``row_offset`` is added to row numbers in error messages."""
+        from deepad.data.readers import to_frame
+
+        check_is_fitted(self, "columns_")
+        df = to_frame(X)
+        missing, _ = self.check_columns(df.columns)
+        if missing:
+            raise DataValidationError(f"missing column(s) {missing}, which the model was trained on.",
+                                      column=missing[0])
+        if len(df) == 0:
+            raise ValueError("X is empty: the table has no rows.")
+        Z = self._encode(df, row_offset=row_offset, report=report)
+        Z -= self.center_
+        Z /= self.scale_
+        Z = np.ascontiguousarray(Z)
+        if report is not None:
+            report.rows += len(df)
+        return Z
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "columns_")
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+    def group_by_source(self, values, how: str = "sum") -> pd.DataFrame:
+        """Aggregate per-feature values ``(n, n_features_out)`` (e.g. reconstruction errors) per source column.
+
+        ``how`` is ``"sum"`` or ``"max"``.  Returns a DataFrame with one column per source column.
+        """
+        check_is_fitted(self, "columns_")
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] != self.n_features_out_:
+            raise ValueError(f"values must have shape (n, {self.n_features_out_}), got {values.shape}.")
+        if how not in ("sum", "max"):
+            raise ValueError(f"how must be 'sum' or 'max', got {how!r}.")
+        frame = pd.DataFrame(values, columns=self.feature_names_out_)
+        grouped = frame.T.groupby(np.asarray(self.feature_sources_), sort=False)
+        out = (grouped.sum() if how == "sum" else grouped.max()).T
+        return out[[c["name"] for c in self.columns_]]
+
+    # ------------------------------------------------------------------ persistence (no pickle)
+    def to_state(self) -> dict[str, Any]:
+        """The fitted state as plain JSON types (floats round-trip exactly through JSON)."""
+        check_is_fitted(self, "columns_")
+        params = self.get_params()
+        params["schema"] = dict(params["schema"]) if params["schema"] is not None else None
+        params["exclude"] = [params["exclude"]] if isinstance(params["exclude"], str) else list(params["exclude"] or ())
+        params["datetime_features"] = list(params["datetime_features"])
+        params["types"] = dict(params["types"]) if params["types"] is not None else None
+        return {
+            "version": _STATE_VERSION,
+            "params": params,
+            "schema": dict(self.schema_),
+            "columns": self.columns_,
+            "center": [float(v) for v in self.center_],
+            "scale": [float(v) for v in self.scale_],
+            "n_rows_fit": int(self.n_rows_fit_),
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> "TabularPreprocessor":
+        """Rebuild a fitted preprocessor from :meth:`to_state`'s output."""
+        if int(state.get("version", 0)) > _STATE_VERSION:
+            raise ValueError(f"preprocessor state version {state['version']} is newer than this deepad understands.")
+        params = dict(state["params"])
+        if params.get("datetime_features") is not None:
+            params["datetime_features"] = tuple(params["datetime_features"])
+        params["exclude"] = tuple(params.get("exclude") or ())
+        prep = cls(**params)
+        prep.schema_ = Schema.from_dict(state["schema"])
+        prep.columns_ = [dict(c) for c in state["columns"]]
+        prep._build_layout()
+        prep.center_ = np.asarray(state["center"], dtype=np.float64)
+        prep.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        prep.n_rows_fit_ = int(state["n_rows_fit"])
+        if prep.center_.shape != (prep.n_features_out_,) or prep.scale_.shape != (prep.n_features_out_,):
+            raise ValueError("preprocessor state is inconsistent: scaling arrays do not match the features.")
+        return prep

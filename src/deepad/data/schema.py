@@ -1,0 +1,336 @@
+"""What each column of a table is: inferred once from the training data, saved with the model.
+
+Kinds of column:
+
+``numeric``
+    integer or float columns, and text columns in which every value is a
+    number ("numbers stored as text").  Integer codes (ZIP codes, merchant
+    category codes) stay numeric unless declared ``categorical`` with
+    ``types``.
+``boolean``
+    bool columns, and text columns holding only true/false, yes/no, t/f, y/n
+    (any case).  0/1 integer columns stay numeric, which encodes them the same way.
+``datetime``
+    datetime columns (any time zone), and text columns in which every value
+    parses as an ISO 8601 date/time.  They become derived features -- see
+    :class:`~deepad.data.TabularPreprocessor`.
+``categorical``
+    every other text / category column.
+``id``
+    excluded from the features and passed through to ``deepad score``'s
+    output: a column is an id when every row has a distinct, non-missing
+    value and either (a) it holds integers or text and its name looks like
+    an identifier (``id``, ``transaction_id``, ``TransactionID``, ``uuid``,
+    ``row_key`` ...), or (b) it holds text -- a text column with no repeated
+    value cannot be learned from anyway, since every value at scoring time
+    would be unseen.
+``excluded``
+    named in ``exclude`` (or the label column), or with no value at all in
+    the training data.
+
+Inference fails loudly, never guesses silently, on a text column that is
+*almost* all numbers or dates (at least 90 % of its values parse): such a
+column usually holds a typo, and the message names the column and the
+first rows that do not parse.  Declare the column's type with ``types`` if
+the mix is intended.
+
+A :class:`Schema` is a ``dict`` (JSON-able as is), so it can be passed as
+a detector parameter and saved with the model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Schema", "infer_schema", "KINDS", "DataValidationError", "describe_bad_rows"]
+
+KINDS = ("numeric", "categorical", "boolean", "datetime", "id", "excluded")
+FEATURE_KINDS = ("numeric", "categorical", "boolean", "datetime")
+SCHEMA_FORMAT = "deepad-schema"
+SCHEMA_VERSION = 1
+
+TRUE_STRINGS = frozenset({"true", "t", "yes", "y"})
+FALSE_STRINGS = frozenset({"false", "f", "no", "n"})
+
+_ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "uid", "key", "pk"})
+_ID_NAMES = frozenset({"index", "rowid", "row_id", "row_number", "unnamed: 0", "level_0"})
+_ALMOST = 0.9  # share of parseable values above which a mixed column is an error, not a category
+
+
+class DataValidationError(ValueError):
+    """Values of a column cannot be used: the message names the column and the first bad rows."""
+
+    def __init__(self, message: str, *, column: str | None = None, rows: list[int] | None = None):
+        super().__init__(message)
+        self.column = column
+        self.rows = rows or []
+
+
+def describe_bad_rows(values: pd.Series, bad: np.ndarray, *, row_offset: int = 0, limit: int = 5) -> tuple[str, list[int]]:
+    """``"row 17 ('abc'), row 40 ('x') (2 of 2)"`` for the positions where ``bad`` is true."""
+    idx = np.flatnonzero(bad)
+    shown = idx[:limit]
+    parts = []
+    for i in shown:
+        v = values.iloc[int(i)]
+        text = repr(v if not isinstance(v, (np.generic,)) else v.item())
+        if len(text) > 40:
+            text = text[:37] + "..."
+        parts.append(f"row {int(i) + row_offset} ({text})")
+    more = f" (first {len(shown)} of {idx.size})" if idx.size > len(shown) else ""
+    return ", ".join(parts) + more, [int(i) + row_offset for i in shown]
+
+
+# --------------------------------------------------------------------------- the schema object
+class Schema(dict):
+    """Column kinds of a table, as a JSON-able ``dict``::
+
+        {"format": "deepad-schema", "version": 1,
+         "columns": [{"name": "amount", "kind": "numeric", "dtype": "float64", "reason": "..."}, ...]}
+
+    Build one with :func:`infer_schema` (or :meth:`from_dict` / :meth:`from_json`);
+    :attr:`kinds`, :attr:`feature_columns` and :attr:`id_columns` read it.
+    """
+
+    @classmethod
+    def from_columns(cls, columns: list[dict[str, Any]]) -> "Schema":
+        return cls({"format": SCHEMA_FORMAT, "version": SCHEMA_VERSION, "columns": [dict(c) for c in columns]})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Schema":
+        """Validate a schema dict (e.g. read back from JSON) and wrap it."""
+        if isinstance(data, Schema):
+            return data
+        if not isinstance(data, Mapping) or not isinstance(data.get("columns"), list):
+            raise ValueError("a schema is a dict with a 'columns' list (see deepad.data.infer_schema).")
+        if data.get("format", SCHEMA_FORMAT) != SCHEMA_FORMAT:
+            raise ValueError(f"not a deepad schema: format {data.get('format')!r}.")
+        if int(data.get("version", SCHEMA_VERSION)) > SCHEMA_VERSION:
+            raise ValueError(f"schema version {data['version']} is newer than this deepad understands.")
+        seen = set()
+        for col in data["columns"]:
+            if not isinstance(col, Mapping) or "name" not in col or "kind" not in col:
+                raise ValueError(f"schema column entries need 'name' and 'kind', got {col!r}.")
+            if col["kind"] not in KINDS:
+                raise ValueError(f"column {col['name']!r} has unknown kind {col['kind']!r}; kinds are {KINDS}.")
+            if col["name"] in seen:
+                raise ValueError(f"column {col['name']!r} appears twice in the schema.")
+            seen.add(col["name"])
+        return cls.from_columns(list(data["columns"]))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Schema":
+        return cls.from_dict(json.loads(text))
+
+    def to_json(self, **kwargs) -> str:
+        return json.dumps(self, **{"indent": 2, **kwargs})
+
+    @property
+    def columns(self) -> list[dict[str, Any]]:
+        return self["columns"]
+
+    @property
+    def names(self) -> list[str]:
+        return [c["name"] for c in self.columns]
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {c["name"]: c["kind"] for c in self.columns}
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c["name"] for c in self.columns if c["kind"] in FEATURE_KINDS]
+
+    @property
+    def id_columns(self) -> list[str]:
+        return [c["name"] for c in self.columns if c["kind"] == "id"]
+
+    def summary(self) -> str:
+        """One line per kind, e.g. ``numeric (3): amount, age, distance``."""
+        lines = []
+        for kind in KINDS:
+            names = [c["name"] for c in self.columns if c["kind"] == kind]
+            if names:
+                shown = ", ".join(names[:12]) + (f", ... (+{len(names) - 12})" if len(names) > 12 else "")
+                lines.append(f"{kind} ({len(names)}): {shown}")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- inference
+def _looks_like_id_name(name: str) -> bool:
+    if name.strip().lower() in _ID_NAMES:
+        return True
+    snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
+    snake = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", snake)
+    tokens = [t for t in re.split(r"[_\-\s.:/]+", snake.lower()) if t]
+    return bool(tokens) and (tokens[-1] in _ID_TOKENS or tokens[0] in _ID_TOKENS and len(tokens) > 1
+                             and tokens[0] != "key")
+
+
+def is_text(s: pd.Series) -> bool:
+    return pd.api.types.is_string_dtype(s.dtype) or s.dtype == object or isinstance(s.dtype, pd.CategoricalDtype)
+
+
+def parse_numbers(values: pd.Series) -> np.ndarray:
+    """Text to float64 with Arrow's parser (the one CSV reading uses); unparseable -> NaN, missing -> NaN."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        arr = None
+    if arr is None or not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = pa.array(values.astype(object).map(lambda v: None if _isna(v) else str(v)), type=pa.string())
+    try:
+        return np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # Slow path (only when something fails): value by value, through unique values.
+    uniques = pd.unique(values.dropna().astype(str))
+    table = {}
+    for u in uniques:
+        try:
+            table[u] = float(pc.cast(pa.array([u], type=pa.string()), pa.float64())[0].as_py())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
+            table[u] = np.nan
+    out = values.astype(object).map(lambda v: np.nan if v is None or (isinstance(v, float) and np.isnan(v))
+                                    else table.get(str(v), np.nan))
+    return out.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _isna(v: Any) -> bool:
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # lists, arrays
+        return False
+
+
+def parse_datetimes(values: pd.Series) -> pd.Series:
+    """ISO 8601 text (or datetimes) to UTC ``datetime64``; unparseable -> NaT.  Naive values are taken as UTC."""
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.dt.tz_convert("UTC") if getattr(values.dt, "tz", None) is not None else values.dt.tz_localize("UTC")
+    text = values.astype(object).where(values.notna(), None)
+    out = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    if out.isna().any() and text.notna().any():
+        # Date objects (from JSON/pyarrow) and mixed representations, one by one.
+        retry = out.isna() & text.notna()
+        out.loc[retry] = pd.to_datetime(text[retry].map(lambda v: v if not isinstance(v, str) else None),
+                                        errors="coerce", utc=True)
+    return out
+
+
+def _dateish(text: pd.Series) -> pd.Series:
+    return text.str.contains(r"^\s*\d{4}-\d{1,2}-\d{1,2}", regex=True, na=False)
+
+
+def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
+    n = len(s)
+    dtype = str(s.dtype)
+    entry = {"name": name, "dtype": dtype}
+    nonnull = s.dropna()
+    if nonnull.empty:
+        return {**entry, "kind": "excluded", "reason": "no values in the training data"}
+    unique_per_row = len(nonnull) == n and n > 1 and nonnull.nunique() == n
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return {**entry, "kind": "boolean", "reason": "bool column"}
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return {**entry, "kind": "datetime", "reason": "datetime column"}
+    if pd.api.types.is_timedelta64_dtype(s.dtype):
+        return {**entry, "kind": "numeric", "reason": "duration (seconds)"}
+    if pd.api.types.is_integer_dtype(s.dtype) and unique_per_row and _looks_like_id_name(name):
+        return {**entry, "kind": "id", "reason": "id-like name, a distinct integer on every row"}
+    if pd.api.types.is_numeric_dtype(s.dtype):
+        return {**entry, "kind": "numeric", "reason": "numeric column"}
+    if not is_text(s):
+        raise DataValidationError(f"column {name!r} has type {dtype}, which deepad cannot use; "
+                                  "exclude it or convert it.", column=name)
+    # Text (or Python objects: dates, mixed) from here on.
+    import datetime as _dt
+
+    if any(isinstance(v, (_dt.date, _dt.datetime, pd.Timestamp)) for v in nonnull.iloc[:100]):
+        return {**entry, "kind": "datetime", "reason": "date objects"}
+    if unique_per_row and _looks_like_id_name(name):
+        return {**entry, "kind": "id", "reason": "id-like name, a distinct value on every row"}
+    text = nonnull.astype(str)
+    lowered = pd.Series(pd.unique(text.str.strip().str.lower()))
+    if lowered.isin(TRUE_STRINGS | FALSE_STRINGS).all():
+        return {**entry, "kind": "boolean", "reason": "true/false text"}
+    numbers = parse_numbers(text)
+    ok = ~np.isnan(numbers)
+    if ok.all():
+        return {**entry, "kind": "numeric", "reason": "numbers stored as text"}
+    if ok.mean() >= _ALMOST:
+        detail, rows = describe_bad_rows(s, s.notna().to_numpy() & _nan_positions(s, numbers))
+        raise DataValidationError(f"column {name!r} looks numeric ({int(ok.sum())} of {ok.size} values are numbers) but "
+                                  f"some values are not: {detail}. Fix them, or declare the column's type, "
+                                  f"e.g. types={{{name!r}: 'categorical'}} (CLI: --type {name}=categorical).",
+                                  column=name, rows=rows)
+    sample = text.iloc[:2000]
+    if _dateish(sample).mean() >= _ALMOST:
+        parsed = parse_datetimes(text)
+        good = parsed.notna().to_numpy()
+        if good.all():
+            return {**entry, "kind": "datetime", "reason": "ISO 8601 date/time text"}
+        if good.mean() >= _ALMOST:
+            full = np.zeros(n, dtype=bool)
+            full[np.flatnonzero(s.notna().to_numpy())[~good]] = True
+            detail, rows = describe_bad_rows(s, full)
+            raise DataValidationError(f"column {name!r} looks like dates/times ({int(good.sum())} of {good.size} values "
+                                      "parse as ISO 8601) "
+                                      f"but some values do not: {detail}. Fix them, or declare the column's type, "
+                                      f"e.g. types={{{name!r}: 'categorical'}} (CLI: --type {name}=categorical).",
+                                      column=name, rows=rows)
+    if unique_per_row:
+        return {**entry, "kind": "id", "reason": "a distinct text value on every row (nothing to learn from)"}
+    return {**entry, "kind": "categorical", "reason": "text column"}
+
+
+def _nan_positions(s: pd.Series, parsed_nonnull: np.ndarray) -> np.ndarray:
+    full = np.zeros(len(s), dtype=bool)
+    full[np.flatnonzero(s.notna().to_numpy())[np.isnan(parsed_nonnull)]] = True
+    return full
+
+
+def infer_schema(data: Any, *, exclude: Iterable[str] = (), types: Mapping[str, str] | None = None,
+                 label: str | None = None) -> Schema:
+    """Infer each column's kind (see the module docstring) from a training table.
+
+    ``exclude`` lists columns to leave out of the features; ``label`` names a
+    label column (also left out); ``types`` overrides the inferred kind of
+    named columns (``{"mcc": "categorical", "user": "id"}``).  Naming a column
+    the table lacks is an error.
+    """
+    from deepad.data.readers import to_frame
+
+    df = to_frame(data)
+    columns = list(df.columns)
+    exclude = [exclude] if isinstance(exclude, str) else list(exclude or ())
+    types = dict(types or {})
+    for what, names in (("exclude", exclude), ("types", list(types)), ("label", [label] if label else [])):
+        unknown = [c for c in names if c not in columns]
+        if unknown:
+            raise ValueError(f"{what} names column(s) {unknown} that the data does not have; "
+                             f"its columns are {columns[:30]}{' ...' if len(columns) > 30 else ''}.")
+    for name, kind in types.items():
+        if kind not in KINDS:
+            raise ValueError(f"types[{name!r}] = {kind!r} is not a column kind; choose one of {KINDS}.")
+    entries = []
+    for name in columns:
+        if name == label:
+            entries.append({"name": name, "dtype": str(df[name].dtype), "kind": "excluded", "reason": "label column"})
+        elif name in exclude:
+            entries.append({"name": name, "dtype": str(df[name].dtype), "kind": "excluded", "reason": "excluded by user"})
+        elif name in types:
+            entries.append({"name": name, "dtype": str(df[name].dtype), "kind": types[name], "reason": "declared by user"})
+        else:
+            entries.append(_infer_one(name, df[name]))
+    schema = Schema.from_columns(entries)
+    if not schema.feature_columns:
+        raise ValueError(f"no feature columns left: {schema.summary() or 'the table has no columns'}.")
+    return schema
