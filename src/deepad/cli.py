@@ -81,6 +81,50 @@ def demo(
         typer.echo(f"{rank:>4} {i:>5} {scores[i]:>10.4g} {p[i]:>8.4f} {'anom' if y_te[i] else 'normal':>6}")
 
 
+@app.command()
+def bench(
+    data: list[str] = typer.Argument(..., help="ADBench .npz files (arrays X, y), CSV/Parquet files with a label "
+                                               "column, or folders of them."),
+    detectors: str = typer.Option("DEFAULT", "--detectors", "-d",
+                                  help='Comma-separated: deepad names (AutoEncoder, DEFAULT), class paths '
+                                       '(pyod.models.iforest.IForest, xgboost.XGBClassifier), each optionally '
+                                       'with JSON params: \'KNN:{"n_neighbors":10}\'.'),
+    setting: str = typer.Option("oneclass", help="unsupervised, oneclass or weak (comma-separated for several)."),
+    seeds: str = typer.Option("3", help="Number of seeds (3 = seeds 0,1,2) or a comma-separated list."),
+    out: str = typer.Option(..., "--out", "-o", help="Output folder (results.csv, summary.md, plots); "
+                                                     "re-running with the same folder resumes."),
+    timeout: float = typer.Option(3600.0, help="Seconds allowed per run; a run over it is recorded as a time-out."),
+    threads: int = typer.Option(1, help="CPU threads per run (torch, BLAS/OpenMP, n_jobs)."),
+    jobs: int = typer.Option(1, help="Runs in parallel."),
+    max_rows: int = typer.Option(10000, help="Subsample (stratified) larger data sets to this many rows."),
+    labelled: str = typer.Option(None, help="Weak setting: fractions of train anomalies labelled, e.g. 0.01,0.05."),
+    labelled_count: str = typer.Option(None, help="Weak setting: numbers of train anomalies labelled, e.g. 5,10."),
+    label: str = typer.Option("label", help="Label column of CSV/Parquet files (1 = anomaly)."),
+    retry_errors: bool = typer.Option(False, help="Re-run runs recorded as errors or time-outs."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+) -> None:
+    """Benchmark detectors on labelled data under a fixed, documented protocol (see deepad.bench.protocol).
+
+    Each (data set, detector, setting, seed) runs in its own process; results
+    are appended to OUT/results.csv as they finish, and OUT/summary.md and
+    OUT/plot_<setting>.png summarise them.
+    """
+    import os
+
+    from deepad.bench import BenchmarkError, run_benchmark
+
+    try:
+        df = run_benchmark(data, detectors, setting=setting, seeds=seeds, out=out, labelled=labelled,
+                           labelled_count=labelled_count, max_rows=max_rows, timeout=timeout, threads=threads,
+                           jobs=jobs, label=label, retry_errors=retry_errors,
+                           quiet=quiet or os.environ.get("DEEPAD_QUIET") == "1")
+    except BenchmarkError as exc:
+        fail(str(exc))
+    n_ok = int((df["status"] == "ok").sum()) if len(df) else 0
+    typer.echo(f"{len(df)} runs: {n_ok} ok, {len(df) - n_ok} failed.  Results: {os.path.join(out, 'results.csv')}  "
+               f"Summary: {os.path.join(out, 'summary.md')}")
+
+
 # --------------------------------------------------------------------------- train / score / info on real tables
 def _quiet() -> bool:
     import os
