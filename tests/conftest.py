@@ -16,6 +16,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 FAST_PARAMS: dict[str, dict] = {
     "AutoEncoder": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
     # --- add new detectors below this line ---
+    "DeepSAD": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
+    "DevNet": dict(epochs=50, batch_size=64),
     "IsolationForest": dict(n_estimators=50),
     "KNN": dict(n_neighbors=5),
     "LOF": dict(n_neighbors=20),

@@ -4,8 +4,10 @@ from deepad.detectors.autoencoder import AutoEncoder
 from deepad.detectors.classical import KNN, LOF, PCA, IsolationForest, Mahalanobis, OneClassSVM
 from deepad.detectors.ecod import ECOD
 from deepad.detectors.pyod_adapter import PyODDetector
+from deepad.detectors.deep_sad import DeepSAD
+from deepad.detectors.devnet import DevNet
 
 DEFAULT = AutoEncoder
 
 __all__ = ["AutoEncoder", "IsolationForest", "KNN", "LOF", "OneClassSVM", "PCA", "Mahalanobis", "ECOD",
-           "PyODDetector", "DEFAULT"]
+           "PyODDetector", "DeepSAD", "DevNet", "DEFAULT"]
