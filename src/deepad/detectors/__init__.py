@@ -6,8 +6,10 @@ from deepad.detectors.ecod import ECOD
 from deepad.detectors.pyod_adapter import PyODDetector
 from deepad.detectors.deep_sad import DeepSAD
 from deepad.detectors.devnet import DevNet
+from deepad.detectors.deep_svdd import DeepSVDD
+from deepad.detectors.vae import VAE
 
 DEFAULT = AutoEncoder
 
 __all__ = ["AutoEncoder", "IsolationForest", "KNN", "LOF", "OneClassSVM", "PCA", "Mahalanobis", "ECOD",
-           "PyODDetector", "DeepSAD", "DevNet", "DEFAULT"]
+           "PyODDetector", "DeepSAD", "DevNet", "DeepSVDD", "VAE", "DEFAULT"]
