@@ -117,7 +117,7 @@ def validate_labels(y: Any, n_samples: int) -> np.ndarray:
     bad = ~np.isin(arr, (-1.0, 0.0, 1.0))
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds {arr[r]!r}.")
+        raise ValueError(f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds {float(arr[r]):g}.")
     return arr.astype(np.int64)
 
 
