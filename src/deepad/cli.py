@@ -17,13 +17,14 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 @app.callback()
 def _root(
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors (no progress bars)."),
+    ctx: typer.Context,
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors (no progress bars). "
+                                                            "DEEPAD_QUIET=1 in the environment does the same."),
 ) -> None:
     """deepad: deep anomaly detection."""
-    import os
-
-    if quiet:
-        os.environ["DEEPAD_QUIET"] = "1"
+    # Per invocation (the click context), not process-wide: an in-process caller running
+    # `deepad --quiet ...` and then `deepad ...` gets progress output back the second time.
+    ctx.ensure_object(dict)["quiet"] = bool(quiet)
 
 
 def fail(message: str) -> "typer.Exit":
@@ -117,7 +118,7 @@ def bench(
         df = run_benchmark(data, detectors, setting=setting, seeds=seeds, out=out, labelled=labelled,
                            labelled_count=labelled_count, max_rows=max_rows, timeout=timeout, threads=threads,
                            jobs=jobs, label=label, retry_errors=retry_errors,
-                           quiet=quiet or os.environ.get("DEEPAD_QUIET") == "1")
+                           quiet=quiet or _quiet())
     except BenchmarkError as exc:
         fail(str(exc))
     n_ok = int((df["status"] == "ok").sum()) if len(df) else 0
@@ -126,10 +127,22 @@ def bench(
 
 
 # --------------------------------------------------------------------------- train / score / info on real tables
+def _current_context():
+    """The running command's context (typer >= 0.2x vendors click as ``typer._click``; older typer uses click)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - typer built on the click package
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
 def _quiet() -> bool:
+    """``--quiet`` of this invocation (the root context's object), or DEEPAD_QUIET=1 in the user's environment."""
     import os
 
-    return os.environ.get("DEEPAD_QUIET") == "1"
+    ctx = _current_context()
+    obj = ctx.find_root().obj if ctx is not None else None
+    return bool(isinstance(obj, dict) and obj.get("quiet")) or os.environ.get("DEEPAD_QUIET") == "1"
 
 
 def _say(message: str) -> None:
@@ -197,6 +210,86 @@ def _split_names(values: list[str] | None) -> list[str]:
     return [v.strip() for item in (values or []) for v in item.split(",") if v.strip()]
 
 
+def _threshold_rule(threshold, contamination, fpr, pot_risk, calibration_fraction) -> str:
+    """`deepad train`'s threshold options, checked: the rule's name (contamination, fpr or pot)."""
+    import math
+
+    method = (threshold or ("fpr" if fpr is not None else "contamination")).strip().lower()
+    if method not in ("contamination", "fpr", "pot"):
+        fail(f"--threshold must be contamination, fpr or pot, got {threshold!r}.")
+    if method != "fpr" and fpr is not None:
+        fail(f"--fpr goes with --threshold fpr, not --threshold {method}.")
+    if method != "pot" and pot_risk is not None:
+        fail(f"--pot-risk goes with --threshold pot, not --threshold {method}.")
+    if method != "contamination" and contamination is not None:
+        fail(f"--contamination goes with --threshold contamination; --threshold {method} sets the threshold "
+             f"without a contamination guess.")
+    if fpr is not None and not 0.0 < fpr < 1.0:
+        fail(f"--fpr must be in (0, 1), got {fpr}.")
+    if pot_risk is not None and not 0.0 < pot_risk < 1.0:
+        fail(f"--pot-risk must be in (0, 1), got {pot_risk}.")
+    if not (math.isfinite(calibration_fraction) and 0.0 <= calibration_fraction < 1.0):
+        fail(f"--calibration-fraction must be in [0, 1), got {calibration_fraction}.")
+    return method
+
+
+def _tracking_callbacks(tensorboard: str | None, cls) -> dict:
+    """``fit`` keyword arguments for --tensorboard (neural detectors only)."""
+    if not tensorboard:
+        return {}
+    from deepad.detectors._neural import NeuralDetector
+
+    if not issubclass(cls, NeuralDetector):
+        fail(f"--tensorboard logs the training losses of neural detectors; {cls.__name__} is not one.")
+    try:
+        import tensorboard as _tb  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        fail("--tensorboard needs the tracking extra: pip install 'deepad[tracking]'")
+    from deepad.training import TensorBoardLogger
+
+    return {"callbacks": [TensorBoardLogger(tensorboard)]}
+
+
+def _calibration_split(df, y, fraction: float, seed: int):
+    """``(fit rows, held-out calibration rows or None, labels of the fit rows)``; known anomalies always fit."""
+    import numpy as np
+
+    if not fraction:
+        return df, None, y
+    candidates = np.arange(len(df)) if y is None else np.flatnonzero(~(y == 1))
+    n_cal = min(int(round(fraction * len(df))), len(candidates))
+    if n_cal < 20:
+        fail(f"--calibration-fraction {fraction:g} holds out {n_cal} clean rows of {len(df):,}; at least 20 are "
+             f"needed for calibrated p-values. Raise it or train on more rows.")
+    if len(df) - n_cal < 20:
+        fail(f"--calibration-fraction {fraction:g} leaves only {len(df) - n_cal} rows to train on.")
+    held = np.zeros(len(df), dtype=bool)
+    held[np.random.default_rng(seed).choice(candidates, size=n_cal, replace=False)] = True
+    return df[~held].reset_index(drop=True), df[held].reset_index(drop=True), None if y is None else y[~held]
+
+
+def _apply_threshold_rule(model, method: str, fpr, pot_risk, *, default: bool) -> None:
+    """Set the threshold by ``method`` and store the rule and its reason in ``model.threshold_method_``."""
+    from deepad.report.fingerprint import threshold_reason
+
+    calibrated = getattr(model, "calibration_scores_", None) is not None
+    n_ref = len(model.calibration_scores_) if calibrated else len(model.decision_scores_)
+    if method == "fpr":
+        value, key = (0.01 if fpr is None else fpr), "fpr"
+        model.set_threshold(fpr=value)
+    elif method == "pot":
+        value, key = (1e-3 if pot_risk is None else pot_risk), "pot_risk"
+        model.set_threshold(pot_risk=value)
+    else:
+        value, key = float(model.contamination), "contamination"
+        n_ref = len(model.decision_scores_)
+    reference = "calibration" if calibrated and key != "contamination" else "training"
+    model.threshold_method_ = {**model.threshold_method_, "reference": reference, "reference_rows": int(n_ref),
+                               "reason": threshold_reason(key, value, reference=reference, n_reference=n_ref,
+                                                          default=default)}
+
+
 @app.command()
 def train(
     data: str = typer.Argument(..., help="Training table: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
@@ -211,7 +304,22 @@ def train(
                                          "datetime, id, excluded); repeatable."),
     contamination: float = typer.Option(None, "--contamination", "-c",
                                         help="Flag this fraction of the training rows (default 0.1)."),
-    fpr: float = typer.Option(None, "--fpr", help="Instead: threshold for this false-positive rate on the training scores."),
+    fpr: float = typer.Option(None, "--fpr", help="Instead: threshold for this false-positive rate on the training scores "
+                                                  "(or the --calibration-fraction rows); implies --threshold fpr "
+                                                  "(default 0.01 there)."),
+    threshold: str = typer.Option(None, "--threshold",
+                                  help="Threshold rule: contamination (flag --contamination of the training rows; the "
+                                       "default), fpr (target false-positive rate --fpr) or pot (extreme-value "
+                                       "peaks-over-threshold tail fit at --pot-risk; needs no contamination guess). "
+                                       "Stored with the model and shown by `deepad info`."),
+    pot_risk: float = typer.Option(None, "--pot-risk", help="With --threshold pot: expected fraction of normal rows "
+                                                            "above the threshold (default 0.001)."),
+    calibration_fraction: float = typer.Option(0.0, "--calibration-fraction",
+                                               help="Hold out this fraction of the training rows (never known "
+                                                    "anomalies): fit on the rest, then p-values and fpr/pot "
+                                                    "thresholds use the held-out scores (conformal calibration)."),
+    tensorboard: str = typer.Option(None, "--tensorboard", help="Log a neural detector's per-epoch losses to this "
+                                                                "TensorBoard directory (pip install 'deepad[tracking]')."),
     params: str = typer.Option(None, "--params", "-p", help='Detector parameters as JSON, e.g. \'{"epochs": 50}\'.'),
     scaling: str = typer.Option("standard", "--scaling", help="standard, robust, minmax or none."),
     seed: int = typer.Option(0, "--seed", help="Random seed (when the detector has random_state and --params does not set it)."),
@@ -233,10 +341,12 @@ def train(
 
     if contamination is not None and fpr is not None:
         fail("give --contamination or --fpr, not both.")
+    method = _threshold_rule(threshold, contamination, fpr, pot_risk, calibration_fraction)
     if _same_file(Path(data), Path(output)):
         fail(f"the model directory {output} is the data file {data}.")
     cls = _detector_class(detector)
     kwargs = _detector_params(params, cls)
+    fit_params = _tracking_callbacks(tensorboard, cls)
     type_map = {}
     for item in _split_names(types):
         col, sep, kind = item.partition("=")
@@ -256,6 +366,7 @@ def train(
     with _UserErrors(f"{data}: "):
         schema = infer_schema(df, exclude=[c for c in excluded if c != label_column], types=type_map,
                               label=label_column)
+    df, df_cal, y = _calibration_split(df, y, calibration_fraction, seed)
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
     inner = cls(**kwargs)
@@ -271,9 +382,10 @@ def train(
     t0 = time.perf_counter()
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        model.fit(df, np.where(np.isnan(y), -1, y) if use_labels else None)
-        if fpr is not None:
-            model.set_threshold(fpr=fpr)
+        model.fit(df, np.where(np.isnan(y), -1, y) if use_labels else None, **fit_params)
+        if df_cal is not None:
+            model.calibrate(df_cal)
+        _apply_threshold_rule(model, method, fpr, pot_risk, default=threshold is None and fpr is None)
     seconds = time.perf_counter() - t0
     if "verbose" in inner_params and "verbose" not in kwargs:  # progress bars were for this run only
         model.detector_.set_params(verbose=False)
@@ -281,6 +393,11 @@ def train(
     n_flag = int(model.labels_.sum())
     typer.echo(f"Trained {cls.__name__} on {len(df):,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
                f"threshold {model.threshold_:.4g} flags {n_flag:,} training rows ({n_flag / len(df):.2%}).")
+    _say(f"Threshold rule: {model.threshold_method_['reason']}")
+    if df_cal is not None:
+        _say(f"Calibrated p-values on {len(df_cal):,} held-out rows.")
+    if tensorboard:
+        _say(f"TensorBoard logs in {tensorboard} (tensorboard --logdir {tensorboard}).")
     if y is not None:
         from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -304,6 +421,11 @@ def score(
     data: str = typer.Argument(..., help="Table to score: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Output file, .csv or .parquet (written atomically)."),
     batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows scored per chunk (bounds memory)."),
+    explain: bool = typer.Option(False, "--explain/--no-explain",
+                                 help="Add a top_features column: for rows flagged as anomalies, the --top columns "
+                                      "that raised the score most (empty for other rows, so the cost grows with the "
+                                      "flagged rows only). Off by default to keep the output's columns stable."),
+    top: int = typer.Option(3, "--top", min=1, help="With --explain: columns listed per flagged row."),
 ) -> None:
     """Score DATA with a saved model; write its id columns plus score, p_value and is_anomaly to OUTPUT.
 
@@ -319,7 +441,8 @@ def score(
         output_format(output)
         model = deepad.load(model_dir)
     with _UserErrors(f"{data}: "):
-        summary = score_file(model, data, output, batch_size=batch_rows, progress=not _quiet())
+        summary = score_file(model, data, output, batch_size=batch_rows, progress=not _quiet(),
+                             explain_top=top if explain else 0)
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"Scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s): "
@@ -351,12 +474,165 @@ def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
         typer.echo("Columns:\n  " + model.schema_.summary().replace("\n", "\n  "))
     else:
         typer.echo(f"Trained on: {n_train:,} rows x {model.n_features_in_} features")
-    method = ", ".join(f"{k}={v}" for k, v in model.threshold_method_.items() if k != "method")
+    method = ", ".join(f"{k}={v}" for k, v in model.threshold_method_.items() if k not in ("method", "reason"))
     typer.echo(f"Threshold:  {model.threshold_:.6g} ({method or model.threshold_method_.get('method')}); "
                f"flags {int(model.labels_.sum()):,} training rows ({model.labels_.mean():.2%})")
+    from deepad.report.fingerprint import describe_threshold
+
+    typer.echo(f"Rule:       {describe_threshold(model)}")
+    if getattr(model, "calibration_scores_", None) is not None:
+        typer.echo(f"Calibrated: p-values against {len(model.calibration_scores_):,} held-out rows")
+    if getattr(model, "fitted_at_", None):
+        typer.echo(f"Trained at: {model.fitted_at_}")
     versions = getattr(model, "saved_versions_", {}) or {}
     if versions:
         typer.echo("Saved with: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+
+
+def _parse_rows(text: str) -> list[int]:
+    """``"0,5,17"`` or ``"10-20,33"`` -> row numbers (0-based, in the given order, duplicates dropped)."""
+    rows: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            span = range(int(lo), int(hi) + 1) if sep else [int(part)]
+        except ValueError:
+            fail(f"--rows expects 0-based row numbers or ranges like 0,5,17 or 10-20; got {part!r}.")
+        if sep and int(hi) < int(lo):
+            fail(f"--rows range {part!r} ends before it starts.")
+        if (int(lo) if sep else int(part)) < 0:
+            fail(f"--rows must be non-negative row numbers, got {part!r}.")
+        rows.extend(r for r in span if r not in rows)
+    if not rows:
+        fail("--rows is empty; give row numbers like 0,5,17.")
+    return rows
+
+
+def _read_rows(model, data: str, wanted: list[int]):
+    """The wanted data rows of DATA (in the given order), read chunk by chunk; exit 2 naming a row past the end."""
+    import pandas as pd
+
+    from deepad.data.readers import iter_batches, table_columns
+    from deepad.data.schema import DataValidationError
+    from deepad.pipeline import TabularDetector
+
+    with _UserErrors(f"{data}: "):
+        columns = table_columns(data)
+        if isinstance(model, TabularDetector):
+            missing, _ = model.preprocessor.check_columns(columns)
+            if missing:
+                raise DataValidationError(f"{data} lacks column(s) {missing}, which the model was trained on.",
+                                          column=missing[0])
+            schema = model.schema_
+            read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
+            text = read
+        else:
+            names = [str(c) for c in getattr(model, "feature_names_in_", [])]
+            read, text = (names or None), None
+        need, last, found, offset = set(wanted), max(wanted), {}, 0
+        for chunk in iter_batches(data, columns=read, text_columns=text):
+            for r in need.intersection(range(offset, offset + len(chunk))):
+                found[r] = chunk.iloc[[r - offset]]
+            offset += len(chunk)
+            if offset > last:
+                break
+    absent = [r for r in wanted if r not in found]
+    if absent:
+        fail(f"row {absent[0]} is out of range: {data} has {offset:,} data rows (0 to {offset - 1:,}).")
+    return pd.concat([found[r] for r in wanted]).set_axis(wanted, axis=0)
+
+
+@app.command("explain")
+def explain_rows(
+    model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
+    data: str = typer.Argument(..., help="Table holding the rows: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
+    rows: str = typer.Option(..., "--rows", "-r", help="0-based data rows (as in `deepad score`'s row column and "
+                                                       "error messages): 0,5,17 or ranges like 10-20."),
+    top: int = typer.Option(5, "--top", min=1, help="Contributing columns shown per row."),
+    method: str = typer.Option("auto", "--method", help="auto, reconstruction, integrated_gradients, tail or "
+                                                        "occlusion (see deepad.explain)."),
+) -> None:
+    """Show why rows of DATA score as they do: score, p-value, flag and the columns that raised the score most."""
+    import warnings
+
+    import numpy as np
+
+    import deepad
+    from deepad import thresholds
+    from deepad.explain import METHOD_DESCRIPTIONS, explain, top_feature_table
+    from deepad.pipeline import TabularDetector
+
+    wanted = _parse_rows(rows)
+    with _UserErrors():
+        model = deepad.load(model_dir)
+    frame = _read_rows(model, data, wanted)
+    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        scores = model.decision_function(frame)
+        attributions = explain(model, frame, top_k=top, method=method)
+    p = thresholds.conformal_p_values(model._p_value_reference, scores)
+    tabular = isinstance(model, TabularDetector)
+    ids = [c for c in model.schema_.id_columns if c in frame.columns] if tabular else []
+    how = attributions.attrs["method"]
+    typer.echo(f"Attributions: {how} ({METHOD_DESCRIPTIONS[how]}); positive values raised the score. "
+               f"Threshold {model.threshold_:.4g}.")
+    header = ["row", *ids, "score", "p_value", "anomaly", "rank", "column", "value", "attribution"]
+    lines = []
+    pos = {str(c): j for j, c in enumerate(attributions.columns)}
+    for k, (r, pairs) in enumerate(zip(wanted, top_feature_table(attributions, top))):
+        for rank, (column, value) in enumerate(pairs, 1):
+            raw = frame.iloc[k][column] if tabular else frame.iloc[k, pos[column]]
+            shown = "missing" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
+            first = rank == 1
+            lines.append([str(r) if first else "", *[str(frame.iloc[k][c]) if first else "" for c in ids],
+                          f"{scores[k]:.4g}" if first else "", f"{p[k]:.4g}" if first else "",
+                          ("yes" if scores[k] > model.threshold_ else "no") if first else "", str(rank), column,
+                          shown[:30], f"{value:+.4g}"])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    right = {"row", "score", "p_value", "rank", "attribution"}
+    fmt = lambda cells: "  ".join(c.rjust(w) if h in right else c.ljust(w)  # noqa: E731
+                                  for c, w, h in zip(cells, widths, header)).rstrip()
+    typer.echo(fmt(header))
+    for line in lines:
+        typer.echo(fmt(line))
+
+
+@app.command("report")
+def report(
+    model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
+    data: str = typer.Argument(..., help="Table to score and describe: .csv/.tsv, .parquet, .jsonl, .json, .npy, .npz."),
+    output: str = typer.Option(..., "--output", "-o", help="HTML file to write (atomically)."),
+    label_column: str = typer.Option(None, "--label-column", "-l",
+                                     help="Column of DATA with known labels (1/true = anomaly): adds ROC and "
+                                          "precision-recall curves; never scored."),
+    top: int = typer.Option(20, "--top", min=1, help="Top anomalies listed with their attributions."),
+) -> None:
+    """Write a self-contained HTML report: scores, threshold, ROC/PR, training curves, top anomalies, 2-D view."""
+    import warnings
+    from pathlib import Path
+
+    import deepad
+    from deepad.data.readers import read_table, table_columns
+    from deepad.pipeline import _same_file
+    from deepad.report import build_report
+
+    if Path(output).suffix.lower() not in (".html", ".htm"):
+        fail(f"the report {output} must end in .html.")
+    if _same_file(Path(data), Path(output)):
+        fail(f"the report {output} is the data file {data}.")
+    with _UserErrors():
+        model = deepad.load(model_dir)
+    with _UserErrors(f"{data}: "):
+        if label_column is not None and label_column not in table_columns(data):
+            fail(f"{data} has no label column {label_column!r}; its columns are {table_columns(data)[:20]}.")
+        frame = read_table(data)
+    _say(f"Read {data}: {len(frame):,} rows x {frame.shape[1]} columns.")
+    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        build_report(model, frame, label_column, output, top_n=top, data_name=data, model_name=model_dir)
+    typer.echo(f"Wrote {output}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -33,6 +33,7 @@ import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -178,6 +179,8 @@ class TabularDetector(BaseDetector):
         self.preprocessor_state_ = prep.to_state()
         self.__dict__["_prep"] = (self.preprocessor_state_, prep)
         self.n_features_out_ = prep.n_features_out_
+        # When the model was trained (UTC), for `deepad info` and reports.
+        self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     def _training_reference_scores(self, X) -> np.ndarray:
         # The wrapped detector's reference (leave-one-out for kNN-type detectors).
@@ -292,7 +295,8 @@ class _Writer:
 
 
 def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BATCH_ROWS,
-               progress: bool = False, on_chunk: Callable[[int], None] | None = None) -> ScoreSummary:
+               progress: bool = False, on_chunk: Callable[[int], None] | None = None,
+               explain_top: int = 0) -> ScoreSummary:
     """Score the table at ``source`` in chunks and write ids + ``score``, ``p_value``, ``is_anomaly`` to ``out``.
 
     ``out``'s extension picks CSV or Parquet.  The output holds the
@@ -303,6 +307,11 @@ def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BA
     renamed into place when complete, so an error or interruption leaves no
     partial output; ``out`` may not be ``source``.  Memory is bounded by
     ``batch_size`` rows, not by the file size.
+
+    ``explain_top=k > 0`` adds a ``top_features`` column: for rows flagged
+    as anomalies, the ``k`` source columns that raised the score most
+    (:func:`deepad.explain.explain`), separated by ``"; "``; empty for the
+    other rows, which keeps the cost proportional to the flagged rows.
     """
     check_is_fitted(model, "decision_scores_")
     source_path = Path(source) if isinstance(source, (str, os.PathLike)) else None
@@ -373,6 +382,9 @@ def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BA
             cols["score"] = pa.array(scores)
             cols["p_value"] = pa.array(p)
             cols["is_anomaly"] = pa.array(flags)
+            if explain_top:
+                cols["top_features"] = pa.array(_top_features_of_flagged(model, chunk, flags, explain_top),
+                                                type=pa.string())
             writer.write(pa.table(cols))
             offset += len(chunk)
             summary.flagged += int(flags.sum())
@@ -391,3 +403,16 @@ def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BA
     summary.seconds = time.perf_counter() - t0
     summary.notes.extend(report.notes())
     return summary
+
+
+def _top_features_of_flagged(model, chunk: pd.DataFrame, flags: np.ndarray, k: int) -> list[str | None]:
+    """``score_file(explain_top=k)``: top source columns of the flagged rows of a chunk, ``None`` for the rest."""
+    from deepad.explain import explain, top_features
+
+    out: list[str | None] = [None] * len(chunk)
+    rows = np.flatnonzero(flags)
+    if rows.size:
+        attributions = explain(model, chunk.iloc[rows], top_k=k)
+        for r, text in zip(rows, top_features(attributions, k, values=False)):
+            out[int(r)] = text
+    return out
