@@ -16,6 +16,8 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 FAST_PARAMS: dict[str, dict] = {
     "AutoEncoder": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
     # --- add new detectors below this line ---
+    "DAGMM": dict(epochs=20, hidden_dims=(16, 8), latent_dim=2, batch_size=64),
+    "ALAD": dict(epochs=10, hidden_dims=(16, 8), latent_dim=4, disc_hidden_dims=(32, 16), batch_size=64),
     "DeepSAD": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
     "DevNet": dict(epochs=50, batch_size=64),
     "IsolationForest": dict(n_estimators=50),

@@ -8,8 +8,10 @@ from deepad.detectors.deep_sad import DeepSAD
 from deepad.detectors.devnet import DevNet
 from deepad.detectors.deep_svdd import DeepSVDD
 from deepad.detectors.vae import VAE
+from deepad.detectors.dagmm import DAGMM
+from deepad.detectors.alad import ALAD
 
 DEFAULT = AutoEncoder
 
 __all__ = ["AutoEncoder", "IsolationForest", "KNN", "LOF", "OneClassSVM", "PCA", "Mahalanobis", "ECOD",
-           "PyODDetector", "DeepSAD", "DevNet", "DeepSVDD", "VAE", "DEFAULT"]
+           "PyODDetector", "DeepSAD", "DevNet", "DeepSVDD", "VAE", "DAGMM", "ALAD", "DEFAULT"]
