@@ -199,3 +199,13 @@ def test_fit_on_unavailable_device_fails_clearly(planted):
 def test_progress_bar_when_verbose(planted, capsys):
     D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "verbose": True, "epochs": 3}).fit(planted[0])
     assert "training" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", NEURAL)
+def test_values_beyond_float32_are_reported_not_turned_into_inf(name, planted):
+    X_train, X_test, _ = planted
+    det = getattr(D, name)(**{**FAST_PARAMS[name], "random_state": 0}).fit(X_train)
+    bad = X_test.copy()
+    bad[4, 2] = 1e300
+    with pytest.raises(ValueError, match="too large for this model at row 4, column 2"):
+        det.decision_function(bad)

@@ -99,7 +99,18 @@ class NeuralDetector(BaseDetector):
 
     # ------------------------------------------------------------------ shared implementation
     def _transform(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.scaler_center_) / self.scaler_scale_).astype(np.float32)
+        """Scale with the training statistics and cast to float32 (the networks' precision).
+
+        A finite float64 value can still be too large for float32; that is
+        reported with its location instead of turning into inf inside torch.
+        """
+        scaled = (X - self.scaler_center_) / self.scaler_scale_
+        too_large = np.abs(scaled) > np.finfo(np.float32).max
+        if too_large.any():
+            r, c = map(int, np.argwhere(too_large)[0])
+            raise ValueError(f"X has a value too large for this model at row {r}, column {c} ({X[r, c]:g}, "
+                             f"{scaled[r, c]:.3g} after scaling); check the units of that column.")
+        return scaled.astype(np.float32)
 
     def _make_trainer(self, device: torch.device, callbacks) -> Trainer:
         return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
