@@ -1,17 +1,65 @@
-"""All detectors, importable by class name.  ``DEFAULT`` names the recommended one."""
+"""All detectors, importable by class name.  ``DEFAULT`` names the recommended one.
 
-from deepad.detectors.autoencoder import AutoEncoder
-from deepad.detectors.classical import KNN, LOF, PCA, IsolationForest, Mahalanobis, OneClassSVM
-from deepad.detectors.ecod import ECOD
-from deepad.detectors.pyod_adapter import PyODDetector
-from deepad.detectors.deep_sad import DeepSAD
-from deepad.detectors.devnet import DevNet
-from deepad.detectors.deep_svdd import DeepSVDD
-from deepad.detectors.vae import VAE
-from deepad.detectors.dagmm import DAGMM
-from deepad.detectors.alad import ALAD
+Detectors are imported lazily (PEP 562): ``from deepad.detectors import KNN``
+loads scikit-learn but not torch, so classical detectors, the CLI and
+benchmark child processes start in a fraction of a second instead of paying
+torch's import time.
+"""
 
-DEFAULT = AutoEncoder
+from __future__ import annotations
 
-__all__ = ["AutoEncoder", "IsolationForest", "KNN", "LOF", "OneClassSVM", "PCA", "Mahalanobis", "ECOD",
-           "PyODDetector", "DeepSAD", "DevNet", "DeepSVDD", "VAE", "DAGMM", "ALAD", "DEFAULT"]
+import importlib
+from typing import TYPE_CHECKING
+
+#: class name -> module that defines it
+_WHERE = {
+    "AutoEncoder": "autoencoder",
+    "VAE": "vae",
+    "DeepSVDD": "deep_svdd",
+    "DAGMM": "dagmm",
+    "ALAD": "alad",
+    "DeepSAD": "deep_sad",
+    "DevNet": "devnet",
+    "IsolationForest": "classical",
+    "KNN": "classical",
+    "LOF": "classical",
+    "OneClassSVM": "classical",
+    "PCA": "classical",
+    "Mahalanobis": "classical",
+    "ECOD": "ecod",
+    "PyODDetector": "pyod_adapter",
+}
+#: the recommended detector's class name
+_DEFAULT = "AutoEncoder"
+
+__all__ = [*_WHERE, "DEFAULT"]
+
+
+def __getattr__(name: str):
+    if name == "DEFAULT":
+        name = _DEFAULT
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deepad.detectors' has no attribute {name!r}")
+    cls = getattr(importlib.import_module(f"deepad.detectors.{module}"), name)
+    globals()[name] = cls
+    return cls
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
+    from deepad.detectors.alad import ALAD
+    from deepad.detectors.autoencoder import AutoEncoder
+    from deepad.detectors.classical import KNN, LOF, PCA, IsolationForest, Mahalanobis, OneClassSVM
+    from deepad.detectors.dagmm import DAGMM
+    from deepad.detectors.deep_sad import DeepSAD
+    from deepad.detectors.deep_svdd import DeepSVDD
+    from deepad.detectors.devnet import DevNet
+    from deepad.detectors.ecod import ECOD
+    from deepad.detectors.pyod_adapter import PyODDetector
+    from deepad.detectors.vae import VAE
+
+    DEFAULT = AutoEncoder
