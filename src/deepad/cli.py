@@ -421,6 +421,10 @@ def score(
     data: str = typer.Argument(..., help="Table to score: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Output file, .csv or .parquet (written atomically)."),
     batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows scored per chunk (bounds memory)."),
+    engine: str = typer.Option("local", "--engine", help="local: this process. dask: Parquet in, partitions scored "
+                                                         "in parallel on Dask workers, OUTPUT a directory of parts."),
+    scheduler: str = typer.Option(None, "--scheduler", help="With --engine dask: scheduler address, e.g. "
+                                                            "tcp://host:8786 (default: a local cluster)."),
     explain: bool = typer.Option(False, "--explain/--no-explain",
                                  help="Add a top_features column: for rows flagged as anomalies, the --top columns "
                                       "that raised the score most (empty for other rows, so the cost grows with the "
@@ -437,6 +441,14 @@ def score(
     import deepad
     from deepad.pipeline import output_format, score_file
 
+    if explain and engine.lower() != "local":
+        fail("--explain works with --engine local; use `deepad explain` for chosen rows.")
+    if engine.lower() == "dask":
+        return _score_dask(model_dir, data, output, batch_rows, scheduler)
+    if engine.lower() != "local":
+        fail(f"--engine must be local or dask, got {engine!r}.")
+    if scheduler:
+        fail("--scheduler needs --engine dask.")
     with _UserErrors():
         output_format(output)
         model = deepad.load(model_dir)
@@ -447,6 +459,53 @@ def score(
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"Scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s): "
                f"{summary.flagged:,} flagged as anomalies (threshold {model.threshold_:.4g}). Wrote {output}")
+
+
+def _score_dask(model_dir: str, data: str, output: str, batch_rows: int, scheduler: str | None) -> None:
+    """`deepad score --engine dask`: see deepad.distributed."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        fail("--engine dask needs the dask extra: pip install 'deepad[dask]'")
+    from deepad.distributed import score_parquet
+
+    with _UserErrors(f"{data}: "):
+        summary = score_parquet(model_dir, data, output, scheduler=scheduler, batch_rows=batch_rows,
+                                progress=not _quiet())
+    for note in summary.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"Scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) on "
+               f"{summary.workers} Dask worker(s), {summary.partitions} partition(s): {summary.flagged:,} flagged as "
+               f"anomalies. Wrote {output}/part-*.parquet")
+
+
+@app.command()
+def serve(
+    models: str = typer.Argument(..., help="A model directory, or a directory whose sub-directories are models."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on. Beyond loopback an API key "
+                                                         "(--api-key-env) or --insecure is required."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each loads the models)."),
+    api_key_env: str = typer.Option(None, "--api-key-env", help="Name of the environment variable holding the API "
+                                                                "key clients must send as X-API-Key."),
+    insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback --host without an API key."),
+    max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="Largest request body (413 above)."),
+    reload_interval: float = typer.Option(2.0, "--reload-interval", min=0.0,
+                                          help="Seconds between checks for a new model version (0: off)."),
+) -> None:
+    """Serve saved models over HTTP (FastAPI/Uvicorn): POST /v1/score, GET /v1/model, /healthz, /readyz.
+
+    See docs/serving.md.  Needs the serve extra: pip install 'deepad[serve]'.
+    """
+    try:
+        from deepad.serve.app import ServeConfig, serve as run_server
+    except ImportError:
+        fail("deepad serve needs the serve extra: pip install 'deepad[serve]'")
+    cfg = ServeConfig(models=models, host=host, port=port, workers=workers, api_key_env=api_key_env,
+                      insecure=insecure, max_body_bytes=int(max_body_mb * 1024 * 1024),
+                      reload_interval=reload_interval, log_level="warning" if _quiet() else "info")
+    with _UserErrors():
+        run_server(cfg)
 
 
 @app.command()

@@ -1,0 +1,489 @@
+"""Batch scoring of large Parquet data on a Dask cluster: ``deepad score MODEL DATA -o OUT --engine dask``.
+
+Needs the ``dask`` extra: ``pip install 'deepad[dask]'``.
+
+How it works:
+
+1. The client reads only the Parquet *metadata* of ``source`` (a file or a
+   directory of ``.parquet`` files) and cuts it into partitions of whole
+   row groups (about ``partition_rows`` rows each), remembering each
+   partition's first global row number.
+2. Each partition is one task.  A worker reads its row groups, scores them
+   in chunks of ``batch_rows`` with exactly the code single-process
+   scoring uses (:meth:`TabularDetector.score_frame` and conformal
+   p-values), and writes ``part-NNNNN.parquet``.  The model is loaded once
+   per worker *process* and kept in a cache keyed by the model directory
+   and its fingerprint, so a worker scoring 100 partitions loads it once.
+3. When every part is written, the output directory is renamed into place
+   (a failed run leaves no partial output) with a ``_deepad_score.json``
+   summary; Parquet readers (pyarrow, pandas, Dask, Spark) skip files that
+   start with ``_``.
+
+The output has the same columns and values as ``deepad score``'s single
+file (id columns or a ``row`` column, ``score``, ``p_value``,
+``is_anomaly``), in input order across ``part-00000``, ``part-00001``, ...;
+scores are exactly equal, because deepad scoring does not depend on how
+rows are batched.
+
+A real cluster: ``--scheduler tcp://scheduler-host:8786``.  Every worker
+must have deepad (same version) installed and must be able to read the
+model directory, the input and the output directory's parent *at the same
+paths* as the client (a shared or network file system; paths are made
+absolute on the client).  Without ``--scheduler`` a
+:class:`~dask.distributed.LocalCluster` with one single-threaded worker
+process per core (at most 8) is started for the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["score_parquet", "plan_partitions", "Partition", "DaskScoreSummary", "SUMMARY_FILE"]
+
+SUMMARY_FILE = "_deepad_score.json"
+DEFAULT_PARTITION_ROWS = 500_000
+
+
+@dataclass(frozen=True)
+class Partition:
+    index: int
+    file: str
+    row_groups: tuple[int, ...]
+    row_offset: int
+    rows: int
+    skip: int = 0  # rows of the row groups to skip first (a row group larger than a partition is split)
+
+
+@dataclass
+class DaskScoreSummary:
+    rows: int = 0
+    flagged: int = 0
+    seconds: float = 0.0          # scoring, from the first task submitted to the last part written
+    startup_seconds: float = 0.0  # connecting to the scheduler / starting the local cluster
+    load_seconds: float = 0.0     # importing deepad and loading the model on every worker
+    output: str = ""
+    partitions: int = 0
+    workers: int = 0
+    model_loads: dict[str, int] = field(default_factory=dict)       # worker address -> loads of this model
+    peak_rss_bytes: dict[str, int] = field(default_factory=dict)    # worker address -> peak resident memory
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+# --------------------------------------------------------------------------- planning (client side)
+def _parquet_files(source: Path) -> list[Path]:
+    if source.is_dir():
+        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")
+                       and not any(part.startswith((".", "_")) for part in p.relative_to(source).parts))
+        if not files:
+            raise ValueError(f"{source} holds no .parquet files.")
+        return files
+    if not source.exists():
+        raise FileNotFoundError(f"{source}: no such file")
+    if source.suffix.lower() not in (".parquet", ".pq"):
+        raise ValueError(f"{source}: the dask engine reads Parquet (a .parquet file or a directory of them); "
+                         "convert the data first, or score it with the default engine.")
+    return [source]
+
+
+def plan_partitions(source: str | os.PathLike, partition_rows: int = DEFAULT_PARTITION_ROWS) -> list[Partition]:
+    """Partitions of at most ``partition_rows`` rows, with global row offsets.
+
+    Small row groups of a file are grouped together; a row group larger
+    than ``partition_rows`` is split into slices (each task then reads that
+    row group and keeps its slice), so a file written as one huge row group
+    is still scored in parallel.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if int(partition_rows) < 1:
+        raise ValueError(f"partition_rows must be a positive number of rows, got {partition_rows}.")
+    parts: list[Partition] = []
+    offset = 0
+    for file in _parquet_files(Path(source)):
+        try:
+            meta = pq.ParquetFile(file).metadata
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise ValueError(f"{file}: cannot read as Parquet: {exc}") from None
+        group: list[int] = []
+        rows = 0
+        for rg in range(meta.num_row_groups):
+            n = meta.row_group(rg).num_rows
+            if n == 0:
+                continue
+            if group and rows + n > partition_rows:
+                parts.append(Partition(len(parts), str(file), tuple(group), offset, rows))
+                offset += rows
+                group, rows = [], 0
+            if n > partition_rows:
+                for start in range(0, n, partition_rows):
+                    size = min(partition_rows, n - start)
+                    parts.append(Partition(len(parts), str(file), (rg,), offset, size, skip=start))
+                    offset += size
+                continue
+            group.append(rg)
+            rows += n
+        if group:
+            parts.append(Partition(len(parts), str(file), tuple(group), offset, rows))
+            offset += rows
+    if not parts:
+        raise ValueError(f"{source} has no data rows.")
+    return parts
+
+
+# --------------------------------------------------------------------------- the worker side
+_CACHE: dict[tuple, Any] = {}
+_CACHE_LOCK = threading.Lock()
+_LOADS: dict[str, int] = {}
+
+
+def _model_fingerprint(path: Path) -> tuple:
+    from deepad.persistence import CONFIG
+
+    d, c = os.stat(path), os.stat(path / CONFIG)
+    return (d.st_ino, d.st_mtime_ns, c.st_ino, c.st_mtime_ns, c.st_size)
+
+
+def _cached_model(model_dir: str, fingerprint: tuple):
+    """The model at ``model_dir``, loaded once per worker process (per version)."""
+    key = (model_dir, fingerprint)
+    model = _CACHE.get(key)
+    if model is not None:
+        return model
+    with _CACHE_LOCK:
+        model = _CACHE.get(key)
+        if model is None:
+            import deepad
+
+            if _model_fingerprint(Path(model_dir)) != fingerprint:
+                raise RuntimeError(f"the model at {model_dir} changed after scoring started; run again.")
+            model = deepad.load(model_dir)
+            for old in [k for k in _CACHE if k[0] == model_dir]:  # an older version of this model
+                del _CACHE[old]
+            _CACHE[key] = model
+            _LOADS[model_dir] = _LOADS.get(model_dir, 0) + 1
+    return model
+
+
+class _PartWriter:
+    """One output part: written to a hidden file in the run's directory, renamed when complete.
+
+    It never creates the directory: if the run failed and its directory was
+    removed while this task was still running, the task fails quietly
+    instead of leaving files behind.
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.tmp = out.with_name(f".{out.name}.tmp")
+        self.writer = None
+        self.schema = None
+
+    def write(self, table) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.writer is None:
+            # A column that is all-null in the first chunk would fix its type to null; use text then.
+            self.schema = pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
+                                     for f in table.schema])
+            self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
+        self.writer.write_table(table.cast(self.schema))
+
+    def commit(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:  # noqa: BLE001 - already failing
+            pass
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _preload(model_dir: str, fingerprint: tuple, sample: str | None = None, read: list[str] | None = None) -> int:
+    """Load the model on this worker and score a few rows of ``sample`` (warms every import and lazy set-up)."""
+    model = _cached_model(model_dir, fingerprint)
+    if sample is not None:
+        import pyarrow.parquet as pq
+
+        from deepad.data.readers import _arrow_to_pandas
+        from deepad.pipeline import TabularDetector
+
+        batch = next(pq.ParquetFile(sample).iter_batches(batch_size=64, columns=read))
+        rows = _arrow_to_pandas(batch)
+        if isinstance(model, TabularDetector):
+            model.score_frame(rows, warn_extra=False)
+        else:
+            model.decision_function(rows)
+    return os.getpid()
+
+
+def _peak_rss() -> int:
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_dir: str, read: list[str] | None,
+                     id_columns: list[str], batch_rows: int) -> dict[str, Any]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from deepad import thresholds as thr
+    from deepad.data.preprocessing import ScoringReport
+    from deepad.data.readers import _arrow_to_pandas
+    from deepad.pipeline import TabularDetector
+
+    model = _cached_model(model_dir, fingerprint)
+    tabular = isinstance(model, TabularDetector)
+    reference = model._p_value_reference
+    threshold = float(model.threshold_)
+    report = ScoringReport()
+    pf = pq.ParquetFile(part.file)
+    writer = _PartWriter(Path(out_dir) / f"part-{part.index:05d}.parquet")
+    flagged = done = 0
+    first, stop = part.skip, part.skip + part.rows
+    try:
+        pos = 0
+        for batch in pf.iter_batches(batch_size=batch_rows, row_groups=list(part.row_groups), columns=read):
+            b0, pos = pos, pos + batch.num_rows
+            if pos <= first:
+                continue
+            if b0 >= stop:
+                break
+            lo, hi = max(first - b0, 0), min(stop, pos) - b0
+            chunk = _arrow_to_pandas(batch.slice(lo, hi - lo))
+            offset = part.row_offset + b0 + lo - first
+            if tabular:
+                scores = model.score_frame(chunk, row_offset=offset, report=report, warn_extra=False)
+            else:
+                try:
+                    scores = model.decision_function(chunk)
+                except ValueError as exc:
+                    raise ValueError(f"rows {offset}-{offset + len(chunk) - 1}: {exc}") from None
+            p = thr.conformal_p_values(reference, scores)
+            flags = (scores > threshold).astype(np.int8)
+            cols: dict[str, Any] = {}
+            if id_columns:
+                for c in id_columns:
+                    cols[c] = pa.array(chunk[c], from_pandas=True)
+            else:
+                cols["row"] = pa.array(np.arange(offset, offset + len(chunk), dtype=np.int64))
+            cols["score"] = pa.array(scores)
+            cols["p_value"] = pa.array(p)
+            cols["is_anomaly"] = pa.array(flags)
+            writer.write(pa.table(cols))
+            flagged += int(flags.sum())
+            done += len(chunk)
+        if done != part.rows:
+            raise RuntimeError(f"{part.file} changed while it was being scored ({done} rows read, {part.rows} "
+                               "expected); run again.")
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    from distributed import get_worker
+
+    try:
+        address = get_worker().address
+    except ValueError:  # not on a worker (tests calling it directly)
+        address = f"pid-{os.getpid()}"
+    return {"index": part.index, "rows": done, "flagged": flagged, "report": asdict(report),
+            "worker": address, "loads": _LOADS.get(model_dir, 0), "peak_rss": _peak_rss()}
+
+
+# --------------------------------------------------------------------------- the driver
+def _merge_report(into, part: dict) -> None:
+    """Add a partition's :class:`ScoringReport` (as a dict) into ``into``: the run's notes read as one file's."""
+    into.rows += part["rows"]
+    for what in ("unseen", "unexpected_missing"):
+        totals = getattr(into, what)
+        for col, n in part[what].items():
+            totals[col] = totals.get(col, 0) + n
+    for col, values in part["unseen_examples"].items():
+        ex = into.unseen_examples.setdefault(col, [])
+        for v in values:
+            if v not in ex and len(ex) < 3:
+                ex.append(v)
+
+
+def _prepare_output(out: Path) -> Path:
+    if out.exists():
+        if out.is_file():
+            raise ValueError(f"the output {out} is a file; the dask engine writes a directory of Parquet parts.")
+        entries = list(out.iterdir())
+        if entries and not (out / SUMMARY_FILE).is_file():
+            raise FileExistsError(f"{out} exists and is not an earlier `deepad score --engine dask` output; "
+                                  "refusing to replace it. Choose a new output directory.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    os.chmod(tmp, 0o755)
+    return tmp
+
+
+def _commit_output(tmp: Path, out: Path) -> None:
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+        os.replace(out, old / "previous")
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def _local_cluster(n_workers: int | None):
+    from distributed import LocalCluster
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = int(n_workers) if n_workers else max(1, min(8, cores))
+    one = {"DEEPAD_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                        env=one, silence_logs=40)
+
+
+def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
+                  client=None, scheduler: str | None = None, n_workers: int | None = None,
+                  partition_rows: int = DEFAULT_PARTITION_ROWS, batch_rows: int = 65_536,
+                  progress: bool = False) -> DaskScoreSummary:
+    """Score Parquet data with the model at ``model_dir`` on Dask; write Parquet parts to directory ``out``.
+
+    ``client``: a ``dask.distributed.Client`` to use; else ``scheduler``
+    (an address such as ``tcp://host:8786``) is connected to; else a local
+    cluster of ``n_workers`` processes is started and closed again.  See
+    the module docstring for what workers need.
+    """
+    import deepad
+    from deepad.data.schema import DataValidationError
+    from deepad.pipeline import TabularDetector, _same_file
+
+    model_dir = Path(model_dir).resolve()
+    source = Path(source).resolve()
+    out = Path(out).resolve()
+    if int(batch_rows) < 1:
+        raise ValueError(f"batch_rows must be a positive number of rows, got {batch_rows}.")
+    if _same_file(source, out) or out in source.parents:
+        raise ValueError(f"the output {out} would overwrite the input {source}; choose another directory.")
+    model = deepad.load(model_dir)  # validates the model and gives the columns to read
+    fingerprint = _model_fingerprint(model_dir)  # workers load exactly this version
+    parts = plan_partitions(source, partition_rows)
+    import pyarrow.parquet as pq
+
+    columns = list(pq.ParquetFile(parts[0].file).schema_arrow.names)
+    summary = DaskScoreSummary(output=str(out), partitions=len(parts))
+    if isinstance(model, TabularDetector):
+        missing, extra = model.preprocessor.check_columns(columns)
+        if missing:
+            raise DataValidationError(f"{source} lacks column(s) {missing}, which the model was trained on.",
+                                      column=missing[0])
+        schema = model.schema_
+        id_columns = [c for c in schema.id_columns if c in columns]
+        read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
+        if extra:
+            summary.notes.append(f"ignored {len(extra)} column(s) the model was not trained on: "
+                                 f"{', '.join(map(repr, extra[:8]))}{' ...' if len(extra) > 8 else ''}.")
+        if not id_columns:
+            summary.notes.append("no id column in the data; the output has a 'row' column (0-based data row) "
+                                 "instead.")
+    else:
+        names = [str(c) for c in getattr(model, "feature_names_in_", [])]
+        missing = [c for c in names if c not in columns]
+        if missing:
+            raise DataValidationError(f"{source} lacks column(s) {missing}, which the model was trained on.",
+                                      column=missing[0])
+        id_columns, read = [], (names or None)
+    del model
+
+    tmp = _prepare_output(out)
+    cluster = own_client = None
+    t0 = time.perf_counter()
+    try:
+        if client is None:
+            from distributed import Client
+
+            if scheduler:
+                client = own_client = Client(scheduler)
+            else:
+                cluster = _local_cluster(n_workers)
+                client = own_client = Client(cluster)
+        summary.startup_seconds = time.perf_counter() - t0
+        # Load the model once on every worker now (workers that join later load it with their first task).
+        t0 = time.perf_counter()
+        workers = list(client.scheduler_info().get("workers", {}))
+        client.gather([client.submit(_preload, str(model_dir), fingerprint, parts[0].file, read, workers=[w],
+                                     allow_other_workers=False, pure=False) for w in workers])
+        summary.load_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        from distributed import as_completed
+
+        futures = [client.submit(_score_partition, str(model_dir), fingerprint, part, str(tmp), read, id_columns,
+                                 int(batch_rows), pure=False)
+                   for part in parts]
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=sum(p.rows for p in parts), unit="row", unit_scale=True, desc="scoring",
+                       leave=False, dynamic_ncols=True)
+        results = []
+        try:
+            for fut in as_completed(futures):
+                r = fut.result()
+                results.append(r)
+                if bar is not None:
+                    bar.update(r["rows"])
+        except BaseException:
+            client.cancel(futures)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        summary.seconds = time.perf_counter() - t0
+        from deepad.data.preprocessing import ScoringReport
+
+        report = ScoringReport()
+        for r in sorted(results, key=lambda r: r["index"]):
+            summary.rows += r["rows"]
+            summary.flagged += r["flagged"]
+            summary.model_loads[r["worker"]] = max(summary.model_loads.get(r["worker"], 0), r["loads"])
+            summary.peak_rss_bytes[r["worker"]] = max(summary.peak_rss_bytes.get(r["worker"], 0), r["peak_rss"])
+            _merge_report(report, r["report"])
+        summary.notes.extend(report.notes())
+        summary.workers = len(summary.model_loads)
+        meta = {k: v for k, v in asdict(summary).items() if k not in ("peak_rss_bytes",)}
+        meta.update(model=str(model_dir), source=str(source), files=[f"part-{p.index:05d}.parquet" for p in parts],
+                    deepad=deepad.__version__)
+        (tmp / SUMMARY_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        _commit_output(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        if own_client is not None:
+            own_client.close()
+        if cluster is not None:
+            cluster.close()
+    return summary

@@ -1,0 +1,254 @@
+"""Request models derived from a saved model's input schema.
+
+A :class:`~deepad.pipeline.TabularDetector` carries the schema it was
+trained with (column names and kinds); a plain detector carries its
+feature names (or just a feature count).  :func:`input_spec` turns that
+into pydantic models, built with :func:`pydantic.create_model`, for the two
+JSON body shapes of ``POST .../score``:
+
+* a list of records, ``[{"amount": 12.5, "channel": "pos", ...}, ...]``;
+* column arrays, ``{"columns": {"amount": [12.5, 8.0], "channel": ["pos", "atm"]}}``.
+
+Field types by column kind (JSON types; ``null`` is a missing value, which
+the model fills as it was trained to):
+
+==============  ==========================================================
+numeric         a finite number or null (not text, not true/false)
+boolean         true/false (also 0/1 and "true"/"yes"/...), or null
+datetime        ISO 8601 text ("2024-05-01 13:45:00", "2024-05-01T13:45:00Z"), or null
+categorical     text or a number, or null; values unseen in training score as "other"
+id              optional text or integer, echoed back in the result ("ids")
+excluded        optional, any value, ignored (e.g. the label column)
+==============  ==========================================================
+
+Every feature column is required (a record without it is rejected, naming
+the field); a column the model does not know is rejected too
+(``extra="forbid"``), which catches misspelt names that would otherwise be
+silently scored as missing values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Optional, Union
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr, TypeAdapter, create_model
+
+__all__ = ["InputSpec", "ColumnSpec", "input_spec", "BodyError"]
+
+FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+_DESCRIPTIONS = {
+    "numeric": "numeric column: a finite number, or null for a missing value",
+    "boolean": "boolean column: true/false (0/1 and \"true\"/\"false\" text also accepted), or null",
+    "datetime": "date/time column: ISO 8601 text such as \"2024-05-01 13:45:00\" or \"2024-05-01T13:45:00Z\" "
+                "(no offset = UTC), or null",
+    "categorical": "categorical column: text or a number, or null; values not seen in training count as 'other'",
+    "id": "id column (optional): not a feature, echoed back in the result's \"ids\"",
+    "excluded": "excluded column (optional): ignored",
+}
+
+_TYPES: dict[str, Any] = {
+    "numeric": Optional[FiniteFloat],
+    "boolean": Optional[bool],
+    "datetime": Optional[StrictStr],
+    "categorical": Optional[Union[StrictStr, StrictInt, FiniteFloat]],
+    "id": Optional[Union[StrictStr, StrictInt]],
+    "excluded": Any,
+}
+
+
+class BodyError(ValueError):
+    """A request body that does not fit the model: carries FastAPI-style ``detail`` entries."""
+
+    def __init__(self, detail: list[dict[str, Any]]):
+        super().__init__("; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail))
+        self.detail = detail
+
+
+@dataclass
+class ColumnSpec:
+    name: str      # the column name (JSON key)
+    kind: str      # numeric, boolean, datetime, categorical, id, excluded
+    field: str     # the pydantic field name (an identifier; the column name is its alias)
+    required: bool
+
+
+@dataclass
+class InputSpec:
+    """What a model accepts: its columns, the request models and how to turn a request into a table."""
+
+    name: str
+    tabular: bool
+    columns: list[ColumnSpec]
+    record_model: type[BaseModel]
+    columns_model: type[BaseModel]
+    max_records: int | None = None
+    _records: TypeAdapter = field(init=False, repr=False)
+    _columns: TypeAdapter = field(init=False, repr=False)
+
+    def __post_init__(self):
+        self._records = TypeAdapter(list[self.record_model])
+        self._columns = TypeAdapter(self.columns_model)
+
+    # ------------------------------------------------------------------ views
+    @property
+    def feature_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    @property
+    def id_columns(self) -> list[str]:
+        return [c.name for c in self.columns if c.kind == "id"]
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"name": c.name, "kind": c.kind, "required": c.required} for c in self.columns]
+
+    # ------------------------------------------------------------------ JSON bodies -> tables
+    def parse_json(self, body: bytes) -> pd.DataFrame:
+        """Validate a JSON body (records or column arrays) and return it as a table; :class:`BodyError` if invalid."""
+        from pydantic import ValidationError
+
+        start = body.lstrip()[:1]
+        if start == b"[":
+            try:
+                records = self._records.validate_json(body)
+            except ValidationError as exc:
+                raise BodyError(_details(exc, shape="records")) from None
+            if not records:
+                raise BodyError([{"loc": ["body"], "msg": "no records: send at least one", "type": "too_short"}])
+            return self._frame_from_records(records)
+        if start == b"{":
+            try:
+                cols = self._columns.validate_json(body)
+            except ValidationError as exc:
+                raise BodyError(_details(exc, shape="columns")) from None
+            return self._frame_from_columns(cols)
+        raise BodyError([{"loc": ["body"], "type": "model_attributes_type",
+                          "msg": "expected a JSON array of records or an object {\"columns\": {name: [values]}}"}])
+
+    def _frame_from_records(self, records: list[BaseModel]) -> pd.DataFrame:
+        data = {}
+        for c in self.columns:
+            if c.kind == "excluded":
+                continue
+            values = [getattr(r, c.field) for r in records]
+            if c.kind == "id" and all(v is None for v in values):
+                continue
+            data[c.name] = _series(values, c.kind)
+        return pd.DataFrame(data)
+
+    def _frame_from_columns(self, body: BaseModel) -> pd.DataFrame:
+        cols = body.columns  # type: ignore[attr-defined]
+        data, lengths = {}, {}
+        for c in self.columns:
+            if c.kind == "excluded":
+                continue
+            values = getattr(cols, c.field)
+            if values is None:  # optional id column not sent
+                continue
+            lengths[c.name] = len(values)
+            data[c.name] = _series(values, c.kind)
+        n = set(lengths.values())
+        if len(n) > 1:
+            first = next(iter(lengths))
+            bad = next(k for k, v in lengths.items() if v != lengths[first])
+            raise BodyError([{"loc": ["body", "columns", bad], "type": "length_mismatch",
+                              "msg": f"column {bad!r} has {lengths[bad]} values but {first!r} has {lengths[first]}; "
+                                     "all columns need the same number of values"}])
+        if not n or n == {0}:
+            raise BodyError([{"loc": ["body", "columns"], "msg": "no rows: the columns hold no values",
+                              "type": "too_short"}])
+        return pd.DataFrame(data)
+
+    # ------------------------------------------------------------------ OpenAPI
+    def openapi_body(self, ref: str = "#/components/schemas/{model}") -> tuple[dict, dict]:
+        """``(schema, definitions)`` of the JSON request body for the OpenAPI document."""
+        records = TypeAdapter(Annotated[list[self.record_model], Field(min_length=1)])
+        rec = records.json_schema(ref_template=ref)
+        col = self._columns.json_schema(ref_template=ref)
+        defs = {**rec.pop("$defs", {}), **col.pop("$defs", {})}
+        name = self.columns_model.__name__
+        defs[name] = col
+        rec.setdefault("title", f"{self.name}: list of records")
+        return {"anyOf": [rec, {"$ref": ref.format(model=name)}]}, defs
+
+
+def _series(values: list, kind: str) -> pd.Series:
+    if kind == "numeric":
+        return pd.Series(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
+    if kind == "boolean":
+        return pd.Series(values, dtype="boolean")
+    return pd.Series(values, dtype=object)
+
+
+def _details(exc, *, shape: str) -> list[dict[str, Any]]:
+    """pydantic errors -> FastAPI-style ``detail``, one entry per field (union branches merged)."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for err in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = list(err["loc"])
+        # records: (row, column, <union tag>...) ; columns: ("columns", column, row, <union tag>...)
+        keep = 2 if shape == "records" else 3
+        if shape == "columns" and len(loc) >= 2 and loc[0] == "columns" and (len(loc) < 3 or not isinstance(loc[2], int)):
+            keep = 2
+        loc = ["body", *loc[:keep]]
+        key = tuple(loc)
+        if key in out:
+            if err["msg"] not in out[key]["msg"]:
+                out[key]["msg"] += f", or {err['msg'][0].lower()}{err['msg'][1:]}"
+        else:
+            out[key] = {"loc": loc, "msg": err["msg"], "type": err["type"]}
+    return list(out.values())
+
+
+# --------------------------------------------------------------------------- building the spec
+def _identifier(i: int) -> str:
+    return f"c{i}"
+
+
+def _model_prefix(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]", "_", name) or "model"
+
+
+def _columns_of(model) -> tuple[bool, list[tuple[str, str]]]:
+    from deepad.pipeline import TabularDetector
+
+    if isinstance(model, TabularDetector):
+        schema = model.schema_
+        return True, [(c["name"], c["kind"]) for c in schema.columns]
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        names = [str(j) for j in range(int(model.n_features_in_))]
+    return False, [(str(n), "numeric") for n in names]
+
+
+def input_spec(model, name: str = "model") -> InputSpec:
+    """The :class:`InputSpec` of a fitted detector (a TabularDetector's schema, or a plain detector's features)."""
+    tabular, cols = _columns_of(model)
+    prefix = _model_prefix(name)
+    specs: list[ColumnSpec] = []
+    record_fields: dict[str, Any] = {}
+    column_fields: dict[str, Any] = {}
+    for i, (col, kind) in enumerate(cols):
+        fname = _identifier(i)
+        required = kind not in ("id", "excluded")
+        typ = _TYPES[kind] if tabular else FiniteFloat  # plain detectors take no missing values
+        desc = _DESCRIPTIONS[kind] if tabular else "feature: a finite number"
+        if required:
+            record_fields[fname] = (typ, Field(..., alias=col, description=desc))
+            column_fields[fname] = (list[typ], Field(..., alias=col, description=desc))
+        else:
+            record_fields[fname] = (typ, Field(None, alias=col, description=desc))
+            column_fields[fname] = (Optional[list[typ]], Field(None, alias=col, description=desc))
+        specs.append(ColumnSpec(col, kind, fname, required))
+    config = ConfigDict(extra="forbid", populate_by_name=False, hide_input_in_errors=True)
+    record = create_model(f"{prefix}_Record", __config__=config, **record_fields)
+    record.__doc__ = f"One row for model {name!r}: every feature column, null for a missing value."
+    arrays = create_model(f"{prefix}_ColumnArrays", __config__=config, **column_fields)
+    arrays.__doc__ = f"Column arrays for model {name!r}, all of the same length."
+    body = create_model(f"{prefix}_ColumnsBody", __config__=ConfigDict(extra="forbid"),
+                        columns=(arrays, Field(..., description="column name -> list of values")))
+    body.__doc__ = "Rows as column arrays."
+    return InputSpec(name=name, tabular=tabular, columns=specs, record_model=record, columns_model=body)
