@@ -83,6 +83,39 @@ def demo(
 
 
 @app.command()
+def example(
+    output: str = typer.Argument("transactions.csv", help="CSV file to write."),
+    rows: int = typer.Option(5000, min=100, help="Number of transactions."),
+    anomaly_rate: float = typer.Option(0.01, min=0.0, max=0.5, help="Fraction of planted frauds (label is_fraud=1)."),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Write a realistic, fraud-like card-transaction CSV to try train/score/explain/report on.
+
+    Mixed columns as real exports have them: an id, timestamps, amounts,
+    a 3,000-level merchant id, categories, booleans, missing values; planted
+    frauds are labelled in ``is_fraud``.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from deepad.data.synthetic import write_fraud_csv
+
+    out = Path(output)
+    if out.suffix.lower() != ".csv":
+        fail(f"{output}: the example is written as CSV; give a file name ending in .csv")
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent) else ".")
+    os.close(fd)
+    try:
+        write_fraud_csv(tmp, n_rows=rows, anomaly_rate=anomaly_rate, seed=seed)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    _say(f"Wrote {rows} transactions ({int(round(rows * anomaly_rate))} planted frauds, column is_fraud) to {out}")
+
+
+@app.command()
 def bench(
     data: list[str] = typer.Argument(..., help="ADBench .npz files (arrays X, y), CSV/Parquet files with a label "
                                                "column, or folders of them."),
