@@ -29,6 +29,9 @@ FAST_PARAMS: dict[str, dict] = {
     "ECOD": dict(),
     "VAE": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64, n_samples=4),
     "DeepSVDD": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
+    "RollingZScore": dict(window=32, diff=True),
+    "GRUForecaster": dict(window=16, epochs=8, hidden_dims=(16,), batch_size=64),
+    "TCNAutoEncoder": dict(window=16, epochs=8, hidden_dims=(8, 8), latent_dim=2, batch_size=64),
 }
 
 

@@ -28,6 +28,9 @@ _WHERE = {
     "Mahalanobis": "classical",
     "ECOD": "ecod",
     "PyODDetector": "pyod_adapter",
+    "RollingZScore": "series",
+    "GRUForecaster": "series",
+    "TCNAutoEncoder": "series",
 }
 #: the recommended detector's class name
 _DEFAULT = "AutoEncoder"
@@ -60,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from deepad.detectors.devnet import DevNet
     from deepad.detectors.ecod import ECOD
     from deepad.detectors.pyod_adapter import PyODDetector
+    from deepad.detectors.series import GRUForecaster, RollingZScore, TCNAutoEncoder
     from deepad.detectors.vae import VAE
 
     DEFAULT = AutoEncoder

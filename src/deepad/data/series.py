@@ -1,0 +1,159 @@
+"""Time series in: reading, regularising (resampling + gap imputation) and windowing.
+
+A time series here is a table with one timestamp column and one or more
+numeric value columns (univariate or multivariate).  Window detectors need a
+regular grid, so irregular sampling and gaps are handled explicitly:
+
+1. :func:`read_series` parses the timestamp column, sorts by it, and
+   averages rows that share a timestamp;
+2. :func:`regularize` resamples to a fixed step -- by default the *median*
+   spacing of the timestamps, which is robust to a few gaps and jitter --
+   taking the mean of the values in each bin, then fills empty bins by
+   time-weighted linear interpolation for gaps of at most ``limit`` steps.
+   Longer gaps are left as NaN and, unless ``drop_long_gaps=False``,
+   dropped, so a detector never sees invented data for long outages;
+3. :func:`sliding_windows` cuts ``(n, d)`` arrays into ``(n_windows,
+   window, d)`` windows and :func:`align_to_points` maps per-window scores
+   back to one score per row (a row's score is that of the window ending at
+   it; the first ``window - 1`` rows get the first full window's score).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["read_series", "regularize", "median_step", "sliding_windows", "align_to_points"]
+
+_TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
+
+
+def read_series(source, *, timestamp: str | None = None, values: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a CSV/Parquet file (or take a DataFrame) into a DataFrame indexed by time.
+
+    ``timestamp`` names the time column (default: the first column called
+    timestamp/time/datetime/date/ts, else the first column); ``values`` the
+    value columns (default: every other numeric column).  Rows are sorted by
+    time; rows with the same timestamp are averaged.
+    """
+    if isinstance(source, pd.DataFrame):
+        df = source.copy()
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist.")
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            df = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt", ".gz"):
+            df = pd.read_csv(path)
+        else:
+            raise ValueError(f"{path}: unsupported file type {suffix!r}; use CSV or Parquet.")
+    if df.shape[1] < 2:
+        raise ValueError(f"a time series needs a timestamp column and at least one value column; got columns {list(df.columns)}.")
+    if timestamp is None:
+        lower = {str(c).lower(): c for c in df.columns}
+        timestamp = next((lower[n] for n in _TIME_NAMES if n in lower), df.columns[0])
+    if timestamp not in df.columns:
+        raise ValueError(f"timestamp column {timestamp!r} not found; columns are {list(df.columns)}.")
+    try:
+        times = pd.to_datetime(df[timestamp])
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"timestamp column {timestamp!r} cannot be parsed as dates: {exc}") from None
+    if times.isna().any():
+        raise ValueError(f"timestamp column {timestamp!r} has {int(times.isna().sum())} missing or unparseable values "
+                         f"(first at row {int(np.flatnonzero(times.isna().to_numpy())[0])}).")
+    if values is None:
+        values = [c for c in df.columns if c != timestamp and pd.api.types.is_numeric_dtype(df[c])]
+        if not values:
+            raise ValueError(f"no numeric value columns besides {timestamp!r}; columns are {list(df.columns)}.")
+    else:
+        values = list(values)
+        missing = [c for c in values if c not in df.columns]
+        if missing:
+            raise ValueError(f"value columns {missing} not found; columns are {list(df.columns)}.")
+        bad = [c for c in values if not pd.api.types.is_numeric_dtype(df[c])]
+        if bad:
+            raise TypeError(f"value columns {bad} are not numeric.")
+    out = df[values].astype(np.float64)
+    out.index = pd.DatetimeIndex(times, name="timestamp")
+    out = out.sort_index(kind="stable")
+    if out.index.has_duplicates:
+        out = out.groupby(level=0).mean()
+    return out
+
+
+def median_step(index: pd.DatetimeIndex) -> pd.Timedelta:
+    """Median spacing of a sorted time index (robust to a few gaps and jitter)."""
+    if len(index) < 2:
+        raise ValueError("need at least two timestamps to infer a sampling step.")
+    diffs = np.diff(np.asarray(index.values, dtype="datetime64[ns]").astype(np.int64))
+    step = int(np.median(diffs[diffs > 0])) if (diffs > 0).any() else 0
+    if step <= 0:
+        raise ValueError("all timestamps are equal; cannot infer a sampling step.")
+    return pd.Timedelta(step, unit="ns")
+
+
+def regularize(series: pd.DataFrame, *, freq=None, limit: int = 3, drop_long_gaps: bool = True) -> pd.DataFrame:
+    """Resample to a regular step and fill short gaps.
+
+    ``freq`` is a pandas offset/timedelta (default: :func:`median_step`).
+    Values are averaged per bin; empty bins are filled by time interpolation
+    when the gap is at most ``limit`` steps (``limit=0``: no filling).  Bins in
+    longer gaps stay NaN, and are dropped when ``drop_long_gaps`` (the
+    default), so the result is finite.  The returned frame has the attribute
+    ``attrs["step"]`` (the step used) and ``attrs["imputed"]`` (count of
+    filled bins).
+    """
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise TypeError("series must be indexed by timestamps (use read_series).")
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}.")
+    step = pd.Timedelta(freq) if freq is not None else median_step(series.index)
+    origin = series.index[0]
+    binned = series.resample(step, origin=origin).mean()
+    empty = binned.isna().all(axis=1)
+    if limit > 0:
+        filled = binned.interpolate(method="time", limit=limit, limit_area="inside")
+        # interpolate's limit fills the first `limit` NaNs of a longer gap; keep only gaps of length <= limit
+        run_id = (~empty).cumsum()
+        run_len = empty.groupby(run_id).transform("sum")
+        too_long = empty & (run_len > limit)
+        filled[too_long] = np.nan
+    else:
+        filled = binned
+    imputed = int((empty & filled.notna().all(axis=1)).sum())
+    if drop_long_gaps:
+        filled = filled.dropna(how="any")
+    filled.attrs["step"] = str(step)
+    filled.attrs["imputed"] = imputed
+    return filled
+
+
+def sliding_windows(X: np.ndarray, window: int, stride: int = 1) -> np.ndarray:
+    """Windows ``X[i - window + 1 : i + 1]`` ending at rows ``window-1, window-1+stride, ...``; shape ``(m, window, d)``.
+
+    A view (no copy) of ``X`` when possible.
+    """
+    X = np.asarray(X)
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (time, channels), got shape {X.shape}.")
+    window, stride = int(window), int(stride)
+    if window < 1 or stride < 1:
+        raise ValueError(f"window and stride must be positive, got window={window}, stride={stride}.")
+    if X.shape[0] < window:
+        raise ValueError(f"X has {X.shape[0]} rows, fewer than the window length {window}.")
+    view = np.lib.stride_tricks.sliding_window_view(X, window, axis=0)  # (n - w + 1, d, w)
+    return view.transpose(0, 2, 1)[::stride]
+
+
+def align_to_points(window_scores: np.ndarray, n: int, window: int) -> np.ndarray:
+    """One score per row from stride-1 window scores: the window ending at the row; the first ``window-1`` rows
+    get the first full window's score (so no row is NaN and thresholds stay well defined)."""
+    s = np.asarray(window_scores, dtype=np.float64)
+    if s.shape[0] != n - window + 1:
+        raise ValueError(f"expected {n - window + 1} window scores for {n} rows and window {window}, got {s.shape[0]}.")
+    return np.concatenate([np.full(window - 1, s[0]), s])

@@ -1,0 +1,291 @@
+"""Window detectors for time series: a robust rolling z-score, a GRU forecaster and a temporal-convolution autoencoder.
+
+Input is a 2-D array of *consecutive* rows (time x channels) on a regular
+grid (see :mod:`deepad.data.series` for resampling and gap filling).  Every
+detector returns one score per row: the score of the window of ``window``
+rows *ending* at that row, so a score only uses the past and the present and
+the same detector runs unchanged in a stream (:mod:`deepad.stream`).  The
+first ``window - 1`` rows have no full window and get the first full
+window's score.  ``stride`` subsamples the *training* windows (every
+``stride``-th window is trained on); scoring always scores every row.
+
+These detectors set ``_needs_wrapped = True``: they are excluded from the
+generic tabular contract suite (whose rows are exchangeable, not a time
+series) and have their own contract tests in ``tests/test_series.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepad.base import BaseDetector
+from deepad.data.series import align_to_points, sliding_windows
+from deepad.detectors._neural import NeuralDetector
+from deepad.training import Step, batched_apply, torch_context
+
+__all__ = ["RollingZScore", "GRUForecaster", "TCNAutoEncoder"]
+
+
+def _check_window(window, stride=1) -> tuple[int, int]:
+    for name, v in (("window", window), ("stride", stride)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    if window < 2:
+        raise ValueError(f"window must be at least 2 (the history plus the current point), got {window}.")
+    return int(window), int(stride)
+
+
+# --------------------------------------------------------------------------- non-deep baseline
+class RollingZScore(BaseDetector):
+    """Robust rolling z-score: how many robust standard deviations the current point lies from its recent past.
+
+    Paper: the median/MAD outlier rule (Hampel, "The influence curve and its
+    role in robust estimation", JASA 1974; Leys et al., J. Exp. Soc. Psych.
+    2013) applied over a sliding window, the classic streaming baseline
+    (e.g. NAB's "windowed Gaussian" detector, Lavin & Ahmad 2015).
+
+    Why: a point far from the median of the previous ``window - 1`` points,
+    in units of their median absolute deviation, is unusual *for its local
+    context*; median and MAD ignore earlier spikes in the window, so one
+    anomaly does not mask the next.
+
+    Scoring rule: ``score_t = max_j |x_tj - med_j| / (1.4826 * MAD_j + eps_j)``
+    over channels ``j``, with ``med``/``MAD`` over rows ``t-window+1 .. t-1``
+    and ``eps_j = 1e-3 * std_j(training)`` (plus 1e-12) so flat stretches do
+    not divide by zero.  The only learned state is ``eps_``.
+
+    ``diff=True`` applies the rule to first differences inside the window
+    (``x_t - x_{t-1}``), which removes trends and slow periodic swings that a
+    window shorter than the period would otherwise mistake for outliers.
+    """
+
+    _needs_wrapped = True
+
+    def __init__(self, window: int = 64, *, diff: bool = False, contamination: float = 0.1):
+        self.window = window
+        self.diff = diff
+        self.contamination = contamination
+
+    def _min_samples(self) -> int:
+        return max(int(self.window) if isinstance(self.window, (int, np.integer)) else 2, 2)
+
+    def _fit(self, X, y, seed, **fit_params):
+        _check_window(self.window)
+        base = np.diff(X, axis=0) if self.diff and X.shape[0] > 1 else X
+        self.eps_ = 1e-3 * base.std(axis=0) + 1e-12
+
+    def _score(self, X):
+        w, _ = _check_window(self.window)
+        if X.shape[0] < w:
+            raise ValueError(f"X has {X.shape[0]} rows; RollingZScore needs at least window={w} consecutive rows.")
+        win = sliding_windows(X, w)  # (m, w, d)
+        if self.diff:
+            if w < 3:
+                raise ValueError(f"diff=True needs window >= 3, got {w}.")
+            win = np.diff(win, axis=1)
+        past, current = win[:, :-1, :], win[:, -1, :]
+        med = np.median(past, axis=1)
+        mad = np.median(np.abs(past - med[:, None, :]), axis=1)
+        z = np.abs(current - med) / (1.4826 * mad + self.eps_)
+        return align_to_points(z.max(axis=1), X.shape[0], w)
+
+
+# --------------------------------------------------------------------------- neural window detectors
+class _WindowNeural(NeuralDetector):
+    """Shared windowing for neural window detectors: train on windows, score the window ending at each row."""
+
+    _needs_wrapped = True
+
+    def _min_samples(self) -> int:
+        w = self.window if isinstance(self.window, (int, np.integer)) and not isinstance(self.window, bool) else 2
+        return max(int(w) + 3, 4)
+
+    def _training_data(self, X_t: torch.Tensor, y):
+        w, stride = _check_window(self.window, self.stride)
+        windows = X_t.unfold(0, w, stride).permute(0, 2, 1).contiguous()  # (m, w, d)
+        return (windows,)
+
+    def _score(self, X: np.ndarray) -> np.ndarray:
+        w, _ = _check_window(self.window, self.stride)
+        if X.shape[0] < w:
+            raise ValueError(f"X has {X.shape[0]} rows; {type(self).__name__} needs at least window={w} "
+                             "consecutive rows.")
+        self.module_.eval()
+        windows = np.array(sliding_windows(self._transform(X), w), dtype=np.float32, order="C")
+        with torch_context(None, self._device, self.n_threads, work=self._inference_work):
+            s = batched_apply(lambda xb: self._score_batch(self.module_, xb), windows, device=self._device,
+                              batch_size=1024)
+        return align_to_points(s, X.shape[0], w)
+
+
+class _GRUNet(nn.Module):
+    def __init__(self, n_features: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.gru = nn.GRU(n_features, hidden, num_layers=layers, batch_first=True,
+                          dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Linear(hidden, n_features)
+
+    def forward(self, history: torch.Tensor) -> torch.Tensor:  # (b, w-1, d) -> (b, d)
+        out, _ = self.gru(history)
+        return self.head(out[:, -1, :]) + history[:, -1, :]  # predict the change from the last value
+
+
+class GRUForecaster(_WindowNeural):
+    """GRU next-step forecaster; the anomaly score is the squared forecast error.
+
+    Paper: prediction-error detection with recurrent networks, Malhotra et
+    al., "Long short term memory networks for anomaly detection in time
+    series" (ESANN 2015), here with a GRU (Cho et al., 2014), which trains
+    faster with the same accuracy on short windows.
+
+    Why: trained on normal history, the network learns the series'
+    dynamics; a point that its own past does not predict -- a spike, a level
+    shift, a broken period -- leaves a large residual.  The network predicts
+    the change from the last observed value, so a series with a trend or a
+    slow drift is not an anomaly at every step.
+
+    Scoring rule: the window of ``window`` rows ending at row ``t`` gives the
+    history ``t-window+1 .. t-1``; ``score_t = mean_j (x_tj - x̂_tj)^2`` on
+    standardised channels.
+
+    ``hidden_dims``: ``(h,)`` or ``(h, h, ...)`` -- hidden size ``hidden_dims[0]``
+    and one GRU layer per entry.  ``latent_dim`` is accepted for the shared
+    vocabulary and unused.
+    """
+
+    def __init__(self, window: int = 32, stride: int = 1, *, hidden_dims: Sequence[int] = (32,),
+                 latent_dim: int = 8, dropout: float = 0.0, epochs: int = 30, batch_size: int = 64,
+                 lr: float = 3e-3, weight_decay: float = 1e-5, validation_fraction: float = 0.1, patience: int = 5,
+                 lr_schedule: str | None = None, preprocessing: str | None = "standard",
+                 contamination: float = 0.1, device: str = "auto", n_threads: int | None = None,
+                 random_state=None, verbose: bool = False):
+        self.window = window
+        self.stride = stride
+        self.hidden_dims = hidden_dims
+        self.latent_dim = latent_dim
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.lr_schedule = lr_schedule
+        self.preprocessing = preprocessing
+        self.contamination = contamination
+        self.device = device
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build_module(self, n_features: int) -> nn.Module:
+        dims = list(self.hidden_dims)
+        if not dims:
+            raise ValueError("hidden_dims must name at least one GRU layer size.")
+        return _GRUNet(n_features, int(dims[0]), len(dims), float(self.dropout))
+
+    def _steps(self, module, data):
+        def forecast_loss(batch):
+            w = batch[0]
+            return ((module(w[:, :-1, :]) - w[:, -1, :]) ** 2).mean()
+
+        return [Step("loss", forecast_loss, list(module.parameters()))]
+
+    def _score_batch(self, module, wb: torch.Tensor) -> torch.Tensor:
+        return ((module(wb[:, :-1, :]) - wb[:, -1, :]) ** 2).mean(dim=1)
+
+
+class _TCNAutoEncoderNet(nn.Module):
+    def __init__(self, n_features: int, channels: Sequence[int], latent: int, kernel_size: int, dropout: float):
+        super().__init__()
+
+        def block(c_in, c_out, dilation, act=True):
+            layers: list[nn.Module] = [nn.Conv1d(c_in, c_out, kernel_size, padding="same", dilation=dilation)]
+            if act:
+                layers += [nn.ReLU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
+            return layers
+
+        enc: list[nn.Module] = []
+        c = n_features
+        for i, h in enumerate(channels):
+            enc += block(c, int(h), 2 ** i)
+            c = int(h)
+        enc += block(c, latent, 1, act=False)
+        dec: list[nn.Module] = []
+        c = latent
+        for i, h in reversed(list(enumerate(channels))):
+            dec += block(c, int(h), 2 ** i)
+            c = int(h)
+        dec += block(c, n_features, 1, act=False)
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:  # (b, w, d) -> (b, w, d)
+        x = windows.transpose(1, 2)
+        return self.decoder(self.encoder(x)).transpose(1, 2)
+
+
+class TCNAutoEncoder(_WindowNeural):
+    """Temporal-convolution autoencoder; the anomaly score is the window's reconstruction error.
+
+    Paper: dilated temporal convolutions (Bai, Kolter & Koltun, "An empirical
+    evaluation of generic convolutional and recurrent networks for sequence
+    modeling", 2018) used as a window autoencoder, as in Thill et al.,
+    "Temporal convolutional autoencoder for unsupervised anomaly detection
+    in time series" (Applied Soft Computing 2021).
+
+    Why: dilated convolutions see the whole window's shape at a few scales
+    with few parameters; squeezed through ``latent_dim`` channels the network
+    can only reconstruct shapes it saw in training, so an unusual *pattern*
+    (not just an unusual value) reconstructs poorly.
+
+    Scoring rule: ``score_t = mean over the window's rows and channels of
+    (x - x̂)^2`` for the window ending at row ``t`` (standardised channels).
+
+    ``hidden_dims`` are the channels of the encoder's convolutions (dilation
+    1, 2, 4, ...), mirrored in the decoder; ``kernel_size`` their width.
+    """
+
+    def __init__(self, window: int = 32, stride: int = 1, *, hidden_dims: Sequence[int] = (16, 16),
+                 latent_dim: int = 4, kernel_size: int = 3, dropout: float = 0.0, epochs: int = 30,
+                 batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-5,
+                 validation_fraction: float = 0.1, patience: int = 5, lr_schedule: str | None = None,
+                 preprocessing: str | None = "standard", contamination: float = 0.1, device: str = "auto",
+                 n_threads: int | None = None, random_state=None, verbose: bool = False):
+        self.window = window
+        self.stride = stride
+        self.hidden_dims = hidden_dims
+        self.latent_dim = latent_dim
+        self.kernel_size = kernel_size
+        self.dropout = dropout
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.lr_schedule = lr_schedule
+        self.preprocessing = preprocessing
+        self.contamination = contamination
+        self.device = device
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build_module(self, n_features: int) -> nn.Module:
+        return _TCNAutoEncoderNet(n_features, list(self.hidden_dims), int(self.latent_dim), int(self.kernel_size),
+                                  float(self.dropout))
+
+    def _steps(self, module, data):
+        def reconstruction_loss(batch):
+            w = batch[0]
+            return ((module(w) - w) ** 2).mean()
+
+        return [Step("loss", reconstruction_loss, list(module.parameters()))]
+
+    def _score_batch(self, module, wb: torch.Tensor) -> torch.Tensor:
+        return ((module(wb) - wb) ** 2).mean(dim=(1, 2))

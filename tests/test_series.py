@@ -1,0 +1,216 @@
+"""Time series: reading/resampling/windowing, window detectors (own contract tests), streaming scorer."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+
+import deepad
+import deepad.detectors as D
+from deepad.data.series import align_to_points, median_step, read_series, regularize, sliding_windows
+from deepad.stream import SPOT, StreamScorer
+
+from conftest import FAST_PARAMS
+
+SERIES_DETECTORS = ["RollingZScore", "GRUForecaster", "TCNAutoEncoder"]
+
+
+def sine(n=1200, d=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    cols = [np.sin(t / (8 + 3 * j)) + 0.05 * rng.normal(size=n) for j in range(d)]
+    return np.column_stack(cols)
+
+
+def make(name, **extra):
+    params = {**FAST_PARAMS[name], **extra}
+    cls = getattr(D, name)
+    if "random_state" in cls().get_params():
+        params.setdefault("random_state", 0)
+    return cls(**params)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X = sine()
+    return {name: make(name).fit(X[:600]) for name in SERIES_DETECTORS}
+
+
+# --------------------------------------------------------------------------- data
+def test_read_and_regularize_irregular_series_with_gaps(tmp_path):
+    ts = pd.date_range("2021-01-01", periods=100, freq="1min")
+    keep = np.ones(100, dtype=bool)
+    keep[[10, 11]] = False          # short gap: interpolated
+    keep[50:60] = False             # long gap: dropped
+    df = pd.DataFrame({"ts": ts[keep] + pd.to_timedelta(np.r_[0, np.full(keep.sum() - 1, 2)], unit="s"),
+                       "a": np.arange(100.0)[keep], "b": 2 * np.arange(100.0)[keep]})
+    df = df.iloc[::-1]  # unsorted input
+    path = tmp_path / "s.csv"
+    df.to_csv(path, index=False)
+    s = read_series(path)
+    assert list(s.columns) == ["a", "b"] and s.index.is_monotonic_increasing
+    assert median_step(s.index) == pd.Timedelta("1min")
+    r = regularize(s, limit=3)
+    assert r.attrs["imputed"] == 2
+    assert np.isfinite(r.to_numpy()).all()
+    assert len(r) == 90                       # 100 bins - 10 in the long gap
+    np.testing.assert_allclose(r["a"].iloc[10:12], [10.0, 11.0], atol=0.05)  # time interpolation of a ramp
+    np.testing.assert_allclose(r["b"], 2 * r["a"])
+
+
+def test_read_series_errors(tmp_path):
+    with pytest.raises(ValueError, match="timestamp column 'nope'"):
+        read_series(pd.DataFrame({"t": ["2020-01-01"], "v": [1.0]}), timestamp="nope")
+    with pytest.raises(ValueError, match="cannot be parsed"):
+        read_series(pd.DataFrame({"t": ["x", "y"], "v": [1.0, 2.0]}), timestamp="t")
+    with pytest.raises(ValueError, match="no numeric value columns"):
+        read_series(pd.DataFrame({"timestamp": ["2020-01-01"], "v": ["a"]}))
+
+
+def test_windows_and_alignment():
+    X = np.arange(10.0).reshape(-1, 1)
+    W = sliding_windows(X, 4)
+    assert W.shape == (7, 4, 1)
+    np.testing.assert_array_equal(W[0, :, 0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(W[-1, :, 0], [6, 7, 8, 9])
+    assert sliding_windows(X, 4, stride=3).shape == (3, 4, 1)
+    s = align_to_points(np.arange(7.0), 10, 4)
+    np.testing.assert_array_equal(s, [0, 0, 0, 0, 1, 2, 3, 4, 5, 6])
+    with pytest.raises(ValueError, match="fewer than the window"):
+        sliding_windows(X, 11)
+
+
+# --------------------------------------------------------------------------- detector contract
+@pytest.mark.parametrize("name", SERIES_DETECTORS)
+class TestSeriesContract:
+    def test_exported_and_marked(self, name):
+        assert name in D.__all__ and getattr(D, name)._needs_wrapped
+
+    def test_one_score_per_row_and_rescoring_reproduces(self, name, fitted):
+        det = fitted[name]
+        X = sine()
+        assert det.decision_scores_.shape == (600,)
+        np.testing.assert_array_equal(det.decision_function(X[:600]), det.decision_scores_)
+        assert det.decision_function(X).shape == (X.shape[0],)
+        assert 0.05 <= det.labels_.mean() <= 0.15
+
+    def test_planted_spike_and_flatline_found(self, name, fitted):
+        det = fitted[name]
+        X = sine(seed=3)
+        X[900, 0] += 3.0
+        s = det.decision_function(X)
+        assert s[900] > np.quantile(s[650:], 0.99), f"{name}: spike not in top 1%"
+
+    def test_first_rows_get_first_full_window_score(self, name, fitted):
+        det = fitted[name]
+        s = det.decision_function(sine()[:100])
+        w = det.window
+        assert np.all(s[:w - 1] == s[w - 1])
+
+    def test_seed_determinism_and_global_state(self, name):
+        X = sine()[:400]
+        np_state = np.random.get_state()[1].copy()
+        torch_state = torch.get_rng_state().clone()
+        a, b = make(name).fit(X), make(name).fit(X)
+        assert np.array_equal(np.random.get_state()[1], np_state)
+        assert torch.equal(torch.get_rng_state(), torch_state)
+        np.testing.assert_array_equal(a.decision_function(X), b.decision_function(X))
+
+    def test_save_load_clone(self, name, fitted, tmp_path):
+        det = fitted[name]
+        det.save(tmp_path / "m")
+        loaded = deepad.load(tmp_path / "m")
+        X = sine(seed=5)
+        np.testing.assert_array_equal(loaded.decision_function(X), det.decision_function(X))
+        assert loaded.threshold_ == det.threshold_
+        assert clone(det).get_params() == det.get_params()
+
+    def test_bad_input(self, name, fitted):
+        det = fitted[name]
+        with pytest.raises(ValueError, match="window"):
+            det.decision_function(sine()[:3])
+        with pytest.raises(ValueError, match="features"):
+            det.decision_function(np.ones((100, 3)))
+        with pytest.raises(ValueError, match="window"):
+            make(name, window=0).fit(sine()[:200])
+
+
+# --------------------------------------------------------------------------- streaming
+def test_stream_matches_batch_and_resumes(fitted, tmp_path):
+    det = fitted["GRUForecaster"]
+    X = sine(seed=7)
+    X[1000, 1] += 4.0
+    full = det.decision_function(X)
+    w = det.window
+    sc = StreamScorer(det, risk=1e-3, refractory=20).prime(X[600 - (w - 1):600])
+    first = [sc.update(X[i]) for i in range(600, 800)]
+    got = np.concatenate([u.scores for u in first])
+    np.testing.assert_allclose(got, full[600:800], rtol=1e-5, atol=1e-7)  # float32 batch-size rounding only
+    assert sc.latency_per_point_s > 0
+    sc.save(tmp_path / "st")
+    resumed = StreamScorer.load(tmp_path / "st")
+    a, b = sc.update(X[800:]), resumed.update(X[800:])
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.alerts, b.alerts)
+    assert a.alerts[1000 - 800]                 # the spike raises an alert
+    assert a.alerts.sum() <= a.alarms.sum()
+
+
+def test_stream_without_history_gives_nan_until_full_window(fitted):
+    det = fitted["RollingZScore"]
+    sc = StreamScorer(det, threshold="fixed")
+    u = sc.update(sine()[:det.window + 5])
+    assert np.isnan(u.scores[:det.window - 1]).all() and np.isfinite(u.scores[det.window - 1:]).all()
+    with pytest.raises(ValueError, match="values per row"):
+        sc.update(np.ones(5))
+
+
+def test_refractory_suppresses_repeated_alarms(fitted):
+    det = fitted["RollingZScore"]
+    X = sine(seed=9)[:400]
+    X[200:230, 0] += 5.0  # one long incident
+    plain = StreamScorer(det, threshold="fixed", refractory=0).update(X)
+    quiet = StreamScorer(det, threshold="fixed", refractory=100).update(X)
+    assert plain.alarms[200:230].sum() > 1
+    np.testing.assert_array_equal(plain.alarms, quiet.alarms)
+    assert quiet.alerts[200:230].sum() == 1 and quiet.alerts.sum() < plain.alerts.sum()
+
+
+def test_spot_threshold_tracks_risk():
+    rng = np.random.default_rng(0)
+    spot = SPOT(risk=1e-3, init_quantile=0.98).initialize(rng.exponential(size=5000))
+    # exponential tail: the 1 - 1e-3 quantile is ln(1000) ~ 6.9
+    assert 5.5 < spot.z < 8.5
+    alarms = sum(spot.step(x) for x in rng.exponential(size=20000))
+    assert alarms < 60  # ~20 expected at risk 1e-3
+    assert SPOT.from_state(json.loads(json.dumps(spot.state()))).z == spot.z
+    with pytest.raises(ValueError, match="risk"):
+        SPOT(risk=2.0)
+
+
+def test_cli_stream_jsonl_and_csv(fitted, tmp_path):
+    det = fitted["RollingZScore"]
+    det.save(tmp_path / "m")
+    X = sine()[:80]
+    lines = "\n".join(json.dumps({"timestamp": f"t{i}", "x0": float(a), "x1": float(b)}) for i, (a, b) in enumerate(X))
+    cmd = [sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m"), "--save-state", str(tmp_path / "st")]
+    out = subprocess.run(cmd, input=lines + "\n", capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(l) for l in out.stdout.splitlines()]
+    assert len(rows) == 80 and rows[0]["timestamp"] == "t0"
+    assert rows[0]["score"] is None and rows[-1]["score"] is not None
+    np.testing.assert_allclose(rows[-1]["score"], det.decision_function(X)[-1])
+    assert (tmp_path / "st" / "stream.json").exists()
+    csv = "timestamp,x0,x1\n" + "\n".join(f"u{i},{a},{b}" for i, (a, b) in enumerate(X[:20]))
+    out = subprocess.run([sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "st")], input=csv,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(l) for l in out.stdout.splitlines()]
+    assert len(rows) == 20 and all(r["score"] is not None for r in rows)  # resumed with a full buffer
