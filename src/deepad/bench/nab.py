@@ -84,8 +84,6 @@ def window_indices(timestamps: Sequence, windows: Iterable[Sequence]) -> list[tu
     before ``end`` (NAB's windows fall exactly on rows, so this is exact there).
     """
     ts = np.asarray(_to_datetime(timestamps), dtype="datetime64[ns]")
-    if ts.size and np.any(np.diff(ts.astype(np.int64)) < 0):
-        raise ValueError("timestamps must be sorted in increasing order.")
     out = []
     for w in windows:
         if len(w) != 2:
@@ -93,8 +91,14 @@ def window_indices(timestamps: Sequence, windows: Iterable[Sequence]) -> list[tu
         start, end = (np.datetime64(_to_datetime([t])[0], "ns") for t in w)
         if end < start:
             raise ValueError(f"window {w!r} ends before it starts.")
-        l = int(np.searchsorted(ts, start, side="left"))
-        r = int(np.searchsorted(ts, end, side="right")) - 1
+        # NAB locates window ends by exact timestamp (its files are not all strictly sorted);
+        # otherwise: the first row at/after start and the last row at/before end.
+        hit = np.flatnonzero(ts == start)
+        after = np.flatnonzero(ts >= start)
+        l = int(hit[0]) if hit.size else (int(after[0]) if after.size else ts.size)
+        hit = np.flatnonzero(ts == end)
+        before = np.flatnonzero(ts <= end)
+        r = int(hit[0]) if hit.size else (int(before[-1]) if before.size else -1)
         if l <= r:
             out.append((l, r))
     out.sort()
