@@ -553,9 +553,11 @@ def _param_names(est: Any, cls: type) -> set[str]:
     return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
 
 
-def build_estimator(cls: type, params: dict[str, Any], *, seed: int, threads: int) -> tuple[Any, dict[str, Any]]:
+def build_estimator(cls: type, params: dict[str, Any], *, seed: int, threads: int,
+                    n_features: int = 1) -> tuple[Any, dict[str, Any]]:
     """Instantiate ``cls(**params)`` and fill in, unless the user set them: ``random_state=seed``, and
-    ``n_threads`` (deepad) / ``n_jobs`` (PyOD, scikit-learn, XGBoost) ``= threads``.
+    ``n_threads`` (deepad) / ``n_jobs`` (PyOD, scikit-learn, XGBoost) ``= threads``; a *required*
+    ``n_features`` argument (PyOD's DeepSVDD has one) gets the data's feature count.
 
     Returns the estimator and the parameters that were filled in.
     """
@@ -568,22 +570,28 @@ def build_estimator(cls: type, params: dict[str, Any], *, seed: int, threads: in
         if unknown:
             valid = sorted(p for p in sig if p != "self" and sig[p].kind is not sig[p].VAR_POSITIONAL)
             raise BenchmarkError(f"{cls.__name__} has no parameter(s) {sorted(unknown)}; valid: {valid}.")
+    inject = {}
+    required_n_features = sig.get("n_features") if sig else None
+    if (required_n_features is not None and required_n_features.default is inspect.Parameter.empty
+            and "n_features" not in params):
+        inject["n_features"] = int(n_features)
+        params = {**params, "n_features": int(n_features)}
     try:
         est = cls(**params)
     except (TypeError, ValueError) as exc:
         raise BenchmarkError(f"{cls.__name__}: bad params {params} ({exc}).") from None
     names = _param_names(est, cls)
-    inject = {}
     if "random_state" in names and "random_state" not in params:
         inject["random_state"] = int(seed)
     for key in ("n_threads", "n_jobs"):
         if key in names and key not in params:
             inject[key] = int(threads)
-    if inject:
+    late = {k: v for k, v in inject.items() if k != "n_features"}
+    if late:
         if callable(getattr(est, "set_params", None)):
-            est.set_params(**inject)
+            est.set_params(**late)
         else:
-            est = cls(**params, **inject)
+            est = cls(**params, **late)
     return est, inject
 
 

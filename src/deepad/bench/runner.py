@@ -164,10 +164,11 @@ def _child_main(task_path: str) -> None:
             import torch
 
             torch.set_num_threads(threads)
-        est, injected = P.build_estimator(cls, task["params"], seed=int(task["seed"]), threads=threads)
-        kind = P.estimator_kind(est)
         d = Path(task["split_dir"])
         X_train, y_train = np.load(d / "X_train.npy"), np.load(d / "y_train.npy")
+        est, injected = P.build_estimator(cls, task["params"], seed=int(task["seed"]), threads=threads,
+                                          n_features=int(X_train.shape[1]))
+        kind = P.estimator_kind(est)
         y_weak = np.load(d / f"yweak_{task['labelled']}.npy") if task["labelled"] else None
         uses_labels = bool(getattr(est, "_uses_labels", False))
         X_fit, y_fit = P.fit_inputs(task["setting"], kind, uses_labels, X_train, y_train, y_weak)
