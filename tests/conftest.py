@@ -27,6 +27,8 @@ FAST_PARAMS: dict[str, dict] = {
     "PCA": dict(),
     "Mahalanobis": dict(robust=True),
     "ECOD": dict(),
+    "HBOS": dict(),
+    "LocalGlobalEnsemble": dict(n_neighbors_global=50),
     "VAE": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64, n_samples=4),
     "DeepSVDD": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
     "RollingZScore": dict(window=32, diff=True),

@@ -44,8 +44,8 @@ def work(tmp_path_factory):
     train_csv = write_fraud_csv(d / "train.csv", 3000, seed=1)
     new_csv = write_fraud_csv(d / "new.csv", 2000, seed=2, start_index=10_000)
     model = d / "model"
-    result = run("train", train_csv, "-o", model, "--label-column", "is_fraud", "--contamination", "0.01",
-                 "--params", PARAMS)
+    result = run("train", train_csv, "-o", model, "--detector", "AutoEncoder", "--label-column", "is_fraud",
+                 "--contamination", "0.01", "--params", PARAMS)
     assert result.exit_code == 0, result.output
     return {"dir": d, "train": train_csv, "new": new_csv, "model": model, "train_output": result.output}
 
@@ -148,8 +148,8 @@ def test_info(work):
 
 
 def test_fpr_threshold(work, tmp_path):
-    result = run("train", work["train"], "-o", tmp_path / "m", "-x", "is_fraud", "--fpr", "0.05",
-                 "--params", json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2}))
+    result = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud",
+                 "--fpr", "0.05", "--params", json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2}))
     assert result.exit_code == 0, result.output
     model = deepad.load(tmp_path / "m")
     assert model.threshold_method_["method"] == "fpr"
@@ -244,7 +244,7 @@ def test_bad_model_and_train_arguments(work, tmp_path):
         (["--contamination", "0.9"], "contamination"),
     ]
     for extra, expected in cases:
-        result = run("train", work["train"], "-o", tmp_path / "m", *extra)
+        result = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", *extra)
         assert result.exit_code == 2, (extra, result.output)
         assert expected in result.output and result.output.count("\n") == 1, (extra, result.output)
         assert not (tmp_path / "m").exists()

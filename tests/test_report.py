@@ -48,8 +48,8 @@ def work(tmp_path_factory):
     d = tmp_path_factory.mktemp("report")
     train, new = _write(d / "train.csv", 1500, seed=1), _write(d / "new.csv", 600, seed=2, start_index=10_000)
     model = d / "model"
-    result = run("train", train, "-o", model, "-l", "is_fraud", "--threshold", "pot", "--calibration-fraction", "0.2",
-                 "--params", PARAMS)
+    result = run("train", train, "-o", model, "-d", "AutoEncoder", "-l", "is_fraud", "--threshold", "pot",
+                 "--calibration-fraction", "0.2", "--params", PARAMS)
     assert result.exit_code == 0, result.output
     return {"dir": d, "train": train, "new": new, "model": model, "train_output": result.output}
 
@@ -73,7 +73,7 @@ def test_pot_threshold_with_calibration_is_stored_with_its_reason(work):
 
 def test_fpr_rule_and_contamination_default(work, tmp_path):
     small = json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2})
-    result = run("train", work["train"], "-o", tmp_path / "f", "-x", "is_fraud", "--threshold", "fpr",
+    result = run("train", work["train"], "-o", tmp_path / "f", "-d", "AutoEncoder", "-x", "is_fraud", "--threshold", "fpr",
                  "--calibration-fraction", "0.3", "--params", small)
     assert result.exit_code == 0, result.output
     model = deepad.load(tmp_path / "f")
@@ -81,7 +81,7 @@ def test_fpr_rule_and_contamination_default(work, tmp_path):
     assert "conformal guarantee" in model.threshold_method_["reason"]
     # At most 1 % of the held-out calibration scores lie above an fpr=0.01 threshold.
     assert (model.calibration_scores_ > model.threshold_).mean() <= 0.01
-    result = run("train", work["train"], "-o", tmp_path / "c", "-x", "is_fraud", "--params", small)
+    result = run("train", work["train"], "-o", tmp_path / "c", "-d", "AutoEncoder", "-x", "is_fraud", "--params", small)
     model = deepad.load(tmp_path / "c")
     assert model.threshold_method_["method"] == "contamination"
     assert model.threshold_method_["reason"].startswith("the default")
@@ -106,7 +106,8 @@ def test_bad_threshold_options_exit_2(work, tmp_path, extra, expected):
 
 def test_tensorboard_logs_the_losses(work, tmp_path):
     pytest.importorskip("tensorboard")
-    result = run("train", work["train"], "-o", tmp_path / "m", "-x", "is_fraud", "--tensorboard", tmp_path / "tb",
+    result = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud",
+                 "--tensorboard", tmp_path / "tb",
                  "--params", json.dumps({"epochs": 3, "hidden_dims": [8], "latent_dim": 2}))
     assert result.exit_code == 0, result.output
     events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
@@ -122,8 +123,9 @@ def test_tensorboard_logs_the_losses(work, tmp_path):
 def test_quiet_is_per_invocation(work, tmp_path):
     before = os.environ.get("DEEPAD_QUIET")
     small = json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2})
-    quiet = run("train", work["train"], "-o", tmp_path / "m", "-x", "is_fraud", "--params", small)
-    loud = run("train", work["train"], "-o", tmp_path / "m", "-x", "is_fraud", "--params", small, quiet=False)
+    quiet = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud", "--params", small)
+    loud = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud", "--params", small,
+               quiet=False)
     assert quiet.exit_code == loud.exit_code == 0
     assert "Columns:" not in quiet.output and "Columns:" in loud.output
     assert os.environ.get("DEEPAD_QUIET") == before

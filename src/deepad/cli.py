@@ -57,7 +57,9 @@ def demo(
         fail(f"unknown detector {detector!r}; choose one of: {', '.join(n for n in D.__all__ if n != 'DEFAULT')}")
     X, y = load_cardio()
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
-    model = cls(contamination=float(y_tr.mean()), random_state=seed)
+    model = cls(contamination=float(y_tr.mean()))
+    if "random_state" in model.get_params():  # deterministic detectors have no seed
+        model.set_params(random_state=seed)
     typer.echo(f"Cardiotocography (bundled, ADBench 6_cardio): {X.shape[0]} records x {X.shape[1]} features, "
                f"{int(y.sum())} pathologic ({y.mean():.1%}).")
     typer.echo(f"Training {cls.__name__} on the {int((y_tr == 0).sum())} normal records of a 70% split ...")

@@ -27,13 +27,15 @@ _WHERE = {
     "PCA": "classical",
     "Mahalanobis": "classical",
     "ECOD": "ecod",
+    "HBOS": "hbos",
+    "LocalGlobalEnsemble": "ensemble",
     "PyODDetector": "pyod_adapter",
     "RollingZScore": "series",
     "GRUForecaster": "series",
     "TCNAutoEncoder": "series",
 }
 #: the recommended detector's class name
-_DEFAULT = "AutoEncoder"
+_DEFAULT = "LocalGlobalEnsemble"
 
 __all__ = [*_WHERE, "DEFAULT"]
 
@@ -62,8 +64,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from deepad.detectors.deep_svdd import DeepSVDD
     from deepad.detectors.devnet import DevNet
     from deepad.detectors.ecod import ECOD
+    from deepad.detectors.ensemble import LocalGlobalEnsemble
+    from deepad.detectors.hbos import HBOS
     from deepad.detectors.pyod_adapter import PyODDetector
     from deepad.detectors.series import GRUForecaster, RollingZScore, TCNAutoEncoder
     from deepad.detectors.vae import VAE
 
-    DEFAULT = AutoEncoder
+    DEFAULT = LocalGlobalEnsemble

@@ -1,0 +1,217 @@
+"""LocalGlobalEnsemble: deepad's default detector (a calibrated local + global score ensemble)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from deepad.base import BaseDetector
+from deepad.detectors._neural import fit_scaler
+from deepad.detectors.hbos import HBOS
+
+__all__ = ["LocalGlobalEnsemble"]
+
+#: Column order of :meth:`LocalGlobalEnsemble.member_scores`.
+MEMBERS = ("knn_local", "knn_global", "hbos")
+
+
+def _location_scale(ref: np.ndarray) -> tuple[float, float]:
+    """Median and inter-quartile range of reference scores (std, then 1, when the IQR is 0)."""
+    q25, med, q75 = np.percentile(ref, [25, 50, 75])
+    scale = q75 - q25
+    if not scale > 1e-12:
+        scale = float(np.std(ref))
+    if not scale > 1e-12:
+        scale = 1.0
+    return float(med), float(scale)
+
+
+class LocalGlobalEnsemble(BaseDetector):
+    """Local and global anomaly views, each calibrated on the training data, combined.
+
+    This is :data:`deepad.detectors.DEFAULT`: the detector to use when you do
+    not know which one to use, on clean ("one-class") training data and on
+    training data that already contains some anomalies ("unsupervised").
+
+    Members (all fitted on features standardised with the training mean and
+    standard deviation, so the units of a feature do not matter):
+
+    * **local** -- mean distance to the ``n_neighbors`` (5) nearest training
+      rows (Angiulli & Pizzuti, "Fast outlier detection in high dimensional
+      spaces", PKDD 2002).  On clean training data this is the strongest
+      single score we measured; it is also what the non-parametric
+      diffusion-time estimator DTE-NP (Livernoche et al., "On diffusion
+      modeling for anomaly detection", ICLR 2024) reduces to -- its authors
+      recommend kNN with ``method="mean"`` in its place.
+    * **global**, the mean of two calibrated members:
+      mean distance to the ``n_neighbors_global`` (200, at most ``n - 1``)
+      nearest rows -- the distance to the bulk of the data -- and
+      :class:`~deepad.detectors.HBOS` (Goldstein & Dengel, KI 2012) with
+      ``n_bins`` histogram bins per feature (``"auto"``: the Rice rule).
+
+    Why two views.  A small-``k`` kNN score is local and precise, but it
+    *memorises*: when the training data holds a clump of similar anomalies
+    (duplicated attacks, a faulty sensor stuck at one value) new anomalies
+    of that kind find close neighbours in the clump and look normal -- on
+    ADBench's ``http`` data the 5-NN distance ranks them *below* normal rows
+    (ROC-AUC 0.00).  A clump of fewer than ``n_neighbors_global`` rows
+    cannot hide itself from the 200-NN distance, and coarse per-feature
+    histograms barely notice it; but these global views are blurrier on
+    clean data.  Each view is kept where it is strong: the score is the
+    global view plus (a weighted part of) the amount by which the local view
+    exceeds it.
+
+    Scoring rule.  With ``s_m(x)`` the raw score of member ``m`` and
+    ``med_m``/``iqr_m`` the median and inter-quartile range of that member's
+    *leave-one-out* training scores (each training row scored without itself,
+    i.e. as a new row would be)::
+
+        z_m(x)   = (s_m(x) - med_m) / iqr_m
+        L(x)     = calibrate(z_knn_local(x))
+        G(x)     = calibrate((z_knn_global(x) + z_hbos(x)) / 2)
+        score(x) = G(x) + local_weight * max(0, L(x) - G(x))
+
+    where ``calibrate`` again subtracts the median and divides by the IQR of
+    the view's leave-one-out training values, so both views are on the same
+    "how unusual for this training set" scale (Kriegel et al., "Interpreting
+    and unifying outlier scores", SDM 2011; Aggarwal & Sathe, "Outlier
+    Ensembles", 2017).  ``local_weight=1`` is the maximum of the two views
+    (flag a row when either view finds it unusual), ``0`` the global view
+    alone; the default 0.65 leans towards the global view, which is the
+    robust one.
+
+    Measured (``benchmarks/explore_default.py``: 28 ADBench sets, 70/30
+    stratified split, min-max scaling, 3 seeds; mean ROC-AUC): 87.1 with
+    clean training data (PyOD-style 5-NN: 85.9, Isolation Forest: 81.8) and
+    79.6 with contaminated training data (Isolation Forest: 77.4, 5-NN:
+    69.4).  No member manages both: the local kNN alone scores 68.9 on
+    contaminated data, the global view alone 85.5 on clean data.
+    ``local_weight`` sets the trade-off (1.0: 87.3 / 79.0; 0.0: 85.5 /
+    80.0); 0.65 was chosen on these 28 sets, so expect the margins over kNN
+    and Isolation Forest on other data to be smaller.  No neural member is
+    included: adding an autoencoder member lowered the mean in both settings
+    (one seed), and a DTE-C prototype stayed far below kNN on the sets we
+    tried; the neural detectors remain available on their own.
+
+    Training scores.  ``decision_scores_`` are the in-sample scores
+    (``decision_function(X_train)``, each training row its own nearest
+    neighbour); thresholds and p-values use the leave-one-out scores above.
+
+    Parameters
+    ----------
+    n_neighbors : int, default 5
+        ``k`` of the local kNN view; needs ``n_neighbors + 1`` training rows.
+    n_neighbors_global : int, default 200
+        ``k`` of the global kNN member (capped at ``n_samples - 1``).
+    n_bins : int or "auto", default "auto"
+        Histogram bins per feature of the HBOS member.
+    local_weight : float in [0, 1], default 0.65
+        Weight of the local view's excess over the global view.
+    preprocessing : {"standard", "robust", "minmax", None}, default "standard"
+        Per-feature scaling fitted on the training data before every member.
+    algorithm : str, default "auto"
+        Nearest-neighbour search of :class:`sklearn.neighbors.NearestNeighbors`.
+    contamination : float, default 0.1
+        Expected anomaly fraction, used only for ``threshold_``.
+    n_jobs : int or None
+        Parallel jobs for the neighbour search.
+    """
+
+    def __init__(self, n_neighbors: int = 5, n_neighbors_global: int = 200, n_bins: int | str = "auto",
+                 local_weight: float = 0.65, *, preprocessing: str | None = "standard", algorithm: str = "auto",
+                 contamination: float = 0.1, n_jobs: int | None = None):
+        self.n_neighbors = n_neighbors
+        self.n_neighbors_global = n_neighbors_global
+        self.n_bins = n_bins
+        self.local_weight = local_weight
+        self.preprocessing = preprocessing
+        self.algorithm = algorithm
+        self.contamination = contamination
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ validation
+    @staticmethod
+    def _check_int(value, name: str) -> int:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
+        return int(value)
+
+    def _min_samples(self) -> int:
+        return self._check_int(self.n_neighbors, "n_neighbors") + 1
+
+    def _check_params(self) -> None:
+        self._check_int(self.n_neighbors, "n_neighbors")
+        self._check_int(self.n_neighbors_global, "n_neighbors_global")
+        w = self.local_weight
+        if isinstance(w, (bool, np.bool_)) or not isinstance(w, numbers.Real) or not 0.0 <= w <= 1.0:
+            raise ValueError(f"local_weight must be a number in [0, 1], got {w!r}.")
+
+    # ------------------------------------------------------------------ fitting
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.scaler_center_) / self.scaler_scale_
+
+    def _fit(self, X, y, seed, **fit_params):
+        from sklearn.neighbors import NearestNeighbors
+
+        self._check_params()
+        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing)
+        Z = self._transform(X)
+        n = Z.shape[0]
+        self.k_local_ = int(self.n_neighbors)
+        self.k_global_ = min(int(self.n_neighbors_global), n - 1)
+        k_max = max(self.k_local_, self.k_global_)
+        self.neighbors_ = NearestNeighbors(n_neighbors=k_max, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(Z)
+        # X=None: every training row's neighbours among the *other* rows (dropped by index, so duplicates count).
+        dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k_max)
+        self.hbos_ = HBOS(n_bins=self.n_bins, contamination=self.contamination).fit(Z)
+        raw = self._raw(dist, self.hbos_._reference_scores_)
+        stats = [_location_scale(raw[:, m]) for m in range(raw.shape[1])]
+        self.member_center_ = np.array([c for c, _ in stats])
+        self.member_scale_ = np.array([s for _, s in stats])
+        views = self._views(raw)
+        stats = [_location_scale(views[:, v]) for v in range(2)]
+        self.view_center_ = np.array([c for c, _ in stats])
+        self.view_scale_ = np.array([s for _, s in stats])
+        self._loo_scores = self._combine(self._calibrated(views))
+
+    def _training_reference_scores(self, X):
+        scores = self._loo_scores
+        del self._loo_scores
+        return scores
+
+    # ------------------------------------------------------------------ scoring
+    def _raw(self, dist: np.ndarray, hbos_scores: np.ndarray) -> np.ndarray:
+        return np.column_stack([dist[:, :self.k_local_].mean(axis=1), dist[:, :self.k_global_].mean(axis=1),
+                                hbos_scores])
+
+    def _views(self, raw: np.ndarray) -> np.ndarray:
+        z = (raw - self.member_center_) / self.member_scale_
+        return np.column_stack([z[:, 0], z[:, 1:].mean(axis=1)])
+
+    def _calibrated(self, views: np.ndarray) -> np.ndarray:
+        return (views - self.view_center_) / self.view_scale_
+
+    def _combine(self, cal: np.ndarray) -> np.ndarray:
+        local, glob = cal[:, 0], cal[:, 1]
+        return glob + float(self.local_weight) * np.maximum(local - glob, 0.0)
+
+    def _member_raw(self, X: np.ndarray) -> np.ndarray:
+        Z = self._transform(X)
+        dist, _ = self.neighbors_.kneighbors(Z, n_neighbors=max(self.k_local_, self.k_global_))
+        return self._raw(dist, self.hbos_._score(Z))
+
+    def _score(self, X):
+        return self._combine(self._calibrated(self._views(self._member_raw(X))))
+
+    def view_scores(self, X) -> np.ndarray:
+        """Calibrated ``(local, global)`` view scores, shape ``(n, 2)``: which view finds each row unusual.
+
+        Both are in "IQRs above the median training row" units; the
+        anomaly score combines them as described in the class docstring.
+        """
+        return self._calibrated(self._views(self._member_raw(self._validate_for_scoring(X))))
+
+    def member_scores(self, X) -> np.ndarray:
+        """Raw member scores, shape ``(n, 3)``, columns in :data:`MEMBERS` order."""
+        return self._member_raw(self._validate_for_scoring(X))

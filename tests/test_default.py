@@ -1,0 +1,193 @@
+"""deepad.detectors.DEFAULT (LocalGlobalEnsemble) and its HBOS member.
+
+The generic contract (determinism, save/load, thresholds, bad input) is
+checked for both classes by test_contract.py; here we test what makes the
+ensemble the default: the calibrated two-view scoring rule, robustness to
+anomaly clumps in the training data, scale invariance, and its cost.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+import deepad
+import deepad.detectors as D
+from deepad.detectors import HBOS, KNN, LocalGlobalEnsemble
+
+
+def test_default_is_the_local_global_ensemble():
+    assert D.DEFAULT is LocalGlobalEnsemble
+
+
+def _normal(n, d=5, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d))
+
+
+def test_scoring_rule_matches_the_docstring(planted):
+    X_train, X_test, _ = planted
+    for w in (0.0, 0.65, 1.0):
+        det = LocalGlobalEnsemble(local_weight=w, n_neighbors_global=50).fit(X_train)
+        views = det.view_scores(X_test)
+        local, glob = views[:, 0], views[:, 1]
+        np.testing.assert_allclose(det.decision_function(X_test), glob + w * np.maximum(local - glob, 0))
+        if w == 1.0:
+            np.testing.assert_allclose(det.decision_function(X_test), np.maximum(local, glob))
+    # member scores are the documented raw scores: kNN-mean distances in standardised space and HBOS
+    raw = det.member_scores(X_test)
+    Z_train = (X_train - X_train.mean(0)) / X_train.std(0)
+    Z_test = (X_test - X_train.mean(0)) / X_train.std(0)
+    d = np.sqrt(((Z_test[:, None, :] - Z_train[None, :, :]) ** 2).sum(-1))
+    d.sort(axis=1)
+    np.testing.assert_allclose(raw[:, 0], d[:, :5].mean(1), rtol=1e-9)
+    np.testing.assert_allclose(raw[:, 1], d[:, :50].mean(1), rtol=1e-9)
+    np.testing.assert_allclose(raw[:, 2], HBOS(n_bins="auto").fit(Z_train).decision_function(Z_test), rtol=1e-9)
+
+
+def test_views_are_calibrated_on_leave_one_out_training_scores(planted):
+    X_train, _, _ = planted
+    det = LocalGlobalEnsemble().fit(X_train)
+    # in-sample: each row is its own nearest neighbour, so its score is biased low
+    assert np.mean(det.decision_scores_ < det._reference_scores_) > 0.9
+    # calibration makes the median leave-one-out training row 0 in each view
+    dist, _ = det.neighbors_.kneighbors(None, n_neighbors=det.k_global_)
+    raw = np.column_stack([dist[:, :5].mean(1), dist.mean(1), det.hbos_._reference_scores_])
+    np.testing.assert_allclose(np.median(det._calibrated(det._views(raw)), axis=0), 0.0, atol=1e-12)
+    # thresholds come from the leave-one-out scores: about 10% of new normal rows are flagged
+    det2 = LocalGlobalEnsemble().fit(_normal(1000, d=6, seed=1))
+    assert 0.05 < det2.predict(_normal(2000, d=6, seed=2)).mean() < 0.15
+
+
+def test_clump_of_training_anomalies_does_not_hide_new_ones():
+    """Contaminated training data: 25 copies of one anomaly.  5-NN calls new copies normal; DEFAULT does not."""
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(2000, 4))
+    clump = np.array([6.0, -6.0, 6.0, -6.0]) + 0.01 * rng.normal(size=(25, 4))
+    X_train = np.vstack([normal, clump])
+    new_normal = rng.normal(size=(500, 4))
+    new_anomalies = np.array([6.0, -6.0, 6.0, -6.0]) + 0.01 * rng.normal(size=(10, 4))
+    X_test = np.vstack([new_normal, new_anomalies])
+    y_test = np.r_[np.zeros(500), np.ones(10)]
+    knn = KNN(n_neighbors=5, method="mean").fit(X_train)
+    assert roc_auc_score(y_test, knn.decision_function(X_test)) < 0.1  # fooled by the clump
+    det = LocalGlobalEnsemble().fit(X_train)
+    assert roc_auc_score(y_test, det.decision_function(X_test)) > 0.99
+    # and they are flagged at the default threshold
+    assert det.predict(new_anomalies).all()
+
+
+def test_local_anomaly_between_clusters_is_found():
+    """Two tight clusters far apart: a row halfway is a local anomaly the local view catches."""
+    rng = np.random.default_rng(1)
+    X_train = np.vstack([rng.normal(0, 0.1, size=(500, 2)), rng.normal(10, 0.1, size=(500, 2))])
+    X_test = np.vstack([rng.normal(0, 0.1, size=(50, 2)), rng.normal(10, 0.1, size=(50, 2)), [[0.8, 0.8], [9.2, 9.2]]])
+    det = LocalGlobalEnsemble().fit(X_train)
+    s = det.decision_function(X_test)
+    assert s[-2:].min() > s[:-2].max()
+
+
+def test_invariant_to_feature_units(planted):
+    X_train, X_test, _ = planted
+    scale = np.array([1e-3, 1.0, 1e3, 5.0, 1.0, 250.0])
+    a = LocalGlobalEnsemble().fit(X_train).decision_function(X_test)
+    b = LocalGlobalEnsemble().fit(X_train * scale).decision_function(X_test * scale)
+    np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_tiny_training_set_caps_the_global_neighbourhood():
+    X = _normal(8, d=3)
+    det = LocalGlobalEnsemble().fit(X)
+    assert det.k_global_ == 7 and det.k_local_ == 5
+    assert np.isfinite(det.decision_function(_normal(4, d=3, seed=3))).all()
+    with pytest.raises(ValueError, match=r"has 5 rows, but this LocalGlobalEnsemble needs at least 6"):
+        LocalGlobalEnsemble().fit(X[:5])
+
+
+def test_duplicated_training_rows_are_handled():
+    """Many identical rows make IQRs zero; scores must stay finite and still rank a far row first."""
+    X = np.vstack([np.zeros((300, 3)), np.ones((10, 3))])
+    det = LocalGlobalEnsemble().fit(X)
+    s = det.decision_function(np.array([[0.0, 0, 0], [1.0, 1, 1], [8.0, -8, 8]]))
+    assert np.isfinite(s).all() and s[2] > s[1] > s[0] - 1e-12
+
+
+@pytest.mark.parametrize("params, message", [
+    (dict(n_neighbors=0), "n_neighbors must be an integer >= 1"),
+    (dict(n_neighbors_global=2.5), "n_neighbors_global must be an integer >= 1"),
+    (dict(local_weight=1.5), r"local_weight must be a number in \[0, 1\]"),
+    (dict(n_bins="many"), "n_bins must be an integer >= 2 or 'auto'"),
+    (dict(preprocessing="zscore"), "preprocessing must be one of"),
+])
+def test_bad_parameters_rejected(planted, params, message):
+    with pytest.raises(ValueError, match=message):
+        LocalGlobalEnsemble(**params).fit(planted[0])
+
+
+def test_save_load_keeps_members(planted, tmp_path):
+    X_train, X_test, _ = planted
+    det = LocalGlobalEnsemble(n_neighbors_global=50).fit(X_train)
+    det.save(tmp_path / "m")
+    loaded = deepad.load(tmp_path / "m")
+    assert isinstance(loaded.hbos_, HBOS)
+    np.testing.assert_array_equal(loaded.view_scores(X_test), det.view_scores(X_test))
+    np.testing.assert_array_equal(loaded._reference_scores_, det._reference_scores_)
+
+
+def test_on_bundled_cardio_beats_its_own_members():
+    """One-class split of the bundled ADBench cardio set: the ensemble is at least as good as 5-NN."""
+    from sklearn.model_selection import train_test_split
+
+    from deepad.data import load_cardio
+
+    X, y = load_cardio()
+    X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=0)
+    det = LocalGlobalEnsemble().fit(X_tr[y_tr == 0])
+    auc = roc_auc_score(y_te, det.decision_function(X_te))
+    knn = roc_auc_score(y_te, KNN(n_neighbors=5).fit(X_tr[y_tr == 0]).decision_function(X_te))
+    assert auc > 0.9 and auc >= knn - 0.01
+
+
+# --------------------------------------------------------------------------- HBOS
+def test_hbos_matches_pyod_ranking_on_minmax_data():
+    pyod_hbos = pytest.importorskip("pyod.models.hbos")
+    rng = np.random.default_rng(0)
+    X = rng.gamma(2.0, size=(600, 5))
+    lo, hi = X[:400].min(0), X[:400].max(0)
+    Xs = (X - lo) / (hi - lo)
+    ours = HBOS(n_bins=10).fit(Xs[:400]).decision_function(Xs[400:])
+    theirs = pyod_hbos.HBOS(n_bins=10).fit(Xs[:400]).decision_function(Xs[400:])
+    assert np.corrcoef(np.argsort(np.argsort(ours)), np.argsort(np.argsort(theirs)))[0, 1] > 0.999
+
+
+def test_hbos_scoring_rule_and_leave_one_out():
+    X = np.array([[0.0], [0.0], [0.0], [1.0], [10.0]])
+    det = HBOS(n_bins=2, alpha=0.1).fit(X)
+    # bins [0, 5) and [5, 10]: frequencies 4/5 and 1/5
+    floor = 0.1 / 2
+    np.testing.assert_allclose(det.decision_function(np.array([[0.5], [9.0]])),
+                               [-np.log(0.8 + floor), -np.log(0.2 + floor)])
+    # leave-one-out: the lone row at 10 sees an empty bin
+    np.testing.assert_allclose(det._reference_scores_[-1], -np.log(0.0 + floor))
+    # far outside the range: the emptiest bin's frequency
+    np.testing.assert_allclose(det.decision_function(np.array([[100.0]])), [-np.log(0.2 + floor)])
+
+
+def test_hbos_constant_feature_and_auto_bins():
+    X = np.column_stack([np.linspace(0, 1, 1000), np.full(1000, 3.0)])
+    det = HBOS(n_bins="auto").fit(X)
+    assert det.n_bins_ == 20  # ceil(2 * 1000 ** (1/3))
+    s = det.decision_function(np.array([[0.5, 3.0], [0.5, 3.1]]))
+    assert s[1] > s[0]
+
+
+@pytest.mark.skipif(not os.environ.get("DEEPAD_SLOW"), reason="set DEEPAD_SLOW=1 (fits a 10,000 x 100 set)")
+def test_fit_cost_on_10000_by_100():
+    X = _normal(10_000, d=100)
+    t0 = time.process_time()
+    LocalGlobalEnsemble().fit(X)
+    assert time.process_time() - t0 < 60
