@@ -876,10 +876,13 @@ def tune_cmd(
     _say(f"Tuning {cls.__name__}: {trials} trials{f' (at most {timeout:g} s)' if timeout else ''}, objective "
          f"{metric} on {how} ...")
     t0 = time.perf_counter()
-    with _UserErrors(f"{data}: "), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        result = tune(template, df, search_space=search_space, X_val=X_val, y_val=y_val, n_trials=trials,
-                      timeout=timeout, random_state=seed, metric=metric)
+    try:
+        with _UserErrors(f"{data}: "), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            result = tune(template, df, search_space=search_space, X_val=X_val, y_val=y_val, n_trials=trials,
+                          timeout=timeout, random_state=seed, metric=metric)
+    except RuntimeError as exc:  # no trial finished: every setting failed on this data
+        fail(f"{data}: tuning found no working setting: {_one_line(exc)}")
     typer.echo(f"Best of {result.extra['n_complete']} trial(s) in {time.perf_counter() - t0:.1f} s: "
                f"{metric} {result.best_value:.4f} ({result.objective}).")
     typer.echo(f"Best parameters: {json.dumps(result.best_params, default=str)}")
