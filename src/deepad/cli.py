@@ -881,6 +881,8 @@ def tune_cmd(
             warnings.simplefilter("ignore", UserWarning)
             result = tune(template, df, search_space=search_space, X_val=X_val, y_val=y_val, n_trials=trials,
                           timeout=timeout, random_state=seed, metric=metric)
+    except typer.Exit:
+        raise
     except RuntimeError as exc:  # no trial finished: every setting failed on this data
         fail(f"{data}: tuning found no working setting: {_one_line(exc)}")
     typer.echo(f"Best of {result.extra['n_complete']} trial(s) in {time.perf_counter() - t0:.1f} s: "
