@@ -253,10 +253,9 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from deepad import thresholds as thr
     from deepad.data.preprocessing import ScoringReport
     from deepad.data.readers import _arrow_to_pandas
-    from deepad.pipeline import TabularDetector
+    from deepad.pipeline import TabularDetector, score_chunk_columns
 
     model = _cached_model(model_dir, fingerprint)
     tabular = isinstance(model, TabularDetector)
@@ -278,24 +277,8 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
             lo, hi = max(first - b0, 0), min(stop, pos) - b0
             chunk = _arrow_to_pandas(batch.slice(lo, hi - lo))
             offset = part.row_offset + b0 + lo - first
-            if tabular:
-                scores = model.score_frame(chunk, row_offset=offset, report=report, warn_extra=False)
-            else:
-                try:
-                    scores = model.decision_function(chunk)
-                except ValueError as exc:
-                    raise ValueError(f"rows {offset}-{offset + len(chunk) - 1}: {exc}") from None
-            p = thr.conformal_p_values(reference, scores)
-            flags = (scores > threshold).astype(np.int8)
-            cols: dict[str, Any] = {}
-            if id_columns:
-                for c in id_columns:
-                    cols[c] = pa.array(chunk[c], from_pandas=True)
-            else:
-                cols["row"] = pa.array(np.arange(offset, offset + len(chunk), dtype=np.int64))
-            cols["score"] = pa.array(scores)
-            cols["p_value"] = pa.array(p)
-            cols["is_anomaly"] = pa.array(flags)
+            cols, flags = score_chunk_columns(model, chunk, offset, tabular=tabular, reference=reference,
+                                              threshold=threshold, id_columns=id_columns, report=report)
             writer.write(pa.table(cols))
             flagged += int(flags.sum())
             done += len(chunk)

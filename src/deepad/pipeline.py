@@ -294,6 +294,36 @@ class _Writer:
         self.tmp.unlink(missing_ok=True)
 
 
+def score_chunk_columns(model, chunk, offset: int, *, tabular: bool, reference: np.ndarray, threshold: float,
+                        id_columns, report=None) -> tuple[dict[str, Any], np.ndarray]:
+    """Score one chunk of rows into output columns: the id columns (or ``row``), ``score``, ``p_value``, ``is_anomaly``.
+
+    Shared by single-process file scoring and the Dask workers, so both write
+    exactly the same columns from the same computation.  Errors name the
+    chunk's global row range.
+    """
+    import pyarrow as pa
+
+    if tabular:
+        scores = model.score_frame(chunk, row_offset=offset, report=report, warn_extra=False)
+    else:
+        try:
+            scores = model.decision_function(chunk)
+        except ValueError as exc:
+            raise ValueError(f"rows {offset}-{offset + len(chunk) - 1}: {exc}") from None
+    flags = (scores > threshold).astype(np.int8)
+    cols: dict[str, Any] = {}
+    if id_columns:
+        for c in id_columns:
+            cols[c] = pa.array(chunk[c], from_pandas=True)
+    else:
+        cols["row"] = pa.array(np.arange(offset, offset + len(chunk), dtype=np.int64))
+    cols["score"] = pa.array(scores)
+    cols["p_value"] = pa.array(_thr.conformal_p_values(reference, scores))
+    cols["is_anomaly"] = pa.array(flags)
+    return cols, flags
+
+
 def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BATCH_ROWS,
                progress: bool = False, on_chunk: Callable[[int], None] | None = None,
                explain_top: int = 0) -> ScoreSummary:
@@ -364,24 +394,8 @@ def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BA
 
         offset = 0
         for chunk in iter_batches(source, batch_size=batch_size, columns=read, text_columns=text_columns):
-            if tabular:
-                scores = model.score_frame(chunk, row_offset=offset, report=report, warn_extra=False)
-            else:
-                try:
-                    scores = model.decision_function(chunk)
-                except ValueError as exc:
-                    raise ValueError(f"rows {offset}-{offset + len(chunk) - 1}: {exc}") from None
-            p = _thr.conformal_p_values(reference, scores)
-            flags = (scores > threshold).astype(np.int8)
-            cols: dict[str, Any] = {}
-            if id_columns:
-                for c in id_columns:
-                    cols[c] = pa.array(chunk[c], from_pandas=True)
-            else:
-                cols["row"] = pa.array(np.arange(offset, offset + len(chunk), dtype=np.int64))
-            cols["score"] = pa.array(scores)
-            cols["p_value"] = pa.array(p)
-            cols["is_anomaly"] = pa.array(flags)
+            cols, flags = score_chunk_columns(model, chunk, offset, tabular=tabular, reference=reference,
+                                              threshold=threshold, id_columns=id_columns, report=report)
             if explain_top:
                 cols["top_features"] = pa.array(_top_features_of_flagged(model, chunk, flags, explain_top),
                                                 type=pa.string())
