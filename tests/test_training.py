@@ -182,7 +182,8 @@ def test_history_and_callbacks_reach_every_neural_detector(name, planted):
 
 def test_dropout_and_validation_split_are_used(planted):
     X_train, _, _ = planted
-    det = D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "dropout": 0.3, "random_state": 0}).fit(X_train)
+    det = D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "dropout": 0.3, "validation_fraction": 0.2,
+                           "random_state": 0}).fit(X_train)
     assert any(isinstance(m, nn.Dropout) and m.p == 0.3 for m in det.module_.modules())
     assert "val_loss" in det.history_
     no_val = D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "validation_fraction": 0.0, "random_state": 0}).fit(X_train)
