@@ -62,6 +62,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from deepad.data.scaling import SCALERS, fit_scaler
 from deepad.data.schema import (FALSE_STRINGS, TRUE_STRINGS, DataValidationError, Schema, describe_bad_rows,
                                 infer_schema, parse_datetimes, parse_numbers)
 
@@ -69,7 +70,7 @@ __all__ = ["TabularPreprocessor", "ScoringReport", "MISSING", "OTHER"]
 
 MISSING = "__missing__"
 OTHER = "__other__"
-_SCALINGS = ("standard", "robust", "minmax", None)
+_SCALINGS = SCALERS
 _DATETIME_FEATURES = ("hour", "dayofweek", "month", "unix")
 _STATE_VERSION = 1
 
@@ -242,23 +243,6 @@ _PERIODS = {"hour": 24.0, "dayofweek": 7.0, "month": 12.0}
 
 
 # --------------------------------------------------------------------------- scaling
-def _fit_scaling(Z: np.ndarray, kind: str | None) -> tuple[np.ndarray, np.ndarray]:
-    d = Z.shape[1]
-    if kind is None or Z.shape[0] == 0:
-        return np.zeros(d), np.ones(d)
-    if kind == "standard":
-        center, scale = Z.mean(axis=0), Z.std(axis=0)
-    elif kind == "robust":
-        q1, med, q3 = np.percentile(Z, [25, 50, 75], axis=0)
-        center, scale = med, (q3 - q1) / 1.349  # IQR of a standard normal
-        scale = np.where(scale > 1e-12, scale, Z.std(axis=0))
-    else:
-        lo, hi = Z.min(axis=0), Z.max(axis=0)
-        center, scale = lo, hi - lo
-    scale = np.where(scale > 1e-12, scale, 1.0)
-    return center.astype(np.float64), scale.astype(np.float64)
-
-
 # --------------------------------------------------------------------------- the preprocessor
 class TabularPreprocessor(TransformerMixin, BaseEstimator):
     """Impute, encode and scale a mixed table into a float matrix (see the module docstring).
@@ -358,7 +342,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.scale_ = np.ones(self.n_features_out_)
         Z = self._encode(df, row_offset=0, report=None)
         cont = np.asarray(self.continuous_, dtype=bool)
-        center, scale = _fit_scaling(Z[:, cont], self.scaling)
+        center, scale = fit_scaler(Z[:, cont], self.scaling)
         self.center_[cont] = center
         self.scale_[cont] = scale
         Z[:, cont] = (Z[:, cont] - center) / scale

@@ -21,31 +21,8 @@ import torch
 from torch import nn
 
 from deepad.base import BaseDetector
+from deepad.data.scaling import fit_scaler
 from deepad.training import Step, Trainer, batched_apply, resolve_device, torch_context
-
-_SCALERS = ("standard", "robust", "minmax", None)
-
-
-def fit_scaler(X: np.ndarray, kind: str | None) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale per feature; constant features get scale 1 so they map to 0, not NaN."""
-    if kind not in _SCALERS:
-        raise ValueError(f"preprocessing must be one of {_SCALERS}, got {kind!r}")
-    d = X.shape[1]
-    if kind is None:
-        return np.zeros(d), np.ones(d)
-    if kind == "standard":
-        center, scale = X.mean(axis=0), X.std(axis=0)
-    elif kind == "robust":
-        q1, med, q3 = np.percentile(X, [25, 50, 75], axis=0)
-        center, scale = med, (q3 - q1) / 1.349  # IQR of a standard normal
-        fallback = X.std(axis=0)
-        scale = np.where(scale > 1e-12, scale, fallback)
-    else:
-        lo, hi = X.min(axis=0), X.max(axis=0)
-        center, scale = lo, hi - lo
-    scale = np.where(scale > 1e-12, scale, 1.0)
-    return center.astype(np.float64), scale.astype(np.float64)
-
 
 class NeuralDetector(BaseDetector):
     """Base of all neural detectors.  Hyper-parameters shared by every subclass:

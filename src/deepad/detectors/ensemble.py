@@ -7,7 +7,7 @@ import numbers
 import numpy as np
 
 from deepad.base import BaseDetector
-from deepad.detectors._neural import fit_scaler
+from deepad.data.scaling import fit_scaler
 from deepad.detectors.hbos import HBOS
 
 __all__ = ["LocalGlobalEnsemble"]
