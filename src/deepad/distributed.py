@@ -179,49 +179,6 @@ def _cached_model(model_dir: str, fingerprint: tuple):
     return model
 
 
-class _PartWriter:
-    """One output part: written to a hidden file in the run's directory, renamed when complete.
-
-    It never creates the directory: if the run failed and its directory was
-    removed while this task was still running, the task fails quietly
-    instead of leaving files behind.
-    """
-
-    def __init__(self, out: Path):
-        self.out = out
-        self.tmp = out.with_name(f".{out.name}.tmp")
-        self.writer = None
-        self.schema = None
-
-    def write(self, table) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        if self.writer is None:
-            # A column that is all-null in the first chunk would fix its type to null; use text then.
-            self.schema = pa.schema([pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type)
-                                     for f in table.schema])
-            self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
-        self.writer.write_table(table.cast(self.schema))
-
-    def commit(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        os.replace(self.tmp, self.out)
-
-    def abort(self) -> None:
-        try:
-            if self.writer is not None:
-                self.writer.close()
-        except Exception:  # noqa: BLE001 - already failing
-            pass
-        try:
-            self.tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-
 def _preload(model_dir: str, fingerprint: tuple, sample: str | None = None, read: list[str] | None = None) -> int:
     """Load the model on this worker and score a few rows of ``sample`` (warms every import and lazy set-up)."""
     model = _cached_model(model_dir, fingerprint)
@@ -255,7 +212,7 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
 
     from deepad.data.preprocessing import ScoringReport
     from deepad.data.readers import _arrow_to_pandas
-    from deepad.pipeline import TabularDetector, score_chunk_columns
+    from deepad.pipeline import TabularDetector, _Writer, score_chunk_columns
 
     model = _cached_model(model_dir, fingerprint)
     tabular = isinstance(model, TabularDetector)
@@ -263,7 +220,7 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
     threshold = float(model.threshold_)
     report = ScoringReport()
     pf = pq.ParquetFile(part.file)
-    writer = _PartWriter(Path(out_dir) / f"part-{part.index:05d}.parquet")
+    writer = _Writer(Path(out_dir) / f"part-{part.index:05d}.parquet", "parquet", make_parent=False)
     flagged = done = 0
     first, stop = part.skip, part.skip + part.rows
     try:

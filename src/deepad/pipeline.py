@@ -250,14 +250,22 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 class _Writer:
-    """CSV or Parquet, chunk by chunk, into a temporary file that replaces ``out`` only when complete."""
+    """CSV or Parquet, chunk by chunk, into a temporary file that replaces ``out`` only when complete.
 
-    def __init__(self, out: Path, fmt: str):
+    ``make_parent=False`` (Dask output parts) neither creates the directory
+    nor touches it before the first write: if a failed run's directory was
+    removed while a task still ran, that task fails instead of leaving files.
+    """
+
+    def __init__(self, out: Path, fmt: str, *, make_parent: bool = True):
         self.out, self.fmt = out, fmt
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        if make_parent:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
+            os.close(fd)
+            self.tmp = Path(tmp)
+        else:
+            self.tmp = out.with_name(f".{out.name}.tmp")
         self.writer = None
         self.schema = None
 
@@ -291,7 +299,10 @@ class _Writer:
                 self.writer.close()
         except Exception:  # noqa: BLE001 - already failing; the temporary file goes regardless
             pass
-        self.tmp.unlink(missing_ok=True)
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError:  # its directory is already gone
+            pass
 
 
 def score_chunk_columns(model, chunk, offset: int, *, tabular: bool, reference: np.ndarray, threshold: float,
