@@ -5,7 +5,10 @@ needs between calls:
 
 * the last ``window - 1`` raw points (window detectors score the window
   ending at each new point, so a stream gives exactly the scores
-  ``decision_function`` gives on the whole series);
+  ``decision_function`` gives on the whole series) -- or, for *stateful*
+  detectors (those whose ``_stream_state()`` is not ``None``, e.g.
+  ``GRUForecaster(stateful=True)``), the detector's own recurrent state,
+  advanced by ``_stream_scores(state, rows)`` at O(1) cost per point;
 * the last ``smoothing`` raw scores -- the reported score is their mean,
   which turns a single noisy residual into evidence accumulated over a few
   steps (as HTM's anomaly likelihood does; Ahmad et al., Neurocomputing 2017);
@@ -23,6 +26,14 @@ needs between calls:
   points are suppressed, so one incident raises one alert.
 
 ``threshold="fixed"`` uses the detector's own ``threshold_`` instead of SPOT.
+
+Every update also reports a *unit score* in [0, 1] (NAB's score format):
+``-log10(P) / 10`` where ``P`` is the estimated probability that a normal
+score is at least this high -- the GPD tail of SPOT above ``t`` (``n_t / n``
+below it), or the conformal p-value against the training scores with a
+fixed threshold -- so one cut-off on unit scores means the same rarity in
+every stream.  Detectors whose scores already are in [0, 1]
+(``_unit_scores = True``) report them unchanged.
 
 State is saved as a directory: the detector (``detector/``, see
 :mod:`deepad.persistence`), ``stream.json`` (settings, threshold state,
@@ -58,6 +69,7 @@ class SPOT:
         self.risk, self.init_quantile = float(risk), float(init_quantile)
         self.t = self.n = self.n_peaks = self.sum = self.sumsq = None
         self.z = float("inf")
+        self.gamma = self.sigma = None
 
     def initialize(self, scores: np.ndarray) -> "SPOT":
         s = np.asarray(scores, dtype=np.float64)
@@ -84,12 +96,27 @@ class SPOT:
             return
         gamma = 0.5 * (1.0 - m * m / v)
         sigma = 0.5 * m * (m * m / v + 1.0)
+        self.gamma, self.sigma = gamma, sigma
         ratio = self.risk * self.n / self.n_peaks
         if abs(gamma) < 1e-8:
             self.z = self.t - sigma * np.log(ratio)
         else:
             self.z = self.t + sigma / gamma * (ratio ** (-gamma) - 1.0)
         self.z = float(max(self.z, self.t))
+
+    def tail_probability(self, s: float) -> float:
+        """Estimated probability that a normal score is ``>= s``: ``n_t / n`` up to ``t``, the fitted GPD tail above."""
+        frac = self.n_peaks / max(self.n, 1) if self.n_peaks else 1.0 / max(self.n, 1)
+        if not np.isfinite(s) or s <= self.t:
+            return frac
+        if self.gamma is None or self.sigma is None or self.sigma <= 0:
+            scale = max(self.z - self.t, 1e-12) / max(np.log(max(frac / self.risk, 1.0 + 1e-12)), 1e-12)
+            return frac * float(np.exp(-(s - self.t) / scale))  # exponential tail through z
+        y = (s - self.t) / self.sigma
+        if abs(self.gamma) < 1e-8:
+            return frac * float(np.exp(-y))
+        base = 1.0 + self.gamma * y
+        return frac * float(base ** (-1.0 / self.gamma)) if base > 0 else 0.0
 
     def step(self, s: float) -> bool:
         """Process one score; return whether it is an alarm (above the current threshold)."""
@@ -118,6 +145,8 @@ class SPOT:
         obj = cls(state["risk"], state["init_quantile"])
         obj.t, obj.n, obj.n_peaks = state["t"], state["n"], state["n_peaks"]
         obj.sum, obj.sumsq, obj.z, obj._max_init = state["sum"], state["sumsq"], state["z"], state["max_init"]
+        obj._refresh()
+        obj.z = state["z"]
         return obj
 
 
@@ -130,6 +159,7 @@ class StreamUpdate:
     alarms: np.ndarray      #: score above the threshold
     alerts: np.ndarray      #: alarms that survive suppression: one per incident
     latency_s: float        #: wall time of this call
+    unit_scores: np.ndarray | None = None  #: the score as a rarity in [0, 1] (see the module docstring)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -167,7 +197,8 @@ class StreamScorer:
         self.threshold = threshold
         self.refractory = int(refractory)
         self.smoothing = int(smoothing)
-        self.context = max(int(getattr(detector, "window", 1)) - 1, 0)
+        self._state = detector._stream_state() if hasattr(detector, "_stream_state") else None
+        self.context = 0 if self._state is not None else max(int(getattr(detector, "window", 1)) - 1, 0)
         self.n_features = int(detector.n_features_in_)
         self._points = np.empty((0, self.n_features))
         self._recent = deque(maxlen=self.smoothing)
@@ -177,14 +208,17 @@ class StreamScorer:
         self.total_latency_s = 0.0
         self.n_scored = 0
         self.spot = None
+        reference = _moving_average(np.asarray(detector._p_value_reference, dtype=np.float64), self.smoothing)
+        self._sorted_reference = np.sort(reference[np.isfinite(reference)])
         if threshold == "spot":
-            reference = _moving_average(np.asarray(detector._p_value_reference, dtype=np.float64), self.smoothing)
             self.spot = SPOT(risk, init_quantile).initialize(reference)
 
     # ------------------------------------------------------------------ streaming
     def prime(self, history) -> "StreamScorer":
         """Fill the point buffer (e.g. with the end of the training series) without scoring or alarming."""
         H = self._validate(history)
+        if self._state is not None:
+            self.detector._stream_scores(self._state, H)
         self._points = np.vstack([self._points, H])[-self.context:] if self.context else self._points
         return self
 
@@ -193,25 +227,36 @@ class StreamScorer:
         start = time.perf_counter()
         P = self._validate(points)
         k = P.shape[0]
-        buf = np.vstack([self._points, P])
-        n_ready = buf.shape[0] - self.context  # rows of buf whose full window is available
-        raw = np.full(k, np.nan)
-        if n_ready > 0:
-            have = min(n_ready, k)
-            raw[k - have:] = self.detector.decision_function(buf[buf.shape[0] - have - self.context:])[-have:]
-        self._points = buf[-self.context:] if self.context else self._points
-        scores, thresholds = np.full(k, np.nan), np.full(k, np.nan)
+        if self._state is not None:
+            raw = np.asarray(self.detector._stream_scores(self._state, P), dtype=np.float64)
+        else:
+            buf = np.vstack([self._points, P]) if self.context else P
+            n_ready = buf.shape[0] - self.context  # rows of buf whose full window is available
+            raw = np.full(k, np.nan)
+            if n_ready > 0:
+                have = min(n_ready, k)
+                raw[k - have:] = self.detector.decision_function(buf[buf.shape[0] - have - self.context:])[-have:]
+            self._points = buf[-self.context:] if self.context else self._points
+        scores, thresholds, units = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+        native_unit = bool(getattr(self.detector, "_unit_scores", False))
         alarms, alerts = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
         for i in range(k):
             if not np.isfinite(raw[i]):
                 continue
             self._recent.append(float(raw[i]))
-            s = float(np.mean(self._recent))
+            s = sum(self._recent) / len(self._recent)
             scores[i] = s
+            if native_unit:
+                units[i] = min(max(s, 0.0), 1.0)
             if self.spot is not None:
                 thresholds[i] = self.spot.z
+                if not native_unit:
+                    units[i] = _unit(self.spot.tail_probability(s))
                 alarm = self.spot.step(s)
             else:
+                if not native_unit:
+                    ref = self._sorted_reference
+                    units[i] = _unit((1 + ref.size - np.searchsorted(ref, s, side="left")) / (ref.size + 1))
                 thresholds[i] = float(self.detector.threshold_)
                 alarm = s > thresholds[i]
             alarms[i] = alarm
@@ -225,7 +270,7 @@ class StreamScorer:
         elapsed = time.perf_counter() - start
         self.total_latency_s += elapsed
         self.n_scored += k
-        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed)
+        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units)
 
     @property
     def latency_per_point_s(self) -> float:
@@ -254,7 +299,9 @@ class StreamScorer:
                  "n_alerts": self.n_alerts, "cooldown": self.cooldown, "total_latency_s": self.total_latency_s,
                  "n_scored": self.n_scored, "spot": self.spot.state() if self.spot is not None else None}
         (path / "stream.json").write_text(json.dumps(state, indent=2))
-        np.savez(path / "stream.npz", points=self._points, recent=np.asarray(self._recent, dtype=np.float64))
+        state_arrays = {f"state_{k}": np.asarray(v) for k, v in (self._state or {}).items()}
+        np.savez(path / "stream.npz", points=self._points, recent=np.asarray(self._recent, dtype=np.float64),
+                 sorted_reference=self._sorted_reference, **state_arrays)
 
     @classmethod
     def load(cls, path) -> "StreamScorer":
@@ -272,16 +319,25 @@ class StreamScorer:
         obj = cls.__new__(cls)
         obj.detector, obj.threshold = detector, state["threshold"]
         obj.refractory, obj.smoothing = int(state["refractory"]), int(state["smoothing"])
-        obj.context = max(int(getattr(detector, "window", 1)) - 1, 0)
+        obj._state = detector._stream_state() if hasattr(detector, "_stream_state") else None
+        obj.context = 0 if obj._state is not None else max(int(getattr(detector, "window", 1)) - 1, 0)
         obj.n_features = int(detector.n_features_in_)
         with np.load(path / "stream.npz", allow_pickle=False) as arrays:
             obj._points = arrays["points"].reshape(-1, obj.n_features)
             obj._recent = deque(arrays["recent"].tolist(), maxlen=obj.smoothing)
+            obj._sorted_reference = arrays["sorted_reference"]
+            if obj._state is not None:
+                obj._state = {k: arrays[f"state_{k}"].copy() for k in obj._state}
         for key in ("n_seen", "n_alerts", "cooldown", "n_scored"):
             setattr(obj, key, int(state[key]))
         obj.total_latency_s = float(state["total_latency_s"])
         obj.spot = SPOT.from_state(state["spot"]) if state["spot"] is not None else None
         return obj
+
+
+def _unit(p: float) -> float:
+    """Rarity in [0, 1]: ``-log10(p) / 10`` (p = 1e-10 or rarer gives 1)."""
+    return float(min(max(-np.log10(max(p, 1e-300)) / 10.0, 0.0), 1.0))
 
 
 def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
