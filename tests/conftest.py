@@ -34,6 +34,9 @@ FAST_PARAMS: dict[str, dict] = {
     "RollingZScore": dict(window=32, diff=True),
     "GRUForecaster": dict(window=16, epochs=8, hidden_dims=(16,), batch_size=64),
     "TCNAutoEncoder": dict(window=16, epochs=8, hidden_dims=(8, 8), latent_dim=2, batch_size=64),
+    "ConvAutoEncoder": dict(epochs=8, hidden_dims=(8, 16), latent_dim=8, batch_size=32),
+    "ConvVAE": dict(epochs=8, hidden_dims=(8, 16), latent_dim=8, batch_size=32, n_samples=2),
+    "ConvDeepSVDD": dict(epochs=8, pretrain_epochs=4, hidden_dims=(8, 4), latent_dim=16, batch_size=32),
 }
 
 

@@ -33,6 +33,9 @@ _WHERE = {
     "RollingZScore": "series",
     "GRUForecaster": "series",
     "TCNAutoEncoder": "series",
+    "ConvAutoEncoder": "images",
+    "ConvVAE": "images",
+    "ConvDeepSVDD": "images",
 }
 #: the recommended detector's class name
 _DEFAULT = "LocalGlobalEnsemble"
@@ -66,6 +69,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from deepad.detectors.ecod import ECOD
     from deepad.detectors.ensemble import LocalGlobalEnsemble
     from deepad.detectors.hbos import HBOS
+    from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE
     from deepad.detectors.pyod_adapter import PyODDetector
     from deepad.detectors.series import GRUForecaster, RollingZScore, TCNAutoEncoder
     from deepad.detectors.vae import VAE

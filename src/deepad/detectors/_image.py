@@ -112,8 +112,9 @@ class ImageNeuralDetector(NeuralDetector):
     """
 
     _image_input = True
-    #: images per inference batch (conv activations are large; 4096 rows would be hundreds of MB)
-    score_batch_size: int = 256
+    #: images per inference batch, fixed: shorter batches are zero-padded to it so an image's score is
+    #: bit-identical whichever images share its batch (conv activations are large, so not 4096 as for tables)
+    score_batch_size: int = 64
     #: whether ``_anomaly_map_batch`` needs gradients (e.g. Deep SVDD's saliency map)
     _map_needs_grad: bool = False
 
@@ -187,8 +188,15 @@ class ImageNeuralDetector(NeuralDetector):
         out = []
         with torch_context(None, device, self.n_threads), torch.set_grad_enabled(grad):
             for start in range(0, X.shape[0], bs):
-                xb = torch.as_tensor(self._transform(X[start:start + bs])).to(device)
-                out.append(fn(self.module_, xb).detach().to("cpu", torch.float64))
+                chunk = self._transform(X[start:start + bs])
+                n = chunk.shape[0]
+                if n < bs:
+                    # Pad to the fixed batch size: CPU kernels pick their algorithm (and so the
+                    # float rounding) by batch size, so a short batch would score an image
+                    # slightly differently from the same image in a full batch.
+                    chunk = np.concatenate([chunk, np.zeros((bs - n, *chunk.shape[1:]), dtype=chunk.dtype)])
+                xb = torch.as_tensor(chunk).to(device)
+                out.append(fn(self.module_, xb).detach()[:n].to("cpu", torch.float64))
         return torch.cat(out).numpy()
 
     def _apply(self, fn, X: np.ndarray) -> np.ndarray:
