@@ -112,3 +112,87 @@ def test_corpus_loads_and_null_is_zero():
         results[key] = (np.zeros(len(df), dtype=int), wins, len(df))
     assert results
     assert nab.score_corpus(results)["score"] == pytest.approx(0.0)
+
+
+# --------------------------------------------------------------------------- NAB's threshold optimisation
+@pytest.mark.parametrize("profile", list(nab.PROFILES))
+def test_optimize_threshold_matches_brute_force_sweep(profile):
+    rng = np.random.default_rng(1)
+    res = {}
+    for f in range(3):
+        s = np.round(rng.random(N), 2)  # ties on purpose
+        s[rng.integers(0, N, 5)] = np.nan
+        s[305] = s[702] = 0.995  # a good detector's early hits
+        res[f"f{f}"] = (s, WINS if f != 1 else [(500, 520)], N)
+    best = nab.optimize_threshold(res, profile)
+    brute = max(
+        (nab.score_corpus({k: (np.nan_to_num(s, nan=-1.0) >= t, w, n) for k, (s, w, n) in res.items()}, profile)["score"], t)
+        for t in np.unique(np.concatenate([s[np.isfinite(s)] for s, _, _ in res.values()])))
+    assert best["score"] == pytest.approx(max(brute[0], 0.0))
+    at = nab.score_corpus({k: (np.nan_to_num(s, nan=-1.0) >= best["threshold"], w, n) for k, (s, w, n) in res.items()},
+                          profile)
+    assert at["score"] == pytest.approx(best["score"])
+    assert (at["tp"], at["fp"]) == (best["tp"], best["fp"])
+
+
+def test_optimize_threshold_perfect_and_null_scores():
+    perfect = np.zeros(N)
+    perfect[[300, 700]] = 1.0
+    assert nab.optimize_threshold({"a": (perfect, WINS, N)})["score"] == pytest.approx(100.0)
+    null = nab.optimize_threshold({"a": (np.zeros(N), WINS, N)})  # everything flagged or nothing: nothing wins
+    assert null["score"] == pytest.approx(0.0) and null["threshold"] == float("inf")
+    with pytest.raises(ValueError, match="scores for"):
+        nab.optimize_threshold({"a": (np.zeros(10), WINS, N)})
+
+
+# --------------------------------------------------------------------------- the runner and `deepad bench --nab`
+def _tiny_corpus(root):
+    """Two files with planted spikes inside their windows, one with no anomaly."""
+    rng = np.random.default_rng(0)
+    windows = {}
+    for name, spike in (("cat/a.csv", 1200), ("cat/b.csv", 1500), ("cat/c.csv", None)):
+        n = 2000
+        t = pd.date_range("2021-01-01", periods=n, freq="5min")
+        v = np.sin(np.arange(n) * 2 * np.pi / 96) + 0.05 * rng.standard_normal(n)
+        if spike is not None:
+            v[spike] += 6.0
+            windows[name] = [[str(t[spike - 50]), str(t[spike + 50])]]
+        else:
+            windows[name] = []
+        (root / "cat").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"timestamp": t.strftime("%Y-%m-%d %H:%M:%S"), "value": v}).to_csv(root / name, index=False)
+    (root / "combined_windows.json").write_text(__import__("json").dumps(windows))
+    return root
+
+
+def test_run_nab_finds_planted_spikes_and_writes_outputs(tmp_path):
+    from deepad.bench.nab_run import run_nab
+
+    root = _tiny_corpus(tmp_path / "nab")
+    s = run_nab(root, "RollingZScore", {"window": 32}, out=tmp_path / "out", progress=False)
+    det = s["causal"]["deepad RollingZScore"]
+    assert s["files"] == 3 and det["tp"] == 2 and det["fn"] == 0
+    assert det["standard"] > 50 and s["causal"]["null"]["standard"] == pytest.approx(0.0)
+    assert s["nab"]["deepad RollingZScore"]["standard"] > 50
+    assert s["nab"]["deepad RollingZScore"]["standard"] > s["nab"]["random (uniform scores)"]["standard"]
+    assert 0 < s["latency_ms_per_point"] < 50
+    for f in ("summary_RollingZScore.md", "results_RollingZScore.json", "per_file_RollingZScore.csv"):
+        assert (tmp_path / "out" / f).exists()
+    per_file = pd.read_csv(tmp_path / "out" / "per_file_RollingZScore.csv")
+    assert list(per_file["file"]) == ["cat/a.csv", "cat/b.csv", "cat/c.csv"] and per_file["tp"].sum() == 2
+
+
+def test_cli_bench_nab(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+
+    root = _tiny_corpus(tmp_path / "nab")
+    r = CliRunner().invoke(app, ["bench", "--nab", str(root), "-d", 'RollingZScore:{"window":32,"diff":false}',
+                                 "-o", str(tmp_path / "out"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "Causal protocol" in r.output and "NAB protocol" in r.output
+    bad = CliRunner().invoke(app, ["bench", "--nab", str(root), "-d", "NoSuchDetector", "-o", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "unknown detector" in bad.output
+    none = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "x")])
+    assert none.exit_code != 0 and "--nab" in none.output

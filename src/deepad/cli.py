@@ -119,8 +119,8 @@ def example(
 
 @app.command()
 def bench(
-    data: list[str] = typer.Argument(..., help="ADBench .npz files (arrays X, y), CSV/Parquet files with a label "
-                                               "column, or folders of them."),
+    data: list[str] = typer.Argument(None, help="ADBench .npz files (arrays X, y), CSV/Parquet files with a label "
+                                                "column, or folders of them (not with --nab)."),
     detectors: str = typer.Option("DEFAULT", "--detectors", "-d",
                                   help='Comma-separated: deepad names (AutoEncoder, DEFAULT), class paths '
                                        '(pyod.models.iforest.IForest, xgboost.XGBClassifier), each optionally '
@@ -138,16 +138,44 @@ def bench(
     label: str = typer.Option("label", help="Label column of CSV/Parquet files (1 = anomaly)."),
     retry_errors: bool = typer.Option(False, help="Re-run runs recorded as errors or time-outs."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
+    nab_dir: str = typer.Option(None, "--nab", help="Numenta Anomaly Benchmark folder (combined_windows.json + "
+                                                    "category folders): stream each detector over it and write "
+                                                    "NAB scores (deepad.bench.nab_run) to OUT."),
+    refractory: int = typer.Option(300, min=0, help="--nab: points after an alert during which alarms are suppressed."),
 ) -> None:
     """Benchmark detectors on labelled data under a fixed, documented protocol (see deepad.bench.protocol).
 
     Each (data set, detector, setting, seed) runs in its own process; results
     are appended to OUT/results.csv as they finish, and OUT/summary.md and
-    OUT/plot_<setting>.png summarise them.
+    OUT/plot_<setting>.png summarise them.  With --nab DIR, each detector
+    (default GRUForecaster) is streamed point by point over the NAB corpus
+    and scored with NAB's three profiles, causally and with NAB's optimised
+    threshold, next to null and random detectors (OUT/summary_<name>.md,
+    per_file_<name>.csv, results_<name>.json).
     """
     import os
 
     from deepad.bench import BenchmarkError, run_benchmark
+
+    if nab_dir is not None:
+        if data:
+            fail("give either data files or --nab DIR, not both.")
+        import json
+
+        from deepad.bench.nab_run import nab_markdown, run_nab, split_specs
+
+        for spec in ["GRUForecaster"] if detectors == "DEFAULT" else split_specs(detectors):
+            name, _, raw = spec.partition(":")
+            try:
+                params = json.loads(raw) if raw else {}
+                summary = run_nab(nab_dir, name.strip(), params, refractory=refractory, out=out,
+                                  progress=not (quiet or _quiet()))
+            except (ValueError, TypeError, FileNotFoundError, json.JSONDecodeError) as exc:
+                fail(f"--nab {nab_dir}: {_one_line(exc)}")
+            typer.echo(nab_markdown(summary))
+        return
+    if not data:
+        fail("give data files or folders to benchmark, or --nab DIR.")
 
     try:
         df = run_benchmark(data, detectors, setting=setting, seeds=seeds, out=out, labelled=labelled,
