@@ -214,3 +214,80 @@ def test_cli_stream_jsonl_and_csv(fitted, tmp_path):
     assert out.returncode == 0, out.stderr
     rows = [json.loads(l) for l in out.stdout.splitlines()]
     assert len(rows) == 20 and all(r["score"] is not None for r in rows)  # resumed with a full buffer
+
+
+# --------------------------------------------------------------------------- stateful GRU stream (O(1) per point)
+@pytest.fixture(scope="module")
+def stateful_gru():
+    return make("GRUForecaster", stateful=True).fit(sine()[:600])
+
+
+def test_stateful_gru_stream_equals_batch_exactly_and_resumes(stateful_gru, tmp_path):
+    det = stateful_gru
+    X = sine(seed=7)
+    X[1000, 1] += 4.0
+    np.testing.assert_array_equal(det.decision_function(sine()[:600]), det.decision_scores_)
+    full = det.decision_function(X)
+    assert np.isfinite(full).all() and (full[:det.window - 1] == full[det.window - 1]).all()
+    sc = StreamScorer(det, risk=1e-3, refractory=20)
+    u0 = sc.update(X[:600])  # a stream from scratch: NaN until the first full window, then the batch scores
+    assert np.isnan(u0.scores[:det.window - 1]).all()
+    np.testing.assert_array_equal(u0.scores[det.window - 1:], full[det.window - 1:600])
+    got = np.concatenate([sc.update(X[i]).scores for i in range(600, 800)])  # one point per call
+    np.testing.assert_array_equal(got, full[600:800])
+    sc.save(tmp_path / "st")
+    resumed = StreamScorer.load(tmp_path / "st")
+    a, b = sc.update(X[800:]), resumed.update(X[800:])
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.unit_scores, b.unit_scores)
+    assert a.alerts[1000 - 800]
+    assert ((a.unit_scores >= 0) & (a.unit_scores <= 1)).all()
+    assert a.unit_scores[1000 - 800] == a.unit_scores.max()  # rarity is monotone in the score
+
+
+def test_stateful_gru_history_matters_and_state_is_saved(stateful_gru, tmp_path):
+    X = sine(seed=3)
+    fresh = StreamScorer(stateful_gru).update(X[500:560]).scores
+    primed = StreamScorer(stateful_gru).prime(X[:500]).update(X[500:560]).scores
+    assert np.isnan(fresh[0]) and np.isfinite(primed).all()
+    np.testing.assert_array_equal(primed, stateful_gru.decision_function(X[:560])[500:])
+    stateful_gru.save(tmp_path / "m")
+    loaded = deepad.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.decision_function(X), stateful_gru.decision_function(X))
+
+
+# --------------------------------------------------------------------------- time-series report
+def _series_csv(path, n=900):
+    X = sine(n=n, d=1, seed=4)
+    X[700, 0] += 5.0
+    t = pd.date_range("2022-03-01", periods=n, freq="1min")
+    lab = np.zeros(n, dtype=int)
+    lab[700] = 1
+    pd.DataFrame({"timestamp": t.astype(str), "x0": X[:, 0], "label": lab}).to_csv(path, index=False)
+    return X
+
+
+def test_series_report_html_png_and_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+    from deepad.report.series import build_series_report, is_series_detector, series_scores
+
+    X = _series_csv(tmp_path / "s.csv")
+    det = D.RollingZScore(window=32).fit(pd.DataFrame({"x0": X[:500, 0]}))
+    assert is_series_detector(det) and not is_series_detector(D.HBOS())
+    res = series_scores(det, X, refractory=50)
+    assert len(res) == len(X) and res["alert"].iloc[700] and res["alert"].sum() <= res["alarm"].sum()
+    out = build_series_report(det, tmp_path / "s.csv", tmp_path / "r.html", label_column="label", refractory=50,
+                              png=str(tmp_path / "r.png"))
+    html = out.read_text()
+    assert "data:image/png;base64," in html and "2022-03-01 11:40:00" in html  # the alert at row 700 is listed
+    assert "1 labelled anomalous rows; 1 alerts on them" in html
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="no label column"):
+        build_series_report(det, tmp_path / "s.csv", tmp_path / "r2.html", label_column="nope")
+    det.save(tmp_path / "m")
+    r = CliRunner().invoke(app, ["report", str(tmp_path / "m"), str(tmp_path / "s.csv"), "-o", str(tmp_path / "c.html"),
+                                 "-l", "label", "--refractory", "50"])
+    assert r.exit_code == 0, r.output
+    assert "alerts" in (tmp_path / "c.html").read_text()

@@ -730,8 +730,17 @@ def report(
                                      help="Column of DATA with known labels (1/true = anomaly): adds ROC and "
                                           "precision-recall curves; never scored."),
     top: int = typer.Option(20, "--top", min=1, help="Top anomalies listed with their attributions."),
+    refractory: int = typer.Option(0, min=0, help="Time series: points after an alert during which alarms are suppressed."),
+    risk: float = typer.Option(1e-4, help="Time series: SPOT risk of the adaptive threshold."),
+    png: str = typer.Option(None, "--png", help="Time series: also write the plot to this PNG file."),
 ) -> None:
-    """Write a self-contained HTML report: scores, threshold, ROC/PR, training curves, top anomalies, 2-D view."""
+    """Write a self-contained HTML report: scores, threshold, ROC/PR, training curves, top anomalies, 2-D view.
+
+    For a time-series detector (GRUForecaster, TCNAutoEncoder, RollingZScore)
+    DATA is a series with a timestamp column, replayed as a stream: the
+    report plots the series with its alerts and the score with its
+    adaptive (SPOT) threshold (deepad.report.series).
+    """
     import warnings
     from pathlib import Path
 
@@ -746,6 +755,14 @@ def report(
         fail(f"the report {output} is the data file {data}.")
     with _UserErrors():
         model = deepad.load(model_dir)
+    from deepad.report.series import build_series_report, is_series_detector
+
+    if is_series_detector(model):
+        with _UserErrors(f"{data}: "):
+            build_series_report(model, data, output, label_column=label_column, risk=risk, refractory=refractory,
+                                png=png, data_name=data, model_name=model_dir)
+        typer.echo(f"Wrote {output}")
+        return
     with _UserErrors(f"{data}: "):
         if label_column is not None and label_column not in table_columns(data):
             fail(f"{data} has no label column {label_column!r}; its columns are {table_columns(data)[:20]}.")

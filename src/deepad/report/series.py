@@ -1,0 +1,170 @@
+"""Time-series reports (``deepad report`` on a window/stream detector): the series, its scores, threshold and alarms.
+
+The series is replayed through :class:`deepad.stream.StreamScorer` exactly as
+``deepad stream`` would score it (same SPOT threshold, same refractory
+suppression), so the plot shows what an operator would have seen: the values
+with the alerts marked, and below them the score against its adaptive
+threshold.  One self-contained HTML file (plot embedded as a base64 PNG,
+Jinja2 with autoescaping), written atomically; optionally the PNG as well.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["is_series_detector", "series_scores", "series_figure", "build_series_report"]
+
+_VALUE, _ALARM, _ALERT, _THRESHOLD, _LABEL = "#4C72B0", "#DD8452", "#C44E52", "#333333", "#55A868"
+
+
+def is_series_detector(model) -> bool:
+    """Whether ``model`` scores rows as a time series (a ``window`` or a stream state), not as exchangeable rows."""
+    return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
+
+
+def series_scores(model, values: np.ndarray, *, risk: float = 1e-4, refractory: int = 0, smoothing: int = 1,
+                  fixed_threshold: bool = False, batch: int = 512) -> pd.DataFrame:
+    """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
+    from deepad.stream import StreamScorer
+
+    sc = StreamScorer(model, threshold="fixed" if fixed_threshold else "spot", risk=risk, refractory=refractory,
+                      smoothing=smoothing)
+    parts = [sc.update(values[i:i + batch]) for i in range(0, values.shape[0], batch)]
+    return pd.DataFrame({"score": np.concatenate([u.scores for u in parts]),
+                         "threshold": np.concatenate([u.thresholds for u in parts]),
+                         "alarm": np.concatenate([u.alarms for u in parts]),
+                         "alert": np.concatenate([u.alerts for u in parts])})
+
+
+def series_figure(times, values: np.ndarray, names, result: pd.DataFrame, labels: np.ndarray | None = None,
+                  *, title: str = ""):
+    """Two panels sharing the time axis: the values with alerts (and labels), the score with its threshold."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 5.6), dpi=100)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.09, top=0.92, hspace=0.08)
+    ax_v, ax_s = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    t = np.asarray(times)
+    for j in range(values.shape[1]):
+        ax_v.plot(t, values[:, j], lw=0.7, color=_VALUE if values.shape[1] == 1 else None, label=str(names[j]))
+    if labels is not None and np.any(labels == 1):
+        ax_v.scatter(t[labels == 1], values[labels == 1, 0], s=6, color=_LABEL, label="labelled anomaly", zorder=3)
+    alerts = result["alert"].to_numpy()
+    alarms = result["alarm"].to_numpy() & ~alerts
+    for k, when in enumerate(t[alerts]):
+        ax_v.axvline(when, color=_ALERT, lw=0.9, alpha=0.8, label="alert" if k == 0 else None)
+        ax_s.axvline(when, color=_ALERT, lw=0.9, alpha=0.8)
+    score = result["score"].to_numpy()
+    ax_s.plot(t, score, lw=0.7, color=_VALUE, label="score")
+    ax_s.plot(t, result["threshold"].to_numpy(), lw=1.0, ls="--", color=_THRESHOLD, label="threshold")
+    if alarms.any():
+        ax_s.scatter(t[alarms], score[alarms], s=8, color=_ALARM, label="suppressed alarm", zorder=3)
+    finite = score[np.isfinite(score)]
+    if finite.size and finite.min() > 0 and finite.max() / max(np.median(finite), 1e-300) > 100:
+        ax_s.set_yscale("log")
+    ax_v.set_ylabel("value")
+    ax_s.set_ylabel("anomaly score")
+    ax_v.legend(loc="upper left", fontsize=8, ncol=4)
+    ax_s.legend(loc="upper left", fontsize=8, ncol=4)
+    ax_v.set_title(title, fontsize=10)
+    fig.autofmt_xdate()
+    return fig
+
+
+_TEMPLATE = r"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;
+padding:0 1em;color:#222}img{max-width:100%}table{border-collapse:collapse;font-size:.88em}
+th,td{border:1px solid #ddd;padding:.3em .6em}th{background:#f4f4f4}.note{color:#666;font-style:italic}</style>
+</head><body>
+<h1>{{ title }}</h1>
+<p class="note">Generated {{ generated }} by deepad {{ version }}.</p>
+<ul>
+<li>Data: <code>{{ data_name }}</code>, {{ "{:,}".format(n_rows) }} rows from {{ start }} to {{ end }}, columns {{ columns|join(", ") }}.</li>
+<li>Model: {{ detector }}{% if model_name %}, <code>{{ model_name }}</code>{% endif %}; window {{ window }}.</li>
+<li>Threshold: {{ threshold_text }}; alerts suppressed for {{ refractory }} points after each alert.</li>
+<li><b>{{ n_alerts }}</b> alerts ({{ n_alarms }} rows above the threshold).{% if label_text %} {{ label_text }}{% endif %}</li>
+</ul>
+<img src="data:image/png;base64,{{ img }}" alt="The series with alerts, and the anomaly score with its threshold">
+<p class="note">Top: the values; red lines are alerts{% if has_labels %}, green dots labelled anomalies{% endif %}. Bottom: the score of each row (from its own past only, as a stream computes it) and the threshold it was compared with; orange dots are alarms suppressed as repeats of an incident.</p>
+<h2>Alerts</h2>
+{% if alerts %}<table><thead><tr><th>#</th><th>row</th><th>time</th><th>score</th><th>threshold</th></tr></thead><tbody>
+{% for a in alerts %}<tr><td>{{ loop.index }}</td><td>{{ a.row }}</td><td>{{ a.time }}</td><td>{{ "%.5g"|format(a.score) }}</td><td>{{ "%.5g"|format(a.threshold) }}</td></tr>{% endfor %}
+</tbody></table>{% else %}<p>No alerts.</p>{% endif %}
+</body></html>
+"""
+
+
+def build_series_report(model, data, path="report.html", *, label_column: str | None = None, risk: float = 1e-4,
+                        refractory: int = 0, smoothing: int = 1, fixed_threshold: bool = False,
+                        png: str | None = None, data_name: str | None = None, model_name: str | None = None) -> Path:
+    """Write the time-series HTML report of fitted ``model`` on ``data`` (a CSV/Parquet path or DataFrame).
+
+    ``data`` is read with :func:`deepad.data.series.read_series` (timestamp
+    column found by name; rows sorted by time); the value columns are the
+    model's training columns when it has names, else every numeric column
+    except ``label_column``.  ``label_column`` (1 = anomaly) is plotted,
+    never scored.  ``png``: also write the figure to this file.
+    """
+    import jinja2
+    from sklearn.utils.validation import check_is_fitted
+
+    import deepad
+    from deepad.data.series import read_series
+    from deepad.report.build import _write_atomic
+    from deepad.report.plots import png_base64
+
+    check_is_fitted(model, "decision_scores_")
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"the report {path} must end in .html.")
+    frame = read_series(data)
+    labels = None
+    if label_column is not None:
+        if label_column not in frame.columns:
+            raise ValueError(f"{data_name or 'the data'} has no label column {label_column!r}; "
+                             f"its columns are {list(map(str, frame.columns))[:20]}.")
+        labels = frame[label_column].to_numpy(dtype=np.float64)
+        frame = frame.drop(columns=[label_column])
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        missing = [str(c) for c in names if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{data_name or 'the data'} lacks the model's columns {missing}.")
+        frame = frame[[str(c) for c in names]]
+    if frame.shape[1] != model.n_features_in_:
+        raise ValueError(f"{data_name or 'the data'} has {frame.shape[1]} value columns "
+                         f"({list(map(str, frame.columns))[:10]}); the model needs {model.n_features_in_}.")
+    values = frame.to_numpy(dtype=np.float64)
+    result = series_scores(model, values, risk=risk, refractory=refractory, smoothing=smoothing,
+                           fixed_threshold=fixed_threshold)
+    data_name = data_name or (str(data) if not isinstance(data, pd.DataFrame) else "in-memory DataFrame")
+    title = f"deepad time-series report: {type(model).__name__} on {data_name}"
+    fig = series_figure(frame.index, values, list(frame.columns), result, labels, title=title)
+    if png is not None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+        fig.savefig(png, format="png")
+    hits = np.flatnonzero(result["alert"].to_numpy())
+    label_text = ""
+    if labels is not None:
+        lab = np.nan_to_num(labels, nan=0.0) == 1
+        label_text = f"{int(lab.sum())} labelled anomalous rows; {int((lab & result['alert'].to_numpy()).sum())} alerts on them."
+    ctx = dict(title=title, generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+               version=deepad.__version__, data_name=data_name, n_rows=len(frame), start=str(frame.index[0]),
+               end=str(frame.index[-1]), columns=list(map(str, frame.columns)), detector=type(model).__name__,
+               model_name=model_name, window=getattr(model, "window", "-"),
+               threshold_text=(f"the model's fixed threshold {float(model.threshold_):.5g}" if fixed_threshold else
+                               f"streaming peaks-over-threshold (SPOT), risk {risk:g}, adapted as the series arrives"),
+               refractory=refractory, n_alerts=int(hits.size), n_alarms=int(result["alarm"].sum()),
+               label_text=label_text, has_labels=labels is not None, img=png_base64(fig),
+               alerts=[{"row": int(i), "time": str(frame.index[i]), "score": float(result["score"].iloc[i]),
+                        "threshold": float(result["threshold"].iloc[i])} for i in hits[:200]])
+    html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(_TEMPLATE).render(**ctx)
+    _write_atomic(path, html)
+    return path
