@@ -322,3 +322,84 @@ def test_read_real_mnist_and_split():
     other, _, _ = mnist_split(y, 3, seed=1)
     np.testing.assert_array_equal(train, again)
     assert not np.array_equal(train, other)
+
+
+# --------------------------------------------------------------------------- pipeline and CLI on image folders
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory):
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("imgs")
+    (root / "train").mkdir()
+    (root / "test").mkdir()
+    for i, a in enumerate(blobs(80, 1, size=20)):
+        Image.fromarray((a * 255).astype(np.uint8)).save(root / "train" / f"{i:03d}.png")
+    test = np.concatenate([blobs(10, 2, size=20), blobs(4, 3, patch=True, size=20)])
+    for i, a in enumerate(test):
+        Image.fromarray((a * 255).astype(np.uint8)).save(root / "test" / f"{'b_anom' if i >= 10 else 'a_norm'}{i:02d}.png")
+    return root
+
+
+def test_image_pipeline_save_load(image_folders, tmp_path):
+    from deepad.image_pipeline import ImagePipeline
+
+    model = ImagePipeline(make("ConvAutoEncoder", epochs=4), target_size=(16, 16)).fit(image_folders / "train")
+    assert model.image_shape_ == [1, 16, 16]
+    s = model.decision_function(image_folders / "test")
+    assert s.shape == (14,) and s[10:].min() > s[:10].max()
+    np.testing.assert_array_equal(model.decision_function(image_folders / "train"), model.decision_scores_)
+    model.save(tmp_path / "m")
+    loaded = deepad.load(tmp_path / "m")
+    assert loaded.preprocessor.to_state() == model.preprocessor.to_state()
+    np.testing.assert_array_equal(loaded.decision_function(image_folders / "test"), s)
+    assert loaded.anomaly_map(image_folders / "test").shape == (14, 16, 16)
+    with pytest.raises(TypeError, match="image detector"):
+        ImagePipeline(D.AutoEncoder()).fit(image_folders / "train")
+
+
+def test_cli_train_score_explain_report_on_image_folder(image_folders, tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+
+    runner = CliRunner()
+    model = tmp_path / "model"
+    r = runner.invoke(app, ["train", str(image_folders / "train"), "-o", str(model),
+                            "-p", '{"epochs": 4, "hidden_dims": [8, 16], "latent_dim": 8}'])
+    assert r.exit_code == 0, r.output
+    assert "Trained ConvAutoEncoder on 80 images (1x20x20" in r.output
+    r = runner.invoke(app, ["score", str(model), str(image_folders / "test"), "-o", str(tmp_path / "s.csv")])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "s.csv")
+    assert list(df.columns) == ["image", "score", "p_value", "is_anomaly"] and len(df) == 14
+    assert roc_auc_score(df["image"].str.contains("anom"), df["score"]) == 1.0
+    r = runner.invoke(app, ["explain", str(model), str(image_folders / "test"), "--top", "2", "-o", str(tmp_path / "maps")])
+    assert r.exit_code == 0, r.output
+    pngs = sorted((tmp_path / "maps").glob("*.png"))
+    assert len(pngs) == 2 and all("anom" in p.name for p in pngs) and pngs[0].read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(app, ["report", str(model), str(image_folders / "test"), "-o", str(tmp_path / "r.html")])
+    assert r.exit_code == 0, r.output
+    page = (tmp_path / "r.html").read_text()
+    assert "anomaly map" in page.lower() and page.count("data:image/png;base64") >= 3
+    # a table detector on images, and an empty folder, are one-line errors
+    r = runner.invoke(app, ["train", str(image_folders / "train"), "-o", str(tmp_path / "x"), "-d", "KNN"])
+    assert r.exit_code == 2 and "table detector" in r.output
+    r = runner.invoke(app, ["explain", str(model), str(image_folders / "test"), "--rows", "99", "-o", str(tmp_path / "m2")])
+    assert r.exit_code == 2 and "out of range" in r.output
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="shared MNIST data not available")
+def test_cli_bench_images_mnist(tmp_path):
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+
+    r = CliRunner().invoke(app, ["bench", "--images", "mnist", "--data", str(MNIST), "--digits", "1", "--seeds", "1",
+                                 "-d", 'ConvAutoEncoder:{"epochs": 1, "hidden_dims": [4, 8], "latent_dim": 8}',
+                                 "-o", str(tmp_path / "b")])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(tmp_path / "b" / "results.csv")
+    assert len(df) == 1 and df.loc[0, "status"] == "ok" and df.loc[0, "digit"] == 1 and df.loc[0, "roc_auc"] > 0.8
+    assert df.loc[0, "fit_cpu_seconds"] > 0 and "| 1 |" in (tmp_path / "b" / "RESULTS.md").read_text()

@@ -142,6 +142,10 @@ def bench(
                                                     "category folders): stream each detector over it and write "
                                                     "NAB scores (deepad.bench.nab_run) to OUT."),
     refractory: int = typer.Option(300, min=0, help="--nab: points after an alert during which alarms are suppressed."),
+    images: str = typer.Option(None, "--images", help="Image benchmark instead of tables: mnist (one-class MNIST, "
+                                                      "see deepad.bench.images); needs --data."),
+    image_data: str = typer.Option(None, "--data", help="With --images mnist: folder with the MNIST idx files."),
+    digits: str = typer.Option(None, "--digits", help="With --images mnist: normal digits to run (default 0-9)."),
 ) -> None:
     """Benchmark detectors on labelled data under a fixed, documented protocol (see deepad.bench.protocol).
 
@@ -157,6 +161,12 @@ def bench(
 
     from deepad.bench import BenchmarkError, run_benchmark
 
+    if images:
+        if data:
+            fail("give either data files or --images mnist --data DIR, not both.")
+        from deepad.cli_images import bench_images
+
+        return bench_images(images, image_data, detectors, seeds, out, threads, digits)
     if nab_dir is not None:
         if data:
             fail("give either data files or --nab DIR, not both.")
@@ -386,6 +396,8 @@ def train(
     params: str = typer.Option(None, "--params", "-p", help='Detector parameters as JSON, e.g. \'{"epochs": 50}\'.'),
     scaling: str = typer.Option("standard", "--scaling", help="standard, robust, minmax or none."),
     seed: int = typer.Option(0, "--seed", help="Random seed (when the detector has random_state and --params does not set it)."),
+    image_size: str = typer.Option(None, "--image-size", help="Images: resize every image to HxW (e.g. 64x64); "
+                                                              "needed when the training images differ in size."),
 ) -> None:
     """Learn what normal rows of DATA look like and save the model (preprocessing included) to OUTPUT.
 
@@ -407,6 +419,17 @@ def train(
     method = _threshold_rule(threshold, contamination, fpr, pot_risk, calibration_fraction)
     if _same_file(Path(data), Path(output)):
         fail(f"the model directory {output} is the data file {data}.")
+    from deepad.data.images import is_image_source
+
+    if is_image_source(data):  # a folder of images or MNIST idx files: the image pipeline
+        from deepad.cli_images import train_images
+
+        cls = _detector_class(detector) if detector else None
+        image_cls = cls or _detector_class("ConvAutoEncoder")
+        return train_images(data, output, cls=cls, kwargs=_detector_params(params, image_cls),
+                            fit_params=_tracking_callbacks(tensorboard, image_cls), contamination=contamination,
+                            method=method, fpr=fpr, pot_risk=pot_risk, seed=seed, image_size=image_size,
+                            default_rule=threshold is None and fpr is None)
     cls = _detector_class(detector)
     kwargs = _detector_params(params, cls)
     fit_params = _tracking_callbacks(tensorboard, cls)
@@ -504,6 +527,12 @@ def score(
     import deepad
     from deepad.pipeline import output_format, score_file
 
+    from deepad.data.images import is_image_source
+
+    if is_image_source(data) and engine.lower() == "local":
+        from deepad.cli_images import score_images
+
+        return score_images(model_dir, data, output)
     if explain and engine.lower() != "local":
         fail("--explain works with --engine local; use `deepad explain` for chosen rows.")
     if engine.lower() == "dask":
@@ -670,8 +699,11 @@ def _read_rows(model, data: str, wanted: list[int]):
 def explain_rows(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
     data: str = typer.Argument(..., help="Table holding the rows: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
-    rows: str = typer.Option(..., "--rows", "-r", help="0-based data rows (as in `deepad score`'s row column and "
-                                                       "error messages): 0,5,17 or ranges like 10-20."),
+    rows: str = typer.Option(None, "--rows", "-r", help="0-based data rows (as in `deepad score`'s row column and "
+                                                        "error messages): 0,5,17 or ranges like 10-20. For images: "
+                                                        "image numbers (default: the --top highest-scoring)."),
+    output_dir: str = typer.Option(None, "--output-dir", "-o", help="Images: folder for the anomaly-map PNG "
+                                                                   "overlays (default ./anomaly-maps)."),
     top: int = typer.Option(5, "--top", min=1, help="Contributing columns shown per row."),
     method: str = typer.Option("auto", "--method", help="auto, reconstruction, integrated_gradients, tail or "
                                                         "occlusion (see deepad.explain)."),
@@ -686,6 +718,14 @@ def explain_rows(
     from deepad.explain import METHOD_DESCRIPTIONS, explain, top_feature_table
     from deepad.pipeline import TabularDetector
 
+    from deepad.data.images import is_image_source
+
+    if is_image_source(data):
+        from deepad.cli_images import explain_images
+
+        return explain_images(model_dir, data, _parse_rows(rows) if rows else None, top, output_dir)
+    if rows is None:
+        fail("--rows is required for tables: give 0-based row numbers like 0,5,17.")
     wanted = _parse_rows(rows)
     with _UserErrors():
         model = deepad.load(model_dir)
@@ -753,6 +793,12 @@ def report(
         fail(f"the report {output} must end in .html.")
     if _same_file(Path(data), Path(output)):
         fail(f"the report {output} is the data file {data}.")
+    from deepad.data.images import is_image_source
+
+    if is_image_source(data):
+        from deepad.cli_images import report_images
+
+        return report_images(model_dir, data, output, top)
     with _UserErrors():
         model = deepad.load(model_dir)
     from deepad.report.series import build_series_report, is_series_detector

@@ -1,0 +1,206 @@
+"""The image side of the CLI: ``deepad train|score|explain|report IMAGES`` and ``deepad bench --images mnist``.
+
+:mod:`deepad.cli` dispatches here when its data argument is an image source
+(:func:`deepad.data.images.is_image_source`: a folder of PNG/JPEG, one sub-
+folder per class, or MNIST idx files), so the commands work on image
+folders as they do on tables.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+
+def _parse_size(image_size: str | None):
+    from deepad.cli import fail
+
+    if not image_size:
+        return None
+    parts = image_size.lower().replace(",", "x").split("x")
+    try:
+        h, w = (int(p) for p in parts) if len(parts) == 2 else (int(parts[0]),) * 2
+    except ValueError:
+        fail(f"--image-size expects HxW or one number, e.g. 64x64 or 64; got {image_size!r}.")
+    if h < 1 or w < 1:
+        fail(f"--image-size must be positive, got {image_size!r}.")
+    return (h, w)
+
+
+def _read(data: str):
+    from deepad.cli import _UserErrors
+    from deepad.image_pipeline import load_image_input
+
+    with _UserErrors(f"{data}: "):
+        return load_image_input(data)
+
+
+def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict, contamination, method: str, fpr,
+                 pot_risk, seed: int, image_size: str | None, default_rule: bool) -> None:
+    """``deepad train IMAGES_DIR``: fit :class:`~deepad.image_pipeline.ImagePipeline` and save it."""
+    import warnings
+
+    from deepad.cli import _UserErrors, _apply_threshold_rule, _quiet, _say, fail
+    from deepad.image_pipeline import ImagePipeline
+
+    if cls is None or not getattr(cls, "_image_input", False):
+        import deepad.detectors as D
+
+        names = sorted(n for n in D.__all__ if n != "DEFAULT" and getattr(getattr(D, n), "_image_input", False))
+        if cls is not None:
+            fail(f"{data} holds images; {cls.__name__} is a table detector. Use one of: {', '.join(names)}.")
+        cls = D.ConvAutoEncoder
+    size = _parse_size(image_size)
+    imgs = _read(data)
+    classes = "" if imgs.labels is None else f" in {len(set(imgs.labels))} class folders"
+    _say(f"Read {data}: {len(imgs.names):,} images{classes}.")
+    inner = cls(**kwargs)
+    inner_params = inner.get_params(deep=False)
+    if "random_state" in inner_params and "random_state" not in kwargs:
+        inner.set_params(random_state=seed)
+    if "verbose" in inner_params and "verbose" not in kwargs:
+        inner.set_params(verbose=not _quiet())
+    model = ImagePipeline(inner, target_size=size, contamination=0.1 if contamination is None else contamination)
+    _say(f"Training {cls.__name__} ...")
+    t0 = time.perf_counter()
+    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model.fit(imgs, **fit_params)
+        _apply_threshold_rule(model, method, fpr, pot_risk, default=default_rule)
+    if "verbose" in inner_params and "verbose" not in kwargs:
+        model.detector_.set_params(verbose=False)
+        inner.set_params(verbose=False)
+    n_flag = int(model.labels_.sum())
+    shape = "x".join(map(str, model.image_shape_))
+    typer.echo(f"Trained {cls.__name__} on {len(imgs.names):,} images ({shape}, C x H x W) in "
+               f"{time.perf_counter() - t0:.1f} s; threshold {model.threshold_:.4g} flags {n_flag:,} training "
+               f"images ({n_flag / len(imgs.names):.2%}).")
+    _say(f"Threshold rule: {model.threshold_method_['reason']}")
+    with _UserErrors():
+        model.save(output)
+    typer.echo(f"Saved model to {output}")
+
+
+def _load_image_model(model_dir: str):
+    import deepad
+    from deepad.cli import _UserErrors, fail
+
+    with _UserErrors():
+        model = deepad.load(model_dir)
+    if not getattr(model, "_image_input", False):
+        fail(f"{model_dir} is a model for tables ({type(model).__name__}); train an image model with "
+             "`deepad train IMAGES_DIR`.")
+    return model
+
+
+def score_images(model_dir: str, data: str, output: str) -> None:
+    """``deepad score MODEL IMAGES``: one row per image (image, [label], score, p_value, is_anomaly)."""
+    import pandas as pd
+
+    from deepad import thresholds as _thr
+    from deepad.cli import _UserErrors
+    from deepad.pipeline import output_format
+
+    with _UserErrors():
+        fmt = output_format(output)
+    model = _load_image_model(model_dir)
+    imgs = _read(data)
+    t0 = time.perf_counter()
+    with _UserErrors(f"{data}: "):
+        scores = model.decision_function(imgs)
+    seconds = time.perf_counter() - t0
+    frame = pd.DataFrame({"image": imgs.names})
+    if imgs.labels is not None:
+        frame["label"] = imgs.labels
+    frame["score"] = scores
+    frame["p_value"] = _thr.conformal_p_values(model._p_value_reference, scores)
+    frame["is_anomaly"] = (scores > model.threshold_).astype(np.int64)
+    out = Path(output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    typer.echo(f"Scored {len(frame):,} images in {seconds:.1f} s: {int(frame['is_anomaly'].sum()):,} flagged as "
+               f"anomalies (threshold {model.threshold_:.4g}). Wrote {output}")
+
+
+def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, out_dir: str | None) -> None:
+    """``deepad explain MODEL IMAGES``: score, p-value and an anomaly-map PNG overlay per chosen image."""
+    from deepad import thresholds as _thr
+    from deepad.cli import _UserErrors, fail
+    from deepad.report.images import map_description, save_overlay
+
+    model = _load_image_model(model_dir)
+    imgs = _read(data)
+    with _UserErrors(f"{data}: "):
+        scores = model.decision_function(imgs)
+    if rows is None:
+        chosen = list(np.argsort(-scores, kind="stable")[:top])
+    else:
+        past = [r for r in rows if r >= len(scores)]
+        if past:
+            fail(f"image {past[0]} is out of range: {data} has {len(scores):,} images (0 to {len(scores) - 1:,}).")
+        chosen = rows
+    sub = type(imgs)([imgs.images[i] for i in chosen] if isinstance(imgs.images, list) else imgs.images[chosen],
+                     [imgs.names[i] for i in chosen])
+    with _UserErrors(f"{data}: "):
+        maps = model.anomaly_map(sub)
+        shown = model.display_images(sub)
+    p = _thr.conformal_p_values(model._p_value_reference, scores[chosen])
+    folder = Path(out_dir or "anomaly-maps")
+    typer.echo(f"Anomaly maps: {map_description(model.detector_)} Threshold {model.threshold_:.4g}.")
+    typer.echo(f"{'index':>6}  {'score':>10}  {'p_value':>8}  anomaly  overlay")
+    for k, i in enumerate(chosen):
+        stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(imgs.names[i])).stem)[:60]
+        png = save_overlay(shown[k], maps[k], folder / f"{i:05d}_{stem}.png",
+                           title=f"{imgs.names[i]}  score {scores[i]:.4g}  p {p[k]:.3g}")
+        typer.echo(f"{i:>6}  {scores[i]:>10.4g}  {p[k]:>8.3g}  {'yes' if scores[i] > model.threshold_ else 'no':<7}  {png}")
+
+
+def report_images(model_dir: str, data: str, output: str, top: int) -> None:
+    from deepad.cli import _UserErrors
+    from deepad.report.images import build_image_report
+
+    model = _load_image_model(model_dir)
+    imgs = _read(data)
+    with _UserErrors(f"{data}: "):
+        build_image_report(model, imgs, output, top_n=min(top, 24), data_name=data, model_name=model_dir)
+    typer.echo(f"Wrote {output}")
+
+
+def bench_images(benchmark: str, data: str | None, detectors: str, seeds: str, out: str, threads: int,
+                 digits: str | None) -> None:
+    """``deepad bench --images mnist --data DIR``: see :mod:`deepad.bench.images`."""
+    import os
+
+    from deepad.bench.images import IMAGE_BENCHMARKS, run_mnist_benchmark
+    from deepad.cli import _UserErrors, _quiet, fail
+
+    if benchmark.lower() not in IMAGE_BENCHMARKS:
+        fail(f"--images must be one of {', '.join(IMAGE_BENCHMARKS)}, got {benchmark!r}.")
+    if not data:
+        fail("--images mnist needs --data: the folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz.")
+    seed_list = list(range(int(seeds))) if seeds.strip().isdigit() else [int(s) for s in seeds.split(",") if s.strip()]
+    digit_list = list(range(10)) if not digits else [int(d) for d in digits.split(",") if d.strip()]
+    if detectors.strip().upper() == "DEFAULT":
+        detectors = "ConvAutoEncoder"
+    os.environ["DEEPAD_NUM_THREADS"] = str(int(threads))
+
+    def progress(row):
+        if not _quiet():
+            auc = f"ROC-AUC {row['roc_auc']:.4f}, fit {row['fit_seconds']:.1f} s" if row["status"] == "ok" else row["error"]
+            typer.echo(f"{row['detector']} digit {row['digit']} seed {row['seed']}: {auc}")
+
+    with _UserErrors():
+        df = run_mnist_benchmark(data, detectors, digits=digit_list, seeds=seed_list, out=out, progress=progress)
+    ok = df[df["status"] == "ok"]
+    for name, sub in ok.groupby("detector"):
+        typer.echo(f"{name}: mean ROC-AUC {sub.groupby('digit')['roc_auc'].mean().mean():.4f} over "
+                   f"{sub['digit'].nunique()} digits x {sub['seed'].nunique()} seeds")
+    typer.echo(f"Results: {Path(out) / 'results.csv'}  Summary: {Path(out) / 'RESULTS.md'}")
