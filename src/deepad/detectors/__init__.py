@@ -36,6 +36,7 @@ _WHERE = {
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
+    "GANomaly": "gan",
 }
 #: the recommended detector's class name
 _DEFAULT = "LocalGlobalEnsemble"
@@ -67,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from deepad.detectors.deep_svdd import DeepSVDD
     from deepad.detectors.devnet import DevNet
     from deepad.detectors.ecod import ECOD
+    from deepad.detectors.gan import GANomaly
     from deepad.detectors.ensemble import LocalGlobalEnsemble
     from deepad.detectors.hbos import HBOS
     from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE
