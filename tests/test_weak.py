@@ -8,14 +8,14 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import deepad
-from deepad.detectors import DeepSAD, DevNet
+from deepad.detectors import BoostedDetector, DeepSAD, DevNet, LocalGlobalEnsemble
 from deepad.detectors.devnet import balanced_epoch
 
 from conftest import FAST_PARAMS
 
-WEAK = {"DeepSAD": DeepSAD, "DevNet": DevNet}
+WEAK = {"DeepSAD": DeepSAD, "DevNet": DevNet, "BoostedDetector": BoostedDetector}
 # settings for the "labels help" check: defaults, DeepSAD a little shorter
-HELP_PARAMS = {"DeepSAD": dict(epochs=30), "DevNet": dict()}
+HELP_PARAMS = {"DeepSAD": dict(epochs=30), "DevNet": dict(), "BoostedDetector": dict(iterations=300)}
 
 
 def shifted_type(seed: int, n_normal: int, n_anomalies: int, d: int = 16, shift: float = 3.0):
@@ -192,6 +192,9 @@ def test_weakly_fitted_model_round_trips(name, weak_data, tmp_path):
     ("DevNet", dict(margin=-1.0), "margin must be a positive"),
     ("DevNet", dict(n_reference=1), "n_reference must be None or an integer >= 2"),
     ("DevNet", dict(batch_size=1), "batch_size >= 2"),
+    ("BoostedDetector", dict(iterations=0), "iterations must be a positive integer"),
+    ("BoostedDetector", dict(label_pseudocount=0), "label_pseudocount must be a positive"),
+    ("BoostedDetector", dict(learning_rate=2.0), "learning_rate must be None or in"),
 ])
 def test_bad_hyper_parameters_rejected(name, params, match, planted):
     with pytest.raises(ValueError, match=match):
@@ -202,3 +205,38 @@ def test_devnet_analytic_reference_works(weak_data):
     X_train, labels, X_test, y_test = weak_data
     det = make("DevNet", n_reference=None).fit(X_train, labels)
     assert roc_auc_score(y_test, det.decision_function(X_test)) > 0.75
+
+
+def test_boosted_without_labels_ranks_like_its_unsupervised_ensemble(planted):
+    """No labelled anomaly: w = 0, the score is a strictly increasing function of the ensemble's score."""
+    X_train, X_test, _ = planted
+    boosted = make("BoostedDetector").fit(X_train, np.full(len(X_train), -1))
+    ensemble = LocalGlobalEnsemble(n_neighbors_global=50).fit(X_train)
+    assert boosted.weight_ == 0.0 and boosted.classifier_ is None
+    b, e = boosted.decision_function(X_test), ensemble.decision_function(X_test)
+    order = np.argsort(e, kind="stable")
+    assert np.all(np.diff(b[order]) >= 0)
+    assert len(np.unique(b)) == len(np.unique(e))
+
+
+def test_boosted_weight_grows_with_the_number_of_labels(weak_data):
+    X_train, labels, X_test, y_test = weak_data
+    few = labels.copy()
+    few[np.flatnonzero(labels == 1)[1:]] = -1  # one labelled anomaly
+    one = make("BoostedDetector").fit(X_train, few)
+    eight = make("BoostedDetector").fit(X_train, labels)
+    assert one.n_labelled_anomalies_ == 1 and eight.n_labelled_anomalies_ == 8
+    assert one.weight_ == pytest.approx(1 / (1 + 3)) and eight.weight_ == pytest.approx(8 / (8 + 3))
+    # the classifier's probabilities enter as ranks among the unlabelled training rows
+    assert np.all(np.diff(eight.classifier_reference_) >= 0)
+    assert eight.classifier_reference_.shape[0] == int((labels != 1).sum())
+
+
+def test_boosted_damaged_classifier_file_is_a_model_format_error(weak_data, tmp_path):
+    from deepad.persistence import ModelFormatError
+
+    X_train, labels, _, _ = weak_data
+    make("BoostedDetector").fit(X_train, labels).save(tmp_path / "m")
+    (tmp_path / "m" / "classifier_.cbm").write_bytes(b"not a model")
+    with pytest.raises(ModelFormatError, match="classifier_.cbm is missing or damaged"):
+        deepad.load(tmp_path / "m")

@@ -174,6 +174,12 @@ def _write(detector, directory: Path) -> None:
                 _write(member, directory / name / str(i))
             attrs[name] = len(value)
             kinds[name] = "detector_list"
+        elif type(value).__module__.split(".")[0] == "catboost":
+            # CatBoost's own binary model format (no pickle): BoostedDetector's classifier
+            directory.mkdir(parents=True, exist_ok=True)
+            value.save_model(str(directory / f"{name}.cbm"), format="cbm")
+            attrs[name] = type(value).__name__
+            kinds[name] = "catboost"
         elif isinstance(value, BaseEstimator) or getattr(detector, "_skops_attributes", ()) and name in detector._skops_attributes:
             directory.mkdir(parents=True, exist_ok=True)
             (directory / f"{name}.skops").write_bytes(_skops_dumps(detector, name, value))
@@ -295,6 +301,16 @@ def _read(directory: Path, device: str | None):
             setattr(detector, name, _read(directory / name, device))
         elif kind == "detector_list":
             setattr(detector, name, [_read(directory / name / str(i), device) for i in range(int(attrs[name]))])
+        elif kind == "catboost":
+            import catboost
+
+            file = directory / f"{name}.cbm"
+            if attrs.get(name) not in ("CatBoostClassifier", "CatBoostRegressor"):
+                raise ModelFormatError(f"{config_path}: unknown CatBoost model class {attrs.get(name)!r}.")
+            try:
+                setattr(detector, name, getattr(catboost, attrs[name])().load_model(str(file), format="cbm"))
+            except Exception as exc:  # CatBoostError for damaged or missing files
+                raise ModelFormatError(f"{file} is missing or damaged: {exc}") from None
         elif kind == "skops":
             import skops.io as sio
 

@@ -173,12 +173,25 @@ class LocalGlobalEnsemble(BaseDetector):
         stats = [_location_scale(views[:, v]) for v in range(2)]
         self.view_center_ = np.array([c for c, _ in stats])
         self.view_scale_ = np.array([s for _, s in stats])
-        self._loo_scores = self._combine(self._calibrated(views))
+        self._loo_views = self._calibrated(views)
+        self._loo_scores = self._combine(self._loo_views)
 
     def _training_reference_scores(self, X):
         scores = self._loo_scores
         del self._loo_scores
         return scores
+
+    def pop_training_views(self) -> np.ndarray:
+        """Leave-one-out calibrated ``(local, global)`` views of the training rows, once, right after ``fit``.
+
+        What :meth:`view_scores` would give each training row if it were a
+        new row (scored without itself).  The array is handed over and
+        forgotten, so a fitted ensemble does not keep an ``n x 2`` copy.
+        """
+        views = self.__dict__.pop("_loo_views", None)
+        if views is None:
+            raise RuntimeError("pop_training_views() is available once, right after fit().")
+        return views
 
     # ------------------------------------------------------------------ scoring
     def _raw(self, dist: np.ndarray, hbos_scores: np.ndarray) -> np.ndarray:
