@@ -20,6 +20,7 @@ FAST_PARAMS: dict[str, dict] = {
     "ALAD": dict(epochs=10, hidden_dims=(16, 8), latent_dim=4, disc_hidden_dims=(32, 16), batch_size=64),
     "DeepSAD": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
     "DevNet": dict(epochs=50, batch_size=64),
+    "BoostedDetector": dict(iterations=100, n_neighbors_global=50),
     "IsolationForest": dict(n_estimators=50),
     "KNN": dict(n_neighbors=5),
     "LOF": dict(n_neighbors=20),

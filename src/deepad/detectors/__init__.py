@@ -20,6 +20,7 @@ _WHERE = {
     "ALAD": "alad",
     "DeepSAD": "deep_sad",
     "DevNet": "devnet",
+    "BoostedDetector": "boosted",
     "IsolationForest": "classical",
     "KNN": "classical",
     "LOF": "classical",
