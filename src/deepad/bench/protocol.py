@@ -48,6 +48,13 @@ running a detector.  The protocol (version :data:`PROTOCOL_VERSION`):
    train rows with the labelled anomalies as 1 and the unlabelled rows as 0
    ("unlabelled counts as normal", ADBench's convention); its score is the
    predicted probability of class 1.
+8. **Timing.**  Fit seconds time ``fit`` alone, in a fresh process per run.
+   One-time per-process costs are paid before the clock starts, for every
+   detector alike: the detector's module is imported and, when torch is
+   loaded, one optimiser step is taken on a one-element parameter (torch
+   imports its compiler stack on the first ``optimizer.step()`` of a
+   process, 1.5-2 s of CPU here, which would otherwise be billed to the
+   first fit and swamp small data sets).
 """
 
 from __future__ import annotations
