@@ -77,10 +77,19 @@ class GANomaly(ImageNeuralDetector):
     ``len(hidden_dims)`` stages of ``4x4 stride-2 conv -> batch norm -> leaky
     ReLU`` and a last conv whose kernel spans what is left, for ``E``, ``E2``
     and ``D`` (``D`` uses ``disc_hidden_dims``, default the same widths), and
-    the transposed mirror for ``Dec`` (:mod:`deepad.nn.gan`).  The decoder's
-    output is linear by default (``output_activation=None``) because deepad's
-    image loaders standardise pixels, which ``tanh`` (the paper's choice, for
-    pixels in ``[-1, 1]``) could not reproduce.
+    the transposed mirror for ``Dec`` (:mod:`deepad.nn.gan`).
+
+    Pixel range: as in DCGAN and the paper, the decoder ends in ``tanh`` and
+    the images are mapped to ``[-1, 1]``: ``preprocessing="minmax"`` (the
+    default) maps each channel's training range ``[min, max]`` there (saved
+    as ``scaler_center_``/``scaler_scale_``), whatever the loader did
+    (``[0, 1]`` pixels or standardised ones).  This matters: the flat
+    background of digits then sits at ``tanh``'s saturated end and is
+    rebuilt exactly, so the residual is the digit's shape alone.  On digit 8
+    (seed 0, 5 epochs) the pixel-residual ROC-AUC was 0.91 this way, 0.84
+    with pixels in ``[0, 1]`` and a linear output.  ``preprocessing`` may
+    also be ``"standard"`` or ``None`` (then set ``output_activation=None``
+    for unbounded pixels).
 
     Sample grids: with ``sample_dir`` set, every ``sample_every`` epochs (and
     after the last) a PNG ``samples_epoch{NNNN}.png`` is written there: row 1
@@ -97,8 +106,8 @@ class GANomaly(ImageNeuralDetector):
     def __init__(self, hidden_dims: Sequence[int] = (32, 64), latent_dim: int = 16, *,
                  disc_hidden_dims: Sequence[int] | None = None, adversarial_weight: float = 1.0,
                  contextual_weight: float = 50.0, encoder_weight: float = 1.0, feature_weight: float = 1.0,
-                 output_activation: str | None = None, epochs: int = 15, batch_size: int = 64, lr: float = 2e-4,
-                 weight_decay: float = 0.0, lr_schedule: str | None = None, preprocessing: str | None = None,
+                 output_activation: str | None = "tanh", epochs: int = 15, batch_size: int = 64, lr: float = 2e-4,
+                 weight_decay: float = 0.0, lr_schedule: str | None = None, preprocessing: str | None = "minmax",
                  sample_dir: str | None = None, sample_every: int = 5, contamination: float = 0.1,
                  device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
         self.hidden_dims = hidden_dims
@@ -155,6 +164,18 @@ class GANomaly(ImageNeuralDetector):
         disc = None if self.disc_hidden_dims is None else list(self.disc_hidden_dims)
         return GANomalyNet(c, (h, w), list(self.hidden_dims), int(self.latent_dim), disc,
                            output=self.output_activation)
+
+    def _fit_scaler(self, X: np.ndarray) -> None:
+        if self.preprocessing != "minmax":
+            if self.preprocessing not in ("standard", None):
+                raise ValueError("preprocessing must be 'minmax' (training pixel range -> [-1, 1]), 'standard' "
+                                 f"(per-channel standardisation) or None for GANomaly, got {self.preprocessing!r}.")
+            return super()._fit_scaler(X)
+        lo = X.min(axis=(0, 2, 3)).astype(np.float64)
+        hi = X.max(axis=(0, 2, 3)).astype(np.float64)
+        half = (hi - lo) / 2.0
+        self.scaler_center_ = (lo + hi) / 2.0
+        self.scaler_scale_ = np.where(half > 1e-12, half, 1.0)
 
     def _make_trainer(self, device, callbacks) -> Trainer:
         # No validation split and no early stopping (see the class docstring); full batches
