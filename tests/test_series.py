@@ -291,3 +291,60 @@ def test_series_report_html_png_and_cli(tmp_path):
                                  "-l", "label", "--refractory", "50"])
     assert r.exit_code == 0, r.output
     assert "alerts" in (tmp_path / "c.html").read_text()
+
+
+# --------------------------------------------------------------------------- ConformalKNN (continual kNN conformal)
+def _knn(**kw):
+    return D.ConformalKNN(**{"window": 8, "coarse_chunks": 4, "coarse_width": 8, "memory": 400, **kw})
+
+
+def test_conformal_knn_contract_stream_and_resume(tmp_path):
+    X = sine(n=1400, seed=2)
+    X[1000, 0] += 3.0
+    det = _knn().fit(X[:500])
+    assert "ConformalKNN" in D.__all__ and D.ConformalKNN._needs_wrapped
+    np.testing.assert_array_equal(det.decision_function(X[:500]), det.decision_scores_)
+    assert det.threshold_ == pytest.approx(0.2) and det.threshold_method_["method"] == "conformal"
+    full = det.decision_function(X[500:])  # X[500:] continues the training series
+    assert ((full >= 0) & (full <= 1)).all()
+    assert full[500] == full.max() and full[500] >= det.threshold_  # the spike is the rarest point
+    sc = StreamScorer(det, threshold="fixed", refractory=50)  # no history: padded like decision_function
+    got = np.concatenate([sc.update(X[i]).scores for i in range(500, 900)])  # one point per call
+    np.testing.assert_array_equal(got, full[:400])
+    primed = StreamScorer(det, threshold="fixed").prime(X[:500]).update(X[500:1100])  # with the real context
+    assert primed.alerts[500] and primed.scores[0] < full[0]
+    sc.save(tmp_path / "st")
+    resumed = StreamScorer.load(tmp_path / "st")
+    a, b = sc.update(X[900:]), resumed.update(X[900:])
+    np.testing.assert_array_equal(a.scores, b.scores)
+    np.testing.assert_array_equal(a.unit_scores, a.scores)  # scores already are rarities in [0, 1]
+    assert a.alerts[100] and a.alerts.sum() <= 3
+    det.save(tmp_path / "m")
+    loaded = deepad.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.decision_function(X[500:]), full)
+    assert clone(det).get_params() == det.get_params()
+
+
+def test_conformal_knn_learns_continually():
+    """A new pattern is rare the first time and ordinary once it has recurred (continual memory)."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    x = np.sin(np.arange(n) * 2 * np.pi / 50) + 0.05 * rng.standard_normal(n)
+    bumps = [1000, 1400, 1800, 2200, 2600]
+    for b in bumps:
+        x[b:b + 10] += 2.0  # a job that starts to run periodically
+    det = _knn(memory=3000).fit(x[:600, None])
+    s = det.decision_function(x[600:, None])
+    first, last = s[bumps[0] - 600:bumps[0] - 590].max(), s[bumps[-1] - 600:bumps[-1] - 590].max()
+    assert first >= det.threshold_ > last
+
+
+def test_conformal_knn_bad_params():
+    X = sine()[:300]
+    for bad in (dict(window=0), dict(n_neighbors=0), dict(memory=-1), dict(exclusion=-2), dict(contamination=2.0)):
+        with pytest.raises(ValueError):
+            _knn(**bad).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        _knn().fit(X).decision_function(np.ones((50, 3)))
+    with pytest.raises(ValueError, match="at least"):
+        _knn().fit(X[:10])

@@ -218,13 +218,19 @@ class StreamScorer:
         """Fill the point buffer (e.g. with the end of the training series) without scoring or alarming."""
         H = self._validate(history)
         if self._state is not None:
-            self.detector._stream_scores(self._state, H)
+            # a recurrent state runs through the history; a detector with a memory of windows (which
+            # already holds the training windows) takes only the context, via its own _stream_prime
+            prime = getattr(self.detector, "_stream_prime", None)
+            if prime is not None:
+                prime(self._state, H)
+            else:
+                self.detector._stream_scores(self._state, H)
         self._points = np.vstack([self._points, H])[-self.context:] if self.context else self._points
         return self
 
     def update(self, points) -> StreamUpdate:
         """Score one point (1-D, length n_features) or a batch of rows, in arrival order."""
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         P = self._validate(points)
         k = P.shape[0]
         if self._state is not None:
@@ -269,6 +275,7 @@ class StreamScorer:
         self.n_seen += k
         elapsed = time.perf_counter() - start
         self.total_latency_s += elapsed
+        self.total_cpu_s = getattr(self, "total_cpu_s", 0.0) + (time.process_time() - cpu_start)
         self.n_scored += k
         return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units)
 
@@ -276,6 +283,12 @@ class StreamScorer:
     def latency_per_point_s(self) -> float:
         """Mean wall time per point over all :meth:`update` calls so far."""
         return self.total_latency_s / self.n_scored if self.n_scored else float("nan")
+
+    @property
+    def cpu_per_point_s(self) -> float:
+        """Mean CPU time of this process per point over all :meth:`update` calls so far (wall time minus waiting
+        for a busy machine's cores)."""
+        return getattr(self, "total_cpu_s", 0.0) / self.n_scored if self.n_scored else float("nan")
 
     def _validate(self, points) -> np.ndarray:
         arr = np.asarray(points, dtype=np.float64)

@@ -10,10 +10,15 @@ call (``batch=1``: true streaming).  Two protocols are scored:
 * **causal** -- the stream's *alerts* (SPOT threshold, ``refractory``
   suppression) are the detections: what a deployed stream raises;
 * **NAB** -- the stream's unit scores in [0, 1] (rarity under the SPOT tail
-  model; see :mod:`deepad.stream`) with one threshold per profile chosen to
-  maximise the corpus score (:func:`deepad.bench.nab.optimize_threshold`),
-  as NAB's scoreboard does.  It uses the labels to pick the threshold, so
-  it is an upper bound, comparable to the published numbers.
+  model, or the detector's own rarity; see :mod:`deepad.stream`) with one
+  threshold per profile chosen to maximise the corpus score
+  (:func:`deepad.bench.nab.optimize_threshold`), as NAB's scoreboard does.
+  It uses the labels to pick the threshold, so it is an upper bound,
+  comparable to the published numbers.  Scored twice: the raw unit scores
+  (every row above the threshold is a detection), and the unit scores as
+  the stream reports them with its alert suppression (0 for ``refractory``
+  rows after each alert) -- published detectors (e.g. ARTime, CAD-OSE)
+  likewise suppress repeats inside the detector.
 
 Reported next to the detector: the null detector (no detections; 0 by
 construction) and a random detector (causal: the same number of alerts per
@@ -34,7 +39,7 @@ import numpy as np
 
 from deepad.bench import nab
 
-__all__ = ["DEFAULT_PARAMS", "run_nab", "run_file", "nab_markdown", "split_specs"]
+__all__ = ["DEFAULT_PARAMS", "run_nab", "run_file", "nab_markdown", "split_specs", "suppress_after_alerts"]
 
 #: Settings per detector used when ``params`` does not override them.
 DEFAULT_PARAMS: dict[str, dict] = {
@@ -43,6 +48,7 @@ DEFAULT_PARAMS: dict[str, dict] = {
     "TCNAutoEncoder": dict(window=32, hidden_dims=(16, 16), latent_dim=4, epochs=30, batch_size=64,
                            preprocessing="robust", random_state=0, device="cpu"),
     "RollingZScore": dict(window=64),
+    "ConformalKNN": dict(window=16, coarse_chunks=8, coarse_width=16, n_neighbors=5, memory=5000, contamination=0.01),
 }
 
 
@@ -79,7 +85,7 @@ def run_file(detector, values: np.ndarray, probation: int, *, stream_kw: Mapping
 
     Returns ``(alerts, unit_scores, raw_scores, latency_s_per_point, scorer)``;
     the arrays have one entry per row (rows inside the probation period:
-    no alert, NaN scores).
+    no alert, NaN scores).  ``scorer.cpu_per_point_s`` is the CPU time per point.
     """
     from sklearn.base import clone
 
@@ -103,6 +109,14 @@ def run_file(detector, values: np.ndarray, probation: int, *, stream_kw: Mapping
     return alerts, units, raw, sc.latency_per_point_s, sc
 
 
+def suppress_after_alerts(units: np.ndarray, alerts: np.ndarray, refractory: int) -> np.ndarray:
+    """Unit scores as a stream with alert suppression reports them: 0 for the ``refractory`` rows after each alert."""
+    out = np.array(units, dtype=np.float64, copy=True)
+    for j in np.flatnonzero(alerts):
+        out[j + 1:j + 1 + int(refractory)] = 0.0
+    return out
+
+
 def run_nab(root: str | os.PathLike, detector="GRUForecaster", params: Mapping | None = None, *,
             categories: Sequence[str] | None = None, risk: float = 1e-4, init_quantile: float = 0.98,
             refractory: int = 300, smoothing: int = 1, batch: int = 1, out: str | os.PathLike | None = None,
@@ -118,7 +132,10 @@ def run_nab(root: str | os.PathLike, detector="GRUForecaster", params: Mapping |
         raise ValueError(f"batch must be a positive integer, got {batch!r}.")
     proto = _make_detector(detector, params)
     name = detector if isinstance(detector, str) else type(detector).__name__
-    stream_kw = dict(risk=risk, init_quantile=init_quantile, refractory=refractory, smoothing=smoothing)
+    # detectors with their own calibrated threshold (e.g. conformal rarity) stream with it, others with SPOT
+    threshold = getattr(proto, "_stream_threshold", "spot")
+    stream_kw = dict(threshold=threshold, risk=risk, init_quantile=init_quantile, refractory=refractory,
+                     smoothing=smoothing)
     files = list(nab.load_corpus(root, categories))
     if not files:
         raise ValueError(f"no labelled NAB files found under {root}"
@@ -132,14 +149,15 @@ def run_nab(root: str | os.PathLike, detector="GRUForecaster", params: Mapping |
     rng = np.random.default_rng(seed)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     causal = {"deepad " + name: {}, "null": {}, "random (same alert count)": {}}
-    unit = {"deepad " + name: {}, "null": {}, "random (uniform scores)": {}}
-    per_file, n_points, latency_sum = [], 0, 0.0
+    unit = {"deepad " + name: {}, f"deepad {name}, suppressed after alerts": {}, "null": {},
+            "random (uniform scores)": {}}
+    per_file, n_points, latency_sum, cpu_sum = [], 0, 0.0, 0.0
     for key, df, wins in files:
         values = df[["value"]].to_numpy(dtype=np.float64)
         n = values.shape[0]
         probation = nab.probation_length(n)
         t0 = time.perf_counter()
-        alerts, units, _, lat, _ = run_file(proto, values, probation, stream_kw=stream_kw, batch=batch)
+        alerts, units, _, lat, sc = run_file(proto, values, probation, stream_kw=stream_kw, batch=batch)
         seconds = time.perf_counter() - t0
         k = int(alerts.sum())
         r = np.zeros(n, dtype=bool)
@@ -148,14 +166,17 @@ def run_nab(root: str | os.PathLike, detector="GRUForecaster", params: Mapping |
         causal["null"][key] = (np.zeros(n, dtype=bool), wins, n)
         causal["random (same alert count)"][key] = (r, wins, n)
         unit["deepad " + name][key] = (units, wins, n)
+        unit[f"deepad {name}, suppressed after alerts"][key] = (suppress_after_alerts(units, alerts, refractory), wins, n)
         unit["null"][key] = (np.zeros(n), wins, n)
         unit["random (uniform scores)"][key] = (rng.random(n), wins, n)
         f = nab.score_file(alerts, wins, n, "standard")
         per_file.append({"file": key, "rows": n, "streamed": n - probation, "windows": len(wins), "alerts": k,
                          "tp": f["tp"], "fp": f["fp"], "fn": f["fn"], "raw_standard": f["raw"],
-                         "null_standard": f["null"], "seconds": seconds, "latency_ms": 1e3 * lat})
+                         "null_standard": f["null"], "seconds": seconds, "latency_ms": 1e3 * lat,
+                         "cpu_ms": 1e3 * sc.cpu_per_point_s})
         n_points += n - probation
         latency_sum += lat * (n - probation)
+        cpu_sum += sc.cpu_per_point_s * (n - probation)
         if bar is not None:
             bar.update(n)
             bar.set_postfix_str(f"{key.split('/')[-1][:28]} {1e3 * lat:.3f} ms/pt")
@@ -184,6 +205,7 @@ def run_nab(root: str | os.PathLike, detector="GRUForecaster", params: Mapping |
     summary = {"detector": name, "params": params_used, "stream": stream_kw, "batch": int(batch),
                "files": len(files), "points_streamed": n_points, "wall_s": wall, "cpu_s": cpu,
                "latency_ms_per_point": 1e3 * latency_sum / max(n_points, 1),
+               "cpu_ms_per_point": 1e3 * cpu_sum / max(n_points, 1), "load_average": _load(),
                "threads": os.environ.get("DEEPAD_NUM_THREADS"), "causal": causal_table, "nab": nab_table,
                "per_file": per_file}
     if out is not None:
@@ -214,9 +236,17 @@ def nab_markdown(summary: Mapping) -> str:
     lines += ["", "Precision/recall/F1 are window-level (a window is found if it has a detection; every detection "
                   "outside a window is a false alarm), at the standard profile.", "",
               f"wall {s['wall_s']:.1f} s, CPU {s['cpu_s']:.1f} s (whole corpus, fit + stream), "
-              f"mean streaming latency {s['latency_ms_per_point']:.3f} ms/point (batch {s['batch']}, "
-              f"DEEPAD_NUM_THREADS={s['threads']})"]
+              f"mean streaming latency {s['latency_ms_per_point']:.3f} ms/point wall, "
+              f"{s.get('cpu_ms_per_point', float('nan')):.3f} ms/point CPU (batch {s['batch']}, "
+              f"DEEPAD_NUM_THREADS={s['threads']}; machine load average at the end {s.get('load_average')})"]
     return "\n".join(lines) + "\n"
+
+
+def _load():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover - not on every platform
+        return None
 
 
 def _write(out: Path, name: str, summary: Mapping) -> None:

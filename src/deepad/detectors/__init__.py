@@ -34,6 +34,7 @@ _WHERE = {
     "RollingZScore": "series",
     "GRUForecaster": "series",
     "TCNAutoEncoder": "series",
+    "ConformalKNN": "series",
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
@@ -74,7 +75,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from deepad.detectors.hbos import HBOS
     from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE
     from deepad.detectors.pyod_adapter import PyODDetector
-    from deepad.detectors.series import GRUForecaster, RollingZScore, TCNAutoEncoder
+    from deepad.detectors.series import ConformalKNN, GRUForecaster, RollingZScore, TCNAutoEncoder
     from deepad.detectors.vae import VAE
 
     DEFAULT = LocalGlobalEnsemble

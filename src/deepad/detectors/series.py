@@ -16,6 +16,7 @@ series) and have their own contract tests in ``tests/test_series.py``.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Sequence
 
 import numpy as np
@@ -27,7 +28,7 @@ from deepad.data.series import align_to_points, sliding_windows
 from deepad.detectors._neural import NeuralDetector
 from deepad.training import Step, batched_apply, torch_context
 
-__all__ = ["RollingZScore", "GRUForecaster", "TCNAutoEncoder"]
+__all__ = ["RollingZScore", "GRUForecaster", "TCNAutoEncoder", "ConformalKNN"]
 
 
 def _check_window(window, stride=1) -> tuple[int, int]:
@@ -92,6 +93,225 @@ class RollingZScore(BaseDetector):
         mad = np.median(np.abs(past - med[:, None, :]), axis=1)
         z = np.abs(current - med) / (1.4826 * mad + self.eps_)
         return align_to_points(z.max(axis=1), X.shape[0], w)
+
+
+class ConformalKNN(BaseDetector):
+    """Continual kNN conformal anomaly detection on multi-scale windows; the score is the point's conformal rarity.
+
+    Paper: Burnaev & Ishimtsev, "Conformalized density- and distance-based
+    anomaly detection in time-series data" (2016) -- KNN-CAD, NAB 58.0 --
+    with two changes: the window is *multi-scale* (the last ``window`` rows
+    plus the means of the last ``coarse_chunks`` blocks of ``coarse_width``
+    rows, so a broken daily pattern is seen, not only a broken value) and the model learns *continually*: every scored window joins the
+    neighbour memory (the last ``memory`` windows) and every nonconformity
+    joins the calibration set, so a pattern that recurs stops being
+    anomalous after it has been seen (a weekly job, a new load level).
+
+    Why: a window with no close neighbour in everything seen so far is
+    novel; the conformal p-value ranks its distance among all distances seen
+    so far, which needs no distributional assumption and makes scores of
+    different series comparable (a rarity, not a distance in the series'
+    units).
+
+    Scoring rule: embed row ``t`` as ``[x_{t-window+1..t}, means of the
+    blocks x_{t-(j+1)c+1..t-jc}, j < coarse_chunks]`` (``c = coarse_width``) on
+    robustly scaled channels (training median / IQR; the series is padded
+    with its first row at the start); ``alpha_t`` = mean Euclidean distance
+    to the ``n_neighbors`` nearest windows in memory, excluding the
+    ``exclusion`` most recent windows (they overlap the query); ``p_t =
+    (1 + #{past alpha >= alpha_t}) / (N + 1)`` over the last ``memory``
+    alphas (training alphas are leave-out); ``score_t = -log10(p_t) / 10``,
+    in [0, 1].  ``threshold_ = -log10(contamination) / 10``, i.e. an alarm
+    is a point rarer than ``contamination`` -- a conformal guarantee on
+    normal data, so the threshold is not a quantile of in-sample scores.
+
+    Scoring is stateful: ``decision_function(X)`` treats ``X`` as one series
+    that follows the training data (the memory starts from the training
+    windows and grows along ``X``); :class:`deepad.stream.StreamScorer`
+    gives the same scores point by point.
+    """
+
+    _needs_wrapped = True
+    _unit_scores = True
+    _stream_threshold = "fixed"
+
+    def __init__(self, window: int = 16, *, coarse_chunks: int = 8, coarse_width: int = 16, n_neighbors: int = 5,
+                 memory: int = 5000, exclusion: int | None = None, contamination: float = 0.01):
+        self.window = window
+        self.coarse_chunks = coarse_chunks
+        self.coarse_width = coarse_width
+        self.n_neighbors = n_neighbors
+        self.memory = memory
+        self.exclusion = exclusion
+        self.contamination = contamination
+
+    # ------------------------------------------------------------------ settings
+    def _settings(self) -> tuple[int, int, int, int, int, int]:
+        for name in ("window", "coarse_chunks", "coarse_width", "n_neighbors", "memory"):
+            v = getattr(self, name)
+            low = 0 if name == "coarse_chunks" else 1
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
+        excl = self.window if self.exclusion is None else self.exclusion
+        if isinstance(excl, bool) or not isinstance(excl, (int, np.integer)) or excl < 0:
+            raise ValueError(f"exclusion must be None or an integer >= 0, got {self.exclusion!r}.")
+        span = max(int(self.window), int(self.coarse_chunks) * int(self.coarse_width))
+        return int(self.window), int(self.coarse_chunks), int(self.coarse_width), int(self.n_neighbors), \
+            int(self.memory), int(excl), span
+
+    def _min_samples(self) -> int:
+        try:
+            _, _, _, k, _, excl, _ = self._settings()
+        except ValueError:
+            return 2
+        return max(2 * excl + k + 10, 20)
+
+    def _embed(self, Z: np.ndarray) -> np.ndarray:
+        """Embedding of rows ``span-1 ..`` of ``Z`` (the first ``span - 1`` rows are context only)."""
+        L, m, c, _, _, _, span = self._settings()
+        n = Z.shape[0] - (span - 1)
+        fine = np.lib.stride_tricks.sliding_window_view(Z, L, axis=0)[span - L:]  # (n, d, L)
+        parts = [fine.reshape(n, -1)]
+        if m:
+            cs = np.concatenate([np.zeros((1, Z.shape[1])), np.cumsum(Z, axis=0)])
+            end = np.arange(span, Z.shape[0] + 1)  # blocks end at row t (cs index t + 1)
+            blocks = [(cs[end - j * c] - cs[end - (j + 1) * c]) / c for j in range(m - 1, -1, -1)]
+            parts.append(np.stack(blocks, axis=2).reshape(n, -1))
+        return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+    def _embed_last(self, ctx: np.ndarray) -> np.ndarray:
+        """Embedding of the last row of ``ctx`` (``span`` rows): the streaming path; the same embedding as :meth:`_embed`."""
+        L, m, c, _, _, _, span = self._settings()
+        fine = ctx[-L:].T.reshape(-1)
+        if not m:
+            return fine
+        blocks = ctx[ctx.shape[0] - m * c:].reshape(m, c, -1).mean(axis=1)  # oldest block first
+        return np.concatenate([fine, blocks.T.reshape(-1)])
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        return (X - self.center_) / self.scale_
+
+    # ------------------------------------------------------------------ fit
+    def _fit(self, X, y, seed, **fit_params):
+        from deepad import thresholds as _thr
+
+        L, m, c, k, mem, excl, span = self._settings()
+        _thr.validate_contamination(self.contamination)
+        self.center_ = np.median(X, axis=0)
+        q75, q25 = np.percentile(X, [75, 25], axis=0)
+        iqr = q75 - q25
+        std = X.std(axis=0)
+        self.scale_ = np.where(iqr > 0, iqr, np.where(std > 0, std, 1.0))
+        Z = self._scaled(X)
+        E = self._embed(np.vstack([np.repeat(Z[:1], span - 1, axis=0), Z]))
+        # leave-out nonconformity of the training windows: neighbours farther than `exclusion` rows away
+        n = E.shape[0]
+        alphas = np.empty(n)
+        sq = (E * E).sum(axis=1)
+        for b in range(0, n, 512):
+            e = min(b + 512, n)
+            d = np.sqrt(np.maximum(sq[b:e, None] + sq[None, :] - 2.0 * E[b:e] @ E.T, 0.0))
+            near = np.abs(np.arange(b, e)[:, None] - np.arange(n)[None, :]) <= excl
+            d[near] = np.inf
+            alphas[b:e] = _knn_mean(d, k)
+        # the last `exclusion` windows wait (they overlap the first streamed windows), the rest are memory
+        split = max(n - excl, 0)
+        self.memory_windows_ = E[max(0, split - mem):split]
+        self.pending_windows_ = E[split:]
+        self.calibration_alphas_ = alphas[max(0, n - mem):]
+
+    def fit(self, X, y=None, **fit_params):
+        super().fit(X, y, **fit_params)
+        # an alarm is a point rarer than `contamination` (conformal), not a quantile of in-sample scores
+        self.threshold_ = float(-np.log10(float(self.contamination)) / 10.0)
+        self.threshold_method_ = {"method": "conformal", "contamination": float(self.contamination)}
+        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        return self
+
+    # ------------------------------------------------------------------ scoring = a stream from the fitted state
+    def _score(self, X):
+        state = self._stream_state()
+        return self._stream_scores(state, X)
+
+    def _stream_state(self) -> dict:
+        """Fresh stream state: memory = training windows, calibration = training alphas, no context yet."""
+        mem = self._settings()[4]
+        D = self.memory_windows_.shape[1]
+        windows, alphas = np.zeros((mem, D)), np.zeros(mem)
+        m_w, m_a = self.memory_windows_.shape[0], self.calibration_alphas_.shape[0]
+        windows[:m_w] = self.memory_windows_
+        alphas[:m_a] = self.calibration_alphas_
+        i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+        return {"context": np.zeros((0, self.n_features_in_)), "pending": self.pending_windows_.copy(),
+                "windows": windows, "wcount": i64(m_w), "wpos": i64(m_w % mem),
+                "alphas": alphas, "acount": i64(m_a), "apos": i64(m_a % mem),
+                "sorted": np.sort(self.calibration_alphas_)}
+
+    def _stream_prime(self, state: dict, X: np.ndarray) -> None:
+        """History before the stream: only the context of the first windows (memory and calibration unchanged)."""
+        *_, span = self._settings()
+        ctx = np.vstack([state["context"], self._scaled(X)])
+        state["context"] = ctx[-(span - 1):] if span > 1 else ctx[:0]
+
+    def _stream_scores(self, state: dict, X: np.ndarray) -> np.ndarray:
+        import bisect
+
+        L, m, c, k, mem, excl, span = self._settings()
+        Z = self._scaled(X)
+        ctx = state["context"]
+        if ctx.shape[0] < span - 1:  # the very start of a series: pad with its first row
+            first = ctx[:1] if ctx.shape[0] else Z[:1]
+            ctx = np.vstack([np.repeat(first, span - 1 - ctx.shape[0], axis=0), ctx])
+        full = np.vstack([ctx, Z])
+        windows, alphas = state["windows"], state["alphas"]
+        srt = state["sorted"] if isinstance(state["sorted"], list) else np.asarray(state["sorted"]).tolist()
+        pending = state["pending"] if isinstance(state["pending"], deque) else deque(np.asarray(state["pending"]))
+        wcount, wpos, acount, apos = (int(state[key]) for key in ("wcount", "wpos", "acount", "apos"))
+        wsq = state.get("_wsq")
+        if wsq is None:
+            wsq = (windows * windows).sum(axis=1)
+        out = np.empty(Z.shape[0])
+        for i in range(Z.shape[0]):
+            e = self._embed_last(full[i:i + span]) if span > 1 else Z[i]
+            n_mem = min(wcount, mem)
+            if n_mem:
+                d2 = wsq[:n_mem] - 2.0 * (windows[:n_mem] @ e) + float(e @ e)
+                kk = min(k, n_mem)
+                a = float(np.sqrt(np.maximum(np.partition(d2, kk - 1)[:kk], 0.0)).mean())
+            else:
+                a = 0.0
+            n_cal = len(srt)
+            ge = n_cal - bisect.bisect_left(srt, a)
+            out[i] = min(-np.log10((1.0 + ge) / (n_cal + 1.0)) / 10.0, 1.0)
+            # continual learning: the alpha joins the calibration set, the window the memory (after `exclusion`)
+            if acount >= mem:
+                del srt[bisect.bisect_left(srt, alphas[apos])]
+            bisect.insort(srt, a)
+            alphas[apos] = a
+            apos, acount = (apos + 1) % mem, acount + 1
+            pending.append(e)
+            if len(pending) > excl:
+                w_old = pending.popleft()
+                windows[wpos] = w_old
+                wsq[wpos] = float(w_old @ w_old)
+                wpos, wcount = (wpos + 1) % mem, wcount + 1
+        state["context"] = full[-(span - 1):] if span > 1 else Z[:0]
+        i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+        state.update(pending=pending, sorted=srt, wcount=i64(wcount), wpos=i64(wpos), acount=i64(acount),
+                     apos=i64(apos), _wsq=wsq)
+        return out
+
+
+def _knn_mean(d: np.ndarray, k: int) -> np.ndarray:
+    """Mean of the ``k`` smallest finite entries of each row of ``d`` (fewer when the row has fewer)."""
+    kk = min(k, d.shape[1])
+    if kk == 0:
+        return np.zeros(d.shape[0])
+    part = np.partition(d, kk - 1, axis=1)[:, :kk]
+    part = np.where(np.isfinite(part), part, np.nan)
+    with np.errstate(invalid="ignore"):
+        out = np.nanmean(part, axis=1)
+    return np.nan_to_num(out, nan=0.0)
 
 
 # --------------------------------------------------------------------------- neural window detectors
