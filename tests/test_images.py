@@ -174,11 +174,34 @@ def test_validate_images_shapes():
         validate_images(pd.DataFrame(np.zeros((3, 3))))
 
 
-def test_autoencoder_map_mean_is_score(images, fitted):
-    _, X_test, _ = images
-    det = fitted("ConvAutoEncoder")
-    np.testing.assert_allclose(det.anomaly_map(X_test).mean(axis=(1, 2)), det.decision_function(X_test), rtol=1e-5)
+def test_autoencoder_reconstruction_scoring_is_map_mean(images):
+    X_train, X_test, y_test = images
+    det = make("ConvAutoEncoder", scoring="reconstruction").fit(X_train)
+    s = det.decision_function(X_test)
+    np.testing.assert_allclose(det.anomaly_map(X_test).mean(axis=(1, 2)), s, rtol=1e-5)
+    assert roc_auc_score(y_test, s) > 0.9
     assert det.reconstruct(X_test[:3]).shape == (3, 1, 16, 16)
+    assert not hasattr(det, "train_codes_")
+
+
+def test_autoencoder_latent_knn_scoring(images, fitted, tmp_path):
+    from sklearn.neighbors import NearestNeighbors
+
+    X_train, X_test, _ = images
+    det = fitted("ConvAutoEncoder")
+    assert det.scoring == "latent_knn" and det.train_codes_.shape == (len(X_train), FAST_PARAMS["ConvAutoEncoder"]["latent_dim"])
+    # the score is the mean cosine distance to the 5 nearest training codes (checked against scikit-learn)
+    nn = NearestNeighbors(n_neighbors=5, metric="cosine").fit(det.train_codes_.astype(np.float64))
+    np.testing.assert_allclose(det.decision_function(X_test), nn.kneighbors(det.encode(X_test))[0].mean(axis=1),
+                               rtol=1e-4, atol=1e-6)
+    # thresholds use leave-one-out distances: a training image is its own nearest neighbour
+    loo = nn.kneighbors(det.train_codes_.astype(np.float64), n_neighbors=6)[0][:, 1:].mean(axis=1)
+    np.testing.assert_allclose(det._reference_scores_, loo, rtol=1e-4, atol=1e-6)
+    assert (det._reference_scores_ >= det.decision_scores_ - 1e-12).all()
+    with pytest.raises(ValueError, match="scoring must be one of"):
+        make("ConvAutoEncoder", scoring="ssim").fit(X_train)
+    with pytest.raises(ValueError, match="needs more than 5"):
+        make("ConvAutoEncoder").fit(X_train[:5])
 
 
 def test_vae_scores_use_saved_common_noise(images, fitted):

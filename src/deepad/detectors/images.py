@@ -38,38 +38,78 @@ def _check_widths(hidden_dims) -> None:
         _positive_int("every hidden_dims entry (conv channels)", w)
 
 
+_AE_SCORINGS = ("latent_knn", "reconstruction")
+
+
+def _knn_cosine(codes: torch.Tensor, reference: torch.Tensor, k: int, skip_self: bool = False) -> torch.Tensor:
+    """Mean cosine distance of each code to its ``k`` nearest reference codes (float64, exact per row).
+
+    Distances are computed pairwise (no matrix-product shortcut), so a row's
+    result does not depend on the other rows of its batch.
+    """
+    a = torch.nn.functional.normalize(codes.to(torch.float64), dim=1)
+    b = torch.nn.functional.normalize(reference.to(torch.float64), dim=1)
+    d2 = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist").pow(2) / 2.0  # = 1 - cos
+    kk = min(int(k) + int(skip_self), b.shape[0])
+    nearest = torch.topk(d2, kk, dim=1, largest=False).values
+    return nearest[:, int(skip_self):].mean(dim=1)
+
+
 class ConvAutoEncoder(ImageNeuralDetector):
-    """Convolutional autoencoder; the anomaly score is the mean per-pixel squared reconstruction error.
+    """Convolutional autoencoder; the score compares an image's code with the training images' codes.
 
-    Paper: Masci, Meier, Cireşan & Schmidhuber, "Stacked convolutional
-    auto-encoders for hierarchical feature extraction" (ICANN 2011); as an
-    image anomaly detector e.g. the DCAE baseline of Ruff et al., "Deep
-    One-Class Classification" (ICML 2018).
+    Papers: Masci, Meier, Cireşan & Schmidhuber, "Stacked convolutional
+    auto-encoders for hierarchical feature extraction" (ICANN 2011) for the
+    network; the DCAE baseline of Ruff et al., "Deep One-Class
+    Classification" (ICML 2018) for reconstruction scoring; Bergman, Cohen &
+    Hoshen, "Deep Nearest Neighbor Anomaly Detection" (arXiv:2002.10445,
+    2020) for k-nearest-neighbour scoring in a deep feature space.
 
-    Why it works: trained to reproduce normal images through a narrow
-    latent code, the network learns the shapes the normal class is made of;
-    an image with other shapes (another digit, a scratch on a part) cannot be
-    rebuilt from that code, and the pixels it fails on are where it differs.
+    Why it works: trained to reproduce normal images through a narrow latent
+    code, the encoder learns the shapes the normal class is made of.  An
+    image built from other shapes either cannot be rebuilt from the code
+    (reconstruction error) or gets a code unlike any normal image's
+    (nearest-neighbour distance).
 
-    Scoring rule: ``score(x) = mean_{c,h,w} (x - x̂)^2`` on the (optionally
-    standardised) pixels.  :meth:`anomaly_map` is the per-pixel squared
-    residual averaged over channels, ``(N, H, W)``; its mean is the score.
+    Scoring rules (``scoring``):
+
+    * ``"latent_knn"`` (default): ``score(x)`` = mean cosine distance
+      ``1 - cos(z, z_i)`` between the code ``z`` of ``x`` and its
+      ``n_neighbors`` nearest training codes ``z_i`` (kept as
+      ``train_codes_`` and saved with the model).  Cosine, because the
+      code's length mostly tracks how much ink an image has, its direction
+      which shapes.  Thresholds and p-values use leave-one-out distances of
+      the training images (an image is its own nearest neighbour).
+    * ``"reconstruction"``: ``score(x) = mean_{c,h,w} (x - x̂)^2``.
+
+    Measured on one-class MNIST (train on 80 % of one digit of the MNIST
+    test set, seed 0, default network): ROC-AUC for digits 8 / 2 was
+    0.855 / 0.918 with reconstruction error, 0.941 / 0.973 with Euclidean
+    5-NN in the code space and 0.965 / 0.968 with cosine 5-NN.  Thin digits
+    (1, 7) reconstruct well under any model, so reconstruction error ranks
+    them as normal whatever the normal class is.
+
+    :meth:`anomaly_map` is the per-pixel squared reconstruction residual
+    averaged over channels (for either scoring): *where* the image departs
+    from what the model can rebuild.  For ``"reconstruction"`` its mean is
+    the score.
 
     Architecture: ``len(hidden_dims)`` stages of ``3x3 conv -> batch norm ->
     leaky ReLU -> 2x2 max-pool``, a linear layer to ``latent_dim``, and the
-    mirrored decoder (:mod:`deepad.nn.conv`).  Batch norm and the small
-    latent code keep the network from learning the identity on ~1000
-    images.  Defaults were chosen on one-class MNIST (see
-    ``benchmarks/results/images-mnist/RESULTS.md``).
+    mirrored decoder (:mod:`deepad.nn.conv`); trained on the mean squared
+    reconstruction error.
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (32, 64), latent_dim: int = 32, *, kernel_size: int = 3,
-                 activation: str = "leaky_relu", batch_norm: bool = True, epochs: int = 40, batch_size: int = 64,
-                 lr: float = 1e-3, weight_decay: float = 1e-5, validation_fraction: float = 0.0, patience: int = 10,
-                 lr_schedule: str | None = None, preprocessing: str | None = None, contamination: float = 0.1,
-                 device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(self, hidden_dims: Sequence[int] = (32, 64), latent_dim: int = 32, *, scoring: str = "latent_knn",
+                 n_neighbors: int = 5, kernel_size: int = 3, activation: str = "leaky_relu", batch_norm: bool = True,
+                 epochs: int = 40, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-5,
+                 validation_fraction: float = 0.0, patience: int = 10, lr_schedule: str | None = None,
+                 preprocessing: str | None = None, contamination: float = 0.1, device: str = "auto",
+                 n_threads: int | None = None, random_state=None, verbose: bool = False):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
+        self.scoring = scoring
+        self.n_neighbors = n_neighbors
         self.kernel_size = kernel_size
         self.activation = activation
         self.batch_norm = batch_norm
@@ -90,10 +130,19 @@ class ConvAutoEncoder(ImageNeuralDetector):
     def _check_params(self) -> None:
         _check_widths(self.hidden_dims)
         _positive_int("latent_dim", self.latent_dim)
+        _positive_int("n_neighbors", self.n_neighbors)
+        if self.scoring not in _AE_SCORINGS:
+            raise ValueError(f"scoring must be one of {_AE_SCORINGS}, got {self.scoring!r}.")
 
     def _fit(self, X, y, seed, callbacks=None) -> None:
         self._check_params()
+        if self.scoring == "latent_knn" and X.shape[0] <= int(self.n_neighbors):
+            raise ValueError(f"X has {X.shape[0]} images, but scoring='latent_knn' with n_neighbors="
+                             f"{self.n_neighbors} needs more than {self.n_neighbors}.")
+        self.__dict__.pop("train_codes_", None)
         super()._fit(X, y, seed, callbacks=callbacks)
+        if self.scoring == "latent_knn":
+            self.train_codes_ = self._batched(lambda m, xb: m.encoder(xb), X).astype(np.float32)
 
     def _build_module(self, image_shape) -> nn.Module:
         return ConvAutoEncoderNet(image_shape, list(self.hidden_dims), int(self.latent_dim),
@@ -111,7 +160,16 @@ class ConvAutoEncoder(ImageNeuralDetector):
         return module(xb)
 
     def _score_batch(self, module, xb: torch.Tensor) -> torch.Tensor:
+        if self.scoring == "latent_knn":
+            reference = torch.as_tensor(self.train_codes_, device=xb.device)
+            return _knn_cosine(module.encoder(xb), reference, int(self.n_neighbors))
         return (module(xb) - xb).pow(2).mean(dim=(1, 2, 3))
+
+    def _training_reference_scores(self, X) -> np.ndarray:
+        if self.scoring != "latent_knn":
+            return self.decision_scores_
+        codes = torch.as_tensor(self.train_codes_)
+        return _knn_cosine(codes, codes, int(self.n_neighbors), skip_self=True).numpy()
 
     def _anomaly_map_batch(self, module, xb: torch.Tensor) -> torch.Tensor:
         return (module(xb) - xb).pow(2).mean(dim=1)
