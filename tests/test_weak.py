@@ -193,7 +193,7 @@ def test_weakly_fitted_model_round_trips(name, weak_data, tmp_path):
     ("DevNet", dict(n_reference=1), "n_reference must be None or an integer >= 2"),
     ("DevNet", dict(batch_size=1), "batch_size >= 2"),
     ("BoostedDetector", dict(iterations=0), "iterations must be a positive integer"),
-    ("BoostedDetector", dict(label_pseudocount=0), "label_pseudocount must be a positive"),
+    ("BoostedDetector", dict(label_pseudocount=-1), "label_pseudocount must be a number >= 0"),
     ("BoostedDetector", dict(learning_rate=2.0), "learning_rate must be None or in"),
 ])
 def test_bad_hyper_parameters_rejected(name, params, match, planted):
@@ -212,7 +212,7 @@ def test_boosted_without_labels_ranks_like_its_unsupervised_ensemble(planted):
     X_train, X_test, _ = planted
     boosted = make("BoostedDetector").fit(X_train, np.full(len(X_train), -1))
     ensemble = LocalGlobalEnsemble(n_neighbors_global=50).fit(X_train)
-    assert boosted.weight_ == 0.0 and boosted.classifier_ is None
+    assert boosted.weight_ == 0.0 and boosted.plain_classifier_ is None
     b, e = boosted.decision_function(X_test), ensemble.decision_function(X_test)
     order = np.argsort(e, kind="stable")
     assert np.all(np.diff(b[order]) >= 0)
@@ -223,13 +223,27 @@ def test_boosted_weight_grows_with_the_number_of_labels(weak_data):
     X_train, labels, X_test, y_test = weak_data
     few = labels.copy()
     few[np.flatnonzero(labels == 1)[1:]] = -1  # one labelled anomaly
-    one = make("BoostedDetector").fit(X_train, few)
-    eight = make("BoostedDetector").fit(X_train, labels)
+    one = make("BoostedDetector", label_pseudocount=3).fit(X_train, few)
+    eight = make("BoostedDetector", label_pseudocount=3).fit(X_train, labels)
     assert one.n_labelled_anomalies_ == 1 and eight.n_labelled_anomalies_ == 8
     assert one.weight_ == pytest.approx(1 / (1 + 3)) and eight.weight_ == pytest.approx(8 / (8 + 3))
-    # the classifier's probabilities enter as ranks among the unlabelled training rows
-    assert np.all(np.diff(eight.classifier_reference_) >= 0)
-    assert eight.classifier_reference_.shape[0] == int((labels != 1).sum())
+    assert make("BoostedDetector").fit(X_train, few).weight_ == 1.0  # default: the classifiers alone
+    # the members' probabilities enter as ranks among the unlabelled training rows
+    for ref in (eight.plain_reference_, eight.augmented_reference_):
+        assert np.all(np.diff(ref) >= 0) and ref.shape[0] == int((labels != 1).sum())
+    # the augmented member sees the features plus the ensemble's two views and score
+    assert eight.augmented_classifier_.feature_importances_.shape == (X_train.shape[1] + 3,)
+
+
+def test_boosted_ties_broken_by_the_unsupervised_score(weak_data):
+    """Rows beyond every training row tie in both CDFs; the more unusual one must still rank higher."""
+    X_train, labels, _, _ = weak_data
+    det = make("BoostedDetector").fit(X_train, labels)
+    far = np.tile(X_train[labels == 1][:1], (2, 1))
+    far[:, 0] += np.array([20.0, 40.0])
+    s = det.decision_function(far)
+    assert s[1] > s[0]
+    assert s.max() <= 1.0 + 0.5 / (labels != 1).sum()
 
 
 def test_boosted_damaged_classifier_file_is_a_model_format_error(weak_data, tmp_path):
@@ -237,6 +251,6 @@ def test_boosted_damaged_classifier_file_is_a_model_format_error(weak_data, tmp_
 
     X_train, labels, _, _ = weak_data
     make("BoostedDetector").fit(X_train, labels).save(tmp_path / "m")
-    (tmp_path / "m" / "classifier_.cbm").write_bytes(b"not a model")
-    with pytest.raises(ModelFormatError, match="classifier_.cbm is missing or damaged"):
+    (tmp_path / "m" / "plain_classifier_.cbm").write_bytes(b"not a model")
+    with pytest.raises(ModelFormatError, match="plain_classifier_.cbm is missing or damaged"):
         deepad.load(tmp_path / "m")

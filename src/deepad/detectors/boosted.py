@@ -18,59 +18,67 @@ def _ecdf(reference_sorted: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 class BoostedDetector(BaseDetector):
-    """Weakly supervised: gradient-boosted trees on the features *and* unsupervised anomaly scores.
+    """Weakly supervised: gradient-boosted trees on the features, and on the features plus anomaly scores.
 
     Papers: XGBOD -- Zhao & Hryniewicki, "XGBOD: Improving supervised outlier
     detection with unsupervised representation learning" (IJCNN 2018), which
-    adds unsupervised outlier scores as features of a boosted classifier; and
-    ADBench (Han et al., NeurIPS 2022), whose finding this detector acts on:
-    with even 5 % of the anomalies labelled, boosted trees (CatBoost: Prokhorenkova
-    et al., NeurIPS 2018) beat every deep semi-supervised detector, while
-    with one or two labels nothing beats a good unsupervised detector.
+    adds unsupervised outlier scores as features of a boosted classifier;
+    CatBoost -- Prokhorenkova et al., "CatBoost: unbiased boosting with
+    categorical features" (NeurIPS 2018); and ADBench (Han et al., NeurIPS
+    2022), whose finding this detector acts on: with a few percent of the
+    anomalies labelled, boosted trees beat every deep semi-supervised
+    detector.
 
     Why this design.  A dozen confirmed fraud cases say a lot about *that*
-    kind of fraud and nothing about the next kind; an unsupervised score
-    says something about every kind but cannot tell unusual-and-harmless
-    from unusual-and-harmful.  So the classifier is a CatBoost model
-    (ordered boosting, which overfits least when a class has a handful of
-    rows) trained on the raw features plus the unsupervised
-    :class:`~deepad.detectors.LocalGlobalEnsemble`'s local view, global
-    view and score (leave-one-out on the training rows, so they mean the
-    same there as on new rows) -- with the labelled anomalies as class 1 and
-    every other row as class 0 ("unlabelled counts as normal", as in
-    ADBench).  Its output is then blended with the unsupervised score, with
-    a weight that grows with the number of labelled anomalies, so one or
-    two labels cannot make the detector worse than having none.
+    kind of fraud; a classifier learns it far better than any
+    distance-to-normal score can.  CatBoost's ordered boosting overfits
+    least when a class has a handful of rows, so both members are CatBoost
+    models with the labelled anomalies as class 1 and every other row as
+    class 0 ("unlabelled counts as normal", as in ADBench):
 
-    Scoring rule.  With ``u(x)`` the ensemble's score, ``c(x)`` the
-    classifier's probability of class 1, ``F_u``/``F_c`` their empirical
-    CDFs over the *unlabelled* training rows (a score's rank among them, so
-    both are on the same 0-1 scale), and ``n`` the number of labelled
-    anomalies::
+    * the **plain** member sees the features;
+    * the **augmented** member sees the features plus the unsupervised
+      :class:`~deepad.detectors.LocalGlobalEnsemble`'s local view, global
+      view and score (leave-one-out on the training rows, so they mean the
+      same there as on new rows) -- XGBOD's idea: "how unusual is this row"
+      is a feature a few labels can then weigh.
+
+    On the ADBench collection neither member wins everywhere (unsupervised
+    features help where the anomalies are globally unusual and distract on
+    sparse, high-dimensional data), so their ranks are averaged: two
+    different views of the same labels make a lower-variance ranking.
+
+    Scoring rule.  With ``c_p(x)``, ``c_a(x)`` the members' probability of
+    class 1, ``F_p``/``F_a`` their empirical CDFs over the *unlabelled*
+    training rows (a score's rank among them, so both are on one 0-1
+    scale), ``u(x)`` the ensemble's score with CDF ``F_u``, and ``n`` the
+    number of labelled anomalies::
 
         w        = n / (n + label_pseudocount)
-        score(x) = (1 - w) * F_u(u(x)) + w * F_c(c(x))
-                   + tie-breaker
+        score(x) = (1 - w) * F_u(u(x)) + w * (F_p(c_p(x)) + F_a(c_a(x))) / 2 + tie-breaker
 
-    The tie-breaker, an increasing function of ``u(x)`` smaller than one
-    step of ``(1 - w) F_u``, only orders rows the CDFs tie (for instance
-    rows beyond every training row), so a new row far outside the training
-    data still ranks above one that is merely at its edge.  Without labelled
-    anomalies (``y`` missing, or no 1 in it) ``w = 0`` and the detector is
-    its unsupervised ensemble.
+    ``label_pseudocount`` (default 0: the classifiers alone as soon as one
+    anomaly is labelled) shrinks towards the unsupervised score when you
+    trust a handful of labels less.  The tie-breaker, an increasing
+    function of ``u(x)`` smaller than half a CDF step, only orders rows the
+    CDFs tie -- typically rows beyond every unlabelled training row, which
+    then rank by how unusual they are.  Without labelled anomalies (``y``
+    missing, or no 1 in it) ``w = 0`` and the detector is its unsupervised
+    ensemble.
 
     Labels (``fit(X, y)``): 1 = known anomaly, 0 = known normal, -1 or NaN
     = unlabelled.  Rows labelled normal are class 0 like unlabelled ones.
     ``decision_scores_`` are the training rows rescored: labelled anomalies
-    score high there because the classifier has seen them.
+    score high there because the classifiers have seen them.
 
     Parameters
     ----------
     iterations, depth, learning_rate, l2_leaf_reg:
-        CatBoost's tree settings (``learning_rate=None``: CatBoost picks it
-        from the data size).  The defaults are CatBoost's own.
+        CatBoost's tree settings for both members (``learning_rate=None``:
+        CatBoost picks it from the data size).  The defaults are CatBoost's.
     label_pseudocount:
-        How many labelled anomalies give the classifier half the weight.
+        ``>= 0``; how many labelled anomalies the unsupervised score is
+        worth in the blend (0 = not blended once there are labels).
     n_neighbors, n_neighbors_global:
         Passed to the unsupervised :class:`LocalGlobalEnsemble`.
     """
@@ -78,7 +86,7 @@ class BoostedDetector(BaseDetector):
     _uses_labels = True
 
     def __init__(self, *, iterations: int = 1000, depth: int = 6, learning_rate: float | None = None,
-                 l2_leaf_reg: float = 3.0, label_pseudocount: float = 3.0, n_neighbors: int = 5,
+                 l2_leaf_reg: float = 3.0, label_pseudocount: float = 0.0, n_neighbors: int = 5,
                  n_neighbors_global: int = 200, contamination: float = 0.1, n_threads: int | None = None,
                  random_state=None):
         self.iterations = iterations
@@ -98,10 +106,12 @@ class BoostedDetector(BaseDetector):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-        for name in ("l2_leaf_reg", "label_pseudocount"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v) > 0:
-                raise ValueError(f"{name} must be a positive number, got {v!r}.")
+        v = self.l2_leaf_reg
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v) > 0:
+            raise ValueError(f"l2_leaf_reg must be a positive number, got {v!r}.")
+        v = self.label_pseudocount
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v) >= 0:
+            raise ValueError(f"label_pseudocount must be a number >= 0, got {v!r}.")
         lr = self.learning_rate
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < float(lr) <= 1):
             raise ValueError(f"learning_rate must be None or in (0, 1], got {lr!r}.")
@@ -113,8 +123,13 @@ class BoostedDetector(BaseDetector):
 
         return default_threads(None)
 
-    def _features(self, X: np.ndarray, views: np.ndarray, unsup: np.ndarray) -> np.ndarray:
-        return np.column_stack([X, views, unsup])
+    def _classifier(self, seed: int):
+        from catboost import CatBoostClassifier
+
+        return CatBoostClassifier(
+            iterations=int(self.iterations), depth=int(self.depth), learning_rate=self.learning_rate,
+            l2_leaf_reg=float(self.l2_leaf_reg), random_seed=int(seed % (2**31)), thread_count=self._threads(),
+            verbose=0, allow_writing_files=False)
 
     def _fit(self, X, y, seed, **fit_params):
         self._check_params()
@@ -124,28 +139,23 @@ class BoostedDetector(BaseDetector):
         views = self.ensemble_.pop_training_views()
         unsup = self.ensemble_.decision_scores_
         labelled = np.zeros(X.shape[0], dtype=bool) if y is None else (y == 1)
-        self.n_labelled_anomalies_ = int(labelled.sum())
+        self.n_labelled_anomalies_ = n = int(labelled.sum())
         unlabelled = ~labelled
         self.unsup_reference_ = np.sort(unsup[unlabelled])
         q25, med, q75 = np.percentile(unsup[unlabelled], [25, 50, 75])
         self.unsup_center_ = float(med)
         self.unsup_scale_ = float(q75 - q25) if q75 - q25 > 1e-12 else 1.0
-        if self.n_labelled_anomalies_ == 0:
-            self.classifier_ = None
-            self.classifier_reference_ = np.zeros(0)
-            self.weight_ = 0.0
+        self.plain_classifier_ = self.augmented_classifier_ = None
+        self.plain_reference_ = self.augmented_reference_ = np.zeros(0)
+        self.weight_ = 0.0 if n == 0 else float(n / (n + float(self.label_pseudocount)))
+        if n == 0:
             return
-        from catboost import CatBoostClassifier
-
-        self.classifier_ = CatBoostClassifier(
-            iterations=int(self.iterations), depth=int(self.depth), learning_rate=self.learning_rate,
-            l2_leaf_reg=float(self.l2_leaf_reg), random_seed=int(seed % (2**31)), thread_count=self._threads(),
-            verbose=0, allow_writing_files=False)
-        self.classifier_.fit(self._features(X, views, unsup), labelled.astype(np.int64))
-        proba = self.classifier_.predict_proba(self._features(X, views, unsup))[:, 1]
-        self.classifier_reference_ = np.sort(proba[unlabelled])
-        n = self.n_labelled_anomalies_
-        self.weight_ = float(n / (n + float(self.label_pseudocount)))
+        target = labelled.astype(np.int64)
+        augmented = np.column_stack([X, views, unsup])
+        self.plain_classifier_ = self._classifier(seed).fit(X, target)
+        self.augmented_classifier_ = self._classifier(seed + 1).fit(augmented, target)
+        self.plain_reference_ = np.sort(self.plain_classifier_.predict_proba(X)[unlabelled, 1])
+        self.augmented_reference_ = np.sort(self.augmented_classifier_.predict_proba(augmented)[unlabelled, 1])
 
     # ------------------------------------------------------------------ scoring
     def _score(self, X):
@@ -153,11 +163,14 @@ class BoostedDetector(BaseDetector):
         views = ens._calibrated(ens._views(ens._member_raw(X)))
         unsup = ens._combine(views)
         score = (1.0 - self.weight_) * _ecdf(self.unsup_reference_, unsup)
-        if self.classifier_ is not None:
-            proba = self.classifier_.predict_proba(self._features(X, views, unsup))[:, 1]
-            score += self.weight_ * _ecdf(self.classifier_reference_, proba)
-        # tie-breaker smaller than one step of the unsupervised CDF: orders rows the CDFs tie (beyond every
-        # training row) by how far out they are, without reordering anything else
+        n_ref = self.unsup_reference_.shape[0]
+        step = (1.0 - self.weight_) / n_ref
+        if self.plain_classifier_ is not None:
+            plain = self.plain_classifier_.predict_proba(X)[:, 1]
+            augmented = self.augmented_classifier_.predict_proba(np.column_stack([X, views, unsup]))[:, 1]
+            score = score + 0.5 * self.weight_ * (_ecdf(self.plain_reference_, plain)
+                                                  + _ecdf(self.augmented_reference_, augmented))
+            step = min(step, 0.5 * self.weight_ / n_ref) if self.weight_ < 1 else 0.5 / n_ref
+        # tie-breaker below half a CDF step: orders rows the CDFs tie by how unusual they are, nothing else
         z = (unsup - self.unsup_center_) / self.unsup_scale_
-        step = (1.0 - self.weight_) / self.unsup_reference_.shape[0] if self.weight_ < 1 else 1e-9
         return score + 0.5 * step * (0.5 + np.arctan(z) / np.pi)
