@@ -314,3 +314,15 @@ def test_cli_bench_with_autoencoder(tiny_npz, tmp_path):
     assert "AutoEncoder" in (out / "summary.md").read_text()
     bad = CliRunner().invoke(app, ["bench", str(tmp_path / "missing.npz"), "--out", str(out)])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_catboost_peer_gets_the_run_seed_and_thread_count():
+    """CatBoost's get_params lists only the parameters set, so injection also reads the signature."""
+    pytest.importorskip("catboost")
+    from deepad.bench import protocol as P
+
+    cls = P.resolve_detector_class("catboost.CatBoostClassifier")
+    est, injected = P.build_estimator(cls, {"verbose": 0}, seed=7, threads=1)
+    assert injected == {"random_state": 7, "thread_count": 1}
+    assert P.estimator_kind(est) == "peer"
+    assert est.get_params()["random_state"] == 7

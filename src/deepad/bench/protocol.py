@@ -552,18 +552,24 @@ def estimator_kind(est: Any) -> str:
 
 
 def _param_names(est: Any, cls: type) -> set[str]:
+    """The constructor's parameter names: ``get_params`` plus the signature (CatBoost's lists only those set)."""
+    names: set[str] = set()
     if callable(getattr(est, "get_params", None)):
         try:
-            return set(est.get_params(deep=False))
+            names = set(est.get_params(deep=False))
         except Exception:  # noqa: BLE001 - fall back to the signature
             pass
-    return {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+    try:
+        names |= {p for p in inspect.signature(cls.__init__).parameters if p != "self"}
+    except (TypeError, ValueError):  # pragma: no cover - builtins / extension types
+        pass
+    return names
 
 
 def build_estimator(cls: type, params: dict[str, Any], *, seed: int, threads: int,
                     n_features: int = 1) -> tuple[Any, dict[str, Any]]:
     """Instantiate ``cls(**params)`` and fill in, unless the user set them: ``random_state=seed``, and
-    ``n_threads`` (deepad) / ``n_jobs`` (PyOD, scikit-learn, XGBoost) ``= threads``; a *required*
+    ``n_threads`` (deepad) / ``n_jobs`` (PyOD, scikit-learn, XGBoost) / ``thread_count`` (CatBoost) ``= threads``; a *required*
     ``n_features`` argument (PyOD's DeepSVDD has one) gets the data's feature count.
 
     Returns the estimator and the parameters that were filled in.
@@ -590,7 +596,7 @@ def build_estimator(cls: type, params: dict[str, Any], *, seed: int, threads: in
     names = _param_names(est, cls)
     if "random_state" in names and "random_state" not in params:
         inject["random_state"] = int(seed)
-    for key in ("n_threads", "n_jobs"):
+    for key in ("n_threads", "n_jobs", "thread_count"):  # thread_count: CatBoost
         if key in names and key not in params:
             inject[key] = int(threads)
     late = {k: v for k, v in inject.items() if k != "n_features"}
