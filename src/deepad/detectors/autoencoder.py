@@ -36,11 +36,13 @@ class AutoEncoder(NeuralDetector):
     split) regularise the network so it does not learn to reproduce
     anomalies too: on 11 ADBench sets (one-class, seed 0) they gave mean
     ROC-AUC 84.9 against 83.3 for 100 epochs without batch norm or dropout,
-    in 60 % of the CPU time.  Set ``validation_fraction`` > 0 to train
-    longer with early stopping.
+    in 60 % of the CPU time.  The 16-unit bottleneck (``latent_dim``) gave
+    84.2 against 83.4 for 8 units on the 16 sets of the committed one-class
+    deep benchmark (seeds 0 and 1, same CPU time).  Set
+    ``validation_fraction`` > 0 to train longer with early stopping.
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (64, 32), latent_dim: int = 8, *, activation: str = "relu",
+    def __init__(self, hidden_dims: Sequence[int] = (64, 32), latent_dim: int = 16, *, activation: str = "relu",
                  dropout: float = 0.2, batch_norm: bool = True, epochs: int = 20, batch_size: int = 64,
                  lr: float = 1e-3, weight_decay: float = 1e-5, validation_fraction: float = 0.0, patience: int = 10,
                  lr_schedule: str | None = None, preprocessing: str | None = "standard", contamination: float = 0.1,
