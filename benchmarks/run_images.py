@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data")
     ap.add_argument("--detectors", default="ConvAutoEncoder")
-    ap.add_argument("--seeds", default="3")
+    ap.add_argument("--seeds", default="3", help="number of seeds (3 = seeds 0, 1, 2) or a comma-separated list")
     ap.add_argument("--digits", default="0,1,2,3,4,5,6,7,8,9")
     ap.add_argument("--out", default="benchmarks/results/images-mnist")
     ap.add_argument("--example-digit", type=int, default=3)

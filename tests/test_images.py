@@ -345,6 +345,12 @@ def test_read_real_mnist_and_split():
     other, _, _ = mnist_split(y, 3, seed=1)
     np.testing.assert_array_equal(train, again)
     assert not np.array_equal(train, other)
+    from deepad.bench.images import run_mnist_benchmark
+
+    with pytest.raises(ValueError, match="gives no seeds"):
+        run_mnist_benchmark(MNIST, "ConvAutoEncoder", seeds=0)
+    with pytest.raises(ValueError, match="not an image detector"):
+        run_mnist_benchmark(MNIST, "KNN", seeds=1)
 
 
 # --------------------------------------------------------------------------- pipeline and CLI on image folders

@@ -109,6 +109,8 @@ def run_mnist_benchmark(data: str | os.PathLike, detectors="ConvAutoEncoder", *,
     if labels is None:
         raise ValueError(f"{data}: the MNIST labels file (*-labels-idx1-ubyte.gz) is missing; it is needed to split by digit.")
     seed_list = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError(f"seeds={seeds!r} gives no seeds; pass a number of seeds >= 1 (3 = seeds 0, 1, 2) or a list.")
     specs = parse_image_detectors(detectors)
     for name, params in specs:  # fail fast on a bad name
         _make(name, params, 0)
