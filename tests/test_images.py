@@ -411,7 +411,9 @@ def test_cli_train_score_explain_report_on_image_folder(image_folders, tmp_path)
     assert r.exit_code == 0, r.output
     page = (tmp_path / "r.html").read_text()
     assert "anomaly map" in page.lower() and page.count("data:image/png;base64") >= 3
-    # a table detector on images, and an empty folder, are one-line errors
+    r = runner.invoke(app, ["info", str(model)])
+    assert r.exit_code == 0 and "80 images of 1x20x20" in r.output
+    # a table detector on images, and an image number past the end, are one-line errors
     r = runner.invoke(app, ["train", str(image_folders / "train"), "-o", str(tmp_path / "x"), "-d", "KNN"])
     assert r.exit_code == 2 and "table detector" in r.output
     r = runner.invoke(app, ["explain", str(model), str(image_folders / "test"), "--rows", "99", "-o", str(tmp_path / "m2")])

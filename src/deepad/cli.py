@@ -623,6 +623,8 @@ def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
         typer.echo(f"Trained on: {n_train:,} rows, {model.n_features_in_} columns -> {model.n_features_out_} "
                    f"encoded features")
         typer.echo("Columns:\n  " + model.schema_.summary().replace("\n", "\n  "))
+    elif getattr(model, "_image_input", False):
+        typer.echo(f"Trained on: {n_train:,} images of {'x'.join(map(str, model.image_shape_))} (C x H x W)")
     else:
         typer.echo(f"Trained on: {n_train:,} rows x {model.n_features_in_} features")
     method = ", ".join(f"{k}={v}" for k, v in model.threshold_method_.items() if k not in ("method", "reason"))
@@ -852,7 +854,9 @@ def stream(
         if os.path.exists(os.path.join(model_dir, "stream.json")):
             scorer = StreamScorer.load(model_dir)
         else:
-            scorer = StreamScorer(deepad.load(model_dir), threshold="fixed" if fixed_threshold else "spot",
+            model = deepad.load(model_dir)
+            own = getattr(model, "_stream_threshold", "spot") == "fixed"  # e.g. ConformalKNN's conformal threshold
+            scorer = StreamScorer(model, threshold="fixed" if fixed_threshold or own else "spot",
                                   risk=risk, refractory=refractory, smoothing=smoothing)
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
