@@ -348,3 +348,21 @@ def test_conformal_knn_bad_params():
         _knn().fit(X).decision_function(np.ones((50, 3)))
     with pytest.raises(ValueError, match="at least"):
         _knn().fit(X[:10])
+
+
+def test_cli_stream_and_report_use_conformal_knn_threshold(tmp_path):
+    from deepad.report.series import series_scores
+
+    X = sine(n=900, d=2, seed=6)
+    X[800, 0] += 3.0
+    det = _knn().fit(X[:500])
+    det.save(tmp_path / "m")
+    res = series_scores(det, X[500:], refractory=50)
+    assert (res["threshold"] == det.threshold_).all() and res["alert"].iloc[300]
+    lines = "\n".join(json.dumps({"x0": float(a), "x1": float(b)}) for a, b in X[500:])
+    out = subprocess.run([sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m")], input=lines + "\n",
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(l) for l in out.stdout.splitlines()]
+    assert rows[300]["alert"] and all(r["threshold"] == pytest.approx(det.threshold_) for r in rows)
+    np.testing.assert_allclose([r["score"] for r in rows], res["score"])

@@ -31,8 +31,9 @@ def series_scores(model, values: np.ndarray, *, risk: float = 1e-4, refractory: 
     """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
     from deepad.stream import StreamScorer
 
-    sc = StreamScorer(model, threshold="fixed" if fixed_threshold else "spot", risk=risk, refractory=refractory,
-                      smoothing=smoothing)
+    own = getattr(model, "_stream_threshold", "spot") == "fixed"  # a detector with its own calibrated threshold
+    sc = StreamScorer(model, threshold="fixed" if fixed_threshold or own else "spot", risk=risk,
+                      refractory=refractory, smoothing=smoothing)
     parts = [sc.update(values[i:i + batch]) for i in range(0, values.shape[0], batch)]
     return pd.DataFrame({"score": np.concatenate([u.scores for u in parts]),
                          "threshold": np.concatenate([u.thresholds for u in parts]),
@@ -159,7 +160,8 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
                version=deepad.__version__, data_name=data_name, n_rows=len(frame), start=str(frame.index[0]),
                end=str(frame.index[-1]), columns=list(map(str, frame.columns)), detector=type(model).__name__,
                model_name=model_name, window=getattr(model, "window", "-"),
-               threshold_text=(f"the model's fixed threshold {float(model.threshold_):.5g}" if fixed_threshold else
+               threshold_text=(f"the model's own threshold {float(model.threshold_):.5g} ({model.threshold_method_})"
+                               if fixed_threshold or getattr(model, "_stream_threshold", "spot") == "fixed" else
                                f"streaming peaks-over-threshold (SPOT), risk {risk:g}, adapted as the series arrives"),
                refractory=refractory, n_alerts=int(hits.size), n_alarms=int(result["alarm"].sum()),
                label_text=label_text, has_labels=labels is not None, img=png_base64(fig),
