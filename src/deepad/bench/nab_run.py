@@ -218,14 +218,15 @@ def nab_markdown(summary: Mapping) -> str:
     s = summary
     lines = [f"# NAB ({s['files']} files, {s['points_streamed']} streamed points) -- {s['detector']}", "",
              f"stream: {s['stream']}, batch={s['batch']}; params: {s['params']}", "",
-             "## Causal protocol (alerts a deployed stream raises: SPOT threshold + refractory suppression)", "",
+             "### Causal protocol (the alerts a deployed stream raises: the stream's threshold -- `threshold` above: "
+             "SPOT, or the detector's own calibrated one -- and refractory suppression)", "",
              "| detector | standard | low FP | low FN | precision | recall | F1 | TP | FP | FN |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for det_name, row in s["causal"].items():
         lines.append(f"| {det_name} | {row['standard']:.1f} | {row['reward_low_FP_rate']:.1f} | "
                      f"{row['reward_low_FN_rate']:.1f} | {row['precision']:.2f} | {row['recall']:.2f} | "
                      f"{row['f1']:.2f} | {row['tp']} | {row['fp']} | {row['fn']} |")
-    lines += ["", "## NAB protocol (unit scores in [0,1], threshold optimised over the corpus per profile, "
+    lines += ["", "### NAB protocol (unit scores in [0,1], threshold optimised over the corpus per profile, "
                   "as on NAB's scoreboard; uses the labels)", "",
               "| detector | standard | low FP | low FN | threshold (standard) | precision | recall | F1 | TP | FP | FN |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
