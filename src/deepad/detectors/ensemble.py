@@ -91,7 +91,7 @@ class LocalGlobalEnsemble(BaseDetector):
     80.0); 0.65 was chosen on these 28 sets, so expect the margins over kNN
     and Isolation Forest on other data to be smaller.  No neural member is
     included: an autoencoder member lowered the mean wherever we put it
-    (seed 0, the first 14 of the 28 sets: as a third global member 86.9
+    (seed 0, the first 13-14 of the 28 sets by file name: as a third global member 86.9
     vs 87.3 clean and 76.0 vs 77.1 contaminated; in place of HBOS 86.6 /
     74.0; averaged into the local view 86.7 / 76.8 -- the autoencoder alone
     scored 84.0 / 70.6), and a DTE-C prototype stayed far below kNN on the
