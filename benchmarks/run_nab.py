@@ -4,7 +4,7 @@ The same as ``deepad bench --nab DIR``; see :mod:`deepad.bench.nab_run` for
 the protocols (causal alerts, and NAB's optimised threshold on unit scores).
 
     DEEPAD_NUM_THREADS=1 .venv/bin/python benchmarks/run_nab.py /work/shared/datasets/nab \\
-        --detector GRUForecaster --out benchmarks/results/nab
+        --detector ConformalKNN --out benchmarks/results/nab
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from deepad.bench.nab_run import DEFAULT_PARAMS, nab_markdown, run_nab  # noqa: 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("root")
-    ap.add_argument("--detector", default="GRUForecaster", help=f"a deepad detector name ({', '.join(DEFAULT_PARAMS)}).")
+    ap.add_argument("--detector", default="ConformalKNN", help=f"a deepad detector name ({', '.join(DEFAULT_PARAMS)}).")
     ap.add_argument("--params", default="{}", help="JSON overrides of the detector's parameters.")
     ap.add_argument("--risk", type=float, default=1e-4)
     ap.add_argument("--init-quantile", type=float, default=0.98)

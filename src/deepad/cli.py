@@ -152,7 +152,7 @@ def bench(
     Each (data set, detector, setting, seed) runs in its own process; results
     are appended to OUT/results.csv as they finish, and OUT/summary.md and
     OUT/plot_<setting>.png summarise them.  With --nab DIR, each detector
-    (default GRUForecaster) is streamed point by point over the NAB corpus
+    (default ConformalKNN) is streamed point by point over the NAB corpus
     and scored with NAB's three profiles, causally and with NAB's optimised
     threshold, next to null and random detectors (OUT/summary_<name>.md,
     per_file_<name>.csv, results_<name>.json).
@@ -174,7 +174,7 @@ def bench(
 
         from deepad.bench.nab_run import nab_markdown, run_nab, split_specs
 
-        for spec in ["GRUForecaster"] if detectors == "DEFAULT" else split_specs(detectors):
+        for spec in ["ConformalKNN"] if detectors == "DEFAULT" else split_specs(detectors):
             name, _, raw = spec.partition(":")
             try:
                 params = json.loads(raw) if raw else {}
@@ -778,7 +778,7 @@ def report(
 ) -> None:
     """Write a self-contained HTML report: scores, threshold, ROC/PR, training curves, top anomalies, 2-D view.
 
-    For a time-series detector (GRUForecaster, TCNAutoEncoder, RollingZScore)
+    For a time-series detector (ConformalKNN, GRUForecaster, TCNAutoEncoder, RollingZScore)
     DATA is a series with a timestamp column, replayed as a stream: the
     report plots the series with its alerts and the score with its
     adaptive (SPOT) threshold (deepad.report.series).

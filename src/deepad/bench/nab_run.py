@@ -2,9 +2,10 @@
 
 Per file, causally: the detector is fitted on the file's probationary
 period (the first 15 %, at most 750 rows -- NAB ignores detections there),
-:class:`deepad.stream.StreamScorer` is initialised on those training scores
-(SPOT threshold) and primed with the end of the training rows, and the rest
-of the file is streamed ``batch`` points per :meth:`~StreamScorer.update`
+:class:`deepad.stream.StreamScorer` is set up with a SPOT threshold
+initialised on those training scores (or, for a detector with its own
+calibrated threshold such as :class:`~deepad.detectors.ConformalKNN`, that
+one) and primed with the training rows, and the rest of the file is streamed ``batch`` points per :meth:`~StreamScorer.update`
 call (``batch=1``: true streaming).  Two protocols are scored:
 
 * **causal** -- the stream's *alerts* (SPOT threshold, ``refractory``
@@ -117,7 +118,7 @@ def suppress_after_alerts(units: np.ndarray, alerts: np.ndarray, refractory: int
     return out
 
 
-def run_nab(root: str | os.PathLike, detector="GRUForecaster", params: Mapping | None = None, *,
+def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | None = None, *,
             categories: Sequence[str] | None = None, risk: float = 1e-4, init_quantile: float = 0.98,
             refractory: int = 300, smoothing: int = 1, batch: int = 1, out: str | os.PathLike | None = None,
             progress: bool = True, seed: int = 0) -> dict:
