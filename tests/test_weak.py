@@ -195,6 +195,7 @@ def test_weakly_fitted_model_round_trips(name, weak_data, tmp_path):
     ("BoostedDetector", dict(iterations=0), "iterations must be a positive integer"),
     ("BoostedDetector", dict(label_pseudocount=-1), "label_pseudocount must be a number >= 0"),
     ("BoostedDetector", dict(learning_rate=2.0), "learning_rate must be None or in"),
+    ("BoostedDetector", dict(combine="max"), "combine must be 'rank' or 'probability'"),
 ])
 def test_bad_hyper_parameters_rejected(name, params, match, planted):
     with pytest.raises(ValueError, match=match):
@@ -254,3 +255,14 @@ def test_boosted_damaged_classifier_file_is_a_model_format_error(weak_data, tmp_
     (tmp_path / "m" / "plain_classifier_.cbm").write_bytes(b"not a model")
     with pytest.raises(ModelFormatError, match="plain_classifier_.cbm is missing or damaged"):
         deepad.load(tmp_path / "m")
+
+
+def test_boosted_probability_combination_is_the_members_mean_probability(weak_data):
+    X_train, labels, X_test, y_test = weak_data
+    det = make("BoostedDetector", combine="probability").fit(X_train, labels)
+    s = det.decision_function(X_test)
+    aug = np.column_stack([X_test, det.ensemble_.view_scores(X_test), det.ensemble_.decision_function(X_test)])
+    mean_p = 0.5 * (det.plain_classifier_.predict_proba(X_test)[:, 1]
+                    + det.augmented_classifier_.predict_proba(aug)[:, 1])
+    np.testing.assert_allclose(s, mean_p, atol=1e-9)
+    assert roc_auc_score(y_test, s) > 0.75

@@ -66,6 +66,11 @@ class BoostedDetector(BaseDetector):
     missing, or no 1 in it) ``w = 0`` and the detector is its unsupervised
     ensemble.
 
+    ``combine="probability"`` averages the members' probabilities instead
+    of their ranks: the training rows the ranks are taken among were seen
+    by the classifiers, so with a handful of labels most new rows rank
+    above all of them and tie at 1, while the probabilities still differ.
+
     Labels (``fit(X, y)``): 1 = known anomaly, 0 = known normal, -1 or NaN
     = unlabelled.  Rows labelled normal are class 0 like unlabelled ones.
     ``decision_scores_`` are the training rows rescored: labelled anomalies
@@ -81,14 +86,16 @@ class BoostedDetector(BaseDetector):
         worth in the blend (0 = not blended once there are labels).
     n_neighbors, n_neighbors_global:
         Passed to the unsupervised :class:`LocalGlobalEnsemble`.
+    combine : {"rank", "probability"}
+        How the two members' outputs are averaged (see above).
     """
 
     _uses_labels = True
 
     def __init__(self, *, iterations: int = 1000, depth: int = 6, learning_rate: float | None = None,
                  l2_leaf_reg: float = 3.0, label_pseudocount: float = 0.0, n_neighbors: int = 5,
-                 n_neighbors_global: int = 200, contamination: float = 0.1, n_threads: int | None = None,
-                 random_state=None):
+                 n_neighbors_global: int = 200, combine: str = "rank", contamination: float = 0.1,
+                 n_threads: int | None = None, random_state=None):
         self.iterations = iterations
         self.depth = depth
         self.learning_rate = learning_rate
@@ -96,6 +103,7 @@ class BoostedDetector(BaseDetector):
         self.label_pseudocount = label_pseudocount
         self.n_neighbors = n_neighbors
         self.n_neighbors_global = n_neighbors_global
+        self.combine = combine
         self.contamination = contamination
         self.n_threads = n_threads
         self.random_state = random_state
@@ -112,6 +120,8 @@ class BoostedDetector(BaseDetector):
         v = self.label_pseudocount
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v) >= 0:
             raise ValueError(f"label_pseudocount must be a number >= 0, got {v!r}.")
+        if self.combine not in ("rank", "probability"):
+            raise ValueError(f"combine must be 'rank' or 'probability', got {self.combine!r}.")
         lr = self.learning_rate
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < float(lr) <= 1):
             raise ValueError(f"learning_rate must be None or in (0, 1], got {lr!r}.")
@@ -168,9 +178,12 @@ class BoostedDetector(BaseDetector):
         if self.plain_classifier_ is not None:
             plain = self.plain_classifier_.predict_proba(X)[:, 1]
             augmented = self.augmented_classifier_.predict_proba(np.column_stack([X, views, unsup]))[:, 1]
-            score = score + 0.5 * self.weight_ * (_ecdf(self.plain_reference_, plain)
-                                                  + _ecdf(self.augmented_reference_, augmented))
-            step = min(step, 0.5 * self.weight_ / n_ref) if self.weight_ < 1 else 0.5 / n_ref
+            if self.combine == "rank":
+                plain, augmented = _ecdf(self.plain_reference_, plain), _ecdf(self.augmented_reference_, augmented)
+                step = min(step, 0.5 * self.weight_ / n_ref) if self.weight_ < 1 else 0.5 / n_ref
+            else:  # probabilities rarely tie: the tie-breaker only separates exact ties
+                step = min(step, 1e-9) if self.weight_ < 1 else 1e-9
+            score = score + 0.5 * self.weight_ * (plain + augmented)
         # tie-breaker below half a CDF step: orders rows the CDFs tie by how unusual they are, nothing else
         z = (unsup - self.unsup_center_) / self.unsup_scale_
         return score + 0.5 * step * (0.5 + np.arctan(z) / np.pi)
