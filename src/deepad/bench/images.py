@@ -179,7 +179,7 @@ def mnist_markdown(df, *, title: str = "One-class MNIST (deepad bench --images m
     seeds = sorted(ok["seed"].unique())
     lines += [f"Protocol: normal = one digit; train on 80 % of its images from the 10,000 MNIST test images "
               f"(seeded split), test on the other 20 % plus all other digits. Seeds: {', '.join(map(str, seeds))}. "
-              "ROC-AUC per digit is the mean over seeds (± standard deviation).", ""]
+              "ROC-AUC per digit is the mean over seeds (± standard deviation when there are several).", ""]
     labels = list(dict.fromkeys(ok["label"]))
     digits = sorted(ok["digit"].unique())
     header = ["digit"] + labels
@@ -187,11 +187,13 @@ def mnist_markdown(df, *, title: str = "One-class MNIST (deepad bench --images m
     g = ok.groupby(["label", "digit"])["roc_auc"]
     mean, std = g.mean(), g.std(ddof=0)
     for d in digits:
-        cells = [f"{mean.get((lab, d), np.nan):.3f} ± {std.get((lab, d), np.nan):.3f}" if (lab, d) in mean.index else "–"
-                 for lab in labels]
+        cells = [(f"{mean[(lab, d)]:.3f}" + (f" ± {std[(lab, d)]:.3f}" if len(seeds) > 1 else ""))
+                 if (lab, d) in mean.index else "–" for lab in labels]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
-    means = [ok[ok["label"] == lab].groupby("digit")["roc_auc"].mean().mean() for lab in labels]
-    lines.append("| **mean** | " + " | ".join(f"**{m:.3f}**" for m in means) + " |")
+    per_digit = [ok[ok["label"] == lab].groupby("digit")["roc_auc"].mean() for lab in labels]
+    cells = [f"**{m.mean():.4f}**" + ("" if len(m) == len(digits) else f" ({len(m)} of {len(digits)} digits)")
+             for m in per_digit]
+    lines.append("| **mean** | " + " | ".join(cells) + " |")
     lines += ["", "Fit time per digit (mean over digits and seeds; max over runs):", "",
               "| detector | fit s (wall) | fit s (CPU) | max fit s (wall) | max fit s (CPU) | threads | runs |",
               "|---|---:|---:|---:|---:|---:|---:|"]
