@@ -25,7 +25,9 @@ DEFAULT_NAME = "LocalGlobalEnsemble"
 def load(weak: Path, unsupervised: Path) -> pd.DataFrame:
     w = pd.read_csv(weak / "results.csv")
     u = pd.read_csv(unsupervised / "results.csv")
-    w = w[w["status"] == "ok"]
+    w = w[w["status"] == "ok"].copy()
+    params = w["params"].fillna("").astype(str)
+    w["detector"] = w["detector"].where(params.isin(["", "{}"]), w["detector"] + " " + params)
     u = u[(u["status"] == "ok") & (u["detector"] == DEFAULT_NAME)]
     rows = [w[["dataset", "detector", "labelled", "seed", "roc_auc", "auc_pr", "fit_s"]]]
     for spec in sorted(w["labelled"].unique()):
