@@ -153,12 +153,21 @@ def test_default_threads_small_work_uses_one(monkeypatch):
 
 
 # ------------------------------------------------------------------ every neural detector
+def _training_input(name, planted):
+    """The planted table, or for image detectors 48 grey 12x12 images (they take (N, H, W) arrays)."""
+    from deepad.detectors._image import ImageNeuralDetector
+
+    if issubclass(getattr(D, name), ImageNeuralDetector):
+        return np.random.default_rng(0).uniform(0, 1, size=(48, 12, 12)).astype(np.float32)
+    return planted[0]
+
+
 @pytest.mark.parametrize("name", NEURAL)
 def test_parameters_change_during_training(name, planted):
-    X_train, _, _ = planted
+    X_train = _training_input(name, planted)
     det = getattr(D, name)(**{**FAST_PARAMS[name], "random_state": 0}).fit(X_train)
     with torch_context(det.seed_, torch.device("cpu"), 1):
-        initial = det._build_module(X_train.shape[1])
+        initial = det._new_module("module_")
     trained = det.module_.state_dict()
     changed = [k for k, v in initial.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, trained[k])]
     assert changed, f"{name}: no parameter changed during training"
@@ -167,7 +176,7 @@ def test_parameters_change_during_training(name, planted):
 
 @pytest.mark.parametrize("name", NEURAL)
 def test_history_and_callbacks_reach_every_neural_detector(name, planted):
-    X_train, _, _ = planted
+    X_train = _training_input(name, planted)
     seen = []
 
     class Spy(Callback):
@@ -204,9 +213,15 @@ def test_progress_bar_when_verbose(planted, capsys):
 
 @pytest.mark.parametrize("name", NEURAL)
 def test_values_beyond_float32_are_reported_not_turned_into_inf(name, planted):
-    X_train, X_test, _ = planted
+    X_train = _training_input(name, planted)
     det = getattr(D, name)(**{**FAST_PARAMS[name], "random_state": 0}).fit(X_train)
-    bad = X_test.copy()
+    if X_train.ndim == 3:  # images: the pixel is named by image, channel, row and column
+        bad = X_train[:6].astype(np.float64)
+        bad[4, 2, 3] = 1e300
+        with pytest.raises(ValueError, match="too large for float32 in image 4 \\(channel 0, row 2"):
+            det.decision_function(bad)
+        return
+    bad = planted[1].copy()
     bad[4, 2] = 1e300
     with pytest.raises(ValueError, match="too large for this model at row 4, column 2"):
         det.decision_function(bad)
