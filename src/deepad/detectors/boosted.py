@@ -48,6 +48,14 @@ class BoostedDetector(BaseDetector):
     sparse, high-dimensional data), so their ranks are averaged: two
     different views of the same labels make a lower-variance ranking.
 
+    Measured (``benchmarks/results/weak``: 28 ADBench sets x 2 seeds, mean
+    ROC-AUC at 5 % / 10 % / 5 labelled anomalies): this detector 88.1 /
+    89.7 / 85.4, the unsupervised DEFAULT 79.0, XGBoost 74.5 / 77.7 / 82.2
+    -- and plain CatBoost on the features 88.7 / 90.4 / 86.1.  The XGBOD
+    features did not pay off on average there (this detector wins on 12 of
+    the 28 sets at 5 %); averaging probabilities instead of ranks
+    (``combine="probability"``) was lower still on the first 10 sets.
+
     Scoring rule.  With ``c_p(x)``, ``c_a(x)`` the members' probability of
     class 1, ``F_p``/``F_a`` their empirical CDFs over the *unlabelled*
     training rows (a score's rank among them, so both are on one 0-1
