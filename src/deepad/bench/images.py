@@ -185,9 +185,9 @@ def mnist_markdown(df, *, title: str = "One-class MNIST (deepad bench --images m
     header = ["digit"] + labels
     lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(labels)) + "|"]
     g = ok.groupby(["label", "digit"])["roc_auc"]
-    mean, std = g.mean(), g.std(ddof=0)
-    for d in digits:
-        cells = [(f"{mean[(lab, d)]:.3f}" + (f" ± {std[(lab, d)]:.3f}" if len(seeds) > 1 else ""))
+    mean, std, runs = g.mean(), g.std(ddof=0), g.size()
+    for d in digits:  # ± only where this detector has several seeds for the digit
+        cells = [(f"{mean[(lab, d)]:.3f}" + (f" ± {std[(lab, d)]:.3f}" if runs[(lab, d)] > 1 else ""))
                  if (lab, d) in mean.index else "–" for lab in labels]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     per_digit = [ok[ok["label"] == lab].groupby("digit")["roc_auc"].mean() for lab in labels]
