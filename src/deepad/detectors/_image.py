@@ -161,20 +161,7 @@ class ImageNeuralDetector(NeuralDetector):
         device = resolve_device(self.device)
         # Convolutions do far more arithmetic per parameter than dense layers,
         # so the thread count is not sized from the parameter count (work=None).
-        with torch_context(seed, device, self.n_threads):
-            generator = torch.Generator().manual_seed(seed)
-            module = self._build_module(tuple(self.image_shape_)).to(device)
-            X_t = torch.as_tensor(self._transform(X))
-            data = tuple(t.to(device) for t in self._training_data(X_t, y))
-            self._before_training(module, data, generator)
-            trainer = self._make_trainer(device, callbacks)
-            history = trainer.fit(module, self._steps(module, data), data, generator=generator,
-                                  sampler=self._sampler(data))
-            module.eval()
-            self._after_training(module, data)
-        self.module_ = module
-        self.history_ = history
-        self.n_epochs_ = int(trainer.epochs_run_)
+        self._train(X, y, seed, callbacks, device, module_shape=tuple(self.image_shape_), work=None)
 
     def _new_module(self, name: str) -> nn.Module:
         return self._build_module(tuple(int(v) for v in self.image_shape_))

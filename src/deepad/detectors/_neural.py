@@ -102,9 +102,17 @@ class NeuralDetector(BaseDetector):
         # Build once to size the work per step, which decides the thread count.
         with torch_context(seed, device, 1):
             n_params = sum(p.numel() for p in self._build_module(X.shape[1]).parameters())
-        with torch_context(seed, device, self.n_threads, work=n_params * int(self.batch_size)):
+        self._train(X, y, seed, callbacks, device, module_shape=X.shape[1], work=n_params * int(self.batch_size))
+
+    def _train(self, X, y, seed: int, callbacks, device: torch.device, *, module_shape, work: int | None) -> None:
+        """The one training body every neural detector shares: build, hand the steps to the Trainer, keep the result.
+
+        ``module_shape`` is what :meth:`_build_module` takes (a feature count,
+        or an image shape); ``work`` sizes the thread count (None: do not size).
+        """
+        with torch_context(seed, device, self.n_threads, work=work):
             generator = torch.Generator().manual_seed(seed)
-            module = self._build_module(X.shape[1]).to(device)
+            module = self._build_module(module_shape).to(device)
             X_t = torch.as_tensor(self._transform(X))
             data = tuple(t.to(device) for t in self._training_data(X_t, y))
             self._before_training(module, data, generator)
