@@ -261,6 +261,17 @@ def _detector_class(name: str | None):
     return getattr(D, match[0])
 
 
+def _new_detector(cls, kwargs: dict, seed: int):
+    """``cls(**kwargs)`` with the CLI's seed and progress setting unless the user gave them."""
+    inner = cls(**kwargs)
+    inner_params = inner.get_params(deep=False)
+    if "random_state" in inner_params and "random_state" not in kwargs:
+        inner.set_params(random_state=seed)
+    if "verbose" in inner_params and "verbose" not in kwargs:
+        inner.set_params(verbose=not _quiet())
+    return inner
+
+
 def _detector_params(params: str | None, cls) -> dict:
     import json
 
@@ -455,12 +466,7 @@ def train(
     df, df_cal, y = _calibration_split(df, y, calibration_fraction, seed)
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
-    inner = cls(**kwargs)
-    inner_params = inner.get_params(deep=False)
-    if "random_state" in inner_params and "random_state" not in kwargs:
-        inner.set_params(random_state=seed)
-    if "verbose" in inner_params and "verbose" not in kwargs:
-        inner.set_params(verbose=not _quiet())
+    inner = _new_detector(cls, kwargs, seed)
     model = TabularDetector(inner, schema=schema, scaling=None if scaling.lower() == "none" else scaling,
                             contamination=0.1 if contamination is None else contamination)
     use_labels = y is not None and cls._uses_labels
@@ -473,7 +479,7 @@ def train(
             model.calibrate(df_cal)
         _apply_threshold_rule(model, method, fpr, pot_risk, default=threshold is None and fpr is None)
     seconds = time.perf_counter() - t0
-    if "verbose" in inner_params and "verbose" not in kwargs:  # progress bars were for this run only
+    if "verbose" in inner.get_params(deep=False) and "verbose" not in kwargs:  # progress bars were for this run only
         model.detector_.set_params(verbose=False)
         inner.set_params(verbose=False)
     n_flag = int(model.labels_.sum())

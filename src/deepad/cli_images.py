@@ -43,7 +43,7 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
     """``deepad train IMAGES_DIR``: fit :class:`~deepad.image_pipeline.ImagePipeline` and save it."""
     import warnings
 
-    from deepad.cli import _UserErrors, _apply_threshold_rule, _quiet, _say, fail
+    from deepad.cli import _UserErrors, _apply_threshold_rule, _new_detector, _quiet, _say, fail
     from deepad.image_pipeline import ImagePipeline
 
     if cls is None or not getattr(cls, "_image_input", False):
@@ -57,12 +57,7 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
     imgs = _read(data)
     classes = "" if imgs.labels is None else f" in {len(set(imgs.labels))} class folders"
     _say(f"Read {data}: {len(imgs.names):,} images{classes}.")
-    inner = cls(**kwargs)
-    inner_params = inner.get_params(deep=False)
-    if "random_state" in inner_params and "random_state" not in kwargs:
-        inner.set_params(random_state=seed)
-    if "verbose" in inner_params and "verbose" not in kwargs:
-        inner.set_params(verbose=not _quiet())
+    inner = _new_detector(cls, kwargs, seed)
     model = ImagePipeline(inner, target_size=size, contamination=0.1 if contamination is None else contamination)
     _say(f"Training {cls.__name__} ...")
     t0 = time.perf_counter()
@@ -70,7 +65,7 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
         warnings.simplefilter("ignore", UserWarning)
         model.fit(imgs, **fit_params)
         _apply_threshold_rule(model, method, fpr, pot_risk, default=default_rule)
-    if "verbose" in inner_params and "verbose" not in kwargs:
+    if "verbose" in inner.get_params(deep=False) and "verbose" not in kwargs:
         model.detector_.set_params(verbose=False)
         inner.set_params(verbose=False)
     n_flag = int(model.labels_.sum())
