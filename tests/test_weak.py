@@ -266,3 +266,21 @@ def test_boosted_probability_combination_is_the_members_mean_probability(weak_da
                     + det.augmented_classifier_.predict_proba(aug)[:, 1])
     np.testing.assert_allclose(s, mean_p, atol=1e-9)
     assert roc_auc_score(y_test, s) > 0.75
+
+
+def test_boosted_plain_member_is_catboost_with_its_own_defaults(weak_data):
+    """Issue #5: an explicit l2_leaf_reg (even CatBoost's default 3) switches CatBoost's data-size learning rate
+    off (0.03 fixed); the plain member must be exactly the CatBoost a user gets with defaults."""
+    from catboost import CatBoostClassifier
+
+    X_train, labels, X_test, _ = weak_data
+    det = make("BoostedDetector").fit(X_train, labels)
+    ref = CatBoostClassifier(iterations=FAST_PARAMS["BoostedDetector"]["iterations"], random_seed=0, thread_count=1,
+                             verbose=0, allow_writing_files=False).fit(X_train, (labels == 1).astype(int))
+    rate = det.plain_classifier_.get_all_params()["learning_rate"]
+    assert rate == pytest.approx(ref.get_all_params()["learning_rate"]) and rate != pytest.approx(0.03)
+    np.testing.assert_array_equal(det.plain_classifier_.predict_proba(X_test), ref.predict_proba(X_test))
+    # setting l2_leaf_reg is passed on (and, as in CatBoost, fixes the rate)
+    fixed = make("BoostedDetector", l2_leaf_reg=3.0).fit(X_train, labels)
+    assert fixed.plain_classifier_.get_all_params()["l2_leaf_reg"] == pytest.approx(3.0)
+    assert fixed.plain_classifier_.get_all_params()["learning_rate"] == pytest.approx(0.03)
