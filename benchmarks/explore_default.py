@@ -33,6 +33,17 @@ seconds.  The design study used the cheaper members below (``knn_std``,
 ``maha``, ``ae``, ``dtec``, ``default_views``) and ``combine`` /
 ad-hoc combinations of their cached scores; results are cached under
 ``$DEEPAD_EXPLORE_CACHE`` (default ``/tmp/deepad_explore_default``).
+
+Deep Isolation Forest as a DEFAULT member (``--lg`` recombines cached
+members with DEFAULT's own scoring rule; ``dm_local/dm_global+dm_hbos``
+reproduces DEFAULT exactly)::
+
+    .venv/bin/python benchmarks/explore_default.py members --seeds 0 1 2 \
+        --members default_members dif dif_scaled iforest knn
+    .venv/bin/python benchmarks/explore_default.py combine --seeds 0 1 2 --baseline default \
+        --show default knn_mm_k5_largest iforest100 dif dif_scaled \
+        --lg dm_local/dm_global+dm_hbos dm_local/dm_global+dm_hbos+dif_scaled \
+             dm_local/dm_global+dif_scaled dm_local/dif_scaled+dm_hbos dm_local+dif_scaled/dm_global+dm_hbos
 """
 
 from __future__ import annotations
@@ -439,6 +450,46 @@ def m_dtec(Xtr, Xte, seed):
     return out
 
 
+def m_dif(Xtr, Xte, seed):
+    """deepad's DeepIsolationForest (Xu et al., TKDE 2023) with the paper's N(0, 1) weights (not deepad's default):
+    DEAS and plain-depth scores of one fit on min-max inputs (``dif``, ``dif_depth``), and the same on standardised
+    inputs (``dif_std``, ``dif_std_depth``), the space DEFAULT's members work in.  Reference scores are the in-sample
+    training scores."""
+    from deepad.detectors import DeepIsolationForest
+
+    out = {}
+    for label, prep in (("dif", "minmax"), ("dif_std", "standard")):
+        det = DeepIsolationForest(preprocessing=prep, weight_init="normal", random_state=seed, n_threads=1).fit(Xtr)
+        out.update(_dif_scores(det, Xtr, Xte, label))
+    return out
+
+
+def _dif_scores(det, Xtr, Xte, label):
+    """A fitted DeepIsolationForest's DEAS (``label``) and depth (``label_depth``) scores, each space scored once."""
+    (dte, vte), (dtr, vtr) = (det._member_scores(det._representation(X)) for X in (Xte, Xtr))
+    return {label: ((dte * vte).mean(0), (dtr * vtr).mean(0)), label + "_depth": (dte.mean(0), dtr.mean(0))}
+
+
+def m_dif_scaled(Xtr, Xte, seed):
+    """DeepIsolationForest with N(0, 1/fan_in) weights (``weight_init="scaled"``), min-max inputs: DEAS and depth."""
+    from deepad.detectors import DeepIsolationForest
+
+    det = DeepIsolationForest(weight_init="scaled", random_state=seed, n_threads=1).fit(Xtr)
+    return _dif_scores(det, Xtr, Xte, "dif_scaled")
+
+
+def m_default_members(Xtr, Xte, seed):
+    """DEFAULT's raw members (5-NN mean, 200-NN mean, HBOS; standardised space), test and leave-one-out training
+    scores, to recombine them with other members offline exactly as DEFAULT does (``default_rule`` in ``combine``)."""
+    from deepad.detectors import DEFAULT
+
+    det = DEFAULT().fit(Xtr)
+    dist, _ = det.neighbors_.kneighbors(None, n_neighbors=max(det.k_local_, det.k_global_))
+    ref = det._raw(dist, det.hbos_._reference_scores_)
+    te = det.member_scores(Xte)
+    return {f"dm_{name}": (te[:, i], ref[:, i]) for i, name in enumerate(("local", "global", "hbos"))}
+
+
 def m_default(Xtr, Xte, seed):
     """The shipped DEFAULT detector, end to end."""
     from deepad.detectors import DEFAULT
@@ -595,6 +646,43 @@ def print_table(tab, baseline, per_dataset=False):
                 print("  " + f"{d[:12]:>12s} " + " ".join(f"{100 * cands[k][d]:12.1f}" for k in labels))
 
 
+def _loc_scale(ref):
+    """Median and IQR of reference scores (std, then 1, when the IQR is 0): DEFAULT's ``_location_scale``."""
+    q25, med, q75 = np.percentile(ref, [25, 50, 75])
+    scale = q75 - q25
+    if not scale > 1e-12:
+        scale = float(np.std(ref))
+    if not scale > 1e-12:
+        scale = 1.0
+    return med, scale
+
+
+def default_rule(r, local, glob, w=0.65):
+    """DEFAULT's scoring rule (see LocalGlobalEnsemble) over any cached members: each member robust-z-scored on its
+    reference scores, the local and global views the means of their members' z-scores, each view calibrated on its
+    reference values, then ``G + w * max(0, L - G)``."""
+    def view(members):
+        te, ref = 0.0, 0.0
+        for m in members:
+            c, s = _loc_scale(r["ref"][m])
+            te = te + (r["test"][m] - c) / s
+            ref = ref + (r["ref"][m] - c) / s
+        te, ref = te / len(members), ref / len(members)
+        c, s = _loc_scale(ref)
+        return (te - c) / s
+
+    L, G = view(local), view(glob)
+    return G + w * np.maximum(L - G, 0.0)
+
+
+def parse_lg(spec):
+    """``LOCAL/GLOBAL[@w]`` with ``+``-separated member lists, e.g. ``dm_local/dm_global+dm_hbos@0.65``."""
+    spec, _, w = spec.partition("@")
+    local, _, glob = spec.partition("/")
+    return (lambda L, G, ww: (lambda r: default_rule(r, L, G, ww)))(local.split("+"), glob.split("+"),
+                                                                   float(w) if w else 0.65)
+
+
 def single(name):
     return lambda r: r["test"][name]
 
@@ -606,6 +694,8 @@ def run_combine(args):
         how, _, rest = spec.partition(":")
         members = rest.split("+")
         cands[spec] = (lambda ms, h: (lambda r: combo_scores(r, ms, h)))(members, how)
+    for spec in args.lg:
+        cands[spec] = parse_lg(spec)
     tab = table(res, cands, args.settings, tuple(args.seeds))
     print_table(tab, args.baseline, per_dataset=args.per_dataset)
 
@@ -637,6 +727,8 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="recompute cached members")
     p.add_argument("--show", nargs="*", default=[], help="single cached variants to list")
     p.add_argument("--combo", nargs="*", default=[], help="HOW:member+member+... (HOW: z, robust, tail, logp, rank)")
+    p.add_argument("--lg", nargs="*", default=[], help="DEFAULT's rule over other members: LOCAL/GLOBAL[@w], "
+                   "members joined by '+', e.g. dm_local/dm_global+dif@0.65")
     p.add_argument("--baseline", default="knn_mm_k5_largest")
     p.add_argument("--per-dataset", action="store_true")
     args = p.parse_args(argv)

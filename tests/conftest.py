@@ -29,6 +29,7 @@ FAST_PARAMS: dict[str, dict] = {
     "Mahalanobis": dict(robust=True),
     "ECOD": dict(),
     "HBOS": dict(),
+    "DeepIsolationForest": dict(n_ensemble=10, hidden_dims=(64, 32)),
     "LocalGlobalEnsemble": dict(n_neighbors_global=50),
     "VAE": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64, n_samples=4),
     "DeepSVDD": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),

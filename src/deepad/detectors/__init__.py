@@ -29,6 +29,7 @@ _WHERE = {
     "Mahalanobis": "classical",
     "ECOD": "ecod",
     "HBOS": "hbos",
+    "DeepIsolationForest": "dif",
     "LocalGlobalEnsemble": "ensemble",
     "PyODDetector": "pyod_adapter",
     "RollingZScore": "series",
@@ -69,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from deepad.detectors.deep_sad import DeepSAD
     from deepad.detectors.deep_svdd import DeepSVDD
     from deepad.detectors.devnet import DevNet
+    from deepad.detectors.dif import DeepIsolationForest
     from deepad.detectors.ecod import ECOD
     from deepad.detectors.gan import GANomaly
     from deepad.detectors.ensemble import LocalGlobalEnsemble
