@@ -39,11 +39,12 @@ members with DEFAULT's own scoring rule; ``dm_local/dm_global+dm_hbos``
 reproduces DEFAULT exactly)::
 
     .venv/bin/python benchmarks/explore_default.py members --seeds 0 1 2 \
-        --members default_members dif dif_scaled iforest knn
+        --members default_members dif dif_scaled dif_scaled_std iforest knn
     .venv/bin/python benchmarks/explore_default.py combine --seeds 0 1 2 --baseline default \
-        --show default knn_mm_k5_largest iforest100 dif dif_scaled \
+        --show default knn_mm_k5_largest iforest100 dif dif_scaled dif_scaled_std \
         --lg dm_local/dm_global+dm_hbos dm_local/dm_global+dm_hbos+dif_scaled \
-             dm_local/dm_global+dif_scaled dm_local/dif_scaled+dm_hbos dm_local+dif_scaled/dm_global+dm_hbos
+             dm_local/dm_global+dif_scaled dm_local/dif_scaled+dm_hbos dm_local+dif_scaled/dm_global+dm_hbos \
+             dm_local/dif_scaled_std+dm_hbos dm_local/dm_global+dm_hbos+dif_scaled_std
 """
 
 from __future__ import annotations
@@ -476,6 +477,14 @@ def m_dif_scaled(Xtr, Xte, seed):
 
     det = DeepIsolationForest(weight_init="scaled", random_state=seed, n_threads=1).fit(Xtr)
     return _dif_scores(det, Xtr, Xte, "dif_scaled")
+
+
+def m_dif_scaled_std(Xtr, Xte, seed):
+    """DeepIsolationForest, N(0, 1/fan_in) weights, on standardised inputs (DEFAULT's feature space)."""
+    from deepad.detectors import DeepIsolationForest
+
+    det = DeepIsolationForest(preprocessing="standard", random_state=seed, n_threads=1).fit(Xtr)
+    return _dif_scores(det, Xtr, Xte, "dif_scaled_std")
 
 
 def m_default_members(Xtr, Xte, seed):
