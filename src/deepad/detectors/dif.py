@@ -159,7 +159,8 @@ class DeepIsolationForest(BaseDetector):
     Forest on clean training data and trails it on contaminated data.  As a
     member of :class:`~deepad.detectors.LocalGlobalEnsemble` it did not
     raise DEFAULT's means (see that class's docstring).  Fit on 10,000 x 100
-    rows: about 4 s of CPU on one thread.
+    rows: 4-6 s of CPU on one thread (4.2 s and 6.1 s in two runs on a
+    busy 2-core machine).
 
     Parameters
     ----------
