@@ -183,6 +183,35 @@ def test_refractory_suppresses_repeated_alarms(fitted):
     assert quiet.alerts[200:230].sum() == 1 and quiet.alerts.sum() < plain.alerts.sum()
 
 
+def test_rearm_gives_one_alert_per_incident_however_long(tmp_path):
+    det = D.KNN(contamination=0.001).fit(sine()[:600])  # scores each point alone: alarms exactly while shifted
+    X = sine(seed=9)[:700]
+    X[200:400, 0] += 5.0  # an incident longer than the refractory period ...
+    X[470:480, 0] += 5.0  # ... and a second one, 70 quiet points later
+    only_refractory = StreamScorer(det, threshold="fixed", refractory=50).update(X)
+    rearm = StreamScorer(det, threshold="fixed", refractory=50, rearm=40).update(X)
+    np.testing.assert_array_equal(only_refractory.alarms, rearm.alarms)
+    assert only_refractory.alerts[200:400].sum() > 1  # the fixed period runs out inside the incident
+    assert rearm.alerts[200:400].sum() == 1 and rearm.alerts[470:480].sum() == 1
+    # every alarm inside the first incident after its alert is reported as suppressed
+    first = int(np.flatnonzero(rearm.alerts)[0])
+    assert rearm.suppressed[first + 1:400][rearm.alarms[first + 1:400]].all()
+    assert not rearm.suppressed[first]
+    # too short a quiet spell does not re-arm: a 70-point gap with rearm=100 gives one alert in all
+    strict = StreamScorer(det, threshold="fixed", refractory=50, rearm=100).update(X)
+    assert strict.alerts[200:700].sum() == 1
+    # the open incident survives save/load: resuming mid-incident raises no new alert
+    sc = StreamScorer(det, threshold="fixed", refractory=10, rearm=40)
+    sc.update(X[:300])
+    sc.save(tmp_path / "st")
+    resumed = StreamScorer.load(tmp_path / "st")
+    assert resumed.rearm == 40 and resumed.quiet_run >= 0
+    rest = resumed.update(X[300:])
+    assert rest.alerts[:100].sum() == 0 and rest.alerts[170:180].sum() == 1
+    with pytest.raises(ValueError, match="rearm"):
+        StreamScorer(det, rearm=-1)
+
+
 def test_spot_threshold_tracks_risk():
     rng = np.random.default_rng(0)
     spot = SPOT(risk=1e-3, init_quantile=0.98).initialize(rng.exponential(size=5000))

@@ -141,7 +141,9 @@ def bench(
     nab_dir: str = typer.Option(None, "--nab", help="Numenta Anomaly Benchmark folder (combined_windows.json + "
                                                     "category folders): stream each detector over it and write "
                                                     "NAB scores (deepad.bench.nab_run) to OUT."),
-    refractory: int = typer.Option(300, min=0, help="--nab: points after an alert during which alarms are suppressed."),
+    refractory: int = typer.Option(16, min=0, help="--nab: points after an alert during which alarms are suppressed."),
+    rearm: int = typer.Option(64, min=0, help="--nab: after an alert, alerts re-arm once the score has been below the "
+                                              "threshold for this many points (one alert per incident); 0: off."),
     images: str = typer.Option(None, "--images", help="Image benchmark instead of tables: mnist (one-class MNIST, "
                                                       "see deepad.bench.images); needs --data."),
     image_data: str = typer.Option(None, "--data", help="With --images mnist: folder with the MNIST idx files."),
@@ -178,7 +180,7 @@ def bench(
             name, _, raw = spec.partition(":")
             try:
                 params = json.loads(raw) if raw else {}
-                summary = run_nab(nab_dir, name.strip(), params, refractory=refractory, out=out,
+                summary = run_nab(nab_dir, name.strip(), params, refractory=refractory, rearm=rearm, out=out,
                                   progress=not (quiet or _quiet()))
             except (ValueError, TypeError, FileNotFoundError, json.JSONDecodeError) as exc:
                 fail(f"--nab {nab_dir}: {_one_line(exc)}")
@@ -834,6 +836,8 @@ def stream(
                                               "(--save-state), which resumes where it stopped."),
     risk: float = typer.Option(1e-4, help="SPOT risk: target probability that a normal point raises an alarm."),
     refractory: int = typer.Option(0, min=0, help="Points after an alert during which alarms are suppressed."),
+    rearm: int = typer.Option(0, min=0, help="After an alert, alerts re-arm only once the score has been below the "
+                                             "threshold for this many points (one alert per incident); 0: off."),
     smoothing: int = typer.Option(1, min=1, help="Score = mean of the last N raw scores."),
     fixed_threshold: bool = typer.Option(False, "--fixed-threshold", help="Use the model's threshold_ instead of SPOT."),
     timestamp: str = typer.Option("timestamp", help="Field passed through as the row's id (not scored)."),
@@ -863,7 +867,7 @@ def stream(
             model = deepad.load(model_dir)
             own = getattr(model, "_stream_threshold", "spot") == "fixed"  # e.g. ConformalKNN's conformal threshold
             scorer = StreamScorer(model, threshold="fixed" if fixed_threshold or own else "spot",
-                                  risk=risk, refractory=refractory, smoothing=smoothing)
+                                  risk=risk, refractory=refractory, rearm=rearm, smoothing=smoothing)
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     first = sys.stdin.readline()

@@ -22,8 +22,14 @@ needs between calls:
   GPD is fitted by the method of moments from running sums of the peaks,
   an O(1) update per point (the paper refits by Grimshaw's maximum
   likelihood, which costs O(peaks) per peak);
-* alarm suppression: after an alert, further alarms within ``refractory``
-  points are suppressed, so one incident raises one alert.
+* alarm suppression, so one incident raises one alert: after an alert,
+  alarms are suppressed for ``refractory`` points and, with ``rearm > 0``,
+  until the score has stayed at or below the threshold for ``rearm``
+  consecutive points -- the incident is over.  The second rule is what
+  makes suppression independent of the sampling rate: a fixed refractory
+  long enough to silence an incident in 5-minute data (300 points, 25
+  hours) also silences the *next* incident in hourly data (see
+  ``benchmarks/results/nab-heldout``).
 
 ``threshold="fixed"`` uses the detector's own ``threshold_`` instead of SPOT.
 
@@ -160,6 +166,7 @@ class StreamUpdate:
     alerts: np.ndarray      #: alarms that survive suppression: one per incident
     latency_s: float        #: wall time of this call
     unit_scores: np.ndarray | None = None  #: the score as a rarity in [0, 1] (see the module docstring)
+    suppressed: np.ndarray | None = None  #: an alarm here would not be an alert (refractory, or an open incident)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -179,24 +186,32 @@ class StreamScorer:
         SPOT settings.
     refractory:
         points after an alert during which alarms are suppressed.
+    rearm:
+        with ``rearm > 0``, alarms stay suppressed after an alert (and after
+        ``refractory``) until the score has been at or below the threshold
+        for ``rearm`` consecutive points: one alert per incident, however
+        long the incident lasts.  0: ``refractory`` alone.
     smoothing:
         the reported score is the mean of the last ``smoothing`` raw scores.
     """
 
     def __init__(self, detector, *, threshold: str = "spot", risk: float = 1e-4, init_quantile: float = 0.98,
-                 refractory: int = 0, smoothing: int = 1):
+                 refractory: int = 0, smoothing: int = 1, rearm: int = 0):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(detector, "decision_scores_")
         if threshold not in ("spot", "fixed"):
             raise ValueError(f"threshold must be 'spot' or 'fixed', got {threshold!r}.")
-        for name, v in (("refractory", refractory), ("smoothing", smoothing)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (0 if name == "refractory" else 1):
-                raise ValueError(f"{name} must be an integer >= {0 if name == 'refractory' else 1}, got {v!r}.")
+        for name, v in (("refractory", refractory), ("smoothing", smoothing), ("rearm", rearm)):
+            low = 1 if name == "smoothing" else 0
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
         self.detector = detector
         self.threshold = threshold
         self.refractory = int(refractory)
         self.smoothing = int(smoothing)
+        self.rearm = int(rearm)
+        self.quiet_run = -1  # points in a row at/below the threshold since the last alert; -1: armed
         self._state = detector._stream_state() if hasattr(detector, "_stream_state") else None
         self.context = 0 if self._state is not None else max(int(getattr(detector, "window", 1)) - 1, 0)
         self.n_features = int(detector.n_features_in_)
@@ -245,7 +260,7 @@ class StreamScorer:
             self._points = buf[-self.context:] if self.context else self._points
         scores, thresholds, units = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
         native_unit = bool(getattr(self.detector, "_unit_scores", False))
-        alarms, alerts = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
+        alarms, alerts, suppressed = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
         for i in range(k):
             if not np.isfinite(raw[i]):
                 continue
@@ -266,18 +281,26 @@ class StreamScorer:
                 thresholds[i] = float(self.detector.threshold_)
                 alarm = s > thresholds[i]
             alarms[i] = alarm
+            if self.quiet_run >= 0:  # an incident is open: count the quiet points that close it
+                self.quiet_run = 0 if alarm else self.quiet_run + 1
             if self.cooldown > 0:
                 self.cooldown -= 1
-            elif alarm:
-                alerts[i] = True
-                self.n_alerts += 1
-                self.cooldown = self.refractory
+                suppressed[i] = True
+            elif self.quiet_run >= 0 and self.quiet_run < self.rearm:
+                suppressed[i] = True
+            else:
+                self.quiet_run = -1
+                if alarm:
+                    alerts[i] = True
+                    self.n_alerts += 1
+                    self.cooldown = self.refractory
+                    self.quiet_run = 0 if self.rearm else -1
         self.n_seen += k
         elapsed = time.perf_counter() - start
         self.total_latency_s += elapsed
         self.total_cpu_s = getattr(self, "total_cpu_s", 0.0) + (time.process_time() - cpu_start)
         self.n_scored += k
-        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units)
+        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed)
 
     @property
     def latency_per_point_s(self) -> float:
@@ -308,7 +331,8 @@ class StreamScorer:
         path.mkdir(parents=True, exist_ok=True)
         self.detector.save(path / "detector")
         state = {"format": "deepad-stream", "version": 1, "threshold": self.threshold,
-                 "refractory": self.refractory, "smoothing": self.smoothing, "n_seen": self.n_seen,
+                 "refractory": self.refractory, "smoothing": self.smoothing, "rearm": self.rearm,
+                 "quiet_run": self.quiet_run, "n_seen": self.n_seen,
                  "n_alerts": self.n_alerts, "cooldown": self.cooldown, "total_latency_s": self.total_latency_s,
                  "n_scored": self.n_scored, "spot": self.spot.state() if self.spot is not None else None}
         (path / "stream.json").write_text(json.dumps(state, indent=2))
@@ -332,6 +356,7 @@ class StreamScorer:
         obj = cls.__new__(cls)
         obj.detector, obj.threshold = detector, state["threshold"]
         obj.refractory, obj.smoothing = int(state["refractory"]), int(state["smoothing"])
+        obj.rearm, obj.quiet_run = int(state.get("rearm", 0)), int(state.get("quiet_run", -1))
         obj._state = detector._stream_state() if hasattr(detector, "_stream_state") else None
         obj.context = 0 if obj._state is not None else max(int(getattr(detector, "window", 1)) - 1, 0)
         obj.n_features = int(detector.n_features_in_)

@@ -8,8 +8,10 @@ calibrated threshold such as :class:`~deepad.detectors.ConformalKNN`, that
 one) and primed with the training rows, and the rest of the file is streamed ``batch`` points per :meth:`~StreamScorer.update`
 call (``batch=1``: true streaming).  Two protocols are scored:
 
-* **causal** -- the stream's *alerts* (SPOT threshold, ``refractory``
-  suppression) are the detections: what a deployed stream raises;
+* **causal** -- the stream's *alerts* (SPOT threshold; suppression for
+  ``refractory`` points after an alert and until the score has been below
+  the threshold for ``rearm`` points) are the detections: what a deployed
+  stream raises;
 * **NAB** -- the stream's unit scores in [0, 1] (rarity under the SPOT tail
   model, or the detector's own rarity; see :mod:`deepad.stream`) with one
   threshold per profile chosen to maximise the corpus score
@@ -17,8 +19,8 @@ call (``batch=1``: true streaming).  Two protocols are scored:
   It uses the labels to pick the threshold, so it is an upper bound,
   comparable to the published numbers.  Scored twice: the raw unit scores
   (every row above the threshold is a detection), and the unit scores as
-  the stream reports them with its alert suppression (0 for ``refractory``
-  rows after each alert) -- published detectors (e.g. ARTime, CAD-OSE)
+  the stream reports them with its alert suppression (0 on the rows where
+  the stream suppressed alarms) -- published detectors (e.g. ARTime, CAD-OSE)
   likewise suppress repeats inside the detector.
 
 Reported next to the detector: the null detector (no detections; 0 by
@@ -84,9 +86,9 @@ def _make_detector(detector, params: Mapping | None):
 def run_file(detector, values: np.ndarray, probation: int, *, stream_kw: Mapping | None = None, batch: int = 1):
     """Fit a fresh clone of ``detector`` on ``values[:probation]`` and stream the rest.
 
-    Returns ``(alerts, unit_scores, raw_scores, latency_s_per_point, scorer)``;
+    Returns ``(alerts, unit_scores, raw_scores, latency_s_per_point, scorer, suppressed)``;
     the arrays have one entry per row (rows inside the probation period:
-    no alert, NaN scores).  ``scorer.cpu_per_point_s`` is the CPU time per point.
+    no alert, NaN scores, not suppressed).  ``scorer.cpu_per_point_s`` is the CPU time per point.
     """
     from sklearn.base import clone
 
@@ -101,26 +103,27 @@ def run_file(detector, values: np.ndarray, probation: int, *, stream_kw: Mapping
         sc.prime(X[max(probation - sc.context, 0):probation])
     n = X.shape[0]
     alerts = np.zeros(n, dtype=bool)
+    suppressed = np.zeros(n, dtype=bool)
     units, raw = np.full(n, np.nan), np.full(n, np.nan)
     for start in range(probation, n, batch):
         u = sc.update(X[start:start + batch])
         alerts[start:start + len(u)] = u.alerts
         units[start:start + len(u)] = u.unit_scores
         raw[start:start + len(u)] = u.scores
-    return alerts, units, raw, sc.latency_per_point_s, sc
+        suppressed[start:start + len(u)] = u.suppressed
+    return alerts, units, raw, sc.latency_per_point_s, sc, suppressed
 
 
-def suppress_after_alerts(units: np.ndarray, alerts: np.ndarray, refractory: int) -> np.ndarray:
-    """Unit scores as a stream with alert suppression reports them: 0 for the ``refractory`` rows after each alert."""
+def suppress_after_alerts(units: np.ndarray, suppressed: np.ndarray) -> np.ndarray:
+    """Unit scores as a stream with alert suppression reports them: 0 where the stream suppressed alarms."""
     out = np.array(units, dtype=np.float64, copy=True)
-    for j in np.flatnonzero(alerts):
-        out[j + 1:j + 1 + int(refractory)] = 0.0
+    out[np.asarray(suppressed, dtype=bool)] = 0.0
     return out
 
 
 def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | None = None, *,
             categories: Sequence[str] | None = None, risk: float = 1e-4, init_quantile: float = 0.98,
-            refractory: int = 300, smoothing: int = 1, batch: int = 1, out: str | os.PathLike | None = None,
+            refractory: int = 16, rearm: int = 64, smoothing: int = 1, batch: int = 1, out: str | os.PathLike | None = None,
             progress: bool = True, seed: int = 0) -> dict:
     """Stream ``detector`` (a name in :mod:`deepad.detectors` or an unfitted instance) over the NAB corpus at ``root``.
 
@@ -136,7 +139,7 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
     # detectors with their own calibrated threshold (e.g. conformal rarity) stream with it, others with SPOT
     threshold = getattr(proto, "_stream_threshold", "spot")
     stream_kw = dict(threshold=threshold, risk=risk, init_quantile=init_quantile, refractory=refractory,
-                     smoothing=smoothing)
+                     rearm=rearm, smoothing=smoothing)
     files = list(nab.load_corpus(root, categories))
     if not files:
         raise ValueError(f"no labelled NAB files found under {root}"
@@ -158,7 +161,7 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
         n = values.shape[0]
         probation = nab.probation_length(n)
         t0 = time.perf_counter()
-        alerts, units, _, lat, sc = run_file(proto, values, probation, stream_kw=stream_kw, batch=batch)
+        alerts, units, _, lat, sc, suppressed = run_file(proto, values, probation, stream_kw=stream_kw, batch=batch)
         seconds = time.perf_counter() - t0
         k = int(alerts.sum())
         r = np.zeros(n, dtype=bool)
@@ -167,7 +170,7 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
         causal["null"][key] = (np.zeros(n, dtype=bool), wins, n)
         causal["random (same alert count)"][key] = (r, wins, n)
         unit["deepad " + name][key] = (units, wins, n)
-        unit[f"deepad {name}, suppressed after alerts"][key] = (suppress_after_alerts(units, alerts, refractory), wins, n)
+        unit[f"deepad {name}, suppressed after alerts"][key] = (suppress_after_alerts(units, suppressed), wins, n)
         unit["null"][key] = (np.zeros(n), wins, n)
         unit["random (uniform scores)"][key] = (rng.random(n), wins, n)
         f = nab.score_file(alerts, wins, n, "standard")
