@@ -656,14 +656,10 @@ def print_table(tab, baseline, per_dataset=False):
 
 
 def _loc_scale(ref):
-    """Median and IQR of reference scores (std, then 1, when the IQR is 0): DEFAULT's ``_location_scale``."""
-    q25, med, q75 = np.percentile(ref, [25, 50, 75])
-    scale = q75 - q25
-    if not scale > 1e-12:
-        scale = float(np.std(ref))
-    if not scale > 1e-12:
-        scale = 1.0
-    return med, scale
+    """Median and IQR of reference scores (std, then 1, when the IQR is 0): DEFAULT's own ``_location_scale``."""
+    from deepad.detectors.ensemble import _location_scale
+
+    return _location_scale(np.asarray(ref))
 
 
 def default_rule(r, local, glob, w=0.65):

@@ -121,6 +121,13 @@ def validate_labels(y: Any, n_samples: int) -> np.ndarray:
     return arr.astype(np.int64)
 
 
+def check_int_param(value: Any, name: str, low: int = 1) -> int:
+    """A hyper-parameter that must be an integer ``>= low`` (``bool`` is not an integer here); ``ValueError`` naming it."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    return int(value)
+
+
 def resolve_seed(random_state: Any) -> int:
     """Turn ``random_state`` into one integer seed without touching global RNG state.
 

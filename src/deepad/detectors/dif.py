@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import torch
 from torch import nn
 
-from deepad.base import BaseDetector
+from deepad.base import BaseDetector, check_int_param
 from deepad.data.scaling import fit_scaler
 
 __all__ = ["DeepIsolationForest", "RandomNetEnsemble"]
@@ -214,11 +213,7 @@ class DeepIsolationForest(BaseDetector):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ validation
-    @staticmethod
-    def _check_int(value, name: str, low: int = 1) -> int:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-        return int(value)
+    _check_int = staticmethod(check_int_param)
 
     def _check_params(self) -> None:
         for name in ("n_ensemble", "n_estimators", "representation_dim", "batch_size"):

@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from deepad.base import BaseDetector
+from deepad.base import BaseDetector, check_int_param
 from deepad.data.scaling import fit_scaler
 from deepad.detectors.hbos import HBOS
 
@@ -144,11 +144,7 @@ class LocalGlobalEnsemble(BaseDetector):
         self.n_jobs = n_jobs
 
     # ------------------------------------------------------------------ validation
-    @staticmethod
-    def _check_int(value, name: str) -> int:
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-        return int(value)
+    _check_int = staticmethod(check_int_param)
 
     def _min_samples(self) -> int:
         return self._check_int(self.n_neighbors, "n_neighbors") + 1
