@@ -249,7 +249,10 @@ class DeepIsolationForest(BaseDetector):
         return out
 
     def _representation(self, X: np.ndarray) -> np.ndarray:
-        phi = self._represent(X)
+        return self._squash(self._represent(X))
+
+    def _squash(self, phi: np.ndarray) -> np.ndarray:
+        """Network outputs standardised with the training statistics, then ``tanh``: the spaces the trees split."""
         return np.tanh((phi - self.rep_center_[:, None, :]) / self.rep_scale_[:, None, :]).astype(np.float32)
 
     # ------------------------------------------------------------------ fitting
@@ -267,7 +270,7 @@ class DeepIsolationForest(BaseDetector):
         scale = phi.std(axis=1, dtype=np.float64)
         self.rep_center_ = center.astype(np.float32)
         self.rep_scale_ = np.where(scale > 1e-12, scale, 1.0).astype(np.float32)
-        R = np.tanh((phi - self.rep_center_[:, None, :]) / self.rep_scale_[:, None, :]).astype(np.float32)
+        R = self._squash(phi)
         del phi
         psi = min(int(self.max_samples), X.shape[0])
         trees = []
