@@ -285,6 +285,23 @@ def _prepare_output(out: Path) -> Path:
     return tmp
 
 
+def _discard_output(tmp: Path, patience_s: float = 30.0) -> None:
+    """Remove the unfinished output directory after a failure.
+
+    Cancelling the futures does not stop partitions already running on the
+    workers: one may still create its part file while the directory is being
+    removed, so a single ``rmtree`` can leave the directory behind.  Retry
+    until it is gone (a worker cannot recreate it: parts are written with
+    ``make_parent=False``), for at most ``patience_s`` seconds.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not tmp.exists() or time.monotonic() > deadline:
+            return
+        time.sleep(0.1)
+
+
 def _commit_output(tmp: Path, out: Path) -> None:
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
@@ -419,7 +436,7 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
         (tmp / SUMMARY_FILE).write_text(json.dumps(meta, indent=2, default=str))
         _commit_output(tmp, out)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard_output(tmp)
         raise
     finally:
         if own_client is not None:
