@@ -340,3 +340,33 @@ def test_parquet_typed_columns_score_like_csv_text(fitted, frame, tmp_path):
     np.testing.assert_array_equal(from_parquet, ref)
     np.testing.assert_array_equal(from_csv, ref)
     assert pq.ParquetFile(tmp_path / "t.parquet").metadata.num_rows == 300
+
+
+def test_constant_feature_scale_unit_for_tables_evidence_for_detectors():
+    from deepad.data.scaling import fit_scaler
+
+    X = np.column_stack([np.arange(100.0), np.zeros(100), np.full(100, 7.0)])
+    for kind in ("standard", "robust", "minmax"):
+        _, unit = fit_scaler(X, kind)
+        _, evidence = fit_scaler(X, kind, constant="evidence")
+        np.testing.assert_allclose(unit[1:], 1.0)
+        np.testing.assert_allclose(evidence[1:], 0.1)  # 1 / sqrt(100)
+        assert unit[0] == evidence[0] > 1.0  # varying features are scaled the same either way
+    with pytest.raises(ValueError, match="constant must be"):
+        fit_scaler(X, "standard", constant="zero")
+
+
+@pytest.mark.parametrize("name", ["LocalGlobalEnsemble", "AutoEncoder", "DeepIsolationForest"])
+def test_a_value_never_seen_in_a_constant_feature_is_flagged(name):
+    """One unit off a feature that was constant in 400 training rows outranks 3 standard deviations elsewhere."""
+    import deepad.detectors as D
+
+    rng = np.random.default_rng(0)
+    X_train = np.column_stack([rng.normal(size=(400, 4)), np.zeros(400)])
+    wobble = np.array([[3.0, 0, 0, 0, 0]])  # an unusual but seen-before kind of value
+    novel = np.array([[0.0, 0, 0, 0, 1.0]])  # a value the constant feature never took
+    kwargs = {"random_state": 0} if name != "LocalGlobalEnsemble" else {}
+    det = getattr(D, name)(**kwargs).fit(X_train)
+    s_wobble, s_novel = det.decision_function(np.vstack([wobble, novel]))
+    assert s_novel > s_wobble
+    assert s_novel > det.decision_scores_.max()

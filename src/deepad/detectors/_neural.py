@@ -97,7 +97,7 @@ class NeuralDetector(BaseDetector):
                        monitor=f"val_{self._monitor_step}" if self._monitor_step else None)
 
     def _fit(self, X: np.ndarray, y: np.ndarray | None, seed: int, callbacks=None) -> None:
-        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing)
+        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         device = resolve_device(self.device)
         # Build once to size the work per step, which decides the thread count.
         with torch_context(seed, device, 1):

@@ -261,7 +261,7 @@ class DeepIsolationForest(BaseDetector):
 
         self._check_params()
         rng = np.random.default_rng(seed)
-        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing)
+        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         E, T = int(self.n_ensemble), int(self.n_estimators)
         self.net_ = RandomNetEnsemble(X.shape[1], self.hidden_dims, self.representation_dim, E,
                                       self.activation).reset_random(rng, self.weight_init == "scaled").eval()

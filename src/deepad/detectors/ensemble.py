@@ -164,7 +164,7 @@ class LocalGlobalEnsemble(BaseDetector):
         from sklearn.neighbors import NearestNeighbors
 
         self._check_params()
-        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing)
+        self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         Z = self._transform(X)
         n = Z.shape[0]
         self.k_local_ = int(self.n_neighbors)
