@@ -85,7 +85,12 @@ class LocalGlobalEnsemble(BaseDetector):
     stratified split, min-max scaling, 3 seeds; mean ROC-AUC): 87.1 with
     clean training data (PyOD-style 5-NN: 85.9, Isolation Forest: 81.8) and
     79.6 with contaminated training data (Isolation Forest: 77.4, 5-NN:
-    69.4).  No member manages both: the local kNN alone scores 68.9 on
+    69.4).  The numbers in this paragraph predate the scaling of features
+    that are constant in training (:func:`deepad.data.scaling.fit_scaler`,
+    ``constant="evidence"``), which changed DEFAULT on the 4 sets that have
+    such features; ``deepad bench`` after it (``benchmarks/results``): 87.09
+    one-class against 85.87 for 5-NN, 79.35 unsupervised against 77.14 for
+    Isolation Forest.  No member manages both: the local kNN alone scores 68.9 on
     contaminated data, the global view alone 85.5 on clean data.
     ``local_weight`` sets the trade-off (1.0: 87.3 / 79.0; 0.0: 85.5 /
     80.0); 0.65 was chosen on these 28 sets, so expect the margins over kNN
