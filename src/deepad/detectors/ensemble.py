@@ -85,8 +85,8 @@ class LocalGlobalEnsemble(BaseDetector):
     stratified split, min-max scaling, 3 seeds; mean ROC-AUC): 87.1 with
     clean training data (PyOD-style 5-NN: 85.9, Isolation Forest: 81.8) and
     79.6 with contaminated training data (Isolation Forest: 77.4, 5-NN:
-    69.4).  The numbers in this paragraph predate the scaling of features
-    that are constant in training (:func:`deepad.data.scaling.fit_scaler`,
+    69.4).  This and the design-study numbers below predate the scaling of
+    features that are constant in training (:func:`deepad.data.scaling.fit_scaler`,
     ``constant="evidence"``), which changed DEFAULT on the 4 sets that have
     such features; ``deepad bench`` after it (``benchmarks/results``): 87.09
     one-class against 85.87 for 5-NN, 79.35 unsupervised against 77.14 for
