@@ -87,7 +87,7 @@ class LocalGlobalEnsemble(BaseDetector):
     79.6 with contaminated training data (Isolation Forest: 77.4, 5-NN:
     69.4).  This and the design-study numbers below predate the scaling of
     features that are constant in training (:func:`deepad.data.scaling.fit_scaler`,
-    ``constant="evidence"``), which changed DEFAULT on the 4 sets that have
+    ``constant="evidence"``), which changed DEFAULT on the 6 sets that have
     such features; ``deepad bench`` after it (``benchmarks/results``): 87.09
     one-class against 85.87 for 5-NN, 79.35 unsupervised against 77.14 for
     Isolation Forest.  No member manages both: the local kNN alone scores 68.9 on
