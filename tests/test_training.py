@@ -225,3 +225,23 @@ def test_values_beyond_float32_are_reported_not_turned_into_inf(name, planted):
     bad[4, 2] = 1e300
     with pytest.raises(ValueError, match="too large for this model at row 4, column 2"):
         det.decision_function(bad)
+
+
+def test_adam_is_fused_on_cpu_and_matches_the_default_update():
+    from deepad.training import _adam
+
+    torch.manual_seed(0)
+    a = nn.Linear(5, 3)
+    b = nn.Linear(5, 3)
+    b.load_state_dict(a.state_dict())
+    fused = _adam(list(a.parameters()), lr=1e-2, weight_decay=1e-4)
+    plain = torch.optim.Adam(list(b.parameters()), lr=1e-2, weight_decay=1e-4)
+    assert fused.defaults["fused"] is True
+    x = torch.randn(32, 5)
+    for _ in range(20):
+        for model, opt in ((a, fused), (b, plain)):
+            opt.zero_grad()
+            (model(x) ** 2).mean().backward()
+            opt.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
