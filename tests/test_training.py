@@ -245,3 +245,22 @@ def test_adam_is_fused_on_cpu_and_matches_the_default_update():
             opt.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_a_last_batch_of_one_row_joins_the_batch_before_it():
+    from deepad.training import _in_batches
+
+    sizes = [b.numel() for b in _in_batches(torch.arange(129), 64)]
+    assert sizes == [64, 65] and sum(sizes) == 129
+    assert [b.numel() for b in _in_batches(torch.arange(130), 64)] == [64, 64, 2]
+    assert [b.numel() for b in _in_batches(torch.arange(1), 64)] == [1]
+    assert [b.numel() for b in _in_batches(torch.arange(130), 64, drop_last=True)] == [64, 64]
+
+
+@pytest.mark.parametrize("n_rows", [129, 257])
+def test_batch_norm_autoencoder_fits_when_rows_leave_one_over(n_rows):
+    """n % batch_size == 1 used to end each epoch with a one-row batch, which batch norm rejects deep inside torch."""
+    X = np.random.default_rng(0).normal(size=(n_rows, 4))
+    det = D.AutoEncoder(epochs=2, random_state=0).fit(X)  # batch 128, batch norm on
+    assert det.batch_size == 128 and det.batch_norm
+    assert np.isfinite(det.decision_function(X)).all()

@@ -204,6 +204,22 @@ class TensorBoardLogger(Callback):
 
 
 # --------------------------------------------------------------------------- trainer
+def _in_batches(idx: torch.Tensor, batch_size: int, drop_last: bool = False) -> list[torch.Tensor]:
+    """Consecutive batches of ``idx``; a last batch of a single row joins the one before it.
+
+    One row cannot be batch-normalised (torch raises), and its gradient is
+    the noisiest step of the epoch; ``n % batch_size == 1`` happens for 1 in
+    ``batch_size`` data sizes.  ``drop_last`` drops any incomplete last batch.
+    """
+    stop = idx.numel()
+    if drop_last and stop > batch_size:
+        stop -= stop % batch_size
+    batches = list(idx[:stop].split(batch_size))
+    if len(batches) > 1 and batches[-1].numel() == 1:
+        batches[-2:] = [torch.cat(batches[-2:])]
+    return batches
+
+
 def _adam(parameters: list[nn.Parameter], **options) -> torch.optim.Optimizer:
     """Adam, fused into one kernel per step where torch supports it for these parameters.
 
@@ -288,15 +304,10 @@ class Trainer:
             return perm, perm[:0]
         return perm[n_val:], perm[:n_val]
 
-    def _batches(self, idx: torch.Tensor, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
+    def _batches(self, idx: torch.Tensor, generator: torch.Generator | None) -> list[torch.Tensor]:
         if generator is not None:
             idx = idx[torch.randperm(idx.numel(), generator=generator)]
-        bs = int(self.batch_size)
-        stop = idx.numel()
-        if self.drop_last and stop > bs:
-            stop -= stop % bs
-        for start in range(0, stop, bs):
-            yield idx[start:start + bs]
+        return _in_batches(idx, int(self.batch_size), self.drop_last)
 
     # ---------------------------------------------------------------- main loop
     def fit(self, module: nn.Module, steps: Sequence[Step], data: Sequence[torch.Tensor], *,
@@ -349,7 +360,7 @@ class Trainer:
                 sums = [0.0] * len(steps)
                 count = 0
                 order = sampler(train_index, generator) if sampler is not None else None
-                batches = (order.split(int(self.batch_size)) if order is not None
+                batches = (_in_batches(order, int(self.batch_size), self.drop_last) if order is not None
                            else self._batches(train_index, generator))
                 for bidx in batches:
                     bidx = bidx.to(self.device)
