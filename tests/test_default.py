@@ -32,12 +32,19 @@ def _normal(n, d=5, seed=0):
 def test_scoring_rule_matches_the_docstring(planted):
     X_train, X_test, _ = planted
     for w in (0.0, 0.65, 1.0):
-        det = LocalGlobalEnsemble(local_weight=w, n_neighbors_global=50).fit(X_train)
+        det = LocalGlobalEnsemble(local_weight=w, n_neighbors_global=50, deep_weight=0.0).fit(X_train)
+        assert det.deep_ is None
         views = det.view_scores(X_test)
         local, glob = views[:, 0], views[:, 1]
         np.testing.assert_allclose(det.decision_function(X_test), glob + w * np.maximum(local - glob, 0))
         if w == 1.0:
             np.testing.assert_allclose(det.decision_function(X_test), np.maximum(local, glob))
+    # the deep view adds its calibrated excess over both kNN views, weighted
+    two_view = det.decision_function(X_test)
+    deep = LocalGlobalEnsemble(local_weight=1.0, n_neighbors_global=50, deep_weight=0.4).fit(X_train)
+    d = (deep.deep_.decision_function(X_test) - deep.deep_center_) / deep.deep_scale_
+    np.testing.assert_allclose(deep.decision_function(X_test), two_view + 0.4 * np.maximum(d - np.maximum(local, glob), 0))
+    assert (deep.decision_function(X_test) >= two_view - 1e-12).all()  # the deep view only ever raises a score
     # member scores are the documented raw scores: kNN-mean distances in standardised space and HBOS
     raw = det.member_scores(X_test)
     Z_train = (X_train - X_train.mean(0)) / X_train.std(0)
@@ -191,3 +198,23 @@ def test_fit_cost_on_10000_by_100():
     t0 = time.process_time()
     LocalGlobalEnsemble().fit(X)
     assert time.process_time() - t0 < 60
+
+
+def test_deep_view_is_fitted_on_the_rows_the_knn_views_find_least_unusual(planted):
+    X_train, _, _ = planted
+    two_view = LocalGlobalEnsemble(deep_weight=0.0).fit(X_train)
+    det = LocalGlobalEnsemble(deep_trim=0.2).fit(X_train)
+    loo = two_view._reference_scores_
+    kept = loo <= np.quantile(loo, 0.8)
+    assert det.deep_.decision_scores_.shape[0] == kept.sum()
+    np.testing.assert_allclose(det.deep_.scaler_center_, X_train[kept].min(axis=0))  # DIF's min-max scaler
+    # seeded: the default random_state makes DEFAULT give the same scores on every fit
+    again = LocalGlobalEnsemble(deep_trim=0.2).fit(X_train)
+    np.testing.assert_array_equal(det.decision_scores_, again.decision_scores_)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(deep_weight=-0.1), "deep_weight"), (dict(deep_trim=0.5), "deep_trim"),
+                                           (dict(deep_weight=True), "deep_weight")])
+def test_bad_deep_view_settings_are_rejected(planted, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        LocalGlobalEnsemble(**kwargs).fit(planted[0])

@@ -185,6 +185,7 @@ class BoostedDetector(BaseDetector):
     def _fit(self, X, y, seed, **fit_params):
         self._check_params()
         self.ensemble_ = LocalGlobalEnsemble(n_neighbors=self.n_neighbors, n_neighbors_global=self.n_neighbors_global,
+                                             deep_weight=0.0,  # the kNN views only: CatBoost learns from them
                                              contamination=self.contamination)
         self.ensemble_.fit(X)
         views = self.ensemble_.pop_training_views()
