@@ -246,7 +246,11 @@ class LocalGlobalEnsemble(BaseDetector):
         if keep.sum() < 3:  # ties at the top of a tiny set: fit on everything rather than on nothing
             keep[:] = True
         self.deep_ = DeepIsolationForest(random_state=seed, contamination=self.contamination).fit(X[keep])
-        ref = self.deep_.decision_function(X)
+        # the kept rows were scored by the fit itself (decision_scores_); only the trimmed ones are new
+        ref = np.empty(X.shape[0])
+        ref[keep] = self.deep_.decision_scores_
+        if not keep.all():
+            ref[~keep] = self.deep_.decision_function(X[~keep])
         self.deep_center_, self.deep_scale_ = _location_scale(ref)
         self._loo_scores = self._with_deep_view(self._loo_scores, self._loo_views, ref)
 
