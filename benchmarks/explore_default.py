@@ -728,11 +728,10 @@ def parse_excess(spec):
     weight = float(w) if w else 0.25
 
     def score(r):
-        base = default_rule(r, ["dm_local"], ["dm_global", "dm_hbos"])
         L = _calibrated_view(r, ["dm_local"])
         G = _calibrated_view(r, ["dm_global", "dm_hbos"])
         D = _calibrated_view(r, [deep])
-        return base + weight * np.maximum(D - np.maximum(L, G), 0.0)
+        return G + 0.65 * np.maximum(L - G, 0.0) + weight * np.maximum(D - np.maximum(L, G), 0.0)
 
     return score
 
