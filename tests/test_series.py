@@ -395,3 +395,102 @@ def test_cli_stream_and_report_use_conformal_knn_threshold(tmp_path):
     rows = [json.loads(l) for l in out.stdout.splitlines()]
     assert rows[300]["alert"] and all(r["threshold"] == pytest.approx(det.threshold_) for r in rows)
     np.testing.assert_allclose([r["score"] for r in rows], res["score"])
+
+
+# --------------------------------------------------------------------------- deepad train on a series (CSV in, stream-ready model out)
+def _irregular_series_csv(path, *, n=1500, spike=1300, shuffle=True):
+    """A 5-minute series with two value columns, a text column, labels, a short and a long gap, a duplicate."""
+    rng = np.random.default_rng(3)
+    t = pd.date_range("2024-01-01", periods=n, freq="5min")
+    cpu = np.sin(np.arange(n) * 2 * np.pi / 144) + 0.05 * rng.normal(size=n)
+    cpu[spike:spike + 5] += 3.0
+    df = pd.DataFrame({"time": t, "cpu": cpu, "mem": np.cos(np.arange(n) / 40), "host": "a",
+                       "is_anomaly": (np.arange(n) >= spike) & (np.arange(n) < spike + 5)})
+    keep = np.ones(n, dtype=bool)
+    keep[400:402] = False  # 2 missing steps: filled
+    keep[700:720] = False  # 20 missing steps: left out
+    df = pd.concat([df[keep], df[keep].iloc[[5]]])  # one timestamp twice
+    if shuffle:
+        df = df.sample(frac=1.0, random_state=0)
+    df.to_csv(path, index=False)
+    return df
+
+
+def _cli(*args):
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_train_series_regularises_keeps_conformal_threshold_and_streams(tmp_path):
+    import deepad
+
+    _irregular_series_csv(tmp_path / "s.csv")
+    res = _cli("train", tmp_path / "s.csv", "-d", "ConformalKNN", "-o", tmp_path / "m", "-x", "host",
+               "-l", "is_anomaly", "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}')
+    assert res.exit_code == 0, res.output
+    assert "on a 5 min grid" in res.output and "2 missing steps filled" in res.output
+    assert "20 steps in longer gaps left out" in res.output and "1 rows sharing a timestamp averaged" in res.output
+    model = deepad.load(tmp_path / "m")
+    assert type(model).__name__ == "ConformalKNN" and list(model.feature_names_in_) == ["cpu", "mem"]
+    assert model.threshold_ == pytest.approx(0.2)  # the conformal threshold, not a quantile of training scores
+    info = model.series_input_
+    assert info["points"] == 1500 - 20 and info["filled"] == 2 and info["dropped"] == 20 and info["step"]
+    assert "Training ROC-AUC against 'is_anomaly'" in res.output
+    assert "5 min grid" in _cli("info", tmp_path / "m").output
+    # the model streams rows with the same columns (extra fields ignored) and the report uses the same grid
+    live = _irregular_series_csv(tmp_path / "live.csv", n=600, spike=450, shuffle=False)
+    out = subprocess.run([sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m"), "--rearm", "64"],
+                         input=(tmp_path / "live.csv").read_text(), capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(rows) == len(live)
+    hits = [i for i, r in enumerate(rows) if r["alert"]]
+    assert hits and any(450 <= i + 2 <= 460 for i in hits)  # file row i is step i + 2 (steps 400-401 missing)
+    rep = _cli("report", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "r.html", "-l", "is_anomaly",
+               "--rearm", "64")
+    assert rep.exit_code == 0, rep.output
+    html = (tmp_path / "r.html").read_text()
+    assert "until the score has been below the threshold for 64 points" in html and "conformal" in html
+
+
+def test_cli_train_series_threshold_rules(tmp_path):
+    import deepad
+
+    _irregular_series_csv(tmp_path / "s.csv")
+    base = ["train", tmp_path / "s.csv", "-x", "host,is_anomaly"]
+    assert _cli(*base, "-d", "ConformalKNN", "-o", tmp_path / "a", "--fpr", "0.001").exit_code == 0
+    assert deepad.load(tmp_path / "a").threshold_ == pytest.approx(0.3)  # fpr = the conformal level
+    res = _cli(*base, "-d", "RollingZScore", "-o", tmp_path / "b", "--threshold", "pot", "--resample", "10min")
+    assert res.exit_code == 0, res.output
+    b = deepad.load(tmp_path / "b")
+    assert b.threshold_method_["method"] == "pot_risk" and b.series_input_["points"] == 750 - 10
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-d", "ConformalKNN"], "value column(s) ['host'] are not numeric (row 0: 'a')"),
+    (["-d", "ConformalKNN", "-x", "host", "--threshold", "pot"], "--threshold pot does not apply"),
+    (["-d", "ConformalKNN", "-x", "host", "--type", "cpu=numeric"], "--type applies to tables"),
+    (["-d", "ConformalKNN", "-x", "host", "--resample", "banana"], "--resample expects a positive fixed step"),
+    (["-d", "ConformalKNN", "-x", "host", "--timestamp-column", "when"], "no timestamp column 'when'"),
+    (["-d", "ConformalKNN", "-x", "host,nope"], "--exclude names columns it does not have: ['nope']"),
+    (["-d", "KNN", "--resample", "5min"], "--resample applies to time-series detectors"),
+])
+def test_cli_train_series_bad_input_is_one_clear_line(tmp_path, args, message):
+    _irregular_series_csv(tmp_path / "s.csv")
+    res = _cli("train", tmp_path / "s.csv", "-o", tmp_path / "m", *args)
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "m").exists()
+
+
+def test_read_series_names_the_first_bad_timestamp(tmp_path):
+    from deepad.data.series import read_series
+
+    df = pd.DataFrame({"timestamp": ["2024-01-01 00:00", "2024-01-01 00:05", "soon", "2024-01-01 00:15"],
+                       "v": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(ValueError, match=r"row 2: 'soon'"):
+        read_series(df)
+    ok = read_series(df.assign(timestamp=["2024-01-01", "2024-01-01 00:05", "2024-01-01 00:10", "2024-01-01 00:15"]))
+    assert len(ok) == 4  # mixed ISO formats parse

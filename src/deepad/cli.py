@@ -411,12 +411,27 @@ def train(
     seed: int = typer.Option(0, "--seed", help="Random seed (when the detector has random_state and --params does not set it)."),
     image_size: str = typer.Option(None, "--image-size", help="Images: resize every image to HxW (e.g. 64x64); "
                                                               "needed when the training images differ in size."),
+    timestamp_column: str = typer.Option(None, "--timestamp-column",
+                                         help="Time series: the timestamp column (default: one named timestamp/time/"
+                                              "datetime/date/ts, else the first column)."),
+    resample: str = typer.Option(None, "--resample", help="Time series: grid step, e.g. 5min or 1h (default: the "
+                                                          "median spacing of the timestamps); values are averaged "
+                                                          "per step."),
+    fill_limit: int = typer.Option(3, "--fill-limit", min=0,
+                                   help="Time series: fill gaps of at most this many steps by time interpolation; "
+                                        "longer gaps are left out, never invented."),
 ) -> None:
     """Learn what normal rows of DATA look like and save the model (preprocessing included) to OUTPUT.
 
     Column kinds are inferred (numeric, categorical, boolean, datetime; unique
     id-like columns are excluded and passed through by `deepad score`); see
     the printed schema and override it with --type / --exclude.
+
+    With a time-series detector (--detector ConformalKNN, GRUForecaster,
+    TCNAutoEncoder or RollingZScore) DATA is a series instead: a timestamp
+    column and numeric value columns, put on a regular grid (--resample,
+    --fill-limit) and learnt in time order; then `deepad stream` and
+    `deepad report` take the model.
     """
     import warnings
     from pathlib import Path
@@ -446,6 +461,25 @@ def train(
     cls = _detector_class(detector)
     kwargs = _detector_params(params, cls)
     fit_params = _tracking_callbacks(tensorboard, cls)
+    from deepad.cli_series import is_series_class, train_series
+
+    inner = _new_detector(cls, kwargs, seed)
+    series_only = [o for o, v in (("--timestamp-column", timestamp_column), ("--resample", resample),
+                                  ("--fill-limit", None if fill_limit == 3 else fill_limit)) if v is not None]
+    if is_series_class(inner):
+        table_only = [o for o, v in (("--type", types), ("--calibration-fraction", calibration_fraction or None),
+                                     ("--scaling", None if scaling == "standard" else scaling),
+                                     ("--image-size", image_size)) if v]
+        if table_only:
+            fail(f"{', '.join(table_only)} {'applies' if len(table_only) == 1 else 'apply'} to tables; {cls.__name__} reads a time series (it scales its own "
+                 f"inputs). Use --exclude, --timestamp-column, --resample or --fill-limit.")
+        return train_series(data, output, inner=inner, label_column=label_column, excluded=_split_names(exclude),
+                            timestamp=timestamp_column, resample=resample, fill_limit=fill_limit,
+                            contamination=contamination, method=method, fpr=fpr, pot_risk=pot_risk,
+                            default_rule=threshold is None and fpr is None, fit_params=fit_params)
+    if series_only:
+        fail(f"{', '.join(series_only)} {'applies' if len(series_only) == 1 else 'apply'} to time-series detectors (ConformalKNN, GRUForecaster, "
+             f"TCNAutoEncoder, RollingZScore); {cls.__name__} reads a table.")
     type_map = {}
     for item in _split_names(types):
         col, sep, kind = item.partition("=")
@@ -468,7 +502,6 @@ def train(
     df, df_cal, y = _calibration_split(df, y, calibration_fraction, seed)
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
-    inner = _new_detector(cls, kwargs, seed)
     model = TabularDetector(inner, schema=schema, scaling=None if scaling.lower() == "none" else scaling,
                             contamination=0.1 if contamination is None else contamination)
     use_labels = y is not None and cls._uses_labels
@@ -633,6 +666,10 @@ def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
         typer.echo("Columns:\n  " + model.schema_.summary().replace("\n", "\n  "))
     elif getattr(model, "_image_input", False):
         typer.echo(f"Trained on: {n_train:,} images of {'x'.join(map(str, model.image_shape_))} (C x H x W)")
+    elif getattr(model, "series_input_", None):
+        from deepad.cli_series import describe_series_input
+
+        typer.echo(f"Trained on: {describe_series_input(model.series_input_)}")
     else:
         typer.echo(f"Trained on: {n_train:,} rows x {model.n_features_in_} features")
     method = ", ".join(f"{k}={v}" for k, v in model.threshold_method_.items() if k not in ("method", "reason"))
@@ -781,6 +818,8 @@ def report(
                                           "precision-recall curves; never scored."),
     top: int = typer.Option(20, "--top", min=1, help="Top anomalies listed with their attributions."),
     refractory: int = typer.Option(0, min=0, help="Time series: points after an alert during which alarms are suppressed."),
+    rearm: int = typer.Option(0, min=0, help="Time series: after an alert, alerts re-arm once the score has been below "
+                                             "the threshold for this many points (one alert per incident); 0: off."),
     risk: float = typer.Option(1e-4, help="Time series: SPOT risk of the adaptive threshold."),
     png: str = typer.Option(None, "--png", help="Time series: also write the plot to this PNG file."),
 ) -> None:
@@ -816,7 +855,7 @@ def report(
     if is_series_detector(model):
         with _UserErrors(f"{data}: "):
             build_series_report(model, data, output, label_column=label_column, risk=risk, refractory=refractory,
-                                png=png, data_name=data, model_name=model_dir)
+                                rearm=rearm, png=png, data_name=data, model_name=model_dir)
         typer.echo(f"Wrote {output}")
         return
     with _UserErrors(f"{data}: "):

@@ -61,8 +61,15 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
         raise ValueError(f"timestamp column {timestamp!r} not found; columns are {list(df.columns)}.")
     try:
         times = pd.to_datetime(df[timestamp])
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"timestamp column {timestamp!r} cannot be parsed as dates: {exc}") from None
+    except (ValueError, TypeError):
+        try:
+            times = pd.to_datetime(df[timestamp], format="mixed")  # e.g. ISO dates with and without times
+        except (ValueError, TypeError):
+            times = None
+        if times is None or times.isna().any():  # name the first value that is not a date
+            bad = [i for i, v in enumerate(df[timestamp]) if _not_a_date(v)]
+            where = f" (row {bad[0]}: {df[timestamp].iloc[bad[0]]!r})" if bad else ""
+            raise ValueError(f"timestamp column {timestamp!r} cannot be parsed as dates{where}.") from None
     if times.isna().any():
         raise ValueError(f"timestamp column {timestamp!r} has {int(times.isna().sum())} missing or unparseable values "
                          f"(first at row {int(np.flatnonzero(times.isna().to_numpy())[0])}).")
@@ -86,6 +93,15 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
     return out
 
 
+def _not_a_date(value) -> bool:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return False  # reported as missing below
+    try:
+        return pd.isna(pd.to_datetime(value))
+    except (ValueError, TypeError, OverflowError):
+        return True
+
+
 def median_step(index: pd.DatetimeIndex) -> pd.Timedelta:
     """Median spacing of a sorted time index (robust to a few gaps and jitter)."""
     if len(index) < 2:
@@ -105,8 +121,8 @@ def regularize(series: pd.DataFrame, *, freq=None, limit: int = 3, drop_long_gap
     when the gap is at most ``limit`` steps (``limit=0``: no filling).  Bins in
     longer gaps stay NaN, and are dropped when ``drop_long_gaps`` (the
     default), so the result is finite.  The returned frame has the attribute
-    ``attrs["step"]`` (the step used) and ``attrs["imputed"]`` (count of
-    filled bins).
+    ``attrs["step"]`` (the step used), ``attrs["imputed"]`` (count of
+    filled bins) and ``attrs["dropped"]`` (bins dropped in long gaps).
     """
     if not isinstance(series.index, pd.DatetimeIndex):
         raise TypeError("series must be indexed by timestamps (use read_series).")
@@ -126,10 +142,14 @@ def regularize(series: pd.DataFrame, *, freq=None, limit: int = 3, drop_long_gap
     else:
         filled = binned
     imputed = int((empty & filled.notna().all(axis=1)).sum())
+    dropped = 0
     if drop_long_gaps:
+        n_bins = len(filled)
         filled = filled.dropna(how="any")
+        dropped = n_bins - len(filled)
     filled.attrs["step"] = str(step)
     filled.attrs["imputed"] = imputed
+    filled.attrs["dropped"] = dropped
     return filled
 
 

@@ -26,14 +26,14 @@ def is_series_detector(model) -> bool:
     return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
 
 
-def series_scores(model, values: np.ndarray, *, risk: float = 1e-4, refractory: int = 0, smoothing: int = 1,
-                  fixed_threshold: bool = False, batch: int = 512) -> pd.DataFrame:
+def series_scores(model, values: np.ndarray, *, risk: float = 1e-4, refractory: int = 0, rearm: int = 0,
+                  smoothing: int = 1, fixed_threshold: bool = False, batch: int = 512) -> pd.DataFrame:
     """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
     from deepad.stream import StreamScorer
 
     own = getattr(model, "_stream_threshold", "spot") == "fixed"  # a detector with its own calibrated threshold
     sc = StreamScorer(model, threshold="fixed" if fixed_threshold or own else "spot", risk=risk,
-                      refractory=refractory, smoothing=smoothing)
+                      refractory=refractory, rearm=rearm, smoothing=smoothing)
     parts = [sc.update(values[i:i + batch]) for i in range(0, values.shape[0], batch)]
     return pd.DataFrame({"score": np.concatenate([u.scores for u in parts]),
                          "threshold": np.concatenate([u.thresholds for u in parts]),
@@ -87,7 +87,7 @@ th,td{border:1px solid #ddd;padding:.3em .6em}th{background:#f4f4f4}.note{color:
 <ul>
 <li>Data: <code>{{ data_name }}</code>, {{ "{:,}".format(n_rows) }} rows from {{ start }} to {{ end }}, columns {{ columns|join(", ") }}.</li>
 <li>Model: {{ detector }}{% if model_name %}, <code>{{ model_name }}</code>{% endif %}; window {{ window }}.</li>
-<li>Threshold: {{ threshold_text }}; alerts suppressed for {{ refractory }} points after each alert.</li>
+<li>Threshold: {{ threshold_text }}; alerts suppressed for {{ refractory }} points after each alert{% if rearm %}, and until the score has been below the threshold for {{ rearm }} points{% endif %}.</li>
 <li><b>{{ n_alerts }}</b> alerts ({{ n_alarms }} rows above the threshold).{% if label_text %} {{ label_text }}{% endif %}</li>
 </ul>
 <img src="data:image/png;base64,{{ img }}" alt="The series with alerts, and the anomaly score with its threshold">
@@ -101,7 +101,7 @@ th,td{border:1px solid #ddd;padding:.3em .6em}th{background:#f4f4f4}.note{color:
 
 
 def build_series_report(model, data, path="report.html", *, label_column: str | None = None, risk: float = 1e-4,
-                        refractory: int = 0, smoothing: int = 1, fixed_threshold: bool = False,
+                        refractory: int = 0, rearm: int = 0, smoothing: int = 1, fixed_threshold: bool = False,
                         png: str | None = None, data_name: str | None = None, model_name: str | None = None) -> Path:
     """Write the time-series HTML report of fitted ``model`` on ``data`` (a CSV/Parquet path or DataFrame).
 
@@ -109,13 +109,15 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
     column found by name; rows sorted by time); the value columns are the
     model's training columns when it has names, else every numeric column
     except ``label_column``.  ``label_column`` (1 = anomaly) is plotted,
-    never scored.  ``png``: also write the figure to this file.
+    never scored.  ``png``: also write the figure to this file.  A model
+    trained by ``deepad train`` on a series (``series_input_``) gets the
+    same grid as in training: its timestamp column, step and gap filling.
     """
     import jinja2
     from sklearn.utils.validation import check_is_fitted
 
     import deepad
-    from deepad.data.series import read_series
+    from deepad.data.series import read_series, regularize
     from deepad.report.build import _write_atomic
     from deepad.report.plots import png_base64
 
@@ -123,7 +125,21 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
     path = Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"the report {path} must end in .html.")
-    frame = read_series(data)
+    grid = getattr(model, "series_input_", None) or {}
+    ts = grid.get("timestamp")
+    if ts is not None and isinstance(data, pd.DataFrame) and ts not in data.columns:
+        ts = None
+    elif ts is not None and not isinstance(data, pd.DataFrame):
+        from deepad.data.readers import table_columns
+
+        ts = ts if ts in table_columns(data) else None
+    frame = read_series(data, timestamp=ts)
+    if grid:
+        frame = regularize(frame, freq=grid["step"], limit=int(grid["fill_limit"]))
+        if label_column is not None and label_column in frame.columns:  # a step with any labelled row is labelled
+            frame[label_column] = (frame[label_column] > 0).astype(np.float64)
+        if len(frame) == 0:
+            raise ValueError(f"{data_name or 'the data'}: no rows left on the model's {grid['step']} grid.")
     labels = None
     if label_column is not None:
         if label_column not in frame.columns:
@@ -142,7 +158,7 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
                          f"({list(map(str, frame.columns))[:10]}); the model needs {model.n_features_in_}.")
     values = frame.to_numpy(dtype=np.float64)
     result = series_scores(model, values, risk=risk, refractory=refractory, smoothing=smoothing,
-                           fixed_threshold=fixed_threshold)
+                           rearm=rearm, fixed_threshold=fixed_threshold)
     data_name = data_name or (str(data) if not isinstance(data, pd.DataFrame) else "in-memory DataFrame")
     title = f"deepad time-series report: {type(model).__name__} on {data_name}"
     fig = series_figure(frame.index, values, list(frame.columns), result, labels, title=title)
@@ -160,10 +176,11 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
                version=deepad.__version__, data_name=data_name, n_rows=len(frame), start=str(frame.index[0]),
                end=str(frame.index[-1]), columns=list(map(str, frame.columns)), detector=type(model).__name__,
                model_name=model_name, window=getattr(model, "window", "-"),
-               threshold_text=(f"the model's own threshold {float(model.threshold_):.5g} ({model.threshold_method_})"
+               threshold_text=(f"the model's own threshold {float(model.threshold_):.5g} "
+                               f"({model.threshold_method_.get('reason') or model.threshold_method_})"
                                if fixed_threshold or getattr(model, "_stream_threshold", "spot") == "fixed" else
                                f"streaming peaks-over-threshold (SPOT), risk {risk:g}, adapted as the series arrives"),
-               refractory=refractory, n_alerts=int(hits.size), n_alarms=int(result["alarm"].sum()),
+               refractory=refractory, rearm=rearm, n_alerts=int(hits.size), n_alarms=int(result["alarm"].sum()),
                label_text=label_text, has_labels=labels is not None, img=png_base64(fig),
                alerts=[{"row": int(i), "time": str(frame.index[i]), "score": float(result["score"].iloc[i]),
                         "threshold": float(result["threshold"].iloc[i])} for i in hits[:200]])

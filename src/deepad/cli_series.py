@@ -1,0 +1,169 @@
+"""The time-series side of ``deepad train``: a CSV/Parquet series in, a stream-ready model out.
+
+:mod:`deepad.cli` dispatches here when the chosen detector scores rows as a
+time series (ConformalKNN, GRUForecaster, TCNAutoEncoder, RollingZScore).
+Why a separate path: a table pipeline would treat the timestamp as a
+feature and the rows as exchangeable, and would set the threshold as a
+quantile of in-sample scores.  A series model instead needs the rows in
+time order on a regular grid, the value columns by name (so ``deepad
+stream`` and ``deepad report`` read the same columns back), and -- for a
+detector with a calibrated threshold of its own, like ConformalKNN's
+conformal one -- that threshold kept.
+
+The grid is made with :func:`deepad.data.series.regularize`: the step is the
+median spacing of the timestamps (or ``--resample``), values are averaged
+per step, gaps of at most ``--fill-limit`` steps are filled by time
+interpolation, longer gaps are dropped (never invented).  What was done is
+printed, and saved with the model as ``series_input_`` so ``deepad report``
+regularises scoring data the same way.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import typer
+
+def is_series_class(inner) -> bool:
+    """Whether the (unfitted) detector ``inner`` scores rows as a time series."""
+    from deepad.report.series import is_series_detector
+
+    return is_series_detector(inner)
+
+
+def _value_columns(df: pd.DataFrame, data: str, timestamp: str, label_column: str | None, excluded: list[str]):
+    from deepad.cli import fail
+
+    missing = [c for c in excluded if c not in df.columns]
+    if missing:
+        fail(f"{data}: --exclude names columns it does not have: {missing}; its columns are {list(df.columns)[:20]}.")
+    values = [c for c in df.columns if c not in (timestamp, label_column) and c not in excluded]
+    if not values:
+        fail(f"{data}: no value columns besides the timestamp {timestamp!r}; its columns are {list(df.columns)[:20]}.")
+    bad = [c for c in values if not pd.api.types.is_numeric_dtype(df[c])]
+    if bad:
+        col = bad[0]
+        coerced = pd.to_numeric(df[col], errors="coerce")
+        rows = np.flatnonzero(coerced.isna().to_numpy() & df[col].notna().to_numpy())
+        where = f" (row {int(rows[0])}: {df[col].iloc[rows[0]]!r})" if len(rows) else ""
+        fail(f"{data}: value column(s) {bad} are not numeric{where}; a series model reads numeric columns only. "
+             f"Leave them out with --exclude {','.join(map(str, bad))}.")
+    return values
+
+
+def train_series(data: str, output: str, *, inner, label_column: str | None, excluded: list[str],
+                 timestamp: str | None, resample: str | None, fill_limit: int, contamination: float | None,
+                 method: str, fpr: float | None, pot_risk: float | None, default_rule: bool,
+                 fit_params: dict) -> None:
+    """``deepad train SERIES --detector ConformalKNN|GRUForecaster|...``: fit ``inner`` on the regularised series."""
+    import warnings
+
+    from deepad.cli import _UserErrors, _apply_threshold_rule, _quiet, _say, fail
+    from deepad.data import read_table
+    from deepad.data.preprocessing import boolean_values
+    from deepad.data.series import read_series, regularize
+
+    name = type(inner).__name__
+    own_threshold = getattr(inner, "_stream_threshold", "spot") == "fixed"
+    if own_threshold and method == "pot":
+        fail(f"{name} has a conformal threshold of its own (an alert is a point rarer than --contamination); "
+             "--threshold pot does not apply. Use --contamination or --fpr (the same thing for it).")
+    if resample is not None:
+        try:
+            if pd.Timedelta(pd.tseries.frequencies.to_offset(resample)) <= pd.Timedelta(0):
+                raise ValueError
+        except (ValueError, TypeError):
+            fail(f"--resample expects a positive fixed step such as 30s, 5min, 1h or 1D; got {resample!r}.")
+    with _UserErrors():
+        df = read_table(data)
+    _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns.")
+    if label_column is not None and label_column not in df.columns:
+        fail(f"{data} has no label column {label_column!r}; its columns are {list(df.columns)[:20]}.")
+    if timestamp is not None and timestamp not in df.columns:
+        fail(f"{data} has no timestamp column {timestamp!r}; its columns are {list(df.columns)[:20]}.")
+    with _UserErrors(f"{data}: "):
+        ts = timestamp or _default_timestamp(df)
+        values = _value_columns(df, data, ts, label_column, excluded)
+        frame = df[[ts, *values]].copy()
+        if label_column is not None:
+            frame["__label__"] = boolean_values(df[label_column], label_column).astype(np.float64)
+        series = read_series(frame, timestamp=ts, values=[*values, *(["__label__"] if label_column else [])])
+        grid = regularize(series, freq=resample, limit=fill_limit)
+    if len(grid) == 0:
+        fail(f"{data}: no rows left after resampling to {grid.attrs['step']} and dropping long gaps.")
+    y = None
+    if label_column is not None:
+        y = (grid.pop("__label__").to_numpy() > 0).astype(np.float64)
+    step, imputed, dropped = grid.attrs["step"], grid.attrs["imputed"], grid.attrs["dropped"]
+    merged = len(df) - len(series)
+    _say(f"Series: {len(grid):,} points from {grid.index[0]} to {grid.index[-1]} on a {_step_text(step)} grid "
+         f"({'given' if resample else 'the median spacing'}); value column(s): {', '.join(map(str, values))}.")
+    if merged or imputed or dropped:
+        _say(f"  {merged:,} rows sharing a timestamp averaged; {imputed:,} missing steps filled by interpolation "
+             f"(gaps of at most {fill_limit} steps); {dropped:,} steps in longer gaps left out.")
+    if contamination is not None or (own_threshold and fpr is not None):
+        inner.set_params(contamination=float(contamination if contamination is not None else fpr))
+    _say(f"Training {name} ...")
+    t0 = time.perf_counter()
+    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        model = inner.fit(grid[values], **fit_params)
+        if own_threshold:
+            rate = float(model.contamination)
+            model.threshold_method_ = {**model.threshold_method_, "reason": (
+                f"conformal: an alert is a point whose window is rarer than {rate:g} of the windows seen so far "
+                f"(false-alarm probability {rate:g} on normal data).")}
+        else:
+            _apply_threshold_rule(model, method, fpr, pot_risk, default=default_rule)
+    seconds = time.perf_counter() - t0
+    if "verbose" in model.get_params(deep=False):
+        model.set_params(verbose=False)  # progress bars were for this run only
+    model.series_input_ = {"timestamp": str(ts), "values": [str(v) for v in values], "step": step,
+                           "fill_limit": int(fill_limit), "resampled": bool(resample), "points": int(len(grid)),
+                           "start": str(grid.index[0]), "end": str(grid.index[-1]), "filled": int(imputed),
+                           "dropped": int(dropped)}
+    n_flag = int(model.labels_.sum())
+    typer.echo(f"Trained {name} on {len(grid):,} points x {len(values)} value column(s) in {seconds:.1f} s; "
+               f"threshold {model.threshold_:.4g} flags {n_flag:,} training points ({n_flag / len(grid):.2%}).")
+    _say(f"Threshold rule: {model.threshold_method_['reason']}")
+    if y is not None:
+        from sklearn.metrics import roc_auc_score
+
+        if len(np.unique(y)) == 2:
+            typer.echo(f"Training ROC-AUC against {label_column!r}: {roc_auc_score(y, model.decision_scores_):.4f} "
+                       "(in-sample; labels not used for training).")
+        else:
+            typer.echo(f"note: label column {label_column!r} has a single class; no ROC-AUC.")
+    with _UserErrors():
+        model.save(output)
+    typer.echo(f"Saved model to {output}")
+    if not _quiet():
+        typer.echo(f"Next: deepad stream {output} --refractory 16 --rearm 64 < new_points.csv   "
+                   f"(or deepad report {output} SERIES.csv -o report.html)", err=True)
+
+
+def describe_series_input(info: dict) -> str:
+    """One line on the series a model was trained on (``series_input_``), for ``deepad info``."""
+    return (f"{info['points']:,} points of {', '.join(info['values'])} on a {_step_text(info['step'])} grid, "
+            f"{info['start']} to {info['end']} (timestamp column {info['timestamp']!r}; {info['filled']:,} steps "
+            f"filled, {info['dropped']:,} in gaps longer than {info['fill_limit']} steps left out)")
+
+
+def _default_timestamp(df: pd.DataFrame) -> str:
+    """The timestamp column :func:`deepad.data.series.read_series` would pick: by name, else the first column."""
+    from deepad.data.series import _TIME_NAMES
+
+    lower = {str(c).lower(): c for c in df.columns}
+    return next((lower[n] for n in _TIME_NAMES if n in lower), df.columns[0])
+
+
+def _step_text(step: str) -> str:
+    td = pd.Timedelta(step)
+    secs = td.total_seconds()
+    for unit, size in (("day", 86400), ("hour", 3600), ("min", 60), ("s", 1)):
+        if secs >= size and secs % size == 0:
+            n = int(secs // size)
+            return f"{n} {unit}" + ("s" if unit in ("day", "hour") and n != 1 else "")
+    return str(td)
