@@ -410,8 +410,7 @@ def _irregular_series_csv(path, *, n=1500, spike=1300, shuffle=True):
     keep[400:402] = False  # 2 missing steps: filled
     keep[700:720] = False  # 20 missing steps: left out
     df = pd.concat([df[keep], df[keep].iloc[[5]]])  # one timestamp twice
-    if shuffle:
-        df = df.sample(frac=1.0, random_state=0)
+    df = df.sample(frac=1.0, random_state=0) if shuffle else df.sort_values("time", kind="stable")
     df.to_csv(path, index=False)
     return df
 
@@ -447,8 +446,10 @@ def test_cli_train_series_regularises_keeps_conformal_threshold_and_streams(tmp_
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == len(live)
-    hits = [i for i, r in enumerate(rows) if r["alert"]]
-    assert hits and any(450 <= i + 2 <= 460 for i in hits)  # file row i is step i + 2 (steps 400-401 missing)
+    hits = [pd.Timestamp(r["timestamp"]) for r in rows if r["alert"]]  # the model's timestamp column, passed through
+    spike = pd.Timestamp("2024-01-01") + 450 * pd.Timedelta("5min")
+    assert hits and any(spike <= t <= spike + pd.Timedelta("50min") for t in hits)
+    assert "2 missing step(s) are not filled" in out.stderr  # steps 400-401 are missing from the live file too
     rep = _cli("report", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "r.html", "-l", "is_anomaly",
                "--rearm", "64")
     assert rep.exit_code == 0, rep.output
@@ -494,3 +495,21 @@ def test_read_series_names_the_first_bad_timestamp(tmp_path):
         read_series(df)
     ok = read_series(df.assign(timestamp=["2024-01-01", "2024-01-01 00:05", "2024-01-01 00:10", "2024-01-01 00:15"]))
     assert len(ok) == 4  # mixed ISO formats parse
+
+
+def test_cli_stream_checks_the_trained_grid_clock(tmp_path):
+    _irregular_series_csv(tmp_path / "s.csv")
+    res = _cli("train", tmp_path / "s.csv", "-d", "ConformalKNN", "-o", tmp_path / "m", "-x", "host,is_anomaly",
+               "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}')
+    assert res.exit_code == 0, res.output
+    rows = ["time,cpu,mem"] + [f"2024-02-01 00:{5 * i:02d}:00,0.1,0.2" for i in range(6)]
+    gap = rows + ["2024-02-01 01:00:00,0.1,0.2"]  # 30 min after 00:25: 5 missing steps
+    cmd = [sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m")]
+    out = subprocess.run(cmd, input="\n".join(gap) + "\n", capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and len(out.stdout.splitlines()) == 7
+    assert "line 8: 0 days 00:35:00 since the previous row, about 7 steps" in out.stderr
+    back = rows + ["2024-02-01 00:10:00,0.1,0.2"]
+    out = subprocess.run(cmd, input="\n".join(back) + "\n", capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and len(out.stdout.splitlines()) == 6  # the rows before it were scored
+    assert "line 8: timestamp 2024-02-01 00:10:00 is before the previous row's" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -879,7 +879,8 @@ def stream(
                                              "threshold for this many points (one alert per incident); 0: off."),
     smoothing: int = typer.Option(1, min=1, help="Score = mean of the last N raw scores."),
     fixed_threshold: bool = typer.Option(False, "--fixed-threshold", help="Use the model's threshold_ instead of SPOT."),
-    timestamp: str = typer.Option("timestamp", help="Field passed through as the row's id (not scored)."),
+    timestamp: str = typer.Option(None, help="Field passed through as the row's id (not scored); default: the model's "
+                                             "timestamp column (deepad train on a series), else timestamp."),
     save_state: str = typer.Option(None, "--save-state", help="Directory to save the stream state to at end of input."),
 ) -> None:
     """Score JSON Lines or CSV rows from stdin as they arrive; write one JSON line per row to stdout.
@@ -909,6 +910,13 @@ def stream(
                                   risk=risk, refractory=refractory, rearm=rearm, smoothing=smoothing)
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
+    grid = getattr(scorer.detector, "series_input_", None)  # trained by `deepad train` on a series: check its clock
+    clock = None
+    if grid:
+        from deepad.cli_series import StreamClock
+
+        clock = StreamClock(grid)
+    timestamp = timestamp or (grid or {}).get("timestamp") or "timestamp"
     first = sys.stdin.readline()
     if not first:
         return
@@ -936,6 +944,10 @@ def stream(
             except json.JSONDecodeError as exc:
                 fail(f"line {line_no}: invalid JSON ({exc.msg}).")
             with _UserErrors(f"line {line_no}: "):
+                if clock is not None:
+                    gap = clock.check(record.get(timestamp), line_no)
+                    if gap and not _quiet():
+                        typer.echo(f"warning: {gap}", err=True)
                 u = scorer.update(values(record, line_no))
             score_ = float(u.scores[0])
             out = {"timestamp": record.get(timestamp),
