@@ -513,3 +513,22 @@ def test_cli_stream_checks_the_trained_grid_clock(tmp_path):
     assert out.returncode == 2 and len(out.stdout.splitlines()) == 6  # the rows before it were scored
     assert "line 8: timestamp 2024-02-01 00:10:00 is before the previous row's" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_cli_score_reads_a_series_on_the_models_grid(tmp_path):
+    _irregular_series_csv(tmp_path / "s.csv")
+    assert _cli("train", tmp_path / "s.csv", "-d", "ConformalKNN", "-o", tmp_path / "m", "-x", "host,is_anomaly",
+                "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}').exit_code == 0
+    _irregular_series_csv(tmp_path / "live.csv", n=600, spike=450)  # shuffled, with gaps and a repeated row
+    res = _cli("score", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "out.csv", "--rearm", "64")
+    assert res.exit_code == 0, res.output
+    out = pd.read_csv(tmp_path / "out.csv", parse_dates=["time"])
+    assert list(out.columns) == ["time", "score", "p_value", "threshold", "is_anomaly", "alert"]
+    assert len(out) == 600 and out["time"].is_monotonic_increasing  # sorted, the repeat averaged, 2 steps filled
+    assert (out["alert"] <= out["is_anomaly"]).all() and out["alert"].sum() < out["is_anomaly"].sum()
+    first = out.loc[out["alert"] == 1, "time"]
+    spike = pd.Timestamp("2024-01-01") + 450 * pd.Timedelta("5min")
+    assert ((first >= spike) & (first <= spike + pd.Timedelta("50min"))).any()
+    assert "--explain is for tables" in _cli("score", tmp_path / "m", tmp_path / "live.csv", "-o",
+                                             tmp_path / "o2.csv", "--explain").output
+    assert not (tmp_path / "o2.csv").exists()

@@ -557,8 +557,16 @@ def score(
                                       "that raised the score most (empty for other rows, so the cost grows with the "
                                       "flagged rows only). Off by default to keep the output's columns stable."),
     top: int = typer.Option(3, "--top", min=1, help="With --explain: columns listed per flagged row."),
+    refractory: int = typer.Option(0, min=0, help="Time series: points after an alert during which alerts are "
+                                                  "suppressed (the alert column)."),
+    rearm: int = typer.Option(0, min=0, help="Time series: after an alert, alerts re-arm once the score has been below "
+                                             "the threshold for this many points (the alert column); 0: off."),
 ) -> None:
     """Score DATA with a saved model; write its id columns plus score, p_value and is_anomaly to OUTPUT.
+
+    A model trained on a time series reads DATA as a series on its training
+    grid and writes one row per step: timestamp, score, p_value, threshold,
+    is_anomaly and alert (after --refractory / --rearm, as `deepad stream`).
 
     Rows are read and scored in chunks, so memory does not grow with the
     file.  Row numbers in error messages count data rows from 0 (the CSV
@@ -585,6 +593,15 @@ def score(
     with _UserErrors():
         output_format(output)
         model = deepad.load(model_dir)
+    if getattr(model, "series_input_", None):  # trained by `deepad train` on a series: score it as one
+        if explain:
+            fail("--explain is for tables; a series model's report shows what it alerted on (deepad report).")
+        from deepad.cli_series import score_series
+
+        return score_series(model, data, output, refractory=refractory, rearm=rearm)
+    if refractory or rearm:
+        fail("--refractory and --rearm apply to models trained on a time series (deepad train ... --detector "
+             "ConformalKNN); this model scores table rows independently.")
     with _UserErrors(f"{data}: "):
         summary = score_file(model, data, output, batch_size=batch_rows, progress=not _quiet(),
                              explain_top=top if explain else 0)

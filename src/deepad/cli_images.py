@@ -97,10 +97,10 @@ def score_images(model_dir: str, data: str, output: str) -> None:
 
     from deepad import thresholds as _thr
     from deepad.cli import _UserErrors
-    from deepad.pipeline import output_format
+    from deepad.pipeline import output_format, write_frame_atomic
 
     with _UserErrors():
-        fmt = output_format(output)
+        output_format(output)
     model = _load_image_model(model_dir)
     imgs = _read(data)
     t0 = time.perf_counter()
@@ -113,14 +113,7 @@ def score_images(model_dir: str, data: str, output: str) -> None:
     frame["score"] = scores
     frame["p_value"] = _thr.conformal_p_values(model._p_value_reference, scores)
     frame["is_anomaly"] = (scores > model.threshold_).astype(np.int64)
-    out = Path(output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_frame_atomic(frame, output)
     typer.echo(f"Scored {len(frame):,} images in {seconds:.1f} s: {int(frame['is_anomaly'].sum()):,} flagged as "
                f"anomalies (threshold {model.threshold_:.4g}). Wrote {output}")
 

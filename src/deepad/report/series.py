@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["is_series_detector", "series_scores", "series_figure", "build_series_report"]
+__all__ = ["is_series_detector", "read_model_series", "series_scores", "series_figure", "build_series_report"]
 
 _VALUE, _ALARM, _ALERT, _THRESHOLD, _LABEL = "#4C72B0", "#DD8452", "#C44E52", "#333333", "#55A868"
 
@@ -100,31 +100,19 @@ th,td{border:1px solid #ddd;padding:.3em .6em}th{background:#f4f4f4}.note{color:
 """
 
 
-def build_series_report(model, data, path="report.html", *, label_column: str | None = None, risk: float = 1e-4,
-                        refractory: int = 0, rearm: int = 0, smoothing: int = 1, fixed_threshold: bool = False,
-                        png: str | None = None, data_name: str | None = None, model_name: str | None = None) -> Path:
-    """Write the time-series HTML report of fitted ``model`` on ``data`` (a CSV/Parquet path or DataFrame).
+def read_model_series(model, data, *, label_column: str | None = None,
+                      data_name: str | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """``(values, labels)`` of series ``data`` as ``model`` reads it: its value columns, on its training grid.
 
-    ``data`` is read with :func:`deepad.data.series.read_series` (timestamp
-    column found by name; rows sorted by time); the value columns are the
-    model's training columns when it has names, else every numeric column
-    except ``label_column``.  ``label_column`` (1 = anomaly) is plotted,
-    never scored.  ``png``: also write the figure to this file.  A model
-    trained by ``deepad train`` on a series (``series_input_``) gets the
-    same grid as in training: its timestamp column, step and gap filling.
+    ``data`` is read with :func:`deepad.data.series.read_series` (rows sorted
+    by time); a model trained by ``deepad train`` on a series
+    (``series_input_``) gets its timestamp column, step and gap filling.  The
+    value columns are the model's training columns when it has names, else
+    every numeric column except ``label_column`` (1 = anomaly; returned
+    separately, never scored).
     """
-    import jinja2
-    from sklearn.utils.validation import check_is_fitted
-
-    import deepad
     from deepad.data.series import read_series, regularize
-    from deepad.report.build import _write_atomic
-    from deepad.report.plots import png_base64
 
-    check_is_fitted(model, "decision_scores_")
-    path = Path(path)
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"the report {path} must end in .html.")
     grid = getattr(model, "series_input_", None) or {}
     ts = grid.get("timestamp")
     if ts is not None and isinstance(data, pd.DataFrame) and ts not in data.columns:
@@ -156,6 +144,30 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
     if frame.shape[1] != model.n_features_in_:
         raise ValueError(f"{data_name or 'the data'} has {frame.shape[1]} value columns "
                          f"({list(map(str, frame.columns))[:10]}); the model needs {model.n_features_in_}.")
+    return frame, labels
+
+
+def build_series_report(model, data, path="report.html", *, label_column: str | None = None, risk: float = 1e-4,
+                        refractory: int = 0, rearm: int = 0, smoothing: int = 1, fixed_threshold: bool = False,
+                        png: str | None = None, data_name: str | None = None, model_name: str | None = None) -> Path:
+    """Write the time-series HTML report of fitted ``model`` on ``data`` (a CSV/Parquet path or DataFrame).
+
+    ``data`` is read as :func:`read_model_series` reads it; ``label_column``
+    (1 = anomaly) is plotted, never scored.  ``png``: also write the figure
+    to this file.
+    """
+    import jinja2
+    from sklearn.utils.validation import check_is_fitted
+
+    import deepad
+    from deepad.report.build import _write_atomic
+    from deepad.report.plots import png_base64
+
+    check_is_fitted(model, "decision_scores_")
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise ValueError(f"the report {path} must end in .html.")
+    frame, labels = read_model_series(model, data, label_column=label_column, data_name=data_name)
     values = frame.to_numpy(dtype=np.float64)
     result = series_scores(model, values, risk=risk, refractory=refractory, smoothing=smoothing,
                            rearm=rearm, fixed_threshold=fixed_threshold)
