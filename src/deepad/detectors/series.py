@@ -254,8 +254,15 @@ class ConformalKNN(BaseDetector):
         state["context"] = ctx[-(span - 1):] if span > 1 else ctx[:0]
 
     def _stream_scores(self, state: dict, X: np.ndarray) -> np.ndarray:
-        import bisect
+        return self._stream_conformal(state, self._stream_alphas(state, X))
 
+    def _stream_alphas(self, state: dict, X: np.ndarray) -> np.ndarray:
+        """Nonconformity of each row of ``X`` (its window's mean k-NN distance to the memory); the windows join the memory.
+
+        Separate from the calibration (:meth:`_stream_conformal`) because the
+        memory never depends on it: benchmarks replay other calibration rules
+        on these alphas (``benchmarks/nab_variants.py``).
+        """
         L, m, c, k, mem, excl, span = self._settings()
         Z = self._scaled(X)
         ctx = state["context"]
@@ -263,10 +270,9 @@ class ConformalKNN(BaseDetector):
             first = ctx[:1] if ctx.shape[0] else Z[:1]
             ctx = np.vstack([np.repeat(first, span - 1 - ctx.shape[0], axis=0), ctx])
         full = np.vstack([ctx, Z])
-        windows, alphas = state["windows"], state["alphas"]
-        srt = state["sorted"] if isinstance(state["sorted"], list) else np.asarray(state["sorted"]).tolist()
+        windows = state["windows"]
         pending = state["pending"] if isinstance(state["pending"], deque) else deque(np.asarray(state["pending"]))
-        wcount, wpos, acount, apos = (int(state[key]) for key in ("wcount", "wpos", "acount", "apos"))
+        wcount, wpos = int(state["wcount"]), int(state["wpos"])
         wsq = state.get("_wsq")
         if wsq is None:
             wsq = (windows * windows).sum(axis=1)
@@ -277,18 +283,10 @@ class ConformalKNN(BaseDetector):
             if n_mem:
                 d2 = wsq[:n_mem] - 2.0 * (windows[:n_mem] @ e) + float(e @ e)
                 kk = min(k, n_mem)
-                a = float(np.sqrt(np.maximum(np.partition(d2, kk - 1)[:kk], 0.0)).mean())
+                out[i] = float(np.sqrt(np.maximum(np.partition(d2, kk - 1)[:kk], 0.0)).mean())
             else:
-                a = 0.0
-            n_cal = len(srt)
-            ge = n_cal - bisect.bisect_left(srt, a)
-            out[i] = min(-np.log10((1.0 + ge) / (n_cal + 1.0)) / 10.0, 1.0)
-            # continual learning: the alpha joins the calibration set, the window the memory (after `exclusion`)
-            if acount >= mem:
-                del srt[bisect.bisect_left(srt, alphas[apos])]
-            bisect.insort(srt, a)
-            alphas[apos] = a
-            apos, acount = (apos + 1) % mem, acount + 1
+                out[i] = 0.0
+            # continual learning: the window joins the memory once it no longer overlaps the query (`exclusion`)
             pending.append(e)
             if len(pending) > excl:
                 w_old = pending.popleft()
@@ -297,8 +295,29 @@ class ConformalKNN(BaseDetector):
                 wpos, wcount = (wpos + 1) % mem, wcount + 1
         state["context"] = full[-(span - 1):] if span > 1 else Z[:0]
         i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-        state.update(pending=pending, sorted=srt, wcount=i64(wcount), wpos=i64(wpos), acount=i64(acount),
-                     apos=i64(apos), _wsq=wsq)
+        state.update(pending=pending, wcount=i64(wcount), wpos=i64(wpos), _wsq=wsq)
+        return out
+
+    def _stream_conformal(self, state: dict, alphas_new: np.ndarray) -> np.ndarray:
+        """Unit score of each alpha: ``-log10`` of its conformal p-value among the last ``memory`` alphas / 10; then it joins them."""
+        import bisect
+
+        mem = self._settings()[4]
+        alphas = state["alphas"]
+        srt = state["sorted"] if isinstance(state["sorted"], list) else np.asarray(state["sorted"]).tolist()
+        acount, apos = int(state["acount"]), int(state["apos"])
+        out = np.empty(len(alphas_new))
+        for i, a in enumerate(alphas_new.tolist()):
+            n_cal = len(srt)
+            ge = n_cal - bisect.bisect_left(srt, a)
+            out[i] = min(-np.log10((1.0 + ge) / (n_cal + 1.0)) / 10.0, 1.0)
+            if acount >= mem:
+                del srt[bisect.bisect_left(srt, alphas[apos])]
+            bisect.insort(srt, a)
+            alphas[apos] = a
+            apos, acount = (apos + 1) % mem, acount + 1
+        i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
+        state.update(sorted=srt, acount=i64(acount), apos=i64(apos))
         return out
 
 
