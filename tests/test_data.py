@@ -102,6 +102,9 @@ def test_reader_errors_name_the_file(tmp_path):
     (tmp_path / "ragged.csv").write_text("a,b\n1,2\n3,4,5\n")
     with pytest.raises(DataReadError, match=r"ragged\.csv: cannot read as CSV: .*Expected 2 columns, got 3"):
         read_table(tmp_path / "ragged.csv")
+    (tmp_path / "dup.csv").write_text("a,b,a\n1,2,3\n")
+    with pytest.raises(DataReadError, match=r"dup\.csv has duplicate column names: \['a'\] \('a' is column 1 and 3\)"):
+        read_table(tmp_path / "dup.csv")
     (tmp_path / "data.xlsx").write_text("x")
     with pytest.raises(DataReadError, match=r"data\.xlsx: cannot tell the format"):
         read_table(tmp_path / "data.xlsx")
@@ -114,6 +117,39 @@ def test_reader_errors_name_the_file(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(DataReadError, match=r"obj\.npy holds Python objects"):
         read_table(tmp_path / "obj.npy")
+
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|"])
+def test_csv_delimiter_is_sniffed_from_the_header(tmp_path, sep):
+    import gzip
+
+    df = pd.DataFrame({"amount": [1.5, 2.25, 3.0, 4.75], "city": ["Köln", "Paris", "Rome", "Oslo"],
+                       "n": [1, 2, 3, 4]})
+    text = df.to_csv(index=False, sep=sep)
+    (tmp_path / "x.csv").write_text(text, encoding="utf-8")
+    pd.testing.assert_frame_equal(read_table(tmp_path / "x.csv"), read_table(df))
+    assert table_columns(tmp_path / "x.csv") == ["amount", "city", "n"]
+    assert len(pd.concat(iter_batches(tmp_path / "x.csv", batch_size=3))) == 4
+    (tmp_path / "x.csv.gz").write_bytes(gzip.compress(text.encode()))
+    assert list(read_table(tmp_path / "x.csv.gz").columns) == ["amount", "city", "n"]
+
+
+def test_csv_delimiter_keeps_commas_when_unsure(tmp_path):
+    (tmp_path / "one.csv").write_text("value\n1\n2\n")  # a single column: nothing to sniff
+    assert list(read_table(tmp_path / "one.csv").columns) == ["value"]
+    (tmp_path / "mixed.csv").write_text("a;b\n1;2\n3\n4;5\n")  # not every line agrees: stays ","
+    assert list(read_table(tmp_path / "mixed.csv").columns) == ["a;b"]
+    (tmp_path / "text.csv").write_text("a,note\n1,x;y\n2,z;w\n")  # a comma header wins over ';' in values
+    assert read_table(tmp_path / "text.csv")["note"].tolist() == ["x;y", "z;w"]
+
+
+def test_csv_that_is_not_utf8_names_column_and_row(tmp_path):
+    (tmp_path / "l1.csv").write_bytes("a,city\n1,Paris\n2,Orl\xe9ans\n".encode("latin-1"))
+    with pytest.raises(DataReadError, match=r"l1\.csv: column 'city' is not UTF-8 text \(row 1: b'Orl\\xe9ans'"):
+        read_table(tmp_path / "l1.csv")
+    with pytest.raises(DataReadError, match=r"column 'city' is not UTF-8"):
+        list(iter_batches(tmp_path / "l1.csv"))
 
 
 # --------------------------------------------------------------------------- schema

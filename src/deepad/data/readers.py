@@ -138,12 +138,61 @@ def _slices(df: pd.DataFrame, batch_size: int) -> Iterator[pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------- CSV
-def _csv_options(fmt: str, columns: Sequence[str] | None, text_columns: Iterable[str] | None, block_size: int | None):
+_DELIMITERS = (",", ";", "\t", "|")
+
+
+def csv_delimiter(path: Path, fmt: str = "csv") -> str:
+    """The field delimiter of a CSV file: ``,`` unless its header line has none and another is clearly used.
+
+    Why: spreadsheets in many locales export ``;``-separated "CSV"; read with
+    ``,`` the whole header becomes one column and the error that follows
+    names no real problem.  Only the header line and a sample of lines are
+    looked at, and a delimiter counts only if every sampled line has the
+    header's number of it.
+    """
+    if fmt == "tsv":
+        return "\t"
+    import pyarrow as pa
+
+    with pa.input_stream(str(path), compression="detect") as fh:  # .csv.gz and friends too
+        sample = fh.read(1 << 16)
+    lines = sample.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+    if not lines or "," in lines[0]:
+        return ","
+    truncated = len(sample) == 1 << 16  # the last sampled line may be cut short
+    body = [line for line in lines[1:-1 if truncated else None] if line.strip()][:50]
+    for sep in _DELIMITERS[1:]:
+        k = lines[0].count(sep)
+        if k and all(line.count(sep) == k for line in body):
+            return sep
+    return ","
+
+
+def _check_text(table, path: Path):
+    """Arrow reads invalid UTF-8 as binary; name the column and row instead of failing later in pandas."""
+    import pyarrow as pa
+
+    for name, col in zip(table.column_names, table.columns):
+        if pa.types.is_binary(col.type) or pa.types.is_large_binary(col.type):
+            for i, value in enumerate(col.to_pylist()):
+                if value is None:
+                    continue
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataReadError(
+                        f"{path}: column {name!r} is not UTF-8 text (row {i}: {value[:40]!r}, byte "
+                        f"{value[exc.start]:#04x}); save the file as UTF-8, e.g. iconv -f latin1 -t utf-8.") from None
+    return table
+
+
+def _csv_options(fmt: str, columns: Sequence[str] | None, text_columns: Iterable[str] | None, block_size: int | None,
+                 delimiter: str = ","):
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     read = pcsv.ReadOptions(block_size=block_size) if block_size else pcsv.ReadOptions()
-    parse = pcsv.ParseOptions(delimiter="\t" if fmt == "tsv" else ",")
+    parse = pcsv.ParseOptions(delimiter="\t" if fmt == "tsv" else delimiter)
     convert = pcsv.ConvertOptions(
         include_columns=list(columns) if columns is not None else None,
         column_types={c: pa.string() for c in (text_columns or ())},
@@ -163,12 +212,12 @@ def _read_csv(path: Path, fmt: str, columns, text_columns) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    read, parse, convert = _csv_options(fmt, columns, text_columns, None)
+    read, parse, convert = _csv_options(fmt, columns, text_columns, None, csv_delimiter(path, fmt))
     try:
         table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError, pa.ArrowTypeError) as exc:
         raise _arrow_error(path, fmt.upper(), exc) from None
-    return _arrow_to_pandas(table)
+    return _arrow_to_pandas(_check_text(table, path))
 
 
 def _iter_csv(path: Path, fmt: str, batch_size: int, columns, text_columns) -> Iterator[pd.DataFrame]:
@@ -177,7 +226,7 @@ def _iter_csv(path: Path, fmt: str, batch_size: int, columns, text_columns) -> I
 
     # Arrow's streaming reader yields one record batch per block and reads about 32 blocks ahead,
     # so the block size bounds the read-ahead memory: 1 MiB blocks -> ~35 MiB (4 MiB blocks: ~150 MiB).
-    read, parse, convert = _csv_options(fmt, columns, text_columns, 1 << 20)
+    read, parse, convert = _csv_options(fmt, columns, text_columns, 1 << 20, csv_delimiter(path, fmt))
     try:
         reader = pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError, pa.ArrowTypeError) as exc:
@@ -195,11 +244,11 @@ def _iter_csv(path: Path, fmt: str, batch_size: int, columns, text_columns) -> I
         n_pending += batch.num_rows
         while n_pending >= batch_size:
             table = pa.Table.from_batches(pending)
-            yield _arrow_to_pandas(table.slice(0, batch_size))
+            yield _arrow_to_pandas(_check_text(table.slice(0, batch_size), path))
             rest = table.slice(batch_size)
             pending, n_pending = rest.to_batches(), rest.num_rows
     if n_pending:
-        yield _arrow_to_pandas(pa.Table.from_batches(pending))
+        yield _arrow_to_pandas(_check_text(pa.Table.from_batches(pending), path))
 
 
 # --------------------------------------------------------------------------- other formats
@@ -298,6 +347,11 @@ def _check_rows(df: pd.DataFrame, path) -> pd.DataFrame:
         raise DataReadError(f"{path} has no columns.")
     if len(df) == 0:
         raise DataReadError(f"{path} has a header but no data rows.")
+    if df.columns.has_duplicates:
+        dup = df.columns[df.columns.duplicated()].unique().tolist()
+        where = [j + 1 for j, c in enumerate(df.columns) if c == dup[0]]
+        raise DataReadError(f"{path} has duplicate column names: {dup[:10]} ({dup[0]!r} is column "
+                            f"{' and '.join(map(str, where))}); rename them so each column is unambiguous.")
     return df
 
 
@@ -392,7 +446,7 @@ def table_columns(source: Any) -> list[str]:
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        read, parse, _ = _csv_options(fmt, None, None, 1 << 16)
+        read, parse, _ = _csv_options(fmt, None, None, 1 << 16, csv_delimiter(path, fmt))
         # Everything as text: the header is all we need, and no type can fail to convert.
         read = pcsv.ReadOptions(block_size=1 << 16)
         try:

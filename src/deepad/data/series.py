@@ -20,7 +20,6 @@ regular grid, so irregular sampling and gaps are handled explicitly:
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -42,16 +41,9 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
     if isinstance(source, pd.DataFrame):
         df = source.copy()
     else:
-        path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist.")
-        suffix = path.suffix.lower()
-        if suffix in (".parquet", ".pq"):
-            df = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt", ".gz"):
-            df = pd.read_csv(path)
-        else:
-            raise ValueError(f"{path}: unsupported file type {suffix!r}; use CSV or Parquet.")
+        from deepad.data.readers import read_table
+
+        df = read_table(source)  # CSV (any common delimiter), Parquet, JSON Lines; errors name the file
     if df.shape[1] < 2:
         raise ValueError(f"a time series needs a timestamp column and at least one value column; got columns {list(df.columns)}.")
     if timestamp is None:
