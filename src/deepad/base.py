@@ -247,8 +247,17 @@ class BaseDetector(BaseEstimator):
         return validate_X(X, n_features=self.n_features_in_, feature_names=names, who=type(self).__name__)
 
     def decision_function(self, X) -> np.ndarray:
-        """Anomaly score of each row; higher means more anomalous."""
-        return np.asarray(self._score(self._validate_for_scoring(X)), dtype=np.float64)
+        """Anomaly score of each row; higher means more anomalous.
+
+        Inputs are checked to be finite, so a score that is not a number can
+        only come from arithmetic overflowing on values far outside anything
+        seen in training (e.g. 1e308 in a column whose spread is 1): such a
+        row gets ``+inf``, the most anomalous score, never a NaN that every
+        threshold comparison would call normal.
+        """
+        scores = np.array(self._score(self._validate_for_scoring(X)), dtype=np.float64)
+        scores[np.isnan(scores)] = np.inf
+        return scores
 
     def score_samples(self, X) -> np.ndarray:
         """scikit-learn's sign convention (higher = more normal): ``-decision_function(X)``."""
