@@ -406,3 +406,26 @@ def test_a_value_never_seen_in_a_constant_feature_is_flagged(name):
     s_wobble, s_novel = det.decision_function(np.vstack([wobble, novel]))
     assert s_novel > s_wobble
     assert s_novel > det.decision_scores_.max()
+
+
+def test_a_value_that_overflows_scores_inf_and_is_flagged():
+    """1e308 in a column whose spread is ~1 overflows inside DEFAULT (it used to score NaN, i.e. 'normal')."""
+    from deepad.detectors import DEFAULT
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"a": rng.normal(size=500), "b": rng.normal(size=500), "c": rng.choice(list("xyz"), 500)})
+    model = TabularDetector(DEFAULT(), contamination=0.05).fit(train)
+    probe = train.iloc[:4].copy()
+    probe.loc[3, "b"] = 1e308
+    scores = model.decision_function(probe)
+    assert scores[3] == np.inf and np.isfinite(scores[:3]).all()
+    assert model.predict(probe)[3] == 1 and model.p_values(probe)[3] == model.p_values(probe).min()
+
+
+def test_nested_columns_are_named_and_can_be_excluded(tmp_path):
+    df = pd.DataFrame({"a": np.arange(40.0), "tags": [[1, 2]] * 40})
+    df.to_parquet(tmp_path / "nested.parquet")
+    frame = read_table(tmp_path / "nested.parquet")
+    with pytest.raises(DataValidationError, match=r"column 'tags' holds nested values .*--exclude tags"):
+        infer_schema(frame)
+    assert infer_schema(frame, exclude=["tags"]).feature_columns == ["a"]

@@ -384,7 +384,7 @@ def read_table(source: Any, *, columns: Sequence[str] | None = None,
         except ValueError as exc:
             if isinstance(exc, DataReadError):
                 raise
-            raise DataReadError(f"{path}: {exc}") from None
+            raise DataReadError(str(exc) if str(exc).startswith(str(path)) else f"{path}: {exc}") from None
     return _check_rows(df, path)
 
 

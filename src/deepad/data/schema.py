@@ -236,6 +236,12 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
     nonnull = s.dropna()
     if nonnull.empty:
         return {**entry, "kind": "excluded", "reason": "no values in the training data"}
+    if s.dtype == object:  # lists, arrays, dicts (Parquet/JSON nested columns) are not one value per cell
+        nested = next((v for v in nonnull.iloc[:100] if isinstance(v, (list, tuple, dict, set, np.ndarray))), None)
+        if nested is not None:
+            raise DataValidationError(f"column {name!r} holds nested values ({type(nested).__name__}s such as "
+                                      f"{str(nested)[:40]}), not one value per row; exclude it (CLI: --exclude "
+                                      f"{name}) or flatten it into columns.", column=name)
     unique_per_row = len(nonnull) == n and n > 1 and nonnull.nunique() == n
     if pd.api.types.is_bool_dtype(s.dtype):
         return {**entry, "kind": "boolean", "reason": "bool column"}
