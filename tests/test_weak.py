@@ -78,6 +78,10 @@ def test_bad_labels_rejected_with_row(name, weak_data):
         make(name).fit(X_train, bad)
     with pytest.raises(ValueError, match=rf"y has {len(labels) - 1} entries but X has {len(labels)} rows"):
         make(name).fit(X_train, labels[:-1])
+    text = labels.astype(object)
+    text[7] = "fraud"
+    with pytest.raises(ValueError, match=r"row 7 holds 'fraud', not a number"):
+        make(name).fit(X_train, text)
 
 
 @pytest.mark.parametrize("name", sorted(WEAK))

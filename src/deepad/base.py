@@ -110,7 +110,13 @@ def validate_X(X: Any, *, name: str = "X", min_samples: int = 1, n_features: int
 
 def validate_labels(y: Any, n_samples: int) -> np.ndarray:
     """Weak-supervision labels: 1 = known anomaly, 0 = known normal, -1 or NaN = unlabelled."""
-    arr = np.asarray(y, dtype=np.float64).ravel()
+    raw = np.asarray(y, dtype=object).ravel()
+    try:
+        arr = np.asarray(y, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        r = next(i for i, v in enumerate(raw) if not _is_number(v))
+        raise ValueError(f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds "
+                         f"{raw[r]!r}, not a number.") from None
     if arr.shape[0] != n_samples:
         raise ValueError(f"y has {arr.shape[0]} entries but X has {n_samples} rows.")
     arr = np.where(np.isnan(arr), -1.0, arr)
@@ -119,6 +125,14 @@ def validate_labels(y: Any, n_samples: int) -> np.ndarray:
         r = int(np.flatnonzero(bad)[0])
         raise ValueError(f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds {float(arr[r]):g}.")
     return arr.astype(np.int64)
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def check_int_param(value: Any, name: str, low: int = 1) -> int:
