@@ -341,8 +341,8 @@ class ImagePreprocessor:
                 if self.target_size is None:
                     who = names[i] if names is not None else f"image {i}"
                     raise ValueError(f"{who} is {a.shape[0]}x{a.shape[1]} but the images are {size[0]}x{size[1]}; "
-                                     "images of different sizes need a target size (ImagePreprocessor(target_size="
-                                     "(H, W)) or deepad train --image-size H W).")
+                                     f"images of different sizes need a target size (ImagePreprocessor(target_size="
+                                     f"({size[0]}, {size[1]})) or deepad train --image-size {size[0]}x{size[1]}).")
                 a = _resize(a, size)
             if self.channels_ == 1 and a.shape[2] == 3:
                 a = (a @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
