@@ -142,6 +142,7 @@ def test_cli_tune(tmp_path):
     assert res.exit_code == 0, res.output
     assert "Best parameters" in res.output and "n_neighbors" in res.output
     model = deepad.load(out)
+    assert len(model.decision_scores_) == len(df) and "refitted on all 160 rows" in res.output  # validation rows too
     scores = model.decision_function(df.drop(columns=["label"]))
     assert scores[:12].min() > np.median(scores[12:])
     # unlabelled path (synthetic injection)

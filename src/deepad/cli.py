@@ -1027,13 +1027,14 @@ def tune_cmd(
     with _UserErrors():
         df = read_table(data)
     _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns.")
-    X_val = y_val = None
+    X_val = y_val = df_all = None
     if label_column is not None:
         if label_column not in df.columns:
             fail(f"{data} has no label column {label_column!r}; its columns are {list(df.columns)[:20]}.")
         with _UserErrors(f"{data}: label "):
             y = boolean_values(df[label_column], label_column)
         df = df.drop(columns=[label_column])
+        df_all = df  # the final model learns from every row, as `deepad train` would
         known = np.flatnonzero(~np.isnan(y))
         if len(np.unique(y[known])) != 2:
             fail(f"label column {label_column!r} needs both normal (0) and anomalous (1) rows.")
@@ -1053,7 +1054,7 @@ def tune_cmd(
         with _UserErrors(f"{data}: "), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             result = tune(template, df, search_space=search_space, X_val=X_val, y_val=y_val, n_trials=trials,
-                          timeout=timeout, random_state=seed, metric=metric)
+                          timeout=timeout, random_state=seed, metric=metric, refit_on=df_all)
     except typer.Exit:
         raise
     except RuntimeError as exc:  # no trial finished: every setting failed on this data
@@ -1063,7 +1064,8 @@ def tune_cmd(
     typer.echo(f"Best parameters: {json.dumps(result.best_params, default=str)}")
     with _UserErrors():
         result.save(output)
-    typer.echo(f"Saved model (refitted on {len(df):,} rows) to {output}")
+    n_refit = len(df if df_all is None else df_all)
+    typer.echo(f"Saved model (the best parameters refitted on all {n_refit:,} rows) to {output}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

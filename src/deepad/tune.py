@@ -310,7 +310,7 @@ def _as_data(X, name: str):
 
 def tune(detector, X, *, search_space: Mapping | None = None, X_val=None, y_val=None, n_trials: int = 20,
          timeout: float | None = None, random_state: int = 0, metric: str = "roc_auc",
-         holdout_fraction: float = 0.3, refit: bool = True) -> TuneResult:
+         holdout_fraction: float = 0.3, refit: bool = True, refit_on=None) -> TuneResult:
     """Search ``detector``'s hyper-parameters with Optuna's seeded TPE sampler and refit the best on ``X``.
 
     Parameters
@@ -340,6 +340,9 @@ def tune(detector, X, *, search_space: Mapping | None = None, X_val=None, y_val=
         share of ``X`` held out for the synthetic objective.
     refit:
         refit the best configuration on all of ``X`` (``TuneResult.model``).
+    refit_on:
+        refit on this data instead of ``X``: e.g. ``X`` plus the validation
+        rows, once they have done their job of choosing the parameters.
     """
     try:
         import optuna
@@ -422,7 +425,7 @@ def tune(detector, X, *, search_space: Mapping | None = None, X_val=None, y_val=
     model = None
     if refit:
         model = _configure(template, best_params, seed)
-        model.fit(X)
+        model.fit(X if refit_on is None else refit_on)
     return TuneResult(best_params=best_params, best_value=float(best.value), trials=study.trials_dataframe(),
                       model=model, objective=objective_name, metric=metric,
                       extra={"n_complete": len(done), "n_trials": len(study.trials)})
