@@ -419,3 +419,96 @@ def test_openapi_fuzzing_finds_no_server_errors(base):
     # the generated valid bodies really were scored, and the invalid ones refused
     assert 200 in statuses[("positive", "POST /v1/score")], statuses
     assert 422 in statuses[("negative", "POST /v1/score")], statuses
+
+
+# --------------------------------------------------------------------------- live streams for series models
+@pytest.fixture(scope="module")
+def series_model(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    from deepad.cli import app as cli
+
+    root = tmp_path_factory.mktemp("serve_series")
+    rng = np.random.default_rng(0)
+    t = pd.date_range("2024-01-01", periods=1400, freq="5min")
+    v = np.sin(np.arange(1400) * 2 * np.pi / 144) + 0.05 * rng.normal(size=1400)
+    v[1250:1255] += 3.0
+    pd.DataFrame({"time": t[:1000], "cpu": v[:1000]}).to_csv(root / "hist.csv", index=False)
+    res = CliRunner().invoke(cli, ["train", str(root / "hist.csv"), "-d", "ConformalKNN", "-o", str(root / "cpu"),
+                                   "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}'])
+    assert res.exit_code == 0, res.output
+    live = [{"time": str(a), "cpu": float(b)} for a, b in zip(t[1000:], v[1000:])]
+    return {"dir": root / "cpu", "model": deepad.load(root / "cpu"), "live": live, "values": v[1000:]}
+
+
+def test_stream_endpoint_keeps_history_across_requests(series_model):
+    from deepad.stream import StreamScorer
+
+    live = series_model["live"]
+    expected = StreamScorer(series_model["model"], threshold="fixed").update(series_model["values"].reshape(-1, 1))
+    with running(create_app(series_model["dir"], reload_interval=0)) as url, httpx.Client(base_url=url) as c:
+        got = []
+        for start, stop in ((0, 1), (1, 150), (150, 400)):  # one point, then batches: the history carries over
+            r = c.post("/v1/models/cpu/stream", json=live[start:stop])
+            assert r.status_code == 200, r.text
+            got += r.json()["results"]
+        assert r.json()["n_seen"] == 400 and got[0]["timestamp"] == live[0]["time"]  # the timestamp comes back
+        np.testing.assert_allclose([g["score"] for g in got], expected.scores)
+        assert [g["alert"] for g in got] == expected.alerts.tolist() and any(g["alert"] for g in got[250:256])
+        # out of order: 422 naming row and field; nothing of that request is scored
+        r = c.post("/v1/models/cpu/stream", json=[live[10]])
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 0, "time"]
+        assert "rows must arrive in time order" in r.json()["detail"][0]["msg"]
+        assert c.post("/v1/models/cpu/stream", json=[{"time": "2030-01-01 00:00:00", "cpu": 0.0}]).json()["n_seen"] == 401
+        # reset: back to the training state, with alert suppression
+        r = c.post("/v1/models/cpu/stream/reset", params={"refractory": 16, "rearm": 64})
+        assert r.status_code == 200 and r.json()["rearm"] == 64
+        r = c.post("/v1/models/cpu/stream", json=live[:400])
+        assert r.json()["n_seen"] == 400 and r.json()["rearm"] == 64
+        assert sum(g["alert"] for g in r.json()["results"]) <= sum(expected.alerts)
+        # /score says what it did with a series
+        assert "use .../stream" in c.post("/v1/models/cpu/score", json=live[:3]).json()["notes"][0]
+
+
+def test_stream_restarts_on_hot_reload(series_model, tmp_path):
+    shutil.copytree(series_model["dir"], tmp_path / "cpu")
+    with running(create_app(tmp_path / "cpu", reload_interval=0)) as url, httpx.Client(base_url=url) as c:
+        assert c.post("/v1/models/cpu/stream", json=series_model["live"][:50]).json()["n_seen"] == 50
+        newer = deepad.load(tmp_path / "cpu")
+        newer.threshold_ = 0.25
+        newer.save(tmp_path / "cpu")
+        assert c.post("/v1/models/cpu/reload").json()["reloaded"]
+        r = c.post("/v1/models/cpu/stream", json=series_model["live"][:5]).json()
+        assert r["n_seen"] == 5 and "stream restarted" in r["notes"][0] and r["results"][0]["threshold"] == 0.25
+
+
+def test_stream_endpoint_refuses_without_one_process_and_for_tables(series_model, models):
+    with running(create_app(series_model["dir"], reload_interval=0, streams=False)) as url:
+        r = httpx.post(f"{url}/v1/models/cpu/stream", json=series_model["live"][:2])
+        assert r.status_code == 409 and "--workers 1" in r.json()["detail"]
+    with running(create_app(models["dir"], reload_interval=0)) as url:
+        assert httpx.post(f"{url}/v1/models/fraud/stream", json=[{}]).status_code == 404  # no stream for a table
+
+
+def test_stream_openapi_fuzzing_finds_no_server_errors(series_model):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+    with running(create_app(series_model["dir"], reload_interval=0)) as url:
+        schema = schemathesis.openapi.from_url(f"{url}/openapi.json")
+        ops = [r.ok() for r in schema.get_all_operations() if "/stream" in r.ok().path]
+        assert {op.path for op in ops} == {"/v1/models/cpu/stream", "/v1/models/cpu/stream/reset"}
+        codes = []
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+            for op in ops:
+                @given(case=op.as_strategy(generation_mode=mode))
+                @settings(max_examples=15, deadline=None, database=None, derandomize=True,
+                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+                def check(case):
+                    codes.append(case.call_and_validate(
+                        checks=[not_a_server_error, response_schema_conformance, status_code_conformance]).status_code)
+
+                check()
+        assert codes and all(c < 500 for c in codes) and 200 in codes and 422 in codes

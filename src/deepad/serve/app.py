@@ -11,6 +11,12 @@ Endpoints (``{name}`` is a served model; see ``docs/serving.md``):
     the training scores) and ``is_anomaly`` (score above the model's
     threshold), plus ``ids`` when the model has id columns and the request
     sends them.
+``POST /v1/models/{name}/stream``, ``POST /v1/models/{name}/stream/reset``
+    Time-series models only: feed JSON records, in time order, to the
+    model's live stream (the history carries over between requests); the
+    answer per row is ``score``, ``threshold``, ``alarm`` and ``alert``, as
+    ``deepad stream`` prints them.  ``reset`` restarts it (``?refractory=``,
+    ``?rearm=``).  See :mod:`deepad.serve.streams`.
 ``GET /v1/models/{name}``, ``GET /v1/models``
     Detector, parameters, input schema, threshold, versions.
 ``POST /v1/models/{name}/reload``
@@ -111,6 +117,34 @@ class ScoreResponse(BaseModel):
     results: list[ScoreResult]
     notes: list[str] = []
     explanation_method: str | None = None
+
+
+class StreamResult(BaseModel):
+    timestamp: str | int | None = None
+    score: float | None
+    threshold: float | None
+    alarm: bool
+    alert: bool
+
+
+class StreamResponse(BaseModel):
+    model: str
+    version: str
+    n: int
+    n_seen: int
+    n_alerts: int
+    refractory: int
+    rearm: int
+    results: list[StreamResult]
+    notes: list[str] = []
+
+
+class StreamResetResponse(BaseModel):
+    model: str
+    version: str
+    reset: bool
+    refractory: int
+    rearm: int
 
 
 class ErrorEntry(BaseModel):
@@ -284,6 +318,9 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
             except (TypeError, ValueError) as exc:
                 raise DataValidationError(f"columns must be numbers: {exc}") from None
             scores = np.asarray(model.decision_function(X), dtype=np.float64)
+            if getattr(model, "series_input_", None) is not None or hasattr(model, "_stream_state"):
+                notes.append("a time-series model: the rows were scored as one series in request order, starting "
+                             "afresh; for points that arrive over time use .../stream, which keeps the history.")
     except DataValidationError as exc:
         raise BodyError([_data_error(exc, shape)]) from None
     except (ValueError, TypeError) as exc:  # e.g. encoded values out of range
@@ -358,14 +395,19 @@ def _data_error(exc: DataValidationError, shape: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- the application
 def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, reload_interval: float = 2.0) -> FastAPI:
+               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, reload_interval: float = 2.0,
+               streams: bool = True) -> FastAPI:
     """The ASGI app serving the model(s) in ``models`` (a model directory or a directory of them).
 
     ``api_key``: required in the ``X-API-Key`` header on every path except
     ``/healthz`` and ``/readyz``.  ``reload_interval``: seconds between
     checks of the model directories for a new version (0: only
-    ``POST .../reload``).
+    ``POST .../reload``).  ``streams``: serve ``POST .../stream`` for
+    time-series models (live state in this process; off with several
+    worker processes, see :mod:`deepad.serve.streams`).
     """
+    from deepad.serve.streams import LiveStreams, is_stream_model
+
     registry = models if isinstance(models, ModelRegistry) else ModelRegistry.from_root(models)
     names = registry.names
     watch_task: dict[str, asyncio.Task] = {}
@@ -387,6 +429,7 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
                   description="Anomaly scores from saved deepad models. Higher score = more anomalous.")
     app.state.registry = registry
     app.state.ready = True
+    live = LiveStreams()
     secured = _AUTH_ERROR if api_key else {}
 
     @app.exception_handler(Exception)
@@ -450,7 +493,52 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
                 app.openapi_schema = None  # the input schema may have changed
             return {"reloaded": reloaded, "version": current.version, "previous_version": previous}
 
+        def stream_ready(loaded: LoadedModel) -> None:
+            if not streams:
+                raise HTTPException(409, "streams keep their state in one server process: run deepad serve with "
+                                         "--workers 1 to stream.")
+            if not is_stream_model(loaded.model):
+                raise HTTPException(409, f"model {name!r} ({type(loaded.model).__name__}) scores table rows, not a "
+                                         "time series: use .../score.")
+
+        async def stream(request: Request):
+            loaded = registry.get(name)
+            stream_ready(loaded)
+            media = _media_type(request)
+            if not (media in JSON_TYPES or media.endswith("+json")):
+                raise HTTPException(415, f"unsupported Content-Type {media!r}: send application/json records "
+                                         "in time order")
+            body = await _read_body(request, max_body_bytes)
+            if body.lstrip()[:1] != b"[":
+                raise BodyError([{"loc": ["body"], "type": "list_type",
+                                  "msg": "expected a JSON array of records, in time order"}])
+
+            def work() -> bytes:
+                return json.dumps(live.update(loaded, loaded.spec.parse_json(body)), allow_nan=False,
+                                  default=_plain).encode()
+
+            return Response(await run_in_threadpool(work), media_type="application/json")
+
+        async def stream_reset(refractory: int = Query(0, ge=0, le=1_000_000, description="Points after an alert "
+                                                       "during which alerts are suppressed."),
+                               rearm: int = Query(0, ge=0, le=1_000_000, description="After an alert, alerts re-arm "
+                                                  "once the score has been below the threshold this many points.")):
+            loaded = registry.get(name)
+            stream_ready(loaded)
+            return live.reset(loaded, refractory, rearm)
+
         tag = f"model {name}"
+        if prefix.startswith("/v1/models") and is_stream_model(registry.get(name).model):
+            app.add_api_route(f"{prefix}/stream", stream, methods=["POST"], tags=[tag], response_model=StreamResponse,
+                              summary=f"Feed rows, in time order, to {name!r}'s live stream.",
+                              responses={409: {"model": MessageResponse}, **_ERRORS, **secured},
+                              operation_id=f"stream_{name}")
+            app.add_api_route(f"{prefix}/stream/reset", stream_reset, methods=["POST"], tags=[tag],
+                              response_model=StreamResetResponse, summary=f"Restart {name!r}'s live stream "
+                              "from its training state, with these alert settings.",
+                              responses={409: {"model": MessageResponse}, **secured},
+                              operation_id=f"stream_reset_{name}")
+            app.state.stream_paths[f"{prefix}/stream"] = name
         app.add_api_route(f"{prefix}/score", score, methods=["POST"], tags=[tag], response_model=ScoreResponse,
                           summary=f"Score rows with model {name!r}.", responses={**_ERRORS, **secured},
                           operation_id=f"score_{name}" + ("" if prefix.startswith("/v1/models") else "_default"))
@@ -465,6 +553,7 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
         app.state.score_paths[f"{prefix}/score"] = name
 
     app.state.score_paths = {}
+    app.state.stream_paths = {}
     for name in names:
         add_model_routes(name, f"/v1/models/{name}")
     if len(names) == 1:
@@ -483,6 +572,12 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
                 "text/csv": {"schema": {"type": "string", "description": "CSV with a header line"}},
                 "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
             }}
+        for path, name in app.state.stream_paths.items():
+            body, defs = registry.get(name).spec.openapi_body()
+            components.update(defs)
+            records = next((b for b in body.get("oneOf", body.get("anyOf", [])) if b.get("type") == "array"), body)
+            schema["paths"][path]["post"]["requestBody"] = {"required": True, "content": {
+                "application/json": {"schema": records}}}
         if api_key:
             schema["components"]["securitySchemes"] = {"APIKey": {"type": "apiKey", "in": "header",
                                                                   "name": API_KEY_HEADER}}
@@ -523,7 +618,7 @@ def _app_from_env() -> FastAPI:
     """Factory for worker processes (``--workers N``): the config travels in an environment variable."""
     cfg = ServeConfig(**json.loads(os.environ[_ENV_CONFIG]))
     return create_app(cfg.models, api_key=_api_key(cfg.api_key_env), max_body_bytes=cfg.max_body_bytes,
-                      reload_interval=cfg.reload_interval)
+                      reload_interval=cfg.reload_interval, streams=cfg.workers == 1)
 
 
 def serve(cfg: ServeConfig) -> None:

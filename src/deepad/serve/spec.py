@@ -221,7 +221,11 @@ def _columns_of(model) -> tuple[bool, list[tuple[str, str]]]:
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         names = [str(j) for j in range(int(model.n_features_in_))]
-    return False, [(str(n), "numeric") for n in names]
+    cols = [(str(n), "numeric") for n in names]
+    series = getattr(model, "series_input_", None)  # a series model: its timestamp is an optional id, passed through
+    if series and series.get("timestamp") not in names:
+        cols.append((str(series["timestamp"]), "id"))
+    return False, cols
 
 
 def input_spec(model, name: str = "model") -> InputSpec:
@@ -234,8 +238,8 @@ def input_spec(model, name: str = "model") -> InputSpec:
     for i, (col, kind) in enumerate(cols):
         fname = _identifier(i)
         required = kind not in ("id", "excluded")
-        typ = _TYPES[kind] if tabular else FiniteFloat  # plain detectors take no missing values
-        desc = _DESCRIPTIONS[kind] if tabular else "feature: a finite number"
+        typ = _TYPES[kind] if tabular or kind == "id" else FiniteFloat  # plain detectors take no missing values
+        desc = _DESCRIPTIONS[kind] if tabular or kind == "id" else "feature: a finite number"
         if required:
             record_fields[fname] = (typ, Field(..., alias=col, description=desc))
             column_fields[fname] = (list[typ], Field(..., alias=col, description=desc))
