@@ -34,6 +34,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("DEEPAD_NUM_THREADS", "1")
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -250,6 +251,16 @@ def main(argv=None) -> int:
             pooled += total
         print(f"| {name} | {' | '.join(cells)} | {100 * (pooled[0] - pooled[1]) / (pooled[2] - pooled[1]):.1f} |",
               flush=True)
+    published = Path(__file__).resolve().parent / "results" / "nab" / "published_standard_per_file.csv"
+    if published.exists():  # NAB's own per-file scores of the published detectors, over the same files
+        table = pd.read_csv(published).pivot(index="file", columns="detector", values="raw_standard")
+        keys = [f["key"] for _, files in folders for f in files]
+        n_windows = sum(len(f["windows"]) for _, files in folders for f in files)
+        have = table.reindex(keys)
+        cells = [f"{d} {100 * (have[d].sum() + n_windows) / (2 * n_windows):.1f}" for d in have.columns
+                 if have[d].notna().all()]
+        print(f"\npublished detectors pooled over the same {len(keys)} files (NAB's label-optimised thresholds): "
+              + ", ".join(cells))
     if args.missed:
         print("\n| file | window (rows) | highest unit score in it (alert threshold 0.2) |\n|---|---|---|")
         for _, files in folders:
