@@ -6,11 +6,14 @@ are calibrated, so they are computed once per file and view, and every
 variant below only replays a calibration rule on them and feeds the unit
 scores through :class:`deepad.stream.StreamScorer`'s own alert logic
 (threshold, refractory 16, re-arm 64, as ``deepad bench --nab``).  The
+threshold defaults to the bench's (0.1398: p < 0.04); the first study ran
+at 0.2 (``--threshold 0.2``: p < 0.01, the class default).  The
 ``shipped`` row therefore reproduces ``benchmarks/run_nab.py`` exactly.
 
 Variants (``--variants``, default all):
 
-* ``shipped``                 the point conformal p-value (what ships)
+* ``shipped``                 the point conformal p-value (what ships), at ``--threshold``
+* ``thr@T``                   the same scores at alert threshold T (p < 10^(-10 T))
 * ``runs@T``                  exceedances counted once per run of consecutive alphas (one incident = one
                               count), alert threshold T
 * ``clip@Q``                  an alpha joins the calibration capped at the current 1-Q quantile (an incident
@@ -53,7 +56,9 @@ from deepad.bench.nab_run import DEFAULT_PARAMS  # noqa: E402
 from deepad.detectors import ConformalKNN  # noqa: E402
 from deepad.stream import StreamScorer  # noqa: E402
 
-THRESHOLD, REFRACTORY, REARM = 0.2, 16, 64
+REFRACTORY, REARM = 16, 64
+#: the bench's alert threshold for ConformalKNN's unit scores: p < contamination
+THRESHOLD = float(-np.log10(DEFAULT_PARAMS["ConformalKNN"]["contamination"]) / 10.0)
 DEFAULT_VARIANTS = ("shipped runs@0.25 runs@0.28 runs@0.3 clip@0.005 clip@0.01 clip@0.02 clip@0.05 skip@0.01 "
                     "skip@0.003 mean@2 mean@4 mean@8 min@2 min@4 min@8 bonf-diff@0.17 bonf-diff@0.2 "
                     "bonf-absdiff@0.17 bonf-absdiff@0.2 chan-vstd16 chan-vabs").split()
@@ -179,12 +184,16 @@ def score_units(files: list[dict], units_of, threshold: float = THRESHOLD) -> tu
     return [round(100 * (total[0] - total[1]) / (total[2] - total[1]), 1), *counts.tolist()], total
 
 
-def variant_units(name: str):
-    """``(units_of(file), threshold)`` for variant ``name``."""
+def variant_units(name: str, threshold: float = THRESHOLD):
+    """``(units_of(file), threshold)`` for variant ``name`` (``threshold``: the alert threshold of the variants
+    that do not set their own)."""
+    THRESHOLD = threshold  # noqa: N806
     kind, _, arg = name.partition("@")
     lvl = lambda f: f["views"]["level"]  # noqa: E731
     if kind == "shipped":
         return (lambda f: lvl(f)["shipped"]), THRESHOLD
+    if kind == "thr":  # the shipped scores at another alert threshold (p-value cut 10^(-10 T))
+        return (lambda f: lvl(f)["shipped"]), float(arg)
     if kind == "runs":
         return (lambda f: unit(p_values(lvl(f)["cal"], lvl(f)["alphas"], lvl(f)["memory"], runs=True))), float(arg)
     if kind in ("clip", "skip"):
@@ -232,6 +241,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("roots", nargs="+", help="NAB folders (combined_windows.json + category folders).")
     ap.add_argument("--variants", default=" ".join(DEFAULT_VARIANTS), help="Space-separated variant names.")
+    ap.add_argument("--threshold", type=float, default=THRESHOLD,
+                    help=f"Alert threshold of the variants without their own (default {THRESHOLD:.4g}: the bench's "
+                         "contamination; the study at 0.2 used the class default 0.01).")
     ap.add_argument("--missed", action="store_true",
                     help="Also list the windows the shipped rule misses, with the highest unit score inside each.")
     args = ap.parse_args(argv)
@@ -243,7 +255,7 @@ def main(argv=None) -> int:
                         for r, f in folders)
     print(f"| variant | {header} | pooled |")
     for name in variants:
-        units_of, thr = variant_units(name)
+        units_of, thr = variant_units(name, args.threshold)
         cells, pooled = [], np.zeros(3)
         for _, files in folders:
             row, total = score_units(files, units_of, thr)
@@ -262,17 +274,17 @@ def main(argv=None) -> int:
         print(f"\npublished detectors pooled over the same {len(keys)} files (NAB's label-optimised thresholds): "
               + ", ".join(cells))
     if args.missed:
-        print("\n| file | window (rows) | highest unit score in it (alert threshold 0.2) |\n|---|---|---|")
+        print(f"\n| file | window (rows) | highest unit score in it (alert threshold {args.threshold:.4g}) |\n|---|---|---|")
         for _, files in folders:
             for f in files:
                 units = np.full(f["n"], np.nan)
                 units[f["probation"]:] = f["views"]["level"]["shipped"]
                 hit = np.zeros(f["n"], dtype=bool)
-                hit[f["probation"]:] = alerts(units[f["probation"]:], THRESHOLD)
+                hit[f["probation"]:] = alerts(units[f["probation"]:], args.threshold)
                 for a, b in f["windows"]:
                     if not hit[a:b + 1].any():
                         seen = units[a:b + 1][np.isfinite(units[a:b + 1])]
-                        print(f"| {f['key']} | {a}-{b} | {max(seen.max(), 0.0) if seen.size else float('nan'):.3f} |")
+                        print(f"| {f['key']} | {a}-{b} | {seen.max() + 0.0 if seen.size else float('nan'):.3f} |")
     return 0
 
 
