@@ -471,14 +471,16 @@ def train(
                                      ("--scaling", None if scaling == "standard" else scaling),
                                      ("--image-size", image_size)) if v]
         if table_only:
-            fail(f"{', '.join(table_only)} {'applies' if len(table_only) == 1 else 'apply'} to tables; {cls.__name__} reads a time series (it scales its own "
-                 f"inputs). Use --exclude, --timestamp-column, --resample or --fill-limit.")
+            verb = "applies" if len(table_only) == 1 else "apply"
+            fail(f"{', '.join(table_only)} {verb} to tables; {cls.__name__} reads a time series (it scales its "
+                 f"own inputs). Use --exclude, --timestamp-column, --resample or --fill-limit.")
         return train_series(data, output, inner=inner, label_column=label_column, excluded=_split_names(exclude),
                             timestamp=timestamp_column, resample=resample, fill_limit=fill_limit,
                             contamination=contamination, method=method, fpr=fpr, pot_risk=pot_risk,
                             default_rule=threshold is None and fpr is None, fit_params=fit_params)
     if series_only:
-        fail(f"{', '.join(series_only)} {'applies' if len(series_only) == 1 else 'apply'} to time-series detectors (ConformalKNN, GRUForecaster, "
+        verb = "applies" if len(series_only) == 1 else "apply"
+        fail(f"{', '.join(series_only)} {verb} to time-series detectors (ConformalKNN, GRUForecaster, "
              f"TCNAutoEncoder, RollingZScore); {cls.__name__} reads a table.")
     type_map = {}
     for item in _split_names(types):
