@@ -267,7 +267,7 @@ def test_mixed_sizes_need_target_size_and_are_resized(tmp_path):
     _png(tmp_path / "a.png", np.zeros((8, 8), np.uint8))
     _png(tmp_path / "b.png", np.full((12, 6), 255, np.uint8))
     s = read_images(tmp_path)
-    with pytest.raises(ValueError, match=r"b\.png is 12x6 but the images are 8x8; .*target size"):
+    with pytest.raises(ValueError, match=r"b\.png is 12x6 but the images are 8x8; .*target size.*--image-size 8x8\)"):
         ImagePreprocessor().fit(s.images, s.names)
     X = ImagePreprocessor(target_size=(10, 10), standardize=False).fit_transform(s.images, s.names)
     assert X.shape == (2, 1, 10, 10)
