@@ -63,7 +63,7 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
     from deepad.cli import _UserErrors, _apply_threshold_rule, _quiet, _say, fail
     from deepad.data import read_table
     from deepad.data.preprocessing import boolean_values
-    from deepad.data.series import read_series, regularize
+    from deepad.data.series import default_timestamp_column, read_series, regularize
 
     name = type(inner).__name__
     own_threshold = getattr(inner, "_stream_threshold", "spot") == "fixed"
@@ -84,7 +84,7 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
     if timestamp is not None and timestamp not in df.columns:
         fail(f"{data} has no timestamp column {timestamp!r}; its columns are {list(df.columns)[:20]}.")
     with _UserErrors(f"{data}: "):
-        ts = timestamp or _default_timestamp(df)
+        ts = timestamp or default_timestamp_column(df.columns)
         values = _value_columns(df, data, ts, label_column, excluded)
         frame = df[[ts, *values]].copy()
         if label_column is not None:
@@ -149,14 +149,6 @@ def describe_series_input(info: dict) -> str:
     return (f"{info['points']:,} points of {', '.join(info['values'])} on a {_step_text(info['step'])} grid, "
             f"{info['start']} to {info['end']} (timestamp column {info['timestamp']!r}; {info['filled']:,} steps "
             f"filled, {info['dropped']:,} in gaps longer than {info['fill_limit']} steps left out)")
-
-
-def _default_timestamp(df: pd.DataFrame) -> str:
-    """The timestamp column :func:`deepad.data.series.read_series` would pick: by name, else the first column."""
-    from deepad.data.series import _TIME_NAMES
-
-    lower = {str(c).lower(): c for c in df.columns}
-    return next((lower[n] for n in _TIME_NAMES if n in lower), df.columns[0])
 
 
 def _step_text(step: str) -> str:

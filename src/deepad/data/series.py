@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["read_series", "regularize", "median_step", "sliding_windows", "align_to_points"]
+__all__ = ["read_series", "regularize", "median_step", "sliding_windows", "align_to_points", "default_timestamp_column"]
 
 _TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
 
@@ -47,8 +47,7 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
     if df.shape[1] < 2:
         raise ValueError(f"a time series needs a timestamp column and at least one value column; got columns {list(df.columns)}.")
     if timestamp is None:
-        lower = {str(c).lower(): c for c in df.columns}
-        timestamp = next((lower[n] for n in _TIME_NAMES if n in lower), df.columns[0])
+        timestamp = default_timestamp_column(df.columns)
     if timestamp not in df.columns:
         raise ValueError(f"timestamp column {timestamp!r} not found; columns are {list(df.columns)}.")
     try:
@@ -83,6 +82,12 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
     if out.index.has_duplicates:
         out = out.groupby(level=0).mean()
     return out
+
+
+def default_timestamp_column(columns: Sequence) -> str:
+    """The column taken as the timestamp when none is named: one called timestamp/time/datetime/date/ts, else the first."""
+    lower = {str(c).lower(): c for c in columns}
+    return next((lower[n] for n in _TIME_NAMES if n in lower), list(columns)[0])
 
 
 def _not_a_date(value) -> bool:

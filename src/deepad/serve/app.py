@@ -292,6 +292,7 @@ def _table(body: bytes, media: str, loaded: LoadedModel) -> tuple[pd.DataFrame, 
 def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "none", top: int = 3) -> bytes:
     from deepad import thresholds as thr
     from deepad.data.preprocessing import ScoringReport
+    from deepad.report.series import is_series_detector
 
     model, spec = loaded.model, loaded.spec
     notes: list[str] = []
@@ -318,7 +319,7 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
             except (TypeError, ValueError) as exc:
                 raise DataValidationError(f"columns must be numbers: {exc}") from None
             scores = np.asarray(model.decision_function(X), dtype=np.float64)
-            if getattr(model, "series_input_", None) is not None or hasattr(model, "_stream_state"):
+            if is_series_detector(model):
                 notes.append("a time-series model: the rows were scored as one series in request order, starting "
                              "afresh; for points that arrive over time use .../stream, which keeps the history.")
     except DataValidationError as exc:
@@ -406,7 +407,8 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
     time-series models (live state in this process; off with several
     worker processes, see :mod:`deepad.serve.streams`).
     """
-    from deepad.serve.streams import LiveStreams, is_stream_model
+    from deepad.report.series import is_series_detector
+    from deepad.serve.streams import LiveStreams
 
     registry = models if isinstance(models, ModelRegistry) else ModelRegistry.from_root(models)
     names = registry.names
@@ -497,7 +499,7 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
             if not streams:
                 raise HTTPException(409, "streams keep their state in one server process: run deepad serve with "
                                          "--workers 1 to stream.")
-            if not is_stream_model(loaded.model):
+            if not is_series_detector(loaded.model):
                 raise HTTPException(409, f"model {name!r} ({type(loaded.model).__name__}) scores table rows, not a "
                                          "time series: use .../score.")
 
@@ -528,7 +530,7 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
             return live.reset(loaded, refractory, rearm)
 
         tag = f"model {name}"
-        if prefix.startswith("/v1/models") and is_stream_model(registry.get(name).model):
+        if prefix.startswith("/v1/models") and is_series_detector(registry.get(name).model):
             app.add_api_route(f"{prefix}/stream", stream, methods=["POST"], tags=[tag], response_model=StreamResponse,
                               summary=f"Feed rows, in time order, to {name!r}'s live stream.",
                               responses={409: {"model": MessageResponse}, **_ERRORS, **secured},

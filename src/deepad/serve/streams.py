@@ -25,14 +25,7 @@ import pandas as pd
 from deepad.serve.registry import LoadedModel
 from deepad.serve.spec import BodyError
 
-__all__ = ["LiveStreams", "is_stream_model"]
-
-
-def is_stream_model(model) -> bool:
-    """Whether ``model`` scores rows as a time series (and so can be streamed)."""
-    from deepad.report.series import is_series_detector
-
-    return is_series_detector(model)
+__all__ = ["LiveStreams"]
 
 
 @dataclass
