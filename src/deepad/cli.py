@@ -917,16 +917,15 @@ def stream(
     import numpy as np
 
     import deepad
-    from deepad.stream import StreamScorer
+    from deepad.stream import StreamScorer, default_threshold
 
     with _UserErrors():
         if os.path.exists(os.path.join(model_dir, "stream.json")):
             scorer = StreamScorer.load(model_dir)
         else:
             model = deepad.load(model_dir)
-            own = getattr(model, "_stream_threshold", "spot") == "fixed"  # e.g. ConformalKNN's conformal threshold
-            scorer = StreamScorer(model, threshold="fixed" if fixed_threshold or own else "spot",
-                                  risk=risk, refractory=refractory, rearm=rearm, smoothing=smoothing)
+            scorer = StreamScorer(model, threshold=default_threshold(model, fixed_threshold), risk=risk,
+                                  refractory=refractory, rearm=rearm, smoothing=smoothing)
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     grid = getattr(scorer.detector, "series_input_", None)  # trained by `deepad train` on a series: check its clock

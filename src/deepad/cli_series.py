@@ -66,7 +66,9 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
     from deepad.data.series import default_timestamp_column, read_series, regularize
 
     name = type(inner).__name__
-    own_threshold = getattr(inner, "_stream_threshold", "spot") == "fixed"
+    from deepad.stream import default_threshold
+
+    own_threshold = default_threshold(inner) == "fixed"
     if own_threshold and method == "pot":
         fail(f"{name} has a conformal threshold of its own (an alert is a point rarer than --contamination); "
              "--threshold pot does not apply. Use --contamination or --fpr (the same thing for it).")

@@ -57,7 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["StreamScorer", "StreamUpdate", "SPOT"]
+__all__ = ["StreamScorer", "StreamUpdate", "SPOT", "default_threshold"]
 
 
 class SPOT:
@@ -371,6 +371,12 @@ class StreamScorer:
         obj.total_latency_s = float(state["total_latency_s"])
         obj.spot = SPOT.from_state(state["spot"]) if state["spot"] is not None else None
         return obj
+
+
+def default_threshold(detector, fixed: bool = False) -> str:
+    """The stream threshold a detector gets: ``"fixed"`` when asked or when it calibrates its own (e.g.
+    ConformalKNN's conformal rarity, ``_stream_threshold = "fixed"``), else adaptive ``"spot"``."""
+    return "fixed" if fixed or getattr(detector, "_stream_threshold", "spot") == "fixed" else "spot"
 
 
 def _unit(p: float) -> float:

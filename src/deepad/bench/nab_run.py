@@ -139,7 +139,9 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
     proto = _make_detector(detector, params)
     name = detector if isinstance(detector, str) else type(detector).__name__
     # detectors with their own calibrated threshold (e.g. conformal rarity) stream with it, others with SPOT
-    threshold = getattr(proto, "_stream_threshold", "spot")
+    from deepad.stream import default_threshold
+
+    threshold = default_threshold(proto)
     stream_kw = dict(threshold=threshold, risk=risk, init_quantile=init_quantile, refractory=refractory,
                      rearm=rearm, smoothing=smoothing)
     files = list(nab.load_corpus(root, categories))

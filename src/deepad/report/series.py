@@ -29,10 +29,9 @@ def is_series_detector(model) -> bool:
 def series_scores(model, values: np.ndarray, *, risk: float = 1e-4, refractory: int = 0, rearm: int = 0,
                   smoothing: int = 1, fixed_threshold: bool = False, batch: int = 512) -> pd.DataFrame:
     """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
-    from deepad.stream import StreamScorer
+    from deepad.stream import StreamScorer, default_threshold
 
-    own = getattr(model, "_stream_threshold", "spot") == "fixed"  # a detector with its own calibrated threshold
-    sc = StreamScorer(model, threshold="fixed" if fixed_threshold or own else "spot", risk=risk,
+    sc = StreamScorer(model, threshold=default_threshold(model, fixed_threshold), risk=risk,
                       refractory=refractory, rearm=rearm, smoothing=smoothing)
     parts = [sc.update(values[i:i + batch]) for i in range(0, values.shape[0], batch)]
     return pd.DataFrame({"score": np.concatenate([u.scores for u in parts]),
@@ -162,6 +161,7 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
     import deepad
     from deepad.report.build import _write_atomic
     from deepad.report.plots import png_base64
+    from deepad.stream import default_threshold
 
     check_is_fitted(model, "decision_scores_")
     path = Path(path)
@@ -190,7 +190,7 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
                model_name=model_name, window=getattr(model, "window", "-"),
                threshold_text=(f"the model's own threshold {float(model.threshold_):.5g} "
                                f"({model.threshold_method_.get('reason') or model.threshold_method_})"
-                               if fixed_threshold or getattr(model, "_stream_threshold", "spot") == "fixed" else
+                               if default_threshold(model, fixed_threshold) == "fixed" else
                                f"streaming peaks-over-threshold (SPOT), risk {risk:g}, adapted as the series arrives"),
                refractory=refractory, rearm=rearm, n_alerts=int(hits.size), n_alarms=int(result["alarm"].sum()),
                label_text=label_text, has_labels=labels is not None, img=png_base64(fig),

@@ -48,11 +48,10 @@ class LiveStreams:
     @staticmethod
     def _new(loaded: LoadedModel, refractory: int, rearm: int) -> _Live:
         from deepad.cli_series import StreamClock
-        from deepad.stream import StreamScorer
+        from deepad.stream import StreamScorer, default_threshold
 
         model = loaded.model
-        own = getattr(model, "_stream_threshold", "spot") == "fixed"
-        scorer = StreamScorer(model, threshold="fixed" if own else "spot", refractory=refractory, rearm=rearm)
+        scorer = StreamScorer(model, threshold=default_threshold(model), refractory=refractory, rearm=rearm)
         grid = getattr(model, "series_input_", None)
         return _Live(loaded.version, scorer, StreamClock(grid) if grid else None, refractory, rearm)
 
