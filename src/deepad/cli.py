@@ -544,7 +544,40 @@ def train(
     typer.echo(f"Saved model to {output}")
 
 
+class _Terminated(BaseException):
+    """SIGTERM arrived: unwinds like KeyboardInterrupt (not an Exception), so every writer removes its part."""
+
+
+def _sigterm_exits_143(command):
+    """Decorate a command: SIGTERM cleans up like Ctrl-C (partial outputs removed), then exits 143 (128 + 15)."""
+    import functools
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            return command(*args, **kwargs)
+
+        def terminate(signum, frame):
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not interrupt the clean-up
+            raise _Terminated
+
+        previous = signal.signal(signal.SIGTERM, terminate)
+        try:
+            return command(*args, **kwargs)
+        except _Terminated:
+            typer.echo("error: terminated (SIGTERM); no output was written.", err=True)
+            raise typer.Exit(code=143) from None
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper
+
+
 @app.command()
+@_sigterm_exits_143
 def score(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
     data: str = typer.Argument(..., help="Table to score: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
@@ -573,7 +606,8 @@ def score(
     Rows are read and scored in chunks, so memory does not grow with the
     file.  Row numbers in error messages count data rows from 0 (the CSV
     header is not a row).  A missing column or a value that cannot be read
-    stops the run with exit code 2 and leaves no output file.
+    stops the run with exit code 2 and leaves no output file; so does Ctrl-C,
+    or SIGTERM (exit code 143).
     """
     import deepad
     from deepad.pipeline import output_format, score_file
