@@ -29,7 +29,6 @@ atomically.
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from deepad.base import BaseDetector
 from deepad.data.preprocessing import ScoringReport, TabularPreprocessor
 from deepad.data.readers import DEFAULT_BATCH_ROWS, count_rows, iter_batches, table_columns, to_frame
 from deepad.data.schema import DataValidationError, Schema
+from deepad.data.writers import AtomicOutput, OutputWriteError
 
 __all__ = ["TabularDetector", "ExtraColumnsWarning", "score_file", "ScoreSummary", "OUTPUT_FORMATS"]
 
@@ -240,17 +240,18 @@ def output_format(path: str | os.PathLike) -> str:
     return fmt
 
 
-def write_frame_atomic(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``frame`` to ``path`` (CSV or Parquet by suffix) aside, then rename: never a half-written file."""
+def write_frame_atomic(frame: pd.DataFrame, path: str | os.PathLike, *, during: str | None = None) -> Path:
+    """Write ``frame`` to ``path`` (CSV or Parquet by suffix) aside, then rename: never a half-written file.
+
+    See :class:`deepad.data.writers.AtomicOutput`: stale parts of ``path``
+    left by killed processes are removed first, and an ``OSError`` while
+    writing is an :class:`~deepad.data.writers.OutputWriteError` naming
+    ``path`` (and ``during``, e.g. ``"scoring data.csv"``).
+    """
     out = Path(path)
     fmt = output_format(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part")
-    try:
-        frame.to_csv(tmp, index=False) if fmt == "csv" else frame.to_parquet(tmp, index=False)
-        tmp.replace(out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with AtomicOutput(out, during=during) as part, part.writing():
+        frame.to_csv(part.path, index=False) if fmt == "csv" else frame.to_parquet(part.path, index=False)
     return out
 
 
@@ -266,46 +267,63 @@ def _same_file(a: Path, b: Path) -> bool:
 class _Writer:
     """CSV or Parquet, chunk by chunk, into a temporary file that replaces ``out`` only when complete.
 
-    ``make_parent=False`` (Dask output parts) neither creates the directory
-    nor touches it before the first write: if a failed run's directory was
-    removed while a task still ran, that task fails instead of leaving files.
+    The temporary file is a :class:`~deepad.data.writers.AtomicOutput` part
+    (stale parts of ``out`` left by killed processes are removed first).
+    ``make_parent=False`` (Dask output parts, inside the run's own part
+    directory) neither creates the directory nor touches it before the
+    first write: if a failed run's directory was removed while a task still
+    ran, that task fails instead of leaving files.  An ``OSError`` while
+    writing is an :class:`~deepad.data.writers.OutputWriteError` naming
+    ``out`` (and ``during``).
     """
 
-    def __init__(self, out: Path, fmt: str, *, make_parent: bool = True):
+    def __init__(self, out: Path, fmt: str, *, make_parent: bool = True, during: str | None = None):
         self.out, self.fmt = out, fmt
         if make_parent:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-            os.close(fd)
-            self.tmp = Path(tmp)
+            self.part: AtomicOutput | None = AtomicOutput(out, during=during)
+            self.tmp = self.part.path
         else:
+            self.part = None
             self.tmp = out.with_name(f".{out.name}.tmp")
+        self.during = during
         self.writer = None
         self.schema = None
+
+    def _error(self, exc: OSError) -> OutputWriteError:
+        return self.part.error(exc) if self.part is not None else OutputWriteError.of(self.out, exc, self.during)
 
     def write(self, table) -> None:
         import pyarrow as pa
 
-        if self.writer is None:
-            # A column that is all-null in the first chunk would fix its type to null; use text then.
-            fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in table.schema]
-            self.schema = pa.schema(fields)
-            if self.fmt == "csv":
-                import pyarrow.csv as pcsv
+        try:
+            if self.writer is None:
+                # A column that is all-null in the first chunk would fix its type to null; use text then.
+                fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in table.schema]
+                self.schema = pa.schema(fields)
+                if self.fmt == "csv":
+                    import pyarrow.csv as pcsv
 
-                self.writer = pcsv.CSVWriter(str(self.tmp), self.schema)
-            else:
-                import pyarrow.parquet as pq
+                    self.writer = pcsv.CSVWriter(str(self.tmp), self.schema)
+                else:
+                    import pyarrow.parquet as pq
 
-                self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
-        self.writer.write_table(table.cast(self.schema))
+                    self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
+            self.writer.write_table(table.cast(self.schema))
+        except OSError as exc:
+            raise self._error(exc) from exc
 
     def commit(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            self.writer = None
-        os.chmod(self.tmp, 0o644)
-        os.replace(self.tmp, self.out)
+        try:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+            if self.part is not None:
+                self.part.commit()
+            else:
+                os.chmod(self.tmp, 0o644)
+                os.replace(self.tmp, self.out)
+        except OSError as exc:
+            raise self._error(exc) from exc
 
     def abort(self) -> None:
         try:
@@ -313,6 +331,9 @@ class _Writer:
                 self.writer.close()
         except Exception:  # noqa: BLE001 - already failing; the temporary file goes regardless
             pass
+        if self.part is not None:
+            self.part.abort()
+            return
         try:
             self.tmp.unlink(missing_ok=True)
         except OSError:  # its directory is already gone
@@ -413,7 +434,7 @@ def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BA
 
         bar = tqdm(total=total, unit="row", unit_scale=True, desc="scoring", leave=False, dynamic_ncols=True)
     t0 = time.perf_counter()
-    writer = _Writer(out, fmt)
+    writer = _Writer(out, fmt, during=f"scoring {os.fspath(source) if source_path is not None else 'the data'}")
     try:
         import pyarrow as pa
 

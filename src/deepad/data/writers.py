@@ -1,0 +1,233 @@
+"""One atomic writer for every output deepad writes: scores, Dask output directories, HTML reports.
+
+An output ``OUT`` is written aside, as ``.OUT.<host>.<pid>.<random>.part``
+(a file, or a directory for the Dask engine) next to it, and renamed onto
+``OUT`` only when complete, so a reader never sees half a file.  An
+error or a handled signal (SIGINT, SIGTERM) removes the part on the way
+out; a process killed outright (SIGKILL, power loss) cannot, so the name
+records the owner: the next write of the same ``OUT`` removes the parts
+whose owner process on this host no longer exists, logs a warning naming
+each (logger ``deepad.writers``), and leaves alone those of processes that
+still run (another write of the same output in progress) and those written
+on another host (whose processes cannot be checked from here).
+
+An ``OSError`` while writing (disk full, quota, permissions) becomes an
+:class:`OutputWriteError` naming the output, not the input being read.
+
+This module is the lowest layer (``deepad.data``): it imports nothing from
+the rest of deepad.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+__all__ = ["AtomicOutput", "OutputWriteError", "remove_stale_parts", "part_prefix", "PART_SUFFIX"]
+
+log = logging.getLogger("deepad.writers")
+
+PART_SUFFIX = ".part"
+
+
+class OutputWriteError(OSError):
+    """Writing an output failed (``errno`` as the cause's, e.g. ``ENOSPC``); the message names the output.
+
+    ``during``, when given, says what was being done (``"scoring data.csv"``);
+    it comes after the reason, so the message reads as an error of the
+    output, not of the input.
+    """
+
+    def __init__(self, path, reason: str, errno: int | None = None, during: str | None = None):
+        super().__init__(errno, reason, str(path))
+        self.path, self.reason, self.during = str(path), reason, during
+
+    def __reduce__(self):  # raised on Dask workers, re-raised on the client
+        return type(self), (self.path, self.reason, self.errno, self.during)
+
+    def __str__(self) -> str:
+        text = f"cannot write the output {self.path}: {self.reason}"
+        return f"{text} (while {self.during})" if self.during else text
+
+    @classmethod
+    def of(cls, path, exc: OSError, during: str | None = None) -> "OutputWriteError":
+        """The :class:`OutputWriteError` of ``path`` for the ``OSError`` ``exc`` (its reason and errno)."""
+        if isinstance(exc, OutputWriteError):
+            reason, errno = exc.reason, exc.errno
+        elif exc.errno:
+            reason, errno = os.strerror(exc.errno), exc.errno
+        else:  # pyarrow's IO errors may carry no errno; their text then says what happened
+            reason, errno = " ".join(str(exc).split()) or type(exc).__name__, None
+        return cls(path, reason, errno, during)
+
+
+# --------------------------------------------------------------------------- part names and their owners
+def _host() -> str:
+    """This host's name as it appears in part names: letters, digits and ``-`` only, never empty."""
+    name = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname() or "").strip("-")[:40]
+    return name or "host"
+
+
+def part_prefix(out: str | os.PathLike, pid: int | None = None) -> str:
+    """The start of the part names of ``out`` owned by process ``pid`` (default: this one) on this host."""
+    return f".{Path(out).name}.{_host()}.{os.getpid() if pid is None else int(pid)}."
+
+
+def _owner(name: str, out_name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of the part ``name`` of the output named ``out_name``; ``None`` if it is not one."""
+    m = re.fullmatch(rf"\.{re.escape(out_name)}\.([A-Za-z0-9-]+)\.(\d+)\.[a-z0-9_]+{re.escape(PART_SUFFIX)}", name)
+    return (m.group(1), int(m.group(2))) if m else None
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (when unsure: yes, so that nothing in use is removed)."""
+    if pid <= 0 or os.name == "nt":  # os.kill(pid, 0) terminates the process on Windows
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, as another user
+        return True
+    return True
+
+
+def remove_stale_parts(out: str | os.PathLike) -> list[Path]:
+    """Remove the parts of ``out`` left by processes of this host that no longer run; return what was removed."""
+    out = Path(out)
+    try:
+        entries = list(os.scandir(out.parent if str(out.parent) else "."))
+    except OSError:  # no directory yet: nothing stale
+        return []
+    here, removed = _host(), []
+    for entry in entries:
+        owner = _owner(entry.name, out.name)
+        if owner is None or owner[0] != here or owner[1] == os.getpid() or _running(owner[1]):
+            continue
+        path = Path(entry.path)
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:  # another process removed it first
+            continue
+        except OSError as exc:
+            log.warning("could not remove the stale partial output %s (left by process %d, which is no longer "
+                        "running): %s", path, owner[1], exc)
+            continue
+        log.warning("removed the stale partial output %s, left by process %d, which is no longer running",
+                    path, owner[1])
+        removed.append(path)
+    return removed
+
+
+def _discard(path: Path) -> None:
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:  # its directory is already gone
+        pass
+
+
+# --------------------------------------------------------------------------- the writer
+class AtomicOutput:
+    """A part next to ``out`` (``path``) that replaces ``out`` on :meth:`commit`, or is removed on :meth:`abort`.
+
+    Creating it creates ``out``'s directory if needed and first removes the
+    stale parts of ``out`` (see the module docstring; ``removed`` lists
+    them).  ``directory=True`` makes the part a directory (the Dask
+    engine's output; an existing output directory is replaced as a whole).
+    OSErrors inside ``with output.writing():`` and in :meth:`commit`
+    become :class:`OutputWriteError` naming ``out`` (and ``during``, what
+    was being done, e.g. ``"scoring data.csv"``).  As a context manager it commits on
+    success and aborts on any exception, KeyboardInterrupt included::
+
+        with AtomicOutput(out) as part, part.writing():
+            frame.to_csv(part.path, index=False)
+    """
+
+    def __init__(self, out: str | os.PathLike, *, directory: bool = False, during: str | None = None,
+                 mode: int | None = None):
+        self.out = Path(out)
+        self.directory = directory
+        self.during = during
+        self.mode = (0o755 if directory else 0o644) if mode is None else mode
+        parent = self.out.parent if str(self.out.parent) else Path(".")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            self.removed = remove_stale_parts(self.out)
+            if directory:
+                self.path = Path(tempfile.mkdtemp(prefix=part_prefix(self.out), suffix=PART_SUFFIX, dir=parent))
+            else:
+                fd, name = tempfile.mkstemp(prefix=part_prefix(self.out), suffix=PART_SUFFIX, dir=parent)
+                os.close(fd)
+                self.path = Path(name)
+        except OSError as exc:
+            raise self.error(exc) from exc
+        self.done = False
+
+    def error(self, exc: OSError) -> OutputWriteError:
+        """``exc`` as an :class:`OutputWriteError` of ``out``."""
+        return exc if isinstance(exc, OutputWriteError) else OutputWriteError.of(self.out, exc, self.during)
+
+    def writing(self):
+        """Context manager: an ``OSError`` inside becomes an :class:`OutputWriteError` (the part stays; abort it)."""
+        return _Writing(self)
+
+    def commit(self) -> Path:
+        """Rename the part onto ``out`` (replacing it); an error removes the part and raises ``OutputWriteError``."""
+        try:
+            os.chmod(self.path, self.mode)
+            if self.directory and self.out.exists():
+                self._replace_directory()
+            else:
+                os.replace(self.path, self.out)
+        except OSError as exc:
+            self.abort()
+            raise self.error(exc) from exc
+        self.done = True
+        return self.out
+
+    def _replace_directory(self) -> None:
+        # A directory cannot be renamed onto a non-empty one: move the old one aside (itself a part of
+        # this process, so a kill between the two renames leaves something the next run removes).
+        old = Path(tempfile.mkdtemp(prefix=part_prefix(self.out), suffix=PART_SUFFIX, dir=self.path.parent))
+        os.replace(self.out, old / "previous")
+        os.replace(self.path, self.out)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        """Remove the part (nothing happens to ``out``); safe to call more than once."""
+        if not self.done:
+            _discard(self.path)
+
+    def __enter__(self) -> "AtomicOutput":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
+
+class _Writing:
+    def __init__(self, output: AtomicOutput):
+        self.output = output
+
+    def __enter__(self):
+        return self.output
+
+    def __exit__(self, exc_type, exc, tb):
+        if isinstance(exc, OSError) and not isinstance(exc, OutputWriteError):
+            raise self.output.error(exc) from exc
+        return False
