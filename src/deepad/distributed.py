@@ -17,7 +17,10 @@ How it works:
 3. When every part is written, the output directory is renamed into place
    (a failed run leaves no partial output) with a ``_deepad_score.json``
    summary; Parquet readers (pyarrow, pandas, Dask, Spark) skip files that
-   start with ``_``.
+   start with ``_``.  Until then it is ``.OUT.<host>.<pid>.<random>.part/``
+   next to ``OUT`` (:class:`deepad.data.writers.AtomicOutput`): an error or
+   SIGINT/SIGTERM removes it, and the next run removes those a killed
+   client left behind.
 
 The output has the same columns and values as ``deepad score``'s single
 file (id columns or a ``row`` column, ``score``, ``p_value``,
@@ -39,7 +42,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -271,7 +273,14 @@ def _merge_report(into, part: dict) -> None:
                 ex.append(v)
 
 
-def _prepare_output(out: Path) -> Path:
+def _prepare_output(out: Path, during: str | None = None):
+    """The run's part directory next to ``out`` (an :class:`~deepad.data.writers.AtomicOutput`).
+
+    Creating it removes the part directories of ``out`` left by clients that
+    were killed (and logs what it removed).
+    """
+    from deepad.data.writers import AtomicOutput
+
     if out.exists():
         if out.is_file():
             raise ValueError(f"the output {out} is a file; the dask engine writes a directory of Parquet parts.")
@@ -279,10 +288,9 @@ def _prepare_output(out: Path) -> Path:
         if entries and not (out / SUMMARY_FILE).is_file():
             raise FileExistsError(f"{out} exists and is not an earlier `deepad score --engine dask` output; "
                                   "refusing to replace it. Choose a new output directory.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
-    os.chmod(tmp, 0o755)
-    return tmp
+    output = AtomicOutput(out, directory=True, during=during)
+    os.chmod(output.path, 0o755)
+    return output
 
 
 def _discard_output(tmp: Path, patience_s: float = 30.0) -> None:
@@ -300,16 +308,6 @@ def _discard_output(tmp: Path, patience_s: float = 30.0) -> None:
         if not tmp.exists() or time.monotonic() > deadline:
             return
         time.sleep(0.1)
-
-
-def _commit_output(tmp: Path, out: Path) -> None:
-    if out.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-        os.replace(out, old / "previous")
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
 
 
 def _local_cluster(n_workers: int | None):
@@ -335,8 +333,10 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
     """
     import deepad
     from deepad.data.schema import DataValidationError
+    from deepad.data.writers import OutputWriteError
     from deepad.pipeline import TabularDetector, _same_file
 
+    during = f"scoring {os.fspath(source)}"
     model_dir = Path(model_dir).resolve()
     source = Path(source).resolve()
     out = Path(out).resolve()
@@ -374,7 +374,8 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
         id_columns, read = [], (names or None)
     del model
 
-    tmp = _prepare_output(out)
+    output = _prepare_output(out, during)
+    tmp = output.path
     cluster = own_client = None
     t0 = time.perf_counter()
     try:
@@ -408,7 +409,10 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
         results = []
         try:
             for fut in as_completed(futures):
-                r = fut.result()
+                try:
+                    r = fut.result()
+                except OutputWriteError as exc:  # a worker's part file: name the output directory
+                    raise OutputWriteError.of(out, exc, during) from exc
                 results.append(r)
                 if bar is not None:
                     bar.update(r["rows"])
@@ -433,8 +437,9 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
         meta = {k: v for k, v in asdict(summary).items() if k not in ("peak_rss_bytes",)}
         meta.update(model=str(model_dir), source=str(source), files=[f"part-{p.index:05d}.parquet" for p in parts],
                     deepad=deepad.__version__)
-        (tmp / SUMMARY_FILE).write_text(json.dumps(meta, indent=2, default=str))
-        _commit_output(tmp, out)
+        with output.writing():
+            (tmp / SUMMARY_FILE).write_text(json.dumps(meta, indent=2, default=str))
+        output.commit()
     except BaseException:
         _discard_output(tmp)
         raise
