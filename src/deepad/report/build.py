@@ -6,7 +6,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +61,16 @@ def _display(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_atomic(path: Path, text: str, *, during: str | None = None) -> None:
+    """Write ``text`` (UTF-8) to ``path`` through a :class:`deepad.data.writers.AtomicOutput` part.
+
+    Stale parts of ``path`` left by killed processes are removed first; an
+    ``OSError`` (disk full, ...) is an ``OutputWriteError`` naming ``path``.
+    """
+    from deepad.data.writers import AtomicOutput
+
+    with AtomicOutput(path, during=during) as part, part.writing():
+        part.path.write_text(text, encoding="utf-8")
 
 
 def _two_d_view(model, Z: np.ndarray, scores: np.ndarray, flags: np.ndarray, keep: np.ndarray, tabular: bool):
@@ -283,5 +281,5 @@ def build_report(model, X, y=None, path="report.html", *, top_n: int = 20, top_k
     from deepad.report.template import TEMPLATE
 
     html = env.from_string(TEMPLATE).render(**ctx)
-    _write_atomic(path, html)
+    _write_atomic(path, html, during=f"reporting on {data_name}")
     return path
