@@ -142,6 +142,25 @@ def check_int_param(value: Any, name: str, low: int = 1) -> int:
     return int(value)
 
 
+def check_loaded_number(obj: Any, name: str) -> float:
+    """``obj.<name>`` as a float; ``ValueError`` naming it unless it is a finite real number (not a bool)."""
+    value = getattr(obj, name, None)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.")
+    return float(value)
+
+
+def check_loaded_scores(obj: Any, name: str) -> int:
+    """Length of ``obj.<name>``; ``ValueError`` naming it unless it is a non-empty 1-D float array without NaN."""
+    value = getattr(obj, name, None)
+    if not (isinstance(value, np.ndarray) and value.ndim == 1 and value.size > 0
+            and np.issubdtype(value.dtype, np.floating) and not np.isnan(value).any()):
+        shape = getattr(value, "shape", type(value).__name__)
+        raise ValueError(f"{name} must be a non-empty 1-D array of scores without NaN, got {shape}.")
+    return int(value.size)
+
+
 def resolve_seed(random_state: Any) -> int:
     """Turn ``random_state`` into one integer seed without touching global RNG state.
 
@@ -342,6 +361,30 @@ class BaseDetector(BaseEstimator):
         return self
 
     # ----------------------------------------------------------------- persistence
+    def _check_loaded_state(self) -> None:
+        """Raise ``ValueError`` naming the attribute if the fitted state read by :func:`deepad.load` is unusable.
+
+        A model directory is input: a threshold that is not a finite number,
+        scores of the wrong shape or a feature count of ``"six"`` would load
+        and then fail on every request.  Subclasses with more state extend
+        this (and call ``super()``).
+        """
+        _thr.validate_contamination(self.contamination)
+        check_loaded_number(self, "threshold_")
+        n = self.n_features_in_
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n_features_in_ must be a positive integer, got {n!r}.")
+        rows = check_loaded_scores(self, "decision_scores_")
+        for name in ("_reference_scores_", "calibration_scores_"):
+            if getattr(self, name, None) is not None:
+                check_loaded_scores(self, name)
+        labels = getattr(self, "labels_", None)
+        if not (isinstance(labels, np.ndarray) and labels.shape == (rows,)):
+            raise ValueError(f"labels_ must be an array of {rows} training labels, got "
+                             f"{getattr(labels, 'shape', type(labels).__name__)}.")
+        if not isinstance(getattr(self, "threshold_method_", {}), dict):
+            raise ValueError("threshold_method_ must be a JSON object.")
+
     def save(self, path) -> None:
         """Save the fitted detector to directory ``path`` (see :mod:`deepad.persistence`)."""
         from deepad.persistence import save

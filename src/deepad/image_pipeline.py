@@ -132,6 +132,13 @@ class ImagePipeline(BaseDetector):
         imgs = load_image_input(X)
         return self.preprocessor.transform(imgs.images, imgs.names)
 
+    # ------------------------------------------------------------------ persistence
+    def _check_loaded_state(self) -> None:
+        super()._check_loaded_state()
+        if not isinstance(getattr(self, "detector_", None), BaseDetector):
+            raise ValueError("detector_ must be a saved deepad detector.")
+        self.preprocessor  # noqa: B018 - rebuilt from preprocessor_state_: a damaged state fails here
+
     # ------------------------------------------------------------------ BaseDetector hooks
     def _validate_for_fit(self, X):
         imgs = load_image_input(X)

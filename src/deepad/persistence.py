@@ -26,6 +26,7 @@ import importlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -97,15 +98,18 @@ def _class_path(cls: type) -> str:
 def _detector_class(path: str) -> type:
     from deepad.base import BaseDetector
 
+    if not isinstance(path, str):
+        raise ModelFormatError(f"model names detector class {path!r} (field 'class'): expected a dotted class path.")
     module_name, _, name = path.rpartition(".")
     if not (module_name == "deepad" or module_name.startswith("deepad.")):
-        raise ModelFormatError(f"refusing to load class {path!r}: only deepad detectors can be loaded.")
+        raise ModelFormatError(f"refusing to load class {path!r} (field 'class'): only deepad detectors can be loaded.")
     try:
         cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise ModelFormatError(f"model names detector class {path!r}, which this deepad version does not have.") from exc
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ModelFormatError(f"model names detector class {path!r} (field 'class'), which this deepad version "
+                               "does not have.") from exc
     if not (isinstance(cls, type) and issubclass(cls, BaseDetector)):
-        raise ModelFormatError(f"{path!r} is not a deepad detector class.")
+        raise ModelFormatError(f"{path!r} (field 'class') is not a deepad detector class.")
     return cls
 
 
@@ -134,7 +138,7 @@ def _skops_dumps(detector, name: str, value) -> bytes:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:  # skops raises many types for objects it cannot represent
         raise TypeError(f"{what} cannot be saved: skops cannot serialise it ({exc}); deepad never saves with pickle.") from None
-    bad = [t for t in untrusted if not t.startswith(_SKOPS_TRUSTED_PREFIXES)]
+    bad = [t for t in untrusted if t not in SKOPS_TRUSTED_TYPES]
     if bad:
         raise TypeError(f"{what} cannot be saved: it holds types that deepad would refuse to load "
                         f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); deepad never saves with pickle.")
@@ -233,10 +237,142 @@ def save(detector, path: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- load
-_SKOPS_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "builtins.", "deepad.", "pyod.", "collections.")
+#: The exact types (never a prefix, never a function) that a deepad ``.skops`` file may hold beyond what skops
+#: itself trusts (scikit-learn estimators, NumPy/SciPy ufuncs and dtypes, builtin containers).  They are the
+#: types that the fitted scikit-learn estimators of deepad's classical detectors and of the PyOD models that
+#: :class:`~deepad.detectors.PyODDetector` can save actually contain (tests/security/test_crafted_models.py).
+_SKOPS_TREES = ("sklearn.tree._tree.Tree", "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree")
+_SKOPS_METRICS = tuple(f"sklearn.metrics._dist_metrics.{m}Distance{bits}" for bits in ("64", "32") for m in (
+    "Euclidean", "SEuclidean", "Manhattan", "Chebyshev", "Minkowski", "Mahalanobis", "Hamming", "Canberra",
+    "BrayCurtis", "Jaccard", "Matching", "Dice", "RogersTanimoto", "RussellRao", "SokalMichener", "SokalSneath",
+    "Haversine"))
+_SKOPS_PYOD = tuple(f"pyod.models.{m}" for m in (
+    "iforest.IForest", "knn.KNN", "lof.LOF", "pca.PCA", "ocsvm.OCSVM", "mcd.MCD", "ecod.ECOD", "hbos.HBOS",
+    "copod.COPOD", "cblof.CBLOF"))
+SKOPS_TRUSTED_TYPES = frozenset(_SKOPS_TREES + _SKOPS_METRICS + _SKOPS_PYOD)
+
+#: A learned attribute's name: an identifier ending in ``_`` (never a path, never a dunder).
+_ATTRIBUTE = re.compile(r"^_?[A-Za-z][A-Za-z0-9_]*_$")
+_KINDS = frozenset({"json", "object_array", "array", "tensor", "module", "detector", "detector_list", "catboost",
+                    "skops"})
+#: model.json larger than this is refused before it is parsed (a real one is a few hundred kB at most).
+MAX_CONFIG_BYTES = 256 * 1024 * 1024
+#: nested detectors deeper than this are refused (an ensemble of ensembles is two levels).
+_MAX_DEPTH = 8
+#: what a malformed file makes the code below raise; each becomes a ModelFormatError naming the file.
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
+              RuntimeError, ImportError, MemoryError, OSError)
 
 
-def _read(directory: Path, device: str | None):
+def _skops_untrusted(file: Path) -> list[str]:
+    """The types in ``file`` that neither skops nor :data:`SKOPS_TRUSTED_TYPES` trusts (empty: safe to load)."""
+    import skops.io as sio
+
+    return [t for t in sio.get_untrusted_types(file=file) if t not in SKOPS_TRUSTED_TYPES]
+
+
+def _inside(directory: Path, name: str, config_path: Path) -> Path:
+    """``directory / name``, refused unless it resolves inside ``directory`` (no ``..``, absolute path or symlink out)."""
+    path = directory / name
+    root = directory.resolve()
+    resolved = path.resolve()
+    if resolved != root and root not in resolved.parents:
+        raise ModelFormatError(f"{config_path}: {name} points outside the model directory ({resolved}); refusing it.")
+    return path
+
+
+def _read_config(config_path: Path) -> dict:
+    try:
+        size = config_path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ModelFormatError(f"{config_path} is {size:,} bytes, more than a deepad model file holds "
+                                   f"({MAX_CONFIG_BYTES:,}); refusing to read it.")
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{config_path} is damaged: not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise ModelFormatError(f"{config_path} is damaged: its JSON is nested too deeply.") from None
+    except OSError as exc:
+        raise ModelFormatError(f"{config_path} cannot be read: {exc}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFormatError(f"{config_path} is not a deepad model file (no '{FORMAT}' format marker).")
+    version = config.get("format_version", -1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ModelFormatError(f"{config_path}: format_version must be an integer, got {version!r}.")
+    if version > FORMAT_VERSION:
+        raise ModelFormatError(f"{config_path.parent} was saved by a newer deepad (format {version}); upgrade deepad.")
+    for field, kind in (("class", str), ("params", dict), ("kinds", dict), ("attributes", dict)):
+        if not isinstance(config.get(field), kind):
+            raise ModelFormatError(f"{config_path}: field {field!r} must be a {kind.__name__}, "
+                                   f"got {type(config.get(field)).__name__}.")
+    for name, kind in config["kinds"].items():
+        if not _ATTRIBUTE.match(name) or name.startswith("__"):
+            raise ModelFormatError(f"{config_path}: kinds names {name!r}, which is not a learned attribute "
+                                   "(an identifier ending in '_').")
+        if kind not in _KINDS:
+            raise ModelFormatError(f"{config_path}: attribute {name!r} has unknown kind {kind!r}.")
+        if kind in ("json", "object_array", "detector_list", "catboost") and name not in config["attributes"]:
+            raise ModelFormatError(f"{config_path}: attribute {name!r} is missing from 'attributes'.")
+    return config
+
+
+def _new_module_checked(detector, name: str, state: dict, file: Path):
+    """The detector's module ``name`` with the stored weights, its shapes checked before any memory is allocated.
+
+    The module is first built on PyTorch's ``meta`` device (shapes, no storage), so parameters that would ask
+    for terabytes are caught by comparing with the stored tensors' shapes; only a module whose every weight is
+    in the file -- so no larger than the file -- is then built for real.
+    """
+    import torch
+
+    with torch.device("meta"):
+        shape = {k: tuple(v.shape) for k, v in detector._new_module(name).state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    if shape != stored:
+        missing = sorted(set(shape) - set(stored))
+        wrong = sorted(k for k in set(shape) & set(stored) if shape[k] != stored[k])
+        extra = sorted(set(stored) - set(shape))
+        detail = "; ".join(part for part in (
+            f"missing {missing[:3]}" if missing else "",
+            f"shape of {wrong[0]} is {stored[wrong[0]]} in the file, {shape[wrong[0]]} for the parameters" if wrong
+            else "",
+            f"unexpected {extra[:3]}" if extra else "") if part)
+        raise ModelFormatError(f"{file}: weights of {name} do not fit the model's parameters ({detail}).")
+    module = detector._new_module(name)
+    module.load_state_dict(state, strict=True)
+    return module
+
+
+def _read(directory: Path, device: str | None, depth: int = 0):
+    config_path = directory / CONFIG
+    if depth > _MAX_DEPTH:
+        raise ModelFormatError(f"{config_path}: detectors nested more than {_MAX_DEPTH} levels deep.")
+    if not config_path.is_file():
+        raise ModelFormatError(f"{directory} is not a deepad model: {CONFIG} is missing.")
+    _inside(directory, CONFIG, config_path)
+    config = _read_config(config_path)
+    try:
+        detector = _build(directory, config, device, depth)
+    except ModelFormatError as exc:
+        if str(directory) in str(exc):
+            raise
+        raise ModelFormatError(f"{config_path}: {exc}") from None
+    except _MALFORMED as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        if isinstance(exc, ImportError):
+            text = f"a package it needs is missing: {text}"
+        raise ModelFormatError(f"{config_path} is damaged or incomplete: {text}") from None
+    check = getattr(detector, "_check_loaded_state", None)
+    if check is not None:
+        try:
+            check()
+        except _MALFORMED as exc:
+            raise ModelFormatError(f"{config_path}: {' '.join(str(exc).split())}") from None
+    detector.saved_versions_ = config.get("versions", {})
+    return detector
+
+
+def _build(directory: Path, config: dict, device: str | None, depth: int):
     import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -244,30 +380,26 @@ def _read(directory: Path, device: str | None):
     from deepad.training import resolve_device
 
     config_path = directory / CONFIG
-    if not config_path.is_file():
-        raise ModelFormatError(f"{directory} is not a deepad model: {CONFIG} is missing.")
+    cls = _detector_class(config["class"])
     try:
-        config = json.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"{config_path} is damaged: not valid JSON ({exc}).") from None
-    if not isinstance(config, dict) or config.get("format") != FORMAT:
-        raise ModelFormatError(f"{config_path} is not a deepad model file (no '{FORMAT}' format marker).")
-    if int(config.get("format_version", -1)) > FORMAT_VERSION:
-        raise ModelFormatError(f"{directory} was saved by a newer deepad (format {config['format_version']}); upgrade deepad.")
-    try:
-        cls = _detector_class(config["class"])
         detector = cls(**_decode(config["params"]))
-        kinds: dict[str, str] = config["kinds"]
-        attrs: dict[str, Any] = config["attributes"]
-    except (KeyError, TypeError) as exc:
-        raise ModelFormatError(f"{config_path} is damaged or incomplete: {exc}") from None
+    except TypeError as exc:
+        raise ModelFormatError(f"{config_path}: params do not fit {config['class']}: {exc}") from None
+    kinds: dict[str, str] = config["kinds"]
+    attrs: dict[str, Any] = config["attributes"]
 
     tensors: dict[str, torch.Tensor] = {}
     if any(k in ("module", "tensor", "array") for k in kinds.values()):
+        file = _inside(directory, TENSORS, config_path)
         try:
-            tensors = load_file(str(directory / TENSORS), device="cpu")
+            tensors = load_file(str(file), device="cpu")
         except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise ModelFormatError(f"{directory / TENSORS} is missing or damaged: {exc}") from None
+            raise ModelFormatError(f"{file} is missing or damaged: {exc}") from None
+
+    def tensor(name: str):
+        if name not in tensors:
+            raise ModelFormatError(f"{directory / TENSORS}: tensor {name!r} is missing.")
+        return tensors[name]
 
     # JSON attributes and arrays first: building a module may need n_features_in_ and friends.
     for name, kind in kinds.items():
@@ -276,9 +408,9 @@ def _read(directory: Path, device: str | None):
         elif kind == "object_array":
             setattr(detector, name, np.asarray(attrs[name], dtype=object))
         elif kind == "array":
-            setattr(detector, name, tensors[name].numpy())
+            setattr(detector, name, tensor(name).numpy())
         elif kind == "tensor":
-            setattr(detector, name, tensors[name])
+            setattr(detector, name, tensor(name))
     target = None
     if device is not None:
         target = resolve_device(device)
@@ -289,22 +421,23 @@ def _read(directory: Path, device: str | None):
             target = torch.device("cpu")
     for name, kind in kinds.items():
         if kind == "module":
-            module = detector._new_module(name)
             prefix = f"{name}/"
             state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            try:
-                module.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise ModelFormatError(f"{directory / TENSORS}: weights of {name} do not fit the model: {exc}") from None
+            module = _new_module_checked(detector, name, state, directory / TENSORS)
             setattr(detector, name, module.to(target).eval())
         elif kind == "detector":
-            setattr(detector, name, _read(directory / name, device))
+            setattr(detector, name, _read(_inside(directory, name, config_path), device, depth + 1))
         elif kind == "detector_list":
-            setattr(detector, name, [_read(directory / name / str(i), device) for i in range(int(attrs[name]))])
+            count = attrs[name]
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 10_000:
+                raise ModelFormatError(f"{config_path}: attribute {name!r} must count 1 to 10,000 members, "
+                                       f"got {count!r}.")
+            base = _inside(directory, name, config_path)
+            setattr(detector, name, [_read(base / str(i), device, depth + 1) for i in range(count)])
         elif kind == "catboost":
             import catboost
 
-            file = directory / f"{name}.cbm"
+            file = _inside(directory, f"{name}.cbm", config_path)
             if attrs.get(name) not in ("CatBoostClassifier", "CatBoostRegressor"):
                 raise ModelFormatError(f"{config_path}: unknown CatBoost model class {attrs.get(name)!r}.")
             try:
@@ -314,18 +447,18 @@ def _read(directory: Path, device: str | None):
         elif kind == "skops":
             import skops.io as sio
 
-            file = directory / f"{name}.skops"
+            file = _inside(directory, f"{name}.skops", config_path)
             try:
-                untrusted = sio.get_untrusted_types(file=file)
-                bad = [t for t in untrusted if not t.startswith(_SKOPS_TRUSTED_PREFIXES)]
-                if bad:
-                    raise ModelFormatError(f"{file} contains untrusted types {bad}; refusing to load.")
-                setattr(detector, name, sio.load(file, trusted=untrusted))
-            except ModelFormatError:
-                raise
+                bad = _skops_untrusted(file)
             except Exception as exc:  # skops raises many types for damaged zips
-                raise ModelFormatError(f"{file} is missing or damaged: {exc}") from None
-    detector.saved_versions_ = config.get("versions", {})
+                raise ModelFormatError(f"{file} is missing or damaged: {' '.join(str(exc).split())}") from None
+            if bad:
+                raise ModelFormatError(f"{file} contains types deepad does not load ({', '.join(bad[:5])}"
+                                       f"{', ...' if len(bad) > 5 else ''}); refusing to load it.")
+            try:
+                setattr(detector, name, sio.load(file, trusted=sorted(SKOPS_TRUSTED_TYPES)))
+            except Exception as exc:  # skops raises many types for damaged zips
+                raise ModelFormatError(f"{file} is damaged: {' '.join(str(exc).split())}") from None
     return detector
 
 

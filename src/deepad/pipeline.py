@@ -157,6 +157,16 @@ class TabularDetector(BaseDetector):
         check_is_fitted(self, "preprocessor_state_")
         return self.preprocessor.transform(X, row_offset=row_offset, report=report)
 
+    # ------------------------------------------------------------------ persistence
+    def _check_loaded_state(self) -> None:
+        super()._check_loaded_state()
+        if not isinstance(getattr(self, "detector_", None), BaseDetector):
+            raise ValueError("detector_ must be a saved deepad detector.")
+        prep = self.preprocessor  # rebuilt from preprocessor_state_: a damaged state fails here, not per request
+        if prep.n_features_out_ != self.detector_.n_features_in_:
+            raise ValueError(f"preprocessor_state_ encodes {prep.n_features_out_} features but detector_ takes "
+                             f"{self.detector_.n_features_in_}.")
+
     # ------------------------------------------------------------------ BaseDetector hooks
     def _validate_for_fit(self, X):
         df = to_frame(X)

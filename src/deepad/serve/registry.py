@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepad.persistence import CONFIG
+from deepad.persistence import CONFIG, ModelFormatError
 from deepad.serve.spec import InputSpec, input_spec
 
 __all__ = ["LoadedModel", "ModelRegistry", "discover_models", "fingerprint", "CONFIG_FILE"]
@@ -148,10 +148,29 @@ class ModelRegistry:
 
     @classmethod
     def from_root(cls, root: str | os.PathLike) -> "ModelRegistry":
-        reg = cls(paths=discover_models(root))
-        for name in reg.paths:
+        """Load every model under ``root``.
+
+        In a root of several models, one that cannot be loaded (damaged,
+        refused as unsafe, from a newer deepad) is skipped with a logged
+        reason and the others are served; if none loads, or ``root`` is itself
+        the one model, the first error is raised.
+        """
+        paths = discover_models(root)
+        reg = cls(paths={})
+        errors: list[Exception] = []
+        for name, path in paths.items():
+            reg.paths[name] = path
             reg._locks[name] = threading.Lock()
-            reg._models[name] = reg._load(name)
+            try:
+                reg._models[name] = reg._load(name)
+            except (ModelFormatError, ReloadError, OSError) as exc:
+                if len(paths) == 1:
+                    raise
+                errors.append(exc)
+                del reg.paths[name], reg._locks[name]
+                log.warning("skipping model %r: it cannot be loaded: %s", name, " ".join(str(exc).split()))
+        if not reg._models:
+            raise errors[0]
         return reg
 
     @property
