@@ -29,6 +29,8 @@ silently scored as missing values.
 
 from __future__ import annotations
 
+import copy
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional, Union
@@ -37,7 +39,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr, TypeAdapter, create_model
 
-__all__ = ["InputSpec", "ColumnSpec", "input_spec", "BodyError"]
+__all__ = ["InputSpec", "ColumnSpec", "input_spec", "BodyError", "RowLimitError"]
 
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
@@ -67,6 +69,38 @@ class BodyError(ValueError):
     def __init__(self, detail: list[dict[str, Any]]):
         super().__init__("; ".join(f"{'.'.join(map(str, d['loc']))}: {d['msg']}" for d in detail))
         self.detail = detail
+
+
+class RowLimitError(ValueError):
+    """A request with more rows than the service takes at once (answered 413)."""
+
+    def __init__(self, rows: int, limit: int):
+        super().__init__(f"the body holds {rows:,} rows; the limit is {limit:,} rows per request (max_rows): "
+                         "send them in several requests")
+        self.rows, self.limit = rows, limit
+
+
+def _check_rows(body: bytes, max_rows: int | None) -> None:
+    """:class:`RowLimitError` if a JSON body (records or column arrays) has more than ``max_rows`` rows, found
+    before the request models validate it (which builds an object per row).
+
+    A body with at most ``max_rows`` commas cannot hold more rows, which settles small bodies for free; a larger
+    one is parsed (C ``json``) just to count.  Invalid JSON is left to the validation's 422.
+    """
+    if max_rows is None or body.count(b",") < max_rows:
+        return
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return
+    if isinstance(data, list):
+        rows = len(data)
+    elif isinstance(data, dict) and isinstance(data.get("columns"), dict):
+        rows = max((len(v) for v in data["columns"].values() if isinstance(v, list)), default=0)
+    else:
+        return
+    if rows > max_rows:
+        raise RowLimitError(rows, max_rows)
 
 
 @dataclass
@@ -107,10 +141,12 @@ class InputSpec:
         return [{"name": c.name, "kind": c.kind, "required": c.required} for c in self.columns]
 
     # ------------------------------------------------------------------ JSON bodies -> tables
-    def parse_json(self, body: bytes) -> pd.DataFrame:
-        """Validate a JSON body (records or column arrays) and return it as a table; :class:`BodyError` if invalid."""
+    def parse_json(self, body: bytes, max_rows: int | None = None) -> pd.DataFrame:
+        """Validate a JSON body (records or column arrays) and return it as a table; :class:`BodyError` if invalid,
+        :class:`RowLimitError` if it has more than ``max_rows`` rows (checked first)."""
         from pydantic import ValidationError
 
+        _check_rows(body, max_rows)
         start = body.lstrip()[:1]
         if start == b"[":
             try:
@@ -164,16 +200,49 @@ class InputSpec:
         return pd.DataFrame(data)
 
     # ------------------------------------------------------------------ OpenAPI
-    def openapi_body(self, ref: str = "#/components/schemas/{model}") -> tuple[dict, dict]:
-        """``(schema, definitions)`` of the JSON request body for the OpenAPI document."""
-        records = TypeAdapter(Annotated[list[self.record_model], Field(min_length=1)])
+    def openapi_body(self, ref: str = "#/components/schemas/{model}",
+                     max_rows: int | None = None) -> tuple[dict, dict]:
+        """``(schema, definitions)`` of the JSON request body for the OpenAPI document (``max_rows``: the most rows
+        a request may hold, as ``maxItems``)."""
+        records = TypeAdapter(Annotated[list[self.record_model], Field(min_length=1, max_length=max_rows)])
         rec = records.json_schema(ref_template=ref)
         col = self._columns.json_schema(ref_template=ref)
         defs = {**rec.pop("$defs", {}), **col.pop("$defs", {})}
         name = self.columns_model.__name__
         defs[name] = col
+        if max_rows is not None:
+            arrays = defs.get(self.columns_model.model_fields["columns"].annotation.__name__, {})
+            for prop in arrays.get("properties", {}).values():
+                for branch in prop.get("anyOf", [prop]):
+                    if branch.get("type") == "array":
+                        branch["maxItems"] = max_rows
         rec.setdefault("title", f"{self.name}: list of records")
         return {"anyOf": [rec, {"$ref": ref.format(model=name)}]}, defs
+
+    def openapi_stream_body(self, timestamp: str | None, ref: str = "#/components/schemas/{model}",
+                            max_rows: int | None = None) -> tuple[dict, dict]:
+        """``(schema, definitions)`` of a stream request: a list of records, in time order, whose ``timestamp``
+        column (a series model's, optional) is a date/time -- what the stream's clock accepts -- not free text."""
+        body, defs = self.openapi_body(ref, max_rows=max_rows)
+        records = next(b for b in body["anyOf"] if b.get("type") == "array")
+        item = records.get("items", {})
+        target = item.get("$ref", "").rsplit("/", 1)[-1]
+        if timestamp is None or target not in defs or timestamp not in defs[target].get("properties", {}):
+            return records, defs
+        name = f"{_model_prefix(self.name)}_StreamRecord"
+        stream = copy.deepcopy(defs[target])
+        stream["title"] = name
+        stream["properties"][timestamp] = {
+            "anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}, {"type": "null"}],
+            "title": timestamp,
+            "description": "timestamp (optional, echoed back): ISO 8601 date/time text such as "
+                           "\"2024-05-01T13:45:00Z\" (also \"2024-05-01 13:45:00\"), or an integer (nanoseconds "
+                           "since 1970, no UTC offset). Rows must arrive in time order, across requests too, and "
+                           "all with or all without a UTC offset; a row that does not, or text that is not a "
+                           "date, is a 422 naming it."}
+        defs[name] = stream
+        records = dict(records, items={"$ref": ref.format(model=name)})
+        return records, defs
 
 
 def _series(values: list, kind: str) -> pd.Series:

@@ -84,7 +84,7 @@ class LiveStreams:
                         gap = live.clock.check(t, i)
                         if gap:
                             notes.append(gap.replace(f"line {i}:", f"row {i}:", 1))
-                except ValueError as exc:
+                except (ValueError, TypeError) as exc:  # TypeError: naive after aware timestamps, or the reverse
                     live.clock.previous = saved  # nothing of this request was scored
                     raise BodyError([{"loc": ["body", i, ts_col], "msg": str(exc), "type": "value_error"}]) from None
             u = live.scorer.update(X)
