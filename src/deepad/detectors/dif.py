@@ -25,6 +25,20 @@ def _average_path_length(n: np.ndarray) -> np.ndarray:
     return out
 
 
+def _row_mean(a: np.ndarray, axis: int) -> np.ndarray:
+    """``a.mean(axis)``, summed in the same order whatever the number of rows (columns of the last axis).
+
+    NumPy sums a reduction pairwise when it is contiguous (one row) and in
+    sequence otherwise, so ``mean`` of one row can differ from the same row
+    in a batch by 1e-16; this keeps a row's score independent of its batch.
+    """
+    a = np.moveaxis(a, axis, 0)
+    total = a[0].astype(np.float64, copy=True)
+    for part in a[1:]:
+        total += part
+    return total / a.shape[0]
+
+
 class RandomNetEnsemble(nn.Module):
     """``n_members`` bias-free MLPs ``d -> hidden_dims -> out_dim`` whose weights are fixed random draws.
 
@@ -241,7 +255,7 @@ class DeepIsolationForest(BaseDetector):
 
     def _represent(self, X: np.ndarray) -> np.ndarray:
         """Raw network outputs ``phi_e(x)``, shape ``(n_ensemble, n, representation_dim)``, float32."""
-        from deepad.training import torch_context
+        from deepad.training import forward_rows, torch_context
 
         Z = ((X - self.scaler_center_) / self.scaler_scale_).astype(np.float32)
         out = np.empty((int(self.n_ensemble), Z.shape[0], int(self.representation_dim)), dtype=np.float32)
@@ -250,7 +264,7 @@ class DeepIsolationForest(BaseDetector):
             for start in range(0, Z.shape[0], step):
                 xb = torch.from_numpy(Z[start:start + step])
                 for m in range(out.shape[0]):
-                    out[m, start:start + step] = self.net_.member(xb, m).numpy()
+                    out[m, start:start + step] = forward_rows(lambda b, m=m: self.net_.member(b, m), xb).numpy()
         return out
 
     def _representation(self, X: np.ndarray) -> np.ndarray:
@@ -346,8 +360,8 @@ class DeepIsolationForest(BaseDetector):
                 node = np.where(value <= thr, self.tree_left_[tree, node], self.tree_right_[tree, node])
             depth = self.tree_leaf_value_[tree, node]
             dev /= np.maximum(splits, 1.0)
-            out[0, :, start:start + rows.shape[1]] = depth.reshape(E, T, -1).mean(axis=1)
-            out[1, :, start:start + rows.shape[1]] = dev.reshape(E, T, -1).mean(axis=1)
+            out[0, :, start:start + rows.shape[1]] = _row_mean(depth.reshape(E, T, -1), axis=1)
+            out[1, :, start:start + rows.shape[1]] = _row_mean(dev.reshape(E, T, -1), axis=1)
         c = _average_path_length(np.array([self.psi_]))[0]
         out[0] = 2.0 ** (-out[0] / (c if c > 0 else 1.0))
         return out
@@ -355,5 +369,5 @@ class DeepIsolationForest(BaseDetector):
     def _score(self, X):
         depth, dev = self._member_scores(self._representation(X))
         if self.scoring == "depth":
-            return depth.mean(axis=0)
-        return (depth * dev).mean(axis=0)
+            return _row_mean(depth, axis=0)
+        return _row_mean(depth * dev, axis=0)
