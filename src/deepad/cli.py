@@ -243,9 +243,13 @@ class _UserErrors:
         if exc is None or isinstance(exc, (typer.Exit, KeyboardInterrupt)):
             return False
         if isinstance(exc, (OSError, ValueError, TypeError)):
+            from deepad.data.writers import OutputWriteError
+
             message = _one_line(exc)
             where = self.context.rstrip(": ")
-            fail(message if where and where in message else f"{self.context}{message}")
+            # an output that cannot be written names the output, not the input in self.context
+            own = isinstance(exc, OutputWriteError) or (where and where in message)
+            fail(message if own else f"{self.context}{message}")
         return False
 
 
@@ -678,6 +682,17 @@ def serve(
     max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="Largest request body (413 above)."),
     reload_interval: float = typer.Option(2.0, "--reload-interval", min=0.0,
                                           help="Seconds between checks for a new model version (0: off)."),
+    max_rows: int = typer.Option(100_000, "--max-rows", min=1,
+                                 help="Most rows per request (JSON, CSV, Parquet, streams); 413 above."),
+    max_decompressed_mb: float = typer.Option(256.0, "--max-decompressed-mb", min=0.001,
+                                              help="Largest decoded size of a Parquet body, checked from its "
+                                                   "metadata before reading (413 above)."),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.001,
+                                       help="Seconds to receive a request body (408 after)."),
+    header_timeout: float = typer.Option(30.0, "--header-timeout", min=0.001,
+                                         help="Seconds to receive a request head (the connection is closed after)."),
+    keep_alive_timeout: float = typer.Option(5.0, "--keep-alive-timeout", min=0.001,
+                                             help="Seconds an idle keep-alive connection stays open."),
 ) -> None:
     """Serve saved models over HTTP (FastAPI/Uvicorn): POST /v1/score, GET /v1/model, /healthz, /readyz.
 
@@ -689,7 +704,10 @@ def serve(
         fail("deepad serve needs the serve extra: pip install 'deepad[serve]'")
     cfg = ServeConfig(models=models, host=host, port=port, workers=workers, api_key_env=api_key_env,
                       insecure=insecure, max_body_bytes=int(max_body_mb * 1024 * 1024),
-                      reload_interval=reload_interval, log_level="warning" if _quiet() else "info")
+                      reload_interval=reload_interval, log_level="warning" if _quiet() else "info",
+                      max_rows=max_rows, max_decompressed_bytes=int(max_decompressed_mb * 1024 * 1024),
+                      body_timeout=body_timeout, header_timeout=header_timeout,
+                      keep_alive_timeout=keep_alive_timeout)
     with _UserErrors():
         run_server(cfg)
 

@@ -113,7 +113,8 @@ def score_images(model_dir: str, data: str, output: str) -> None:
     frame["score"] = scores
     frame["p_value"] = _thr.conformal_p_values(model._p_value_reference, scores)
     frame["is_anomaly"] = (scores > model.threshold_).astype(np.int64)
-    write_frame_atomic(frame, output)
+    with _UserErrors():
+        write_frame_atomic(frame, output)
     typer.echo(f"Scored {len(frame):,} images in {seconds:.1f} s: {int(frame['is_anomaly'].sum()):,} flagged as "
                f"anomalies (threshold {model.threshold_:.4g}). Wrote {output}")
 
