@@ -218,3 +218,17 @@ def test_deep_view_is_fitted_on_the_rows_the_knn_views_find_least_unusual(plante
 def test_bad_deep_view_settings_are_rejected(planted, kwargs, match):
     with pytest.raises(ValueError, match=match):
         LocalGlobalEnsemble(**kwargs).fit(planted[0])
+
+
+@pytest.mark.parametrize("n_features", [9, 30])  # kd-tree and brute-force neighbour search
+def test_a_row_scores_the_same_alone_and_in_any_batch(n_features):
+    """Single-record service requests and batch files give a row the same score, to the bit (issue 15)."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(800, n_features))
+    T = np.vstack([rng.normal(size=(40, n_features)), rng.normal(4.0, 1.0, size=(5, n_features))])
+    model = LocalGlobalEnsemble(random_state=0).fit(X)
+    whole = model.decision_function(T)
+    alone = np.concatenate([model.decision_function(T[i:i + 1]) for i in range(len(T))])
+    chunks = np.concatenate([model.decision_function(T[i:i + 7]) for i in range(0, len(T), 7)])
+    np.testing.assert_array_equal(alone, whole)
+    np.testing.assert_array_equal(chunks, whole)
