@@ -53,6 +53,17 @@ def test_default_is_exported_detector():
     assert D.DEFAULT.__name__ in D.__all__ and issubclass(D.DEFAULT, BaseDetector)
 
 
+def test_scikit_learn_knows_every_detector_is_an_outlier_detector():
+    from sklearn.base import is_outlier_detector
+
+    from deepad.image_pipeline import ImagePipeline
+    from deepad.pipeline import TabularDetector
+
+    classes = [getattr(D, n) for n in D.__all__ if n != "DEFAULT"] + [TabularDetector, ImagePipeline]
+    assert all(isinstance(c, type) and issubclass(c, BaseDetector) for c in classes)
+    assert [c.__name__ for c in classes if not is_outlier_detector(c())] == []
+
+
 @pytest.mark.parametrize("name", NAMES)
 class TestContract:
     def test_fit_returns_self_and_learned_attributes(self, name, planted):

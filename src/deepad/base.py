@@ -391,7 +391,11 @@ class BaseDetector(BaseEstimator):
 
         save(self, path)
 
+    #: scikit-learn < 1.6 reads the estimator type from this attribute, newer versions from the tags.
+    _estimator_type = "outlier_detector"
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        tags.estimator_type = "outlier_detector"  # sklearn.base.is_outlier_detector(detector) is True
         tags.input_tags.allow_nan = False
         return tags
