@@ -344,3 +344,19 @@ def test_serve_start_with_a_broken_model_is_a_clear_error(saved, tmp_path):
     result = CliRunner().invoke(app, ["serve", str(root), "--port", "0"])
     assert result.exit_code == 2, result.output
     assert "threshold_" in result.output and "Traceback" not in result.output
+
+
+def test_hot_reload_of_a_crafted_model_runs_nothing_and_keeps_serving(saved, tmp_path):
+    """A payload dropped into a served model's directory is refused on reload; the old version stays."""
+    from deepad.serve.registry import ModelRegistry, ReloadError
+
+    model = tmp_path / "served"
+    shutil.copytree(saved / "knn", model)
+    registry = ModelRegistry.from_root(model)
+    before = registry.get("served")
+    marker = tmp_path / "marker"
+    (model / "estimator_.skops").write_bytes(_payloads(marker, tmp_path)["exec"])
+    with pytest.raises(ReloadError, match="builtins.exec"):
+        registry.reload("served", force=True)
+    assert not marker.exists()
+    assert registry.get("served") is before
