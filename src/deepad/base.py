@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from deepad import persistence as _persistence
 from deepad import thresholds as _thr
 
 __all__ = ["BaseDetector", "LabelsIgnoredWarning", "resolve_seed", "validate_X", "validate_labels"]
@@ -387,9 +388,11 @@ class BaseDetector(BaseEstimator):
 
     def save(self, path) -> None:
         """Save the fitted detector to directory ``path`` (see :mod:`deepad.persistence`)."""
-        from deepad.persistence import save
+        _persistence.save(self, path)
 
-        save(self, path)
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _persistence.register_detector(cls)  # the classes deepad.load may construct
 
     #: scikit-learn < 1.6 reads the estimator type from this attribute, newer versions from the tags.
     _estimator_type = "outlier_detector"

@@ -39,18 +39,66 @@ FORMAT_VERSION = 1
 CONFIG = "model.json"
 TENSORS = "tensors.safetensors"
 
-__all__ = ["save", "load", "ModelFormatError"]
+__all__ = ["save", "load", "ModelFormatError", "register_detector", "pyod_class"]
 
 
 class ModelFormatError(ValueError):
     """The path does not hold a deepad model, or the model files are damaged."""
 
 
+# --------------------------------------------------------------------------- the classes a model may name
+#: Every deepad detector class by class path, filled by ``BaseDetector.__init_subclass__`` (so this module,
+#: below ``deepad.base`` in the layers, never imports a detector): the only classes ``load`` constructs.
+_DETECTOR_CLASSES: dict[str, type] = {}
+
+
+def register_detector(cls: type) -> type:
+    """Let :func:`load` construct ``cls`` (called for every subclass of :class:`~deepad.base.BaseDetector`)."""
+    _DETECTOR_CLASSES[_class_path(cls)] = cls
+    return cls
+
+
+def _is_detector(value: Any) -> bool:
+    return _DETECTOR_CLASSES.get(_class_path(type(value))) is type(value)
+
+
+_INSTALL_HINT = "PyODDetector needs PyOD, which is not installed: pip install pyod  (or pip install 'deepad[bench]')."
+
+
+def require_pyod():
+    try:
+        import pyod.models.base as pyod_base
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+    return pyod_base
+
+
+def pyod_class(path: str) -> type:
+    """Import a PyOD detector class (for PyODDetector and saved ``__pyod__`` templates) from its dotted path, e.g. ``"pyod.models.knn.KNN"``.
+
+    Only classes from the ``pyod`` package that subclass PyOD's
+    ``BaseDetector`` are accepted, so a (possibly saved) class path can never
+    import arbitrary code.
+    """
+    if not isinstance(path, str):
+        raise TypeError(f"detector class path must be a string, got {type(path).__name__}.")
+    module_name, _, name = path.rpartition(".")
+    if not module_name.startswith("pyod."):
+        raise ValueError(f"detector={path!r} is not a PyOD class path; expected e.g. 'pyod.models.knn.KNN'.")
+    pyod_base = require_pyod()
+    try:
+        cls = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"detector={path!r}: no such class in the installed PyOD ({exc}).") from None
+    if not (isinstance(cls, type) and issubclass(cls, pyod_base.BaseDetector)):
+        raise ValueError(f"detector={path!r} is not a PyOD detector class.")
+    return cls
+
+
+
 # --------------------------------------------------------------------------- JSON encoding of params
 def _encode(value: Any) -> Any:
-    from deepad.base import BaseDetector
-
-    if isinstance(value, BaseDetector):
+    if _is_detector(value):
         return {"__detector__": _class_path(type(value)), "params": _encode(value.get_params(deep=False))}
     if type(value).__module__.startswith("pyod.") and hasattr(value, "get_params"):
         # an unfitted PyOD template (PyODDetector's ``detector``): class path + its params
@@ -79,8 +127,6 @@ def _decode(value: Any) -> Any:
         if "__detector__" in value:
             return _detector_class(value["__detector__"])(**_decode(value["params"]))
         if "__pyod__" in value:
-            from deepad.detectors.pyod_adapter import pyod_class  # only pyod.* detector classes
-
             try:
                 return pyod_class(value["__pyod__"])(**_decode(value["params"]))
             except ValueError as exc:
@@ -96,20 +142,20 @@ def _class_path(cls: type) -> str:
 
 
 def _detector_class(path: str) -> type:
-    from deepad.base import BaseDetector
-
     if not isinstance(path, str):
         raise ModelFormatError(f"model names detector class {path!r} (field 'class'): expected a dotted class path.")
     module_name, _, name = path.rpartition(".")
     if not (module_name == "deepad" or module_name.startswith("deepad.")):
         raise ModelFormatError(f"refusing to load class {path!r} (field 'class'): only deepad detectors can be loaded.")
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ModelFormatError(f"model names detector class {path!r} (field 'class'), which this deepad version "
-                               "does not have.") from exc
-    if not (isinstance(cls, type) and issubclass(cls, BaseDetector)):
-        raise ModelFormatError(f"{path!r} (field 'class') is not a deepad detector class.")
+    if path not in _DETECTOR_CLASSES:
+        try:  # importing the module registers its detector classes
+            importlib.import_module(module_name)
+        except (ImportError, ValueError) as exc:
+            raise ModelFormatError(f"model names detector class {path!r} (field 'class'), which this deepad version "
+                                   "does not have.") from exc
+    cls = _DETECTOR_CLASSES.get(path)
+    if cls is None:
+        raise ModelFormatError(f"{path!r} (field 'class') is not a deepad detector class this deepad version has.")
     return cls
 
 
@@ -151,8 +197,6 @@ def _write(detector, directory: Path) -> None:
     from sklearn.base import BaseEstimator
     from torch import nn
 
-    from deepad.base import BaseDetector
-
     tensors: dict[str, torch.Tensor] = {}
     attrs: dict[str, Any] = {}
     kinds: dict[str, str] = {}
@@ -170,10 +214,10 @@ def _write(detector, directory: Path) -> None:
         elif isinstance(value, np.ndarray):
             attrs[name] = value.tolist()
             kinds[name] = "object_array"
-        elif isinstance(value, BaseDetector):
+        elif _is_detector(value):
             _write(value, directory / name)
             kinds[name] = "detector"
-        elif isinstance(value, list) and value and all(isinstance(v, BaseDetector) for v in value):
+        elif isinstance(value, list) and value and all(_is_detector(v) for v in value):
             for i, member in enumerate(value):
                 _write(member, directory / name / str(i))
             attrs[name] = len(value)

@@ -6,47 +6,14 @@ so ``import deepad`` works without it.
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import numpy as np
 
 from deepad.base import BaseDetector
+from deepad.persistence import pyod_class, require_pyod
 
 __all__ = ["PyODDetector"]
-
-_INSTALL_HINT = "PyODDetector needs PyOD, which is not installed: pip install pyod  (or pip install 'deepad[bench]')."
-
-
-def _require_pyod():
-    try:
-        import pyod.models.base as pyod_base
-    except ImportError as exc:
-        raise ImportError(_INSTALL_HINT) from exc
-    return pyod_base
-
-
-def pyod_class(path: str) -> type:
-    """Import a PyOD detector class from its dotted path, e.g. ``"pyod.models.knn.KNN"``.
-
-    Only classes from the ``pyod`` package that subclass PyOD's
-    ``BaseDetector`` are accepted, so a (possibly saved) class path can never
-    import arbitrary code.
-    """
-    if not isinstance(path, str):
-        raise TypeError(f"detector class path must be a string, got {type(path).__name__}.")
-    module_name, _, name = path.rpartition(".")
-    if not module_name.startswith("pyod."):
-        raise ValueError(f"detector={path!r} is not a PyOD class path; expected e.g. 'pyod.models.knn.KNN'.")
-    pyod_base = _require_pyod()
-    try:
-        cls = getattr(importlib.import_module(module_name), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"detector={path!r}: no such class in the installed PyOD ({exc}).") from None
-    if not (isinstance(cls, type) and issubclass(cls, pyod_base.BaseDetector)):
-        raise ValueError(f"detector={path!r} is not a PyOD detector class.")
-    return cls
-
 
 class PyODDetector(BaseDetector):
     """Adapter that gives a PyOD detector the deepad contract.
@@ -116,7 +83,7 @@ class PyODDetector(BaseDetector):
                 return pyod_class(self.detector)(**params)
             except TypeError as exc:
                 raise TypeError(f"params do not fit {self.detector}: {exc}") from None
-        _require_pyod()
+        require_pyod()
         if isinstance(self.detector, type):
             raise TypeError(f"detector must be a PyOD detector instance or a class path string, not the class "
                             f"{self.detector.__name__}; write {self.detector.__name__}() instead.")
