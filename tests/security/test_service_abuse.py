@@ -490,3 +490,22 @@ def test_openapi_documents_the_answers_schemathesis_flagged(models):
     for code in ("408", "413", "415", "422", "500"):
         assert code in paths["/v1/models/fraud/score"]["post"]["responses"]
         assert code in paths["/v1/models/cpu/stream"]["post"]["responses"]
+
+
+# --------------------------------------------------------------------------- 10. the CLI passes the limits on
+def test_cli_serve_passes_the_limits_and_timeouts_to_the_server(models, monkeypatch):
+    from typer.testing import CliRunner
+
+    from deepad.cli import app as cli
+
+    got = []
+    # `deepad serve` imports `serve` from deepad.serve.app when it runs (as run_server): patch it there
+    monkeypatch.setattr(app_module, "serve", got.append)
+    result = CliRunner().invoke(cli, ["serve", str(models["fraud"]), "--max-rows", "7", "--max-decompressed-mb", "1",
+                                      "--body-timeout", "3", "--header-timeout", "4", "--keep-alive-timeout", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(got) == 1 and isinstance(got[0], app_module.ServeConfig)
+    cfg = got[0]
+    assert (cfg.max_rows, cfg.max_decompressed_bytes) == (7, 1_048_576)
+    assert (cfg.body_timeout, cfg.header_timeout, cfg.keep_alive_timeout) == (3.0, 4.0, 2.0)
+    assert cfg.models == str(models["fraud"])

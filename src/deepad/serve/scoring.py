@@ -1,0 +1,149 @@
+"""Scoring a table for the service: from the request's rows to the JSON answer.
+
+Holds :func:`_score` (the model's scores, conformal p-values against the
+training scores, the threshold's flags, non-finite scores flagged, id
+columns echoed, notes), :func:`_explain_rows` and :func:`_can_explain` for
+``?explain=`` (see :mod:`deepad.explain`), :func:`_data_error`, which turns a
+:class:`~deepad.data.schema.DataValidationError` into a 422 entry naming the
+row and column, :func:`_plain` (JSON-able values) and
+:func:`is_series_detector`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepad.data.schema import DataValidationError
+from deepad.serve.registry import LoadedModel
+from deepad.serve.spec import BodyError
+
+
+def is_series_detector(model) -> bool:
+    """Whether ``model`` scores rows as a time series (a ``window`` or a stream state), not as exchangeable rows.
+
+    The rule of :func:`deepad.report.series.is_series_detector`, kept here because the service may not import the
+    report package (layering, issue 16); one copy for both once the library has a series pipeline."""
+    return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
+
+
+def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "none", top: int = 3) -> bytes:
+    from deepad import thresholds as thr
+    from deepad.data.preprocessing import ScoringReport
+
+    model, spec = loaded.model, loaded.spec
+    notes: list[str] = []
+    X = None
+    if len(df) == 0:
+        raise BodyError([{"loc": ["body"], "msg": "no rows to score", "type": "too_short"}])
+    try:
+        if spec.tabular:
+            report = ScoringReport()
+            if shape == "file":
+                _, extra = model.preprocessor.check_columns(df.columns)
+                if extra:
+                    notes.append(f"ignored {len(extra)} column(s) the model was not trained on: {extra[:8]}")
+            scores = model.score_frame(df, report=report, warn_extra=False)
+            notes.extend(report.notes())
+        else:
+            names = spec.feature_columns
+            missing = [c for c in names if c not in df.columns]
+            if missing:
+                raise DataValidationError(f"missing column(s) {missing}, which the model was trained on.",
+                                          column=missing[0])
+            try:
+                X = df[names].to_numpy(dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise DataValidationError(f"columns must be numbers: {exc}") from None
+            scores = np.asarray(model.decision_function(X), dtype=np.float64)
+            if is_series_detector(model):
+                notes.append("a time-series model: the rows were scored as one series in request order, starting "
+                             "afresh; for points that arrive over time use .../stream, which keeps the history.")
+    except DataValidationError as exc:
+        raise BodyError([_data_error(exc, shape)]) from None
+    except (ValueError, TypeError) as exc:  # e.g. encoded values out of range
+        raise BodyError([{"loc": ["body"], "msg": " ".join(str(exc).split()), "type": "value_error"}]) from None
+    p = thr.conformal_p_values(model._p_value_reference, scores)
+    threshold = float(model.threshold_)
+    # A score that is not a number comes from inputs far outside anything seen in training (e.g. values that
+    # overflow the network's float32): flag it rather than call it normal.
+    broken = ~np.isfinite(scores)
+    flags = (scores > threshold) | broken
+    if broken.any():
+        notes.append(f"{int(broken.sum())} row(s) got a non-finite score (values far outside the training range); "
+                     "their score is null and they are flagged as anomalies.")
+    ids = [c for c in spec.id_columns if c in df.columns]
+    id_values = {c: df[c].astype(object).where(df[c].notna(), None).tolist() for c in ids}
+    results = []
+    for i, (s, pv, f) in enumerate(zip(scores.tolist(), p.tolist(), flags.tolist())):
+        r = {"score": s if math.isfinite(s) else None, "p_value": pv, "is_anomaly": f}
+        if ids:
+            r["ids"] = {c: _plain(id_values[c][i]) for c in ids}
+        results.append(r)
+    out = {"model": loaded.name, "version": loaded.version, "threshold": threshold, "n": len(results),
+           "n_anomalies": int(flags.sum()), "results": results, "notes": notes}
+    if explain != "none":
+        rows = np.flatnonzero(flags) if explain == "anomalies" else np.arange(len(df))
+        for r in results:
+            r["top_features"] = None
+        out["explanation_method"] = _explain_rows(model, df if spec.tabular else X, rows, top, results)
+    return json.dumps(out, allow_nan=False, default=_plain).encode()
+
+
+def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) -> str | None:
+    """Add ``top_features`` to ``results[i]`` for ``i`` in ``rows`` of ``data`` (the table, or a plain detector's
+    matrix); returns the method's name (see deepad.explain)."""
+    from deepad.explain import explain, explanation_method, top_feature_table
+
+    try:
+        method = explanation_method(model)
+        if not len(rows):
+            return method
+        sub = data.iloc[rows] if isinstance(data, pd.DataFrame) else data[rows]
+        with np.errstate(all="ignore"):
+            attributions = explain(model, sub, top_k=top)
+    except (ValueError, TypeError) as exc:
+        raise BodyError([{"loc": ["query", "explain"], "type": "value_error",
+                          "msg": f"this model cannot explain its scores: {' '.join(str(exc).split())}"}]) from None
+    for i, pairs in zip(rows.tolist(), top_feature_table(attributions, top)):
+        results[i]["top_features"] = [{"column": c, "attribution": a if math.isfinite(a) else None} for c, a in pairs]
+    return attributions.attrs.get("method", method)
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, (pd.Timestamp,)):
+        return v.isoformat()
+    return v
+
+
+def _data_error(exc: DataValidationError, shape: str) -> dict[str, Any]:
+    column = getattr(exc, "column", None)
+    rows = getattr(exc, "rows", None) or []
+    loc: list[Any] = ["body"]
+    if shape == "columns":
+        loc += ["columns"] + ([column] if column else []) + rows[:1]
+    else:
+        loc += rows[:1] + ([column] if column else [])
+    return {"loc": loc, "msg": " ".join(str(exc).split()), "type": "value_error"}
+
+
+def _can_explain(model) -> bool:
+    """Whether ``?explain=`` can work for ``model`` (a bare detector that keeps no training data cannot)."""
+    from deepad.explain import _detector_baseline, explanation_method
+    from deepad.pipeline import TabularDetector
+
+    try:
+        method = explanation_method(model)
+    except (ValueError, TypeError):
+        return False
+    if isinstance(model, TabularDetector) or method not in ("integrated_gradients", "occlusion"):
+        return True
+    return _detector_baseline(model) is not None

@@ -1,0 +1,136 @@
+"""Running the scoring service under Uvicorn: its settings and the connection limits.
+
+Holds :class:`ServeConfig` (the settings of ``deepad serve``, JSON-able so
+that worker processes get them through the ``DEEPAD_SERVE_CONFIG``
+environment variable), :func:`_check_limits` (the start-up check of its
+limits and timeouts), :class:`HeaderTimeoutH11Protocol` (Uvicorn's h11
+protocol plus a deadline for each request head, ``header_timeout``) and
+:func:`uvicorn_options` (the keyword arguments of ``uvicorn.run``, with
+``keep_alive_timeout`` for idle keep-alive connections).  Starting the
+server itself, which builds the application, is
+:func:`deepad.serve.app.serve`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+try:
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+except ImportError as _exc:  # pragma: no cover - depends on the install
+    raise ImportError("deepad serve needs the 'serve' extra: pip install 'deepad[serve]'") from _exc
+
+from deepad.serve.bodies import (DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECOMPRESSED_BYTES,
+                                 DEFAULT_MAX_ROWS)
+
+log = logging.getLogger("deepad.serve")
+
+DEFAULT_HEADER_TIMEOUT = 30.0
+DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
+_ENV_CONFIG = "DEEPAD_SERVE_CONFIG"
+
+
+@dataclass
+class ServeConfig:
+    """Settings of ``deepad serve`` (JSON-able: passed to worker processes through the environment)."""
+
+    models: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    api_key_env: str | None = None
+    insecure: bool = False
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    reload_interval: float = 2.0
+    log_level: str = "info"
+    max_rows: int = DEFAULT_MAX_ROWS  # rows per request (JSON, CSV, Parquet; 413 above)
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES  # a Parquet body's decoded size (413 above)
+    body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds to receive a request body (408 after)
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds to receive a request head (connection closed after)
+    keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT  # an idle keep-alive connection is closed after this
+
+
+class HeaderTimeoutH11Protocol(H11Protocol):
+    """Uvicorn's h11 protocol plus a deadline for each request head: ``header_timeout`` seconds (class attribute).
+
+    Why: Uvicorn times out only an *idle* keep-alive connection (``timeout_keep_alive``, reset by every byte that
+    arrives), so a client that sends a request head a byte at a time, or half a head and then nothing, holds its
+    connection for ever.  Here the clock starts when the connection opens and again when a response is complete,
+    and is stopped only by a complete request head; when it runs out the connection is closed (no answer: the
+    request never started).  Bodies have their own deadline (``body_timeout`` in
+    :func:`~deepad.serve.app.create_app`).  Builds on Uvicorn's ``H11Protocol`` internals (``cycle``,
+    ``handle_events``, ``on_response_complete``).
+    """
+
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        self._head_timer = None
+        self._head_cycle = None
+        super().connection_made(transport)
+        self._arm_head_timer()
+
+    def _arm_head_timer(self) -> None:
+        self._cancel_head_timer()
+        if self.header_timeout and self.header_timeout > 0:
+            self._head_cycle = self.cycle
+            self._head_timer = self.loop.call_later(self.header_timeout, self._head_timed_out)
+
+    def _cancel_head_timer(self) -> None:
+        timer = getattr(self, "_head_timer", None)
+        if timer is not None:
+            timer.cancel()
+            self._head_timer = None
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if getattr(self, "_head_timer", None) is not None and self.cycle is not self._head_cycle:
+            self._cancel_head_timer()  # a request head arrived: its body has body_timeout
+
+    def on_response_complete(self) -> None:
+        if not self.transport.is_closing():
+            self._arm_head_timer()  # before super(): a pipelined request it starts stops the clock again
+        super().on_response_complete()
+
+    def connection_lost(self, exc) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.cycle is self._head_cycle and not self.transport.is_closing():
+            who = "%s:%d" % self.client if self.client else "a client"
+            log.info("closing the connection from %s: no complete request head within %g s (header timeout)",
+                     who, self.header_timeout)
+            self.transport.close()
+
+
+def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
+    """Keyword arguments of ``uvicorn.run`` / ``uvicorn.Config`` for ``cfg``: address, logging and the connection
+    limits (``timeout_keep_alive``; the request-head deadline through :class:`HeaderTimeoutH11Protocol`, whose
+    ``header_timeout`` this sets for the process).  Request heads are also limited to 16 KiB by Uvicorn's h11
+    default (``h11_max_incomplete_event_size``; 400 above it)."""
+    HeaderTimeoutH11Protocol.header_timeout = float(cfg.header_timeout)
+    return dict(host=cfg.host, port=cfg.port, log_level=cfg.log_level, server_header=False, access_log=False,
+                timeout_keep_alive=float(cfg.keep_alive_timeout), http=HeaderTimeoutH11Protocol)
+
+
+def _app_kwargs(cfg: ServeConfig) -> dict[str, Any]:
+    return dict(max_body_bytes=cfg.max_body_bytes, reload_interval=cfg.reload_interval, max_rows=cfg.max_rows,
+                max_decompressed_bytes=cfg.max_decompressed_bytes, body_timeout=cfg.body_timeout)
+
+
+def _check_limits(cfg: ServeConfig) -> None:
+    if cfg.max_body_bytes < 1:
+        raise ValueError("the body size limit must be positive.")
+    if cfg.max_rows < 1:
+        raise ValueError(f"--max-rows must be at least 1, got {cfg.max_rows}.")
+    if cfg.max_decompressed_bytes < 1:
+        raise ValueError("the decompressed size limit must be positive.")
+    for flag, value in (("--body-timeout", cfg.body_timeout), ("--header-timeout", cfg.header_timeout),
+                        ("--keep-alive-timeout", cfg.keep_alive_timeout)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"{flag} must be a positive number of seconds, got {value!r}.")
