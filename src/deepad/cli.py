@@ -983,7 +983,7 @@ def stream(
     grid = getattr(scorer.detector, "series_input_", None)  # trained by `deepad train` on a series: check its clock
     clock = None
     if grid:
-        from deepad.cli_series import StreamClock
+        from deepad.data.series import StreamClock
 
         clock = StreamClock(grid)
     timestamp = timestamp or (grid or {}).get("timestamp") or "timestamp"

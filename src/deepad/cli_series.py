@@ -163,44 +163,6 @@ def _step_text(step: str) -> str:
     return str(td)
 
 
-class StreamClock:
-    """Checks the timestamps of streamed rows against the grid a model was trained on (``series_input_``).
-
-    Why: ``deepad stream`` scores rows as they arrive, one row = one step of
-    the training grid.  A row that arrives out of order would be scored as if
-    it came later, and missing steps squeeze time in the model's windows --
-    both silently wrong, so the first is an error and the second a warning.
-    """
-
-    def __init__(self, info: dict):
-        self.step = pd.Timedelta(info["step"])
-        self.previous = None
-
-    def check(self, value, line_no: int) -> str | None:
-        """Raise ``ValueError`` for a row before the previous one; return a warning for a gap, else None."""
-        if value is None or value == "":
-            return None
-        try:
-            now = pd.Timestamp(value)
-        except (ValueError, TypeError, OverflowError):
-            raise ValueError(f"timestamp {value!r} is not a date.") from None
-        if pd.isna(now):
-            raise ValueError(f"timestamp {value!r} is not a date.")
-        previous, self.previous = self.previous, now
-        if previous is None:
-            return None
-        if now < previous:
-            self.previous = previous
-            raise ValueError(f"timestamp {value} is before the previous row's ({previous}); rows must arrive in "
-                             "time order.")
-        gap = now - previous
-        if gap > 1.5 * self.step:
-            steps = gap / self.step
-            return (f"line {line_no}: {gap} since the previous row, about {steps:.0f} steps of {self.step}; "
-                    f"{steps - 1:.0f} missing step(s) are not filled, so the model's window spans the gap.")
-        return None
-
-
 def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: int = 0) -> None:
     """``deepad score MODEL SERIES``: replay the series through a fresh stream; one output row per grid step.
 

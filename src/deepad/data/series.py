@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["read_series", "regularize", "median_step", "sliding_windows", "align_to_points", "default_timestamp_column"]
+__all__ = ["read_series", "regularize", "median_step", "sliding_windows", "align_to_points", "default_timestamp_column", "StreamClock"]
 
 _TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
 
@@ -174,3 +174,47 @@ def align_to_points(window_scores: np.ndarray, n: int, window: int) -> np.ndarra
     if s.shape[0] != n - window + 1:
         raise ValueError(f"expected {n - window + 1} window scores for {n} rows and window {window}, got {s.shape[0]}.")
     return np.concatenate([np.full(window - 1, s[0]), s])
+
+
+class StreamClock:
+    """Checks the timestamps of streamed rows against the grid a model was trained on (``series_input_``).
+
+    Why: ``deepad stream`` scores rows as they arrive, one row = one step of
+    the training grid.  A row that arrives out of order would be scored as if
+    it came later, and missing steps squeeze time in the model's windows --
+    both silently wrong, so the first is an error and the second a warning.
+    """
+
+    def __init__(self, info: dict):
+        self.step = pd.Timedelta(info["step"])
+        self.previous = None
+
+    def check(self, value, line_no: int) -> str | None:
+        """Raise ``ValueError`` for a row before the previous one; return a warning for a gap, else None."""
+        if value is None or value == "":
+            return None
+        try:
+            now = pd.Timestamp(value)
+        except (ValueError, TypeError, OverflowError):
+            raise ValueError(f"timestamp {value!r} is not a date.") from None
+        if pd.isna(now):
+            raise ValueError(f"timestamp {value!r} is not a date.")
+        previous, self.previous = self.previous, now
+        if previous is None:
+            return None
+        try:
+            before = now < previous
+        except TypeError as exc:  # one row with a time zone, the other without
+            self.previous = previous
+            raise ValueError(f"timestamp {value} cannot be compared with the previous row's ({previous}): "
+                             f"{exc}.") from None
+        if before:
+            self.previous = previous
+            raise ValueError(f"timestamp {value} is before the previous row's ({previous}); rows must arrive in "
+                             "time order.")
+        gap = now - previous
+        if gap > 1.5 * self.step:
+            steps = gap / self.step
+            return (f"line {line_no}: {gap} since the previous row, about {steps:.0f} steps of {self.step}; "
+                    f"{steps - 1:.0f} missing step(s) are not filled, so the model's window spans the gap.")
+        return None

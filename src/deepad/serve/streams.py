@@ -47,7 +47,7 @@ class LiveStreams:
 
     @staticmethod
     def _new(loaded: LoadedModel, refractory: int, rearm: int) -> _Live:
-        from deepad.cli_series import StreamClock
+        from deepad.data.series import StreamClock
         from deepad.stream import StreamScorer, default_threshold
 
         model = loaded.model
