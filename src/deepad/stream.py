@@ -57,7 +57,12 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["StreamScorer", "StreamUpdate", "SPOT", "default_threshold"]
+__all__ = ["StreamScorer", "StreamUpdate", "SPOT", "default_threshold", "is_series_detector"]
+
+
+def is_series_detector(model) -> bool:
+    """Whether ``model`` scores rows as a time series (a ``window`` or a stream state), not as exchangeable rows."""
+    return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
 
 
 class SPOT:

@@ -16,14 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepad.stream import is_series_detector  # re-exported: the rule lives in deepad.stream
+
 __all__ = ["is_series_detector", "read_model_series", "series_scores", "series_figure", "build_series_report"]
 
 _VALUE, _ALARM, _ALERT, _THRESHOLD, _LABEL = "#4C72B0", "#DD8452", "#C44E52", "#333333", "#55A868"
-
-
-def is_series_detector(model) -> bool:
-    """Whether ``model`` scores rows as a time series (a ``window`` or a stream state), not as exchangeable rows."""
-    return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
 
 
 def series_scores(model, values: np.ndarray, *, risk: float = 1e-4, refractory: int = 0, rearm: int = 0,

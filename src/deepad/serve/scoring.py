@@ -5,8 +5,7 @@ training scores, the threshold's flags, non-finite scores flagged, id
 columns echoed, notes), :func:`_explain_rows` and :func:`_can_explain` for
 ``?explain=`` (see :mod:`deepad.explain`), :func:`_data_error`, which turns a
 :class:`~deepad.data.schema.DataValidationError` into a 422 entry naming the
-row and column, :func:`_plain` (JSON-able values) and
-:func:`is_series_detector`.
+row and column, and :func:`_plain` (JSON-able values).
 """
 
 from __future__ import annotations
@@ -21,14 +20,7 @@ import pandas as pd
 from deepad.data.schema import DataValidationError
 from deepad.serve.registry import LoadedModel
 from deepad.serve.spec import BodyError
-
-
-def is_series_detector(model) -> bool:
-    """Whether ``model`` scores rows as a time series (a ``window`` or a stream state), not as exchangeable rows.
-
-    The rule of :func:`deepad.report.series.is_series_detector`, kept here because the service may not import the
-    report package (layering, issue 16); one copy for both once the library has a series pipeline."""
-    return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
+from deepad.stream import is_series_detector
 
 
 def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "none", top: int = 3) -> bytes:
