@@ -35,6 +35,7 @@ from deepad.pipeline import TabularDetector  # noqa: E402
 from deepad.serve import create_app  # noqa: E402
 
 from data_fraud import make_fraud_frame  # noqa: E402
+from live_server import running_server  # noqa: E402
 
 AE = dict(epochs=4, hidden_dims=(16, 8), latent_dim=4, batch_size=128)
 KEY = "test-key-0123456789abcdef"
@@ -47,20 +48,9 @@ def train(seed: int = 0, n: int = 1500) -> TabularDetector:
 
 @contextlib.contextmanager
 def running(app):
-    """Uvicorn in a thread on a free loopback port (port 0: the OS picks); yields the base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
+    """Uvicorn in a thread on a free loopback port; yields the base URL."""
+    with running_server(app) as (url, _):
+        yield url
 
 
 def records(df: pd.DataFrame) -> list[dict]:

@@ -14,7 +14,6 @@ import json
 import logging
 import shutil
 import socket
-import threading
 import time
 
 import numpy as np
@@ -34,6 +33,7 @@ from deepad.pipeline import TabularDetector  # noqa: E402
 from deepad.serve import create_app  # noqa: E402
 
 from data_fraud import make_fraud_frame  # noqa: E402
+from live_server import running_server  # noqa: E402
 
 KEY = "test-key-0123456789abcdef"
 
@@ -61,23 +61,7 @@ def models(tmp_path_factory):
             "model": deepad.load(root / "fraud")}
 
 
-@contextlib.contextmanager
-def running(app, **options):
-    """Uvicorn in a thread on a free loopback port; yields (base URL, port)."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on",
-                                           **options))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        server.should_exit = True
-        thread.join(15)
+running = running_server  # Uvicorn in a thread; yields (base URL, port)
 
 
 def client_for(app):
