@@ -74,7 +74,9 @@ def require_pyod():
 
 
 def pyod_class(path: str) -> type:
-    """Import a PyOD detector class (for PyODDetector and saved ``__pyod__`` templates) from its dotted path, e.g. ``"pyod.models.knn.KNN"``.
+    """Import a PyOD detector class from its dotted path, e.g. ``"pyod.models.knn.KNN"``.
+
+    Used by :class:`~deepad.detectors.PyODDetector` and for saved ``__pyod__`` templates.
 
     Only classes from the ``pyod`` package that subclass PyOD's
     ``BaseDetector`` are accepted, so a (possibly saved) class path can never
@@ -93,7 +95,6 @@ def pyod_class(path: str) -> type:
     if not (isinstance(cls, type) and issubclass(cls, pyod_base.BaseDetector)):
         raise ValueError(f"detector={path!r} is not a PyOD detector class.")
     return cls
-
 
 
 # --------------------------------------------------------------------------- JSON encoding of params
@@ -181,10 +182,9 @@ def _skops_dumps(detector, name: str, value) -> bytes:
     what = f"{type(detector).__name__}.{name} ({type(value).__name__})"
     try:
         data = sio.dumps(value)
-        untrusted = sio.get_untrusted_types(data=data)
+        bad = _skops_untrusted(data=data)
     except Exception as exc:  # skops raises many types for objects it cannot represent
         raise TypeError(f"{what} cannot be saved: skops cannot serialise it ({exc}); deepad never saves with pickle.") from None
-    bad = [t for t in untrusted if t not in SKOPS_TRUSTED_TYPES]
     if bad:
         raise TypeError(f"{what} cannot be saved: it holds types that deepad would refuse to load "
                         f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); deepad never saves with pickle.")
@@ -308,11 +308,11 @@ _MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, Recur
               RuntimeError, ImportError, MemoryError, OSError)
 
 
-def _skops_untrusted(file: Path) -> list[str]:
+def _skops_untrusted(*, data: bytes | None = None, file: Path | None = None) -> list[str]:
     """The types in ``file`` that neither skops nor :data:`SKOPS_TRUSTED_TYPES` trusts (empty: safe to load)."""
     import skops.io as sio
 
-    return [t for t in sio.get_untrusted_types(file=file) if t not in SKOPS_TRUSTED_TYPES]
+    return [t for t in sio.get_untrusted_types(data=data, file=file) if t not in SKOPS_TRUSTED_TYPES]
 
 
 def _inside(directory: Path, name: str, config_path: Path) -> Path:
@@ -493,7 +493,7 @@ def _build(directory: Path, config: dict, device: str | None, depth: int):
 
             file = _inside(directory, f"{name}.skops", config_path)
             try:
-                bad = _skops_untrusted(file)
+                bad = _skops_untrusted(file=file)
             except Exception as exc:  # skops raises many types for damaged zips
                 raise ModelFormatError(f"{file} is missing or damaged: {' '.join(str(exc).split())}") from None
             if bad:
