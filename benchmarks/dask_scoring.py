@@ -6,7 +6,7 @@
    in row groups of ``--row-group`` rows (generated chunk by chunk, so memory
    stays flat).
 2. Trains a TabularDetector(AutoEncoder) on a small sample (``--train-rows``).
-3. Scores the file single-process (``deepad.pipeline.score_file``, in a
+3. Scores the file single-process (``deepad.scoring.score_file``, in a
    child process so its peak memory is its own) and on a LocalCluster of
    ``--workers`` single-threaded worker processes
    (``deepad.distributed.score_parquet``).
@@ -53,7 +53,7 @@ print(json.dumps({"seconds": time.perf_counter() - t0,
 SINGLE = r"""
 import json, resource, sys, time
 import deepad
-from deepad.pipeline import score_file
+from deepad.scoring import score_file
 model = deepad.load(sys.argv[1])
 t0 = time.perf_counter()
 s = score_file(model, sys.argv[2], sys.argv[3], batch_size=int(sys.argv[4]))

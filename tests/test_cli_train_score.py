@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 import deepad
 from deepad.cli import app
 from deepad.data import iter_batches, read_table
-from deepad.pipeline import score_file
+from deepad.scoring import score_file
 
 from data_fraud import make_fraud_frame, write_fraud_csv
 

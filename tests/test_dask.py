@@ -16,7 +16,8 @@ distributed = pytest.importorskip("distributed")
 import deepad  # noqa: E402
 from deepad.detectors import AutoEncoder  # noqa: E402
 from deepad.distributed import SUMMARY_FILE, plan_partitions, score_parquet  # noqa: E402
-from deepad.pipeline import TabularDetector, score_file  # noqa: E402
+from deepad.pipeline import TabularDetector  # noqa: E402
+from deepad.scoring import score_file  # noqa: E402
 
 from data_fraud import make_fraud_frame  # noqa: E402
 

@@ -444,7 +444,8 @@ def train(
 
     from deepad.data import infer_schema, read_table
     from deepad.data.preprocessing import boolean_values
-    from deepad.pipeline import TabularDetector, _same_file
+    from deepad.data.writers import same_file as _same_file
+    from deepad.pipeline import TabularDetector
 
     if contamination is not None and fpr is not None:
         fail("give --contamination or --fpr, not both.")
@@ -614,7 +615,8 @@ def score(
     or SIGTERM (exit code 143).
     """
     import deepad
-    from deepad.pipeline import output_format, score_file
+    from deepad.data.writers import output_format
+    from deepad.scoring import score_file
 
     from deepad.data.images import is_image_source
 
@@ -784,24 +786,12 @@ def _read_rows(model, data: str, wanted: list[int]):
     import pandas as pd
 
     from deepad.data.readers import iter_batches, table_columns
-    from deepad.data.schema import DataValidationError
-    from deepad.pipeline import TabularDetector
+    from deepad.scoring import column_plan
 
     with _UserErrors(f"{data}: "):
-        columns = table_columns(data)
-        if isinstance(model, TabularDetector):
-            missing, _ = model.preprocessor.check_columns(columns)
-            if missing:
-                raise DataValidationError(f"{data} lacks column(s) {missing}, which the model was trained on.",
-                                          column=missing[0])
-            schema = model.schema_
-            read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
-            text = read
-        else:
-            names = [str(c) for c in getattr(model, "feature_names_in_", [])]
-            read, text = (names or None), None
+        plan = column_plan(model, table_columns(data), data)
         need, last, found, offset = set(wanted), max(wanted), {}, 0
-        for chunk in iter_batches(data, columns=read, text_columns=text):
+        for chunk in iter_batches(data, columns=plan.read, text_columns=plan.text_columns):
             for r in need.intersection(range(offset, offset + len(chunk))):
                 found[r] = chunk.iloc[[r - offset]]
             offset += len(chunk)
@@ -906,7 +896,7 @@ def report(
 
     import deepad
     from deepad.data.readers import read_table, table_columns
-    from deepad.pipeline import _same_file
+    from deepad.data.writers import same_file as _same_file
     from deepad.report import build_report
 
     if Path(output).suffix.lower() not in (".html", ".htm"):
@@ -1060,7 +1050,8 @@ def tune_cmd(
 
     from deepad.data import read_table
     from deepad.data.preprocessing import boolean_values
-    from deepad.pipeline import TabularDetector, _same_file
+    from deepad.data.writers import same_file as _same_file
+    from deepad.pipeline import TabularDetector
 
     try:
         import optuna  # noqa: F401

@@ -97,7 +97,7 @@ def score_images(model_dir: str, data: str, output: str) -> None:
 
     from deepad import thresholds as _thr
     from deepad.cli import _UserErrors
-    from deepad.pipeline import output_format, write_frame_atomic
+    from deepad.data.writers import output_format, write_frame_atomic
 
     with _UserErrors():
         output_format(output)

@@ -173,7 +173,7 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
     """
     from deepad import thresholds as _thr
     from deepad.cli import _UserErrors
-    from deepad.pipeline import write_frame_atomic
+    from deepad.data.writers import write_frame_atomic
     from deepad.report.series import read_model_series, series_scores
 
     t0 = time.perf_counter()

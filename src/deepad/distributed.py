@@ -48,7 +48,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 __all__ = ["score_parquet", "plan_partitions", "Partition", "DaskScoreSummary", "SUMMARY_FILE"]
 
@@ -214,7 +213,9 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
 
     from deepad.data.preprocessing import ScoringReport
     from deepad.data.readers import _arrow_to_pandas
-    from deepad.pipeline import TabularDetector, _Writer, score_chunk_columns
+    from deepad.data.writers import TableWriter as _Writer
+    from deepad.pipeline import TabularDetector
+    from deepad.scoring import score_chunk_columns
 
     model = _cached_model(model_dir, fingerprint)
     tabular = isinstance(model, TabularDetector)
@@ -332,9 +333,9 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
     the module docstring for what workers need.
     """
     import deepad
-    from deepad.data.schema import DataValidationError
     from deepad.data.writers import OutputWriteError
-    from deepad.pipeline import TabularDetector, _same_file
+    from deepad.data.writers import same_file as _same_file
+    from deepad.scoring import column_plan
 
     during = f"scoring {os.fspath(source)}"
     model_dir = Path(model_dir).resolve()
@@ -351,27 +352,9 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
 
     columns = list(pq.ParquetFile(parts[0].file).schema_arrow.names)
     summary = DaskScoreSummary(output=str(out), partitions=len(parts))
-    if isinstance(model, TabularDetector):
-        missing, extra = model.preprocessor.check_columns(columns)
-        if missing:
-            raise DataValidationError(f"{source} lacks column(s) {missing}, which the model was trained on.",
-                                      column=missing[0])
-        schema = model.schema_
-        id_columns = [c for c in schema.id_columns if c in columns]
-        read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
-        if extra:
-            summary.notes.append(f"ignored {len(extra)} column(s) the model was not trained on: "
-                                 f"{', '.join(map(repr, extra[:8]))}{' ...' if len(extra) > 8 else ''}.")
-        if not id_columns:
-            summary.notes.append("no id column in the data; the output has a 'row' column (0-based data row) "
-                                 "instead.")
-    else:
-        names = [str(c) for c in getattr(model, "feature_names_in_", [])]
-        missing = [c for c in names if c not in columns]
-        if missing:
-            raise DataValidationError(f"{source} lacks column(s) {missing}, which the model was trained on.",
-                                      column=missing[0])
-        id_columns, read = [], (names or None)
+    plan = column_plan(model, columns, str(source))
+    summary.notes.extend(plan.notes())
+    id_columns, read = plan.id_columns, plan.read
     del model
 
     output = _prepare_output(out, during)

@@ -29,7 +29,8 @@ from deepad.cli import app
 from deepad.data.synthetic import make_fraud_frame
 from deepad.data.writers import OutputWriteError, part_prefix
 from deepad.detectors import HBOS
-from deepad.pipeline import TabularDetector, write_frame_atomic
+from deepad.data.writers import write_frame_atomic
+from deepad.pipeline import TabularDetector
 
 BIG_ROWS = 200_000
 

@@ -27,8 +27,16 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["AtomicOutput", "OutputWriteError", "remove_stale_parts", "part_prefix", "PART_SUFFIX"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["AtomicOutput", "OutputWriteError", "remove_stale_parts", "part_prefix", "PART_SUFFIX", "OUTPUT_FORMATS",
+           "output_format", "write_frame_atomic", "TableWriter", "same_file"]
+
+#: output file suffix -> format
+OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 log = logging.getLogger("deepad.writers")
 
@@ -231,3 +239,111 @@ class _Writing:
         if isinstance(exc, OSError) and not isinstance(exc, OutputWriteError):
             raise self.output.error(exc) from exc
         return False
+
+
+def output_format(path: str | os.PathLike) -> str:
+    fmt = OUTPUT_FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: the output must end in {', '.join(OUTPUT_FORMATS)} (CSV or Parquet).")
+    return fmt
+
+
+def write_frame_atomic(frame: pd.DataFrame, path: str | os.PathLike, *, during: str | None = None) -> Path:
+    """Write ``frame`` to ``path`` (CSV or Parquet by suffix) aside, then rename: never a half-written file.
+
+    See :class:`deepad.data.writers.AtomicOutput`: stale parts of ``path``
+    left by killed processes are removed first, and an ``OSError`` while
+    writing is an :class:`~deepad.data.writers.OutputWriteError` naming
+    ``path`` (and ``during``, e.g. ``"scoring data.csv"``).
+    """
+    out = Path(path)
+    fmt = output_format(out)
+    with AtomicOutput(out, during=during) as part, part.writing():
+        frame.to_csv(part.path, index=False) if fmt == "csv" else frame.to_parquet(part.path, index=False)
+    return out
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are the same file (an output must never overwrite its input)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+class TableWriter:
+    """CSV or Parquet, chunk by chunk, into a temporary file that replaces ``out`` only when complete.
+
+    The temporary file is an :class:`AtomicOutput` part
+    (stale parts of ``out`` left by killed processes are removed first).
+    ``make_parent=False`` (Dask output parts, inside the run's own part
+    directory) neither creates the directory nor touches it before the
+    first write: if a failed run's directory was removed while a task still
+    ran, that task fails instead of leaving files.  An ``OSError`` while
+    writing is an :class:`~deepad.data.writers.OutputWriteError` naming
+    ``out`` (and ``during``).
+    """
+
+    def __init__(self, out: Path, fmt: str, *, make_parent: bool = True, during: str | None = None):
+        self.out, self.fmt = out, fmt
+        if make_parent:
+            self.part: AtomicOutput | None = AtomicOutput(out, during=during)
+            self.tmp = self.part.path
+        else:
+            self.part = None
+            self.tmp = out.with_name(f".{out.name}.tmp")
+        self.during = during
+        self.writer = None
+        self.schema = None
+
+    def _error(self, exc: OSError) -> OutputWriteError:
+        return self.part.error(exc) if self.part is not None else OutputWriteError.of(self.out, exc, self.during)
+
+    def write(self, table) -> None:
+        import pyarrow as pa
+
+        try:
+            if self.writer is None:
+                # A column that is all-null in the first chunk would fix its type to null; use text then.
+                fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in table.schema]
+                self.schema = pa.schema(fields)
+                if self.fmt == "csv":
+                    import pyarrow.csv as pcsv
+
+                    self.writer = pcsv.CSVWriter(str(self.tmp), self.schema)
+                else:
+                    import pyarrow.parquet as pq
+
+                    self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
+            self.writer.write_table(table.cast(self.schema))
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def commit(self) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+                self.writer = None
+            if self.part is not None:
+                self.part.commit()
+            else:
+                os.chmod(self.tmp, 0o644)
+                os.replace(self.tmp, self.out)
+        except OSError as exc:
+            raise self._error(exc) from exc
+
+    def abort(self) -> None:
+        try:
+            if self.writer is not None:
+                self.writer.close()
+        except Exception:  # noqa: BLE001 - already failing; the temporary file goes regardless
+            pass
+        if self.part is not None:
+            self.part.abort()
+            return
+        try:
+            self.tmp.unlink(missing_ok=True)
+        except OSError:  # its directory is already gone
+            pass

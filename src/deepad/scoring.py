@@ -1,0 +1,202 @@
+"""Scoring tables in chunks: one column plan and one chunked scorer for files, the CLI and the Dask workers.
+
+:func:`column_plan` decides, once, which columns of a table a model reads
+(the schema's non-excluded columns for a :class:`~deepad.pipeline.TabularDetector`,
+the feature names otherwise), which are id columns echoed to the output,
+and which are ignored.  :func:`score_chunk_columns` turns one chunk into
+the output columns (ids or ``row``, ``score``, ``p_value``, ``is_anomaly``);
+:func:`score_file` streams a file of any size through it into CSV or
+Parquet, atomically (:class:`deepad.data.writers.TableWriter`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted
+
+from deepad import thresholds as _thr
+from deepad.base import BaseDetector
+from deepad.data.preprocessing import ScoringReport
+from deepad.data.readers import DEFAULT_BATCH_ROWS, count_rows, iter_batches, table_columns
+from deepad.data.schema import DataValidationError
+from deepad.data.writers import TableWriter, output_format, same_file
+from deepad.pipeline import TabularDetector
+
+__all__ = ["ColumnPlan", "column_plan", "score_chunk_columns", "score_file", "ScoreSummary"]
+
+
+@dataclass
+class ColumnPlan:
+    """Which columns of a table a model reads, which it echoes as ids and which it ignores."""
+
+    tabular: bool
+    read: list[str] | None          # None: every column (a plain detector without feature names)
+    text_columns: list[str] | None  # CSV: parse these with the preprocessor's row-level error messages
+    id_columns: list[str]
+    ignored: list[str]
+
+    def notes(self) -> list[str]:
+        """What a user should be told about the plan (ignored columns, no id column)."""
+        notes = []
+        if self.ignored:
+            notes.append(f"ignored {len(self.ignored)} column(s) the model was not trained on: "
+                         f"{', '.join(map(repr, self.ignored[:8]))}{' ...' if len(self.ignored) > 8 else ''}.")
+        if self.tabular and not self.id_columns:
+            notes.append("no id column in the data; the output has a 'row' column (0-based data row) instead.")
+        return notes
+
+
+def column_plan(model, columns: Sequence[str], where: str = "the data") -> ColumnPlan:
+    """The :class:`ColumnPlan` of ``model`` on a table with ``columns``; ``DataValidationError`` naming a missing one.
+
+    ``where`` names the table in the error (``"data.csv"``).
+    """
+    columns = [str(c) for c in columns]
+    if isinstance(model, TabularDetector):
+        missing, extra = model.preprocessor.check_columns(columns)
+        if missing:
+            raise DataValidationError(f"{where} lacks column(s) {missing}, which the model was trained on.",
+                                      column=missing[0])
+        schema = model.schema_
+        read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
+        return ColumnPlan(True, read, read, [c for c in schema.id_columns if c in columns], list(extra))
+    names = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    missing = [c for c in names if c not in columns]
+    if missing:
+        raise DataValidationError(f"{where} lacks column(s) {missing}, which the model was trained on.",
+                                  column=missing[0])
+    return ColumnPlan(False, names or None, None, [], [])
+
+
+@dataclass
+class ScoreSummary:
+    rows: int = 0
+    flagged: int = 0
+    seconds: float = 0.0
+    output: str = ""
+    id_columns: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+
+def score_chunk_columns(model, chunk, offset: int, *, tabular: bool, reference: np.ndarray, threshold: float,
+                        id_columns, report=None) -> tuple[dict[str, Any], np.ndarray]:
+    """Score one chunk of rows into output columns: the id columns (or ``row``), ``score``, ``p_value``, ``is_anomaly``.
+
+    Shared by single-process file scoring and the Dask workers, so both write
+    exactly the same columns from the same computation.  Errors name the
+    chunk's global row range.
+    """
+    import pyarrow as pa
+
+    if tabular:
+        scores = model.score_frame(chunk, row_offset=offset, report=report, warn_extra=False)
+    else:
+        try:
+            scores = model.decision_function(chunk)
+        except ValueError as exc:
+            raise ValueError(f"rows {offset}-{offset + len(chunk) - 1}: {exc}") from None
+    flags = (scores > threshold).astype(np.int8)
+    cols: dict[str, Any] = {}
+    if id_columns:
+        for c in id_columns:
+            cols[c] = pa.array(chunk[c], from_pandas=True)
+    else:
+        cols["row"] = pa.array(np.arange(offset, offset + len(chunk), dtype=np.int64))
+    cols["score"] = pa.array(scores)
+    cols["p_value"] = pa.array(_thr.conformal_p_values(reference, scores))
+    cols["is_anomaly"] = pa.array(flags)
+    return cols, flags
+
+
+def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BATCH_ROWS,
+               progress: bool = False, on_chunk: Callable[[int], None] | None = None,
+               explain_top: int = 0) -> ScoreSummary:
+    """Score the table at ``source`` in chunks and write ids + ``score``, ``p_value``, ``is_anomaly`` to ``out``.
+
+    ``out``'s extension picks CSV or Parquet.  The output holds the
+    schema's id columns (when the data has them) or, if there are none, a
+    ``row`` column (0-based data row).  ``p_value`` is the conformal
+    p-value against the model's reference scores and ``is_anomaly`` is 1
+    above ``model.threshold_``.  The file is written next to ``out`` and
+    renamed into place when complete, so an error or interruption leaves no
+    partial output; ``out`` may not be ``source``.  Memory is bounded by
+    ``batch_size`` rows, not by the file size.
+
+    ``explain_top=k > 0`` adds a ``top_features`` column: for rows flagged
+    as anomalies, the ``k`` source columns that raised the score most
+    (:func:`deepad.explain.explain`), separated by ``"; "``; empty for the
+    other rows, which keeps the cost proportional to the flagged rows.
+    """
+    check_is_fitted(model, "decision_scores_")
+    source_path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+    out = Path(out)
+    fmt = output_format(out)
+    if source_path is not None and same_file(source_path, out):
+        raise ValueError(f"the output {out} is the input data file; choose another output path.")
+    if out.is_dir():
+        raise ValueError(f"the output {out} is a directory; give a file name ending in .csv or .parquet.")
+    plan = column_plan(model, table_columns(source), str(source_path) if source_path is not None else "the data")
+    report = ScoringReport()
+    summary = ScoreSummary(output=str(out), id_columns=plan.id_columns, notes=plan.notes())
+    reference = model._p_value_reference
+    threshold = float(model.threshold_)
+    total = count_rows(source)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, unit="row", unit_scale=True, desc="scoring", leave=False, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    writer = TableWriter(out, fmt, during=f"scoring {os.fspath(source) if source_path is not None else 'the data'}")
+    try:
+        import pyarrow as pa
+
+        offset = 0
+        for chunk in iter_batches(source, batch_size=batch_size, columns=plan.read, text_columns=plan.text_columns):
+            cols, flags = score_chunk_columns(model, chunk, offset, tabular=plan.tabular, reference=reference,
+                                              threshold=threshold, id_columns=plan.id_columns, report=report)
+            if explain_top:
+                cols["top_features"] = pa.array(_top_features_of_flagged(model, chunk, flags, explain_top),
+                                                type=pa.string())
+            writer.write(pa.table(cols))
+            offset += len(chunk)
+            summary.flagged += int(flags.sum())
+            if bar is not None:
+                bar.update(len(chunk))
+            if on_chunk is not None:
+                on_chunk(offset)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    summary.rows = offset
+    summary.seconds = time.perf_counter() - t0
+    summary.notes.extend(report.notes())
+    return summary
+
+
+def _top_features_of_flagged(model, chunk: pd.DataFrame, flags: np.ndarray, k: int) -> list[str | None]:
+    """``score_file(explain_top=k)``: top source columns of the flagged rows of a chunk, ``None`` for the rest."""
+    from deepad.explain import explain, top_features
+
+    out: list[str | None] = [None] * len(chunk)
+    rows = np.flatnonzero(flags)
+    if rows.size:
+        attributions = explain(model, chunk.iloc[rows], top_k=k)
+        for r, text in zip(rows, top_features(attributions, k, values=False)):
+            out[int(r)] = text
+    return out
