@@ -26,6 +26,7 @@ from torch import nn
 from deepad.base import BaseDetector
 from deepad.data.series import align_to_points, sliding_windows
 from deepad.detectors._neural import NeuralDetector
+from deepad.detectors._series_nets import _GRUNet, _TCNAutoEncoderNet
 from deepad.training import Step, batched_apply, torch_context
 
 __all__ = ["RollingZScore", "GRUForecaster", "TCNAutoEncoder", "ConformalKNN"]
@@ -361,18 +362,6 @@ class _WindowNeural(NeuralDetector):
         return align_to_points(s, X.shape[0], w)
 
 
-class _GRUNet(nn.Module):
-    def __init__(self, n_features: int, hidden: int, layers: int, dropout: float):
-        super().__init__()
-        self.gru = nn.GRU(n_features, hidden, num_layers=layers, batch_first=True,
-                          dropout=dropout if layers > 1 else 0.0)
-        self.head = nn.Linear(hidden, n_features)
-
-    def forward(self, history: torch.Tensor) -> torch.Tensor:  # (b, w-1, d) -> (b, d)
-        out, _ = self.gru(history)
-        return self.head(out[:, -1, :]) + history[:, -1, :]  # predict the change from the last value
-
-
 class GRUForecaster(_WindowNeural):
     """GRU next-step forecaster; the anomaly score is the squared forecast error.
 
@@ -517,36 +506,6 @@ class GRUForecaster(_WindowNeural):
         weights = (layers, get(head.weight), get(head.bias))
         self._weights_cache = (self.module_, weights)
         return weights
-
-
-class _TCNAutoEncoderNet(nn.Module):
-    def __init__(self, n_features: int, channels: Sequence[int], latent: int, kernel_size: int, dropout: float):
-        super().__init__()
-
-        def block(c_in, c_out, dilation, act=True):
-            layers: list[nn.Module] = [nn.Conv1d(c_in, c_out, kernel_size, padding="same", dilation=dilation)]
-            if act:
-                layers += [nn.ReLU()] + ([nn.Dropout(dropout)] if dropout > 0 else [])
-            return layers
-
-        enc: list[nn.Module] = []
-        c = n_features
-        for i, h in enumerate(channels):
-            enc += block(c, int(h), 2 ** i)
-            c = int(h)
-        enc += block(c, latent, 1, act=False)
-        dec: list[nn.Module] = []
-        c = latent
-        for i, h in reversed(list(enumerate(channels))):
-            dec += block(c, int(h), 2 ** i)
-            c = int(h)
-        dec += block(c, n_features, 1, act=False)
-        self.encoder = nn.Sequential(*enc)
-        self.decoder = nn.Sequential(*dec)
-
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:  # (b, w, d) -> (b, w, d)
-        x = windows.transpose(1, 2)
-        return self.decoder(self.encoder(x)).transpose(1, 2)
 
 
 class TCNAutoEncoder(_WindowNeural):
