@@ -153,7 +153,7 @@ class _Replay(BaseEstimator):
     def __init__(self, threshold: float):
         self.threshold_ = threshold
         self.decision_scores_ = np.zeros(1)
-        self._p_value_reference = np.zeros(1)
+        self.p_value_reference = np.zeros(1)
         self.n_features_in_ = 1
 
     def fit(self, *args):

@@ -306,7 +306,7 @@ class BaseDetector(BaseEstimator):
 
     def p_values(self, X) -> np.ndarray:
         """Conformal p-value of each row against the reference (training or calibration) scores."""
-        return _thr.conformal_p_values(self._p_value_reference, self.decision_function(X))
+        return _thr.conformal_p_values(self.p_value_reference, self.decision_function(X))
 
     def predict_proba(self, X) -> np.ndarray:
         """``(n, 2)`` array: column 1 is the probability of being anomalous, ``1 - p_value``."""
@@ -323,9 +323,18 @@ class BaseDetector(BaseEstimator):
         return self
 
     @property
-    def _p_value_reference(self) -> np.ndarray:
+    def p_value_reference(self) -> np.ndarray:
+        """The scores new rows are ranked against for p-values and FPR/POT thresholds.
+
+        ``calibration_scores_`` after :meth:`calibrate`, else the training
+        rows' reference scores (leave-one-out where the detector memorises).
+        """
         calibration = getattr(self, "calibration_scores_", None)
         return self._reference_scores_ if calibration is None else calibration
+
+    @property
+    def _p_value_reference(self) -> np.ndarray:  # the old private name, kept for callers outside deepad
+        return self.p_value_reference
 
     def set_threshold(self, *, contamination: float | None = None, fpr: float | None = None,
                       pot_risk: float | None = None, value: float | None = None):
@@ -349,9 +358,9 @@ class BaseDetector(BaseEstimator):
         if kind == "contamination":
             self.threshold_ = _thr.contamination_threshold(self._reference_scores_, arg)
         elif kind == "fpr":
-            self.threshold_ = _thr.fpr_threshold(self._p_value_reference, arg)
+            self.threshold_ = _thr.fpr_threshold(self.p_value_reference, arg)
         elif kind == "pot_risk":
-            self.threshold_ = _thr.pot_threshold(self._p_value_reference, risk=arg)
+            self.threshold_ = _thr.pot_threshold(self.p_value_reference, risk=arg)
         else:
             if not np.isfinite(arg):
                 raise ValueError(f"threshold value must be finite, got {arg}.")

@@ -842,7 +842,7 @@ def explain_rows(
         warnings.simplefilter("ignore", UserWarning)
         scores = model.decision_function(frame)
         attributions = explain(model, frame, top_k=top, method=method)
-    p = thresholds.conformal_p_values(model._p_value_reference, scores)
+    p = thresholds.conformal_p_values(model.p_value_reference, scores)
     tabular = isinstance(model, TabularDetector)
     ids = [c for c in model.schema_.id_columns if c in frame.columns] if tabular else []
     how = attributions.attrs["method"]

@@ -111,7 +111,7 @@ def score_images(model_dir: str, data: str, output: str) -> None:
     if imgs.labels is not None:
         frame["label"] = imgs.labels
     frame["score"] = scores
-    frame["p_value"] = _thr.conformal_p_values(model._p_value_reference, scores)
+    frame["p_value"] = _thr.conformal_p_values(model.p_value_reference, scores)
     frame["is_anomaly"] = (scores > model.threshold_).astype(np.int64)
     with _UserErrors():
         write_frame_atomic(frame, output)
@@ -141,7 +141,7 @@ def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, 
     with _UserErrors(f"{data}: "):
         maps = model.anomaly_map(sub)
         shown = model.display_images(sub)
-    p = _thr.conformal_p_values(model._p_value_reference, scores[chosen])
+    p = _thr.conformal_p_values(model.p_value_reference, scores[chosen])
     folder = Path(out_dir or "anomaly-maps")
     typer.echo(f"Anomaly maps: {map_description(model.detector_)} Threshold {model.threshold_:.4g}.")
     typer.echo(f"{'index':>6}  {'score':>10}  {'p_value':>8}  anomaly  overlay")

@@ -183,7 +183,7 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
     scores = result["score"].to_numpy()
     out = pd.DataFrame({model.series_input_["timestamp"]: frame.index, "score": scores,
                         "p_value": np.where(np.isfinite(scores),
-                                            _thr.conformal_p_values(model._p_value_reference, np.nan_to_num(scores)),
+                                            _thr.conformal_p_values(model.p_value_reference, np.nan_to_num(scores)),
                                             np.nan),
                         "threshold": result["threshold"].to_numpy(),
                         "is_anomaly": result["alarm"].to_numpy().astype(np.int64),

@@ -219,7 +219,7 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
 
     model = _cached_model(model_dir, fingerprint)
     tabular = isinstance(model, TabularDetector)
-    reference = model._p_value_reference
+    reference = model.p_value_reference
     threshold = float(model.threshold_)
     report = ScoringReport()
     pf = pq.ParquetFile(part.file)

@@ -149,7 +149,7 @@ def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BA
     plan = column_plan(model, table_columns(source), str(source_path) if source_path is not None else "the data")
     report = ScoringReport()
     summary = ScoreSummary(output=str(out), id_columns=plan.id_columns, notes=plan.notes())
-    reference = model._p_value_reference
+    reference = model.p_value_reference
     threshold = float(model.threshold_)
     total = count_rows(source)
     bar = None

@@ -228,7 +228,7 @@ class StreamScorer:
         self.total_latency_s = 0.0
         self.n_scored = 0
         self.spot = None
-        reference = _moving_average(np.asarray(detector._p_value_reference, dtype=np.float64), self.smoothing)
+        reference = _moving_average(np.asarray(detector.p_value_reference, dtype=np.float64), self.smoothing)
         self._sorted_reference = np.sort(reference[np.isfinite(reference)])
         if threshold == "spot":
             self.spot = SPOT(risk, init_quantile).initialize(reference)

@@ -195,7 +195,7 @@ def build_report(model, X, y=None, path="report.html", *, top_n: int = 20, top_k
     labels = None if y is None else _labels(y, n, label_name)
     threshold = float(model.threshold_)
     flags = scores > threshold
-    p_values = _thr.conformal_p_values(model._p_value_reference, scores)
+    p_values = _thr.conformal_p_values(model.p_value_reference, scores)
 
     # ---------------------------------------------------------------- plots
     ctx: dict[str, Any] = {}

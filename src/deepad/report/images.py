@@ -94,7 +94,7 @@ def build_image_report(model, X, path: str | Path, *, top_n: int = 12, data_name
 
     imgs = load_image_input(X)
     scores = model.decision_function(imgs)
-    p = _thr.conformal_p_values(model._p_value_reference, scores)
+    p = _thr.conformal_p_values(model.p_value_reference, scores)
     flags = scores > model.threshold_
     order = np.argsort(-scores, kind="stable")[: int(top_n)]
     chosen = type(imgs)([imgs.images[i] for i in order] if isinstance(imgs.images, list) else imgs.images[order],

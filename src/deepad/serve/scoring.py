@@ -59,7 +59,7 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
         raise BodyError([_data_error(exc, shape)]) from None
     except (ValueError, TypeError) as exc:  # e.g. encoded values out of range
         raise BodyError([{"loc": ["body"], "msg": " ".join(str(exc).split()), "type": "value_error"}]) from None
-    p = thr.conformal_p_values(model._p_value_reference, scores)
+    p = thr.conformal_p_values(model.p_value_reference, scores)
     threshold = float(model.threshold_)
     # A score that is not a number comes from inputs far outside anything seen in training (e.g. values that
     # overflow the network's float32): flag it rather than call it normal.
