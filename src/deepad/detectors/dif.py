@@ -151,34 +151,14 @@ class DeepIsolationForest(BaseDetector):
     with the distance to the data; ``"normal"`` is the paper's
     initialisation.
 
-    Measured (``benchmarks/explore_default.py``, members ``dif`` and
-    ``dif_scaled``: 28 ADBench sets, 70/30 stratified split, 3 seeds, mean
-    test ROC-AUC; "one-class" = fitted on the normal training rows,
-    "unsupervised" = on the contaminated training part)::
-
-                                          one-class  unsupervised
-        DeepIsolationForest (scaled, DEAS)    85.0      76.1
-        DeepIsolationForest (scaled, depth)   84.3      75.4
-        same, standardised inputs (scaled)    85.0      75.1
-        DeepIsolationForest (normal, DEAS)    80.4      72.2   (paper's setting)
-        DeepIsolationForest (normal, depth)   79.8      70.8
-        same, standardised inputs (normal)    72.8      67.0
-        Isolation Forest (100 trees)          81.8      77.4
-        kNN (k=5, largest)                    85.9      69.4
-        DEFAULT (LocalGlobalEnsemble)         87.1      79.6
-
-    The first two rows were re-measured after features that are constant in
-    training began to be scaled by ``1 / sqrt(n)``
-    (:func:`deepad.data.scaling.fit_scaler`; before: 84.5 / 76.2 and
-    83.8 / 75.4); the other rows predate that change, which alters only the
-    6 sets with such features.  ``"scaled"`` beats ``"normal"`` on 24 / 28
-    sets (one-class) and 23 / 28 (unsupervised); it was chosen on these same
-    sets.  DIF beats Isolation
-    Forest on clean training data and trails it on contaminated data.  As a
-    member of :class:`~deepad.detectors.LocalGlobalEnsemble` it did not
-    raise DEFAULT's means (see that class's docstring).  Fit on 10,000 x 100
-    rows: 4-6 s of CPU on one thread (4.2 s and 6.1 s in two runs on a
-    busy 2-core machine).
+    Measured (28 ADBench sets, 70/30 stratified split, 3 seeds, mean test
+    ROC-AUC; ``benchmarks/explore_default.py members --seeds 0 1 2
+    --members dif_scaled``, then ``combine --seeds 0 1 2 --baseline
+    dif_scaled --show dif_scaled``): 85.0 fitted on the normal training
+    rows, 76.1 on the contaminated training part.  The full table
+    (``"scaled"`` against ``"normal"``, DEAS against depth, Isolation
+    Forest, kNN, DEFAULT), its history and the fit time:
+    ``docs/design/default.md``.
 
     Parameters
     ----------

@@ -93,51 +93,16 @@ class LocalGlobalEnsemble(BaseDetector):
     views do: a second opinion from a different geometry (random non-linear
     projections and axis-parallel cuts instead of Euclidean distances).
 
-    Measured (``benchmarks/explore_default.py``: 28 ADBench sets, 70/30
-    stratified split, min-max scaling, 3 seeds; mean ROC-AUC): 87.1 with
-    clean training data (PyOD-style 5-NN: 85.9, Isolation Forest: 81.8) and
-    79.6 with contaminated training data (Isolation Forest: 77.4, 5-NN:
-    69.4). This and the design-study numbers below predate the scaling of
-    features that are constant in training
-    (:func:`deepad.data.scaling.fit_scaler`, ``constant="evidence"``), which
-    changed DEFAULT on the 6 sets that have such features. ``deepad bench``
-    after it (``benchmarks/results``, 28 sets x 3 seeds): 87.14 one-class
-    against 85.87 for 5-NN, 79.35 unsupervised against 77.14 for Isolation
-    Forest; without the deep view 87.09 / 79.35. The deep view costs time:
-    fitting took 497 s of CPU over the 84 one-class fits against 57 s
-    without it, and a 10,000 x 100 fit 18.7 s of CPU
-    (``benchmarks/default_fit_time.py``). No member manages both: the local
-    kNN alone scores 68.9 on contaminated data, the global view alone 85.5
-    on clean data.
-    ``local_weight`` sets the trade-off (1.0: 87.3 / 79.0; 0.0: 85.5 /
-    80.0); 0.65 was chosen on these 28 sets, so expect the margins over kNN
-    and Isolation Forest on other data to be smaller.
-
-    How the deep view was chosen (``benchmarks/explore_default.py``, see its
-    docstring for the commands).  Every neural member placed *inside* a view
-    lowered the contaminated-data mean.  An autoencoder member lowered the
-    mean wherever we put it (seed 0, the first 13-14 of the 28 sets by file
-    name: as a third global member 86.9 vs 87.3 clean and 76.0 vs 77.1 contaminated; in place of HBOS 86.6 /
-    74.0; averaged into the local view 86.7 / 76.8 -- the autoencoder alone
-    scored 84.0 / 70.6), and a DTE-C prototype stayed far below kNN on the
-    sets we tried.  Nor did an untrained-network member:
-    :class:`~deepad.detectors.DeepIsolationForest` (all 28 sets, 3 seeds;
-    alone 84.5 / 76.2) as a third global member gave 87.1 / 79.1, in place
-    of HBOS 86.9 / 78.4, in place of the 200-NN member 87.0 / 78.7, averaged
-    into the local view 86.9 / 79.5 (the paper's N(0, 1) weights: 86.9 /
-    78.7 as a third global member; a plain Isolation Forest there: 86.8 /
-    79.1) -- the contaminated-data mean drops wherever it goes.  On the
-    standardised features it helps clean data but still costs contaminated
-    data (in place of the 200-NN member 87.6 / 79.0, third global member
-    87.4 / 79.3, in the local view 86.9 / 79.5). Fitted on the trimmed rows
-    and added as the excess-only third view above, Deep Isolation Forest was
-    the one deep member that lowered neither mean (weight 0.25: +0.08 clean,
-    +0.01 contaminated on the 28 sets x 3 seeds of the study; weight 0.5:
-    +0.04 / -0.06; a trimmed autoencoder there: -0.51 / +0.12), and on the
-    bench's own splits +0.05 / +0.004. These gains are within noise: the
-    deep view is there as a second, differently built opinion that the
-    measurements say costs nothing on these data, not as a proven
-    improvement. ``deep_weight=0`` gives the two-view detector.
+    Measured (28 ADBench sets x 3 seeds, mean ROC-AUC, ``benchmarks/results``;
+    ``python benchmarks/run_adbench.py --setting oneclass --seeds 3
+    --detectors LocalGlobalEnsemble,KNN``, and the same with ``--setting
+    unsupervised --detectors LocalGlobalEnsemble,IsolationForest``): 87.14
+    with clean training data (5-NN: 85.87) and 79.35 with contaminated
+    training data (Isolation Forest: 77.14).  ``local_weight`` and
+    ``deep_weight`` were chosen on these 28 sets, so expect smaller margins
+    on other data.  Design study and history (each view alone,
+    ``local_weight``, how the deep view was chosen, fit times):
+    ``docs/design/default.md``.
 
     Training scores.  ``decision_scores_`` are the in-sample scores
     (``decision_function(X_train)``, each training row its own nearest
