@@ -52,35 +52,16 @@ class BoostedDetector(BaseDetector):
     learning rate CatBoost picks from the data size (0.004 on 90 rows,
     0.010 on 1,000, 0.024 on 7,000, with 1,000 trees).  That matters: an
     explicit ``l2_leaf_reg`` -- even CatBoost's own default 3 -- switches
-    the automatic rate off and fixes it at 0.03.  The earlier version of
-    this detector did that and was 0.6 points *below* plain CatBoost
-    (88.1 / 89.7 at 5 % / 10 %, ``benchmarks/results/weak`` before issue
-    #5); its plain member, now identical to plain CatBoost, scored 45_wine
-    0.870 instead of CatBoost's 0.935 on seed 0 at 5 %.
+    the automatic rate off and fixes it at 0.03 (what that cost an earlier
+    version: ``docs/design/boosted.md``).
 
-    Measured (``benchmarks/results/weak``: 28 ADBench sets x 3 seeds, mean
-    ROC-AUC at 5 % / 10 % / 5 labelled anomalies): this detector 89.15 /
-    90.79 / 86.21, plain CatBoost on the features 89.08 / 90.61 / 86.43,
-    XGBoost 74.19 / 78.09 / 82.39, the unsupervised DEFAULT 79.37.  The
-    margin over CatBoost is small (it wins on 16 and loses on 11 of the 28
-    sets at 5 %, 18 / 9 at 10 %; below it with 5 labels): it gains where the
-    anomalies are globally unusual (1_ALOI +2.1, 6_cardio +1.5, 5_campaign
-    +1.3 at 5 %) and loses on small sets whose anomalies the unsupervised
-    score misses (45_wine -3.4, 39_vertebral -1.7, 23_mammography -1.5).
-    In ``benchmarks/explore_weak.py`` (the same protocol in-process, seeds
-    0, 1; this rule 88.77 / 90.47, CatBoost 88.71 / 90.36 there) other ways
-    of combining the two members scored: mean log-odds 88.68 / 90.44,
-    standardised mean log-odds 88.83 / 90.44, mean probability 88.64 /
-    90.41, ranks without the tie-breaker 88.79 / 90.49, ties broken by the
-    members' log-odds 88.72 / 90.42, and gating the augmented member on how
-    highly the labelled anomalies rank under the unsupervised score
-    88.53-88.73 / 90.21-90.38; a third member with only the unsupervised
-    score as an extra feature 88.19 / 89.84 alone and 88.58 / 90.24
-    averaged (log-odds) with the other two; and, on 6-7 small sets (seed
-    0), ranks among 5-fold out-of-fold scores of the unlabelled training
-    rows -- a reference distributed like new rows, at five extra fits per
-    member -- 88.40 / 88.87 against this rule's 89.37 / 89.71.  None is
-    clearly better, so the rule below stays.
+    Measured (28 ADBench sets x 3 seeds, mean ROC-AUC at 5 % / 10 % / 5
+    labelled anomalies, ``benchmarks/results/weak``; ``python
+    benchmarks/run_adbench.py --setting weak --seeds 3 --labelled 0.05,0.10
+    --labelled-count 5``, the full command in that folder's RESULTS.md):
+    this detector 89.15 / 90.79 / 86.21, plain CatBoost on the features
+    89.08 / 90.61 / 86.43.  The margin is small; per-set wins and losses and
+    the other combination rules tried: ``docs/design/boosted.md``.
 
     Scoring rule.  With ``c_p(x)``, ``c_a(x)`` the members' probability of
     class 1, ``F_p``/``F_a`` their empirical CDFs over the *unlabelled*
@@ -104,7 +85,7 @@ class BoostedDetector(BaseDetector):
     of their ranks: the training rows the ranks are taken among were seen
     by the classifiers, so with a handful of labels most new rows rank
     above all of them and tie at 1, while the probabilities still differ
-    (measured: 88.64 / 90.41, as above -- the ties cost nothing on average).
+    (measured in ``docs/design/boosted.md``: the ties cost nothing on average).
 
     Labels (``fit(X, y)``): 1 = known anomaly, 0 = known normal, -1 or NaN
     = unlabelled.  Rows labelled normal are class 0 like unlabelled ones.
