@@ -75,6 +75,7 @@ import numpy as np
 from deepad.bench.errors import BenchmarkError
 from deepad.bench.specs import (DetectorSpec, anomaly_scores, build_estimator, estimator_kind, parse_detectors,
                                 resolve_detector_class)
+from deepad.bench.specs import _class_path, _param_names, _split_top_level  # noqa: F401 - old private names
 
 __all__ = [
     "BenchmarkError", "PROTOCOL_VERSION", "SETTINGS", "DEFAULT_MAX_ROWS", "TEST_SIZE",
