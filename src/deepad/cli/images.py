@@ -1,9 +1,10 @@
 """The image side of the CLI: ``deepad train|score|explain|report IMAGES`` and ``deepad bench --images mnist``.
 
-:mod:`deepad.cli` dispatches here when its data argument is an image source
-(:func:`deepad.data.images.is_image_source`: a folder of PNG/JPEG, one sub-
-folder per class, or MNIST idx files), so the commands work on image
-folders as they do on tables.
+The train, score, explain and report commands dispatch here when their data
+argument is an image source (:func:`deepad.data.images.is_image_source`: a
+folder of PNG/JPEG, one sub-folder per class, or MNIST idx files), so the
+commands work on image folders as they do on tables; ``deepad bench
+--images`` comes here too.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import typer
 
+from deepad.cli._common import _UserErrors, _apply_threshold_rule, _new_detector, _quiet, _say, fail
+
 
 def _parse_size(image_size: str | None):
-    from deepad.cli import fail
-
     if not image_size:
         return None
     parts = image_size.lower().replace(",", "x").split("x")
@@ -31,7 +32,6 @@ def _parse_size(image_size: str | None):
 
 
 def _read(data: str):
-    from deepad.cli import _UserErrors
     from deepad.image_pipeline import load_image_input
 
     with _UserErrors(f"{data}: "):
@@ -43,7 +43,6 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
     """``deepad train IMAGES_DIR``: fit :class:`~deepad.image_pipeline.ImagePipeline` and save it."""
     import warnings
 
-    from deepad.cli import _UserErrors, _apply_threshold_rule, _new_detector, _quiet, _say, fail
     from deepad.image_pipeline import ImagePipeline
 
     if cls is None or not getattr(cls, "_image_input", False):
@@ -81,7 +80,6 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
 
 def _load_image_model(model_dir: str):
     import deepad
-    from deepad.cli import _UserErrors, fail
 
     with _UserErrors():
         model = deepad.load(model_dir)
@@ -96,7 +94,6 @@ def score_images(model_dir: str, data: str, output: str) -> None:
     import pandas as pd
 
     from deepad import thresholds as _thr
-    from deepad.cli import _UserErrors
     from deepad.data.writers import output_format, write_frame_atomic
 
     with _UserErrors():
@@ -122,7 +119,6 @@ def score_images(model_dir: str, data: str, output: str) -> None:
 def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, out_dir: str | None) -> None:
     """``deepad explain MODEL IMAGES``: score, p-value and an anomaly-map PNG overlay per chosen image."""
     from deepad import thresholds as _thr
-    from deepad.cli import _UserErrors, fail
     from deepad.report.images import map_description, save_overlay
 
     model = _load_image_model(model_dir)
@@ -153,7 +149,6 @@ def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, 
 
 
 def report_images(model_dir: str, data: str, output: str, top: int) -> None:
-    from deepad.cli import _UserErrors
     from deepad.report.images import build_image_report
 
     model = _load_image_model(model_dir)
@@ -169,7 +164,6 @@ def bench_images(benchmark: str, data: str | None, detectors: str, seeds: str, o
     import os
 
     from deepad.bench.images import IMAGE_BENCHMARKS, run_mnist_benchmark
-    from deepad.cli import _UserErrors, _quiet, fail
 
     if benchmark.lower() not in IMAGE_BENCHMARKS:
         fail(f"--images must be one of {', '.join(IMAGE_BENCHMARKS)}, got {benchmark!r}.")

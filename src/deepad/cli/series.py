@@ -1,7 +1,7 @@
 """The time-series side of ``deepad train``: a CSV/Parquet series in, a stream-ready model out.
 
-:mod:`deepad.cli` dispatches here when the chosen detector scores rows as a
-time series (ConformalKNN, GRUForecaster, TCNAutoEncoder, RollingZScore).
+:mod:`deepad.cli.train` dispatches here when the chosen detector scores rows as
+a time series (ConformalKNN, GRUForecaster, TCNAutoEncoder, RollingZScore).
 Why a separate path: a table pipeline would treat the timestamp as a
 feature and the rows as exchangeable, and would set the threshold as a
 quantile of in-sample scores.  A series model instead needs the rows in
@@ -26,6 +26,9 @@ import numpy as np
 import pandas as pd
 import typer
 
+from deepad.cli._common import _UserErrors, _apply_threshold_rule, _quiet, _say, fail
+
+
 def is_series_class(inner) -> bool:
     """Whether the (unfitted) detector ``inner`` scores rows as a time series."""
     from deepad.report.series import is_series_detector
@@ -34,8 +37,6 @@ def is_series_class(inner) -> bool:
 
 
 def _value_columns(df: pd.DataFrame, data: str, timestamp: str, label_column: str | None, excluded: list[str]):
-    from deepad.cli import fail
-
     missing = [c for c in excluded if c not in df.columns]
     if missing:
         fail(f"{data}: --exclude names columns it does not have: {missing}; its columns are {list(df.columns)[:20]}.")
@@ -60,7 +61,6 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
     """``deepad train SERIES --detector ConformalKNN|GRUForecaster|...``: fit ``inner`` on the regularised series."""
     import warnings
 
-    from deepad.cli import _UserErrors, _apply_threshold_rule, _quiet, _say, fail
     from deepad.data import read_table
     from deepad.data.preprocessing import boolean_values
     from deepad.data.series import default_timestamp_column, read_series, regularize
@@ -172,7 +172,6 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
     suppression: the alerts ``deepad stream`` would raise with those options).
     """
     from deepad import thresholds as _thr
-    from deepad.cli import _UserErrors
     from deepad.data.writers import write_frame_atomic
     from deepad.report.series import read_model_series, series_scores
 

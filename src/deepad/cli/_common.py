@@ -1,0 +1,134 @@
+"""What every ``deepad`` command shares: the one-line user error, --quiet, and the option helpers.
+
+Parsing and printing only: a user error exits with code 2 and a one-line
+message (:func:`fail`, :class:`_UserErrors`); tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import typer
+
+
+def fail(message: str) -> "typer.Exit":
+    """Print a one-line user error and exit with code 2."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _current_context():
+    """The running command's context (typer >= 0.2x vendors click as ``typer._click``; older typer uses click)."""
+    try:
+        from typer._click.globals import get_current_context
+    except ImportError:  # pragma: no cover - typer built on the click package
+        from click import get_current_context
+    return get_current_context(silent=True)
+
+
+def _quiet() -> bool:
+    """``--quiet`` of this invocation (the root context's object), or DEEPAD_QUIET=1 in the user's environment."""
+    import os
+
+    ctx = _current_context()
+    obj = ctx.find_root().obj if ctx is not None else None
+    return bool(isinstance(obj, dict) and obj.get("quiet")) or os.environ.get("DEEPAD_QUIET") == "1"
+
+
+def _say(message: str) -> None:
+    if not _quiet():
+        typer.echo(message)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if not isinstance(exc, KeyError) else f"missing {text}"
+
+
+class _UserErrors:
+    """Turn the errors bad input causes (files, columns, values, parameters) into ``fail()``: exit 2, one line."""
+
+    def __init__(self, context: str = ""):
+        self.context = context
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or isinstance(exc, (typer.Exit, KeyboardInterrupt)):
+            return False
+        if isinstance(exc, (OSError, ValueError, TypeError)):
+            from deepad.data.writers import OutputWriteError
+
+            message = _one_line(exc)
+            where = self.context.rstrip(": ")
+            # an output that cannot be written names the output, not the input in self.context
+            own = isinstance(exc, OutputWriteError) or (where and where in message)
+            fail(message if own else f"{self.context}{message}")
+        return False
+
+
+def _detector_class(name: str | None):
+    import deepad.detectors as D
+    from deepad.base import BaseDetector
+
+    if name is None:
+        return D.DEFAULT
+    names = [n for n in D.__all__ if n != "DEFAULT" and isinstance(getattr(D, n, None), type)
+             and issubclass(getattr(D, n), BaseDetector)]
+    match = [n for n in names if n.lower() == name.lower()] or (["DEFAULT"] if name.upper() == "DEFAULT" else [])
+    if not match:
+        fail(f"unknown detector {name!r}; choose one of: {', '.join(names)}")
+    return getattr(D, match[0])
+
+
+def _new_detector(cls, kwargs: dict, seed: int):
+    """``cls(**kwargs)`` with the CLI's seed and progress setting unless the user gave them."""
+    inner = cls(**kwargs)
+    inner_params = inner.get_params(deep=False)
+    if "random_state" in inner_params and "random_state" not in kwargs:
+        inner.set_params(random_state=seed)
+    if "verbose" in inner_params and "verbose" not in kwargs:
+        inner.set_params(verbose=not _quiet())
+    return inner
+
+
+def _detector_params(params: str | None, cls) -> dict:
+    import json
+
+    if not params:
+        return {}
+    try:
+        kwargs = json.loads(params)
+    except json.JSONDecodeError as exc:
+        fail(f"--params is not valid JSON ({exc.msg} at character {exc.pos}): {params}")
+    if not isinstance(kwargs, dict):
+        fail(f"--params must be a JSON object like '{{\"epochs\": 50}}', got {params}")
+    known = cls().get_params(deep=False)
+    unknown = [k for k in kwargs if k not in known]
+    if unknown:
+        fail(f"{cls.__name__} has no parameter(s) {unknown}; its parameters are: {', '.join(sorted(known))}")
+    return kwargs
+
+
+def _split_names(values: list[str] | None) -> list[str]:
+    return [v.strip() for item in (values or []) for v in item.split(",") if v.strip()]
+
+
+def _apply_threshold_rule(model, method: str, fpr, pot_risk, *, default: bool) -> None:
+    """Set the threshold by ``method`` and store the rule and its reason in ``model.threshold_method_``."""
+    from deepad.report.fingerprint import threshold_reason
+
+    calibrated = getattr(model, "calibration_scores_", None) is not None
+    n_ref = len(model.calibration_scores_) if calibrated else len(model.decision_scores_)
+    if method == "fpr":
+        value, key = (0.01 if fpr is None else fpr), "fpr"
+        model.set_threshold(fpr=value)
+    elif method == "pot":
+        value, key = (1e-3 if pot_risk is None else pot_risk), "pot_risk"
+        model.set_threshold(pot_risk=value)
+    else:
+        value, key = float(model.contamination), "contamination"
+        n_ref = len(model.decision_scores_)
+    reference = "calibration" if calibrated and key != "contamination" else "training"
+    model.threshold_method_ = {**model.threshold_method_, "reference": reference, "reference_rows": int(n_ref),
+                               "reason": threshold_reason(key, value, reference=reference, n_reference=n_ref,
+                                                          default=default)}

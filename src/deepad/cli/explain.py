@@ -1,0 +1,117 @@
+"""``deepad explain``: why chosen rows (or images) score as they do."""
+
+from __future__ import annotations
+
+import typer
+
+from deepad.cli._common import _UserErrors, fail
+
+__all__ = ["explain_rows"]
+
+
+def _parse_rows(text: str) -> list[int]:
+    """``"0,5,17"`` or ``"10-20,33"`` -> row numbers (0-based, in the given order, duplicates dropped)."""
+    rows: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        lo, sep, hi = part.partition("-")
+        try:
+            span = range(int(lo), int(hi) + 1) if sep else [int(part)]
+        except ValueError:
+            fail(f"--rows expects 0-based row numbers or ranges like 0,5,17 or 10-20; got {part!r}.")
+        if sep and int(hi) < int(lo):
+            fail(f"--rows range {part!r} ends before it starts.")
+        if (int(lo) if sep else int(part)) < 0:
+            fail(f"--rows must be non-negative row numbers, got {part!r}.")
+        rows.extend(r for r in span if r not in rows)
+    if not rows:
+        fail("--rows is empty; give row numbers like 0,5,17.")
+    return rows
+
+
+def _read_rows(model, data: str, wanted: list[int]):
+    """The wanted data rows of DATA (in the given order), read chunk by chunk; exit 2 naming a row past the end."""
+    import pandas as pd
+
+    from deepad.data.readers import iter_batches, table_columns
+    from deepad.scoring import column_plan
+
+    with _UserErrors(f"{data}: "):
+        plan = column_plan(model, table_columns(data), data)
+        need, last, found, offset = set(wanted), max(wanted), {}, 0
+        for chunk in iter_batches(data, columns=plan.read, text_columns=plan.text_columns):
+            for r in need.intersection(range(offset, offset + len(chunk))):
+                found[r] = chunk.iloc[[r - offset]]
+            offset += len(chunk)
+            if offset > last:
+                break
+    absent = [r for r in wanted if r not in found]
+    if absent:
+        fail(f"row {absent[0]} is out of range: {data} has {offset:,} data rows (0 to {offset - 1:,}).")
+    return pd.concat([found[r] for r in wanted]).set_axis(wanted, axis=0)
+
+
+def explain_rows(
+    model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
+    data: str = typer.Argument(..., help="Table holding the rows: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
+    rows: str = typer.Option(None, "--rows", "-r", help="0-based data rows (as in `deepad score`'s row column and "
+                                                        "error messages): 0,5,17 or ranges like 10-20. For images: "
+                                                        "image numbers (default: the --top highest-scoring)."),
+    output_dir: str = typer.Option(None, "--output-dir", "-o", help="Images: folder for the anomaly-map PNG "
+                                                                   "overlays (default ./anomaly-maps)."),
+    top: int = typer.Option(5, "--top", min=1, help="Contributing columns shown per row."),
+    method: str = typer.Option("auto", "--method", help="auto, reconstruction, integrated_gradients, tail or "
+                                                        "occlusion (see deepad.explain)."),
+) -> None:
+    """Show why rows of DATA score as they do: score, p-value, flag and the columns that raised the score most."""
+    import warnings
+
+    import numpy as np
+
+    import deepad
+    from deepad import thresholds
+    from deepad.explain import METHOD_DESCRIPTIONS, explain, top_feature_table
+    from deepad.pipeline import TabularDetector
+
+    from deepad.data.images import is_image_source
+
+    if is_image_source(data):
+        from deepad.cli.images import explain_images
+
+        return explain_images(model_dir, data, _parse_rows(rows) if rows else None, top, output_dir)
+    if rows is None:
+        fail("--rows is required for tables: give 0-based row numbers like 0,5,17.")
+    wanted = _parse_rows(rows)
+    with _UserErrors():
+        model = deepad.load(model_dir)
+    frame = _read_rows(model, data, wanted)
+    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        scores = model.decision_function(frame)
+        attributions = explain(model, frame, top_k=top, method=method)
+    p = thresholds.conformal_p_values(model.p_value_reference, scores)
+    tabular = isinstance(model, TabularDetector)
+    ids = [c for c in model.schema_.id_columns if c in frame.columns] if tabular else []
+    how = attributions.attrs["method"]
+    typer.echo(f"Attributions: {how} ({METHOD_DESCRIPTIONS[how]}); positive values raised the score. "
+               f"Threshold {model.threshold_:.4g}.")
+    header = ["row", *ids, "score", "p_value", "anomaly", "rank", "column", "value", "attribution"]
+    lines = []
+    pos = {str(c): j for j, c in enumerate(attributions.columns)}
+    for k, (r, pairs) in enumerate(zip(wanted, top_feature_table(attributions, top))):
+        for rank, (column, value) in enumerate(pairs, 1):
+            raw = frame.iloc[k][column] if tabular else frame.iloc[k, pos[column]]
+            shown = "missing" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
+            first = rank == 1
+            lines.append([str(r) if first else "", *[str(frame.iloc[k][c]) if first else "" for c in ids],
+                          f"{scores[k]:.4g}" if first else "", f"{p[k]:.4g}" if first else "",
+                          ("yes" if scores[k] > model.threshold_ else "no") if first else "", str(rank), column,
+                          shown[:30], f"{value:+.4g}"])
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
+    right = {"row", "score", "p_value", "rank", "attribution"}
+    fmt = lambda cells: "  ".join(c.rjust(w) if h in right else c.ljust(w)  # noqa: E731
+                                  for c, w, h in zip(cells, widths, header)).rstrip()
+    typer.echo(fmt(header))
+    for line in lines:
+        typer.echo(fmt(line))

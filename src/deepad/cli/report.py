@@ -1,0 +1,69 @@
+"""``deepad report``: a self-contained HTML report of a model on data."""
+
+from __future__ import annotations
+
+import typer
+
+from deepad.cli._common import _say, _UserErrors, fail
+
+__all__ = ["report"]
+
+
+def report(
+    model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
+    data: str = typer.Argument(..., help="Table to score and describe: .csv/.tsv, .parquet, .jsonl, .json, .npy, .npz."),
+    output: str = typer.Option(..., "--output", "-o", help="HTML file to write (atomically)."),
+    label_column: str = typer.Option(None, "--label-column", "-l",
+                                     help="Column of DATA with known labels (1/true = anomaly): adds ROC and "
+                                          "precision-recall curves; never scored."),
+    top: int = typer.Option(20, "--top", min=1, help="Top anomalies listed with their attributions."),
+    refractory: int = typer.Option(0, min=0, help="Time series: points after an alert during which alarms are suppressed."),
+    rearm: int = typer.Option(0, min=0, help="Time series: after an alert, alerts re-arm once the score has been below "
+                                             "the threshold for this many points (one alert per incident); 0: off."),
+    risk: float = typer.Option(1e-4, help="Time series: SPOT risk of the adaptive threshold."),
+    png: str = typer.Option(None, "--png", help="Time series: also write the plot to this PNG file."),
+) -> None:
+    """Write a self-contained HTML report: scores, threshold, ROC/PR, training curves, top anomalies, 2-D view.
+
+    For a time-series detector (ConformalKNN, GRUForecaster, TCNAutoEncoder, RollingZScore)
+    DATA is a series with a timestamp column, replayed as a stream: the
+    report plots the series with its alerts and the score with its
+    adaptive (SPOT) threshold (deepad.report.series).
+    """
+    import warnings
+    from pathlib import Path
+
+    import deepad
+    from deepad.data.readers import read_table, table_columns
+    from deepad.data.writers import same_file as _same_file
+    from deepad.report import build_report
+
+    if Path(output).suffix.lower() not in (".html", ".htm"):
+        fail(f"the report {output} must end in .html.")
+    if _same_file(Path(data), Path(output)):
+        fail(f"the report {output} is the data file {data}.")
+    from deepad.data.images import is_image_source
+
+    if is_image_source(data):
+        from deepad.cli.images import report_images
+
+        return report_images(model_dir, data, output, top)
+    with _UserErrors():
+        model = deepad.load(model_dir)
+    from deepad.report.series import build_series_report, is_series_detector
+
+    if is_series_detector(model):
+        with _UserErrors(f"{data}: "):
+            build_series_report(model, data, output, label_column=label_column, risk=risk, refractory=refractory,
+                                rearm=rearm, png=png, data_name=data, model_name=model_dir)
+        typer.echo(f"Wrote {output}")
+        return
+    with _UserErrors(f"{data}: "):
+        if label_column is not None and label_column not in table_columns(data):
+            fail(f"{data} has no label column {label_column!r}; its columns are {table_columns(data)[:20]}.")
+        frame = read_table(data)
+    _say(f"Read {data}: {len(frame):,} rows x {frame.shape[1]} columns.")
+    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        build_report(model, frame, label_column, output, top_n=top, data_name=data, model_name=model_dir)
+    typer.echo(f"Wrote {output}")
