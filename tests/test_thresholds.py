@@ -66,3 +66,67 @@ def test_contamination_threshold_flags_that_fraction():
     scores = np.arange(1000.0)
     t = T.contamination_threshold(scores, 0.1)
     assert np.mean(scores > t) == pytest.approx(0.1, abs=0.002)
+
+
+# --------------------------------------------------------------------------- the threshold rule (deepad.thresholds)
+@pytest.mark.parametrize("kwargs, rule", [
+    ({}, "contamination"), ({"fpr": 0.05}, "fpr"), ({"threshold": " POT "}, "pot"),
+    ({"threshold": "pot", "pot_risk": 0.01, "calibration_fraction": 0.2}, "pot"),
+])
+def test_threshold_rule_names_the_rule(kwargs, rule):
+    assert T.threshold_rule(**kwargs) == rule
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"threshold": "median"}, "threshold must be contamination, fpr or pot"),
+    ({"threshold": "pot", "fpr": 0.1}, "fpr goes with threshold fpr, not threshold pot"),
+    ({"threshold": "fpr", "contamination": 0.1}, "contamination goes with threshold contamination"),
+    ({"fpr": 1.5}, r"fpr must be in \(0, 1\)"),
+    ({"calibration_fraction": float("nan")}, r"calibration_fraction must be in \[0, 1\)"),
+])
+def test_threshold_rule_refuses_a_bad_choice(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        T.threshold_rule(**kwargs)
+
+
+def test_threshold_rule_spells_settings_as_the_caller_does():
+    with pytest.raises(ValueError, match="--pot-risk goes with --threshold pot"):
+        T.threshold_rule(pot_risk=0.01, flag=lambda n: "--" + n.replace("_", "-"))
+
+
+class _Scored:
+    """Not a deepad detector: the rule needs only set_threshold, threshold_method_ and the score arrays."""
+
+    def __init__(self, calibration=None):
+        self.contamination = 0.1
+        self.decision_scores_ = np.arange(100.0)
+        if calibration is not None:
+            self.calibration_scores_ = calibration
+        self.threshold_method_ = {"method": "contamination", "contamination": 0.1}
+        self.calls = []
+
+    def set_threshold(self, **kw):
+        self.calls.append(kw)
+        (kind, value), = kw.items()
+        self.threshold_method_ = {"method": kind, kind: value}
+
+
+def test_apply_threshold_rule_works_by_duck_typing():
+    m = _Scored()
+    T.apply_threshold_rule(m, "contamination", default=True)
+    assert m.calls == [] and m.threshold_method_["reference_rows"] == 100
+    assert m.threshold_method_["reason"].startswith("the default, as no other rule was chosen; flags the top 10.00%")
+    assert T.describe_threshold(m) == m.threshold_method_["reason"]
+    m = _Scored(calibration=np.arange(30.0))
+    T.apply_threshold_rule(m, "fpr")
+    assert m.calls == [{"fpr": 0.01}]
+    assert m.threshold_method_["reference"] == "calibration" and m.threshold_method_["reference_rows"] == 30
+    assert "(30 rows)" in m.threshold_method_["reason"] and "conformal guarantee" in m.threshold_method_["reason"]
+    T.apply_threshold_rule(m, "pot", pot_risk=0.002)
+    assert m.calls[-1] == {"pot_risk": 0.002} and "risk 0.002" in m.threshold_method_["reason"]
+
+
+def test_the_report_reexports_the_reason_text():
+    from deepad.report import describe_threshold, threshold_reason
+
+    assert threshold_reason is T.threshold_reason and describe_threshold is T.describe_threshold

@@ -5,9 +5,21 @@ energies, distances).  Everything a user acts on -- a 0/1 label, a p-value, a
 probability -- is therefore derived from the *distribution of reference
 scores* (normally the training scores), never from the raw scale.  That is
 why these helpers all take ``reference_scores``.
+
+The second half is the *threshold rule* of a fitted model -- which of those
+thresholds it uses and why, in one sentence -- as ``deepad train`` sets it
+and ``deepad info``, the HTML report and the service describe it
+(:func:`threshold_rule`, :func:`apply_threshold_rule`, :func:`threshold_reason`,
+:func:`describe_threshold`).  These work on any object with ``set_threshold``,
+``threshold_method_`` and the fitted score arrays (duck typing), so this
+module imports nothing of deepad.
 """
 
 from __future__ import annotations
+
+import json
+import math
+from typing import Callable
 
 import numpy as np
 from scipy import stats
@@ -18,6 +30,12 @@ __all__ = [
     "pot_threshold",
     "conformal_p_values",
     "validate_contamination",
+    "THRESHOLD_RULES",
+    "threshold_rule",
+    "apply_threshold_rule",
+    "threshold_reason",
+    "conformal_reason",
+    "describe_threshold",
 ]
 
 
@@ -98,3 +116,111 @@ def conformal_p_values(reference_scores: np.ndarray, scores: np.ndarray) -> np.n
     s = np.asarray(scores, dtype=np.float64)
     n_greater_equal = ref.size - np.searchsorted(ref, s, side="left")
     return (1.0 + n_greater_equal) / (ref.size + 1.0)
+
+
+# --------------------------------------------------------------------------- the threshold rule of a fitted model
+#: the rules a model's threshold can be set by at training time
+THRESHOLD_RULES = ("contamination", "fpr", "pot")
+
+
+def threshold_rule(threshold: str | None = None, *, contamination: float | None = None, fpr: float | None = None,
+                   pot_risk: float | None = None, calibration_fraction: float = 0.0,
+                   flag: Callable[[str], str] | None = None) -> str:
+    """Check a choice of threshold rule and its settings; return the rule's name (contamination, fpr or pot).
+
+    ``threshold`` is the rule (default: ``fpr`` when ``fpr`` is given, else
+    ``contamination``); each setting must go with its rule, ``fpr`` and
+    ``pot_risk`` lie in (0, 1) and ``calibration_fraction`` in [0, 1).
+    ``ValueError`` names the offending setting as ``flag(name)`` spells it
+    (default: the parameter name; ``deepad train`` passes its options,
+    ``--pot-risk``).
+    """
+    f = flag or (lambda name: name)
+    method = (threshold or ("fpr" if fpr is not None else "contamination")).strip().lower()
+    if method not in THRESHOLD_RULES:
+        raise ValueError(f"{f('threshold')} must be contamination, fpr or pot, got {threshold!r}.")
+    if method != "fpr" and fpr is not None:
+        raise ValueError(f"{f('fpr')} goes with {f('threshold')} fpr, not {f('threshold')} {method}.")
+    if method != "pot" and pot_risk is not None:
+        raise ValueError(f"{f('pot_risk')} goes with {f('threshold')} pot, not {f('threshold')} {method}.")
+    if method != "contamination" and contamination is not None:
+        raise ValueError(f"{f('contamination')} goes with {f('threshold')} contamination; {f('threshold')} {method} "
+                         f"sets the threshold without a contamination guess.")
+    if fpr is not None and not 0.0 < fpr < 1.0:
+        raise ValueError(f"{f('fpr')} must be in (0, 1), got {fpr}.")
+    if pot_risk is not None and not 0.0 < pot_risk < 1.0:
+        raise ValueError(f"{f('pot_risk')} must be in (0, 1), got {pot_risk}.")
+    if not (math.isfinite(calibration_fraction) and 0.0 <= calibration_fraction < 1.0):
+        raise ValueError(f"{f('calibration_fraction')} must be in [0, 1), got {calibration_fraction}.")
+    return method
+
+
+def apply_threshold_rule(model, method: str, *, fpr: float | None = None, pot_risk: float | None = None,
+                         default: bool = False) -> None:
+    """Set a fitted model's threshold by ``method`` and store the rule and its reason in ``model.threshold_method_``.
+
+    ``fpr`` (default 0.01) and ``pot_risk`` (default 0.001) are measured on
+    the calibration scores when the model has them, else on the training
+    scores; ``contamination`` keeps the threshold the model was fitted with.
+    ``default``: no rule was chosen (the reason says so).
+    """
+    calibrated = getattr(model, "calibration_scores_", None) is not None
+    n_ref = len(model.calibration_scores_) if calibrated else len(model.decision_scores_)
+    if method == "fpr":
+        value, key = (0.01 if fpr is None else fpr), "fpr"
+        model.set_threshold(fpr=value)
+    elif method == "pot":
+        value, key = (1e-3 if pot_risk is None else pot_risk), "pot_risk"
+        model.set_threshold(pot_risk=value)
+    else:
+        value, key = float(model.contamination), "contamination"
+        n_ref = len(model.decision_scores_)
+    reference = "calibration" if calibrated and key != "contamination" else "training"
+    model.threshold_method_ = {**model.threshold_method_, "reference": reference, "reference_rows": int(n_ref),
+                               "reason": threshold_reason(key, value, reference=reference, n_reference=n_ref,
+                                                          default=default)}
+
+
+def threshold_reason(method: str, value: float, *, reference: str = "training", n_reference: int | None = None,
+                     default: bool = False) -> str:
+    """One sentence on what a threshold rule means and when it is the right choice."""
+    rows = f" ({n_reference:,} rows)" if n_reference else ""
+    if method == "contamination":
+        why = "the default, as no other rule was chosen; " if default else ""
+        return (f"{why}flags the top {value:.2%} of the training scores (PyOD's contamination rule): right when "
+                f"about that fraction of the data is anomalous; it gives no false-positive-rate guarantee.")
+    if method == "fpr":
+        guarantee = (f"held out of training{rows}, so on exchangeable normal data at most {value:g} of normal rows "
+                     f"are flagged (conformal guarantee)" if reference == "calibration" else
+                     f"in-sample{rows}, so slightly optimistic; hold out rows with --calibration-fraction for the "
+                     f"conformal guarantee")
+        return (f"target false-positive rate {value:g}: the threshold is the conformal quantile of the {reference} "
+                f"scores, {guarantee}.")
+    if method == "pot_risk":
+        return (f"extreme-value tail fit (peaks over threshold, SPOT; Siffer et al., KDD 2017) of the {reference} "
+                f"scores{rows} at risk {value:g}: needs no contamination guess; about {value:g} of normal rows are "
+                f"expected above it.")
+    if method == "value":
+        return f"fixed by hand at {value:g} score units."
+    return f"{method} = {value:g}"
+
+
+def conformal_reason(rate: float) -> str:
+    """The reason of a series detector's own conformal threshold (ConformalKNN: an alert is a rare window)."""
+    return (f"conformal: an alert is a point whose window is rarer than {rate:g} of the windows seen so far "
+            f"(false-alarm probability {rate:g} on normal data).")
+
+
+def describe_threshold(model) -> str:
+    """``threshold_method_["reason"]`` when training stored one, else a description of the rule."""
+    info = dict(getattr(model, "threshold_method_", None) or {})
+    if info.get("reason"):
+        return str(info["reason"])
+    method = str(info.get("method", "contamination"))
+    value = info.get(method, getattr(model, "contamination", float("nan")))
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return json.dumps(info, default=str)
+    reference = str(info.get("reference", "training"))
+    return threshold_reason(method, value, reference=reference)

@@ -109,26 +109,10 @@ def _detector_params(params: str | None, cls) -> dict:
     return kwargs
 
 
+def _option_name(name: str) -> str:
+    """A library parameter name as the command spells its option: ``pot_risk`` -> ``--pot-risk``."""
+    return "--" + name.replace("_", "-")
+
+
 def _split_names(values: list[str] | None) -> list[str]:
     return [v.strip() for item in (values or []) for v in item.split(",") if v.strip()]
-
-
-def _apply_threshold_rule(model, method: str, fpr, pot_risk, *, default: bool) -> None:
-    """Set the threshold by ``method`` and store the rule and its reason in ``model.threshold_method_``."""
-    from deepad.report.fingerprint import threshold_reason
-
-    calibrated = getattr(model, "calibration_scores_", None) is not None
-    n_ref = len(model.calibration_scores_) if calibrated else len(model.decision_scores_)
-    if method == "fpr":
-        value, key = (0.01 if fpr is None else fpr), "fpr"
-        model.set_threshold(fpr=value)
-    elif method == "pot":
-        value, key = (1e-3 if pot_risk is None else pot_risk), "pot_risk"
-        model.set_threshold(pot_risk=value)
-    else:
-        value, key = float(model.contamination), "contamination"
-        n_ref = len(model.decision_scores_)
-    reference = "calibration" if calibrated and key != "contamination" else "training"
-    model.threshold_method_ = {**model.threshold_method_, "reference": reference, "reference_rows": int(n_ref),
-                               "reason": threshold_reason(key, value, reference=reference, n_reference=n_ref,
-                                                          default=default)}

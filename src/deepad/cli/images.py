@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import typer
 
-from deepad.cli._common import _UserErrors, _apply_threshold_rule, _new_detector, _quiet, _say, fail
+from deepad.cli._common import _UserErrors, _new_detector, _quiet, _say, fail
 
 
 def _parse_size(image_size: str | None):
@@ -44,6 +44,7 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
     import warnings
 
     from deepad.image_pipeline import ImagePipeline
+    from deepad.thresholds import apply_threshold_rule
 
     if cls is None or not getattr(cls, "_image_input", False):
         import deepad.detectors as D
@@ -63,7 +64,7 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         model.fit(imgs, **fit_params)
-        _apply_threshold_rule(model, method, fpr, pot_risk, default=default_rule)
+        apply_threshold_rule(model, method, fpr=fpr, pot_risk=pot_risk, default=default_rule)
     if "verbose" in inner.get_params(deep=False) and "verbose" not in kwargs:
         model.detector_.set_params(verbose=False)
         inner.set_params(verbose=False)

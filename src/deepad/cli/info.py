@@ -42,7 +42,7 @@ def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
     method = ", ".join(f"{k}={v}" for k, v in model.threshold_method_.items() if k not in ("method", "reason"))
     typer.echo(f"Threshold:  {model.threshold_:.6g} ({method or model.threshold_method_.get('method')}); "
                f"flags {int(model.labels_.sum()):,} training rows ({model.labels_.mean():.2%})")
-    from deepad.report.fingerprint import describe_threshold
+    from deepad.thresholds import describe_threshold
 
     typer.echo(f"Rule:       {describe_threshold(model)}")
     if getattr(model, "calibration_scores_", None) is not None:

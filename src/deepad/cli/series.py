@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import typer
 
-from deepad.cli._common import _UserErrors, _apply_threshold_rule, _quiet, _say, fail
+from deepad.cli._common import _UserErrors, _quiet, _say, fail
 
 
 def is_series_class(inner) -> bool:
@@ -64,6 +64,7 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
     from deepad.data import read_table
     from deepad.data.preprocessing import boolean_values
     from deepad.data.series import default_timestamp_column, read_series, regularize
+    from deepad.thresholds import apply_threshold_rule, conformal_reason
 
     name = type(inner).__name__
     from deepad.stream import default_threshold
@@ -114,11 +115,9 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
         model = inner.fit(grid[values], **fit_params)
         if own_threshold:
             rate = float(model.contamination)
-            model.threshold_method_ = {**model.threshold_method_, "reason": (
-                f"conformal: an alert is a point whose window is rarer than {rate:g} of the windows seen so far "
-                f"(false-alarm probability {rate:g} on normal data).")}
+            model.threshold_method_ = {**model.threshold_method_, "reason": conformal_reason(rate)}
         else:
-            _apply_threshold_rule(model, method, fpr, pot_risk, default=default_rule)
+            apply_threshold_rule(model, method, fpr=fpr, pot_risk=pot_risk, default=default_rule)
     seconds = time.perf_counter() - t0
     if "verbose" in model.get_params(deep=False):
         model.set_params(verbose=False)  # progress bars were for this run only

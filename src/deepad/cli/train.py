@@ -6,33 +6,10 @@ import time
 
 import typer
 
-from deepad.cli._common import (_UserErrors, _apply_threshold_rule, _detector_class, _detector_params, _new_detector,
-                                _quiet, _say, _split_names, fail)
+from deepad.cli._common import (_UserErrors, _detector_class, _detector_params, _new_detector, _option_name, _quiet,
+                                _say, _split_names, fail)
 
 __all__ = ["train"]
-
-
-def _threshold_rule(threshold, contamination, fpr, pot_risk, calibration_fraction) -> str:
-    """`deepad train`'s threshold options, checked: the rule's name (contamination, fpr or pot)."""
-    import math
-
-    method = (threshold or ("fpr" if fpr is not None else "contamination")).strip().lower()
-    if method not in ("contamination", "fpr", "pot"):
-        fail(f"--threshold must be contamination, fpr or pot, got {threshold!r}.")
-    if method != "fpr" and fpr is not None:
-        fail(f"--fpr goes with --threshold fpr, not --threshold {method}.")
-    if method != "pot" and pot_risk is not None:
-        fail(f"--pot-risk goes with --threshold pot, not --threshold {method}.")
-    if method != "contamination" and contamination is not None:
-        fail(f"--contamination goes with --threshold contamination; --threshold {method} sets the threshold "
-             f"without a contamination guess.")
-    if fpr is not None and not 0.0 < fpr < 1.0:
-        fail(f"--fpr must be in (0, 1), got {fpr}.")
-    if pot_risk is not None and not 0.0 < pot_risk < 1.0:
-        fail(f"--pot-risk must be in (0, 1), got {pot_risk}.")
-    if not (math.isfinite(calibration_fraction) and 0.0 <= calibration_fraction < 1.0):
-        fail(f"--calibration-fraction must be in [0, 1), got {calibration_fraction}.")
-    return method
 
 
 def _tracking_callbacks(tensorboard: str | None, cls) -> dict:
@@ -136,10 +113,13 @@ def train(
     from deepad.data.preprocessing import boolean_values
     from deepad.data.writers import same_file as _same_file
     from deepad.pipeline import TabularDetector
+    from deepad.thresholds import apply_threshold_rule, threshold_rule
 
     if contamination is not None and fpr is not None:
         fail("give --contamination or --fpr, not both.")
-    method = _threshold_rule(threshold, contamination, fpr, pot_risk, calibration_fraction)
+    with _UserErrors():
+        method = threshold_rule(threshold, contamination=contamination, fpr=fpr, pot_risk=pot_risk,
+                                calibration_fraction=calibration_fraction, flag=_option_name)
     if _same_file(Path(data), Path(output)):
         fail(f"the model directory {output} is the data file {data}.")
     from deepad.data.images import is_image_source
@@ -209,7 +189,7 @@ def train(
         model.fit(df, np.where(np.isnan(y), -1, y) if use_labels else None, **fit_params)
         if df_cal is not None:
             model.calibrate(df_cal)
-        _apply_threshold_rule(model, method, fpr, pot_risk, default=threshold is None and fpr is None)
+        apply_threshold_rule(model, method, fpr=fpr, pot_risk=pot_risk, default=threshold is None and fpr is None)
     seconds = time.perf_counter() - t0
     if "verbose" in inner.get_params(deep=False) and "verbose" not in kwargs:  # progress bars were for this run only
         model.detector_.set_params(verbose=False)

@@ -1,7 +1,8 @@
 """What a model is: detector, parameters, data it was trained on, threshold rule and why, versions, date.
 
-Shared by ``deepad info``, ``deepad train`` (which stores the threshold
-reason) and the HTML report.
+Shared by ``deepad info`` and the HTML report.  The threshold rule's reason
+text lives in :mod:`deepad.thresholds` (``deepad train`` stores it with the
+model); ``threshold_reason`` and ``describe_threshold`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -9,46 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from deepad.thresholds import describe_threshold, threshold_reason
+
 __all__ = ["threshold_reason", "describe_threshold", "model_fingerprint"]
-
-
-def threshold_reason(method: str, value: float, *, reference: str = "training", n_reference: int | None = None,
-                     default: bool = False) -> str:
-    """One sentence on what a threshold rule means and when it is the right choice."""
-    rows = f" ({n_reference:,} rows)" if n_reference else ""
-    if method == "contamination":
-        why = "the default, as no other rule was chosen; " if default else ""
-        return (f"{why}flags the top {value:.2%} of the training scores (PyOD's contamination rule): right when "
-                f"about that fraction of the data is anomalous; it gives no false-positive-rate guarantee.")
-    if method == "fpr":
-        guarantee = (f"held out of training{rows}, so on exchangeable normal data at most {value:g} of normal rows "
-                     f"are flagged (conformal guarantee)" if reference == "calibration" else
-                     f"in-sample{rows}, so slightly optimistic; hold out rows with --calibration-fraction for the "
-                     f"conformal guarantee")
-        return (f"target false-positive rate {value:g}: the threshold is the conformal quantile of the {reference} "
-                f"scores, {guarantee}.")
-    if method == "pot_risk":
-        return (f"extreme-value tail fit (peaks over threshold, SPOT; Siffer et al., KDD 2017) of the {reference} "
-                f"scores{rows} at risk {value:g}: needs no contamination guess; about {value:g} of normal rows are "
-                f"expected above it.")
-    if method == "value":
-        return f"fixed by hand at {value:g} score units."
-    return f"{method} = {value:g}"
-
-
-def describe_threshold(model) -> str:
-    """``threshold_method_["reason"]`` when training stored one, else a description of the rule."""
-    info = dict(getattr(model, "threshold_method_", None) or {})
-    if info.get("reason"):
-        return str(info["reason"])
-    method = str(info.get("method", "contamination"))
-    value = info.get(method, getattr(model, "contamination", float("nan")))
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return json.dumps(info, default=str)
-    reference = str(info.get("reference", "training"))
-    return threshold_reason(method, value, reference=reference)
 
 
 def _jsonable(value: Any) -> Any:
