@@ -45,3 +45,28 @@ def test_example_refuses_non_csv_name(tmp_path):
     result = CliRunner().invoke(app, ["example", str(tmp_path / "t.parquet")])
     assert result.exit_code == 2 and "ending in .csv" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_one_detector_lookup_case_insensitive_for_demo_train_and_bench(tmp_path):
+    """`deepad demo -d knn` works as `deepad train -d knn` does: one lookup (deepad.detectors.detector_class)."""
+    import numpy as np
+    import pandas as pd
+    import pytest
+
+    import deepad.detectors as D
+    from deepad.bench.specs import resolve_detector_class
+
+    assert D.detector_class("knn") is D.KNN and D.detector_class("Knn") is D.KNN
+    assert D.detector_class(None) is D.DEFAULT and D.detector_class("default") is D.DEFAULT
+    with pytest.raises(ValueError, match="unknown detector 'nope'; choose one of: AutoEncoder"):
+        D.detector_class("nope")
+    assert resolve_detector_class("knn") is D.KNN
+
+    demo = CliRunner().invoke(app, ["demo", "-d", "knn", "--top", "3"])
+    assert demo.exit_code == 0, demo.output
+    assert "Training KNN on the" in demo.output
+    rng = np.random.default_rng(0)
+    pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"]).to_csv(tmp_path / "t.csv", index=False)
+    train = CliRunner().invoke(app, ["--quiet", "train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "-d", "knn"])
+    assert train.exit_code == 0, train.output
+    assert "Trained KNN on 200 rows" in train.output

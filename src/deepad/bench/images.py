@@ -83,7 +83,10 @@ def parse_image_detectors(spec: str | Sequence) -> list[tuple[str, dict]]:
 def _make(name: str, params: dict, seed: int):
     import deepad.detectors as D
 
-    cls = getattr(D, name, None)
+    try:
+        cls = D.detector_class(name)  # case-insensitive, as deepad train -d
+    except ValueError:
+        cls = None
     if cls is None or not getattr(cls, "_image_input", False):
         image = sorted(n for n in D.__all__ if n != "DEFAULT" and getattr(getattr(D, n), "_image_input", False))
         raise ValueError(f"{name!r} is not an image detector; choose from {image}.")

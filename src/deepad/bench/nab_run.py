@@ -78,10 +78,12 @@ def _make_detector(detector, params: Mapping | None):
         return detector
     import deepad.detectors as D
 
-    cls = getattr(D, detector, None)
-    if cls is None or not isinstance(cls, type):
-        raise ValueError(f"unknown detector {detector!r}; streaming detectors: {', '.join(sorted(DEFAULT_PARAMS))}.")
-    merged = {**DEFAULT_PARAMS.get(detector, {}), **dict(params or {})}
+    try:
+        cls = D.detector_class(detector)  # case-insensitive, as deepad train -d
+    except ValueError:
+        raise ValueError(f"unknown detector {detector!r}; streaming detectors: {', '.join(sorted(DEFAULT_PARAMS))}.") \
+            from None
+    merged = {**DEFAULT_PARAMS.get(cls.__name__, {}), **dict(params or {})}
     return cls(**merged)
 
 

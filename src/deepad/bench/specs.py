@@ -153,12 +153,12 @@ def resolve_detector_class(name: str) -> type:
     else:
         import deepad.detectors as D
 
-        obj = getattr(D, name, None)
-        if not isinstance(obj, type):
+        try:
+            return D.detector_class(name)  # case-insensitive, as deepad train -d
+        except ValueError:
             known = ", ".join(n for n in D.__all__ if n != "DEFAULT")
             raise BenchmarkError(f"unknown deepad detector {name!r}; choose one of: {known}, DEFAULT -- or give a "
-                                 "class path such as pyod.models.iforest.IForest.")
-        return obj
+                                 "class path such as pyod.models.iforest.IForest.") from None
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:

@@ -67,17 +67,13 @@ class _UserErrors:
 
 
 def _detector_class(name: str | None):
-    import deepad.detectors as D
-    from deepad.base import BaseDetector
+    """The detector class called ``name`` (case-insensitive; None: DEFAULT), or a one-line error listing the names."""
+    from deepad.detectors import detector_class
 
-    if name is None:
-        return D.DEFAULT
-    names = [n for n in D.__all__ if n != "DEFAULT" and isinstance(getattr(D, n, None), type)
-             and issubclass(getattr(D, n), BaseDetector)]
-    match = [n for n in names if n.lower() == name.lower()] or (["DEFAULT"] if name.upper() == "DEFAULT" else [])
-    if not match:
-        fail(f"unknown detector {name!r}; choose one of: {', '.join(names)}")
-    return getattr(D, match[0])
+    try:
+        return detector_class(name)
+    except ValueError as exc:
+        fail(str(exc))
 
 
 def _new_detector(cls, kwargs: dict, seed: int):

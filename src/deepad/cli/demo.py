@@ -6,7 +6,7 @@ import time
 
 import typer
 
-from deepad.cli._common import _say, fail
+from deepad.cli._common import _detector_class, _say, fail
 
 __all__ = ["demo", "example"]
 
@@ -26,12 +26,9 @@ def demo(
     from sklearn.metrics import average_precision_score, roc_auc_score
     from sklearn.model_selection import train_test_split
 
-    import deepad.detectors as D
     from deepad.data import load_cardio
 
-    cls = D.DEFAULT if detector is None else getattr(D, detector, None)
-    if cls is None:
-        fail(f"unknown detector {detector!r}; choose one of: {', '.join(n for n in D.__all__ if n != 'DEFAULT')}")
+    cls = _detector_class(detector)
     X, y = load_cardio()
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, stratify=y, random_state=seed)
     model = cls(contamination=float(y_tr.mean()))

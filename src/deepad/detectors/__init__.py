@@ -1,5 +1,8 @@
 """All detectors, importable by class name.  ``DEFAULT`` names the recommended one.
 
+:func:`detector_class` is the one lookup by name (case-insensitive) that
+the commands, the benchmarks and the tuner use.
+
 Detectors are imported lazily (PEP 562): ``from deepad.detectors import KNN``
 loads scikit-learn but not torch, so classical detectors, the CLI and
 benchmark child processes start in a fraction of a second instead of paying
@@ -47,6 +50,21 @@ _DEFAULT = "LocalGlobalEnsemble"
 __all__ = [*_WHERE, "DEFAULT"]
 
 
+def detector_class(name: str | None = None) -> type:
+    """The detector class called ``name``, case-insensitive (``knn`` is ``KNN``); ``None`` or ``DEFAULT``: the default.
+
+    Only the matching detector's module is imported.  ``ValueError`` for an
+    unknown name, listing the known ones.
+    """
+    if name is None or str(name).strip().upper() == "DEFAULT":
+        return __getattr__("DEFAULT")
+    key = str(name).strip().lower()
+    match = [n for n in _WHERE if n.lower() == key]
+    if not match:
+        raise ValueError(f"unknown detector {name!r}; choose one of: {', '.join(_WHERE)}")
+    return __getattr__(match[0])
+
+
 def __getattr__(name: str):
     if name == "DEFAULT":
         name = _DEFAULT
@@ -62,22 +80,22 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
-    from deepad.detectors.alad import ALAD
-    from deepad.detectors.autoencoder import AutoEncoder
-    from deepad.detectors.classical import KNN, LOF, PCA, IsolationForest, Mahalanobis, OneClassSVM
-    from deepad.detectors.dagmm import DAGMM
-    from deepad.detectors.deep_sad import DeepSAD
-    from deepad.detectors.deep_svdd import DeepSVDD
-    from deepad.detectors.devnet import DevNet
-    from deepad.detectors.dif import DeepIsolationForest
-    from deepad.detectors.ecod import ECOD
-    from deepad.detectors.gan import GANomaly
-    from deepad.detectors.ensemble import LocalGlobalEnsemble
-    from deepad.detectors.hbos import HBOS
-    from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE
-    from deepad.detectors.pyod_adapter import PyODDetector
-    from deepad.detectors.series import ConformalKNN, GRUForecaster, RollingZScore, TCNAutoEncoder
-    from deepad.detectors.vae import VAE
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names are the lazy exports above)
+    from deepad.detectors.alad import ALAD  # noqa: F401
+    from deepad.detectors.autoencoder import AutoEncoder  # noqa: F401
+    from deepad.detectors.classical import KNN, LOF, PCA, IsolationForest, Mahalanobis, OneClassSVM  # noqa: F401
+    from deepad.detectors.dagmm import DAGMM  # noqa: F401
+    from deepad.detectors.deep_sad import DeepSAD  # noqa: F401
+    from deepad.detectors.deep_svdd import DeepSVDD  # noqa: F401
+    from deepad.detectors.devnet import DevNet  # noqa: F401
+    from deepad.detectors.dif import DeepIsolationForest  # noqa: F401
+    from deepad.detectors.ecod import ECOD  # noqa: F401
+    from deepad.detectors.gan import GANomaly  # noqa: F401
+    from deepad.detectors.ensemble import LocalGlobalEnsemble  # noqa: F401
+    from deepad.detectors.hbos import HBOS  # noqa: F401
+    from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE  # noqa: F401
+    from deepad.detectors.pyod_adapter import PyODDetector  # noqa: F401
+    from deepad.detectors.series import ConformalKNN, GRUForecaster, RollingZScore, TCNAutoEncoder  # noqa: F401
+    from deepad.detectors.vae import VAE  # noqa: F401
 
     DEFAULT = LocalGlobalEnsemble
