@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -326,3 +325,28 @@ def test_catboost_peer_gets_the_run_seed_and_thread_count():
     assert injected == {"random_state": 7, "thread_count": 1}
     assert P.estimator_kind(est) == "peer"
     assert est.get_params()["random_state"] == 7
+
+
+def test_one_seed_parser_zero_seeds_is_an_error_in_every_benchmark(monkeypatch, tmp_path, tiny_npz):
+    """`--seeds 0` is refused by the table and the image benchmark alike (deepad.bench.protocol.parse_seeds)."""
+    import deepad.data.images as images_data
+    from deepad.bench.images import run_mnist_benchmark
+    from deepad.bench.protocol import BenchmarkError, parse_seeds
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+
+    assert parse_seeds("0,5,5") == [0, 5] and parse_seeds([2]) == [2]
+    for bad in (0, "0", "", []):
+        with pytest.raises(BenchmarkError, match="gives no seeds"):
+            parse_seeds(bad)
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(images_data, "read_mnist", lambda data: (rng.random((20, 28, 28)), np.arange(20) % 10))
+    for seeds in (0, "0"):
+        with pytest.raises(BenchmarkError, match="gives no seeds"):
+            run_mnist_benchmark("fake-mnist", "ConvAutoEncoder", seeds=seeds)
+    table = CliRunner().invoke(app, ["bench", str(tiny_npz), "--seeds", "0", "-o", str(tmp_path / "o")])
+    image = CliRunner().invoke(app, ["bench", "--images", "mnist", "--data", "fake-mnist", "--seeds", "0",
+                                     "-o", str(tmp_path / "o")])
+    for r in (table, image):
+        assert r.exit_code == 2 and "gives no seeds" in r.output and "Traceback" not in r.output, r.output

@@ -94,8 +94,8 @@ def _make(name: str, params: dict, seed: int):
 
 
 def run_mnist_benchmark(data: str | os.PathLike, detectors="ConvAutoEncoder", *, digits: Iterable[int] = range(10),
-                        seeds: int | Sequence[int] = 3, train_fraction: float = 0.8, out: str | os.PathLike | None = None,
-                        progress: Callable[[dict], None] | None = None):
+                        seeds: int | str | Sequence[int] = 3, train_fraction: float = 0.8,
+                        out: str | os.PathLike | None = None, progress: Callable[[dict], None] | None = None):
     """Run the one-class MNIST protocol; return a DataFrame of runs (and write results.csv / RESULTS.md to ``out``).
 
     Runs already in ``out/results.csv`` with status ``ok`` (same detector,
@@ -106,14 +106,13 @@ def run_mnist_benchmark(data: str | os.PathLike, detectors="ConvAutoEncoder", *,
     import torch
     from sklearn.metrics import average_precision_score, roc_auc_score
 
+    from deepad.bench.protocol import parse_seeds
     from deepad.data.images import read_mnist
 
     X, labels = read_mnist(data)
     if labels is None:
         raise ValueError(f"{data}: the MNIST labels file (*-labels-idx1-ubyte.gz) is missing; it is needed to split by digit.")
-    seed_list = list(range(int(seeds))) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
-    if not seed_list:
-        raise ValueError(f"seeds={seeds!r} gives no seeds; pass a number of seeds >= 1 (3 = seeds 0, 1, 2) or a list.")
+    seed_list = parse_seeds(seeds)  # the table benchmark's parser: 0 seeds is an error
     specs = parse_image_detectors(detectors)
     for name, params in specs:  # fail fast on a bad name
         _make(name, params, 0)

@@ -357,7 +357,12 @@ def weak_labels(y_train: np.ndarray, spec: LabelledSpec, label_seed: int) -> np.
 
 # --------------------------------------------------------------------------- options
 def parse_seeds(seeds: int | str | Sequence[int]) -> list[int]:
-    """``3`` -> [0, 1, 2]; ``"0,5"`` or ``[0, 5]`` -> that list."""
+    """``3`` -> [0, 1, 2]; ``"0,5"`` or ``[0, 5]`` -> that list (duplicates dropped).
+
+    The one seed parser of the table, image and NAB benchmarks.  A count
+    must be at least 1: ``0`` (or an empty list) is an error, never a run
+    of nothing.
+    """
     if isinstance(seeds, str):
         try:
             vals = [int(p) for p in _split_list(seeds)]
@@ -366,10 +371,13 @@ def parse_seeds(seeds: int | str | Sequence[int]) -> list[int]:
         seeds = vals if "," in seeds else (vals[0] if vals else 0)
     if isinstance(seeds, (int, np.integer)):
         if seeds < 1:
-            raise BenchmarkError(f"the number of seeds must be at least 1; got {seeds}.")
+            raise BenchmarkError(f"seeds={seeds} gives no seeds: the number of seeds must be at least 1 "
+                                 "(3 = seeds 0, 1, 2), or give a list such as 0,5.")
         return list(range(int(seeds)))
     out = [int(s) for s in seeds]
-    if not out or any(v < 0 for v in out):
+    if not out:
+        raise BenchmarkError(f"seeds={seeds!r} gives no seeds; give a number of seeds >= 1 or a non-empty list.")
+    if any(v < 0 for v in out):
         raise BenchmarkError(f"seeds must be a non-empty list of non-negative integers; got {seeds!r}.")
     return list(dict.fromkeys(out))
 
