@@ -16,8 +16,10 @@ A saved model is a directory:
 ``<attr>/``
     nested detectors (ensemble members), saved recursively.
 
-The directory is written next to its destination and renamed into place,
-so an interrupted save never leaves a half-written model.
+The directory is written next to its destination and renamed into place
+(:class:`deepad.data.writers.AtomicOutput`), so an interrupted save never
+leaves a half-written model, and the part a killed save left is removed by
+the next save of the same model.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ import json
 import os
 import platform
 import re
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deepad.data.writers import AtomicOutput
 
 FORMAT = "deepad-model"
 FORMAT_VERSION = 1
@@ -262,21 +264,8 @@ def save(detector, path: str | os.PathLike) -> Path:
     if path.exists() and not (path / CONFIG).is_file():
         if path.is_file() or any(path.iterdir()):
             raise FileExistsError(f"{path} exists and is not a deepad model directory; refusing to overwrite it.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    os.chmod(tmp, 0o755)
-    try:
-        _write(detector, tmp)
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old.", dir=path.parent))
-            os.replace(path, old / "model")
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with AtomicOutput(path, directory=True, during=f"saving {type(detector).__name__}") as part:
+        _write(detector, part.path)
     return path
 
 
