@@ -136,10 +136,25 @@ def _is_number(v: Any) -> bool:
     return True
 
 
-def check_int_param(value: Any, name: str, low: int = 1) -> int:
-    """A hyper-parameter that must be an integer ``>= low`` (``bool`` is not an integer here); ``ValueError`` naming it."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+class ParameterTypeError(TypeError, ValueError):
+    """A hyper-parameter of the wrong type: both a ``TypeError`` and a ``ValueError`` (as scikit-learn's
+    ``InvalidParameterError``), so callers catching either get it."""
+
+
+def check_int_param(value: Any, name: str, low: int = 1, *, allowed: str | None = None) -> int:
+    """A hyper-parameter that must be an integer ``>= low`` (``bool`` is not an integer here), as an ``int``.
+
+    The one integer check of the detectors.  The error names the parameter
+    and the accepted values, ``allowed`` (default ``"an integer >= low"``;
+    e.g. ``"a positive integer"``): ``ValueError`` below ``low``,
+    :class:`ParameterTypeError` (a ``TypeError`` and a ``ValueError``) for a
+    value that is not an integer at all.
+    """
+    what = allowed or f"an integer >= {low}"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ParameterTypeError(f"{name} must be {what}, got {value!r}.")
+    if value < low:
+        raise ValueError(f"{name} must be {what}, got {value!r}.")
     return int(value)
 
 

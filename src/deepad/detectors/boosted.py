@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from deepad.base import BaseDetector
+from deepad.base import BaseDetector, check_int_param
 from deepad.detectors.ensemble import LocalGlobalEnsemble
 
 __all__ = ["BoostedDetector"]
@@ -129,9 +129,7 @@ class BoostedDetector(BaseDetector):
     # ------------------------------------------------------------------ fitting
     def _check_params(self) -> None:
         for name in ("iterations", "depth"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+            check_int_param(getattr(self, name), name, allowed="a positive integer")
         v = self.l2_leaf_reg
         if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v) > 0):
             raise ValueError(f"l2_leaf_reg must be None or a positive number, got {v!r}.")

@@ -12,21 +12,11 @@ are saved by :mod:`deepad.persistence` with skops (no pickle).
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
-from deepad.base import BaseDetector
+from deepad.base import BaseDetector, check_int_param
 
 __all__ = ["IsolationForest", "KNN", "LOF", "OneClassSVM", "PCA", "Mahalanobis"]
-
-
-def _check_int(value, name: str, low: int = 1) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {low}, got {type(value).__name__} {value!r}.")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value}.")
-    return int(value)
 
 
 def _check_choice(value, name: str, choices: tuple) -> str:
@@ -122,7 +112,7 @@ class KNN(BaseDetector):
         self.n_jobs = n_jobs
 
     def _min_samples(self) -> int:
-        return _check_int(self.n_neighbors, "n_neighbors") + 1
+        return check_int_param(self.n_neighbors, "n_neighbors") + 1
 
     def _fit(self, X, y, seed, **fit_params):
         from sklearn.neighbors import NearestNeighbors
@@ -188,7 +178,7 @@ class LOF(BaseDetector):
         self.n_jobs = n_jobs
 
     def _min_samples(self) -> int:
-        return _check_int(self.n_neighbors, "n_neighbors") + 1
+        return check_int_param(self.n_neighbors, "n_neighbors") + 1
 
     def _fit(self, X, y, seed, **fit_params):
         from sklearn.neighbors import LocalOutlierFactor
@@ -308,7 +298,7 @@ class PCA(BaseDetector):
         if self.n_selected_components is None:
             n_sel = n_kept
         else:
-            n_sel = _check_int(self.n_selected_components, "n_selected_components")
+            n_sel = check_int_param(self.n_selected_components, "n_selected_components")
             if n_sel > n_kept:
                 raise ValueError(f"n_selected_components={n_sel} exceeds the {n_kept} principal components kept "
                                  f"(n_components={self.n_components!r}, data of shape {X.shape}).")

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepad.base import check_int_param
 from deepad.detectors._neural import NeuralDetector
 from deepad.nn import MLP
 from deepad.training import Step, batched_apply
@@ -120,8 +121,7 @@ class DeepSAD(NeuralDetector):
     def _fit(self, X, y, seed, callbacks=None) -> None:
         if isinstance(self.eta, bool) or not isinstance(self.eta, numbers.Real) or not float(self.eta) > 0:
             raise ValueError(f"eta must be a positive number (weight of the labelled rows' term), got {self.eta!r}.")
-        if isinstance(self.latent_dim, bool) or not isinstance(self.latent_dim, numbers.Integral) or self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {self.latent_dim!r}.")
+        check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
         self.n_labelled_anomalies_ = 0 if y is None else int((y == 1).sum())
         self.n_labelled_normals_ = 0 if y is None else int((y == 0).sum())
         super()._fit(X, y, seed, callbacks=callbacks)

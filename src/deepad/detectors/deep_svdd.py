@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepad.base import check_int_param
 from deepad.detectors._neural import NeuralDetector
 from deepad.nn.svdd import SVDDAutoEncoder, SVDDNet
 from deepad.training import Callback, Step, batched_apply
@@ -132,11 +133,8 @@ class DeepSVDD(NeuralDetector):
         if not isinstance(self.nu, numbers.Real) or not (0.0 < float(self.nu) <= 1.0):
             raise ValueError(f"nu must be in (0, 1] (the fraction of training rows allowed outside the sphere), "
                              f"got {self.nu!r}.")
-        if isinstance(self.latent_dim, bool) or not isinstance(self.latent_dim, numbers.Integral) or self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {self.latent_dim!r}.")
-        if (isinstance(self.pretrain_epochs, bool) or not isinstance(self.pretrain_epochs, numbers.Integral)
-                or self.pretrain_epochs < 0):
-            raise ValueError(f"pretrain_epochs must be a non-negative integer, got {self.pretrain_epochs!r}.")
+        check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
+        check_int_param(self.pretrain_epochs, "pretrain_epochs", 0, allowed="a non-negative integer")
 
     def _fit(self, X, y, seed, callbacks=None) -> None:
         self._check_params()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepad.base import check_int_param
 from deepad.detectors._neural import NeuralDetector
 from deepad.nn import MLP
 from deepad.training import Step
@@ -141,10 +142,8 @@ class DevNet(NeuralDetector):
     def _fit(self, X, y, seed, callbacks=None) -> None:
         if isinstance(self.margin, bool) or not isinstance(self.margin, numbers.Real) or not float(self.margin) > 0:
             raise ValueError(f"margin must be a positive number of reference standard deviations, got {self.margin!r}.")
-        if self.n_reference is not None and (isinstance(self.n_reference, bool)
-                                             or not isinstance(self.n_reference, numbers.Integral)
-                                             or self.n_reference < 2):
-            raise ValueError(f"n_reference must be None or an integer >= 2, got {self.n_reference!r}.")
+        if self.n_reference is not None:
+            check_int_param(self.n_reference, "n_reference", 2, allowed="None or an integer >= 2")
         if int(self.batch_size) < 2:
             raise ValueError(f"DevNet's balanced batches need batch_size >= 2, got {self.batch_size}.")
         self._seed = seed

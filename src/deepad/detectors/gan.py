@@ -11,8 +11,9 @@ import torch
 from torch import nn
 from torch.nn.functional import binary_cross_entropy_with_logits as bce
 
+from deepad.base import check_int_param
 from deepad.detectors._image import ImageNeuralDetector
-from deepad.detectors.images import _check_widths, _positive_int
+from deepad.detectors.images import _check_widths
 from deepad.nn.gan import GANomalyNet
 from deepad.training import Callback, Step, TensorBoardLogger, Trainer, batched_apply
 
@@ -139,8 +140,8 @@ class GANomaly(ImageNeuralDetector):
                 _check_widths(self.disc_hidden_dims)
             except ValueError as exc:
                 raise ValueError(str(exc).replace("hidden_dims", "disc_hidden_dims", 1)) from None
-        _positive_int("latent_dim", self.latent_dim)
-        _positive_int("sample_every", self.sample_every)
+        check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
+        check_int_param(self.sample_every, "sample_every", allowed="a positive integer")
         for name in ("adversarial_weight", "contextual_weight", "encoder_weight", "feature_weight"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:

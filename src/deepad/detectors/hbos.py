@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from deepad.base import BaseDetector
+from deepad.base import BaseDetector, check_int_param
 
 __all__ = ["HBOS"]
 
@@ -59,11 +59,8 @@ class HBOS(BaseDetector):
         self.contamination = contamination
 
     def _check_params(self) -> None:
-        if isinstance(self.n_bins, str) and self.n_bins == "auto":
-            pass
-        elif isinstance(self.n_bins, (bool, np.bool_)) or not isinstance(self.n_bins, numbers.Integral) \
-                or self.n_bins < 2:
-            raise ValueError(f"n_bins must be an integer >= 2 or 'auto', got {self.n_bins!r}.")
+        if not (isinstance(self.n_bins, str) and self.n_bins == "auto"):
+            check_int_param(self.n_bins, "n_bins", 2, allowed="an integer >= 2 or 'auto'")
         if not (isinstance(self.alpha, numbers.Real) and 0 < self.alpha <= 1):
             raise ValueError(f"alpha must be a number in (0, 1], got {self.alpha!r}.")
         if not (isinstance(self.tol, numbers.Real) and 0 <= self.tol <= 1):

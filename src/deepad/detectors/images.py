@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepad.base import check_int_param
 from deepad.detectors._image import ImageNeuralDetector
 from deepad.nn.conv import ConvAutoEncoderNet, ConvDecoder, ConvEncoder
 from deepad.training import Step, batched_apply
@@ -26,16 +27,11 @@ from deepad.training import Step, batched_apply
 __all__ = ["ConvAutoEncoder", "ConvVAE", "ConvDeepSVDD"]
 
 
-def _positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-
-
 def _check_widths(hidden_dims) -> None:
     if isinstance(hidden_dims, (str, bytes)) or not hasattr(hidden_dims, "__len__") or len(hidden_dims) == 0:
         raise ValueError(f"hidden_dims must be a non-empty sequence of conv channel widths, got {hidden_dims!r}.")
     for w in hidden_dims:
-        _positive_int("every hidden_dims entry (conv channels)", w)
+        check_int_param(w, "every hidden_dims entry (conv channels)", allowed="a positive integer")
 
 
 _AE_SCORINGS = ("latent_knn", "reconstruction")
@@ -132,8 +128,8 @@ class ConvAutoEncoder(ImageNeuralDetector):
 
     def _check_params(self) -> None:
         _check_widths(self.hidden_dims)
-        _positive_int("latent_dim", self.latent_dim)
-        _positive_int("n_neighbors", self.n_neighbors)
+        check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
+        check_int_param(self.n_neighbors, "n_neighbors", allowed="a positive integer")
         if self.scoring not in _AE_SCORINGS:
             raise ValueError(f"scoring must be one of {_AE_SCORINGS}, got {self.scoring!r}.")
 
@@ -251,8 +247,8 @@ class ConvVAE(ImageNeuralDetector):
 
     def _check_params(self) -> None:
         _check_widths(self.hidden_dims)
-        _positive_int("latent_dim", self.latent_dim)
-        _positive_int("n_samples", self.n_samples)
+        check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
+        check_int_param(self.n_samples, "n_samples", allowed="a positive integer")
         if not isinstance(self.beta, numbers.Real) or not np.isfinite(self.beta) or self.beta <= 0:
             raise ValueError(f"beta must be a finite number > 0 (the pixel variance / KL weight), got {self.beta!r}.")
 
@@ -379,10 +375,8 @@ class ConvDeepSVDD(ImageNeuralDetector):
 
     def _check_params(self) -> None:
         _check_widths(self.hidden_dims)
-        _positive_int("latent_dim", self.latent_dim)
-        if (isinstance(self.pretrain_epochs, bool) or not isinstance(self.pretrain_epochs, numbers.Integral)
-                or self.pretrain_epochs < 0):
-            raise ValueError(f"pretrain_epochs must be a non-negative integer, got {self.pretrain_epochs!r}.")
+        check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
+        check_int_param(self.pretrain_epochs, "pretrain_epochs", 0, allowed="a non-negative integer")
 
     def _fit(self, X, y, seed, callbacks=None) -> None:
         self._check_params()

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deepad.base import check_int_param
 from deepad.detectors._neural import NeuralDetector
 from deepad.nn.vae import VAENet
 from deepad.training import Step, batched_apply, torch_context
@@ -88,10 +89,8 @@ class VAE(NeuralDetector):
 
     # ------------------------------------------------------------------ validation and fitting
     def _check_params(self) -> None:
-        if isinstance(self.latent_dim, bool) or not isinstance(self.latent_dim, numbers.Integral) or self.latent_dim < 1:
-            raise ValueError(f"latent_dim must be a positive integer, got {self.latent_dim!r}.")
-        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, numbers.Integral) or self.n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer (Monte-Carlo draws per row), got {self.n_samples!r}.")
+        check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
+        check_int_param(self.n_samples, "n_samples", allowed="a positive integer (Monte-Carlo draws per row)")
         if not isinstance(self.beta, numbers.Real) or not np.isfinite(self.beta) or self.beta < 0:
             raise ValueError(f"beta must be a finite number >= 0 (the KL weight), got {self.beta!r}.")
 
