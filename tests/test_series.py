@@ -532,3 +532,18 @@ def test_cli_score_reads_a_series_on_the_models_grid(tmp_path):
     assert "--explain is for tables" in _cli("score", tmp_path / "m", tmp_path / "live.csv", "-o",
                                              tmp_path / "o2.csv", "--explain").output
     assert not (tmp_path / "o2.csv").exists()
+
+
+def test_one_stream_record_builder():
+    """StreamUpdate.records: the line `deepad stream` prints and the row the service's stream endpoint answers."""
+    import json
+
+    from deepad.stream import StreamUpdate
+
+    u = StreamUpdate(scores=np.array([np.nan, 2.5]), thresholds=np.array([np.inf, 1.0]),
+                     alarms=np.array([False, True]), alerts=np.array([False, True]), latency_s=0.0)
+    records = u.records(["t0", "t1"])
+    assert records == [{"timestamp": "t0", "score": None, "threshold": None, "alarm": False, "alert": False},
+                       {"timestamp": "t1", "score": 2.5, "threshold": 1.0, "alarm": True, "alert": True}]
+    assert all(type(r["score"]) in (float, type(None)) and type(r["alarm"]) is bool for r in records)
+    json.dumps(records)  # JSON-able as they are

@@ -176,6 +176,17 @@ class StreamUpdate:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def records(self, timestamps) -> list[dict]:
+        """One JSON-able record per point, ``{"timestamp", "score", "threshold", "alarm", "alert"}``.
+
+        What ``deepad stream`` prints per line and the service's ``.../stream``
+        endpoint answers per row; ``timestamps`` (one per point) pass through
+        as given.  ``score`` and ``threshold`` are ``None`` where not finite
+        (before the first full window).
+        """
+        return [{"timestamp": timestamps[i], "score": _finite(self.scores[i]), "threshold": _finite(self.thresholds[i]),
+                 "alarm": bool(self.alarms[i]), "alert": bool(self.alerts[i])} for i in range(len(self.scores))]
+
 
 class StreamScorer:
     """Score a stream point by point with a fitted detector; see the module docstring.
@@ -382,6 +393,10 @@ def default_threshold(detector, fixed: bool = False) -> str:
     """The stream threshold a detector gets: ``"fixed"`` when asked or when it calibrates its own (e.g.
     ConformalKNN's conformal rarity, ``_stream_threshold = "fixed"``), else adaptive ``"spot"``."""
     return "fixed" if fixed or getattr(detector, "_stream_threshold", "spot") == "fixed" else "spot"
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 def _unit(p: float) -> float:

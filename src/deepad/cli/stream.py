@@ -36,8 +36,6 @@ def stream(
     import json
     import os
 
-    import numpy as np
-
     import deepad
     from deepad.stream import StreamScorer, default_threshold
 
@@ -89,11 +87,7 @@ def stream(
                     if gap and not _quiet():
                         typer.echo(f"warning: {gap}", err=True)
                 u = scorer.update(values(record, line_no))
-            score_ = float(u.scores[0])
-            out = {"timestamp": record.get(timestamp),
-                   "score": score_ if np.isfinite(score_) else None,
-                   "threshold": float(u.thresholds[0]) if np.isfinite(u.thresholds[0]) else None,
-                   "alarm": bool(u.alarms[0]), "alert": bool(u.alerts[0])}
+            (out,) = u.records([record.get(timestamp)])
             sys.stdout.write(json.dumps(out) + "\n")
             sys.stdout.flush()
         line = sys.stdin.readline()

@@ -89,12 +89,7 @@ class LiveStreams:
                     raise BodyError([{"loc": ["body", i, ts_col], "msg": str(exc), "type": "value_error"}]) from None
             u = live.scorer.update(X)
             n_seen, n_alerts = int(live.scorer.n_seen), int(live.scorer.n_alerts)
-        results = [{"timestamp": stamps[i], "score": _finite(u.scores[i]), "threshold": _finite(u.thresholds[i]),
-                    "alarm": bool(u.alarms[i]), "alert": bool(u.alerts[i])} for i in range(len(X))]
+        results = u.records(stamps)  # the records `deepad stream` prints
         return {"model": loaded.name, "version": loaded.version, "n": len(results), "n_seen": n_seen,
                 "n_alerts": n_alerts, "refractory": live.refractory, "rearm": live.rearm, "results": results,
                 "notes": notes}
-
-
-def _finite(v: float) -> float | None:
-    return float(v) if np.isfinite(v) else None
