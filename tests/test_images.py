@@ -420,6 +420,26 @@ def test_cli_train_score_explain_report_on_image_folder(image_folders, tmp_path)
     assert r.exit_code == 2 and "out of range" in r.output
 
 
+
+def test_cli_explain_images_output_dir_and_its_old_short_name(image_folders, tmp_path):
+    """`deepad explain --output-dir DIR` writes the overlays to DIR; `-o DIR`, its old spelling, still does."""
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+    from deepad.image_pipeline import ImagePipeline
+
+    ImagePipeline(make("ConvAutoEncoder", epochs=2)).fit(image_folders / "train").save(tmp_path / "m")
+    for option in ("--output-dir", "-o"):
+        folder = tmp_path / f"maps{option}"
+        r = CliRunner().invoke(app, ["explain", str(tmp_path / "m"), str(image_folders / "test"), "--top", "2",
+                                     option, str(folder)])
+        assert r.exit_code == 0, r.output
+        assert len(list(folder.glob("*.png"))) == 2
+        assert ("-o is now --output-dir" in r.output) == (option == "-o")
+    both = CliRunner().invoke(app, ["explain", str(tmp_path / "m"), str(image_folders / "test"),
+                                    "--output-dir", str(tmp_path / "a"), "-o", str(tmp_path / "b")])
+    assert both.exit_code == 2 and "give --output-dir only" in both.output
+
 @pytest.mark.skipif(not MNIST.is_dir(), reason="shared MNIST data not available")
 def test_cli_bench_images_mnist(tmp_path):
     import pandas as pd

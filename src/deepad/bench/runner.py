@@ -246,7 +246,7 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
         reader = csv.DictReader(fh)
         if reader.fieldnames != COLUMNS:
             raise BenchmarkError(f"{path} has columns {reader.fieldnames}, not those of this deepad version; "
-                                 "use a new --out folder.")
+                                 "use a new --output-dir folder.")
         return list(reader)
 
 
@@ -267,7 +267,7 @@ def _check_protocol(out: Path, protocol: dict[str, Any]) -> None:
         diff = {k: (old.get(k), v) for k, v in protocol.items() if old.get(k) != v}
         if diff:
             raise BenchmarkError(f"{out} holds results of a different protocol ({', '.join(f'{k}: {a} there, {b} now' for k, (a, b) in diff.items())}); "
-                                 "use a new --out folder.")
+                                 "use a new --output-dir folder.")
     else:
         path.write_text(json.dumps(protocol, indent=2) + "\n")
 

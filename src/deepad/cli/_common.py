@@ -110,5 +110,20 @@ def _option_name(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _renamed(value, old_value, new: str, old: str):
+    """A renamed option's value: the new spelling's, else that of its old name (kept hidden for one release).
+
+    The old name still works and says once on stderr what it is called now
+    (not with --quiet); both spellings with different values is an error.
+    """
+    if old_value is None:
+        return value
+    if value is not None and value != old_value:
+        fail(f"{new} and its old name {old} give different values; give {new} only.")
+    if not _quiet():
+        typer.echo(f"note: {old} is now {new}; the old name is kept for one release.", err=True)
+    return old_value
+
+
 def _split_names(values: list[str] | None) -> list[str]:
     return [v.strip() for item in (values or []) for v in item.split(",") if v.strip()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _one_line, _quiet, fail
+from deepad.cli._common import _one_line, _quiet, _renamed, fail
 
 __all__ = ["bench"]
 
@@ -18,8 +18,9 @@ def bench(
                                        'with JSON params: \'KNN:{"n_neighbors":10}\'.'),
     setting: str = typer.Option("oneclass", help="unsupervised, oneclass or weak (comma-separated for several)."),
     seeds: str = typer.Option("3", help="Number of seeds (3 = seeds 0,1,2) or a comma-separated list."),
-    out: str = typer.Option(..., "--out", "-o", help="Output folder (results.csv, summary.md, plots); "
-                                                     "re-running with the same folder resumes."),
+    output_dir: str = typer.Option(None, "--output-dir", help="Output folder (results.csv, summary.md, plots); "
+                                                              "re-running with the same folder resumes. Required."),
+    out_old: str = typer.Option(None, "--out", "-o", hidden=True, help="Old name of --output-dir."),
     timeout: float = typer.Option(3600.0, help="Seconds allowed per run; a run over it is recorded as a time-out."),
     threads: int = typer.Option(1, help="CPU threads per run (torch, BLAS/OpenMP, n_jobs)."),
     jobs: int = typer.Option(1, help="Runs in parallel."),
@@ -31,7 +32,7 @@ def bench(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     nab_dir: str = typer.Option(None, "--nab", help="Numenta Anomaly Benchmark folder (combined_windows.json + "
                                                     "category folders): stream each detector over it and write "
-                                                    "NAB scores (deepad.bench.nab_run) to OUT."),
+                                                    "NAB scores (deepad.bench.nab_run) to --output-dir."),
     refractory: int = typer.Option(16, min=0, help="--nab: points after an alert during which alarms are suppressed."),
     rearm: int = typer.Option(64, min=0, help="--nab: after an alert, alerts re-arm once the score has been below the "
                                               "threshold for this many points (one alert per incident); 0: off."),
@@ -43,16 +44,21 @@ def bench(
     """Benchmark detectors on labelled data under a fixed, documented protocol (see deepad.bench.protocol).
 
     Each (data set, detector, setting, seed) runs in its own process; results
-    are appended to OUT/results.csv as they finish, and OUT/summary.md and
-    OUT/plot_<setting>.png summarise them.  With --nab DIR, each detector
-    (default ConformalKNN) is streamed point by point over the NAB corpus
-    and scored with NAB's three profiles, causally and with NAB's optimised
-    threshold, next to null and random detectors (OUT/summary_<name>.md,
-    per_file_<name>.csv, results_<name>.json).
+    are appended to OUTPUT_DIR/results.csv as they finish, and
+    OUTPUT_DIR/summary.md and OUTPUT_DIR/plot_<setting>.png summarise them.
+    With --nab DIR, each detector (default ConformalKNN) is streamed point
+    by point over the NAB corpus and scored with NAB's three profiles,
+    causally and with NAB's optimised threshold, next to null and random
+    detectors (OUTPUT_DIR/summary_<name>.md, per_file_<name>.csv,
+    results_<name>.json).
     """
     import os
 
     from deepad.bench import BenchmarkError, run_benchmark
+
+    out = _renamed(output_dir, out_old, "--output-dir", "--out/-o")
+    if out is None:
+        fail("missing option --output-dir: the folder for results.csv, summary.md and the plots.")
 
     if images:
         if data:

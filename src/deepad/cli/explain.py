@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _UserErrors, fail
+from deepad.cli._common import _renamed, _UserErrors, fail
 
 __all__ = ["explain_rows"]
 
@@ -58,8 +58,9 @@ def explain_rows(
     rows: str = typer.Option(None, "--rows", "-r", help="0-based data rows (as in `deepad score`'s row column and "
                                                         "error messages): 0,5,17 or ranges like 10-20. For images: "
                                                         "image numbers (default: the --top highest-scoring)."),
-    output_dir: str = typer.Option(None, "--output-dir", "-o", help="Images: folder for the anomaly-map PNG "
-                                                                   "overlays (default ./anomaly-maps)."),
+    output_dir: str = typer.Option(None, "--output-dir", help="Images: folder for the anomaly-map PNG overlays "
+                                                             "(default ./anomaly-maps)."),
+    output_dir_old: str = typer.Option(None, "-o", hidden=True, help="Old short name of --output-dir."),
     top: int = typer.Option(5, "--top", min=1, help="Contributing columns shown per row."),
     method: str = typer.Option("auto", "--method", help="auto, reconstruction, integrated_gradients, tail or "
                                                         "occlusion (see deepad.explain)."),
@@ -75,6 +76,8 @@ def explain_rows(
     from deepad.pipeline import TabularDetector
 
     from deepad.data.images import is_image_source
+
+    output_dir = _renamed(output_dir, output_dir_old, "--output-dir", "-o")
 
     if is_image_source(data):
         from deepad.cli.images import explain_images

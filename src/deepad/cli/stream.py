@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from deepad.cli._common import _UserErrors, _quiet, fail
+from deepad.cli._common import _renamed, _UserErrors, _quiet, fail
 
 __all__ = ["stream"]
 
@@ -20,17 +20,19 @@ def stream(
                                              "threshold for this many points (one alert per incident); 0: off."),
     smoothing: int = typer.Option(1, min=1, help="Score = mean of the last N raw scores."),
     fixed_threshold: bool = typer.Option(False, "--fixed-threshold", help="Use the model's threshold_ instead of SPOT."),
-    timestamp: str = typer.Option(None, help="Field passed through as the row's id (not scored); default: the model's "
-                                             "timestamp column (deepad train on a series), else timestamp."),
+    timestamp_column: str = typer.Option(None, "--timestamp-column",
+                                         help="Field passed through as the row's id (not scored); default: the "
+                                              "model's timestamp column (deepad train on a series), else timestamp."),
+    timestamp_old: str = typer.Option(None, "--timestamp", hidden=True, help="Old name of --timestamp-column."),
     save_state: str = typer.Option(None, "--save-state", help="Directory to save the stream state to at end of input."),
 ) -> None:
     """Score JSON Lines or CSV rows from stdin as they arrive; write one JSON line per row to stdout.
 
     The format is taken from the first line ({...} = JSON Lines, otherwise a
     CSV header).  Value fields are the model's training columns when it has
-    names, else every numeric field except --timestamp.  Each output line is
-    {"timestamp", "score", "threshold", "alarm", "alert"}; score is null until
-    the model has a full window of history.
+    names, else every numeric field except --timestamp-column.  Each output
+    line is {"timestamp", "score", "threshold", "alarm", "alert"}; score is
+    null until the model has a full window of history.
     """
     import csv
     import json
@@ -39,6 +41,7 @@ def stream(
     import deepad
     from deepad.stream import StreamScorer, default_threshold
 
+    timestamp = _renamed(timestamp_column, timestamp_old, "--timestamp-column", "--timestamp")
     with _UserErrors():
         if os.path.exists(os.path.join(model_dir, "stream.json")):
             scorer = StreamScorer.load(model_dir)
