@@ -273,7 +273,7 @@ def save(detector, path: str | os.PathLike) -> Path:
 #: The exact types (never a prefix, never a function) that a deepad ``.skops`` file may hold beyond what skops
 #: itself trusts (scikit-learn estimators, NumPy/SciPy ufuncs and dtypes, builtin containers).  They are the
 #: types that the fitted scikit-learn estimators of deepad's classical detectors and of the PyOD models that
-#: :class:`~deepad.detectors.PyODDetector` can save actually contain (tests/security/test_crafted_models.py).
+#: :class:`~deepad.detectors.PyODDetector` can save actually contain (tests/unit/test_crafted_models.py).
 _SKOPS_TREES = ("sklearn.tree._tree.Tree", "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree")
 _SKOPS_METRICS = tuple(f"sklearn.metrics._dist_metrics.{m}Distance{bits}" for bits in ("64", "32") for m in (
     "Euclidean", "SEuclidean", "Manhattan", "Chebyshev", "Minkowski", "Mahalanobis", "Hamming", "Canberra",

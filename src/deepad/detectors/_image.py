@@ -19,7 +19,7 @@ batch.  :meth:`ImageNeuralDetector.anomaly_map` returns a per-pixel map
 ``(N, H, W)`` saying *where* an image is unusual.
 
 Image detectors set ``_image_input = True``; the generic tabular contract
-suite (``tests/test_contract.py``) skips them and ``tests/test_images.py``
+suite (``tests/unit/test_contract.py``) skips them and ``tests/unit/test_images.py``
 checks the same contract on images.
 """
 

@@ -11,7 +11,7 @@ window's score.  ``stride`` subsamples the *training* windows (every
 
 These detectors set ``_needs_wrapped = True``: they are excluded from the
 generic tabular contract suite (whose rows are exchangeable, not a time
-series) and have their own contract tests in ``tests/test_series.py``.
+series) and have their own contract tests in ``tests/unit/test_series.py``.
 """
 
 from __future__ import annotations

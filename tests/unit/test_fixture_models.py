@@ -25,7 +25,7 @@ import pytest
 import deepad
 from deepad.base import BaseDetector
 
-MODELS = Path(__file__).resolve().parent / "fixtures" / "models"
+MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
 MANIFEST = json.loads((MODELS / "manifest.json").read_text())
 NAMES = sorted(p.name for p in MODELS.iterdir() if p.is_dir())
 
