@@ -127,7 +127,7 @@ def write_results_md(out: Path) -> None:
         c, u = d["causal"][f"deepad {d['detector']}"], d["nab"]
         sup = u.get(f"deepad {d['detector']}, suppressed after alerts", {}).get("standard", float("nan"))
         rows.append((c["standard"], f"| {d['detector']} | {c['standard']:.1f} | {c['reward_low_FP_rate']:.1f} | "
-                     f"{c['reward_low_FN_rate']:.1f} | {sup:.1f} / {u[f'deepad ' + d['detector']]['standard']:.1f} | "
+                     f"{c['reward_low_FN_rate']:.1f} | {sup:.1f} / {u['deepad ' + d['detector']]['standard']:.1f} | "
                      f"{c['f1']:.2f} | {d['latency_ms_per_point']:.3f} / {d.get('cpu_ms_per_point', float('nan')):.3f} | "
                      f"{d['wall_s']:.0f} / {d['cpu_s']:.0f} |"))
     overview += [r for _, r in sorted(rows, reverse=True)]

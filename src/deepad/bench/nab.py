@@ -258,7 +258,10 @@ def optimize_threshold(results: Mapping[str, tuple], profile: Profile | str = "s
                 l, r = wins[p]
                 value[j] = scaled_sigmoid(abs(r - j) / max(r - l, 1)) * abs(prof.a_fp)
         keep = np.flatnonzero((rows >= probation) & np.isfinite(s))
-        all_s.append(s[keep]); all_w.append(where[keep]); all_v.append(value[keep]); all_i.append(keep)
+        all_s.append(s[keep])
+        all_w.append(where[keep])
+        all_v.append(value[keep])
+        all_i.append(keep)
         null -= abs(prof.a_fn) * len(wins)
         perfect += prof.a_tp * len(wins)
         w_offset += len(wins)
