@@ -103,8 +103,9 @@ def main() -> int:
     ap.add_argument("--row-group", type=int, default=250_000)
     ap.add_argument("--train-rows", type=int, default=20_000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--single-threads", type=int, default=1, help="torch threads of the single process "
-                                                                "(each Dask worker gets 1).")
+    ap.add_argument(
+        "--single-threads", type=int, default=1, help="torch threads of the single process (each Dask worker gets 1)."
+    )
     ap.add_argument("--batch-rows", type=int, default=65_536)
     ap.add_argument("--partition-rows", type=int, default=500_000)
     ap.add_argument("--dir", help="Working directory (default: a temporary one, removed at the end).")
@@ -137,34 +138,73 @@ def main() -> int:
     threads = args.single_threads
     print(f"3. single process ({threads} torch thread(s))")
     env = {**os.environ, "DEEPAD_NUM_THREADS": str(threads)}
-    proc = subprocess.run([sys.executable, "-c", SINGLE, str(work / "model"), str(data), str(work / "single.parquet"),
-                           str(args.batch_rows)], env=env, capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SINGLE,
+            str(work / "model"),
+            str(data),
+            str(work / "single.parquet"),
+            str(args.batch_rows),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     single = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["single"] = {"seconds": round(single["seconds"], 1), "rows_per_s": round(single["rows"] / single["seconds"]),
-                        "peak_rss_mb": round(single["peak_rss"] / 2**20)}
+    result["single"] = {
+        "seconds": round(single["seconds"], 1),
+        "rows_per_s": round(single["rows"] / single["seconds"]),
+        "peak_rss_mb": round(single["peak_rss"] / 2**20),
+    }
     print(f"   {single['seconds']:.1f} s, peak RSS {single['peak_rss'] / 2**20:.0f} MB")
 
     print(f"4. Dask LocalCluster, {args.workers} worker processes x 1 thread")
     t0 = time.perf_counter()
     one = {"DEEPAD_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      env=one, silence_logs=40) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=one,
+            silence_logs=40,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         startup = time.perf_counter() - t0
-        s = score_parquet(work / "model", data, work / "parts", client=client, batch_rows=args.batch_rows,
-                          partition_rows=args.partition_rows)
-    result["dask"] = {"seconds": round(s.seconds, 1), "cluster_startup_s": round(startup, 1),
-                      "model_load_on_workers_s": round(s.load_seconds, 1),
-                      "rows_per_s": round(s.rows_per_second), "partitions": s.partitions,
-                      "model_loads_per_worker": sorted(s.model_loads.values()),
-                      "peak_rss_mb_per_worker": sorted(round(v / 2**20) for v in s.peak_rss_bytes.values())}
+        s = score_parquet(
+            work / "model",
+            data,
+            work / "parts",
+            client=client,
+            batch_rows=args.batch_rows,
+            partition_rows=args.partition_rows,
+        )
+    result["dask"] = {
+        "seconds": round(s.seconds, 1),
+        "cluster_startup_s": round(startup, 1),
+        "model_load_on_workers_s": round(s.load_seconds, 1),
+        "rows_per_s": round(s.rows_per_second),
+        "partitions": s.partitions,
+        "model_loads_per_worker": sorted(s.model_loads.values()),
+        "peak_rss_mb_per_worker": sorted(round(v / 2**20) for v in s.peak_rss_bytes.values()),
+    }
     result["speedup"] = round(single["seconds"] / s.seconds, 2)
     result["speedup_with_worker_startup"] = round(single["seconds"] / (s.seconds + s.load_seconds + startup), 2)
-    print(f"   {s.seconds:.1f} s (+{startup:.1f} s cluster start, +{s.load_seconds:.1f} s loading the model on the "
-          f"workers), {s.partitions} partitions, "
-          f"peak RSS per worker {result['dask']['peak_rss_mb_per_worker']} MB")
+    print(
+        f"   {s.seconds:.1f} s (+{startup:.1f} s cluster start, +{s.load_seconds:.1f} s loading the model on the "
+        f"workers), {s.partitions} partitions, "
+        f"peak RSS per worker {result['dask']['peak_rss_mb_per_worker']} MB"
+    )
 
-    print(f"5. control without Dask: {args.workers} independent processes, each scoring every "
-          f"{args.workers}th partition with the same function")
+    print(
+        f"5. control without Dask: {args.workers} independent processes, each scoring every "
+        f"{args.workers}th partition with the same function"
+    )
     import pickle
 
     from deepad.distributed import plan_partitions
@@ -175,16 +215,39 @@ def main() -> int:
     parts = plan_partitions(data, args.partition_rows)
     (work / "control").mkdir(exist_ok=True)
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", CONTROL, pickle.dumps(
-        (str(work / "model"), parts[k::args.workers], str(work / "control"), read, schema.id_columns,
-         args.batch_rows)).hex()], env={**os.environ, "DEEPAD_NUM_THREADS": "1"}, stdout=subprocess.PIPE, text=True)
-        for k in range(args.workers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                CONTROL,
+                pickle.dumps(
+                    (
+                        str(work / "model"),
+                        parts[k :: args.workers],
+                        str(work / "control"),
+                        read,
+                        schema.id_columns,
+                        args.batch_rows,
+                    )
+                ).hex(),
+            ],
+            env={**os.environ, "DEEPAD_NUM_THREADS": "1"},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for k in range(args.workers)
+    ]
     outs = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
     control = time.perf_counter() - t0
-    result["control_no_dask"] = {"seconds_incl_startup": round(control, 1),
-                                 "seconds_scoring": [round(o["seconds"], 1) for o in outs]}
-    print(f"   {control:.1f} s including start-up (imports, model load); scoring only "
-          f"{[round(o['seconds'], 1) for o in outs]} s")
+    result["control_no_dask"] = {
+        "seconds_incl_startup": round(control, 1),
+        "seconds_scoring": [round(o["seconds"], 1) for o in outs],
+    }
+    print(
+        f"   {control:.1f} s including start-up (imports, model load); scoring only "
+        f"{[round(o['seconds'], 1) for o in outs]} s"
+    )
 
     print("6. comparing outputs")
     result["comparison"] = compare(work / "single.parquet", work / "parts")

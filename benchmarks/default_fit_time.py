@@ -32,8 +32,10 @@ def main() -> None:
     t0, c0 = time.perf_counter(), time.process_time()
     det.fit(X)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"{DEFAULT.__name__}.fit on {args.rows:,} x {args.features}: wall {wall:.1f} s, CPU {cpu:.1f} s; "
-          f"in-sample ROC-AUC {roc_auc_score(y, det.decision_scores_):.3f}")
+    print(
+        f"{DEFAULT.__name__}.fit on {args.rows:,} x {args.features}: wall {wall:.1f} s, CPU {cpu:.1f} s; "
+        f"in-sample ROC-AUC {roc_auc_score(y, det.decision_scores_):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def _loo_knn(Xfit, Xte, ks):
     dte, _ = nn.kneighbors(Xte, n_neighbors=K)
     dtr, _ = nn.kneighbors(Xfit, n_neighbors=K + 1)
     dtr = dtr[:, 1:]
-    return {k: (dte[:, :min(k, K)].mean(1), dtr[:, :min(k, K)].mean(1)) for k in ks}
+    return {k: (dte[:, : min(k, K)].mean(1), dtr[:, : min(k, K)].mean(1)) for k in ks}
 
 
 def _z(s, ref):
@@ -205,11 +205,11 @@ def m_nbr(Xtr, Xte, seed):
     dtr, itr = dtr[:, 1:], itr[:, 1:]
     out = {}
     for Kself in (10, 20, 50):
-        rho = dtr[:, :min(Kself, K)].mean(1)
+        rho = dtr[:, : min(Kself, K)].mean(1)
         for k in (1, 5, 10):
             kk = min(k, K)
             for name, fn in (
-                ("add", lambda d, r: (d + r)),
+                ("add", lambda d, r: d + r),
                 ("reach", lambda d, r: np.maximum(d, r)),
                 ("ratio", lambda d, r: d / np.maximum(r, 1e-12)),
             ):
@@ -372,8 +372,11 @@ def m_pyod_ecod(Xtr, Xte, seed):
     from pyod.models.ecod import ECOD
     from pyod.models.hbos import HBOS
 
-    return {"pyod_ecod": _pyod(ECOD(), Xtr, Xte), "pyod_copod": _pyod(COPOD(), Xtr, Xte),
-            "pyod_hbos": _pyod(HBOS(), Xtr, Xte)}
+    return {
+        "pyod_ecod": _pyod(ECOD(), Xtr, Xte),
+        "pyod_copod": _pyod(COPOD(), Xtr, Xte),
+        "pyod_hbos": _pyod(HBOS(), Xtr, Xte),
+    }
 
 
 def m_pyod_lof(Xtr, Xte, seed):
@@ -426,14 +429,42 @@ def _dte_class():
     class DTEC(NeuralDetector):
         """Prototype of DTE-C (Livernoche et al. 2024) with variance-exploding noise on standardised data."""
 
-        def __init__(self, hidden_dims=(256, 256), n_bins=7, sigma_min=0.01, sigma_max=3.0, epochs=30,
-                     batch_size=64, lr=1e-3, weight_decay=1e-5, dropout=0.0, validation_fraction=0.0, patience=10,
-                     lr_schedule=None, preprocessing="standard", contamination=0.1, device="cpu", n_threads=None,
-                     random_state=None, verbose=False):
+        def __init__(
+            self,
+            hidden_dims=(256, 256),
+            n_bins=7,
+            sigma_min=0.01,
+            sigma_max=3.0,
+            epochs=30,
+            batch_size=64,
+            lr=1e-3,
+            weight_decay=1e-5,
+            dropout=0.0,
+            validation_fraction=0.0,
+            patience=10,
+            lr_schedule=None,
+            preprocessing="standard",
+            contamination=0.1,
+            device="cpu",
+            n_threads=None,
+            random_state=None,
+            verbose=False,
+        ):
             self.hidden_dims, self.n_bins, self.sigma_min, self.sigma_max = hidden_dims, n_bins, sigma_min, sigma_max
-            self.epochs, self.batch_size, self.lr, self.weight_decay, self.dropout = epochs, batch_size, lr, weight_decay, dropout
+            self.epochs, self.batch_size, self.lr, self.weight_decay, self.dropout = (
+                epochs,
+                batch_size,
+                lr,
+                weight_decay,
+                dropout,
+            )
             self.validation_fraction, self.patience, self.lr_schedule = validation_fraction, patience, lr_schedule
-            self.preprocessing, self.contamination, self.device, self.n_threads = preprocessing, contamination, device, n_threads
+            self.preprocessing, self.contamination, self.device, self.n_threads = (
+                preprocessing,
+                contamination,
+                device,
+                n_threads,
+            )
             self.random_state, self.verbose = random_state, verbose
 
         def _build_module(self, n_features):
@@ -596,8 +627,11 @@ def run_members(args):
                         arrays[f"ref::{k}"] = np.asarray(ref, dtype=np.float64)
                     np.savez_compressed(f, y=yte, wall=wall, cpu=cpu, **arrays)
                     best = max(out, key=lambda k: auc(yte, out[k][0]))
-                    print(f"{member:10s} {path.stem:18s} {setting:12s} seed={seed} wall={wall:6.1f}s cpu={cpu:6.1f}s "
-                          f"best={best}:{auc(yte, out[best][0]):.3f}", flush=True)
+                    print(
+                        f"{member:10s} {path.stem:18s} {setting:12s} seed={seed} wall={wall:6.1f}s cpu={cpu:6.1f}s "
+                        f"best={best}:{auc(yte, out[best][0]):.3f}",
+                        flush=True,
+                    )
 
 
 def load_results(names=None, settings=SETTINGS, seeds=(0,)):
@@ -606,7 +640,11 @@ def load_results(names=None, settings=SETTINGS, seeds=(0,)):
     for mdir in sorted(p for p in CACHE.iterdir() if p.is_dir()):
         for f in mdir.glob("*.npz"):
             ds, setting, seed = f.stem.split("__")
-            if setting not in settings or int(seed) not in seeds or (names and not any(n.lower() in ds.lower() for n in names)):
+            if (
+                setting not in settings
+                or int(seed) not in seeds
+                or (names and not any(n.lower() in ds.lower() for n in names))
+            ):
                 continue
             d = np.load(f)
             r = res.setdefault((ds, setting, int(seed)), {"y": d["y"], "test": {}, "ref": {}, "cpu": {}})
@@ -692,8 +730,10 @@ def print_table(tab, baseline, per_dataset=False):
         common = set(cands.get(baseline) or set.intersection(*(set(v) for v in cands.values() if v)))
         skipped = sorted(k for k, v in cands.items() if not common <= set(v))
         cands = {k: v for k, v in cands.items() if common <= set(v)}
-        print(f"\n== {setting}: mean ROC-AUC over {len(common)} data sets (delta vs {baseline})"
-              + (f"; not run on all of them: {', '.join(skipped)}" if skipped else ""))
+        print(
+            f"\n== {setting}: mean ROC-AUC over {len(common)} data sets (delta vs {baseline})"
+            + (f"; not run on all of them: {', '.join(skipped)}" if skipped else "")
+        )
         base = np.mean([cands[baseline][d] for d in common]) if baseline in cands else np.nan
         rows = sorted(((np.mean([v[d] for d in common]), k) for k, v in cands.items() if v), reverse=True)
         for m, k in rows:
@@ -752,8 +792,9 @@ def parse_lg(spec):
     """``LOCAL/GLOBAL[@w]`` with ``+``-separated member lists, e.g. ``dm_local/dm_global+dm_hbos@0.65``."""
     spec, _, w = spec.partition("@")
     local, _, glob = spec.partition("/")
-    return (lambda L, G, ww: (lambda r: default_rule(r, L, G, ww)))(local.split("+"), glob.split("+"),
-                                                                   float(w) if w else 0.65)
+    return (lambda L, G, ww: lambda r: default_rule(r, L, G, ww))(
+        local.split("+"), glob.split("+"), float(w) if w else 0.65
+    )
 
 
 def single(name):
@@ -766,7 +807,7 @@ def run_combine(args):
     for spec in args.combo:
         how, _, rest = spec.partition(":")
         members = rest.split("+")
-        cands[spec] = (lambda ms, h: (lambda r: combo_scores(r, ms, h)))(members, how)
+        cands[spec] = (lambda ms, h: lambda r: combo_scores(r, ms, h))(members, how)
     for spec in args.lg:
         cands[spec] = parse_lg(spec)
     for spec in args.excess:
@@ -780,8 +821,21 @@ def run_final(args):
     args.force = True  # always score the DEFAULT of the current code, never a stale cache
     run_members(args)
     res = load_results(args.datasets, args.settings, tuple(args.seeds))
-    refs = ["default", "knn_mm_k5_largest", "pyod_knn", "iforest100", "pyod_ecod", "pyod_copod", "pyod_hbos",
-            "pyod_lof", "pyod_ocsvm", "pyod_pca", "pyod_ae", "pyod_dif", "ae"]
+    refs = [
+        "default",
+        "knn_mm_k5_largest",
+        "pyod_knn",
+        "iforest100",
+        "pyod_ecod",
+        "pyod_copod",
+        "pyod_hbos",
+        "pyod_lof",
+        "pyod_ocsvm",
+        "pyod_pca",
+        "pyod_ae",
+        "pyod_dif",
+        "ae",
+    ]
     tab = table(res, {k: single(k) for k in refs}, args.settings, tuple(args.seeds))
     print_table(tab, "knn_mm_k5_largest", per_dataset=args.per_dataset)
     cpu = {}
@@ -802,10 +856,20 @@ def main(argv=None):
     p.add_argument("--force", action="store_true", help="recompute cached members")
     p.add_argument("--show", nargs="*", default=[], help="single cached variants to list")
     p.add_argument("--combo", nargs="*", default=[], help="HOW:member+member+... (HOW: z, robust, tail, logp, rank)")
-    p.add_argument("--lg", nargs="*", default=[], help="DEFAULT's rule over other members: LOCAL/GLOBAL[@w], "
-                   "members joined by '+', e.g. dm_local/dm_global+dif@0.65")
-    p.add_argument("--excess", nargs="*", default=[], help="DEFAULT's rule plus a third view that only raises scores: "
-                   "DEEP@w adds w * max(0, D - max(L, G)), e.g. dif_trim@0.25")
+    p.add_argument(
+        "--lg",
+        nargs="*",
+        default=[],
+        help="DEFAULT's rule over other members: LOCAL/GLOBAL[@w], "
+        "members joined by '+', e.g. dm_local/dm_global+dif@0.65",
+    )
+    p.add_argument(
+        "--excess",
+        nargs="*",
+        default=[],
+        help="DEFAULT's rule plus a third view that only raises scores: "
+        "DEEP@w adds w * max(0, D - max(L, G)), e.g. dif_trim@0.25",
+    )
     p.add_argument("--baseline", default="knn_mm_k5_largest")
     p.add_argument("--per-dataset", action="store_true")
     args = p.parse_args(argv)

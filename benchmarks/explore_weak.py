@@ -80,8 +80,9 @@ def fit_cmd(args) -> None:
                     unsup_te = ens._combine(views_te)
                 yw = weak_labels(sp.y_train, spec, sp.label_seed)
                 target = (yw == 1).astype(np.int64)
-                out = dict(old, y_train=sp.y_train, y_test=sp.y_test, y_weak=yw, unsup_train=unsup_tr,
-                           unsup_test=unsup_te)
+                out = dict(
+                    old, y_train=sp.y_train, y_test=sp.y_test, y_weak=yw, unsup_train=unsup_tr, unsup_test=unsup_te
+                )
                 feats = _members_of(sp.X_train, sp.X_test, views_tr, unsup_tr, views_te, unsup_te)
                 for m in todo:
                     base, oof = (m[:-4], True) if m.endswith("_oof") else (m, False)
@@ -145,11 +146,13 @@ def rules(d) -> dict[str, np.ndarray]:
         out[f"pseudocount{c:g}"] = (1 - w) * _ecdf(u_tr[unl], u_te) + w * rank + 0.25 / n_ref * tb
     out["mean_logodds"] = 0.5 * (P + A)
     out["mean_proba"] = 0.5 * (_sig(P) + _sig(A))
+
     # standardised log-odds (centre/scale over the unlabelled training rows, in-sample)
     def std(m, v):
         r = d[f"{m}_train"][unl]
         q25, med, q75 = np.percentile(r, [25, 50, 75])
         return (v - med) / max(q75 - q25, 1e-12)
+
     out["mean_std_logodds"] = 0.5 * (std("plain", P) + std("augmented", A))
     # ranks, ties broken by the members' own mean (standardised) log-odds instead of the unsupervised score
     out["rank_tb_logodds"] = rank + 0.25 / n_ref * _sig(0.5 * (P + A))
@@ -184,8 +187,15 @@ def eval_cmd(args) -> None:
         if "plain_test" not in d or "augmented_test" not in d:
             continue
         for rule, s in rules(d).items():
-            rows.append(dict(dataset=name, seed=int(seed[4:]), labelled=spec, rule=rule,
-                             roc_auc=100 * roc_auc_score(d["y_test"], s)))
+            rows.append(
+                dict(
+                    dataset=name,
+                    seed=int(seed[4:]),
+                    labelled=spec,
+                    rule=rule,
+                    roc_auc=100 * roc_auc_score(d["y_test"], s),
+                )
+            )
     df = pd.DataFrame(rows)
     # only (set, seed, labelled) cells that have every rule, so means are paired
     n_rules = df.groupby(["dataset", "seed", "labelled"]).rule.transform("nunique")
@@ -206,8 +216,12 @@ def eval_cmd(args) -> None:
     tab_w = per_set.groupby(["rule", "labelled"]).apply(lambda s: f"{(s > 0).sum()}/{(s < 0).sum()}").unstack()
     print(tab.round(2).join(tab_w, rsuffix=f" W/L vs {args.baseline}").sort_values(tab.columns[0]).to_string())
     if args.per_set:
-        print(wins.pivot_table(index="dataset", columns=["labelled", "rule"], values="diff").round(1)
-              .loc[:, (slice(None), args.per_set.split(","))].to_string())
+        print(
+            wins.pivot_table(index="dataset", columns=["labelled", "rule"], values="diff")
+            .round(1)
+            .loc[:, (slice(None), args.per_set.split(","))]
+            .to_string()
+        )
 
 
 def main(argv=None) -> None:
@@ -224,8 +238,12 @@ def main(argv=None) -> None:
     e.add_argument("--cache", type=Path, default=CACHE)
     e.add_argument("--ref", default="benchmarks/results/weak/results.csv")
     e.add_argument("--baseline", default="plain")
-    e.add_argument("--unpaired", dest="paired", action="store_false",
-                   help="also cells that lack a member some rule needs (means then mix cell sets)")
+    e.add_argument(
+        "--unpaired",
+        dest="paired",
+        action="store_false",
+        help="also cells that lack a member some rule needs (means then mix cell sets)",
+    )
     e.add_argument("--per-set", default="")
     args = p.parse_args(argv)
     if args.cmd == "fit":

@@ -39,8 +39,9 @@ def train_model(path: Path, rows: int) -> None:
     from deepad.pipeline import TabularDetector
 
     df = make_fraud_frame(rows, seed=1).drop(columns=["is_fraud"])
-    model = TabularDetector(AutoEncoder(epochs=10, hidden_dims=(64, 32), latent_dim=8, random_state=0),
-                            contamination=0.01)
+    model = TabularDetector(
+        AutoEncoder(epochs=10, hidden_dims=(64, 32), latent_dim=8, random_state=0), contamination=0.01
+    )
     model.fit(df)
     model.save(path)
 
@@ -55,8 +56,9 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
 
 
-async def run_phase(url: str, bodies: list[bytes], n_requests: int, concurrency: int, rows_per_request: int,
-                    warmup: int) -> dict:
+async def run_phase(
+    url: str, bodies: list[bytes], n_requests: int, concurrency: int, rows_per_request: int, warmup: int
+) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -86,10 +88,16 @@ async def run_phase(url: str, bodies: list[bytes], n_requests: int, concurrency:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - t0
     return {
-        "requests": n_requests, "rows_per_request": rows_per_request, "concurrency": concurrency,
-        "failed": len(failures), "failures_sample": failures[:3], "wall_s": round(wall, 3),
-        "requests_per_s": round(n_requests / wall, 1), "rows_per_s": round(n_requests * rows_per_request / wall, 0),
-        "p50_ms": round(1000 * percentile(latencies, 50), 2), "p99_ms": round(1000 * percentile(latencies, 99), 2),
+        "requests": n_requests,
+        "rows_per_request": rows_per_request,
+        "concurrency": concurrency,
+        "failed": len(failures),
+        "failures_sample": failures[:3],
+        "wall_s": round(wall, 3),
+        "requests_per_s": round(n_requests / wall, 1),
+        "rows_per_s": round(n_requests * rows_per_request / wall, 0),
+        "p50_ms": round(1000 * percentile(latencies, 50), 2),
+        "p99_ms": round(1000 * percentile(latencies, 99), 2),
         "max_ms": round(1000 * max(latencies), 2) if latencies else None,
     }
 
@@ -120,15 +128,35 @@ def main() -> int:
     pool = make_fraud_frame(20_000, seed=9, start_index=1_000_000).drop(columns=["is_fraud"])
     records = json.loads(pool.to_json(orient="records"))
     singles = [json.dumps([r]).encode() for r in records[:1000]]
-    batches = [json.dumps(records[i:i + args.batch_rows]).encode()
-               for i in range(0, len(records) - args.batch_rows + 1, args.batch_rows)]
+    batches = [
+        json.dumps(records[i : i + args.batch_rows]).encode()
+        for i in range(0, len(records) - args.batch_rows + 1, args.batch_rows)
+    ]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DEEPAD_NUM_THREADS": str(args.threads), "DEEPAD_QUIET": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "deepad.cli", "serve", str(model_dir), "--host", "127.0.0.1",
-                               "--port", str(port), "--workers", str(args.workers), "--reload-interval", "0"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deepad.cli",
+            "serve",
+            str(model_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(args.workers),
+            "--reload-interval",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -146,8 +174,9 @@ def main() -> int:
             time.sleep(0.25)
         results = {
             "single_record": asyncio.run(run_phase(url, singles, args.single, args.concurrency, 1, warmup=20)),
-            f"{args.batch_rows}_records": asyncio.run(run_phase(url, batches, args.batch, args.concurrency,
-                                                                args.batch_rows, warmup=3)),
+            f"{args.batch_rows}_records": asyncio.run(
+                run_phase(url, batches, args.batch, args.concurrency, args.batch_rows, warmup=3)
+            ),
         }
     finally:
         server.terminate()
@@ -155,15 +184,24 @@ def main() -> int:
             server.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
-    meta = {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version(),
-            "server_workers": args.workers, "server_torch_threads": args.threads,
-            "body_bytes": {"single": len(singles[0]), "batch": len(batches[0])}}
-    print(f"\nmachine: {meta['cpus']} CPUs, load average {meta['load_average'][0]:.1f}; server workers "
-          f"{args.workers}, torch threads {args.threads}; {args.concurrency} requests in flight")
+    meta = {
+        "cpus": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "server_workers": args.workers,
+        "server_torch_threads": args.threads,
+        "body_bytes": {"single": len(singles[0]), "batch": len(batches[0])},
+    }
+    print(
+        f"\nmachine: {meta['cpus']} CPUs, load average {meta['load_average'][0]:.1f}; server workers "
+        f"{args.workers}, torch threads {args.threads}; {args.concurrency} requests in flight"
+    )
     print(f"{'request':>14} {'requests':>8} {'failed':>6} {'req/s':>8} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, r in results.items():
-        print(f"{name:>14} {r['requests']:>8} {r['failed']:>6} {r['requests_per_s']:>8.1f} {r['rows_per_s']:>9,.0f} "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}")
+        print(
+            f"{name:>14} {r['requests']:>8} {r['failed']:>6} {r['requests_per_s']:>8.1f} {r['rows_per_s']:>9,.0f} "
+            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     failed = sum(r["failed"] for r in results.values())

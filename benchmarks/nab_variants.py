@@ -59,9 +59,11 @@ from deepad.stream import StreamScorer  # noqa: E402
 REFRACTORY, REARM = 16, 64
 #: the bench's alert threshold for ConformalKNN's unit scores: p < contamination
 THRESHOLD = float(-np.log10(DEFAULT_PARAMS["ConformalKNN"]["contamination"]) / 10.0)
-DEFAULT_VARIANTS = ("shipped runs@0.25 runs@0.28 runs@0.3 clip@0.005 clip@0.01 clip@0.02 clip@0.05 skip@0.01 "
-                    "skip@0.003 mean@2 mean@4 mean@8 min@2 min@4 min@8 bonf-diff@0.17 bonf-diff@0.2 "
-                    "bonf-absdiff@0.17 bonf-absdiff@0.2 chan-vstd16 chan-vabs").split()
+DEFAULT_VARIANTS = (
+    "shipped runs@0.25 runs@0.28 runs@0.3 clip@0.005 clip@0.01 clip@0.02 clip@0.05 skip@0.01 "
+    "skip@0.003 mean@2 mean@4 mean@8 min@2 min@4 min@8 bonf-diff@0.17 bonf-diff@0.2 "
+    "bonf-absdiff@0.17 bonf-absdiff@0.2 chan-vstd16 chan-vabs"
+).split()
 
 
 # --------------------------------------------------------------------------- views and their nonconformities
@@ -89,13 +91,19 @@ def nonconformities(values: np.ndarray, probation: int) -> dict:
     det._stream_prime(state, values[:probation])
     alphas = det._stream_alphas(state, values[probation:])
     shipped = det._stream_conformal(det._stream_state(), alphas)
-    return {"cal": det.calibration_alphas_.copy(), "alphas": alphas, "shipped": shipped,
-            "memory": det._settings()[4]}
+    return {"cal": det.calibration_alphas_.copy(), "alphas": alphas, "shipped": shipped, "memory": det._settings()[4]}
 
 
 # --------------------------------------------------------------------------- calibration rules
-def p_values(cal: np.ndarray, alphas: np.ndarray, memory: int, *, clip: float | None = None,
-             skip: float | None = None, runs: bool = False) -> np.ndarray:
+def p_values(
+    cal: np.ndarray,
+    alphas: np.ndarray,
+    memory: int,
+    *,
+    clip: float | None = None,
+    skip: float | None = None,
+    runs: bool = False,
+) -> np.ndarray:
     """Conformal p-value of each streamed alpha against the last ``memory`` alphas that joined the calibration."""
     if runs:  # exceedances of a counted once per run: #(alpha >= a) - #(min of two consecutive alphas >= a)
         seq = np.concatenate([cal, alphas]).tolist()
@@ -137,7 +145,7 @@ def smoothed(nc: dict, size: int, how: str) -> dict:
     """The same file with each alpha replaced by the mean / min of the last ``size`` alphas."""
     seq = pd.Series(np.concatenate([nc["cal"], nc["alphas"]])).rolling(size, min_periods=1)
     seq = (seq.mean() if how == "mean" else seq.min()).to_numpy()
-    return {**nc, "cal": seq[:len(nc["cal"])], "alphas": seq[len(nc["cal"]):]}
+    return {**nc, "cal": seq[: len(nc["cal"])], "alphas": seq[len(nc["cal"]) :]}
 
 
 def unit(p: np.ndarray) -> np.ndarray:
@@ -177,7 +185,7 @@ def score_units(files: list[dict], units_of, threshold: float = THRESHOLD) -> tu
     counts = np.zeros(3, dtype=int)
     for f in files:
         det = np.zeros(f["n"], dtype=bool)
-        det[f["probation"]:] = alerts(units_of(f), threshold)
+        det[f["probation"] :] = alerts(units_of(f), threshold)
         s = score_file(det, f["windows"], f["n"])
         total += (s["raw"], s["null"], s["perfect"])
         counts += (s["tp"], s["fp"], s["fn"])
@@ -197,12 +205,15 @@ def variant_units(name: str, threshold: float = THRESHOLD):
     if kind == "runs":
         return (lambda f: unit(p_values(lvl(f)["cal"], lvl(f)["alphas"], lvl(f)["memory"], runs=True))), float(arg)
     if kind in ("clip", "skip"):
-        return (lambda f: unit(p_values(lvl(f)["cal"], lvl(f)["alphas"], lvl(f)["memory"],
-                                        **{kind: float(arg)}))), THRESHOLD
+        return (
+            lambda f: unit(p_values(lvl(f)["cal"], lvl(f)["alphas"], lvl(f)["memory"], **{kind: float(arg)}))
+        ), THRESHOLD
     if kind in ("mean", "min"):
+
         def units_of(f):
             nc = smoothed(lvl(f), int(arg), kind)
             return unit(p_values(nc["cal"], nc["alphas"], nc["memory"]))
+
         return units_of, THRESHOLD
     if kind.startswith("bonf-"):
         other = kind[5:]
@@ -211,6 +222,7 @@ def variant_units(name: str, threshold: float = THRESHOLD):
             p1 = p_values(lvl(f)["cal"], lvl(f)["alphas"], lvl(f)["memory"])
             o = f["views"][other]
             return unit(np.minimum(1.0, 2.0 * np.minimum(p1, p_values(o["cal"], o["alphas"], o["memory"]))))
+
         return units_of, float(arg)
     if kind.startswith("chan-"):
         other = kind[5:]
@@ -232,8 +244,15 @@ def load_folder(root: str, views: set[str]) -> list[dict]:
     for key, df, wins in load_corpus(root):
         values = df["value"].to_numpy(dtype=np.float64)
         prob = probation_length(len(values))
-        files.append({"key": key, "n": len(values), "probation": prob, "windows": wins,
-                      "views": {v: nonconformities(view(values, v), prob) for v in sorted(views)}})
+        files.append(
+            {
+                "key": key,
+                "n": len(values),
+                "probation": prob,
+                "windows": wins,
+                "views": {v: nonconformities(view(values, v), prob) for v in sorted(views)},
+            }
+        )
     return files
 
 
@@ -241,18 +260,26 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("roots", nargs="+", help="NAB folders (combined_windows.json + category folders).")
     ap.add_argument("--variants", default=" ".join(DEFAULT_VARIANTS), help="Space-separated variant names.")
-    ap.add_argument("--threshold", type=float, default=THRESHOLD,
-                    help=f"Alert threshold of the variants without their own (default {THRESHOLD:.4g}: the bench's "
-                         "contamination; the study at 0.2 used the class default 0.01).")
-    ap.add_argument("--missed", action="store_true",
-                    help="Also list the windows the shipped rule misses, with the highest unit score inside each.")
+    ap.add_argument(
+        "--threshold",
+        type=float,
+        default=THRESHOLD,
+        help=f"Alert threshold of the variants without their own (default {THRESHOLD:.4g}: the bench's "
+        "contamination; the study at 0.2 used the class default 0.01).",
+    )
+    ap.add_argument(
+        "--missed",
+        action="store_true",
+        help="Also list the windows the shipped rule misses, with the highest unit score inside each.",
+    )
     args = ap.parse_args(argv)
     variants = args.variants.split()
     t0 = time.perf_counter()
     folders = [(root, load_folder(root, views_needed(variants))) for root in args.roots]
     print(f"nonconformities of {sum(len(f) for _, f in folders)} files in {time.perf_counter() - t0:.0f} s", flush=True)
-    header = " | ".join(f"{os.path.basename(os.path.normpath(r))} ({len(f)} files): score, TP, FP, FN"
-                        for r, f in folders)
+    header = " | ".join(
+        f"{os.path.basename(os.path.normpath(r))} ({len(f)} files): score, TP, FP, FN" for r, f in folders
+    )
     print(f"| variant | {header} | pooled |")
     for name in variants:
         units_of, thr = variant_units(name, args.threshold)
@@ -261,29 +288,38 @@ def main(argv=None) -> int:
             row, total = score_units(files, units_of, thr)
             cells.append(f"{row[0]:.1f}, {row[1]}, {row[2]}, {row[3]}")
             pooled += total
-        print(f"| {name} | {' | '.join(cells)} | {100 * (pooled[0] - pooled[1]) / (pooled[2] - pooled[1]):.1f} |",
-              flush=True)
+        print(
+            f"| {name} | {' | '.join(cells)} | {100 * (pooled[0] - pooled[1]) / (pooled[2] - pooled[1]):.1f} |",
+            flush=True,
+        )
     published = Path(__file__).resolve().parent / "results" / "nab" / "published_standard_per_file.csv"
     if published.exists():  # NAB's own per-file scores of the published detectors, over the same files
         table = pd.read_csv(published).pivot(index="file", columns="detector", values="raw_standard")
         keys = [f["key"] for _, files in folders for f in files]
         n_windows = sum(len(f["windows"]) for _, files in folders for f in files)
         have = table.reindex(keys)
-        cells = [f"{d} {100 * (have[d].sum() + n_windows) / (2 * n_windows):.1f}" for d in have.columns
-                 if have[d].notna().all()]
-        print(f"\npublished detectors pooled over the same {len(keys)} files (NAB's label-optimised thresholds): "
-              + ", ".join(cells))
+        cells = [
+            f"{d} {100 * (have[d].sum() + n_windows) / (2 * n_windows):.1f}"
+            for d in have.columns
+            if have[d].notna().all()
+        ]
+        print(
+            f"\npublished detectors pooled over the same {len(keys)} files (NAB's label-optimised thresholds): "
+            + ", ".join(cells)
+        )
     if args.missed:
-        print(f"\n| file | window (rows) | highest unit score in it (alert threshold {args.threshold:.4g}) |\n|---|---|---|")
+        print(
+            f"\n| file | window (rows) | highest unit score in it (alert threshold {args.threshold:.4g}) |\n|---|---|---|"
+        )
         for _, files in folders:
             for f in files:
                 units = np.full(f["n"], np.nan)
-                units[f["probation"]:] = f["views"]["level"]["shipped"]
+                units[f["probation"] :] = f["views"]["level"]["shipped"]
                 hit = np.zeros(f["n"], dtype=bool)
-                hit[f["probation"]:] = alerts(units[f["probation"]:], args.threshold)
+                hit[f["probation"] :] = alerts(units[f["probation"] :], args.threshold)
                 for a, b in f["windows"]:
-                    if not hit[a:b + 1].any():
-                        seen = units[a:b + 1][np.isfinite(units[a:b + 1])]
+                    if not hit[a : b + 1].any():
+                        seen = units[a : b + 1][np.isfinite(units[a : b + 1])]
                         print(f"| {f['key']} | {a}-{b} | {seen.max() + 0.0 if seen.size else float('nan'):.3f} |")
     return 0
 

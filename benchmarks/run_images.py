@@ -36,8 +36,8 @@ def anomaly_map_example(data: str, out: Path, *, digit: int = 3, seed: int = 0) 
     train, test, y_test = mnist_split(y, digit, seed)
     det = D.ConvAutoEncoder(random_state=seed).fit(X[train])
     s = det.decision_function(X[test])
-    normal = test[y_test == 0][np.argsort(s[y_test == 0])[:3]]       # most typical held-out digits
-    anomalous = test[np.argsort(-s)[:5]]                             # highest scores overall
+    normal = test[y_test == 0][np.argsort(s[y_test == 0])[:3]]  # most typical held-out digits
+    anomalous = test[np.argsort(-s)[:5]]  # highest scores overall
     picks = np.concatenate([normal, anomalous])
     maps, recon = det.anomaly_map(X[picks]), det.reconstruct(X[picks])
     scores = det.decision_function(X[picks])
@@ -45,19 +45,28 @@ def anomaly_map_example(data: str, out: Path, *, digit: int = 3, seed: int = 0) 
     fig.subplots_adjust(left=0.08, right=0.99, top=0.86, bottom=0.02, wspace=0.05, hspace=0.12)
     vmax = float(maps.max())
     for j, idx in enumerate(picks):
-        for r, (img, cmap, kw) in enumerate([(X[idx, 0], "gray", dict(vmin=0, vmax=1)),
-                                             (np.clip(recon[j, 0], 0, 1), "gray", dict(vmin=0, vmax=1)),
-                                             (maps[j], "inferno", dict(vmin=0, vmax=vmax))]):
+        for r, (img, cmap, kw) in enumerate(
+            [
+                (X[idx, 0], "gray", dict(vmin=0, vmax=1)),
+                (np.clip(recon[j, 0], 0, 1), "gray", dict(vmin=0, vmax=1)),
+                (maps[j], "inferno", dict(vmin=0, vmax=vmax)),
+            ]
+        ):
             ax = fig.add_subplot(3, len(picks), r * len(picks) + j + 1)
             ax.imshow(img, cmap=cmap, **kw)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(f"{'normal' if y[idx] == digit else 'anomaly'} ({y[idx]})\nscore {scores[j]:.3f}", fontsize=8)
+                ax.set_title(
+                    f"{'normal' if y[idx] == digit else 'anomaly'} ({y[idx]})\nscore {scores[j]:.3f}", fontsize=8
+                )
             if j == 0:
                 ax.set_ylabel(["image", "reconstruction", "anomaly map"][r], fontsize=8)
-    fig.suptitle(f"ConvAutoEncoder trained on digit {digit} (seed {seed}): 3 most typical held-out {digit}s, "
-                 "then the 5 highest-scoring test images", fontsize=9)
+    fig.suptitle(
+        f"ConvAutoEncoder trained on digit {digit} (seed {seed}): 3 most typical held-out {digit}s, "
+        "then the 5 highest-scoring test images",
+        fontsize=9,
+    )
     FigureCanvasAgg(fig)
     path = out / "anomaly_map_example.png"
     fig.savefig(path)
@@ -76,11 +85,22 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     out = Path(args.out)
     seeds = list(range(int(args.seeds))) if args.seeds.isdigit() else [int(s) for s in args.seeds.split(",")]
-    df = run_mnist_benchmark(args.data, args.detectors, digits=[int(d) for d in args.digits.split(",")], seeds=seeds,
-                             out=out, progress=lambda r: print(r["detector"], r["digit"], r["seed"], r.get("roc_auc"),
-                                                               r.get("fit_seconds"), r["error"], flush=True))
-    command = ("DEEPAD_NUM_THREADS=" + os.environ["DEEPAD_NUM_THREADS"] + " .venv/bin/python benchmarks/run_images.py "
-               + " ".join(sys.argv[1:] if argv is None else argv))
+    df = run_mnist_benchmark(
+        args.data,
+        args.detectors,
+        digits=[int(d) for d in args.digits.split(",")],
+        seeds=seeds,
+        out=out,
+        progress=lambda r: print(
+            r["detector"], r["digit"], r["seed"], r.get("roc_auc"), r.get("fit_seconds"), r["error"], flush=True
+        ),
+    )
+    command = (
+        "DEEPAD_NUM_THREADS="
+        + os.environ["DEEPAD_NUM_THREADS"]
+        + " .venv/bin/python benchmarks/run_images.py "
+        + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     text = mnist_markdown(df) + f"\nCommand: `{command}`\n"
     if not args.no_example:
         png = anomaly_map_example(args.data, out, digit=args.example_digit)

@@ -28,15 +28,24 @@ def main(argv=None):
     ap.add_argument("--params", default="{}", help="JSON overrides of the detector's parameters.")
     ap.add_argument("--risk", type=float, default=1e-4)
     ap.add_argument("--init-quantile", type=float, default=0.98)
-    ap.add_argument("--refractory", type=int, default=16, help="Points after an alert during which alarms are suppressed.")
-    ap.add_argument("--rearm", type=int, default=64,
-                    help="After an alert, alerts re-arm once the score has been below the threshold this many points.")
+    ap.add_argument(
+        "--refractory", type=int, default=16, help="Points after an alert during which alarms are suppressed."
+    )
+    ap.add_argument(
+        "--rearm",
+        type=int,
+        default=64,
+        help="After an alert, alerts re-arm once the score has been below the threshold this many points.",
+    )
     ap.add_argument("--smoothing", type=int, default=1)
     ap.add_argument("--batch", type=int, default=1, help="Points per update() call (1 = true streaming).")
     ap.add_argument("--categories", default=None, help="Comma-separated NAB categories (default: all present).")
     ap.add_argument("--out", default=None, help="Folder for results_*.json, summary_*.md and per_file_*.csv.")
-    ap.add_argument("--results-md", action="store_true",
-                    help="Only (re)write OUT/RESULTS.md from the summary_*.md files already in OUT.")
+    ap.add_argument(
+        "--results-md",
+        action="store_true",
+        help="Only (re)write OUT/RESULTS.md from the summary_*.md files already in OUT.",
+    )
     args = ap.parse_args(argv)
     if args.results_md:
         if not args.out:
@@ -45,10 +54,19 @@ def main(argv=None):
         return
     if not args.root:
         ap.error("the NAB folder (root) is required unless --results-md is given.")
-    summary = run_nab(args.root, args.detector, json.loads(args.params),
-                      categories=args.categories.split(",") if args.categories else None, risk=args.risk,
-                      init_quantile=args.init_quantile, refractory=args.refractory, rearm=args.rearm, smoothing=args.smoothing,
-                      batch=args.batch, out=args.out)
+    summary = run_nab(
+        args.root,
+        args.detector,
+        json.loads(args.params),
+        categories=args.categories.split(",") if args.categories else None,
+        risk=args.risk,
+        init_quantile=args.init_quantile,
+        refractory=args.refractory,
+        rearm=args.rearm,
+        smoothing=args.smoothing,
+        batch=args.batch,
+        out=args.out,
+    )
     print(nab_markdown(summary))
 
 
@@ -91,8 +109,10 @@ def published_on_these_files(out: Path) -> list[str]:
         for r in csv.DictReader(fh):
             raw.setdefault(r["detector"], {})[r["file"]] = float(r["raw_standard"])
     n_w = sum(windows.values())
-    lines = ["| published detector | full-corpus scoreboard (standard) | on these %d files (standard) |" % len(windows),
-             "|---|---|---|"]
+    lines = [
+        "| published detector | full-corpus scoreboard (standard) | on these %d files (standard) |" % len(windows),
+        "|---|---|---|",
+    ]
     board = {"ARTime": 74.9, "numenta": 70.1, "contextOSE": 69.9, "knncad": 58.0}
     rows = []
     for det, per_file in raw.items():
@@ -102,13 +122,19 @@ def published_on_these_files(out: Path) -> list[str]:
         score = 100.0 * (sum(per_file[f] for f in windows) + n_w) / (2 * n_w)
         rows.append((score, f"| {det} | {board.get(det, float('nan')):.1f} | {score:.1f} |"))
     lines += [r for _, r in sorted(rows, reverse=True)]
-    return ["## Published detectors on the same files", "",
-            "From NAB's own per-file result files (`" + PUBLISHED_PER_FILE + "`, see "
-            "`benchmarks/run_nab.py::published_on_these_files`), renormalised over the files present here:", "",
-            *lines, "",
-            "The published scores use NAB's threshold optimised per profile on all 58 files; deepad's causal "
-            "scores use one alert level (p < 0.04) for every profile, chosen on the standard-profile scores of "
-            "48 of those files (the 35 here and 13 held out).", ""]
+    return [
+        "## Published detectors on the same files",
+        "",
+        "From NAB's own per-file result files (`" + PUBLISHED_PER_FILE + "`, see "
+        "`benchmarks/run_nab.py::published_on_these_files`), renormalised over the files present here:",
+        "",
+        *lines,
+        "",
+        "The published scores use NAB's threshold optimised per profile on all 58 files; deepad's causal "
+        "scores use one alert level (p < 0.04) for every profile, chosen on the standard-profile scores of "
+        "48 of those files (the 35 here and 13 held out).",
+        "",
+    ]
 
 
 def write_results_md(out: Path) -> None:
@@ -117,8 +143,11 @@ def write_results_md(out: Path) -> None:
         data = json.loads(res.read_text())
         if "causal" in data:
             (out / res.name.replace("results_", "summary_").replace(".json", ".md")).write_text(nab_markdown(data))
-    overview = ["| detector | causal standard | causal low FP | causal low FN | NAB protocol standard (suppressed / raw) "
-                "| window F1 (causal) | latency ms/point wall / CPU | corpus wall s / CPU s |", "|---|---|---|---|---|---|---|---|"]
+    overview = [
+        "| detector | causal standard | causal low FP | causal low FN | NAB protocol standard (suppressed / raw) "
+        "| window F1 (causal) | latency ms/point wall / CPU | corpus wall s / CPU s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows = []
     for res in sorted(out.glob("results_*.json")):
         d = json.loads(res.read_text())
@@ -126,10 +155,15 @@ def write_results_md(out: Path) -> None:
             continue
         c, u = d["causal"][f"deepad {d['detector']}"], d["nab"]
         sup = u.get(f"deepad {d['detector']}, suppressed after alerts", {}).get("standard", float("nan"))
-        rows.append((c["standard"], f"| {d['detector']} | {c['standard']:.1f} | {c['reward_low_FP_rate']:.1f} | "
-                     f"{c['reward_low_FN_rate']:.1f} | {sup:.1f} / {u['deepad ' + d['detector']]['standard']:.1f} | "
-                     f"{c['f1']:.2f} | {d['latency_ms_per_point']:.3f} / {d.get('cpu_ms_per_point', float('nan')):.3f} | "
-                     f"{d['wall_s']:.0f} / {d['cpu_s']:.0f} |"))
+        rows.append(
+            (
+                c["standard"],
+                f"| {d['detector']} | {c['standard']:.1f} | {c['reward_low_FP_rate']:.1f} | "
+                f"{c['reward_low_FN_rate']:.1f} | {sup:.1f} / {u['deepad ' + d['detector']]['standard']:.1f} | "
+                f"{c['f1']:.2f} | {d['latency_ms_per_point']:.3f} / {d.get('cpu_ms_per_point', float('nan')):.3f} | "
+                f"{d['wall_s']:.0f} / {d['cpu_s']:.0f} |",
+            )
+        )
     overview += [r for _, r in sorted(rows, reverse=True)]
     summaries = sorted(out.glob("summary_*.md"))
     if not summaries:
@@ -142,37 +176,50 @@ def write_results_md(out: Path) -> None:
         (out / "RESULTS.md").write_text("\n".join(parts) + "\n")
         print(f"wrote {out / 'RESULTS.md'} from {intro.name} and {len(summaries)} summaries")
         return
-    parts = ["# NAB: streaming detectors on the Numenta Anomaly Benchmark", "",
-             "Generated by `python benchmarks/run_nab.py --results-md --out benchmarks/results/nab` from the "
-             "summaries below, each written by", "",
-             "    DEEPAD_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/run_nab.py "
-             "/work/shared/datasets/nab --detector NAME --out benchmarks/results/nab", "",
-             "(same as `deepad bench --nab DIR -d NAME -o OUT`).  Protocols: see `deepad.bench.nab_run`. "
-             "Each file's detector is fitted on its probationary period only and then streamed one point per "
-             "update() call; per-file rows are in per_file_NAME.csv.", "", "## Overview", "", *overview, "",
-             "Latency and wall time were measured on a 2-core machine shared with other jobs (load average 2-3 "
-             "during the runs, see each summary), so wall times are inflated; the CPU column is this process's "
-             "CPU time.  ConformalKNN's settings (contamination 0.01, window 16 + 8x16 blocks, k = 5, memory "
-             "5000) were picked on this same corpus from a small grid, one setting changed at a time (k 3/5/10, "
-             "memory 2000/5000/10000, window 8/16, blocks 8x16/16x16/8x32, exclusion 16/64, p-value cut "
-             "10^-1.8/10^-2/10^-2.2/10^-2.5, refractory 200/300/500), with a fixed 300-point refractory period: "
-             "the settings tried scored 50.1-65.3 causal (best 65.3, 8x32 blocks; shipped 65.1), so these are "
-             "tuned numbers, not held-out ones.  The alert suppression was then changed after the held-out check "
-             "(`benchmarks/results/nab-heldout`), from a fixed 300-point refractory to 16 points plus re-arming "
-             "once the score has been below the threshold for 64 points (`StreamScorer(rearm=64)`, one alert "
-             "per incident at any sampling rate): 64.5 instead of 65.1 here, 54.5 instead of 41.0 on the 13 "
-             "held-out files.  In an offline replay of ConformalKNN's scores, refractory 16/50/100 x re-arm "
-             "16/32/64/100 gave 63.8-64.5 here and 54.5-54.7 there; fixed refractories of 50/100/150/300 gave "
-             "64.0/64.4/64.5/65.1 here and 54.5/54.7/48.0/41.0 there.  Last, the alert level was re-chosen on "
-             "all 48 files (these 35 and the 13 held out) from a grid of p-value cuts (`benchmarks/nab_variants.py "
-             "--variants thr@T`, `benchmarks/results/nab-variants`): p < 0.04 (`contamination=0.04`, unit "
-             "threshold 0.14) instead of the class default 0.01 (0.2) is best on both sets, 68.0 here and 66.7 "
-             "there against 64.5 and 54.5, and its neighbours 0.135-0.145 gave 65.4-68.0 and 66.5-67.0.  It buys "
-             "the standard and low-FN profiles with false alarms (the standard profile charges one 0.11 of a "
-             "detection): low FP falls from 60.2 to 56.7 and window F1 from 0.58 to 0.43 here.  With the "
-             "threshold chosen on labels, like the published detectors' (NAB optimises theirs per profile on all "
-             "58 files), neither set is a hold-out any more.",
-             "", PUBLISHED, "", *published_on_these_files(out)]
+    parts = [
+        "# NAB: streaming detectors on the Numenta Anomaly Benchmark",
+        "",
+        "Generated by `python benchmarks/run_nab.py --results-md --out benchmarks/results/nab` from the "
+        "summaries below, each written by",
+        "",
+        "    DEEPAD_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/run_nab.py "
+        "/work/shared/datasets/nab --detector NAME --out benchmarks/results/nab",
+        "",
+        "(same as `deepad bench --nab DIR -d NAME -o OUT`).  Protocols: see `deepad.bench.nab_run`. "
+        "Each file's detector is fitted on its probationary period only and then streamed one point per "
+        "update() call; per-file rows are in per_file_NAME.csv.",
+        "",
+        "## Overview",
+        "",
+        *overview,
+        "",
+        "Latency and wall time were measured on a 2-core machine shared with other jobs (load average 2-3 "
+        "during the runs, see each summary), so wall times are inflated; the CPU column is this process's "
+        "CPU time.  ConformalKNN's settings (contamination 0.01, window 16 + 8x16 blocks, k = 5, memory "
+        "5000) were picked on this same corpus from a small grid, one setting changed at a time (k 3/5/10, "
+        "memory 2000/5000/10000, window 8/16, blocks 8x16/16x16/8x32, exclusion 16/64, p-value cut "
+        "10^-1.8/10^-2/10^-2.2/10^-2.5, refractory 200/300/500), with a fixed 300-point refractory period: "
+        "the settings tried scored 50.1-65.3 causal (best 65.3, 8x32 blocks; shipped 65.1), so these are "
+        "tuned numbers, not held-out ones.  The alert suppression was then changed after the held-out check "
+        "(`benchmarks/results/nab-heldout`), from a fixed 300-point refractory to 16 points plus re-arming "
+        "once the score has been below the threshold for 64 points (`StreamScorer(rearm=64)`, one alert "
+        "per incident at any sampling rate): 64.5 instead of 65.1 here, 54.5 instead of 41.0 on the 13 "
+        "held-out files.  In an offline replay of ConformalKNN's scores, refractory 16/50/100 x re-arm "
+        "16/32/64/100 gave 63.8-64.5 here and 54.5-54.7 there; fixed refractories of 50/100/150/300 gave "
+        "64.0/64.4/64.5/65.1 here and 54.5/54.7/48.0/41.0 there.  Last, the alert level was re-chosen on "
+        "all 48 files (these 35 and the 13 held out) from a grid of p-value cuts (`benchmarks/nab_variants.py "
+        "--variants thr@T`, `benchmarks/results/nab-variants`): p < 0.04 (`contamination=0.04`, unit "
+        "threshold 0.14) instead of the class default 0.01 (0.2) is best on both sets, 68.0 here and 66.7 "
+        "there against 64.5 and 54.5, and its neighbours 0.135-0.145 gave 65.4-68.0 and 66.5-67.0.  It buys "
+        "the standard and low-FN profiles with false alarms (the standard profile charges one 0.11 of a "
+        "detection): low FP falls from 60.2 to 56.7 and window F1 from 0.58 to 0.43 here.  With the "
+        "threshold chosen on labels, like the published detectors' (NAB optimises theirs per profile on all "
+        "58 files), neither set is a hold-out any more.",
+        "",
+        PUBLISHED,
+        "",
+        *published_on_these_files(out),
+    ]
     for path in summaries:
         parts += ["", "---", "", "#" + path.read_text()]
     (out / "RESULTS.md").write_text("\n".join(parts) + "\n")

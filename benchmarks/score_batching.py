@@ -27,11 +27,11 @@ def measure(path: Path, n_train: int, n_rows: int, seed: int = 0) -> dict:
     order = rng.permutation(len(X))
     n_rows = min(n_rows, len(X) // 2)
     n_train = min(n_train, len(X) - n_rows)
-    train, test = X[order[:n_train]], X[order[n_train:n_train + n_rows]]
+    train, test = X[order[:n_train]], X[order[n_train : n_train + n_rows]]
     model = DEFAULT(random_state=seed).fit(train)
     whole = model.decision_function(test)
-    chunks = np.concatenate([model.decision_function(test[i:i + 64]) for i in range(0, len(test), 64)])
-    single = np.concatenate([model.decision_function(test[i:i + 1]) for i in range(len(test))])
+    chunks = np.concatenate([model.decision_function(test[i : i + 64]) for i in range(0, len(test), 64)])
+    single = np.concatenate([model.decision_function(test[i : i + 1]) for i in range(len(test))])
     out = {"set": path.stem, "features": X.shape[1], "rows": len(test)}
     for name, other in (("chunks64", chunks), ("single", single)):
         diff = np.abs(other - whole)
@@ -48,7 +48,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=3000)
     ap.add_argument("--rows", type=int, default=300)
     args = ap.parse_args()
-    files = sorted(args.root.glob("*.npz"), key=lambda p: p.stat().st_size)[:args.sets]
+    files = sorted(args.root.glob("*.npz"), key=lambda p: p.stat().st_size)[: args.sets]
     results = [measure(f, args.train, args.rows) for f in files]
     for r in results:
         print(json.dumps(r))

@@ -98,18 +98,39 @@ def main() -> None:
     model_dir = work / "model"
     train = typed(make_fraud_frame(args.train_rows, seed=7, start_index=10**9))
     t0 = time.perf_counter()
-    model = TabularDetector(AutoEncoder(epochs=args.epochs, hidden_dims=(64, 32), latent_dim=8, random_state=0),
-                            exclude=["is_fraud"], contamination=0.01).fit(train)
+    model = TabularDetector(
+        AutoEncoder(epochs=args.epochs, hidden_dims=(64, 32), latent_dim=8, random_state=0),
+        exclude=["is_fraud"],
+        contamination=0.01,
+    ).fit(train)
     model.save(model_dir)
-    print(f"trained on {args.train_rows} rows ({model.n_features_out_} encoded features) in "
-          f"{time.perf_counter() - t0:.0f} s", flush=True)
+    print(
+        f"trained on {args.train_rows} rows ({model.n_features_out_} encoded features) in "
+        f"{time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
 
     out = work / "scores.parquet"
     py = sys.executable
-    code, base_wall, base_rss, _ = run_measured([py, "-c", "import torch, deepad.cli, deepad.pipeline, deepad.detectors"])
+    code, base_wall, base_rss, _ = run_measured(
+        [py, "-c", "import torch, deepad.cli, deepad.pipeline, deepad.detectors"]
+    )
     assert code == 0
-    code, wall, rss, log = run_measured([py, "-m", "deepad.cli", "-q", "score", str(model_dir), str(data), "-o", str(out),
-                                         "--batch-rows", str(args.batch_rows)])
+    code, wall, rss, log = run_measured(
+        [
+            py,
+            "-m",
+            "deepad.cli",
+            "-q",
+            "score",
+            str(model_dir),
+            str(data),
+            "-o",
+            str(out),
+            "--batch-rows",
+            str(args.batch_rows),
+        ]
+    )
     if code != 0:
         raise SystemExit(f"deepad score failed ({code}):\n{log}")
     import pyarrow.parquet as pq
@@ -131,8 +152,10 @@ def main() -> None:
         "output_mib": round(out.stat().st_size / 2**20),
     }
     print(json.dumps(result, indent=2))
-    print(f"peak RSS {result['peak_rss_mib']} MiB ({'under' if rss < 2**30 else 'OVER'} the 1 GiB target); "
-          f"{result['rows_per_s']:,} rows/s including process start-up and model loading")
+    print(
+        f"peak RSS {result['peak_rss_mib']} MiB ({'under' if rss < 2**30 else 'OVER'} the 1 GiB target); "
+        f"{result['rows_per_s']:,} rows/s including process start-up and model loading"
+    )
     if not args.keep:
         data.unlink()
         out.unlink()

@@ -79,8 +79,11 @@ def main():
                 score = score[:, 1] if score.ndim == 2 else score
                 auc = roc_auc_score(yte, score)
                 table.setdefault((ds, m), []).append(auc)
-                print(f"{ds:16s} seed={seed} {m:16s} auc={auc:.3f} labelled={int((w == 1).sum())} "
-                      f"({time.perf_counter() - t:.1f}s)", flush=True)
+                print(
+                    f"{ds:16s} seed={seed} {m:16s} auc={auc:.3f} labelled={int((w == 1).sum())} "
+                    f"({time.perf_counter() - t:.1f}s)",
+                    flush=True,
+                )
     print("\n| data set | " + " | ".join(names) + " |")
     print("|---" * (len(names) + 1) + "|")
     for ds in args.sets:

@@ -42,8 +42,15 @@ def _describe(X: Any) -> str:
     return f"{type(X).__name__} of shape {shape}" if shape is not None else type(X).__name__
 
 
-def validate_X(X: Any, *, name: str = "X", min_samples: int = 1, n_features: int | None = None,
-               feature_names: list[str] | None = None, who: str = "detector") -> np.ndarray:
+def validate_X(
+    X: Any,
+    *,
+    name: str = "X",
+    min_samples: int = 1,
+    n_features: int | None = None,
+    feature_names: list[str] | None = None,
+    who: str = "detector",
+) -> np.ndarray:
     """Return ``X`` as a C-contiguous float64 2-D array or raise a message that names the problem.
 
     Accepts NumPy arrays, nested lists and pandas DataFrames with numeric
@@ -57,15 +64,22 @@ def validate_X(X: Any, *, name: str = "X", min_samples: int = 1, n_features: int
     except ImportError:  # pragma: no cover - pandas is a dependency
         pd = None
     if pd is not None and isinstance(X, pd.Series):
-        raise ValueError(f"{name} is a 1-D pandas Series of length {len(X)}; pass a DataFrame "
-                         "or a 2-D array of shape (n_samples, n_features), e.g. series.to_frame().")
+        raise ValueError(
+            f"{name} is a 1-D pandas Series of length {len(X)}; pass a DataFrame "
+            "or a 2-D array of shape (n_samples, n_features), e.g. series.to_frame()."
+        )
     if pd is not None and isinstance(X, pd.DataFrame):
         columns = [str(c) for c in X.columns]
-        bad = [f"{c!r} ({X[c].dtype})" for c in X.columns
-               if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))]
+        bad = [
+            f"{c!r} ({X[c].dtype})"
+            for c in X.columns
+            if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c]))
+        ]
         if bad:
-            raise TypeError(f"{name} has non-numeric columns: {', '.join(bad[:10])}. Encode them first "
-                            "(deepad.data.TabularPreprocessor does this and saves the encoding with the model).")
+            raise TypeError(
+                f"{name} has non-numeric columns: {', '.join(bad[:10])}. Encode them first "
+                "(deepad.data.TabularPreprocessor does this and saves the encoding with the model)."
+            )
         arr = X.to_numpy(dtype=np.float64, na_value=np.nan)
     else:
         arr = np.asarray(X)
@@ -73,16 +87,21 @@ def validate_X(X: Any, *, name: str = "X", min_samples: int = 1, n_features: int
             try:
                 arr = arr.astype(np.float64)
             except (TypeError, ValueError):
-                raise TypeError(f"{name} has dtype {arr.dtype} and cannot be read as numbers; "
-                                "encode non-numeric columns first.") from None
+                raise TypeError(
+                    f"{name} has dtype {arr.dtype} and cannot be read as numbers; encode non-numeric columns first."
+                ) from None
         elif arr.dtype.kind == "c":
             raise TypeError(f"{name} has complex dtype {arr.dtype}; anomaly detectors need real numbers.")
         elif arr.dtype.kind not in "biuf":
             raise TypeError(f"{name} has unsupported dtype {arr.dtype}.")
         arr = np.asarray(arr, dtype=np.float64)
     if arr.ndim != 2:
-        hint = " Reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row." if arr.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D input of shape {arr.shape}.{hint}")
+        hint = (
+            " Reshape with X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row." if arr.ndim == 1 else ""
+        )
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got {arr.ndim}-D input of shape {arr.shape}.{hint}"
+        )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape} has no rows.")
     if arr.shape[1] == 0:
@@ -103,9 +122,11 @@ def validate_X(X: Any, *, name: str = "X", min_samples: int = 1, n_features: int
         r, c = int(rows[0]), int(cols[0])
         what = "NaN" if np.isnan(arr[r, c]) else "infinity"
         col = repr(columns[c]) if columns else str(c)
-        raise ValueError(f"{name} contains {what} (first at row {r}, column {col}; {rows.size} non-finite "
-                         "values in total). Impute missing values first, e.g. with "
-                         "deepad.data.TabularPreprocessor or sklearn.impute.SimpleImputer.")
+        raise ValueError(
+            f"{name} contains {what} (first at row {r}, column {col}; {rows.size} non-finite "
+            "values in total). Impute missing values first, e.g. with "
+            "deepad.data.TabularPreprocessor or sklearn.impute.SimpleImputer."
+        )
     return np.ascontiguousarray(arr)
 
 
@@ -116,15 +137,18 @@ def validate_labels(y: Any, n_samples: int) -> np.ndarray:
         arr = np.asarray(y, dtype=np.float64).ravel()
     except (TypeError, ValueError):
         r = next(i for i, v in enumerate(raw) if not _is_number(v))
-        raise ValueError(f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds "
-                         f"{raw[r]!r}, not a number.") from None
+        raise ValueError(
+            f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds {raw[r]!r}, not a number."
+        ) from None
     if arr.shape[0] != n_samples:
         raise ValueError(f"y has {arr.shape[0]} entries but X has {n_samples} rows.")
     arr = np.where(np.isnan(arr), -1.0, arr)
     bad = ~np.isin(arr, (-1.0, 0.0, 1.0))
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds {float(arr[r]):g}.")
+        raise ValueError(
+            f"y must hold 1 (anomaly), 0 (normal) or -1/NaN (unlabelled); row {r} holds {float(arr[r]):g}."
+        )
     return arr.astype(np.int64)
 
 
@@ -161,8 +185,11 @@ def check_int_param(value: Any, name: str, low: int = 1, *, allowed: str | None 
 def check_loaded_number(obj: Any, name: str) -> float:
     """``obj.<name>`` as a float; ``ValueError`` naming it unless it is a finite real number (not a bool)."""
     value = getattr(obj, name, None)
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(value):
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, float, np.integer, np.floating))
+        or not np.isfinite(value)
+    ):
         raise ValueError(f"{name} must be a finite number, got {value!r}.")
     return float(value)
 
@@ -170,8 +197,13 @@ def check_loaded_number(obj: Any, name: str) -> float:
 def check_loaded_scores(obj: Any, name: str) -> int:
     """Length of ``obj.<name>``; ``ValueError`` naming it unless it is a non-empty 1-D float array without NaN."""
     value = getattr(obj, name, None)
-    if not (isinstance(value, np.ndarray) and value.ndim == 1 and value.size > 0
-            and np.issubdtype(value.dtype, np.floating) and not np.isnan(value).any()):
+    if not (
+        isinstance(value, np.ndarray)
+        and value.ndim == 1
+        and value.size > 0
+        and np.issubdtype(value.dtype, np.floating)
+        and not np.isnan(value).any()
+    ):
         shape = getattr(value, "shape", type(value).__name__)
         raise ValueError(f"{name} must be a non-empty 1-D array of scores without NaN, got {shape}.")
     return int(value.size)
@@ -196,7 +228,9 @@ def resolve_seed(random_state: Any) -> int:
         return int(random_state.integers(0, 2**32 - 1))
     if isinstance(random_state, np.random.RandomState):
         return int(random_state.randint(0, 2**31 - 1))
-    raise TypeError(f"random_state must be None, an int or a NumPy random generator, got {type(random_state).__name__}.")
+    raise TypeError(
+        f"random_state must be None, an int or a NumPy random generator, got {type(random_state).__name__}."
+    )
 
 
 # --------------------------------------------------------------------------- contract
@@ -261,8 +295,12 @@ class BaseDetector(BaseEstimator):
             if self._uses_labels:
                 labels = validate_labels(y, Xv.shape[0])
             else:
-                warnings.warn(f"{type(self).__name__} is unsupervised and ignores y; use DeepSAD or DevNet "
-                              "to learn from labelled anomalies.", LabelsIgnoredWarning, stacklevel=2)
+                warnings.warn(
+                    f"{type(self).__name__} is unsupervised and ignores y; use DeepSAD or DevNet "
+                    "to learn from labelled anomalies.",
+                    LabelsIgnoredWarning,
+                    stacklevel=2,
+                )
         self.n_features_in_ = Xv.shape[1]
         if feature_names is not None:
             self.feature_names_in_ = np.asarray(feature_names, dtype=object)
@@ -351,8 +389,14 @@ class BaseDetector(BaseEstimator):
     def _p_value_reference(self) -> np.ndarray:  # the old private name, kept for callers outside deepad
         return self.p_value_reference
 
-    def set_threshold(self, *, contamination: float | None = None, fpr: float | None = None,
-                      pot_risk: float | None = None, value: float | None = None):
+    def set_threshold(
+        self,
+        *,
+        contamination: float | None = None,
+        fpr: float | None = None,
+        pot_risk: float | None = None,
+        value: float | None = None,
+    ):
         """Re-threshold without retraining; give exactly one of the keyword arguments.
 
         * ``contamination`` -- flag that fraction of the training scores;
@@ -365,11 +409,16 @@ class BaseDetector(BaseEstimator):
         ``labels_`` is recomputed for the training data.
         """
         check_is_fitted(self, "decision_scores_")
-        given = {k: v for k, v in dict(contamination=contamination, fpr=fpr, pot_risk=pot_risk, value=value).items()
-                 if v is not None}
+        given = {
+            k: v
+            for k, v in dict(contamination=contamination, fpr=fpr, pot_risk=pot_risk, value=value).items()
+            if v is not None
+        }
         if len(given) != 1:
-            raise ValueError(f"set_threshold takes exactly one of contamination, fpr, pot_risk, value; got {sorted(given) or 'none'}.")
-        (kind, arg), = given.items()
+            raise ValueError(
+                f"set_threshold takes exactly one of contamination, fpr, pot_risk, value; got {sorted(given) or 'none'}."
+            )
+        ((kind, arg),) = given.items()
         if kind == "contamination":
             self.threshold_ = _thr.contamination_threshold(self._reference_scores_, arg)
         elif kind == "fpr":
@@ -380,8 +429,11 @@ class BaseDetector(BaseEstimator):
             if not np.isfinite(arg):
                 raise ValueError(f"threshold value must be finite, got {arg}.")
             self.threshold_ = float(arg)
-        self.threshold_method_ = {"method": kind, kind: float(arg),
-                                  "reference": "calibration" if hasattr(self, "calibration_scores_") else "training"}
+        self.threshold_method_ = {
+            "method": kind,
+            kind: float(arg),
+            "reference": "calibration" if hasattr(self, "calibration_scores_") else "training",
+        }
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 
@@ -405,8 +457,10 @@ class BaseDetector(BaseEstimator):
                 check_loaded_scores(self, name)
         labels = getattr(self, "labels_", None)
         if not (isinstance(labels, np.ndarray) and labels.shape == (rows,)):
-            raise ValueError(f"labels_ must be an array of {rows} training labels, got "
-                             f"{getattr(labels, 'shape', type(labels).__name__)}.")
+            raise ValueError(
+                f"labels_ must be an array of {rows} training labels, got "
+                f"{getattr(labels, 'shape', type(labels).__name__)}."
+            )
         if not isinstance(getattr(self, "threshold_method_", {}), dict):
             raise ValueError("threshold_method_ must be a JSON object.")
 

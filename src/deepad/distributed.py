@@ -69,14 +69,14 @@ class Partition:
 class DaskScoreSummary:
     rows: int = 0
     flagged: int = 0
-    seconds: float = 0.0          # scoring, from the first task submitted to the last part written
+    seconds: float = 0.0  # scoring, from the first task submitted to the last part written
     startup_seconds: float = 0.0  # connecting to the scheduler / starting the local cluster
-    load_seconds: float = 0.0     # importing deepad and loading the model on every worker
+    load_seconds: float = 0.0  # importing deepad and loading the model on every worker
     output: str = ""
     partitions: int = 0
     workers: int = 0
-    model_loads: dict[str, int] = field(default_factory=dict)       # worker address -> loads of this model
-    peak_rss_bytes: dict[str, int] = field(default_factory=dict)    # worker address -> peak resident memory
+    model_loads: dict[str, int] = field(default_factory=dict)  # worker address -> loads of this model
+    peak_rss_bytes: dict[str, int] = field(default_factory=dict)  # worker address -> peak resident memory
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -87,16 +87,23 @@ class DaskScoreSummary:
 # --------------------------------------------------------------------------- planning (client side)
 def _parquet_files(source: Path) -> list[Path]:
     if source.is_dir():
-        files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".pq")
-                       and not any(part.startswith((".", "_")) for part in p.relative_to(source).parts))
+        files = sorted(
+            p
+            for p in source.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in (".parquet", ".pq")
+            and not any(part.startswith((".", "_")) for part in p.relative_to(source).parts)
+        )
         if not files:
             raise ValueError(f"{source} holds no .parquet files.")
         return files
     if not source.exists():
         raise FileNotFoundError(f"{source}: no such file")
     if source.suffix.lower() not in (".parquet", ".pq"):
-        raise ValueError(f"{source}: the dask engine reads Parquet (a .parquet file or a directory of them); "
-                         "convert the data first, or score it with the default engine.")
+        raise ValueError(
+            f"{source}: the dask engine reads Parquet (a .parquet file or a directory of them); "
+            "convert the data first, or score it with the default engine."
+        )
     return [source]
 
 
@@ -206,8 +213,15 @@ def _peak_rss() -> int:
     return int(peak if sys.platform == "darwin" else peak * 1024)
 
 
-def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_dir: str, read: list[str] | None,
-                     id_columns: list[str], batch_rows: int) -> dict[str, Any]:
+def _score_partition(
+    model_dir: str,
+    fingerprint: tuple,
+    part: Partition,
+    out_dir: str,
+    read: list[str] | None,
+    id_columns: list[str],
+    batch_rows: int,
+) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -237,14 +251,23 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
             lo, hi = max(first - b0, 0), min(stop, pos) - b0
             chunk = _arrow_to_pandas(batch.slice(lo, hi - lo))
             offset = part.row_offset + b0 + lo - first
-            cols, flags = score_chunk_columns(model, chunk, offset, tabular=tabular, reference=reference,
-                                              threshold=threshold, id_columns=id_columns, report=report)
+            cols, flags = score_chunk_columns(
+                model,
+                chunk,
+                offset,
+                tabular=tabular,
+                reference=reference,
+                threshold=threshold,
+                id_columns=id_columns,
+                report=report,
+            )
             writer.write(pa.table(cols))
             flagged += int(flags.sum())
             done += len(chunk)
         if done != part.rows:
-            raise RuntimeError(f"{part.file} changed while it was being scored ({done} rows read, {part.rows} "
-                               "expected); run again.")
+            raise RuntimeError(
+                f"{part.file} changed while it was being scored ({done} rows read, {part.rows} expected); run again."
+            )
         writer.commit()
     except BaseException:
         writer.abort()
@@ -255,8 +278,15 @@ def _score_partition(model_dir: str, fingerprint: tuple, part: Partition, out_di
         address = get_worker().address
     except ValueError:  # not on a worker (tests calling it directly)
         address = f"pid-{os.getpid()}"
-    return {"index": part.index, "rows": done, "flagged": flagged, "report": asdict(report),
-            "worker": address, "loads": _LOADS.get(model_dir, 0), "peak_rss": _peak_rss()}
+    return {
+        "index": part.index,
+        "rows": done,
+        "flagged": flagged,
+        "report": asdict(report),
+        "worker": address,
+        "loads": _LOADS.get(model_dir, 0),
+        "peak_rss": _peak_rss(),
+    }
 
 
 # --------------------------------------------------------------------------- the driver
@@ -287,8 +317,10 @@ def _prepare_output(out: Path, during: str | None = None):
             raise ValueError(f"the output {out} is a file; the dask engine writes a directory of Parquet parts.")
         entries = list(out.iterdir())
         if entries and not (out / SUMMARY_FILE).is_file():
-            raise FileExistsError(f"{out} exists and is not an earlier `deepad score --engine dask` output; "
-                                  "refusing to replace it. Choose a new output directory.")
+            raise FileExistsError(
+                f"{out} exists and is not an earlier `deepad score --engine dask` output; "
+                "refusing to replace it. Choose a new output directory."
+            )
     output = AtomicOutput(out, directory=True, during=during)
     os.chmod(output.path, 0o755)
     return output
@@ -317,14 +349,23 @@ def _local_cluster(n_workers: int | None):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = int(n_workers) if n_workers else max(1, min(8, cores))
     one = {"DEEPAD_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                        env=one, silence_logs=40)
+    return LocalCluster(
+        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=one, silence_logs=40
+    )
 
 
-def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: str | os.PathLike, *,
-                  client=None, scheduler: str | None = None, n_workers: int | None = None,
-                  partition_rows: int = DEFAULT_PARTITION_ROWS, batch_rows: int = 65_536,
-                  progress: bool = False) -> DaskScoreSummary:
+def score_parquet(
+    model_dir: str | os.PathLike,
+    source: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    client=None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    partition_rows: int = DEFAULT_PARTITION_ROWS,
+    batch_rows: int = 65_536,
+    progress: bool = False,
+) -> DaskScoreSummary:
     """Score Parquet data with the model at ``model_dir`` on Dask; write Parquet parts to directory ``out``.
 
     ``client``: a ``dask.distributed.Client`` to use; else ``scheduler``
@@ -374,21 +415,51 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
         # Load the model once on every worker now (workers that join later load it with their first task).
         t0 = time.perf_counter()
         workers = list(client.scheduler_info().get("workers", {}))
-        client.gather([client.submit(_preload, str(model_dir), fingerprint, parts[0].file, read, workers=[w],
-                                     allow_other_workers=False, pure=False) for w in workers])
+        client.gather(
+            [
+                client.submit(
+                    _preload,
+                    str(model_dir),
+                    fingerprint,
+                    parts[0].file,
+                    read,
+                    workers=[w],
+                    allow_other_workers=False,
+                    pure=False,
+                )
+                for w in workers
+            ]
+        )
         summary.load_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         from distributed import as_completed
 
-        futures = [client.submit(_score_partition, str(model_dir), fingerprint, part, str(tmp), read, id_columns,
-                                 int(batch_rows), pure=False)
-                   for part in parts]
+        futures = [
+            client.submit(
+                _score_partition,
+                str(model_dir),
+                fingerprint,
+                part,
+                str(tmp),
+                read,
+                id_columns,
+                int(batch_rows),
+                pure=False,
+            )
+            for part in parts
+        ]
         bar = None
         if progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=sum(p.rows for p in parts), unit="row", unit_scale=True, desc="scoring",
-                       leave=False, dynamic_ncols=True)
+            bar = tqdm(
+                total=sum(p.rows for p in parts),
+                unit="row",
+                unit_scale=True,
+                desc="scoring",
+                leave=False,
+                dynamic_ncols=True,
+            )
         results = []
         try:
             for fut in as_completed(futures):
@@ -418,8 +489,12 @@ def score_parquet(model_dir: str | os.PathLike, source: str | os.PathLike, out: 
         summary.notes.extend(report.notes())
         summary.workers = len(summary.model_loads)
         meta = {k: v for k, v in asdict(summary).items() if k not in ("peak_rss_bytes",)}
-        meta.update(model=str(model_dir), source=str(source), files=[f"part-{p.index:05d}.parquet" for p in parts],
-                    deepad=deepad.__version__)
+        meta.update(
+            model=str(model_dir),
+            source=str(source),
+            files=[f"part-{p.index:05d}.parquet" for p in parts],
+            deepad=deepad.__version__,
+        )
         with output.writing():
             (tmp / SUMMARY_FILE).write_text(json.dumps(meta, indent=2, default=str))
         output.commit()

@@ -64,8 +64,15 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-__all__ = ["explain", "top_features", "top_feature_table", "explanation_method", "typical_encoded_row", "METHODS",
-           "METHOD_DESCRIPTIONS"]
+__all__ = [
+    "explain",
+    "top_features",
+    "top_feature_table",
+    "explanation_method",
+    "typical_encoded_row",
+    "METHODS",
+    "METHOD_DESCRIPTIONS",
+]
 
 METHODS = ("auto", "reconstruction", "integrated_gradients", "tail", "occlusion")
 
@@ -95,8 +102,10 @@ def explanation_method(model, method: str = "auto") -> str:
     det = _inner(model)
     if method != "auto":
         if method == "reconstruction" and not hasattr(det, "feature_errors"):
-            raise ValueError(f"method='reconstruction' needs a reconstruction model (AutoEncoder, VAE); "
-                             f"{type(det).__name__} has no feature_errors.")
+            raise ValueError(
+                f"method='reconstruction' needs a reconstruction model (AutoEncoder, VAE); "
+                f"{type(det).__name__} has no feature_errors."
+            )
         if method == "tail" and not hasattr(det, "feature_scores"):
             raise ValueError(f"method='tail' needs per-feature tail scores (ECOD); {type(det).__name__} has none.")
         if method == "integrated_gradients" and not _is_neural(det):
@@ -211,14 +220,14 @@ def _integrated_gradients(det, X: np.ndarray, baseline: np.ndarray, n_steps: int
         alphas = ((torch.arange(m, dtype=torch.float32) + 0.5) / m).to(device)
         base = bt.to(device)
         for start in range(0, n, rows):
-            x = Xt[start:start + rows].to(device)
+            x = Xt[start : start + rows].to(device)
             diff = x - base
             path = (base + alphas[:, None, None] * diff[None]).reshape(-1, d).detach().requires_grad_(True)
             with torch.enable_grad():
                 score = det._score_batch(module, path)
                 (grad,) = torch.autograd.grad(score.sum(), path)
             avg = grad.reshape(m, -1, d).mean(dim=0)
-            out[start:start + x.shape[0]] = (diff * avg).detach().to("cpu", torch.float64).numpy()
+            out[start : start + x.shape[0]] = (diff * avg).detach().to("cpu", torch.float64).numpy()
     return out
 
 
@@ -234,12 +243,12 @@ def _occlusion(det, X: np.ndarray, baseline: np.ndarray, groups: Sequence[np.nda
     out = np.empty((n, len(groups)), dtype=np.float64)
     per_call = max(1, _OCCLUSION_CELLS_PER_CALL // max(n * d, 1))
     for g0 in range(0, len(groups), per_call):
-        part = groups[g0:g0 + per_call]
+        part = groups[g0 : g0 + per_call]
         Xo = np.repeat(X[None], len(part), axis=0)
         for k, idx in enumerate(part):
             Xo[k][:, idx] = baseline[idx]
         occluded = np.asarray(det.decision_function(Xo.reshape(-1, d)), dtype=np.float64).reshape(len(part), n)
-        out[:, g0:g0 + len(part)] = (score[None, :] - occluded).T
+        out[:, g0 : g0 + len(part)] = (score[None, :] - occluded).T
     return out
 
 
@@ -248,8 +257,9 @@ def _group_sum(values: np.ndarray, groups: Sequence[np.ndarray]) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- public API
-def explain(model, X, top_k: int = 3, *, method: str = "auto", baseline=None, reference=None,
-            n_steps: int = 32) -> pd.DataFrame:
+def explain(
+    model, X, top_k: int = 3, *, method: str = "auto", baseline=None, reference=None, n_steps: int = 32
+) -> pd.DataFrame:
     """Per-row, per-column attributions of ``model``'s anomaly scores for the rows of ``X``.
 
     Parameters
@@ -314,8 +324,10 @@ def explain(model, X, top_k: int = 3, *, method: str = "auto", baseline=None, re
             else:
                 base = _detector_baseline(model)
                 if base is None:
-                    raise ValueError(f"{type(model).__name__} keeps no record of its training data to take a typical "
-                                     "row from; pass reference=X_train (or baseline=...).")
+                    raise ValueError(
+                        f"{type(model).__name__} keeps no record of its training data to take a typical "
+                        "row from; pass reference=X_train (or baseline=...)."
+                    )
         index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(Z.shape[0])
     if base is not None and base.shape != (Z.shape[1],):
         raise ValueError(f"baseline must have {Z.shape[1]} values (one per model input feature), got {base.shape[0]}.")
@@ -359,4 +371,3 @@ def top_feature_table(attributions: pd.DataFrame, k: int = 3) -> list[list[tuple
     A = attributions.to_numpy(dtype=np.float64)
     order = np.argsort(-A, axis=1, kind="stable")[:, :k]
     return [[(names[j], float(A[r, j])) for j in order[r]] for r in range(A.shape[0])]
-

@@ -71,8 +71,10 @@ def load_image_input(X: Any) -> _Images:
         return _Images(arr, [f"image {i}" for i in range(len(arr))])
     if isinstance(X, (list, tuple)):
         return _Images(list(X), [f"image {i}" for i in range(len(X))])
-    raise TypeError(f"cannot read images from {type(X).__name__}; give a folder, a file, an ImageSet, a list of "
-                    "arrays or an array of images.")
+    raise TypeError(
+        f"cannot read images from {type(X).__name__}; give a folder, a file, an ImageSet, a list of "
+        "arrays or an array of images."
+    )
 
 
 class ImagePipeline(BaseDetector):
@@ -96,8 +98,15 @@ class ImagePipeline(BaseDetector):
 
     _image_input = True
 
-    def __init__(self, detector: BaseDetector | None = None, *, target_size: Sequence[int] | None = None,
-                 color: str = "auto", standardize: bool = True, contamination: float = 0.1):
+    def __init__(
+        self,
+        detector: BaseDetector | None = None,
+        *,
+        target_size: Sequence[int] | None = None,
+        color: str = "auto",
+        standardize: bool = True,
+        contamination: float = 0.1,
+    ):
         self.detector = detector
         self.target_size = target_size
         self.color = color
@@ -110,8 +119,10 @@ class ImagePipeline(BaseDetector):
 
             return ConvAutoEncoder()
         if not isinstance(self.detector, BaseDetector) or not getattr(self.detector, "_image_input", False):
-            raise TypeError(f"detector must be a deepad image detector (ConvAutoEncoder, ConvVAE, ConvDeepSVDD, ...), "
-                            f"got {type(self.detector).__name__}.")
+            raise TypeError(
+                f"detector must be a deepad image detector (ConvAutoEncoder, ConvVAE, ConvDeepSVDD, ...), "
+                f"got {type(self.detector).__name__}."
+            )
         return self.detector
 
     def _min_samples(self) -> int:
@@ -145,8 +156,10 @@ class ImagePipeline(BaseDetector):
         if len(imgs.images) == 0:
             raise ValueError("no images to train on.")
         if len(imgs.images) < self._min_samples():
-            raise ValueError(f"{len(imgs.images)} images, but {type(self._template()).__name__} needs at least "
-                             f"{self._min_samples()}.")
+            raise ValueError(
+                f"{len(imgs.images)} images, but {type(self._template()).__name__} needs at least "
+                f"{self._min_samples()}."
+            )
         return imgs, None
 
     def _fit(self, X: _Images, y, seed: int, **fit_params) -> None:

@@ -154,8 +154,9 @@ def _detector_class(path: str) -> type:
         try:  # importing the module registers its detector classes
             importlib.import_module(module_name)
         except (ImportError, ValueError) as exc:
-            raise ModelFormatError(f"model names detector class {path!r} (field 'class'), which this deepad version "
-                                   "does not have.") from exc
+            raise ModelFormatError(
+                f"model names detector class {path!r} (field 'class'), which this deepad version does not have."
+            ) from exc
     cls = _DETECTOR_CLASSES.get(path)
     if cls is None:
         raise ModelFormatError(f"{path!r} (field 'class') is not a deepad detector class this deepad version has.")
@@ -168,8 +169,13 @@ def _versions() -> dict[str, str]:
 
     import deepad
 
-    return {"deepad": deepad.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "scikit-learn": sklearn.__version__, "python": platform.python_version()}
+    return {
+        "deepad": deepad.__version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "python": platform.python_version(),
+    }
 
 
 # --------------------------------------------------------------------------- save
@@ -186,10 +192,14 @@ def _skops_dumps(detector, name: str, value) -> bytes:
         data = sio.dumps(value)
         bad = _skops_untrusted(data=data)
     except Exception as exc:  # skops raises many types for objects it cannot represent
-        raise TypeError(f"{what} cannot be saved: skops cannot serialise it ({exc}); deepad never saves with pickle.") from None
+        raise TypeError(
+            f"{what} cannot be saved: skops cannot serialise it ({exc}); deepad never saves with pickle."
+        ) from None
     if bad:
-        raise TypeError(f"{what} cannot be saved: it holds types that deepad would refuse to load "
-                        f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); deepad never saves with pickle.")
+        raise TypeError(
+            f"{what} cannot be saved: it holds types that deepad would refuse to load "
+            f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); deepad never saves with pickle."
+        )
     return data
 
 
@@ -230,7 +240,11 @@ def _write(detector, directory: Path) -> None:
             value.save_model(str(directory / f"{name}.cbm"), format="cbm")
             attrs[name] = type(value).__name__
             kinds[name] = "catboost"
-        elif isinstance(value, BaseEstimator) or getattr(detector, "_skops_attributes", ()) and name in detector._skops_attributes:
+        elif (
+            isinstance(value, BaseEstimator)
+            or getattr(detector, "_skops_attributes", ())
+            and name in detector._skops_attributes
+        ):
             directory.mkdir(parents=True, exist_ok=True)
             (directory / f"{name}.skops").write_bytes(_skops_dumps(detector, name, value))
             kinds[name] = "skops"
@@ -275,26 +289,69 @@ def save(detector, path: str | os.PathLike) -> Path:
 #: types that the fitted scikit-learn estimators of deepad's classical detectors and of the PyOD models that
 #: :class:`~deepad.detectors.PyODDetector` can save actually contain (tests/unit/test_crafted_models.py).
 _SKOPS_TREES = ("sklearn.tree._tree.Tree", "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree")
-_SKOPS_METRICS = tuple(f"sklearn.metrics._dist_metrics.{m}Distance{bits}" for bits in ("64", "32") for m in (
-    "Euclidean", "SEuclidean", "Manhattan", "Chebyshev", "Minkowski", "Mahalanobis", "Hamming", "Canberra",
-    "BrayCurtis", "Jaccard", "Matching", "Dice", "RogersTanimoto", "RussellRao", "SokalMichener", "SokalSneath",
-    "Haversine"))
-_SKOPS_PYOD = tuple(f"pyod.models.{m}" for m in (
-    "iforest.IForest", "knn.KNN", "lof.LOF", "pca.PCA", "ocsvm.OCSVM", "mcd.MCD", "ecod.ECOD", "hbos.HBOS",
-    "copod.COPOD", "cblof.CBLOF"))
+_SKOPS_METRICS = tuple(
+    f"sklearn.metrics._dist_metrics.{m}Distance{bits}"
+    for bits in ("64", "32")
+    for m in (
+        "Euclidean",
+        "SEuclidean",
+        "Manhattan",
+        "Chebyshev",
+        "Minkowski",
+        "Mahalanobis",
+        "Hamming",
+        "Canberra",
+        "BrayCurtis",
+        "Jaccard",
+        "Matching",
+        "Dice",
+        "RogersTanimoto",
+        "RussellRao",
+        "SokalMichener",
+        "SokalSneath",
+        "Haversine",
+    )
+)
+_SKOPS_PYOD = tuple(
+    f"pyod.models.{m}"
+    for m in (
+        "iforest.IForest",
+        "knn.KNN",
+        "lof.LOF",
+        "pca.PCA",
+        "ocsvm.OCSVM",
+        "mcd.MCD",
+        "ecod.ECOD",
+        "hbos.HBOS",
+        "copod.COPOD",
+        "cblof.CBLOF",
+    )
+)
 SKOPS_TRUSTED_TYPES = frozenset(_SKOPS_TREES + _SKOPS_METRICS + _SKOPS_PYOD)
 
 #: A learned attribute's name: an identifier ending in ``_`` (never a path, never a dunder).
 _ATTRIBUTE = re.compile(r"^_?[A-Za-z][A-Za-z0-9_]*_$")
-_KINDS = frozenset({"json", "object_array", "array", "tensor", "module", "detector", "detector_list", "catboost",
-                    "skops"})
+_KINDS = frozenset(
+    {"json", "object_array", "array", "tensor", "module", "detector", "detector_list", "catboost", "skops"}
+)
 #: model.json larger than this is refused before it is parsed (a real one is a few hundred kB at most).
 MAX_CONFIG_BYTES = 256 * 1024 * 1024
 #: nested detectors deeper than this are refused (an ensemble of ensembles is two levels).
 _MAX_DEPTH = 8
 #: what a malformed file makes the code below raise; each becomes a ModelFormatError naming the file.
-_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
-              RuntimeError, ImportError, MemoryError, OSError)
+_MALFORMED = (
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+    RuntimeError,
+    ImportError,
+    MemoryError,
+    OSError,
+)
 
 
 def _skops_untrusted(*, data: bytes | None = None, file: Path | None = None) -> list[str]:
@@ -318,8 +375,10 @@ def _read_config(config_path: Path) -> dict:
     try:
         size = config_path.stat().st_size
         if size > MAX_CONFIG_BYTES:
-            raise ModelFormatError(f"{config_path} is {size:,} bytes, more than a deepad model file holds "
-                                   f"({MAX_CONFIG_BYTES:,}); refusing to read it.")
+            raise ModelFormatError(
+                f"{config_path} is {size:,} bytes, more than a deepad model file holds "
+                f"({MAX_CONFIG_BYTES:,}); refusing to read it."
+            )
         config = json.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{config_path} is damaged: not valid JSON ({exc}).") from None
@@ -336,12 +395,14 @@ def _read_config(config_path: Path) -> dict:
         raise ModelFormatError(f"{config_path.parent} was saved by a newer deepad (format {version}); upgrade deepad.")
     for field, kind in (("class", str), ("params", dict), ("kinds", dict), ("attributes", dict)):
         if not isinstance(config.get(field), kind):
-            raise ModelFormatError(f"{config_path}: field {field!r} must be a {kind.__name__}, "
-                                   f"got {type(config.get(field)).__name__}.")
+            raise ModelFormatError(
+                f"{config_path}: field {field!r} must be a {kind.__name__}, got {type(config.get(field)).__name__}."
+            )
     for name, kind in config["kinds"].items():
         if not _ATTRIBUTE.match(name) or name.startswith("__"):
-            raise ModelFormatError(f"{config_path}: kinds names {name!r}, which is not a learned attribute "
-                                   "(an identifier ending in '_').")
+            raise ModelFormatError(
+                f"{config_path}: kinds names {name!r}, which is not a learned attribute (an identifier ending in '_')."
+            )
         if kind not in _KINDS:
             raise ModelFormatError(f"{config_path}: attribute {name!r} has unknown kind {kind!r}.")
         if kind in ("json", "object_array", "detector_list", "catboost") and name not in config["attributes"]:
@@ -365,11 +426,17 @@ def _new_module_checked(detector, name: str, state: dict, file: Path):
         missing = sorted(set(shape) - set(stored))
         wrong = sorted(k for k in set(shape) & set(stored) if shape[k] != stored[k])
         extra = sorted(set(stored) - set(shape))
-        detail = "; ".join(part for part in (
-            f"missing {missing[:3]}" if missing else "",
-            f"shape of {wrong[0]} is {stored[wrong[0]]} in the file, {shape[wrong[0]]} for the parameters" if wrong
-            else "",
-            f"unexpected {extra[:3]}" if extra else "") if part)
+        detail = "; ".join(
+            part
+            for part in (
+                f"missing {missing[:3]}" if missing else "",
+                f"shape of {wrong[0]} is {stored[wrong[0]]} in the file, {shape[wrong[0]]} for the parameters"
+                if wrong
+                else "",
+                f"unexpected {extra[:3]}" if extra else "",
+            )
+            if part
+        )
         raise ModelFormatError(f"{file}: weights of {name} do not fit the model's parameters ({detail}).")
     module = detector._new_module(name)
     module.load_state_dict(state, strict=True)
@@ -455,7 +522,7 @@ def _build(directory: Path, config: dict, device: str | None, depth: int):
     for name, kind in kinds.items():
         if kind == "module":
             prefix = f"{name}/"
-            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
             module = _new_module_checked(detector, name, state, directory / TENSORS)
             setattr(detector, name, module.to(target).eval())
         elif kind == "detector":
@@ -463,8 +530,9 @@ def _build(directory: Path, config: dict, device: str | None, depth: int):
         elif kind == "detector_list":
             count = attrs[name]
             if isinstance(count, bool) or not isinstance(count, int) or not 0 < count <= 10_000:
-                raise ModelFormatError(f"{config_path}: attribute {name!r} must count 1 to 10,000 members, "
-                                       f"got {count!r}.")
+                raise ModelFormatError(
+                    f"{config_path}: attribute {name!r} must count 1 to 10,000 members, got {count!r}."
+                )
             base = _inside(directory, name, config_path)
             setattr(detector, name, [_read(base / str(i), device, depth + 1) for i in range(count)])
         elif kind == "catboost":
@@ -486,8 +554,10 @@ def _build(directory: Path, config: dict, device: str | None, depth: int):
             except Exception as exc:  # skops raises many types for damaged zips
                 raise ModelFormatError(f"{file} is missing or damaged: {' '.join(str(exc).split())}") from None
             if bad:
-                raise ModelFormatError(f"{file} contains types deepad does not load ({', '.join(bad[:5])}"
-                                       f"{', ...' if len(bad) > 5 else ''}); refusing to load it.")
+                raise ModelFormatError(
+                    f"{file} contains types deepad does not load ({', '.join(bad[:5])}"
+                    f"{', ...' if len(bad) > 5 else ''}); refusing to load it."
+                )
             try:
                 setattr(detector, name, sio.load(file, trusted=sorted(SKOPS_TRUSTED_TYPES)))
             except Exception as exc:  # skops raises many types for damaged zips

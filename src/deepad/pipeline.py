@@ -80,10 +80,19 @@ class TabularDetector(BaseDetector):
     ``__other__``.
     """
 
-    def __init__(self, detector: BaseDetector | None = None, *, schema: Mapping | None = None, exclude=(),
-                 types: Mapping[str, str] | None = None, scaling: str | None = "standard", max_categories: int = 20,
-                 min_category_count: int = 5, datetime_features=("hour", "dayofweek", "month"),
-                 contamination: float = 0.1):
+    def __init__(
+        self,
+        detector: BaseDetector | None = None,
+        *,
+        schema: Mapping | None = None,
+        exclude=(),
+        types: Mapping[str, str] | None = None,
+        scaling: str | None = "standard",
+        max_categories: int = 20,
+        min_category_count: int = 5,
+        datetime_features=("hour", "dayofweek", "month"),
+        contamination: float = 0.1,
+    ):
         self.detector = detector
         self.schema = schema
         self.exclude = exclude
@@ -113,9 +122,15 @@ class TabularDetector(BaseDetector):
 
     # ------------------------------------------------------------------ preprocessing
     def _new_preprocessor(self) -> TabularPreprocessor:
-        return TabularPreprocessor(schema=self.schema, exclude=self.exclude, types=self.types, scaling=self.scaling,
-                                   max_categories=self.max_categories, min_category_count=self.min_category_count,
-                                   datetime_features=self.datetime_features)
+        return TabularPreprocessor(
+            schema=self.schema,
+            exclude=self.exclude,
+            types=self.types,
+            scaling=self.scaling,
+            max_categories=self.max_categories,
+            min_category_count=self.min_category_count,
+            datetime_features=self.datetime_features,
+        )
 
     @property
     def preprocessor(self) -> TabularPreprocessor:
@@ -154,8 +169,10 @@ class TabularDetector(BaseDetector):
             raise ValueError("detector_ must be a saved deepad detector.")
         prep = self.preprocessor  # rebuilt from preprocessor_state_: a damaged state fails here, not per request
         if prep.n_features_out_ != self.detector_.n_features_in_:
-            raise ValueError(f"preprocessor_state_ encodes {prep.n_features_out_} features but detector_ takes "
-                             f"{self.detector_.n_features_in_}.")
+            raise ValueError(
+                f"preprocessor_state_ encodes {prep.n_features_out_} features but detector_ takes "
+                f"{self.detector_.n_features_in_}."
+            )
 
     # ------------------------------------------------------------------ BaseDetector hooks
     def _validate_for_fit(self, X):
@@ -163,8 +180,11 @@ class TabularDetector(BaseDetector):
         if df.shape[1] == 0:
             raise ValueError("X has no columns.")
         if len(df) < self._min_samples():
-            raise ValueError(f"X has {len(df)} rows, but this {type(self).__name__} needs at least "
-                             f"{self._min_samples()}." if len(df) else "X is empty: the table has no rows.")
+            raise ValueError(
+                f"X has {len(df)} rows, but this {type(self).__name__} needs at least {self._min_samples()}."
+                if len(df)
+                else "X is empty: the table has no rows."
+            )
         return df, list(df.columns)
 
     def _fit(self, X: pd.DataFrame, y, seed: int, **fit_params) -> None:
@@ -191,11 +211,15 @@ class TabularDetector(BaseDetector):
         df = to_frame(X)
         missing, extra = self.preprocessor.check_columns(df.columns)
         if missing:
-            raise DataValidationError(f"missing column(s) {missing}, which the model was trained on.",
-                                      column=missing[0])
+            raise DataValidationError(
+                f"missing column(s) {missing}, which the model was trained on.", column=missing[0]
+            )
         if extra and warn_extra:
-            warnings.warn(f"ignoring {len(extra)} column(s) the model was not trained on: {extra[:10]}",
-                          ExtraColumnsWarning, stacklevel=3)
+            warnings.warn(
+                f"ignoring {len(extra)} column(s) the model was not trained on: {extra[:10]}",
+                ExtraColumnsWarning,
+                stacklevel=3,
+            )
         if len(df) == 0:
             raise ValueError("X is empty: the table has no rows.")
         return df
@@ -203,8 +227,9 @@ class TabularDetector(BaseDetector):
     def _score(self, X: pd.DataFrame) -> np.ndarray:
         return self.detector_.decision_function(self.preprocessor.transform(X))
 
-    def score_frame(self, X, *, row_offset: int = 0, report: ScoringReport | None = None,
-                    warn_extra: bool = True) -> np.ndarray:
+    def score_frame(
+        self, X, *, row_offset: int = 0, report: ScoringReport | None = None, warn_extra: bool = True
+    ) -> np.ndarray:
         """``decision_function`` with chunk-aware error messages (``row_offset``) and a :class:`ScoringReport`."""
         df = self._validate_for_scoring(X, warn_extra=warn_extra)
         Z = self.preprocessor.transform(df, row_offset=row_offset, report=report)

@@ -37,7 +37,7 @@ class ColumnPlan:
     """Which columns of a table a model reads, which it echoes as ids and which it ignores."""
 
     tabular: bool
-    read: list[str] | None          # None: every column (a plain detector without feature names)
+    read: list[str] | None  # None: every column (a plain detector without feature names)
     text_columns: list[str] | None  # CSV: parse these with the preprocessor's row-level error messages
     id_columns: list[str]
     ignored: list[str]
@@ -46,8 +46,10 @@ class ColumnPlan:
         """What a user should be told about the plan (ignored columns, no id column)."""
         notes = []
         if self.ignored:
-            notes.append(f"ignored {len(self.ignored)} column(s) the model was not trained on: "
-                         f"{', '.join(map(repr, self.ignored[:8]))}{' ...' if len(self.ignored) > 8 else ''}.")
+            notes.append(
+                f"ignored {len(self.ignored)} column(s) the model was not trained on: "
+                f"{', '.join(map(repr, self.ignored[:8]))}{' ...' if len(self.ignored) > 8 else ''}."
+            )
         if self.tabular and not self.id_columns:
             notes.append("no id column in the data; the output has a 'row' column (0-based data row) instead.")
         return notes
@@ -62,16 +64,18 @@ def column_plan(model, columns: Sequence[str], where: str = "the data") -> Colum
     if isinstance(model, TabularDetector):
         missing, extra = model.preprocessor.check_columns(columns)
         if missing:
-            raise DataValidationError(f"{where} lacks column(s) {missing}, which the model was trained on.",
-                                      column=missing[0])
+            raise DataValidationError(
+                f"{where} lacks column(s) {missing}, which the model was trained on.", column=missing[0]
+            )
         schema = model.schema_
         read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
         return ColumnPlan(True, read, read, [c for c in schema.id_columns if c in columns], list(extra))
     names = [str(c) for c in getattr(model, "feature_names_in_", [])]
     missing = [c for c in names if c not in columns]
     if missing:
-        raise DataValidationError(f"{where} lacks column(s) {missing}, which the model was trained on.",
-                                  column=missing[0])
+        raise DataValidationError(
+            f"{where} lacks column(s) {missing}, which the model was trained on.", column=missing[0]
+        )
     return ColumnPlan(False, names or None, None, [], [])
 
 
@@ -89,8 +93,9 @@ class ScoreSummary:
         return self.rows / self.seconds if self.seconds > 0 else float("nan")
 
 
-def score_chunk_columns(model, chunk, offset: int, *, tabular: bool, reference: np.ndarray, threshold: float,
-                        id_columns, report=None) -> tuple[dict[str, Any], np.ndarray]:
+def score_chunk_columns(
+    model, chunk, offset: int, *, tabular: bool, reference: np.ndarray, threshold: float, id_columns, report=None
+) -> tuple[dict[str, Any], np.ndarray]:
     """Score one chunk of rows into output columns: the id columns (or ``row``), ``score``, ``p_value``, ``is_anomaly``.
 
     Shared by single-process file scoring and the Dask workers, so both write
@@ -119,9 +124,16 @@ def score_chunk_columns(model, chunk, offset: int, *, tabular: bool, reference: 
     return cols, flags
 
 
-def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BATCH_ROWS,
-               progress: bool = False, on_chunk: Callable[[int], None] | None = None,
-               explain_top: int = 0) -> ScoreSummary:
+def score_file(
+    model: BaseDetector,
+    source,
+    out,
+    *,
+    batch_size: int = DEFAULT_BATCH_ROWS,
+    progress: bool = False,
+    on_chunk: Callable[[int], None] | None = None,
+    explain_top: int = 0,
+) -> ScoreSummary:
     """Score the table at ``source`` in chunks and write ids + ``score``, ``p_value``, ``is_anomaly`` to ``out``.
 
     ``out``'s extension picks CSV or Parquet.  The output holds the
@@ -164,11 +176,20 @@ def score_file(model: BaseDetector, source, out, *, batch_size: int = DEFAULT_BA
 
         offset = 0
         for chunk in iter_batches(source, batch_size=batch_size, columns=plan.read, text_columns=plan.text_columns):
-            cols, flags = score_chunk_columns(model, chunk, offset, tabular=plan.tabular, reference=reference,
-                                              threshold=threshold, id_columns=plan.id_columns, report=report)
+            cols, flags = score_chunk_columns(
+                model,
+                chunk,
+                offset,
+                tabular=plan.tabular,
+                reference=reference,
+                threshold=threshold,
+                id_columns=plan.id_columns,
+                report=report,
+            )
             if explain_top:
-                cols["top_features"] = pa.array(_top_features_of_flagged(model, chunk, flags, explain_top),
-                                                type=pa.string())
+                cols["top_features"] = pa.array(
+                    _top_features_of_flagged(model, chunk, flags, explain_top), type=pa.string()
+                )
             writer.write(pa.table(cols))
             offset += len(chunk)
             summary.flagged += int(flags.sum())

@@ -90,7 +90,7 @@ class SPOT:
         self.t = float(np.quantile(s, self.init_quantile))
         peaks = s[s > self.t] - self.t
         self.n, self.n_peaks = int(s.size), int(peaks.size)
-        self.sum, self.sumsq = float(peaks.sum()), float((peaks ** 2).sum())
+        self.sum, self.sumsq = float(peaks.sum()), float((peaks**2).sum())
         self._max_init = float(s.max())
         self._refresh()
         return self
@@ -147,9 +147,17 @@ class SPOT:
         return False
 
     def state(self) -> dict:
-        return {"risk": self.risk, "init_quantile": self.init_quantile, "t": self.t, "n": self.n,
-                "n_peaks": self.n_peaks, "sum": self.sum, "sumsq": self.sumsq, "z": self.z,
-                "max_init": getattr(self, "_max_init", None)}
+        return {
+            "risk": self.risk,
+            "init_quantile": self.init_quantile,
+            "t": self.t,
+            "n": self.n,
+            "n_peaks": self.n_peaks,
+            "sum": self.sum,
+            "sumsq": self.sumsq,
+            "z": self.z,
+            "max_init": getattr(self, "_max_init", None),
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> "SPOT":
@@ -165,11 +173,11 @@ class SPOT:
 class StreamUpdate:
     """What :meth:`StreamScorer.update` returns for a batch of new points (one entry per point)."""
 
-    scores: np.ndarray      #: the (smoothed) anomaly score; NaN until the first full window
+    scores: np.ndarray  #: the (smoothed) anomaly score; NaN until the first full window
     thresholds: np.ndarray  #: the threshold each score was compared with
-    alarms: np.ndarray      #: score above the threshold
-    alerts: np.ndarray      #: alarms that survive suppression: one per incident
-    latency_s: float        #: wall time of this call
+    alarms: np.ndarray  #: score above the threshold
+    alerts: np.ndarray  #: alarms that survive suppression: one per incident
+    latency_s: float  #: wall time of this call
     unit_scores: np.ndarray | None = None  #: the score as a rarity in [0, 1] (see the module docstring)
     suppressed: np.ndarray | None = None  #: an alarm here would not be an alert (refractory, or an open incident)
 
@@ -184,8 +192,16 @@ class StreamUpdate:
         as given.  ``score`` and ``threshold`` are ``None`` where not finite
         (before the first full window).
         """
-        return [{"timestamp": timestamps[i], "score": _finite(self.scores[i]), "threshold": _finite(self.thresholds[i]),
-                 "alarm": bool(self.alarms[i]), "alert": bool(self.alerts[i])} for i in range(len(self.scores))]
+        return [
+            {
+                "timestamp": timestamps[i],
+                "score": _finite(self.scores[i]),
+                "threshold": _finite(self.thresholds[i]),
+                "alarm": bool(self.alarms[i]),
+                "alert": bool(self.alerts[i]),
+            }
+            for i in range(len(self.scores))
+        ]
 
 
 class StreamScorer:
@@ -211,8 +227,17 @@ class StreamScorer:
         the reported score is the mean of the last ``smoothing`` raw scores.
     """
 
-    def __init__(self, detector, *, threshold: str = "spot", risk: float = 1e-4, init_quantile: float = 0.98,
-                 refractory: int = 0, smoothing: int = 1, rearm: int = 0):
+    def __init__(
+        self,
+        detector,
+        *,
+        threshold: str = "spot",
+        risk: float = 1e-4,
+        init_quantile: float = 0.98,
+        refractory: int = 0,
+        smoothing: int = 1,
+        rearm: int = 0,
+    ):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(detector, "decision_scores_")
@@ -256,7 +281,7 @@ class StreamScorer:
                 prime(self._state, H)
             else:
                 self.detector._stream_scores(self._state, H)
-        self._points = np.vstack([self._points, H])[-self.context:] if self.context else self._points
+        self._points = np.vstack([self._points, H])[-self.context :] if self.context else self._points
         return self
 
     def update(self, points) -> StreamUpdate:
@@ -272,8 +297,8 @@ class StreamScorer:
             raw = np.full(k, np.nan)
             if n_ready > 0:
                 have = min(n_ready, k)
-                raw[k - have:] = self.detector.decision_function(buf[buf.shape[0] - have - self.context:])[-have:]
-            self._points = buf[-self.context:] if self.context else self._points
+                raw[k - have :] = self.detector.decision_function(buf[buf.shape[0] - have - self.context :])[-have:]
+            self._points = buf[-self.context :] if self.context else self._points
         scores, thresholds, units = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
         native_unit = bool(getattr(self.detector, "_unit_scores", False))
         alarms, alerts, suppressed = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
@@ -336,8 +361,9 @@ class StreamScorer:
         if arr.ndim != 2 or arr.shape[1] != self.n_features:
             raise ValueError(f"points must have {self.n_features} values per row, got shape {np.shape(points)}.")
         if not np.isfinite(arr).all():
-            raise ValueError("points contain NaN or infinity; impute gaps before streaming "
-                             "(see deepad.data.series.regularize).")
+            raise ValueError(
+                "points contain NaN or infinity; impute gaps before streaming (see deepad.data.series.regularize)."
+            )
         return arr
 
     # ------------------------------------------------------------------ persistence
@@ -346,15 +372,30 @@ class StreamScorer:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.detector.save(path / "detector")
-        state = {"format": "deepad-stream", "version": 1, "threshold": self.threshold,
-                 "refractory": self.refractory, "smoothing": self.smoothing, "rearm": self.rearm,
-                 "quiet_run": self.quiet_run, "n_seen": self.n_seen,
-                 "n_alerts": self.n_alerts, "cooldown": self.cooldown, "total_latency_s": self.total_latency_s,
-                 "n_scored": self.n_scored, "spot": self.spot.state() if self.spot is not None else None}
+        state = {
+            "format": "deepad-stream",
+            "version": 1,
+            "threshold": self.threshold,
+            "refractory": self.refractory,
+            "smoothing": self.smoothing,
+            "rearm": self.rearm,
+            "quiet_run": self.quiet_run,
+            "n_seen": self.n_seen,
+            "n_alerts": self.n_alerts,
+            "cooldown": self.cooldown,
+            "total_latency_s": self.total_latency_s,
+            "n_scored": self.n_scored,
+            "spot": self.spot.state() if self.spot is not None else None,
+        }
         (path / "stream.json").write_text(json.dumps(state, indent=2))
         state_arrays = {f"state_{k}": np.asarray(v) for k, v in (self._state or {}).items()}
-        np.savez(path / "stream.npz", points=self._points, recent=np.asarray(self._recent, dtype=np.float64),
-                 sorted_reference=self._sorted_reference, **state_arrays)
+        np.savez(
+            path / "stream.npz",
+            points=self._points,
+            recent=np.asarray(self._recent, dtype=np.float64),
+            sorted_reference=self._sorted_reference,
+            **state_arrays,
+        )
 
     @classmethod
     def load(cls, path) -> "StreamScorer":

@@ -123,9 +123,15 @@ def conformal_p_values(reference_scores: np.ndarray, scores: np.ndarray) -> np.n
 THRESHOLD_RULES = ("contamination", "fpr", "pot")
 
 
-def threshold_rule(threshold: str | None = None, *, contamination: float | None = None, fpr: float | None = None,
-                   pot_risk: float | None = None, calibration_fraction: float = 0.0,
-                   flag: Callable[[str], str] | None = None) -> str:
+def threshold_rule(
+    threshold: str | None = None,
+    *,
+    contamination: float | None = None,
+    fpr: float | None = None,
+    pot_risk: float | None = None,
+    calibration_fraction: float = 0.0,
+    flag: Callable[[str], str] | None = None,
+) -> str:
     """Check a choice of threshold rule and its settings; return the rule's name (contamination, fpr or pot).
 
     ``threshold`` is the rule (default: ``fpr`` when ``fpr`` is given, else
@@ -144,8 +150,10 @@ def threshold_rule(threshold: str | None = None, *, contamination: float | None 
     if method != "pot" and pot_risk is not None:
         raise ValueError(f"{f('pot_risk')} goes with {f('threshold')} pot, not {f('threshold')} {method}.")
     if method != "contamination" and contamination is not None:
-        raise ValueError(f"{f('contamination')} goes with {f('threshold')} contamination; {f('threshold')} {method} "
-                         f"sets the threshold without a contamination guess.")
+        raise ValueError(
+            f"{f('contamination')} goes with {f('threshold')} contamination; {f('threshold')} {method} "
+            f"sets the threshold without a contamination guess."
+        )
     if fpr is not None and not 0.0 < fpr < 1.0:
         raise ValueError(f"{f('fpr')} must be in (0, 1), got {fpr}.")
     if pot_risk is not None and not 0.0 < pot_risk < 1.0:
@@ -155,8 +163,9 @@ def threshold_rule(threshold: str | None = None, *, contamination: float | None 
     return method
 
 
-def apply_threshold_rule(model, method: str, *, fpr: float | None = None, pot_risk: float | None = None,
-                         default: bool = False) -> None:
+def apply_threshold_rule(
+    model, method: str, *, fpr: float | None = None, pot_risk: float | None = None, default: bool = False
+) -> None:
     """Set a fitted model's threshold by ``method`` and store the rule and its reason in ``model.threshold_method_``.
 
     ``fpr`` (default 0.01) and ``pot_risk`` (default 0.001) are measured on
@@ -176,30 +185,43 @@ def apply_threshold_rule(model, method: str, *, fpr: float | None = None, pot_ri
         value, key = float(model.contamination), "contamination"
         n_ref = len(model.decision_scores_)
     reference = "calibration" if calibrated and key != "contamination" else "training"
-    model.threshold_method_ = {**model.threshold_method_, "reference": reference, "reference_rows": int(n_ref),
-                               "reason": threshold_reason(key, value, reference=reference, n_reference=n_ref,
-                                                          default=default)}
+    model.threshold_method_ = {
+        **model.threshold_method_,
+        "reference": reference,
+        "reference_rows": int(n_ref),
+        "reason": threshold_reason(key, value, reference=reference, n_reference=n_ref, default=default),
+    }
 
 
-def threshold_reason(method: str, value: float, *, reference: str = "training", n_reference: int | None = None,
-                     default: bool = False) -> str:
+def threshold_reason(
+    method: str, value: float, *, reference: str = "training", n_reference: int | None = None, default: bool = False
+) -> str:
     """One sentence on what a threshold rule means and when it is the right choice."""
     rows = f" ({n_reference:,} rows)" if n_reference else ""
     if method == "contamination":
         why = "the default, as no other rule was chosen; " if default else ""
-        return (f"{why}flags the top {value:.2%} of the training scores (PyOD's contamination rule): right when "
-                f"about that fraction of the data is anomalous; it gives no false-positive-rate guarantee.")
+        return (
+            f"{why}flags the top {value:.2%} of the training scores (PyOD's contamination rule): right when "
+            f"about that fraction of the data is anomalous; it gives no false-positive-rate guarantee."
+        )
     if method == "fpr":
-        guarantee = (f"held out of training{rows}, so on exchangeable normal data at most {value:g} of normal rows "
-                     f"are flagged (conformal guarantee)" if reference == "calibration" else
-                     f"in-sample{rows}, so slightly optimistic; hold out rows with --calibration-fraction for the "
-                     f"conformal guarantee")
-        return (f"target false-positive rate {value:g}: the threshold is the conformal quantile of the {reference} "
-                f"scores, {guarantee}.")
+        guarantee = (
+            f"held out of training{rows}, so on exchangeable normal data at most {value:g} of normal rows "
+            f"are flagged (conformal guarantee)"
+            if reference == "calibration"
+            else f"in-sample{rows}, so slightly optimistic; hold out rows with --calibration-fraction for the "
+            f"conformal guarantee"
+        )
+        return (
+            f"target false-positive rate {value:g}: the threshold is the conformal quantile of the {reference} "
+            f"scores, {guarantee}."
+        )
     if method == "pot_risk":
-        return (f"extreme-value tail fit (peaks over threshold, SPOT; Siffer et al., KDD 2017) of the {reference} "
-                f"scores{rows} at risk {value:g}: needs no contamination guess; about {value:g} of normal rows are "
-                f"expected above it.")
+        return (
+            f"extreme-value tail fit (peaks over threshold, SPOT; Siffer et al., KDD 2017) of the {reference} "
+            f"scores{rows} at risk {value:g}: needs no contamination guess; about {value:g} of normal rows are "
+            f"expected above it."
+        )
     if method == "value":
         return f"fixed by hand at {value:g} score units."
     return f"{method} = {value:g}"
@@ -207,8 +229,10 @@ def threshold_reason(method: str, value: float, *, reference: str = "training", 
 
 def conformal_reason(rate: float) -> str:
     """The reason of a series detector's own conformal threshold (ConformalKNN: an alert is a rare window)."""
-    return (f"conformal: an alert is a point whose window is rarer than {rate:g} of the windows seen so far "
-            f"(false-alarm probability {rate:g} on normal data).")
+    return (
+        f"conformal: an alert is a point whose window is rarer than {rate:g} of the windows seen so far "
+        f"(false-alarm probability {rate:g} on normal data)."
+    )
 
 
 def describe_threshold(model) -> str:

@@ -94,8 +94,9 @@ def default_threads(work: int | None = None) -> int:
 
 
 @contextlib.contextmanager
-def torch_context(seed: int | None, device: torch.device, n_threads: int | None,
-                  work: int | None = None) -> Iterator[None]:
+def torch_context(
+    seed: int | None, device: torch.device, n_threads: int | None, work: int | None = None
+) -> Iterator[None]:
     """Seed torch and cap its threads *locally*; both are restored on exit.
 
     ``torch.random.fork_rng`` saves and restores the global CPU (and CUDA)
@@ -230,8 +231,7 @@ def _adam(parameters: list[nn.Parameter], **options) -> torch.optim.Optimizer:
     tensors, batch 64, one CPU thread) a training step took 1.2 ms instead of
     1.8 ms.  Devices or dtypes without a fused kernel keep the default.
     """
-    fusable = bool(parameters) and all(
-        p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
+    fusable = bool(parameters) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters)
     if fusable:
         try:
             return torch.optim.Adam(parameters, fused=True, **options)
@@ -310,10 +310,17 @@ class Trainer:
         return _in_batches(idx, int(self.batch_size), self.drop_last)
 
     # ---------------------------------------------------------------- main loop
-    def fit(self, module: nn.Module, steps: Sequence[Step], data: Sequence[torch.Tensor], *,
-            generator: torch.Generator, train_index: torch.Tensor | None = None,
-            val_index: torch.Tensor | None = None,
-            sampler: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None) -> dict[str, list[float]]:
+    def fit(
+        self,
+        module: nn.Module,
+        steps: Sequence[Step],
+        data: Sequence[torch.Tensor],
+        *,
+        generator: torch.Generator,
+        train_index: torch.Tensor | None = None,
+        val_index: torch.Tensor | None = None,
+        sampler: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    ) -> dict[str, list[float]]:
         """Train ``module`` on ``data`` (tensors sharing the first dimension); return the loss history.
 
         ``sampler(train_index, generator)`` may replace the plain shuffle
@@ -328,15 +335,23 @@ class Trainer:
         has_val = val_index.numel() > 0
         monitor = self.monitor or (f"val_{steps[0].name}" if has_val else None)
 
-        optimizers = [_adam(list(s.parameters), lr=s.lr or self.lr, betas=s.betas,
-                            weight_decay=self.weight_decay if s.weight_decay is None else s.weight_decay)
-                      for s in steps]
+        optimizers = [
+            _adam(
+                list(s.parameters),
+                lr=s.lr or self.lr,
+                betas=s.betas,
+                weight_decay=self.weight_decay if s.weight_decay is None else s.weight_decay,
+            )
+            for s in steps
+        ]
         schedulers = []
         if self.lr_schedule == "cosine":
             schedulers = [torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=int(self.epochs)) for o in optimizers]
         elif self.lr_schedule == "plateau":
-            schedulers = [torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=max(1, self.patience // 3))
-                          for o in optimizers]
+            schedulers = [
+                torch.optim.lr_scheduler.ReduceLROnPlateau(o, factor=0.5, patience=max(1, self.patience // 3))
+                for o in optimizers
+            ]
 
         # Early stopping runs before user callbacks so it snapshots the weights
         # that produced the logged validation loss, whatever callbacks do next.
@@ -360,8 +375,11 @@ class Trainer:
                 sums = [0.0] * len(steps)
                 count = 0
                 order = sampler(train_index, generator) if sampler is not None else None
-                batches = (_in_batches(order, int(self.batch_size), self.drop_last) if order is not None
-                           else self._batches(train_index, generator))
+                batches = (
+                    _in_batches(order, int(self.batch_size), self.drop_last)
+                    if order is not None
+                    else self._batches(train_index, generator)
+                )
                 for bidx in batches:
                     bidx = bidx.to(self.device)
                     batch = tuple(t[bidx] for t in data)
@@ -371,7 +389,8 @@ class Trainer:
                         if not torch.isfinite(loss):
                             raise FloatingPointError(
                                 f"training diverged: loss '{step.name}' became {loss.item()} at epoch {epoch}. "
-                                "Lower lr, standardise the inputs, or raise weight_decay.")
+                                "Lower lr, standardise the inputs, or raise weight_decay."
+                            )
                         loss.backward()
                         if self.grad_clip:
                             nn.utils.clip_grad_norm_(step.parameters, float(self.grad_clip))
@@ -407,8 +426,9 @@ class Trainer:
         return self.history.history
 
     @torch.no_grad()
-    def evaluate(self, module: nn.Module, steps: Sequence[Step], data: Sequence[torch.Tensor],
-                 index: torch.Tensor) -> dict[str, float]:
+    def evaluate(
+        self, module: nn.Module, steps: Sequence[Step], data: Sequence[torch.Tensor], index: torch.Tensor
+    ) -> dict[str, float]:
         """Mean of every step's loss on ``index``, in eval mode (no dropout)."""
         was_training = module.training
         module.eval()
@@ -422,8 +442,13 @@ class Trainer:
 
 
 @torch.no_grad()
-def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray | torch.Tensor, *,
-                  device: torch.device, batch_size: int = 4096) -> np.ndarray:
+def batched_apply(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    X: np.ndarray | torch.Tensor,
+    *,
+    device: torch.device,
+    batch_size: int = 4096,
+) -> np.ndarray:
     """Apply ``fn`` to ``X`` in large batches under ``no_grad``; return a NumPy array.
 
     Inference batches are large (4096 rows by default) because no gradient
@@ -433,7 +458,7 @@ def batched_apply(fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray | to
     X_t = torch.as_tensor(X, dtype=torch.float32) if isinstance(X, np.ndarray) else X
     out = []
     for start in range(0, X_t.shape[0], batch_size):
-        out.append(forward_rows(fn, X_t[start:start + batch_size].to(device)).detach().to("cpu", torch.float64))
+        out.append(forward_rows(fn, X_t[start : start + batch_size].to(device)).detach().to("cpu", torch.float64))
     return torch.cat(out).numpy()
 
 

@@ -87,13 +87,21 @@ _AE_SPACE = {
 DEFAULT_SPACES: dict[str, dict[str, list]] = {
     "AutoEncoder": _AE_SPACE,
     "VAE": {**_AE_SPACE, "beta": ["log", 0.1, 4.0]},
-    "DeepSVDD": {"hidden_dims": ["choice", [[64], [128, 64], [32]]], "latent_dim": ["int", 4, 64],
-                 "lr": ["log", 1e-5, 1e-2], "epochs": ["int", 10, 100], "weight_decay": ["log", 1e-7, 1e-3]},
+    "DeepSVDD": {
+        "hidden_dims": ["choice", [[64], [128, 64], [32]]],
+        "latent_dim": ["int", 4, 64],
+        "lr": ["log", 1e-5, 1e-2],
+        "epochs": ["int", 10, 100],
+        "weight_decay": ["log", 1e-7, 1e-3],
+    },
     "KNN": {"n_neighbors": ["log_int", 1, 100], "method": ["choice", ["largest", "mean", "median"]]},
     "LOF": {"n_neighbors": ["log_int", 5, 100]},
     "LocalGlobalEnsemble": {"n_neighbors": ["log_int", 1, 50], "local_weight": ["float", 0.0, 1.0]},
-    "IsolationForest": {"n_estimators": ["log_int", 50, 500], "max_samples": ["choice", ["auto", 64, 128, 256, 512]],
-                        "max_features": ["float", 0.3, 1.0]},
+    "IsolationForest": {
+        "n_estimators": ["log_int", 50, 500],
+        "max_samples": ["choice", ["auto", 64, 128, 256, 512]],
+        "max_features": ["float", 0.3, 1.0],
+    },
     "HBOS": {"n_bins": ["log_int", 5, 100]},
 }
 
@@ -163,8 +171,10 @@ def check_space(space: Mapping, detector) -> dict[str, list]:
     for name, spec in space.items():
         where = f"search_space[{name!r}]"
         if name not in known:
-            raise ValueError(f"{where}: {type(detector).__name__} has no parameter {name!r}; "
-                             f"its parameters are: {', '.join(sorted(known))}.")
+            raise ValueError(
+                f"{where}: {type(detector).__name__} has no parameter {name!r}; "
+                f"its parameters are: {', '.join(sorted(known))}."
+            )
         if not isinstance(spec, (list, tuple)) or not spec or spec[0] not in _KINDS:
             raise ValueError(f"{where}: expected [kind, ...] with kind one of {', '.join(_KINDS)}, got {spec!r}.")
         kind = spec[0]
@@ -227,8 +237,7 @@ def _configure(template, params: dict, seed: int):
 
 # --------------------------------------------------------------------------- synthetic anomalies
 def _numeric_columns(df: pd.DataFrame) -> list:
-    return [c for c in df.columns
-            if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    return [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
 
 
 def synthetic_anomalies(X_ref, X_rows, seed: int = 0):
@@ -308,9 +317,21 @@ def _as_data(X, name: str):
     return A
 
 
-def tune(detector, X, *, search_space: Mapping | None = None, X_val=None, y_val=None, n_trials: int = 20,
-         timeout: float | None = None, random_state: int = 0, metric: str = "roc_auc",
-         holdout_fraction: float = 0.3, refit: bool = True, refit_on=None) -> TuneResult:
+def tune(
+    detector,
+    X,
+    *,
+    search_space: Mapping | None = None,
+    X_val=None,
+    y_val=None,
+    n_trials: int = 20,
+    timeout: float | None = None,
+    random_state: int = 0,
+    metric: str = "roc_auc",
+    holdout_fraction: float = 0.3,
+    refit: bool = True,
+    refit_on=None,
+) -> TuneResult:
     """Search ``detector``'s hyper-parameters with Optuna's seeded TPE sampler and refit the best on ``X``.
 
     Parameters
@@ -363,8 +384,10 @@ def tune(detector, X, *, search_space: Mapping | None = None, X_val=None, y_val=
     if search_space is None:
         name = type(inner).__name__
         if name not in DEFAULT_SPACES:
-            raise ValueError(f"no default search space for {name}; pass search_space= (defaults exist for "
-                             f"{', '.join(DEFAULT_SPACES)}).")
+            raise ValueError(
+                f"no default search space for {name}; pass search_space= (defaults exist for "
+                f"{', '.join(DEFAULT_SPACES)})."
+            )
         search_space = DEFAULT_SPACES[name]
     space = check_space(search_space, inner)
     X = _as_data(X, "X")
@@ -386,15 +409,18 @@ def tune(detector, X, *, search_space: Mapping | None = None, X_val=None, y_val=
         n = len(X)
         n_hold = int(round(holdout_fraction * n))
         if n_hold < 3 or n - n_hold < 3:
-            raise ValueError(f"X has {n} rows: too few to hold out {holdout_fraction:.0%} for the "
-                             f"synthetic-anomaly objective.")
+            raise ValueError(
+                f"X has {n} rows: too few to hold out {holdout_fraction:.0%} for the synthetic-anomaly objective."
+            )
         perm = np.random.default_rng(seed).permutation(n)
         fit_X, held = _take(X, np.sort(perm[n_hold:])), _take(X, np.sort(perm[:n_hold]))
         fake = synthetic_anomalies(fit_X, held, seed=seed)
         eval_X = _concat(held, fake)
         eval_y = np.r_[np.zeros(len(held), int), np.ones(len(fake), int)]
-        objective_name = (f"{metric} of {len(held)} held-out rows vs {len(fake)} synthetic anomalies "
-                          f"(feature shuffling, local and global perturbations)")
+        objective_name = (
+            f"{metric} of {len(held)} held-out rows vs {len(fake)} synthetic anomalies "
+            f"(feature shuffling, local and global perturbations)"
+        )
 
     def objective(trial) -> float:
         model = _configure(template, _suggest(trial, space), seed)
@@ -420,12 +446,21 @@ def tune(detector, X, *, search_space: Mapping | None = None, X_val=None, y_val=
     best_params = {}
     for name, spec in space.items():
         v = best.params[name]
-        best_params[name] = tuple(json.loads(v)) if spec[0] == "choice" and isinstance(json.loads(v), list) \
+        best_params[name] = (
+            tuple(json.loads(v))
+            if spec[0] == "choice" and isinstance(json.loads(v), list)
             else (json.loads(v) if spec[0] == "choice" else v)
+        )
     model = None
     if refit:
         model = _configure(template, best_params, seed)
         model.fit(X if refit_on is None else refit_on)
-    return TuneResult(best_params=best_params, best_value=float(best.value), trials=study.trials_dataframe(),
-                      model=model, objective=objective_name, metric=metric,
-                      extra={"n_complete": len(done), "n_trials": len(study.trials)})
+    return TuneResult(
+        best_params=best_params,
+        best_value=float(best.value),
+        trials=study.trials_dataframe(),
+        model=model,
+        objective=objective_name,
+        metric=metric,
+        extra={"n_complete": len(done), "n_trials": len(study.trials)},
+    )

@@ -16,5 +16,17 @@ from deepad.bench.protocol import PROTOCOL_VERSION, SETTINGS, BenchmarkError, De
 from deepad.bench.report import markdown_report, summarize, write_report
 from deepad.bench.runner import COLUMNS, KEY_COLUMNS, read_results, run_benchmark
 
-__all__ = ["run_benchmark", "read_results", "write_report", "markdown_report", "summarize", "make_split",
-           "DetectorSpec", "BenchmarkError", "SETTINGS", "PROTOCOL_VERSION", "COLUMNS", "KEY_COLUMNS"]
+__all__ = [
+    "run_benchmark",
+    "read_results",
+    "write_report",
+    "markdown_report",
+    "summarize",
+    "make_split",
+    "DetectorSpec",
+    "BenchmarkError",
+    "SETTINGS",
+    "PROTOCOL_VERSION",
+    "COLUMNS",
+    "KEY_COLUMNS",
+]

@@ -34,11 +34,26 @@ import numpy as np
 __all__ = ["mnist_split", "run_mnist_benchmark", "mnist_markdown", "IMAGE_BENCHMARKS", "parse_image_detectors"]
 
 IMAGE_BENCHMARKS = ("mnist",)
-COLUMNS = ["detector", "params", "digit", "seed", "n_train", "n_test", "roc_auc", "average_precision",
-           "fit_seconds", "fit_cpu_seconds", "threads", "status", "error"]
+COLUMNS = [
+    "detector",
+    "params",
+    "digit",
+    "seed",
+    "n_train",
+    "n_test",
+    "roc_auc",
+    "average_precision",
+    "fit_seconds",
+    "fit_cpu_seconds",
+    "threads",
+    "status",
+    "error",
+]
 
 
-def mnist_split(labels: np.ndarray, digit: int, seed: int, train_fraction: float = 0.8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mnist_split(
+    labels: np.ndarray, digit: int, seed: int, train_fraction: float = 0.8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(train_idx, test_idx, y_test)``: 80 % of ``digit`` to train on; the rest of it plus all other digits to test."""
     if not 0.0 < train_fraction < 1.0:
         raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}.")
@@ -93,9 +108,16 @@ def _make(name: str, params: dict, seed: int):
     return cls(**{"random_state": seed, **params})
 
 
-def run_mnist_benchmark(data: str | os.PathLike, detectors="ConvAutoEncoder", *, digits: Iterable[int] = range(10),
-                        seeds: int | str | Sequence[int] = 3, train_fraction: float = 0.8,
-                        out: str | os.PathLike | None = None, progress: Callable[[dict], None] | None = None):
+def run_mnist_benchmark(
+    data: str | os.PathLike,
+    detectors="ConvAutoEncoder",
+    *,
+    digits: Iterable[int] = range(10),
+    seeds: int | str | Sequence[int] = 3,
+    train_fraction: float = 0.8,
+    out: str | os.PathLike | None = None,
+    progress: Callable[[dict], None] | None = None,
+):
     """Run the one-class MNIST protocol; return a DataFrame of runs (and write results.csv / RESULTS.md to ``out``).
 
     Runs already in ``out/results.csv`` with status ``ok`` (same detector,
@@ -111,7 +133,9 @@ def run_mnist_benchmark(data: str | os.PathLike, detectors="ConvAutoEncoder", *,
 
     X, labels = read_mnist(data)
     if labels is None:
-        raise ValueError(f"{data}: the MNIST labels file (*-labels-idx1-ubyte.gz) is missing; it is needed to split by digit.")
+        raise ValueError(
+            f"{data}: the MNIST labels file (*-labels-idx1-ubyte.gz) is missing; it is needed to split by digit."
+        )
     seed_list = parse_seeds(seeds)  # the table benchmark's parser: 0 seeds is an error
     specs = parse_image_detectors(detectors)
     for name, params in specs:  # fail fast on a bad name
@@ -134,8 +158,14 @@ def run_mnist_benchmark(data: str | os.PathLike, detectors="ConvAutoEncoder", *,
                 if (name, pkey, int(digit), int(seed)) in done:
                     continue
                 train, test, y_test = mnist_split(labels, int(digit), int(seed), train_fraction)
-                row: dict[str, Any] = dict(detector=name, params=pkey, digit=int(digit), seed=int(seed),
-                                           n_train=int(train.size), n_test=int(test.size))
+                row: dict[str, Any] = dict(
+                    detector=name,
+                    params=pkey,
+                    digit=int(digit),
+                    seed=int(seed),
+                    n_train=int(train.size),
+                    n_test=int(test.size),
+                )
                 try:
                     det = _make(name, params, int(seed))
                     t0, c0 = time.perf_counter(), time.process_time()
@@ -179,9 +209,12 @@ def mnist_markdown(df, *, title: str = "One-class MNIST (deepad bench --images m
     if ok.empty:
         return "\n".join(lines + ["No successful runs.", ""])
     seeds = sorted(ok["seed"].unique())
-    lines += [f"Protocol: normal = one digit; train on 80 % of its images from the 10,000 MNIST test images "
-              f"(seeded split), test on the other 20 % plus all other digits. Seeds: {', '.join(map(str, seeds))}. "
-              "ROC-AUC per digit is the mean over seeds (± standard deviation when there are several).", ""]
+    lines += [
+        f"Protocol: normal = one digit; train on 80 % of its images from the 10,000 MNIST test images "
+        f"(seeded split), test on the other 20 % plus all other digits. Seeds: {', '.join(map(str, seeds))}. "
+        "ROC-AUC per digit is the mean over seeds (± standard deviation when there are several).",
+        "",
+    ]
     labels = list(dict.fromkeys(ok["label"]))
     digits = sorted(ok["digit"].unique())
     header = ["digit"] + labels
@@ -189,23 +222,38 @@ def mnist_markdown(df, *, title: str = "One-class MNIST (deepad bench --images m
     g = ok.groupby(["label", "digit"])["roc_auc"]
     mean, std, runs = g.mean(), g.std(ddof=0), g.size()
     for d in digits:  # ± only where this detector has several seeds for the digit
-        cells = [(f"{mean[(lab, d)]:.3f}" + (f" ± {std[(lab, d)]:.3f}" if runs[(lab, d)] > 1 else ""))
-                 if (lab, d) in mean.index else "–" for lab in labels]
+        cells = [
+            (f"{mean[(lab, d)]:.3f}" + (f" ± {std[(lab, d)]:.3f}" if runs[(lab, d)] > 1 else ""))
+            if (lab, d) in mean.index
+            else "–"
+            for lab in labels
+        ]
         lines.append(f"| {d} | " + " | ".join(cells) + " |")
     per_digit = [ok[ok["label"] == lab].groupby("digit")["roc_auc"].mean() for lab in labels]
-    cells = [f"**{m.mean():.4f}**" + ("" if len(m) == len(digits) else f" ({len(m)} of {len(digits)} digits)")
-             for m in per_digit]
+    cells = [
+        f"**{m.mean():.4f}**" + ("" if len(m) == len(digits) else f" ({len(m)} of {len(digits)} digits)")
+        for m in per_digit
+    ]
     lines.append("| **mean** | " + " | ".join(cells) + " |")
-    lines += ["", "Fit time per digit (mean over digits and seeds; max over runs):", "",
-              "| detector | fit s (wall) | fit s (CPU) | max fit s (wall) | max fit s (CPU) | threads | runs |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "Fit time per digit (mean over digits and seeds; max over runs):",
+        "",
+        "| detector | fit s (wall) | fit s (CPU) | max fit s (wall) | max fit s (CPU) | threads | runs |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for lab in labels:
         sub = ok[ok["label"] == lab]
-        lines.append(f"| {lab} | {sub['fit_seconds'].mean():.1f} | {sub['fit_cpu_seconds'].mean():.1f} | "
-                     f"{sub['fit_seconds'].max():.1f} | {sub['fit_cpu_seconds'].max():.1f} | "
-                     f"{', '.join(str(int(t)) for t in sorted(sub['threads'].dropna().unique()))} | {len(sub)} |")
+        lines.append(
+            f"| {lab} | {sub['fit_seconds'].mean():.1f} | {sub['fit_cpu_seconds'].mean():.1f} | "
+            f"{sub['fit_seconds'].max():.1f} | {sub['fit_cpu_seconds'].max():.1f} | "
+            f"{', '.join(str(int(t)) for t in sorted(sub['threads'].dropna().unique()))} | {len(sub)} |"
+        )
     failed = df[df["status"] != "ok"]
     if len(failed):
-        lines += ["", f"{len(failed)} run(s) failed: " + "; ".join(
-            f"{r.detector} digit {r.digit} seed {r.seed}: {r.error}" for r in failed.head(5).itertuples())]
+        lines += [
+            "",
+            f"{len(failed)} run(s) failed: "
+            + "; ".join(f"{r.detector} digit {r.digit} seed {r.seed}: {r.error}" for r in failed.head(5).itertuples()),
+        ]
     return "\n".join(lines) + "\n"

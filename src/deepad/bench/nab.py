@@ -46,8 +46,19 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["PROFILES", "Profile", "scaled_sigmoid", "probation_length", "window_indices", "score_file",
-           "score_corpus", "window_metrics", "optimize_threshold", "load_windows", "load_corpus"]
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "scaled_sigmoid",
+    "probation_length",
+    "window_indices",
+    "score_file",
+    "score_corpus",
+    "window_metrics",
+    "optimize_threshold",
+    "load_windows",
+    "load_corpus",
+]
 
 
 @dataclass(frozen=True)
@@ -117,9 +128,15 @@ def _to_datetime(values) -> np.ndarray:
     return pd.to_datetime(pd.Series(list(values))).to_numpy(dtype="datetime64[ns]")
 
 
-def score_file(detections: Sequence[int] | np.ndarray, windows: Sequence[tuple[int, int]], n_rows: int,
-               profile: Profile | str = "standard", *, probation_fraction: float = 0.15,
-               probation_cap: int | None = 750) -> dict:
+def score_file(
+    detections: Sequence[int] | np.ndarray,
+    windows: Sequence[tuple[int, int]],
+    n_rows: int,
+    profile: Profile | str = "standard",
+    *,
+    probation_fraction: float = 0.15,
+    probation_cap: int | None = 750,
+) -> dict:
     """NAB score of one file.
 
     ``detections`` is a 0/1 array of length ``n_rows`` (1 = the detector
@@ -138,7 +155,7 @@ def score_file(detections: Sequence[int] | np.ndarray, windows: Sequence[tuple[i
     for k, (l, r) in enumerate(wins):
         if not (0 <= l <= r < n_rows):
             raise ValueError(f"window rows ({l}, {r}) outside the file's {n_rows} rows.")
-        where[l:r + 1] = k
+        where[l : r + 1] = k
     rights = np.asarray([r for _, r in wins], dtype=np.int64)
     best: dict[int, float] = {}
     fp_score, n_fp = 0.0, 0
@@ -166,14 +183,23 @@ def score_file(detections: Sequence[int] | np.ndarray, windows: Sequence[tuple[i
     n_w = len(wins)
     n_tp = len(best)
     raw = sum(best.values()) + fp_score - abs(prof.a_fn) * (n_w - n_tp)
-    return {"raw": raw, "null": -abs(prof.a_fn) * n_w, "perfect": prof.a_tp * n_w,
-            "tp": n_tp, "fp": n_fp, "fn": n_w - n_tp, "windows": n_w, "probation": probation}
+    return {
+        "raw": raw,
+        "null": -abs(prof.a_fn) * n_w,
+        "perfect": prof.a_tp * n_w,
+        "tp": n_tp,
+        "fp": n_fp,
+        "fn": n_w - n_tp,
+        "windows": n_w,
+        "probation": probation,
+    }
 
 
 def _as_indices(detections, n_rows: int) -> np.ndarray:
     arr = np.asarray(detections)
-    if arr.dtype == bool or (arr.ndim == 1 and arr.size == n_rows and set(np.unique(arr)) <= {0, 1}
-                             and arr.dtype.kind in "biuf"):
+    if arr.dtype == bool or (
+        arr.ndim == 1 and arr.size == n_rows and set(np.unique(arr)) <= {0, 1} and arr.dtype.kind in "biuf"
+    ):
         if arr.size != n_rows:
             raise ValueError(f"detections has {arr.size} entries but the file has {n_rows} rows.")
         return np.flatnonzero(arr.astype(bool))
@@ -214,8 +240,13 @@ def window_metrics(corpus_result: Mapping) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def optimize_threshold(results: Mapping[str, tuple], profile: Profile | str = "standard", *,
-                       probation_fraction: float = 0.15, probation_cap: int | None = 750) -> dict:
+def optimize_threshold(
+    results: Mapping[str, tuple],
+    profile: Profile | str = "standard",
+    *,
+    probation_fraction: float = 0.15,
+    probation_cap: int | None = 750,
+) -> dict:
     """NAB's threshold optimisation: the one threshold on raw scores that maximises the corpus score.
 
     ``results`` maps a file key to ``(scores, windows, n_rows)`` with one score
@@ -246,9 +277,9 @@ def optimize_threshold(results: Mapping[str, tuple], profile: Profile | str = "s
         for k, (l, r) in enumerate(wins):
             if not (0 <= l <= r < n_rows):
                 raise ValueError(f"{key}: window rows ({l}, {r}) outside the file's {n_rows} rows.")
-            where[l:r + 1] = w_offset + k
-            i = rows[l:r + 1]
-            value[l:r + 1] = prof.a_tp * np.array([scaled_sigmoid(-(r - j + 1) / (r - l + 1)) for j in i]) / tp_norm
+            where[l : r + 1] = w_offset + k
+            i = rows[l : r + 1]
+            value[l : r + 1] = prof.a_tp * np.array([scaled_sigmoid(-(r - j + 1) / (r - l + 1)) for j in i]) / tp_norm
         outside = np.flatnonzero(where < 0)
         prev = np.searchsorted(rights, outside, side="left") - 1
         for j, p in zip(outside, prev):
@@ -293,8 +324,17 @@ def optimize_threshold(results: Mapping[str, tuple], profile: Profile | str = "s
             best_raw, best_t, best_counts = raw, float(t), (n_tp, n_fp)
     score = 100.0 * (best_raw - null) / (perfect - null) if perfect != null else float("nan")
     n_w = w_offset
-    return {"threshold": best_t, "score": score, "raw": best_raw, "null": null, "perfect": perfect,
-            "tp": best_counts[0], "fp": best_counts[1], "fn": n_w - best_counts[0], "windows": n_w}
+    return {
+        "threshold": best_t,
+        "score": score,
+        "raw": best_raw,
+        "null": null,
+        "perfect": perfect,
+        "tp": best_counts[0],
+        "fp": best_counts[1],
+        "fn": n_w - best_counts[0],
+        "windows": n_w,
+    }
 
 
 # --------------------------------------------------------------------------- corpus loading

@@ -46,10 +46,28 @@ __all__ = ["DEFAULT_PARAMS", "run_nab", "run_file", "nab_markdown", "split_specs
 
 #: Settings per detector used when ``params`` does not override them.
 DEFAULT_PARAMS: dict[str, dict] = {
-    "GRUForecaster": dict(window=32, stateful=True, hidden_dims=(32,), epochs=30, batch_size=64,
-                          validation_fraction=0.1, patience=5, preprocessing="robust", random_state=0, device="cpu"),
-    "TCNAutoEncoder": dict(window=32, hidden_dims=(16, 16), latent_dim=4, epochs=30, batch_size=64,
-                           preprocessing="robust", random_state=0, device="cpu"),
+    "GRUForecaster": dict(
+        window=32,
+        stateful=True,
+        hidden_dims=(32,),
+        epochs=30,
+        batch_size=64,
+        validation_fraction=0.1,
+        patience=5,
+        preprocessing="robust",
+        random_state=0,
+        device="cpu",
+    ),
+    "TCNAutoEncoder": dict(
+        window=32,
+        hidden_dims=(16, 16),
+        latent_dim=4,
+        epochs=30,
+        batch_size=64,
+        preprocessing="robust",
+        random_state=0,
+        device="cpu",
+    ),
     "RollingZScore": dict(window=64),
     # contamination 0.04 (alarm at p < 0.04), not the class default 0.01: NAB's standard profile charges a false
     # alarm 0.11 of a detection; chosen on 48 NAB files, see benchmarks/results/nab-variants
@@ -81,8 +99,9 @@ def _make_detector(detector, params: Mapping | None):
     try:
         cls = D.detector_class(detector)  # case-insensitive, as deepad train -d
     except ValueError:
-        raise ValueError(f"unknown detector {detector!r}; streaming detectors: {', '.join(sorted(DEFAULT_PARAMS))}.") \
-            from None
+        raise ValueError(
+            f"unknown detector {detector!r}; streaming detectors: {', '.join(sorted(DEFAULT_PARAMS))}."
+        ) from None
     merged = {**DEFAULT_PARAMS.get(cls.__name__, {}), **dict(params or {})}
     return cls(**merged)
 
@@ -104,17 +123,17 @@ def run_file(detector, values: np.ndarray, probation: int, *, stream_kw: Mapping
     if sc._state is not None:
         sc.prime(X[:probation])  # stateful: run the recurrent state through the training rows
     elif sc.context:
-        sc.prime(X[max(probation - sc.context, 0):probation])
+        sc.prime(X[max(probation - sc.context, 0) : probation])
     n = X.shape[0]
     alerts = np.zeros(n, dtype=bool)
     suppressed = np.zeros(n, dtype=bool)
     units, raw = np.full(n, np.nan), np.full(n, np.nan)
     for start in range(probation, n, batch):
-        u = sc.update(X[start:start + batch])
-        alerts[start:start + len(u)] = u.alerts
-        units[start:start + len(u)] = u.unit_scores
-        raw[start:start + len(u)] = u.scores
-        suppressed[start:start + len(u)] = u.suppressed
+        u = sc.update(X[start : start + batch])
+        alerts[start : start + len(u)] = u.alerts
+        units[start : start + len(u)] = u.unit_scores
+        raw[start : start + len(u)] = u.scores
+        suppressed[start : start + len(u)] = u.suppressed
     return alerts, units, raw, sc.latency_per_point_s, sc, suppressed
 
 
@@ -125,10 +144,22 @@ def suppress_after_alerts(units: np.ndarray, suppressed: np.ndarray) -> np.ndarr
     return out
 
 
-def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | None = None, *,
-            categories: Sequence[str] | None = None, risk: float = 1e-4, init_quantile: float = 0.98,
-            refractory: int = 16, rearm: int = 64, smoothing: int = 1, batch: int = 1, out: str | os.PathLike | None = None,
-            progress: bool = True, seed: int = 0) -> dict:
+def run_nab(
+    root: str | os.PathLike,
+    detector="ConformalKNN",
+    params: Mapping | None = None,
+    *,
+    categories: Sequence[str] | None = None,
+    risk: float = 1e-4,
+    init_quantile: float = 0.98,
+    refractory: int = 16,
+    rearm: int = 64,
+    smoothing: int = 1,
+    batch: int = 1,
+    out: str | os.PathLike | None = None,
+    progress: bool = True,
+    seed: int = 0,
+) -> dict:
     """Stream ``detector`` (a name in :mod:`deepad.detectors` or an unfitted instance) over the NAB corpus at ``root``.
 
     Returns a summary dict (settings, per-protocol score tables, per-file
@@ -144,23 +175,37 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
     from deepad.stream import default_threshold
 
     threshold = default_threshold(proto)
-    stream_kw = dict(threshold=threshold, risk=risk, init_quantile=init_quantile, refractory=refractory,
-                     rearm=rearm, smoothing=smoothing)
+    stream_kw = dict(
+        threshold=threshold,
+        risk=risk,
+        init_quantile=init_quantile,
+        refractory=refractory,
+        rearm=rearm,
+        smoothing=smoothing,
+    )
     files = list(nab.load_corpus(root, categories))
     if not files:
-        raise ValueError(f"no labelled NAB files found under {root}"
-                         + (f" in categories {list(categories)}" if categories else "") + ".")
+        raise ValueError(
+            f"no labelled NAB files found under {root}"
+            + (f" in categories {list(categories)}" if categories else "")
+            + "."
+        )
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(len(df) for _, df, _ in files), unit="pt", unit_scale=True, desc=f"NAB {name}",
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=sum(len(df) for _, df, _ in files), unit="pt", unit_scale=True, desc=f"NAB {name}", dynamic_ncols=True
+        )
     rng = np.random.default_rng(seed)
     wall0, cpu0 = time.perf_counter(), time.process_time()
     causal = {"deepad " + name: {}, "null": {}, "random (same alert count)": {}}
-    unit = {"deepad " + name: {}, f"deepad {name}, suppressed after alerts": {}, "null": {},
-            "random (uniform scores)": {}}
+    unit = {
+        "deepad " + name: {},
+        f"deepad {name}, suppressed after alerts": {},
+        "null": {},
+        "random (uniform scores)": {},
+    }
     per_file, n_points, latency_sum, cpu_sum = [], 0, 0.0, 0.0
     for key, df, wins in files:
         values = df[["value"]].to_numpy(dtype=np.float64)
@@ -180,10 +225,23 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
         unit["null"][key] = (np.zeros(n), wins, n)
         unit["random (uniform scores)"][key] = (rng.random(n), wins, n)
         f = nab.score_file(alerts, wins, n, "standard")
-        per_file.append({"file": key, "rows": n, "streamed": n - probation, "windows": len(wins), "alerts": k,
-                         "tp": f["tp"], "fp": f["fp"], "fn": f["fn"], "raw_standard": f["raw"],
-                         "null_standard": f["null"], "seconds": seconds, "latency_ms": 1e3 * lat,
-                         "cpu_ms": 1e3 * sc.cpu_per_point_s})
+        per_file.append(
+            {
+                "file": key,
+                "rows": n,
+                "streamed": n - probation,
+                "windows": len(wins),
+                "alerts": k,
+                "tp": f["tp"],
+                "fp": f["fp"],
+                "fn": f["fn"],
+                "raw_standard": f["raw"],
+                "null_standard": f["null"],
+                "seconds": seconds,
+                "latency_ms": 1e3 * lat,
+                "cpu_ms": 1e3 * sc.cpu_per_point_s,
+            }
+        )
         n_points += n - probation
         latency_sum += lat * (n - probation)
         cpu_sum += sc.cpu_per_point_s * (n - probation)
@@ -212,12 +270,23 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
                 row.update({"tp": o["tp"], "fp": o["fp"], "fn": o["fn"], "windows": o["windows"]})
         nab_table[det_name] = row
     params_used = {k: v for k, v in proto.get_params(deep=False).items()}
-    summary = {"detector": name, "params": params_used, "stream": stream_kw, "batch": int(batch),
-               "files": len(files), "points_streamed": n_points, "wall_s": wall, "cpu_s": cpu,
-               "latency_ms_per_point": 1e3 * latency_sum / max(n_points, 1),
-               "cpu_ms_per_point": 1e3 * cpu_sum / max(n_points, 1), "load_average": _load(),
-               "threads": os.environ.get("DEEPAD_NUM_THREADS"), "causal": causal_table, "nab": nab_table,
-               "per_file": per_file}
+    summary = {
+        "detector": name,
+        "params": params_used,
+        "stream": stream_kw,
+        "batch": int(batch),
+        "files": len(files),
+        "points_streamed": n_points,
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "latency_ms_per_point": 1e3 * latency_sum / max(n_points, 1),
+        "cpu_ms_per_point": 1e3 * cpu_sum / max(n_points, 1),
+        "load_average": _load(),
+        "threads": os.environ.get("DEEPAD_NUM_THREADS"),
+        "causal": causal_table,
+        "nab": nab_table,
+        "per_file": per_file,
+    }
     if out is not None:
         _write(Path(out), name, summary)
     return summary
@@ -226,30 +295,47 @@ def run_nab(root: str | os.PathLike, detector="ConformalKNN", params: Mapping | 
 def nab_markdown(summary: Mapping) -> str:
     """The summary as a markdown report (both protocols, timing)."""
     s = summary
-    lines = [f"# NAB ({s['files']} files, {s['points_streamed']} streamed points) -- {s['detector']}", "",
-             f"stream: {s['stream']}, batch={s['batch']}; params: {s['params']}", "",
-             "### Causal protocol (the alerts a deployed stream raises: the stream's threshold -- `threshold` above: "
-             "SPOT, or the detector's own calibrated one -- and refractory suppression)", "",
-             "| detector | standard | low FP | low FN | precision | recall | F1 | TP | FP | FN |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# NAB ({s['files']} files, {s['points_streamed']} streamed points) -- {s['detector']}",
+        "",
+        f"stream: {s['stream']}, batch={s['batch']}; params: {s['params']}",
+        "",
+        "### Causal protocol (the alerts a deployed stream raises: the stream's threshold -- `threshold` above: "
+        "SPOT, or the detector's own calibrated one -- and refractory suppression)",
+        "",
+        "| detector | standard | low FP | low FN | precision | recall | F1 | TP | FP | FN |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for det_name, row in s["causal"].items():
-        lines.append(f"| {det_name} | {row['standard']:.1f} | {row['reward_low_FP_rate']:.1f} | "
-                     f"{row['reward_low_FN_rate']:.1f} | {row['precision']:.2f} | {row['recall']:.2f} | "
-                     f"{row['f1']:.2f} | {row['tp']} | {row['fp']} | {row['fn']} |")
-    lines += ["", "### NAB protocol (unit scores in [0,1], threshold optimised over the corpus per profile, "
-                  "as on NAB's scoreboard; uses the labels)", "",
-              "| detector | standard | low FP | low FN | threshold (standard) | precision | recall | F1 | TP | FP | FN |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {det_name} | {row['standard']:.1f} | {row['reward_low_FP_rate']:.1f} | "
+            f"{row['reward_low_FN_rate']:.1f} | {row['precision']:.2f} | {row['recall']:.2f} | "
+            f"{row['f1']:.2f} | {row['tp']} | {row['fp']} | {row['fn']} |"
+        )
+    lines += [
+        "",
+        "### NAB protocol (unit scores in [0,1], threshold optimised over the corpus per profile, "
+        "as on NAB's scoreboard; uses the labels)",
+        "",
+        "| detector | standard | low FP | low FN | threshold (standard) | precision | recall | F1 | TP | FP | FN |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for det_name, row in s["nab"].items():
-        lines.append(f"| {det_name} | {row['standard']:.1f} | {row['reward_low_FP_rate']:.1f} | "
-                     f"{row['reward_low_FN_rate']:.1f} | {row['threshold_standard']:.4g} | {row['precision']:.2f} | "
-                     f"{row['recall']:.2f} | {row['f1']:.2f} | {row['tp']} | {row['fp']} | {row['fn']} |")
-    lines += ["", "Precision/recall/F1 are window-level (a window is found if it has a detection; every detection "
-                  "outside a window is a false alarm), at the standard profile.", "",
-              f"wall {s['wall_s']:.1f} s, CPU {s['cpu_s']:.1f} s (whole corpus, fit + stream), "
-              f"mean streaming latency {s['latency_ms_per_point']:.3f} ms/point wall, "
-              f"{s.get('cpu_ms_per_point', float('nan')):.3f} ms/point CPU (batch {s['batch']}, "
-              f"DEEPAD_NUM_THREADS={s['threads']}; machine load average at the end {s.get('load_average')})"]
+        lines.append(
+            f"| {det_name} | {row['standard']:.1f} | {row['reward_low_FP_rate']:.1f} | "
+            f"{row['reward_low_FN_rate']:.1f} | {row['threshold_standard']:.4g} | {row['precision']:.2f} | "
+            f"{row['recall']:.2f} | {row['f1']:.2f} | {row['tp']} | {row['fp']} | {row['fn']} |"
+        )
+    lines += [
+        "",
+        "Precision/recall/F1 are window-level (a window is found if it has a detection; every detection "
+        "outside a window is a false alarm), at the standard profile.",
+        "",
+        f"wall {s['wall_s']:.1f} s, CPU {s['cpu_s']:.1f} s (whole corpus, fit + stream), "
+        f"mean streaming latency {s['latency_ms_per_point']:.3f} ms/point wall, "
+        f"{s.get('cpu_ms_per_point', float('nan')):.3f} ms/point CPU (batch {s['batch']}, "
+        f"DEEPAD_NUM_THREADS={s['threads']}; machine load average at the end {s.get('load_average')})",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -73,16 +73,43 @@ import numpy as np
 
 # BenchmarkError and the detector specs are defined in their own modules and re-exported here
 from deepad.bench.errors import BenchmarkError
-from deepad.bench.specs import (DetectorSpec, anomaly_scores, build_estimator, estimator_kind, parse_detectors,
-                                resolve_detector_class)
+from deepad.bench.specs import (
+    DetectorSpec,
+    anomaly_scores,
+    build_estimator,
+    estimator_kind,
+    parse_detectors,
+    resolve_detector_class,
+)
 from deepad.bench.specs import _class_path, _param_names, _split_top_level  # noqa: F401 - old private names
 
 __all__ = [
-    "BenchmarkError", "PROTOCOL_VERSION", "SETTINGS", "DEFAULT_MAX_ROWS", "TEST_SIZE",
-    "DatasetRef", "Split", "LabelledSpec", "DetectorSpec",
-    "find_datasets", "load_dataset", "split_seeds", "subsample", "make_split", "minmax_fit", "minmax_apply",
-    "parse_labelled", "weak_labels", "parse_detectors", "parse_seeds", "parse_settings",
-    "resolve_detector_class", "build_estimator", "estimator_kind", "fit_inputs", "anomaly_scores",
+    "BenchmarkError",
+    "PROTOCOL_VERSION",
+    "SETTINGS",
+    "DEFAULT_MAX_ROWS",
+    "TEST_SIZE",
+    "DatasetRef",
+    "Split",
+    "LabelledSpec",
+    "DetectorSpec",
+    "find_datasets",
+    "load_dataset",
+    "split_seeds",
+    "subsample",
+    "make_split",
+    "minmax_fit",
+    "minmax_apply",
+    "parse_labelled",
+    "weak_labels",
+    "parse_detectors",
+    "parse_seeds",
+    "parse_settings",
+    "resolve_detector_class",
+    "build_estimator",
+    "estimator_kind",
+    "fit_inputs",
+    "anomaly_scores",
 ]
 
 PROTOCOL_VERSION = 1
@@ -118,14 +145,18 @@ def find_datasets(paths: Iterable[str | Path], label: str = "label") -> list[Dat
     refs: list[DatasetRef] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted((f for f in p.iterdir() if f.is_file() and f.suffix.lower() in DATA_SUFFIXES),
-                           key=lambda f: _natural_key(f.stem))
+            files = sorted(
+                (f for f in p.iterdir() if f.is_file() and f.suffix.lower() in DATA_SUFFIXES),
+                key=lambda f: _natural_key(f.stem),
+            )
             if not files:
                 raise BenchmarkError(f"folder {str(p)!r} holds no .npz, .csv or .parquet files.")
         elif p.is_file():
             if p.suffix.lower() not in DATA_SUFFIXES:
-                raise BenchmarkError(f"{str(p)!r}: unsupported file type {p.suffix!r}; "
-                                     "use an ADBench .npz (X, y) or a CSV/Parquet file with a label column.")
+                raise BenchmarkError(
+                    f"{str(p)!r}: unsupported file type {p.suffix!r}; "
+                    "use an ADBench .npz (X, y) or a CSV/Parquet file with a label column."
+                )
             files = [p]
         else:
             raise BenchmarkError(f"data path {str(p)!r} does not exist.")
@@ -135,8 +166,10 @@ def find_datasets(paths: Iterable[str | Path], label: str = "label") -> list[Dat
     seen: dict[str, Path] = {}
     for r in refs:
         if r.name in seen:
-            raise BenchmarkError(f"two data files are both named {r.name!r} ({seen[r.name]} and {r.path}); "
-                                 "results are filed by name, so rename one.")
+            raise BenchmarkError(
+                f"two data files are both named {r.name!r} ({seen[r.name]} and {r.path}); "
+                "results are filed by name, so rename one."
+            )
         seen[r.name] = r.path
     for r in refs:
         if r.path.suffix.lower() == ".npz":
@@ -160,8 +193,9 @@ def _check_labels(y: np.ndarray, where: str) -> np.ndarray:
         raise BenchmarkError(f"{where}: labels contain NaN or infinity.")
     bad = ~np.isin(y, (0, 1))
     if bad.any():
-        raise BenchmarkError(f"{where}: labels must be 0 (normal) / 1 (anomaly); "
-                             f"found {sorted(np.unique(y[bad]).tolist())[:5]}.")
+        raise BenchmarkError(
+            f"{where}: labels must be 0 (normal) / 1 (anomaly); found {sorted(np.unique(y[bad]).tolist())[:5]}."
+        )
     return y.astype(np.int64)
 
 
@@ -178,8 +212,9 @@ def load_dataset(ref: DatasetRef) -> tuple[np.ndarray, np.ndarray]:
         X = X.astype(np.float64)
         if not np.isfinite(X).all():
             r, c = (int(v[0]) for v in np.nonzero(~np.isfinite(X)))
-            raise BenchmarkError(f"{where}: X contains NaN or infinity (first at row {r}, column {c}); "
-                                 "impute it first.")
+            raise BenchmarkError(
+                f"{where}: X contains NaN or infinity (first at row {r}, column {c}); impute it first."
+            )
     else:
         import pandas as pd
 
@@ -188,14 +223,21 @@ def load_dataset(ref: DatasetRef) -> tuple[np.ndarray, np.ndarray]:
         except Exception as exc:  # noqa: BLE001
             raise BenchmarkError(f"{where}: cannot read ({exc}).") from None
         if ref.label not in df.columns:
-            raise BenchmarkError(f"{where}: no label column {ref.label!r} (columns: {list(map(str, df.columns))[:20]}); "
-                                 "name it with --label.")
+            raise BenchmarkError(
+                f"{where}: no label column {ref.label!r} (columns: {list(map(str, df.columns))[:20]}); "
+                "name it with --label."
+            )
         y = df.pop(ref.label).to_numpy()
-        bad = [f"{c!r} ({df[c].dtype})" for c in df.columns
-               if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))]
+        bad = [
+            f"{c!r} ({df[c].dtype})"
+            for c in df.columns
+            if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+        ]
         if bad:
-            raise BenchmarkError(f"{where}: non-numeric columns {', '.join(bad[:10])}; the benchmark takes numeric "
-                                 "features only for now -- encode or drop them first.")
+            raise BenchmarkError(
+                f"{where}: non-numeric columns {', '.join(bad[:10])}; the benchmark takes numeric "
+                "features only for now -- encode or drop them first."
+            )
         if df.shape[1] == 0:
             raise BenchmarkError(f"{where}: no feature columns besides the label {ref.label!r}.")
         X = df.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -222,8 +264,10 @@ def split_seeds(dataset: str, seed: int) -> tuple[int, int, int]:
 def _check_stratifiable(y: np.ndarray, where: str) -> None:
     n_anom = int(y.sum())
     if n_anom < 2 or len(y) - n_anom < 2:
-        raise BenchmarkError(f"{where}: {n_anom} anomalies and {len(y) - n_anom} normal rows; a stratified split "
-                             "needs at least 2 of each.")
+        raise BenchmarkError(
+            f"{where}: {n_anom} anomalies and {len(y) - n_anom} normal rows; a stratified split "
+            "needs at least 2 of each."
+        )
 
 
 def subsample(y: np.ndarray, max_rows: int | None, seed: int) -> np.ndarray | None:
@@ -262,8 +306,15 @@ class Split:
     label_seed: int = field(repr=False, default=0)
 
 
-def make_split(X: np.ndarray, y: np.ndarray, dataset: str, seed: int, *, max_rows: int | None = DEFAULT_MAX_ROWS,
-               test_size: float = TEST_SIZE) -> Split:
+def make_split(
+    X: np.ndarray,
+    y: np.ndarray,
+    dataset: str,
+    seed: int,
+    *,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    test_size: float = TEST_SIZE,
+) -> Split:
     """Subsample, split (stratified) and min-max scale one data set for one seed."""
     from sklearn.model_selection import train_test_split
 
@@ -278,9 +329,17 @@ def make_split(X: np.ndarray, y: np.ndarray, dataset: str, seed: int, *, max_row
         _check_stratifiable(y, f"{dataset} after subsampling to {max_rows} rows")
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=test_size, stratify=y, random_state=s_split)
     lo, span = minmax_fit(X_tr)
-    return Split(dataset, int(seed), minmax_apply(X_tr, lo, span), y_tr.astype(np.int64),
-                 minmax_apply(X_te, lo, span), y_te.astype(np.int64), n_rows=n_rows,
-                 subsampled=idx is not None, label_seed=s_lab)
+    return Split(
+        dataset,
+        int(seed),
+        minmax_apply(X_tr, lo, span),
+        y_tr.astype(np.int64),
+        minmax_apply(X_te, lo, span),
+        y_te.astype(np.int64),
+        n_rows=n_rows,
+        subsampled=idx is not None,
+        label_seed=s_lab,
+    )
 
 
 # --------------------------------------------------------------------------- weak supervision
@@ -296,8 +355,11 @@ class LabelledSpec:
 
     @property
     def title(self) -> str:
-        return f"{self.value:.0%} of train anomalies labelled" if self.kind == "frac" else \
-            f"{int(self.value)} train anomalies labelled"
+        return (
+            f"{self.value:.0%} of train anomalies labelled"
+            if self.kind == "frac"
+            else f"{int(self.value)} train anomalies labelled"
+        )
 
     @classmethod
     def parse(cls, text: str) -> "LabelledSpec":
@@ -321,8 +383,9 @@ def _split_list(text: str | Sequence | None) -> list[str]:
     return [str(t).strip() for t in text]
 
 
-def parse_labelled(fractions: str | Sequence[float] | None = None,
-                   counts: str | Sequence[int] | None = None) -> list[LabelledSpec]:
+def parse_labelled(
+    fractions: str | Sequence[float] | None = None, counts: str | Sequence[int] | None = None
+) -> list[LabelledSpec]:
     """``--labelled 0.01,0.05`` and ``--labelled-count 5,10`` to specs; default ``frac=0.05``."""
     specs: list[LabelledSpec] = []
     for t in _split_list(fractions):
@@ -351,7 +414,7 @@ def weak_labels(y_train: np.ndarray, spec: LabelledSpec, label_seed: int) -> np.
     anomalies = np.flatnonzero(y_train == 1)
     order = np.random.default_rng(label_seed).permutation(anomalies)
     y_weak = np.full(len(y_train), -1, dtype=np.int64)
-    y_weak[order[:spec.n_labelled(len(anomalies))]] = 1
+    y_weak[order[: spec.n_labelled(len(anomalies))]] = 1
     return y_weak
 
 
@@ -371,8 +434,10 @@ def parse_seeds(seeds: int | str | Sequence[int]) -> list[int]:
         seeds = vals if "," in seeds else (vals[0] if vals else 0)
     if isinstance(seeds, (int, np.integer)):
         if seeds < 1:
-            raise BenchmarkError(f"seeds={seeds} gives no seeds: the number of seeds must be at least 1 "
-                                 "(3 = seeds 0, 1, 2), or give a list such as 0,5.")
+            raise BenchmarkError(
+                f"seeds={seeds} gives no seeds: the number of seeds must be at least 1 "
+                "(3 = seeds 0, 1, 2), or give a list such as 0,5."
+            )
         return list(range(int(seeds)))
     out = [int(s) for s in seeds]
     if not out:
@@ -391,14 +456,17 @@ def parse_settings(setting: str | Sequence[str]) -> list[str]:
 
 
 # --------------------------------------------------------------------------- settings: what a detector is fitted on
-def fit_inputs(setting: str, kind: str, uses_labels: bool, X_train: np.ndarray, y_train: np.ndarray,
-               y_weak: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+def fit_inputs(
+    setting: str, kind: str, uses_labels: bool, X_train: np.ndarray, y_train: np.ndarray, y_weak: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The ``(X, y)`` a detector is fitted on in each setting (``y`` None: fitted without labels)."""
     if setting not in SETTINGS:
         raise BenchmarkError(f"setting must be one of {SETTINGS}; got {setting!r}.")
     if kind == "peer":
         if setting != "weak":
-            raise BenchmarkError(f"a supervised classifier needs labels and runs in the weak setting only, not {setting!r}.")
+            raise BenchmarkError(
+                f"a supervised classifier needs labels and runs in the weak setting only, not {setting!r}."
+            )
         return X_train, (y_weak == 1).astype(np.int64)
     if setting == "oneclass":
         return X_train[y_train == 0], None

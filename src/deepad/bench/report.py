@@ -131,16 +131,18 @@ def summarize(df) -> list[Summary]:
         for j, lab in enumerate(labels):
             gl = g[g["label"] == lab]
             okl = gl[gl["status"] == "ok"]
-            rows.append({
-                "detector": lab,
-                "mean_roc_auc": float(auc.loc[complete, lab].mean()) if complete else np.nan,
-                "mean_auc_pr": float(ap.loc[complete, lab].mean()) if complete else np.nan,
-                "avg_rank": float(ranks[j]),
-                "fit_s_total": float(okl["fit_s"].sum()),
-                "median_peak_rss_mb": float(okl["peak_rss_mb"].median()) if len(okl) else np.nan,
-                "runs_ok": int(len(okl)),
-                "runs_failed": int(len(gl) - len(okl)),
-            })
+            rows.append(
+                {
+                    "detector": lab,
+                    "mean_roc_auc": float(auc.loc[complete, lab].mean()) if complete else np.nan,
+                    "mean_auc_pr": float(ap.loc[complete, lab].mean()) if complete else np.nan,
+                    "avg_rank": float(ranks[j]),
+                    "fit_s_total": float(okl["fit_s"].sum()),
+                    "median_peak_rss_mb": float(okl["peak_rss_mb"].median()) if len(okl) else np.nan,
+                    "runs_ok": int(len(okl)),
+                    "runs_failed": int(len(gl) - len(okl)),
+                }
+            )
         table = pd.DataFrame(rows).sort_values(["avg_rank", "detector"], na_position="last").reset_index(drop=True)
         out.append(Summary(key, title, slug, table, auc, status, complete, int(g["seed"].nunique()), chi2, p, cd))
     return out
@@ -171,8 +173,10 @@ def _environment(threads: Any) -> str:
     import os
 
     pkgs = ", ".join(f"{p} {v(p)}" for p in ("deepad", "numpy", "scikit-learn", "torch", "pyod"))
-    return (f"Python {platform.python_version()} on {platform.system()} {platform.machine()} "
-            f"({os.cpu_count()} CPUs); {pkgs}; {threads} thread(s) per run.")
+    return (
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()} "
+        f"({os.cpu_count()} CPUs); {pkgs}; {threads} thread(s) per run."
+    )
 
 
 PROTOCOL_TEXT = (
@@ -188,8 +192,14 @@ PROTOCOL_TEXT = (
 )
 
 
-def markdown_report(df, *, title: str = "deepad benchmark", header: str = "", images: dict[str, str] | None = None,
-                    max_rows: Any = 10000) -> str:
+def markdown_report(
+    df,
+    *,
+    title: str = "deepad benchmark",
+    header: str = "",
+    images: dict[str, str] | None = None,
+    max_rows: Any = 10000,
+) -> str:
     """The summary as markdown; ``images`` maps a setting slug to the image path to embed."""
     summaries = summarize(df)
     images = images or {}
@@ -197,35 +207,72 @@ def markdown_report(df, *, title: str = "deepad benchmark", header: str = "", im
     parts = [f"# {title}", ""]
     if header:
         parts += [header.strip(), ""]
-    parts += [PROTOCOL_TEXT.format(max_rows=max_rows), "",
-              "Environment: " + _environment(", ".join(map(str, threads)) or "?"), ""]
+    parts += [
+        PROTOCOL_TEXT.format(max_rows=max_rows),
+        "",
+        "Environment: " + _environment(", ".join(map(str, threads)) or "?"),
+        "",
+    ]
     if not summaries:
         parts.append("No results yet.")
     for s in summaries:
         n_ds = len(s.auc.index)
-        parts += [f"## Setting: {s.title}", "",
-                  f"{n_ds} data set(s), {s.n_seeds} seed(s); ranked over {len(s.complete)} data set(s) "
-                  "on which every detector finished.", ""]
-        rows = [[r.detector, _f(r.mean_roc_auc), _f(r.mean_auc_pr), _f(r.avg_rank, ".2f"), _f(r.fit_s_total, ".2f"),
-                 _f(r.median_peak_rss_mb, ".0f"), f"{r.runs_ok}/{r.runs_ok + r.runs_failed}"]
-                for r in s.table.itertuples()]
-        parts.append(_md_table(["Detector", "mean ROC-AUC", "mean AUC-PR", "avg rank", "fit time total (s)",
-                                "median peak RSS (MB)", "runs ok"], rows))
+        parts += [
+            f"## Setting: {s.title}",
+            "",
+            f"{n_ds} data set(s), {s.n_seeds} seed(s); ranked over {len(s.complete)} data set(s) "
+            "on which every detector finished.",
+            "",
+        ]
+        rows = [
+            [
+                r.detector,
+                _f(r.mean_roc_auc),
+                _f(r.mean_auc_pr),
+                _f(r.avg_rank, ".2f"),
+                _f(r.fit_s_total, ".2f"),
+                _f(r.median_peak_rss_mb, ".0f"),
+                f"{r.runs_ok}/{r.runs_ok + r.runs_failed}",
+            ]
+            for r in s.table.itertuples()
+        ]
+        parts.append(
+            _md_table(
+                [
+                    "Detector",
+                    "mean ROC-AUC",
+                    "mean AUC-PR",
+                    "avg rank",
+                    "fit time total (s)",
+                    "median peak RSS (MB)",
+                    "runs ok",
+                ],
+                rows,
+            )
+        )
         parts.append("")
         k = len(s.table)
         if s.p is not None:
             verdict = "differ significantly" if s.p < 0.05 else "do not differ significantly"
-            parts.append(f"Friedman test over {len(s.complete)} data sets and {k} detectors: "
-                         f"χ² = {s.chi2:.2f}, p = {s.p:.3g} (the detectors' ranks {verdict} at the 5 % level). "
-                         f"Nemenyi critical difference (α = 0.05): {s.cd:.2f} ranks.")
+            parts.append(
+                f"Friedman test over {len(s.complete)} data sets and {k} detectors: "
+                f"χ² = {s.chi2:.2f}, p = {s.p:.3g} (the detectors' ranks {verdict} at the 5 % level). "
+                f"Nemenyi critical difference (α = 0.05): {s.cd:.2f} ranks."
+            )
         elif s.cd is not None:
-            parts.append(f"Nemenyi critical difference (α = 0.05): {s.cd:.2f} ranks "
-                         f"(Friedman test needs 3+ detectors and 2+ data sets; here {k} and {len(s.complete)}).")
+            parts.append(
+                f"Nemenyi critical difference (α = 0.05): {s.cd:.2f} ranks "
+                f"(Friedman test needs 3+ detectors and 2+ data sets; here {k} and {len(s.complete)})."
+            )
         parts.append("")
         if s.slug in images:
             parts += [f"![ROC-AUC per data set and average ranks, {s.title}]({images[s.slug]})", ""]
-        parts += ["### ROC-AUC per data set", "",
-                  "Mean over seeds; best per data set in bold; † = some seeds failed.", ""]
+        parts += [
+            "### ROC-AUC per data set",
+            "",
+            "Mean over seeds; best per data set in bold; † = some seeds failed.",
+            "",
+        ]
         cols = list(s.table["detector"])
         trows = []
         for d in s.auc.index:
@@ -244,11 +291,23 @@ def markdown_report(df, *, title: str = "deepad benchmark", header: str = "", im
     failed = df[df["status"] != "ok"] if len(df) else df
     if len(failed):
         parts += ["## Failed runs", ""]
-        rows = [[r.dataset, _label({"detector": r.detector, "params": r.params}),
-                 r.setting + (f" ({r.labelled})" if r.labelled else ""), str(r.seed), r.status,
-                 str(r.error).replace("|", "\\|")[:200]] for r in failed.itertuples()]
-        parts += [_md_table(["data set", "detector", "setting", "seed", "status", "error"], rows,
-                            ["l", "l", "l", "r", "l", "l"]), ""]
+        rows = [
+            [
+                r.dataset,
+                _label({"detector": r.detector, "params": r.params}),
+                r.setting + (f" ({r.labelled})" if r.labelled else ""),
+                str(r.seed),
+                r.status,
+                str(r.error).replace("|", "\\|")[:200],
+            ]
+            for r in failed.itertuples()
+        ]
+        parts += [
+            _md_table(
+                ["data set", "detector", "setting", "seed", "status", "error"], rows, ["l", "l", "l", "r", "l", "l"]
+            ),
+            "",
+        ]
     return "\n".join(parts).rstrip() + "\n"
 
 
@@ -276,8 +335,15 @@ def plot_summary(s: Summary, path: str | Path) -> Path:
         for i in range(n):
             for j in range(k):
                 if np.isfinite(A[i, j]):
-                    ax1.text(j, i, f"{A[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                             color="black" if A[i, j] > vmin + 0.6 * (1 - vmin) else "white")
+                    ax1.text(
+                        j,
+                        i,
+                        f"{A[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                        color="black" if A[i, j] > vmin + 0.6 * (1 - vmin) else "white",
+                    )
     fig.colorbar(im, ax=ax1, shrink=0.6, label="ROC-AUC")
     ax1.set_title(f"ROC-AUC per data set ({s.title})", fontsize=9)
 
@@ -291,8 +357,11 @@ def plot_summary(s: Summary, path: str | Path) -> Path:
         ax2.set_xlabel("average rank (1 = best)")
         stat = f"Friedman p = {s.p:.3g}; " if s.p is not None else ""
         cd = f"Nemenyi CD = {s.cd:.2f}" if s.cd is not None else ""
-        ax2.set_title(f"Average rank over {len(s.complete)} data sets\n{stat}{cd}\n"
-                      "(non-overlapping bars: significantly different)", fontsize=9)
+        ax2.set_title(
+            f"Average rank over {len(s.complete)} data sets\n{stat}{cd}\n"
+            "(non-overlapping bars: significantly different)",
+            fontsize=9,
+        )
         ax2.grid(axis="x", alpha=0.3)
     else:
         ax2.text(0.5, 0.5, "no data set on which every detector finished", ha="center", va="center")
@@ -302,8 +371,16 @@ def plot_summary(s: Summary, path: str | Path) -> Path:
     return path
 
 
-def write_report(df, out: str | Path, *, md_path: str | Path | None = None, title: str = "deepad benchmark",
-                 header: str = "", max_rows: Any = None, plot_prefix: str = "plot_") -> Path:
+def write_report(
+    df,
+    out: str | Path,
+    *,
+    md_path: str | Path | None = None,
+    title: str = "deepad benchmark",
+    header: str = "",
+    max_rows: Any = None,
+    plot_prefix: str = "plot_",
+) -> Path:
     """Write ``<plot_prefix><setting>.png`` files into ``out`` and the markdown summary to ``md_path``
     (default ``out/summary.md``; image links are relative to the markdown file)."""
     import json

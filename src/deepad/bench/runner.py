@@ -58,22 +58,59 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from deepad.bench.protocol import (DEFAULT_MAX_ROWS, PROTOCOL_VERSION, TEST_SIZE, BenchmarkError, DatasetRef,
-                                   DetectorSpec, LabelledSpec, find_datasets, load_dataset, make_split,
-                                   parse_detectors, parse_labelled, parse_seeds, parse_settings, weak_labels)
+from deepad.bench.protocol import (
+    DEFAULT_MAX_ROWS,
+    PROTOCOL_VERSION,
+    TEST_SIZE,
+    BenchmarkError,
+    DatasetRef,
+    DetectorSpec,
+    LabelledSpec,
+    find_datasets,
+    load_dataset,
+    make_split,
+    parse_detectors,
+    parse_labelled,
+    parse_seeds,
+    parse_settings,
+    weak_labels,
+)
 
 __all__ = ["run_benchmark", "read_results", "results_frame", "KEY_COLUMNS", "COLUMNS", "RESULTS_FILE", "PROTOCOL_FILE"]
 
 KEY_COLUMNS = ["dataset", "detector", "params", "setting", "labelled", "seed"]
 COLUMNS = KEY_COLUMNS + [
-    "status", "roc_auc", "auc_pr", "fit_s", "score_s", "fit_cpu_s", "peak_rss_mb", "base_rss_mb",
-    "n_fit", "n_labelled", "used_labels", "n_test", "n_features", "test_anomaly_rate", "n_rows", "threads",
-    "wall_s", "error", "finished_at",
+    "status",
+    "roc_auc",
+    "auc_pr",
+    "fit_s",
+    "score_s",
+    "fit_cpu_s",
+    "peak_rss_mb",
+    "base_rss_mb",
+    "n_fit",
+    "n_labelled",
+    "used_labels",
+    "n_test",
+    "n_features",
+    "test_anomaly_rate",
+    "n_rows",
+    "threads",
+    "wall_s",
+    "error",
+    "finished_at",
 ]
 RESULTS_FILE = "results.csv"
 PROTOCOL_FILE = "protocol.json"
-THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
-              "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS", "DEEPAD_NUM_THREADS")
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "DEEPAD_NUM_THREADS",
+)
 
 
 # --------------------------------------------------------------------------- tasks
@@ -87,8 +124,14 @@ class _Task:
 
     @property
     def key(self) -> tuple[str, ...]:
-        return (self.ref.name, self.spec.name, self.spec.params_json, self.setting,
-                "" if self.labelled is None else str(self.labelled), str(self.seed))
+        return (
+            self.ref.name,
+            self.spec.name,
+            self.spec.params_json,
+            self.setting,
+            "" if self.labelled is None else str(self.labelled),
+            str(self.seed),
+        )
 
 
 class _SplitStore:
@@ -117,8 +160,9 @@ class _SplitStore:
                 yw = weak_labels(sp.y_train, spec, sp.label_seed)
                 np.save(d / f"yweak_{spec}.npy", yw)
                 n_lab[str(spec)] = int((yw == 1).sum())
-            self.info[(ref.name, seed)] = dict(y_test=sp.y_test, n_features=sp.X_train.shape[1],
-                                               n_rows=sp.n_rows, n_labelled=n_lab)
+            self.info[(ref.name, seed)] = dict(
+                y_test=sp.y_test, n_features=sp.X_train.shape[1], n_rows=sp.n_rows, n_labelled=n_lab
+            )
 
     def release(self, name: str) -> None:
         for seed in self.seeds:
@@ -174,8 +218,9 @@ def _child_main(task_path: str) -> None:
             _warm_torch_optimizer(torch)
         d = Path(task["split_dir"])
         X_train, y_train = np.load(d / "X_train.npy"), np.load(d / "y_train.npy")
-        est, injected = P.build_estimator(cls, task["params"], seed=int(task["seed"]), threads=threads,
-                                          n_features=int(X_train.shape[1]))
+        est, injected = P.build_estimator(
+            cls, task["params"], seed=int(task["seed"]), threads=threads, n_features=int(X_train.shape[1])
+        )
         kind = P.estimator_kind(est)
         y_weak = np.load(d / f"yweak_{task['labelled']}.npy") if task["labelled"] else None
         uses_labels = bool(getattr(est, "_uses_labels", False))
@@ -197,8 +242,17 @@ def _child_main(task_path: str) -> None:
         if not np.isfinite(scores).all():
             raise RuntimeError(f"{int((~np.isfinite(scores)).sum())} non-finite anomaly scores.")
         np.save(task["scores"], scores)
-        result = dict(status="ok", fit_s=fit_s, score_s=score_s, fit_cpu_s=fit_cpu, base_rss_mb=base,
-                      n_fit=int(X_fit.shape[0]), used_labels=y_fit is not None, kind=kind, injected=injected)
+        result = dict(
+            status="ok",
+            fit_s=fit_s,
+            score_s=score_s,
+            fit_cpu_s=fit_cpu,
+            base_rss_mb=base,
+            n_fit=int(X_fit.shape[0]),
+            used_labels=y_fit is not None,
+            kind=kind,
+            injected=injected,
+        )
     except BaseException as exc:  # noqa: BLE001 - everything becomes an error row
         traceback.print_exc()
         msg = " ".join(str(exc).split()) or "(no message)"
@@ -245,8 +299,10 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames != COLUMNS:
-            raise BenchmarkError(f"{path} has columns {reader.fieldnames}, not those of this deepad version; "
-                                 "use a new --output-dir folder.")
+            raise BenchmarkError(
+                f"{path} has columns {reader.fieldnames}, not those of this deepad version; "
+                "use a new --output-dir folder."
+            )
         return list(reader)
 
 
@@ -266,8 +322,10 @@ def _check_protocol(out: Path, protocol: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
         diff = {k: (old.get(k), v) for k, v in protocol.items() if old.get(k) != v}
         if diff:
-            raise BenchmarkError(f"{out} holds results of a different protocol ({', '.join(f'{k}: {a} there, {b} now' for k, (a, b) in diff.items())}); "
-                                 "use a new --output-dir folder.")
+            raise BenchmarkError(
+                f"{out} holds results of a different protocol ({', '.join(f'{k}: {a} there, {b} now' for k, (a, b) in diff.items())}); "
+                "use a new --output-dir folder."
+            )
     else:
         path.write_text(json.dumps(protocol, indent=2) + "\n")
 
@@ -281,8 +339,24 @@ def results_frame(rows: list[dict[str, Any]]):
         return df
     for c in ("params", "labelled", "error", "dataset", "detector", "setting", "status", "finished_at"):
         df[c] = df[c].fillna("").astype(str)
-    for c in ("roc_auc", "auc_pr", "fit_s", "score_s", "fit_cpu_s", "peak_rss_mb", "base_rss_mb", "n_fit",
-              "n_labelled", "n_test", "n_features", "test_anomaly_rate", "n_rows", "threads", "wall_s", "seed"):
+    for c in (
+        "roc_auc",
+        "auc_pr",
+        "fit_s",
+        "score_s",
+        "fit_cpu_s",
+        "peak_rss_mb",
+        "base_rss_mb",
+        "n_fit",
+        "n_labelled",
+        "n_test",
+        "n_features",
+        "test_anomaly_rate",
+        "n_rows",
+        "threads",
+        "wall_s",
+        "seed",
+    ):
         df[c] = pd.to_numeric(df[c].replace("", None), errors="coerce")
     df["seed"] = df["seed"].astype(int)
     df["used_labels"] = df["used_labels"].map(lambda v: str(v).lower() == "true")
@@ -296,11 +370,24 @@ def read_results(out: str | Path):
 
 
 # --------------------------------------------------------------------------- the driver
-def run_benchmark(data, detectors, *, setting: str | Sequence[str] = "oneclass",
-                  seeds: int | str | Sequence[int] = 3, out: str | Path | None = None,
-                  labelled: str | Sequence[float] | None = None, labelled_count: str | Sequence[int] | None = None,
-                  max_rows: int | None = DEFAULT_MAX_ROWS, timeout: float = 3600.0, threads: int = 1, jobs: int = 1,
-                  label: str = "label", retry_errors: bool = False, quiet: bool | None = None, report: bool = True):
+def run_benchmark(
+    data,
+    detectors,
+    *,
+    setting: str | Sequence[str] = "oneclass",
+    seeds: int | str | Sequence[int] = 3,
+    out: str | Path | None = None,
+    labelled: str | Sequence[float] | None = None,
+    labelled_count: str | Sequence[int] | None = None,
+    max_rows: int | None = DEFAULT_MAX_ROWS,
+    timeout: float = 3600.0,
+    threads: int = 1,
+    jobs: int = 1,
+    label: str = "label",
+    retry_errors: bool = False,
+    quiet: bool | None = None,
+    report: bool = True,
+):
     """Evaluate detectors on labelled data sets under the fixed protocol of :mod:`deepad.bench.protocol`.
 
     Parameters
@@ -362,14 +449,16 @@ def run_benchmark(data, detectors, *, setting: str | Sequence[str] = "oneclass",
     for spec in specs:
         est, _ = build_estimator(resolve_detector_class(spec.name), spec.params, seed=0, threads=int(threads))
         if estimator_kind(est) == "peer" and settings != ["weak"]:
-            raise BenchmarkError(f"{spec.label} is a supervised classifier (predict_proba, no decision_function); "
-                                 "it needs labels and runs in the weak setting only.")
+            raise BenchmarkError(
+                f"{spec.label} is a supervised classifier (predict_proba, no decision_function); "
+                "it needs labels and runs in the weak setting only."
+            )
 
     tasks: list[_Task] = []
     for ref in refs:
         for seed in seed_list:
             for st in settings:
-                for lab in (lab_specs if st == "weak" else [None]):
+                for lab in lab_specs if st == "weak" else [None]:
                     tasks.extend(_Task(ref, seed, st, lab, spec) for spec in specs)
     requested = {t.key for t in tasks}
 
@@ -394,8 +483,13 @@ def run_benchmark(data, detectors, *, setting: str | Sequence[str] = "oneclass",
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(pending), unit="run", disable=bool(quiet), dynamic_ncols=True,
-               desc="deepad bench" + (f" ({n_skipped} done before)" if n_skipped else ""))
+    bar = tqdm(
+        total=len(pending),
+        unit="run",
+        disable=bool(quiet),
+        dynamic_ncols=True,
+        desc="deepad bench" + (f" ({n_skipped} done before)" if n_skipped else ""),
+    )
     tmp_root = Path(tempfile.mkdtemp(prefix="deepad-bench-"))
     store = _SplitStore(tmp_root / "splits", seed_list, lab_specs, max_rows)
     env = _child_env(int(threads))
@@ -411,8 +505,10 @@ def run_benchmark(data, detectors, *, setting: str | Sequence[str] = "oneclass",
         else:
             memory_rows.append({k: row.get(k) for k in COLUMNS})
         if row["status"] != "ok" and not quiet:
-            bar.write(f"{task.ref.name} / {task.spec.label} / {task.setting} / seed {task.seed}: "
-                      f"{row['status']}: {row.get('error', '')}")
+            bar.write(
+                f"{task.ref.name} / {task.spec.label} / {task.setting} / seed {task.seed}: "
+                f"{row['status']}: {row.get('error', '')}"
+            )
         bar.set_postfix_str(f"{task.ref.name} {task.spec.label} s{task.seed}: {row['status']}", refresh=False)
         bar.update(1)
         left_per_dataset[task.ref.name] -= 1
@@ -423,28 +519,42 @@ def run_benchmark(data, detectors, *, setting: str | Sequence[str] = "oneclass",
         log.close()
         info = store.info[(task.ref.name, task.seed)]
         y_test = info["y_test"]
-        row: dict[str, Any] = dict(n_test=len(y_test), n_features=info["n_features"], n_rows=info["n_rows"],
-                                   test_anomaly_rate=round(float(y_test.mean()), 6),
-                                   n_labelled=info["n_labelled"].get(str(task.labelled)) if task.labelled else None,
-                                   wall_s=round(time.monotonic() - start, 3))
+        row: dict[str, Any] = dict(
+            n_test=len(y_test),
+            n_features=info["n_features"],
+            n_rows=info["n_rows"],
+            test_anomaly_rate=round(float(y_test.mean()), 6),
+            n_labelled=info["n_labelled"].get(str(task.labelled)) if task.labelled else None,
+            wall_s=round(time.monotonic() - start, 3),
+        )
         res_path = run_dir / "result.json"
         res = json.loads(res_path.read_text()) if res_path.exists() else None
         if timed_out:
             row.update(status="timeout", error=f"timed out after {timeout:g} s")
         elif res is None:
             tail = _tail(run_dir / "log.txt")
-            row.update(status="error", error=f"child process died (exit code {proc.returncode})" + (f": {tail}" if tail else ""))
+            row.update(
+                status="error",
+                error=f"child process died (exit code {proc.returncode})" + (f": {tail}" if tail else ""),
+            )
         elif res["status"] != "ok":
             row.update(status="error", error=res.get("error", "unknown error"), peak_rss_mb=_r(res.get("peak_rss_mb")))
         else:
             from sklearn.metrics import average_precision_score, roc_auc_score
 
             scores = np.load(run_dir / "scores.npy")
-            row.update(status="ok", roc_auc=round(float(roc_auc_score(y_test, scores)), 6),
-                       auc_pr=round(float(average_precision_score(y_test, scores)), 6),
-                       fit_s=_r(res["fit_s"]), score_s=_r(res["score_s"]), fit_cpu_s=_r(res["fit_cpu_s"]),
-                       peak_rss_mb=_r(res.get("peak_rss_mb")), base_rss_mb=_r(res.get("base_rss_mb")),
-                       n_fit=res["n_fit"], used_labels=bool(res["used_labels"]))
+            row.update(
+                status="ok",
+                roc_auc=round(float(roc_auc_score(y_test, scores)), 6),
+                auc_pr=round(float(average_precision_score(y_test, scores)), 6),
+                fit_s=_r(res["fit_s"]),
+                score_s=_r(res["score_s"]),
+                fit_cpu_s=_r(res["fit_cpu_s"]),
+                peak_rss_mb=_r(res.get("peak_rss_mb")),
+                base_rss_mb=_r(res.get("base_rss_mb")),
+                n_fit=res["n_fit"],
+                used_labels=bool(res["used_labels"]),
+            )
         shutil.rmtree(run_dir, ignore_errors=True)
         finish(task, row)
 
@@ -457,15 +567,30 @@ def run_benchmark(data, detectors, *, setting: str | Sequence[str] = "oneclass",
                 run_dir = tmp_root / f"run{counter}"
                 run_dir.mkdir()
                 task_file = run_dir / "task.json"
-                task_file.write_text(json.dumps(dict(
-                    detector=task.spec.name, params=task.spec.params, seed=task.seed, threads=int(threads),
-                    setting=task.setting, labelled=str(task.labelled) if task.labelled else "",
-                    split_dir=str(store.dir(task.ref.name, task.seed)),
-                    result=str(run_dir / "result.json"), scores=str(run_dir / "scores.npy"))))
+                task_file.write_text(
+                    json.dumps(
+                        dict(
+                            detector=task.spec.name,
+                            params=task.spec.params,
+                            seed=task.seed,
+                            threads=int(threads),
+                            setting=task.setting,
+                            labelled=str(task.labelled) if task.labelled else "",
+                            split_dir=str(store.dir(task.ref.name, task.seed)),
+                            result=str(run_dir / "result.json"),
+                            scores=str(run_dir / "scores.npy"),
+                        )
+                    )
+                )
                 log = open(run_dir / "log.txt", "wb")
-                proc = subprocess.Popen([sys.executable, "-c", _CHILD_CODE, str(task_file)], env=env,
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=hasattr(os, "killpg"))
+                proc = subprocess.Popen(
+                    [sys.executable, "-c", _CHILD_CODE, str(task_file)],
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=hasattr(os, "killpg"),
+                )
                 running[proc.pid] = (proc, task, time.monotonic(), run_dir, log)
             time.sleep(0.02)
             for pid, (proc, task, start, run_dir, log) in list(running.items()):

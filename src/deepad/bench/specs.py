@@ -21,8 +21,14 @@ import numpy as np
 
 from deepad.bench.errors import BenchmarkError
 
-__all__ = ["DetectorSpec", "parse_detectors", "resolve_detector_class", "build_estimator", "estimator_kind",
-           "anomaly_scores"]
+__all__ = [
+    "DetectorSpec",
+    "parse_detectors",
+    "resolve_detector_class",
+    "build_estimator",
+    "estimator_kind",
+    "anomaly_scores",
+]
 
 
 @dataclass(frozen=True)
@@ -72,8 +78,9 @@ class DetectorSpec:
             try:
                 params = json.loads(text[brace:])
             except json.JSONDecodeError as exc:
-                raise BenchmarkError(f"detector {text!r}: params are not valid JSON ({exc.msg}); "
-                                     "write e.g. KNN:{\"n_neighbors\": 10}.") from None
+                raise BenchmarkError(
+                    f'detector {text!r}: params are not valid JSON ({exc.msg}); write e.g. KNN:{{"n_neighbors": 10}}.'
+                ) from None
         if not name:
             raise BenchmarkError(f"detector {text!r} has no class name.")
         return cls.make(name, params)
@@ -106,8 +113,13 @@ def parse_detectors(detectors) -> list[DetectorSpec]:
     """Detectors from a comma-separated string, or a list of strings, classes, specs or ``(name, params)`` pairs."""
     if detectors is None:
         raise BenchmarkError("no detectors given.")
-    items = _split_top_level(detectors) if isinstance(detectors, str) else list(detectors) \
-        if isinstance(detectors, (list, tuple)) else [detectors]
+    items = (
+        _split_top_level(detectors)
+        if isinstance(detectors, str)
+        else list(detectors)
+        if isinstance(detectors, (list, tuple))
+        else [detectors]
+    )
     specs: list[DetectorSpec] = []
     for item in items:
         if isinstance(item, DetectorSpec):
@@ -132,8 +144,10 @@ def parse_detectors(detectors) -> list[DetectorSpec]:
 def _class_path(cls: type) -> str:
     mod = cls.__module__
     if mod == "__main__" or "<locals>" in cls.__qualname__:
-        raise BenchmarkError(f"{cls.__qualname__} is defined in __main__ or inside a function; benchmark runs "
-                             "import detectors in a child process, so define it in an importable module.")
+        raise BenchmarkError(
+            f"{cls.__qualname__} is defined in __main__ or inside a function; benchmark runs "
+            "import detectors in a child process, so define it in an importable module."
+        )
     try:
         import deepad.detectors as D
 
@@ -157,14 +171,19 @@ def resolve_detector_class(name: str) -> type:
             return D.detector_class(name)  # case-insensitive, as deepad train -d
         except ValueError:
             known = ", ".join(n for n in D.__all__ if n != "DEFAULT")
-            raise BenchmarkError(f"unknown deepad detector {name!r}; choose one of: {known}, DEFAULT -- or give a "
-                                 "class path such as pyod.models.iforest.IForest.") from None
+            raise BenchmarkError(
+                f"unknown deepad detector {name!r}; choose one of: {known}, DEFAULT -- or give a "
+                "class path such as pyod.models.iforest.IForest."
+            ) from None
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
         root = module_name.split(".")[0]
-        hint = " (PyOD is optional: pip install pyod tqdm, or pip install 'deepad[bench]')" if root == "pyod" else \
-            f" (is {root} installed?)"
+        hint = (
+            " (PyOD is optional: pip install pyod tqdm, or pip install 'deepad[bench]')"
+            if root == "pyod"
+            else f" (is {root} installed?)"
+        )
         raise BenchmarkError(f"detector {name!r}: cannot import {module_name!r}: {exc}{hint}.") from None
     for attr in qual.split("."):
         obj = getattr(obj, attr, None)
@@ -190,8 +209,9 @@ def estimator_kind(est: Any) -> str:
         if classifier:
             return "peer"
     if not has_df:
-        raise BenchmarkError(f"{type(est).__name__} has neither decision_function nor predict_proba; "
-                             "it cannot be scored.")
+        raise BenchmarkError(
+            f"{type(est).__name__} has neither decision_function nor predict_proba; it cannot be scored."
+        )
     return "detector"
 
 
@@ -210,8 +230,9 @@ def _param_names(est: Any, cls: type) -> set[str]:
     return names
 
 
-def build_estimator(cls: type, params: dict[str, Any], *, seed: int, threads: int,
-                    n_features: int = 1) -> tuple[Any, dict[str, Any]]:
+def build_estimator(
+    cls: type, params: dict[str, Any], *, seed: int, threads: int, n_features: int = 1
+) -> tuple[Any, dict[str, Any]]:
     """Instantiate ``cls(**params)`` and fill in, unless the user set them: ``random_state=seed``, and
     ``n_threads`` (deepad) / ``n_jobs`` (PyOD, scikit-learn, XGBoost) / ``thread_count`` (CatBoost) ``= threads``; a *required*
     ``n_features`` argument (PyOD's DeepSVDD has one) gets the data's feature count.
@@ -229,8 +250,11 @@ def build_estimator(cls: type, params: dict[str, Any], *, seed: int, threads: in
             raise BenchmarkError(f"{cls.__name__} has no parameter(s) {sorted(unknown)}; valid: {valid}.")
     inject = {}
     required_n_features = sig.get("n_features") if sig else None
-    if (required_n_features is not None and required_n_features.default is inspect.Parameter.empty
-            and "n_features" not in params):
+    if (
+        required_n_features is not None
+        and required_n_features.default is inspect.Parameter.empty
+        and "n_features" not in params
+    ):
         inject["n_features"] = int(n_features)
         params = {**params, "n_features": int(n_features)}
     try:

@@ -15,15 +15,23 @@ from deepad.cli import bench, demo, explain, info, report, score, serve, stream,
 
 __all__ = ["app", "main"]
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="deepad: deep anomaly detection. Learn what normal looks like, flag what is not.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="deepad: deep anomaly detection. Learn what normal looks like, flag what is not.",
+)
 
 
 @app.callback()
 def _root(
     ctx: typer.Context,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only results and errors (no progress bars). "
-                                                            "DEEPAD_QUIET=1 in the environment does the same."),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        help="Print only results and errors (no progress bars). DEEPAD_QUIET=1 in the environment does the same.",
+    ),
 ) -> None:
     """deepad: deep anomaly detection."""
     # Per invocation (the click context), not process-wide: an in-process caller running

@@ -10,16 +10,26 @@ __all__ = ["bench"]
 
 
 def bench(
-    data: list[str] = typer.Argument(None, help="ADBench .npz files (arrays X, y), CSV/Parquet files with a label "
-                                                "column, or folders of them (not with --nab)."),
-    detectors: str = typer.Option("DEFAULT", "--detectors", "-d",
-                                  help='Comma-separated: deepad names (AutoEncoder, DEFAULT), class paths '
-                                       '(pyod.models.iforest.IForest, xgboost.XGBClassifier), each optionally '
-                                       'with JSON params: \'KNN:{"n_neighbors":10}\'.'),
+    data: list[str] = typer.Argument(
+        None,
+        help="ADBench .npz files (arrays X, y), CSV/Parquet files with a label "
+        "column, or folders of them (not with --nab).",
+    ),
+    detectors: str = typer.Option(
+        "DEFAULT",
+        "--detectors",
+        "-d",
+        help="Comma-separated: deepad names (AutoEncoder, DEFAULT), class paths "
+        "(pyod.models.iforest.IForest, xgboost.XGBClassifier), each optionally "
+        "with JSON params: 'KNN:{\"n_neighbors\":10}'.",
+    ),
     setting: str = typer.Option("oneclass", help="unsupervised, oneclass or weak (comma-separated for several)."),
     seeds: str = typer.Option("3", help="Number of seeds (3 = seeds 0,1,2) or a comma-separated list."),
-    output_dir: str = typer.Option(None, "--output-dir", help="Output folder (results.csv, summary.md, plots); "
-                                                              "re-running with the same folder resumes. Required."),
+    output_dir: str = typer.Option(
+        None,
+        "--output-dir",
+        help="Output folder (results.csv, summary.md, plots); re-running with the same folder resumes. Required.",
+    ),
     out_old: str = typer.Option(None, "--out", "-o", hidden=True, help="Old name of --output-dir."),
     timeout: float = typer.Option(3600.0, help="Seconds allowed per run; a run over it is recorded as a time-out."),
     threads: int = typer.Option(1, help="CPU threads per run (torch, BLAS/OpenMP, n_jobs)."),
@@ -30,14 +40,25 @@ def bench(
     label: str = typer.Option("label", help="Label column of CSV/Parquet files (1 = anomaly)."),
     retry_errors: bool = typer.Option(False, help="Re-run runs recorded as errors or time-outs."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
-    nab_dir: str = typer.Option(None, "--nab", help="Numenta Anomaly Benchmark folder (combined_windows.json + "
-                                                    "category folders): stream each detector over it and write "
-                                                    "NAB scores (deepad.bench.nab_run) to --output-dir."),
+    nab_dir: str = typer.Option(
+        None,
+        "--nab",
+        help="Numenta Anomaly Benchmark folder (combined_windows.json + "
+        "category folders): stream each detector over it and write "
+        "NAB scores (deepad.bench.nab_run) to --output-dir.",
+    ),
     refractory: int = typer.Option(16, min=0, help="--nab: points after an alert during which alarms are suppressed."),
-    rearm: int = typer.Option(64, min=0, help="--nab: after an alert, alerts re-arm once the score has been below the "
-                                              "threshold for this many points (one alert per incident); 0: off."),
-    images: str = typer.Option(None, "--images", help="Image benchmark instead of tables: mnist (one-class MNIST, "
-                                                      "see deepad.bench.images); needs --data."),
+    rearm: int = typer.Option(
+        64,
+        min=0,
+        help="--nab: after an alert, alerts re-arm once the score has been below the "
+        "threshold for this many points (one alert per incident); 0: off.",
+    ),
+    images: str = typer.Option(
+        None,
+        "--images",
+        help="Image benchmark instead of tables: mnist (one-class MNIST, see deepad.bench.images); needs --data.",
+    ),
     image_data: str = typer.Option(None, "--data", help="With --images mnist: folder with the MNIST idx files."),
     digits: str = typer.Option(None, "--digits", help="With --images mnist: normal digits to run (default 0-9)."),
 ) -> None:
@@ -77,8 +98,15 @@ def bench(
             name, _, raw = spec.partition(":")
             try:
                 params = json.loads(raw) if raw else {}
-                summary = run_nab(nab_dir, name.strip(), params, refractory=refractory, rearm=rearm, out=out,
-                                  progress=not (quiet or _quiet()))
+                summary = run_nab(
+                    nab_dir,
+                    name.strip(),
+                    params,
+                    refractory=refractory,
+                    rearm=rearm,
+                    out=out,
+                    progress=not (quiet or _quiet()),
+                )
             except (ValueError, TypeError, FileNotFoundError, json.JSONDecodeError) as exc:
                 fail(f"--nab {nab_dir}: {_one_line(exc)}")
             typer.echo(nab_markdown(summary))
@@ -87,12 +115,26 @@ def bench(
         fail("give data files or folders to benchmark, or --nab DIR.")
 
     try:
-        df = run_benchmark(data, detectors, setting=setting, seeds=seeds, out=out, labelled=labelled,
-                           labelled_count=labelled_count, max_rows=max_rows, timeout=timeout, threads=threads,
-                           jobs=jobs, label=label, retry_errors=retry_errors,
-                           quiet=quiet or _quiet())
+        df = run_benchmark(
+            data,
+            detectors,
+            setting=setting,
+            seeds=seeds,
+            out=out,
+            labelled=labelled,
+            labelled_count=labelled_count,
+            max_rows=max_rows,
+            timeout=timeout,
+            threads=threads,
+            jobs=jobs,
+            label=label,
+            retry_errors=retry_errors,
+            quiet=quiet or _quiet(),
+        )
     except BenchmarkError as exc:
         fail(str(exc))
     n_ok = int((df["status"] == "ok").sum()) if len(df) else 0
-    typer.echo(f"{len(df)} runs: {n_ok} ok, {len(df) - n_ok} failed.  Results: {os.path.join(out, 'results.csv')}  "
-               f"Summary: {os.path.join(out, 'summary.md')}")
+    typer.echo(
+        f"{len(df)} runs: {n_ok} ok, {len(df) - n_ok} failed.  Results: {os.path.join(out, 'results.csv')}  "
+        f"Summary: {os.path.join(out, 'summary.md')}"
+    )

@@ -12,7 +12,9 @@ __all__ = ["demo", "example"]
 
 
 def demo(
-    detector: str = typer.Option(None, "--detector", "-d", help="Detector class name (default: deepad.detectors.DEFAULT)."),
+    detector: str = typer.Option(
+        None, "--detector", "-d", help="Detector class name (default: deepad.detectors.DEFAULT)."
+    ),
     top: int = typer.Option(10, help="How many of the most anomalous records to list."),
     seed: int = typer.Option(0, help="Random seed."),
 ) -> None:
@@ -34,8 +36,10 @@ def demo(
     model = cls(contamination=float(y_tr.mean()))
     if "random_state" in model.get_params():  # deterministic detectors have no seed
         model.set_params(random_state=seed)
-    typer.echo(f"Cardiotocography (bundled, ADBench 6_cardio): {X.shape[0]} records x {X.shape[1]} features, "
-               f"{int(y.sum())} pathologic ({y.mean():.1%}).")
+    typer.echo(
+        f"Cardiotocography (bundled, ADBench 6_cardio): {X.shape[0]} records x {X.shape[1]} features, "
+        f"{int(y.sum())} pathologic ({y.mean():.1%})."
+    )
     typer.echo(f"Training {cls.__name__} on the {int((y_tr == 0).sum())} normal records of a 70% split ...")
     t0 = time.perf_counter()
     model.fit(X_tr[y_tr == 0])
@@ -45,12 +49,18 @@ def demo(
     scores = model.decision_function(X_te)
     flags = model.predict(X_te)
     p = model.p_values(X_te)
-    typer.echo(f"Fitted in {fit_s:.1f} s.  Scored {len(X_te)} held-out records: {int(flags.sum())} flagged as anomalies "
-               f"(threshold {model.threshold_:.4g}, target false-positive rate 5%).")
+    typer.echo(
+        f"Fitted in {fit_s:.1f} s.  Scored {len(X_te)} held-out records: {int(flags.sum())} flagged as anomalies "
+        f"(threshold {model.threshold_:.4g}, target false-positive rate 5%)."
+    )
     tp = int(((flags == 1) & (y_te == 1)).sum())
-    typer.echo(f"Of the flagged, {tp} are truly pathologic (precision {tp / max(flags.sum(), 1):.2f}); "
-               f"recall {tp / max(y_te.sum(), 1):.2f}.")
-    typer.echo(f"ROC-AUC {roc_auc_score(y_te, scores):.4f}   average precision {average_precision_score(y_te, scores):.4f}")
+    typer.echo(
+        f"Of the flagged, {tp} are truly pathologic (precision {tp / max(flags.sum(), 1):.2f}); "
+        f"recall {tp / max(y_te.sum(), 1):.2f}."
+    )
+    typer.echo(
+        f"ROC-AUC {roc_auc_score(y_te, scores):.4f}   average precision {average_precision_score(y_te, scores):.4f}"
+    )
     order = np.argsort(-scores)[:top]
     typer.echo(f"\nTop {len(order)} anomalies:")
     typer.echo(f"{'rank':>4} {'row':>5} {'score':>10} {'p-value':>8} {'label':>6}")

@@ -55,15 +55,22 @@ def _read_rows(model, data: str, wanted: list[int]):
 def explain_rows(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
     data: str = typer.Argument(..., help="Table holding the rows: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
-    rows: str = typer.Option(None, "--rows", "-r", help="0-based data rows (as in `deepad score`'s row column and "
-                                                        "error messages): 0,5,17 or ranges like 10-20. For images: "
-                                                        "image numbers (default: the --top highest-scoring)."),
-    output_dir: str = typer.Option(None, "--output-dir", help="Images: folder for the anomaly-map PNG overlays "
-                                                             "(default ./anomaly-maps)."),
+    rows: str = typer.Option(
+        None,
+        "--rows",
+        "-r",
+        help="0-based data rows (as in `deepad score`'s row column and "
+        "error messages): 0,5,17 or ranges like 10-20. For images: "
+        "image numbers (default: the --top highest-scoring).",
+    ),
+    output_dir: str = typer.Option(
+        None, "--output-dir", help="Images: folder for the anomaly-map PNG overlays (default ./anomaly-maps)."
+    ),
     output_dir_old: str = typer.Option(None, "-o", hidden=True, help="Old short name of --output-dir."),
     top: int = typer.Option(5, "--top", min=1, help="Contributing columns shown per row."),
-    method: str = typer.Option("auto", "--method", help="auto, reconstruction, integrated_gradients, tail or "
-                                                        "occlusion (see deepad.explain)."),
+    method: str = typer.Option(
+        "auto", "--method", help="auto, reconstruction, integrated_gradients, tail or occlusion (see deepad.explain)."
+    ),
 ) -> None:
     """Show why rows of DATA score as they do: score, p-value, flag and the columns that raised the score most."""
     import warnings
@@ -97,8 +104,10 @@ def explain_rows(
     tabular = isinstance(model, TabularDetector)
     ids = [c for c in model.schema_.id_columns if c in frame.columns] if tabular else []
     how = attributions.attrs["method"]
-    typer.echo(f"Attributions: {how} ({METHOD_DESCRIPTIONS[how]}); positive values raised the score. "
-               f"Threshold {model.threshold_:.4g}.")
+    typer.echo(
+        f"Attributions: {how} ({METHOD_DESCRIPTIONS[how]}); positive values raised the score. "
+        f"Threshold {model.threshold_:.4g}."
+    )
     header = ["row", *ids, "score", "p_value", "anomaly", "rank", "column", "value", "attribution"]
     lines = []
     pos = {str(c): j for j, c in enumerate(attributions.columns)}
@@ -107,14 +116,25 @@ def explain_rows(
             raw = frame.iloc[k][column] if tabular else frame.iloc[k, pos[column]]
             shown = "missing" if raw is None or (isinstance(raw, float) and np.isnan(raw)) else str(raw)
             first = rank == 1
-            lines.append([str(r) if first else "", *[str(frame.iloc[k][c]) if first else "" for c in ids],
-                          f"{scores[k]:.4g}" if first else "", f"{p[k]:.4g}" if first else "",
-                          ("yes" if scores[k] > model.threshold_ else "no") if first else "", str(rank), column,
-                          shown[:30], f"{value:+.4g}"])
+            lines.append(
+                [
+                    str(r) if first else "",
+                    *[str(frame.iloc[k][c]) if first else "" for c in ids],
+                    f"{scores[k]:.4g}" if first else "",
+                    f"{p[k]:.4g}" if first else "",
+                    ("yes" if scores[k] > model.threshold_ else "no") if first else "",
+                    str(rank),
+                    column,
+                    shown[:30],
+                    f"{value:+.4g}",
+                ]
+            )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     right = {"row", "score", "p_value", "rank", "attribution"}
-    fmt = lambda cells: "  ".join(c.rjust(w) if h in right else c.ljust(w)  # noqa: E731
-                                  for c, w, h in zip(cells, widths, header)).rstrip()
+
+    def fmt(cells):
+        return "  ".join(c.rjust(w) if h in right else c.ljust(w) for c, w, h in zip(cells, widths, header)).rstrip()
+
     typer.echo(fmt(header))
     for line in lines:
         typer.echo(fmt(line))

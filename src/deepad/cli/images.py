@@ -38,8 +38,21 @@ def _read(data: str):
         return load_image_input(data)
 
 
-def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict, contamination, method: str, fpr,
-                 pot_risk, seed: int, image_size: str | None, default_rule: bool) -> None:
+def train_images(
+    data: str,
+    output: str,
+    *,
+    cls,
+    kwargs: dict,
+    fit_params: dict,
+    contamination,
+    method: str,
+    fpr,
+    pot_risk,
+    seed: int,
+    image_size: str | None,
+    default_rule: bool,
+) -> None:
     """``deepad train IMAGES_DIR``: fit :class:`~deepad.image_pipeline.ImagePipeline` and save it."""
     import warnings
 
@@ -70,9 +83,11 @@ def train_images(data: str, output: str, *, cls, kwargs: dict, fit_params: dict,
         inner.set_params(verbose=False)
     n_flag = int(model.labels_.sum())
     shape = "x".join(map(str, model.image_shape_))
-    typer.echo(f"Trained {cls.__name__} on {len(imgs.names):,} images ({shape}, C x H x W) in "
-               f"{time.perf_counter() - t0:.1f} s; threshold {model.threshold_:.4g} flags {n_flag:,} training "
-               f"images ({n_flag / len(imgs.names):.2%}).")
+    typer.echo(
+        f"Trained {cls.__name__} on {len(imgs.names):,} images ({shape}, C x H x W) in "
+        f"{time.perf_counter() - t0:.1f} s; threshold {model.threshold_:.4g} flags {n_flag:,} training "
+        f"images ({n_flag / len(imgs.names):.2%})."
+    )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     with _UserErrors():
         model.save(output)
@@ -85,8 +100,10 @@ def _load_image_model(model_dir: str):
     with _UserErrors():
         model = deepad.load(model_dir)
     if not getattr(model, "_image_input", False):
-        fail(f"{model_dir} is a model for tables ({type(model).__name__}); train an image model with "
-             "`deepad train IMAGES_DIR`.")
+        fail(
+            f"{model_dir} is a model for tables ({type(model).__name__}); train an image model with "
+            "`deepad train IMAGES_DIR`."
+        )
     return model
 
 
@@ -113,8 +130,10 @@ def score_images(model_dir: str, data: str, output: str) -> None:
     frame["is_anomaly"] = (scores > model.threshold_).astype(np.int64)
     with _UserErrors():
         write_frame_atomic(frame, output)
-    typer.echo(f"Scored {len(frame):,} images in {seconds:.1f} s: {int(frame['is_anomaly'].sum()):,} flagged as "
-               f"anomalies (threshold {model.threshold_:.4g}). Wrote {output}")
+    typer.echo(
+        f"Scored {len(frame):,} images in {seconds:.1f} s: {int(frame['is_anomaly'].sum()):,} flagged as "
+        f"anomalies (threshold {model.threshold_:.4g}). Wrote {output}"
+    )
 
 
 def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, out_dir: str | None) -> None:
@@ -133,8 +152,10 @@ def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, 
         if past:
             fail(f"image {past[0]} is out of range: {data} has {len(scores):,} images (0 to {len(scores) - 1:,}).")
         chosen = rows
-    sub = type(imgs)([imgs.images[i] for i in chosen] if isinstance(imgs.images, list) else imgs.images[chosen],
-                     [imgs.names[i] for i in chosen])
+    sub = type(imgs)(
+        [imgs.images[i] for i in chosen] if isinstance(imgs.images, list) else imgs.images[chosen],
+        [imgs.names[i] for i in chosen],
+    )
     with _UserErrors(f"{data}: "):
         maps = model.anomaly_map(sub)
         shown = model.display_images(sub)
@@ -144,9 +165,15 @@ def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, 
     typer.echo(f"{'index':>6}  {'score':>10}  {'p_value':>8}  anomaly  overlay")
     for k, i in enumerate(chosen):
         stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(str(imgs.names[i])).stem)[:60]
-        png = save_overlay(shown[k], maps[k], folder / f"{i:05d}_{stem}.png",
-                           title=f"{imgs.names[i]}  score {scores[i]:.4g}  p {p[k]:.3g}")
-        typer.echo(f"{i:>6}  {scores[i]:>10.4g}  {p[k]:>8.3g}  {'yes' if scores[i] > model.threshold_ else 'no':<7}  {png}")
+        png = save_overlay(
+            shown[k],
+            maps[k],
+            folder / f"{i:05d}_{stem}.png",
+            title=f"{imgs.names[i]}  score {scores[i]:.4g}  p {p[k]:.3g}",
+        )
+        typer.echo(
+            f"{i:>6}  {scores[i]:>10.4g}  {p[k]:>8.3g}  {'yes' if scores[i] > model.threshold_ else 'no':<7}  {png}"
+        )
 
 
 def report_images(model_dir: str, data: str, output: str, top: int) -> None:
@@ -159,8 +186,9 @@ def report_images(model_dir: str, data: str, output: str, top: int) -> None:
     typer.echo(f"Wrote {output}")
 
 
-def bench_images(benchmark: str, data: str | None, detectors: str, seeds: str, out: str, threads: int,
-                 digits: str | None) -> None:
+def bench_images(
+    benchmark: str, data: str | None, detectors: str, seeds: str, out: str, threads: int, digits: str | None
+) -> None:
     """``deepad bench --images mnist --data DIR``: see :mod:`deepad.bench.images`."""
     import os
 
@@ -177,13 +205,19 @@ def bench_images(benchmark: str, data: str | None, detectors: str, seeds: str, o
 
     def progress(row):
         if not _quiet():
-            auc = f"ROC-AUC {row['roc_auc']:.4f}, fit {row['fit_seconds']:.1f} s" if row["status"] == "ok" else row["error"]
+            auc = (
+                f"ROC-AUC {row['roc_auc']:.4f}, fit {row['fit_seconds']:.1f} s"
+                if row["status"] == "ok"
+                else row["error"]
+            )
             typer.echo(f"{row['detector']} digit {row['digit']} seed {row['seed']}: {auc}")
 
     with _UserErrors():
         df = run_mnist_benchmark(data, detectors, digits=digit_list, seeds=seeds, out=out, progress=progress)
     ok = df[df["status"] == "ok"]
     for name, sub in ok.groupby("detector"):
-        typer.echo(f"{name}: mean ROC-AUC {sub.groupby('digit')['roc_auc'].mean().mean():.4f} over "
-                   f"{sub['digit'].nunique()} digits x {sub['seed'].nunique()} seeds")
+        typer.echo(
+            f"{name}: mean ROC-AUC {sub.groupby('digit')['roc_auc'].mean().mean():.4f} over "
+            f"{sub['digit'].nunique()} digits x {sub['seed'].nunique()} seeds"
+        )
     typer.echo(f"Results: {Path(out) / 'results.csv'}  Summary: {Path(out) / 'RESULTS.md'}")

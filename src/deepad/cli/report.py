@@ -11,15 +11,26 @@ __all__ = ["report"]
 
 def report(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
-    data: str = typer.Argument(..., help="Table to score and describe: .csv/.tsv, .parquet, .jsonl, .json, .npy, .npz."),
+    data: str = typer.Argument(
+        ..., help="Table to score and describe: .csv/.tsv, .parquet, .jsonl, .json, .npy, .npz."
+    ),
     output: str = typer.Option(..., "--output", "-o", help="HTML file to write (atomically)."),
-    label_column: str = typer.Option(None, "--label-column", "-l",
-                                     help="Column of DATA with known labels (1/true = anomaly): adds ROC and "
-                                          "precision-recall curves; never scored."),
+    label_column: str = typer.Option(
+        None,
+        "--label-column",
+        "-l",
+        help="Column of DATA with known labels (1/true = anomaly): adds ROC and precision-recall curves; never scored.",
+    ),
     top: int = typer.Option(20, "--top", min=1, help="Top anomalies listed with their attributions."),
-    refractory: int = typer.Option(0, min=0, help="Time series: points after an alert during which alarms are suppressed."),
-    rearm: int = typer.Option(0, min=0, help="Time series: after an alert, alerts re-arm once the score has been below "
-                                             "the threshold for this many points (one alert per incident); 0: off."),
+    refractory: int = typer.Option(
+        0, min=0, help="Time series: points after an alert during which alarms are suppressed."
+    ),
+    rearm: int = typer.Option(
+        0,
+        min=0,
+        help="Time series: after an alert, alerts re-arm once the score has been below "
+        "the threshold for this many points (one alert per incident); 0: off.",
+    ),
     risk: float = typer.Option(1e-4, help="Time series: SPOT risk of the adaptive threshold."),
     png: str = typer.Option(None, "--png", help="Time series: also write the plot to this PNG file."),
 ) -> None:
@@ -54,8 +65,18 @@ def report(
 
     if is_series_detector(model):
         with _UserErrors(f"{data}: "):
-            build_series_report(model, data, output, label_column=label_column, risk=risk, refractory=refractory,
-                                rearm=rearm, png=png, data_name=data, model_name=model_dir)
+            build_series_report(
+                model,
+                data,
+                output,
+                label_column=label_column,
+                risk=risk,
+                refractory=refractory,
+                rearm=rearm,
+                png=png,
+                data_name=data,
+                model_name=model_dir,
+            )
         typer.echo(f"Wrote {output}")
         return
     with _UserErrors(f"{data}: "):

@@ -47,19 +47,34 @@ def score(
     data: str = typer.Argument(..., help="Table to score: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Output file, .csv or .parquet (written atomically)."),
     batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows scored per chunk (bounds memory)."),
-    engine: str = typer.Option("local", "--engine", help="local: this process. dask: Parquet in, partitions scored "
-                                                         "in parallel on Dask workers, OUTPUT a directory of parts."),
-    scheduler: str = typer.Option(None, "--scheduler", help="With --engine dask: scheduler address, e.g. "
-                                                            "tcp://host:8786 (default: a local cluster)."),
-    explain: bool = typer.Option(False, "--explain/--no-explain",
-                                 help="Add a top_features column: for rows flagged as anomalies, the --top columns "
-                                      "that raised the score most (empty for other rows, so the cost grows with the "
-                                      "flagged rows only). Off by default to keep the output's columns stable."),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local: this process. dask: Parquet in, partitions scored "
+        "in parallel on Dask workers, OUTPUT a directory of parts.",
+    ),
+    scheduler: str = typer.Option(
+        None,
+        "--scheduler",
+        help="With --engine dask: scheduler address, e.g. tcp://host:8786 (default: a local cluster).",
+    ),
+    explain: bool = typer.Option(
+        False,
+        "--explain/--no-explain",
+        help="Add a top_features column: for rows flagged as anomalies, the --top columns "
+        "that raised the score most (empty for other rows, so the cost grows with the "
+        "flagged rows only). Off by default to keep the output's columns stable.",
+    ),
     top: int = typer.Option(3, "--top", min=1, help="With --explain: columns listed per flagged row."),
-    refractory: int = typer.Option(0, min=0, help="Time series: points after an alert during which alerts are "
-                                                  "suppressed (the alert column)."),
-    rearm: int = typer.Option(0, min=0, help="Time series: after an alert, alerts re-arm once the score has been below "
-                                             "the threshold for this many points (the alert column); 0: off."),
+    refractory: int = typer.Option(
+        0, min=0, help="Time series: points after an alert during which alerts are suppressed (the alert column)."
+    ),
+    rearm: int = typer.Option(
+        0,
+        min=0,
+        help="Time series: after an alert, alerts re-arm once the score has been below "
+        "the threshold for this many points (the alert column); 0: off.",
+    ),
 ) -> None:
     """Score DATA with a saved model; write its id columns plus score, p_value and is_anomaly to OUTPUT.
 
@@ -101,15 +116,20 @@ def score(
 
         return score_series(model, data, output, refractory=refractory, rearm=rearm)
     if refractory or rearm:
-        fail("--refractory and --rearm apply to models trained on a time series (deepad train ... --detector "
-             "ConformalKNN); this model scores table rows independently.")
+        fail(
+            "--refractory and --rearm apply to models trained on a time series (deepad train ... --detector "
+            "ConformalKNN); this model scores table rows independently."
+        )
     with _UserErrors(f"{data}: "):
-        summary = score_file(model, data, output, batch_size=batch_rows, progress=not _quiet(),
-                             explain_top=top if explain else 0)
+        summary = score_file(
+            model, data, output, batch_size=batch_rows, progress=not _quiet(), explain_top=top if explain else 0
+        )
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(f"Scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s): "
-               f"{summary.flagged:,} flagged as anomalies (threshold {model.threshold_:.4g}). Wrote {output}")
+    typer.echo(
+        f"Scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s): "
+        f"{summary.flagged:,} flagged as anomalies (threshold {model.threshold_:.4g}). Wrote {output}"
+    )
 
 
 def _score_dask(model_dir: str, data: str, output: str, batch_rows: int, scheduler: str | None) -> None:
@@ -121,10 +141,13 @@ def _score_dask(model_dir: str, data: str, output: str, batch_rows: int, schedul
     from deepad.distributed import score_parquet
 
     with _UserErrors(f"{data}: "):
-        summary = score_parquet(model_dir, data, output, scheduler=scheduler, batch_rows=batch_rows,
-                                progress=not _quiet())
+        summary = score_parquet(
+            model_dir, data, output, scheduler=scheduler, batch_rows=batch_rows, progress=not _quiet()
+        )
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(f"Scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) on "
-               f"{summary.workers} Dask worker(s), {summary.partitions} partition(s): {summary.flagged:,} flagged as "
-               f"anomalies. Wrote {output}/part-*.parquet")
+    typer.echo(
+        f"Scored {summary.rows:,} rows in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s) on "
+        f"{summary.workers} Dask worker(s), {summary.partitions} partition(s): {summary.flagged:,} flagged as "
+        f"anomalies. Wrote {output}/part-*.parquet"
+    )

@@ -49,15 +49,30 @@ def _value_columns(df: pd.DataFrame, data: str, timestamp: str, label_column: st
         coerced = pd.to_numeric(df[col], errors="coerce")
         rows = np.flatnonzero(coerced.isna().to_numpy() & df[col].notna().to_numpy())
         where = f" (row {int(rows[0])}: {df[col].iloc[rows[0]]!r})" if len(rows) else ""
-        fail(f"{data}: value column(s) {bad} are not numeric{where}; a series model reads numeric columns only. "
-             f"Leave them out with --exclude {','.join(map(str, bad))}.")
+        fail(
+            f"{data}: value column(s) {bad} are not numeric{where}; a series model reads numeric columns only. "
+            f"Leave them out with --exclude {','.join(map(str, bad))}."
+        )
     return values
 
 
-def train_series(data: str, output: str, *, inner, label_column: str | None, excluded: list[str],
-                 timestamp: str | None, resample: str | None, fill_limit: int, contamination: float | None,
-                 method: str, fpr: float | None, pot_risk: float | None, default_rule: bool,
-                 fit_params: dict) -> None:
+def train_series(
+    data: str,
+    output: str,
+    *,
+    inner,
+    label_column: str | None,
+    excluded: list[str],
+    timestamp: str | None,
+    resample: str | None,
+    fill_limit: int,
+    contamination: float | None,
+    method: str,
+    fpr: float | None,
+    pot_risk: float | None,
+    default_rule: bool,
+    fit_params: dict,
+) -> None:
     """``deepad train SERIES --detector ConformalKNN|GRUForecaster|...``: fit ``inner`` on the regularised series."""
     import warnings
 
@@ -71,8 +86,10 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
 
     own_threshold = default_threshold(inner) == "fixed"
     if own_threshold and method == "pot":
-        fail(f"{name} has a conformal threshold of its own (an alert is a point rarer than --contamination); "
-             "--threshold pot does not apply. Use --contamination or --fpr (the same thing for it).")
+        fail(
+            f"{name} has a conformal threshold of its own (an alert is a point rarer than --contamination); "
+            "--threshold pot does not apply. Use --contamination or --fpr (the same thing for it)."
+        )
     if resample is not None:
         try:
             if pd.Timedelta(pd.tseries.frequencies.to_offset(resample)) <= pd.Timedelta(0):
@@ -101,11 +118,15 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
         y = (grid.pop("__label__").to_numpy() > 0).astype(np.float64)
     step, imputed, dropped = grid.attrs["step"], grid.attrs["imputed"], grid.attrs["dropped"]
     merged = len(df) - len(series)
-    _say(f"Series: {len(grid):,} points from {grid.index[0]} to {grid.index[-1]} on a {_step_text(step)} grid "
-         f"({'given' if resample else 'the median spacing'}); value column(s): {', '.join(map(str, values))}.")
+    _say(
+        f"Series: {len(grid):,} points from {grid.index[0]} to {grid.index[-1]} on a {_step_text(step)} grid "
+        f"({'given' if resample else 'the median spacing'}); value column(s): {', '.join(map(str, values))}."
+    )
     if merged or imputed or dropped:
-        _say(f"  {merged:,} rows sharing a timestamp averaged; {imputed:,} missing steps filled by interpolation "
-             f"(gaps of at most {fill_limit} steps); {dropped:,} steps in longer gaps left out.")
+        _say(
+            f"  {merged:,} rows sharing a timestamp averaged; {imputed:,} missing steps filled by interpolation "
+            f"(gaps of at most {fill_limit} steps); {dropped:,} steps in longer gaps left out."
+        )
     if contamination is not None or (own_threshold and fpr is not None):
         inner.set_params(contamination=float(contamination if contamination is not None else fpr))
     _say(f"Training {name} ...")
@@ -121,35 +142,52 @@ def train_series(data: str, output: str, *, inner, label_column: str | None, exc
     seconds = time.perf_counter() - t0
     if "verbose" in model.get_params(deep=False):
         model.set_params(verbose=False)  # progress bars were for this run only
-    model.series_input_ = {"timestamp": str(ts), "values": [str(v) for v in values], "step": step,
-                           "fill_limit": int(fill_limit), "resampled": bool(resample), "points": int(len(grid)),
-                           "start": str(grid.index[0]), "end": str(grid.index[-1]), "filled": int(imputed),
-                           "dropped": int(dropped)}
+    model.series_input_ = {
+        "timestamp": str(ts),
+        "values": [str(v) for v in values],
+        "step": step,
+        "fill_limit": int(fill_limit),
+        "resampled": bool(resample),
+        "points": int(len(grid)),
+        "start": str(grid.index[0]),
+        "end": str(grid.index[-1]),
+        "filled": int(imputed),
+        "dropped": int(dropped),
+    }
     n_flag = int(model.labels_.sum())
-    typer.echo(f"Trained {name} on {len(grid):,} points x {len(values)} value column(s) in {seconds:.1f} s; "
-               f"threshold {model.threshold_:.4g} flags {n_flag:,} training points ({n_flag / len(grid):.2%}).")
+    typer.echo(
+        f"Trained {name} on {len(grid):,} points x {len(values)} value column(s) in {seconds:.1f} s; "
+        f"threshold {model.threshold_:.4g} flags {n_flag:,} training points ({n_flag / len(grid):.2%})."
+    )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     if y is not None:
         from sklearn.metrics import roc_auc_score
 
         if len(np.unique(y)) == 2:
-            typer.echo(f"Training ROC-AUC against {label_column!r}: {roc_auc_score(y, model.decision_scores_):.4f} "
-                       "(in-sample; labels not used for training).")
+            typer.echo(
+                f"Training ROC-AUC against {label_column!r}: {roc_auc_score(y, model.decision_scores_):.4f} "
+                "(in-sample; labels not used for training)."
+            )
         else:
             typer.echo(f"note: label column {label_column!r} has a single class; no ROC-AUC.")
     with _UserErrors():
         model.save(output)
     typer.echo(f"Saved model to {output}")
     if not _quiet():
-        typer.echo(f"Next: deepad stream {output} --refractory 16 --rearm 64 < new_points.csv   "
-                   f"(or deepad report {output} SERIES.csv -o report.html)", err=True)
+        typer.echo(
+            f"Next: deepad stream {output} --refractory 16 --rearm 64 < new_points.csv   "
+            f"(or deepad report {output} SERIES.csv -o report.html)",
+            err=True,
+        )
 
 
 def describe_series_input(info: dict) -> str:
     """One line on the series a model was trained on (``series_input_``), for ``deepad info``."""
-    return (f"{info['points']:,} points of {', '.join(info['values'])} on a {_step_text(info['step'])} grid, "
-            f"{info['start']} to {info['end']} (timestamp column {info['timestamp']!r}; {info['filled']:,} steps "
-            f"filled, {info['dropped']:,} in gaps longer than {info['fill_limit']} steps left out)")
+    return (
+        f"{info['points']:,} points of {', '.join(info['values'])} on a {_step_text(info['step'])} grid, "
+        f"{info['start']} to {info['end']} (timestamp column {info['timestamp']!r}; {info['filled']:,} steps "
+        f"filled, {info['dropped']:,} in gaps longer than {info['fill_limit']} steps left out)"
+    )
 
 
 def _step_text(step: str) -> str:
@@ -179,15 +217,22 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
         frame, _ = read_model_series(model, data, data_name=data)
         result = series_scores(model, frame.to_numpy(dtype=np.float64), refractory=refractory, rearm=rearm)
     scores = result["score"].to_numpy()
-    out = pd.DataFrame({model.series_input_["timestamp"]: frame.index, "score": scores,
-                        "p_value": np.where(np.isfinite(scores),
-                                            _thr.conformal_p_values(model.p_value_reference, np.nan_to_num(scores)),
-                                            np.nan),
-                        "threshold": result["threshold"].to_numpy(),
-                        "is_anomaly": result["alarm"].to_numpy().astype(np.int64),
-                        "alert": result["alert"].to_numpy().astype(np.int64)})
+    out = pd.DataFrame(
+        {
+            model.series_input_["timestamp"]: frame.index,
+            "score": scores,
+            "p_value": np.where(
+                np.isfinite(scores), _thr.conformal_p_values(model.p_value_reference, np.nan_to_num(scores)), np.nan
+            ),
+            "threshold": result["threshold"].to_numpy(),
+            "is_anomaly": result["alarm"].to_numpy().astype(np.int64),
+            "alert": result["alert"].to_numpy().astype(np.int64),
+        }
+    )
     with _UserErrors():
         write_frame_atomic(out, output)
-    typer.echo(f"Scored {len(out):,} points of {data} on the model's {_step_text(model.series_input_['step'])} grid "
-               f"in {time.perf_counter() - t0:.1f} s: {int(out['is_anomaly'].sum()):,} above the threshold, "
-               f"{int(out['alert'].sum()):,} alerts. Wrote {output}")
+    typer.echo(
+        f"Scored {len(out):,} points of {data} on the model's {_step_text(model.series_input_['step'])} grid "
+        f"in {time.perf_counter() - t0:.1f} s: {int(out['is_anomaly'].sum()):,} above the threshold, "
+        f"{int(out['alert'].sum()):,} alerts. Wrote {output}"
+    )

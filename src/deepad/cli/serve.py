@@ -11,27 +11,41 @@ __all__ = ["serve"]
 
 def serve(
     models: str = typer.Argument(..., help="A model directory, or a directory whose sub-directories are models."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on. Beyond loopback an API key "
-                                                         "(--api-key-env) or --insecure is required."),
+    host: str = typer.Option(
+        "127.0.0.1",
+        "--host",
+        help="Interface to listen on. Beyond loopback an API key (--api-key-env) or --insecure is required.",
+    ),
     port: int = typer.Option(8000, "--port", min=0, max=65535),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes (each loads the models)."),
-    api_key_env: str = typer.Option(None, "--api-key-env", help="Name of the environment variable holding the API "
-                                                                "key clients must send as X-API-Key."),
+    api_key_env: str = typer.Option(
+        None,
+        "--api-key-env",
+        help="Name of the environment variable holding the API key clients must send as X-API-Key.",
+    ),
     insecure: bool = typer.Option(False, "--insecure", help="Allow a non-loopback --host without an API key."),
     max_body_mb: float = typer.Option(32.0, "--max-body-mb", min=0.001, help="Largest request body (413 above)."),
-    reload_interval: float = typer.Option(2.0, "--reload-interval", min=0.0,
-                                          help="Seconds between checks for a new model version (0: off)."),
-    max_rows: int = typer.Option(100_000, "--max-rows", min=1,
-                                 help="Most rows per request (JSON, CSV, Parquet, streams); 413 above."),
-    max_decompressed_mb: float = typer.Option(256.0, "--max-decompressed-mb", min=0.001,
-                                              help="Largest decoded size of a Parquet body, checked from its "
-                                                   "metadata before reading (413 above)."),
-    body_timeout: float = typer.Option(30.0, "--body-timeout", min=0.001,
-                                       help="Seconds to receive a request body (408 after)."),
-    header_timeout: float = typer.Option(30.0, "--header-timeout", min=0.001,
-                                         help="Seconds to receive a request head (the connection is closed after)."),
-    keep_alive_timeout: float = typer.Option(5.0, "--keep-alive-timeout", min=0.001,
-                                             help="Seconds an idle keep-alive connection stays open."),
+    reload_interval: float = typer.Option(
+        2.0, "--reload-interval", min=0.0, help="Seconds between checks for a new model version (0: off)."
+    ),
+    max_rows: int = typer.Option(
+        100_000, "--max-rows", min=1, help="Most rows per request (JSON, CSV, Parquet, streams); 413 above."
+    ),
+    max_decompressed_mb: float = typer.Option(
+        256.0,
+        "--max-decompressed-mb",
+        min=0.001,
+        help="Largest decoded size of a Parquet body, checked from its metadata before reading (413 above).",
+    ),
+    body_timeout: float = typer.Option(
+        30.0, "--body-timeout", min=0.001, help="Seconds to receive a request body (408 after)."
+    ),
+    header_timeout: float = typer.Option(
+        30.0, "--header-timeout", min=0.001, help="Seconds to receive a request head (the connection is closed after)."
+    ),
+    keep_alive_timeout: float = typer.Option(
+        5.0, "--keep-alive-timeout", min=0.001, help="Seconds an idle keep-alive connection stays open."
+    ),
 ) -> None:
     """Serve saved models over HTTP (FastAPI/Uvicorn): POST /v1/score, GET /v1/model, /healthz, /readyz.
 
@@ -41,11 +55,21 @@ def serve(
         from deepad.serve.app import ServeConfig, serve as run_server
     except ImportError:
         fail("deepad serve needs the serve extra: pip install 'deepad[serve]'")
-    cfg = ServeConfig(models=models, host=host, port=port, workers=workers, api_key_env=api_key_env,
-                      insecure=insecure, max_body_bytes=int(max_body_mb * 1024 * 1024),
-                      reload_interval=reload_interval, log_level="warning" if _quiet() else "info",
-                      max_rows=max_rows, max_decompressed_bytes=int(max_decompressed_mb * 1024 * 1024),
-                      body_timeout=body_timeout, header_timeout=header_timeout,
-                      keep_alive_timeout=keep_alive_timeout)
+    cfg = ServeConfig(
+        models=models,
+        host=host,
+        port=port,
+        workers=workers,
+        api_key_env=api_key_env,
+        insecure=insecure,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        reload_interval=reload_interval,
+        log_level="warning" if _quiet() else "info",
+        max_rows=max_rows,
+        max_decompressed_bytes=int(max_decompressed_mb * 1024 * 1024),
+        body_timeout=body_timeout,
+        header_timeout=header_timeout,
+        keep_alive_timeout=keep_alive_timeout,
+    )
     with _UserErrors():
         run_server(cfg)

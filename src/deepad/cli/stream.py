@@ -12,17 +12,29 @@ __all__ = ["stream"]
 
 
 def stream(
-    model_dir: str = typer.Argument(..., help="A saved detector (deepad train / .save) or a saved stream state "
-                                              "(--save-state), which resumes where it stopped."),
+    model_dir: str = typer.Argument(
+        ...,
+        help="A saved detector (deepad train / .save) or a saved stream state "
+        "(--save-state), which resumes where it stopped.",
+    ),
     risk: float = typer.Option(1e-4, help="SPOT risk: target probability that a normal point raises an alarm."),
     refractory: int = typer.Option(0, min=0, help="Points after an alert during which alarms are suppressed."),
-    rearm: int = typer.Option(0, min=0, help="After an alert, alerts re-arm only once the score has been below the "
-                                             "threshold for this many points (one alert per incident); 0: off."),
+    rearm: int = typer.Option(
+        0,
+        min=0,
+        help="After an alert, alerts re-arm only once the score has been below the "
+        "threshold for this many points (one alert per incident); 0: off.",
+    ),
     smoothing: int = typer.Option(1, min=1, help="Score = mean of the last N raw scores."),
-    fixed_threshold: bool = typer.Option(False, "--fixed-threshold", help="Use the model's threshold_ instead of SPOT."),
-    timestamp_column: str = typer.Option(None, "--timestamp-column",
-                                         help="Field passed through as the row's id (not scored); default: the "
-                                              "model's timestamp column (deepad train on a series), else timestamp."),
+    fixed_threshold: bool = typer.Option(
+        False, "--fixed-threshold", help="Use the model's threshold_ instead of SPOT."
+    ),
+    timestamp_column: str = typer.Option(
+        None,
+        "--timestamp-column",
+        help="Field passed through as the row's id (not scored); default: the "
+        "model's timestamp column (deepad train on a series), else timestamp.",
+    ),
     timestamp_old: str = typer.Option(None, "--timestamp", hidden=True, help="Old name of --timestamp-column."),
     save_state: str = typer.Option(None, "--save-state", help="Directory to save the stream state to at end of input."),
 ) -> None:
@@ -47,8 +59,14 @@ def stream(
             scorer = StreamScorer.load(model_dir)
         else:
             model = deepad.load(model_dir)
-            scorer = StreamScorer(model, threshold=default_threshold(model, fixed_threshold), risk=risk,
-                                  refractory=refractory, rearm=rearm, smoothing=smoothing)
+            scorer = StreamScorer(
+                model,
+                threshold=default_threshold(model, fixed_threshold),
+                risk=risk,
+                refractory=refractory,
+                rearm=rearm,
+                smoothing=smoothing,
+            )
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     grid = getattr(scorer.detector, "series_input_", None)  # trained by `deepad train` on a series: check its clock
@@ -98,5 +116,8 @@ def stream(
         with _UserErrors():
             scorer.save(save_state)
         if not _quiet():
-            typer.echo(f"Stream state saved to {save_state} ({scorer.n_seen} points, {scorer.n_alerts} alerts, "
-             f"{1e3 * scorer.latency_per_point_s:.3f} ms/point).", err=True)
+            typer.echo(
+                f"Stream state saved to {save_state} ({scorer.n_seen} points, {scorer.n_alerts} alerts, "
+                f"{1e3 * scorer.latency_per_point_s:.3f} ms/point).",
+                err=True,
+            )

@@ -6,8 +6,17 @@ import time
 
 import typer
 
-from deepad.cli._common import (_UserErrors, _detector_class, _detector_params, _new_detector, _option_name, _quiet,
-                                _say, _split_names, fail)
+from deepad.cli._common import (
+    _UserErrors,
+    _detector_class,
+    _detector_params,
+    _new_detector,
+    _option_name,
+    _quiet,
+    _say,
+    _split_names,
+    fail,
+)
 
 __all__ = ["train"]
 
@@ -39,8 +48,10 @@ def _calibration_split(df, y, fraction: float, seed: int):
     candidates = np.arange(len(df)) if y is None else np.flatnonzero(~(y == 1))
     n_cal = min(int(round(fraction * len(df))), len(candidates))
     if n_cal < 20:
-        fail(f"--calibration-fraction {fraction:g} holds out {n_cal} clean rows of {len(df):,}; at least 20 are "
-             f"needed for calibrated p-values. Raise it or train on more rows.")
+        fail(
+            f"--calibration-fraction {fraction:g} holds out {n_cal} clean rows of {len(df):,}; at least 20 are "
+            f"needed for calibrated p-values. Raise it or train on more rows."
+        )
     if len(df) - n_cal < 20:
         fail(f"--calibration-fraction {fraction:g} leaves only {len(df) - n_cal} rows to train on.")
     held = np.zeros(len(df), dtype=bool)
@@ -51,46 +62,91 @@ def _calibration_split(df, y, fraction: float, seed: int):
 def train(
     data: str = typer.Argument(..., help="Training table: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Model directory to write (replaced atomically)."),
-    detector: str = typer.Option(None, "--detector", "-d", help="Detector class name (default: deepad.detectors.DEFAULT)."),
-    label_column: str = typer.Option(None, "--label-column", "-l",
-                                     help="Label column (1/true = anomaly): never a feature; used to report ROC-AUC "
-                                          "on the training data, or as weak labels by detectors that learn from them."),
-    exclude: list[str] = typer.Option(None, "--exclude", "-x", help="Column(s) to leave out; repeat or comma-separate."),
-    types: list[str] = typer.Option(None, "--type", "-t",
-                                    help="Declare a column's kind, COLUMN=KIND (numeric, categorical, boolean, "
-                                         "datetime, id, excluded); repeatable."),
-    contamination: float = typer.Option(None, "--contamination", "-c",
-                                        help="Flag this fraction of the training rows (default 0.1)."),
-    fpr: float = typer.Option(None, "--fpr", help="Instead: threshold for this false-positive rate on the training scores "
-                                                  "(or the --calibration-fraction rows); implies --threshold fpr "
-                                                  "(default 0.01 there)."),
-    threshold: str = typer.Option(None, "--threshold",
-                                  help="Threshold rule: contamination (flag --contamination of the training rows; the "
-                                       "default), fpr (target false-positive rate --fpr) or pot (extreme-value "
-                                       "peaks-over-threshold tail fit at --pot-risk; needs no contamination guess). "
-                                       "Stored with the model and shown by `deepad info`."),
-    pot_risk: float = typer.Option(None, "--pot-risk", help="With --threshold pot: expected fraction of normal rows "
-                                                            "above the threshold (default 0.001)."),
-    calibration_fraction: float = typer.Option(0.0, "--calibration-fraction",
-                                               help="Hold out this fraction of the training rows (never known "
-                                                    "anomalies): fit on the rest, then p-values and fpr/pot "
-                                                    "thresholds use the held-out scores (conformal calibration)."),
-    tensorboard: str = typer.Option(None, "--tensorboard", help="Log a neural detector's per-epoch losses to this "
-                                                                "TensorBoard directory (pip install 'deepad[tracking]')."),
-    params: str = typer.Option(None, "--params", "-p", help='Detector parameters as JSON, e.g. \'{"epochs": 50}\'.'),
+    detector: str = typer.Option(
+        None, "--detector", "-d", help="Detector class name (default: deepad.detectors.DEFAULT)."
+    ),
+    label_column: str = typer.Option(
+        None,
+        "--label-column",
+        "-l",
+        help="Label column (1/true = anomaly): never a feature; used to report ROC-AUC "
+        "on the training data, or as weak labels by detectors that learn from them.",
+    ),
+    exclude: list[str] = typer.Option(
+        None, "--exclude", "-x", help="Column(s) to leave out; repeat or comma-separate."
+    ),
+    types: list[str] = typer.Option(
+        None,
+        "--type",
+        "-t",
+        help="Declare a column's kind, COLUMN=KIND (numeric, categorical, boolean, "
+        "datetime, id, excluded); repeatable.",
+    ),
+    contamination: float = typer.Option(
+        None, "--contamination", "-c", help="Flag this fraction of the training rows (default 0.1)."
+    ),
+    fpr: float = typer.Option(
+        None,
+        "--fpr",
+        help="Instead: threshold for this false-positive rate on the training scores "
+        "(or the --calibration-fraction rows); implies --threshold fpr "
+        "(default 0.01 there).",
+    ),
+    threshold: str = typer.Option(
+        None,
+        "--threshold",
+        help="Threshold rule: contamination (flag --contamination of the training rows; the "
+        "default), fpr (target false-positive rate --fpr) or pot (extreme-value "
+        "peaks-over-threshold tail fit at --pot-risk; needs no contamination guess). "
+        "Stored with the model and shown by `deepad info`.",
+    ),
+    pot_risk: float = typer.Option(
+        None,
+        "--pot-risk",
+        help="With --threshold pot: expected fraction of normal rows above the threshold (default 0.001).",
+    ),
+    calibration_fraction: float = typer.Option(
+        0.0,
+        "--calibration-fraction",
+        help="Hold out this fraction of the training rows (never known "
+        "anomalies): fit on the rest, then p-values and fpr/pot "
+        "thresholds use the held-out scores (conformal calibration).",
+    ),
+    tensorboard: str = typer.Option(
+        None,
+        "--tensorboard",
+        help="Log a neural detector's per-epoch losses to this TensorBoard directory (pip install 'deepad[tracking]').",
+    ),
+    params: str = typer.Option(None, "--params", "-p", help="Detector parameters as JSON, e.g. '{\"epochs\": 50}'."),
     scaling: str = typer.Option("standard", "--scaling", help="standard, robust, minmax or none."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (when the detector has random_state and --params does not set it)."),
-    image_size: str = typer.Option(None, "--image-size", help="Images: resize every image to HxW (e.g. 64x64); "
-                                                              "needed when the training images differ in size."),
-    timestamp_column: str = typer.Option(None, "--timestamp-column",
-                                         help="Time series: the timestamp column (default: one named timestamp/time/"
-                                              "datetime/date/ts, else the first column)."),
-    resample: str = typer.Option(None, "--resample", help="Time series: grid step, e.g. 5min or 1h (default: the "
-                                                          "median spacing of the timestamps); values are averaged "
-                                                          "per step."),
-    fill_limit: int = typer.Option(3, "--fill-limit", min=0,
-                                   help="Time series: fill gaps of at most this many steps by time interpolation; "
-                                        "longer gaps are left out, never invented."),
+    seed: int = typer.Option(
+        0, "--seed", help="Random seed (when the detector has random_state and --params does not set it)."
+    ),
+    image_size: str = typer.Option(
+        None,
+        "--image-size",
+        help="Images: resize every image to HxW (e.g. 64x64); needed when the training images differ in size.",
+    ),
+    timestamp_column: str = typer.Option(
+        None,
+        "--timestamp-column",
+        help="Time series: the timestamp column (default: one named timestamp/time/"
+        "datetime/date/ts, else the first column).",
+    ),
+    resample: str = typer.Option(
+        None,
+        "--resample",
+        help="Time series: grid step, e.g. 5min or 1h (default: the "
+        "median spacing of the timestamps); values are averaged "
+        "per step.",
+    ),
+    fill_limit: int = typer.Option(
+        3,
+        "--fill-limit",
+        min=0,
+        help="Time series: fill gaps of at most this many steps by time interpolation; "
+        "longer gaps are left out, never invented.",
+    ),
 ) -> None:
     """Learn what normal rows of DATA look like and save the model (preprocessing included) to OUTPUT.
 
@@ -118,8 +174,14 @@ def train(
     if contamination is not None and fpr is not None:
         fail("give --contamination or --fpr, not both.")
     with _UserErrors():
-        method = threshold_rule(threshold, contamination=contamination, fpr=fpr, pot_risk=pot_risk,
-                                calibration_fraction=calibration_fraction, flag=_option_name)
+        method = threshold_rule(
+            threshold,
+            contamination=contamination,
+            fpr=fpr,
+            pot_risk=pot_risk,
+            calibration_fraction=calibration_fraction,
+            flag=_option_name,
+        )
     if _same_file(Path(data), Path(output)):
         fail(f"the model directory {output} is the data file {data}.")
     from deepad.data.images import is_image_source
@@ -129,34 +191,74 @@ def train(
 
         cls = _detector_class(detector) if detector else None
         image_cls = cls or _detector_class("ConvAutoEncoder")
-        return train_images(data, output, cls=cls, kwargs=_detector_params(params, image_cls),
-                            fit_params=_tracking_callbacks(tensorboard, image_cls), contamination=contamination,
-                            method=method, fpr=fpr, pot_risk=pot_risk, seed=seed, image_size=image_size,
-                            default_rule=threshold is None and fpr is None)
+        return train_images(
+            data,
+            output,
+            cls=cls,
+            kwargs=_detector_params(params, image_cls),
+            fit_params=_tracking_callbacks(tensorboard, image_cls),
+            contamination=contamination,
+            method=method,
+            fpr=fpr,
+            pot_risk=pot_risk,
+            seed=seed,
+            image_size=image_size,
+            default_rule=threshold is None and fpr is None,
+        )
     cls = _detector_class(detector)
     kwargs = _detector_params(params, cls)
     fit_params = _tracking_callbacks(tensorboard, cls)
     from deepad.cli.series import is_series_class, train_series
 
     inner = _new_detector(cls, kwargs, seed)
-    series_only = [o for o, v in (("--timestamp-column", timestamp_column), ("--resample", resample),
-                                  ("--fill-limit", None if fill_limit == 3 else fill_limit)) if v is not None]
+    series_only = [
+        o
+        for o, v in (
+            ("--timestamp-column", timestamp_column),
+            ("--resample", resample),
+            ("--fill-limit", None if fill_limit == 3 else fill_limit),
+        )
+        if v is not None
+    ]
     if is_series_class(inner):
-        table_only = [o for o, v in (("--type", types), ("--calibration-fraction", calibration_fraction or None),
-                                     ("--scaling", None if scaling == "standard" else scaling),
-                                     ("--image-size", image_size)) if v]
+        table_only = [
+            o
+            for o, v in (
+                ("--type", types),
+                ("--calibration-fraction", calibration_fraction or None),
+                ("--scaling", None if scaling == "standard" else scaling),
+                ("--image-size", image_size),
+            )
+            if v
+        ]
         if table_only:
             verb = "applies" if len(table_only) == 1 else "apply"
-            fail(f"{', '.join(table_only)} {verb} to tables; {cls.__name__} reads a time series (it scales its "
-                 f"own inputs). Use --exclude, --timestamp-column, --resample or --fill-limit.")
-        return train_series(data, output, inner=inner, label_column=label_column, excluded=_split_names(exclude),
-                            timestamp=timestamp_column, resample=resample, fill_limit=fill_limit,
-                            contamination=contamination, method=method, fpr=fpr, pot_risk=pot_risk,
-                            default_rule=threshold is None and fpr is None, fit_params=fit_params)
+            fail(
+                f"{', '.join(table_only)} {verb} to tables; {cls.__name__} reads a time series (it scales its "
+                f"own inputs). Use --exclude, --timestamp-column, --resample or --fill-limit."
+            )
+        return train_series(
+            data,
+            output,
+            inner=inner,
+            label_column=label_column,
+            excluded=_split_names(exclude),
+            timestamp=timestamp_column,
+            resample=resample,
+            fill_limit=fill_limit,
+            contamination=contamination,
+            method=method,
+            fpr=fpr,
+            pot_risk=pot_risk,
+            default_rule=threshold is None and fpr is None,
+            fit_params=fit_params,
+        )
     if series_only:
         verb = "applies" if len(series_only) == 1 else "apply"
-        fail(f"{', '.join(series_only)} {verb} to time-series detectors (ConformalKNN, GRUForecaster, "
-             f"TCNAutoEncoder, RollingZScore); {cls.__name__} reads a table.")
+        fail(
+            f"{', '.join(series_only)} {verb} to time-series detectors (ConformalKNN, GRUForecaster, "
+            f"TCNAutoEncoder, RollingZScore); {cls.__name__} reads a table."
+        )
     type_map = {}
     for item in _split_names(types):
         col, sep, kind = item.partition("=")
@@ -174,13 +276,18 @@ def train(
         with _UserErrors(f"{data}: label "):
             y = boolean_values(df[label_column], label_column)
     with _UserErrors(f"{data}: "):
-        schema = infer_schema(df, exclude=[c for c in excluded if c != label_column], types=type_map,
-                              label=label_column)
+        schema = infer_schema(
+            df, exclude=[c for c in excluded if c != label_column], types=type_map, label=label_column
+        )
     df, df_cal, y = _calibration_split(df, y, calibration_fraction, seed)
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
-    model = TabularDetector(inner, schema=schema, scaling=None if scaling.lower() == "none" else scaling,
-                            contamination=0.1 if contamination is None else contamination)
+    model = TabularDetector(
+        inner,
+        schema=schema,
+        scaling=None if scaling.lower() == "none" else scaling,
+        contamination=0.1 if contamination is None else contamination,
+    )
     use_labels = y is not None and cls._uses_labels
     _say(f"Training {cls.__name__}{' with weak labels' if use_labels else ''} ...")
     t0 = time.perf_counter()
@@ -195,8 +302,10 @@ def train(
         model.detector_.set_params(verbose=False)
         inner.set_params(verbose=False)
     n_flag = int(model.labels_.sum())
-    typer.echo(f"Trained {cls.__name__} on {len(df):,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
-               f"threshold {model.threshold_:.4g} flags {n_flag:,} training rows ({n_flag / len(df):.2%}).")
+    typer.echo(
+        f"Trained {cls.__name__} on {len(df):,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
+        f"threshold {model.threshold_:.4g} flags {n_flag:,} training rows ({n_flag / len(df):.2%})."
+    )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     if df_cal is not None:
         _say(f"Calibrated p-values on {len(df_cal):,} held-out rows.")
@@ -210,8 +319,9 @@ def train(
             auc = roc_auc_score(y[known], model.decision_scores_[known])
             ap = average_precision_score(y[known], model.decision_scores_[known])
             how = "labels used as weak supervision" if use_labels else "labels not used for training"
-            typer.echo(f"Training ROC-AUC against {label_column!r}: {auc:.4f} (average precision {ap:.4f}; "
-                       f"in-sample, {how}).")
+            typer.echo(
+                f"Training ROC-AUC against {label_column!r}: {auc:.4f} (average precision {ap:.4f}; in-sample, {how})."
+            )
         else:
             typer.echo(f"note: label column {label_column!r} has a single class; no ROC-AUC.")
     with _UserErrors():

@@ -15,15 +15,23 @@ def tune_cmd(
     data: str = typer.Argument(..., help="Training table: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Model directory to write (the tuned, refitted model)."),
     detector: str = typer.Option(None, "--detector", "-d", help="Detector class name (default: DEFAULT)."),
-    label_column: str = typer.Option(None, "--label-column", "-l",
-                                     help="Column with labels (1/true = anomaly): a stratified 30% of the labelled "
-                                          "rows is the validation set (objective: --metric on it); never a feature. "
-                                          "Without it: synthetic anomaly injection (see deepad.tune)."),
+    label_column: str = typer.Option(
+        None,
+        "--label-column",
+        "-l",
+        help="Column with labels (1/true = anomaly): a stratified 30% of the labelled "
+        "rows is the validation set (objective: --metric on it); never a feature. "
+        "Without it: synthetic anomaly injection (see deepad.tune).",
+    ),
     trials: int = typer.Option(20, "--trials", "-n", min=1, help="Number of trials."),
     timeout: float = typer.Option(None, "--timeout", min=0.001, help="Stop starting trials after this many seconds."),
     metric: str = typer.Option("roc_auc", "--metric", help="roc_auc or average_precision."),
-    space: str = typer.Option(None, "--space", help='Search space as JSON, e.g. \'{"lr": ["log", 1e-4, 1e-2]}\' '
-                                                    "(format: deepad.tune); default: the detector's default space."),
+    space: str = typer.Option(
+        None,
+        "--space",
+        help='Search space as JSON, e.g. \'{"lr": ["log", 1e-4, 1e-2]}\' '
+        "(format: deepad.tune); default: the detector's default space.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed (sampler, splits, detectors)."),
 ) -> None:
     """Search a detector's hyper-parameters with Optuna, print the best, save the model refitted on all rows."""
@@ -76,20 +84,34 @@ def tune_cmd(
         df = df.drop(index=df.index[val]).reset_index(drop=True)
     template = TabularDetector(cls(), contamination=0.1)  # as `deepad train` builds its model
     how = "labelled validation rows" if y_val is not None else "synthetic anomaly injection"
-    _say(f"Tuning {cls.__name__}: {trials} trials{f' (at most {timeout:g} s)' if timeout else ''}, objective "
-         f"{metric} on {how} ...")
+    _say(
+        f"Tuning {cls.__name__}: {trials} trials{f' (at most {timeout:g} s)' if timeout else ''}, objective "
+        f"{metric} on {how} ..."
+    )
     t0 = time.perf_counter()
     try:
         with _UserErrors(f"{data}: "), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            result = tune(template, df, search_space=search_space, X_val=X_val, y_val=y_val, n_trials=trials,
-                          timeout=timeout, random_state=seed, metric=metric, refit_on=df_all)
+            result = tune(
+                template,
+                df,
+                search_space=search_space,
+                X_val=X_val,
+                y_val=y_val,
+                n_trials=trials,
+                timeout=timeout,
+                random_state=seed,
+                metric=metric,
+                refit_on=df_all,
+            )
     except typer.Exit:
         raise
     except RuntimeError as exc:  # no trial finished: every setting failed on this data
         fail(f"{data}: tuning found no working setting: {_one_line(exc)}")
-    typer.echo(f"Best of {result.extra['n_complete']} trial(s) in {time.perf_counter() - t0:.1f} s: "
-               f"{metric} {result.best_value:.4f} ({result.objective}).")
+    typer.echo(
+        f"Best of {result.extra['n_complete']} trial(s) in {time.perf_counter() - t0:.1f} s: "
+        f"{metric} {result.best_value:.4f} ({result.objective})."
+    )
     typer.echo(f"Best parameters: {json.dumps(result.best_params, default=str)}")
     with _UserErrors():
         result.save(output)

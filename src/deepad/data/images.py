@@ -33,8 +33,18 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["ImageSet", "ImagePreprocessor", "ImageReadError", "IMAGE_SUFFIXES", "read_images", "read_image_folder",
-           "read_idx", "read_mnist", "as_images", "is_image_source"]
+__all__ = [
+    "ImageSet",
+    "ImagePreprocessor",
+    "ImageReadError",
+    "IMAGE_SUFFIXES",
+    "read_images",
+    "read_image_folder",
+    "read_idx",
+    "read_mnist",
+    "as_images",
+    "is_image_source",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -73,12 +83,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise ImageReadError(f"{path} is truncated: its idx header is incomplete.")
-    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[data[2]])
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(data) - header != expected:
-        raise ImageReadError(f"{path} is damaged: header says shape {dims} ({expected} bytes) but it holds "
-                             f"{len(data) - header} bytes of data.")
+        raise ImageReadError(
+            f"{path} is damaged: header says shape {dims} ({expected} bytes) but it holds "
+            f"{len(data) - header} bytes of data."
+        )
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(dims)
 
 
@@ -214,8 +226,9 @@ def read_image_folder(path: str | os.PathLike) -> ImageSet:
             files.extend(members)
             labels = (labels or []) + [cls.name] * len(members)
     if not files:
-        raise ImageReadError(f"{directory} holds no image files ({', '.join(IMAGE_SUFFIXES)}) and no class "
-                             "sub-folders with images.")
+        raise ImageReadError(
+            f"{directory} holds no image files ({', '.join(IMAGE_SUFFIXES)}) and no class sub-folders with images."
+        )
     images = [_load_file(f) for f in files]
     names = [str(f.relative_to(directory)) for f in files]
     return ImageSet(images, None if labels is None else np.asarray(labels), names)
@@ -249,8 +262,9 @@ def read_images(path: str | os.PathLike) -> ImageSet:
         return _read_array_file(p)
     if p.suffix.lower() in IMAGE_SUFFIXES:
         return ImageSet([_load_file(p)], None, [p.name])
-    raise ImageReadError(f"{p}: unknown image source; give a folder of images, an image file, .npy/.npz, "
-                         "or an MNIST idx file.")
+    raise ImageReadError(
+        f"{p}: unknown image source; give a folder of images, an image file, .npy/.npz, or an MNIST idx file."
+    )
 
 
 # --------------------------------------------------------------------------- preprocessing
@@ -261,8 +275,15 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if img.shape[:2] == tuple(size):
         return img
     h, w = size
-    chans = [np.asarray(Image.fromarray(np.ascontiguousarray(img[:, :, c], dtype=np.float32), mode="F")
-                        .resize((w, h), Image.BILINEAR), dtype=np.float32) for c in range(img.shape[2])]
+    chans = [
+        np.asarray(
+            Image.fromarray(np.ascontiguousarray(img[:, :, c], dtype=np.float32), mode="F").resize(
+                (w, h), Image.BILINEAR
+            ),
+            dtype=np.float32,
+        )
+        for c in range(img.shape[2])
+    ]
     return np.stack(chans, axis=2)
 
 
@@ -321,7 +342,9 @@ class ImagePreprocessor:
             self.size_ = list(ts)
         else:
             self.size_ = list(hwc[0].shape[:2])
-        self.channels_ = 1 if self.color == "grey" or (self.color == "auto" and all(a.shape[2] == 1 for a in hwc)) else 3
+        self.channels_ = (
+            1 if self.color == "grey" or (self.color == "auto" and all(a.shape[2] == 1 for a in hwc)) else 3
+        )
         self.mean_, self.std_ = [0.0] * self.channels_, [1.0] * self.channels_
         X = self._stack(hwc, names)
         if self.standardize:
@@ -340,9 +363,11 @@ class ImagePreprocessor:
             if a.shape[:2] != size:
                 if self.target_size is None:
                     who = names[i] if names is not None else f"image {i}"
-                    raise ValueError(f"{who} is {a.shape[0]}x{a.shape[1]} but the images are {size[0]}x{size[1]}; "
-                                     f"images of different sizes need a target size (ImagePreprocessor(target_size="
-                                     f"({size[0]}, {size[1]})) or deepad train --image-size {size[0]}x{size[1]}).")
+                    raise ValueError(
+                        f"{who} is {a.shape[0]}x{a.shape[1]} but the images are {size[0]}x{size[1]}; "
+                        f"images of different sizes need a target size (ImagePreprocessor(target_size="
+                        f"({size[0]}, {size[1]})) or deepad train --image-size {size[0]}x{size[1]})."
+                    )
                 a = _resize(a, size)
             if self.channels_ == 1 and a.shape[2] == 3:
                 a = (a @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[:, :, None]
@@ -379,9 +404,15 @@ class ImagePreprocessor:
 
     # -------------------------------------------------------------- state
     def to_state(self) -> dict:
-        return {"target_size": None if self.target_size is None else [int(v) for v in self.target_size],
-                "color": self.color, "standardize": bool(self.standardize), "size": list(self.size_),
-                "channels": int(self.channels_), "mean": list(self.mean_), "std": list(self.std_)}
+        return {
+            "target_size": None if self.target_size is None else [int(v) for v in self.target_size],
+            "color": self.color,
+            "standardize": bool(self.standardize),
+            "size": list(self.size_),
+            "channels": int(self.channels_),
+            "mean": list(self.mean_),
+            "std": list(self.std_),
+        }
 
     @classmethod
     def from_state(cls, state: dict) -> "ImagePreprocessor":

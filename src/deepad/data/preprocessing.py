@@ -63,8 +63,16 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
 from deepad.data.scaling import SCALERS, fit_scaler
-from deepad.data.schema import (FALSE_STRINGS, TRUE_STRINGS, DataValidationError, Schema, describe_bad_rows,
-                                infer_schema, parse_datetimes, parse_numbers)
+from deepad.data.schema import (
+    FALSE_STRINGS,
+    TRUE_STRINGS,
+    DataValidationError,
+    Schema,
+    describe_bad_rows,
+    infer_schema,
+    parse_datetimes,
+    parse_numbers,
+)
 
 __all__ = ["TabularPreprocessor", "ScoringReport", "MISSING", "OTHER"]
 
@@ -91,8 +99,9 @@ class ScoringReport:
         out = []
         for col, n in self.unseen.items():
             ex = ", ".join(repr(v) for v in self.unseen_examples.get(col, [])[:3])
-            out.append(f"{n} value(s) in column {col!r} were not seen in training (e.g. {ex}); "
-                       f"scored as category {OTHER!r}.")
+            out.append(
+                f"{n} value(s) in column {col!r} were not seen in training (e.g. {ex}); scored as category {OTHER!r}."
+            )
         for col, n in self.unexpected_missing.items():
             out.append(f"{n} missing value(s) in column {col!r}, which had none in training; imputed.")
         return out
@@ -102,14 +111,16 @@ class ScoringReport:
 def _wrong_type(name: str, s: pd.Series, expected: str, row_offset: int) -> DataValidationError:
     nonnull = s.notna().to_numpy()
     detail, rows = describe_bad_rows(s, nonnull, row_offset=row_offset, limit=3)
-    return DataValidationError(f"column {name!r} holds {s.dtype} values where training had {expected}: {detail}.",
-                               column=name, rows=rows)
+    return DataValidationError(
+        f"column {name!r} holds {s.dtype} values where training had {expected}: {detail}.", column=name, rows=rows
+    )
 
 
 def _unparseable(name: str, s: pd.Series, bad: np.ndarray, expected: str, row_offset: int) -> DataValidationError:
     detail, rows = describe_bad_rows(s, bad, row_offset=row_offset)
-    return DataValidationError(f"column {name!r}: {int(bad.sum())} value(s) cannot be read as {expected}: {detail}.",
-                               column=name, rows=rows)
+    return DataValidationError(
+        f"column {name!r}: {int(bad.sum())} value(s) cannot be read as {expected}: {detail}.", column=name, rows=rows
+    )
 
 
 def _text_to_float(s: pd.Series, name: str, row_offset: int) -> np.ndarray:
@@ -172,7 +183,9 @@ def datetime_values(s: pd.Series, name: str, row_offset: int = 0) -> pd.Series:
     if pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_numeric_dtype(s.dtype):
         raise DataValidationError(
             f"{_wrong_type(name, s, 'dates/times', row_offset)} Convert epoch numbers first, e.g. "
-            f"pd.to_datetime(df[{name!r}], unit='s').", column=name)
+            f"pd.to_datetime(df[{name!r}], unit='s').",
+            column=name,
+        )
     try:
         parsed = parse_datetimes(s)
     except (ValueError, TypeError, OverflowError) as exc:
@@ -266,9 +279,17 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         any of ``"hour"``, ``"dayofweek"``, ``"month"``, ``"unix"``.
     """
 
-    def __init__(self, schema: Mapping | None = None, *, exclude=(), types: Mapping[str, str] | None = None,
-                 scaling: str | None = "standard", max_categories: int = 20, min_category_count: int = 5,
-                 datetime_features=("hour", "dayofweek", "month")):
+    def __init__(
+        self,
+        schema: Mapping | None = None,
+        *,
+        exclude=(),
+        types: Mapping[str, str] | None = None,
+        scaling: str | None = "standard",
+        max_categories: int = 20,
+        min_category_count: int = 5,
+        datetime_features=("hour", "dayofweek", "month"),
+    ):
         self.schema = schema
         self.exclude = exclude
         self.types = types
@@ -302,8 +323,11 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         df = to_frame(X)
         if len(df) == 0:
             raise ValueError("X is empty: the training table has no rows.")
-        schema = (Schema.from_dict(self.schema) if self.schema is not None
-                  else infer_schema(df, exclude=self.exclude, types=self.types))
+        schema = (
+            Schema.from_dict(self.schema)
+            if self.schema is not None
+            else infer_schema(df, exclude=self.exclude, types=self.types)
+        )
         missing = [c for c in schema.feature_columns if c not in df.columns]
         if missing:
             raise DataValidationError(f"the table lacks column(s) {missing} named in the schema.", column=missing[0])
@@ -315,8 +339,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             entry: dict[str, Any] = {"name": name, "kind": kind}
             if kind == "numeric":
                 v = numeric_values(s, name)
-                entry.update(fill=float(np.nanmedian(v)) if not np.isnan(v).all() else 0.0,
-                             indicator=bool(np.isnan(v).any()))
+                entry.update(
+                    fill=float(np.nanmedian(v)) if not np.isnan(v).all() else 0.0, indicator=bool(np.isnan(v).any())
+                )
             elif kind == "boolean":
                 v = boolean_values(s, name)
                 mean = np.nanmean(v) if not np.isnan(v).all() else 0.0
@@ -325,15 +350,22 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 ts = datetime_values(s, name)
                 feats = list(self.datetime_features)
                 raw = _datetime_raw(ts, feats)
-                entry.update(features=feats,
-                             fill=[float(np.nanmedian(raw[f])) if not np.isnan(raw[f]).all() else 0.0 for f in feats],
-                             indicator=bool(ts.isna().any()))
+                entry.update(
+                    features=feats,
+                    fill=[float(np.nanmedian(raw[f])) if not np.isnan(raw[f]).all() else 0.0 for f in feats],
+                    indicator=bool(ts.isna().any()),
+                )
             else:  # categorical
                 counts = category_values(s).value_counts(sort=False)
                 order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
                 top = [k for k, c in order if c >= self.min_category_count][: int(self.max_categories)]
-                entry.update(categories=top, levels=[k for k, _ in order], counts=[int(c) for _, c in order],
-                             frequency=len(order) > int(self.max_categories), n_rows=n)
+                entry.update(
+                    categories=top,
+                    levels=[k for k, _ in order],
+                    counts=[int(c) for _, c in order],
+                    frequency=len(order) > int(self.max_categories),
+                    n_rows=n,
+                )
             columns.append(entry)
         self.schema_ = schema
         self.columns_ = columns
@@ -496,8 +528,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         df = to_frame(X)
         missing, _ = self.check_columns(df.columns)
         if missing:
-            raise DataValidationError(f"missing column(s) {missing}, which the model was trained on.",
-                                      column=missing[0])
+            raise DataValidationError(
+                f"missing column(s) {missing}, which the model was trained on.", column=missing[0]
+            )
         if len(df) == 0:
             raise ValueError("X is empty: the table has no rows.")
         Z = self._encode(df, row_offset=row_offset, report=report)

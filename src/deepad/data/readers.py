@@ -37,17 +37,31 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["DataReadError", "read_table", "iter_batches", "table_columns", "count_rows", "detect_format",
-           "to_frame", "DEFAULT_BATCH_ROWS"]
+__all__ = [
+    "DataReadError",
+    "read_table",
+    "iter_batches",
+    "table_columns",
+    "count_rows",
+    "detect_format",
+    "to_frame",
+    "DEFAULT_BATCH_ROWS",
+]
 
 DEFAULT_BATCH_ROWS = 65_536
 
 _COMPRESSION = (".gz", ".bz2", ".zst", ".lz4")
 _FORMATS = {
-    ".csv": "csv", ".txt": "csv", ".tsv": "tsv",
-    ".parquet": "parquet", ".pq": "parquet",
-    ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json",
-    ".npy": "npy", ".npz": "npz",
+    ".csv": "csv",
+    ".txt": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".npy": "npy",
+    ".npz": "npz",
 }
 
 
@@ -63,9 +77,11 @@ def detect_format(path: str | os.PathLike) -> str:
         suffixes = suffixes[:-1]
     fmt = _FORMATS.get(suffixes[-1]) if suffixes else None
     if fmt is None:
-        raise DataReadError(f"{path}: cannot tell the format from the extension "
-                            f"{''.join(Path(path).suffixes) or '(none)'!r}; use one of "
-                            f"{', '.join(sorted(_FORMATS))} (CSV may be compressed: {', '.join(_COMPRESSION)}).")
+        raise DataReadError(
+            f"{path}: cannot tell the format from the extension "
+            f"{''.join(Path(path).suffixes) or '(none)'!r}; use one of "
+            f"{', '.join(sorted(_FORMATS))} (CSV may be compressed: {', '.join(_COMPRESSION)})."
+        )
     return fmt
 
 
@@ -101,8 +117,9 @@ def to_frame(data: Any, *, name: str = "X") -> pd.DataFrame:
     elif isinstance(data, dict):
         df = pd.DataFrame(data)
     else:
-        raise TypeError(f"{name} must be a pandas DataFrame, pyarrow Table, NumPy array or a file path, "
-                        f"not {type(data).__name__}.")
+        raise TypeError(
+            f"{name} must be a pandas DataFrame, pyarrow Table, NumPy array or a file path, not {type(data).__name__}."
+        )
     if not all(isinstance(c, str) for c in df.columns):
         df = df.rename(columns=str)
     if df.columns.has_duplicates:
@@ -134,7 +151,7 @@ def _numpy_frame(arr: np.ndarray, name: str) -> pd.DataFrame:
 
 def _slices(df: pd.DataFrame, batch_size: int) -> Iterator[pd.DataFrame]:
     for start in range(0, len(df), batch_size):
-        yield df.iloc[start:start + batch_size]
+        yield df.iloc[start : start + batch_size]
 
 
 # --------------------------------------------------------------------------- CSV
@@ -160,7 +177,7 @@ def csv_delimiter(path: Path, fmt: str = "csv") -> str:
     if not lines or "," in lines[0]:
         return ","
     truncated = len(sample) == 1 << 16  # the last sampled line may be cut short
-    body = [line for line in lines[1:-1 if truncated else None] if line.strip()][:50]
+    body = [line for line in lines[1 : -1 if truncated else None] if line.strip()][:50]
     for sep in _DELIMITERS[1:]:
         k = lines[0].count(sep)
         if k and all(line.count(sep) == k for line in body):
@@ -182,12 +199,18 @@ def _check_text(table, path: Path):
                 except UnicodeDecodeError as exc:
                     raise DataReadError(
                         f"{path}: column {name!r} is not UTF-8 text (row {i}: {value[:40]!r}, byte "
-                        f"{value[exc.start]:#04x}); save the file as UTF-8, e.g. iconv -f latin1 -t utf-8.") from None
+                        f"{value[exc.start]:#04x}); save the file as UTF-8, e.g. iconv -f latin1 -t utf-8."
+                    ) from None
     return table
 
 
-def _csv_options(fmt: str, columns: Sequence[str] | None, text_columns: Iterable[str] | None, block_size: int | None,
-                 delimiter: str = ","):
+def _csv_options(
+    fmt: str,
+    columns: Sequence[str] | None,
+    text_columns: Iterable[str] | None,
+    block_size: int | None,
+    delimiter: str = ",",
+):
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -301,7 +324,9 @@ def _iter_jsonl(path: Path, batch_size: int, columns) -> Iterator[pd.DataFrame]:
     import pyarrow.json as pjson
 
     try:
-        reader = pjson.open_json(path, read_options=pjson.ReadOptions(block_size=1 << 20))  # bounds read-ahead, as for CSV
+        reader = pjson.open_json(
+            path, read_options=pjson.ReadOptions(block_size=1 << 20)
+        )  # bounds read-ahead, as for CSV
         for batch in reader:
             df = _select(_arrow_to_pandas(batch), columns, path)
             yield from _slices(df, batch_size)
@@ -319,14 +344,17 @@ def _load_numpy(path: Path, fmt: str, mmap: bool) -> np.ndarray:
                 return npz["X"]
             if len(keys) == 1:
                 return npz[keys[0]]
-            raise DataReadError(f"{path} holds arrays {keys}; deepad reads the one named 'X' "
-                                "(or the only array in the file).")
+            raise DataReadError(
+                f"{path} holds arrays {keys}; deepad reads the one named 'X' (or the only array in the file)."
+            )
     except DataReadError:
         raise
     except ValueError as exc:
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
-            raise DataReadError(f"{path} holds Python objects (pickled); deepad reads only plain numeric "
-                                "arrays and never unpickles data files.") from None
+            raise DataReadError(
+                f"{path} holds Python objects (pickled); deepad reads only plain numeric "
+                "arrays and never unpickles data files."
+            ) from None
         raise DataReadError(f"{path}: cannot read as NumPy {fmt}: {exc}") from None
     except (OSError, EOFError) as exc:
         raise DataReadError(f"{path}: cannot read as NumPy {fmt}: {exc}") from None
@@ -350,14 +378,17 @@ def _check_rows(df: pd.DataFrame, path) -> pd.DataFrame:
     if df.columns.has_duplicates:
         dup = df.columns[df.columns.duplicated()].unique().tolist()
         where = [j + 1 for j, c in enumerate(df.columns) if c == dup[0]]
-        raise DataReadError(f"{path} has duplicate column names: {dup[:10]} ({dup[0]!r} is column "
-                            f"{' and '.join(map(str, where))}); rename them so each column is unambiguous.")
+        raise DataReadError(
+            f"{path} has duplicate column names: {dup[:10]} ({dup[0]!r} is column "
+            f"{' and '.join(map(str, where))}); rename them so each column is unambiguous."
+        )
     return df
 
 
 # --------------------------------------------------------------------------- public API
-def read_table(source: Any, *, columns: Sequence[str] | None = None,
-               text_columns: Iterable[str] | None = None) -> pd.DataFrame:
+def read_table(
+    source: Any, *, columns: Sequence[str] | None = None, text_columns: Iterable[str] | None = None
+) -> pd.DataFrame:
     """Read a whole table into a pandas ``DataFrame`` with string column names.
 
     ``source`` is a path (format from the extension, see the module
@@ -388,8 +419,13 @@ def read_table(source: Any, *, columns: Sequence[str] | None = None,
     return _check_rows(df, path)
 
 
-def iter_batches(source: Any, *, batch_size: int = DEFAULT_BATCH_ROWS, columns: Sequence[str] | None = None,
-                 text_columns: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
+def iter_batches(
+    source: Any,
+    *,
+    batch_size: int = DEFAULT_BATCH_ROWS,
+    columns: Sequence[str] | None = None,
+    text_columns: Iterable[str] | None = None,
+) -> Iterator[pd.DataFrame]:
     """Yield the table as consecutive ``DataFrame`` chunks of at most ``batch_size`` rows.
 
     Row order is preserved, so the chunks concatenated equal
@@ -418,8 +454,10 @@ def iter_batches(source: Any, *, batch_size: int = DEFAULT_BATCH_ROWS, columns: 
         chunks = _iter_jsonl(path, batch_size, columns)
     elif fmt == "npy":
         arr = _load_numpy(path, fmt, mmap=True)
-        chunks = (_select(_numpy_frame(np.asarray(arr[s:s + batch_size]), str(path)), columns, path)
-                  for s in range(0, arr.shape[0] if arr.ndim else 0, batch_size))
+        chunks = (
+            _select(_numpy_frame(np.asarray(arr[s : s + batch_size]), str(path)), columns, path)
+            for s in range(0, arr.shape[0] if arr.ndim else 0, batch_size)
+        )
         if arr.ndim != 2 and not arr.dtype.names:
             raise DataReadError(f"{path} holds an array of shape {arr.shape}; a 2-D table is expected.")
     else:
@@ -431,8 +469,11 @@ def iter_batches(source: Any, *, batch_size: int = DEFAULT_BATCH_ROWS, columns: 
         any_rows = True
         yield chunk
     if not any_rows:
-        raise DataReadError(f"{path} has a header but no data rows." if fmt in ("csv", "tsv", "parquet")
-                            else f"{path} has no data rows.")
+        raise DataReadError(
+            f"{path} has a header but no data rows."
+            if fmt in ("csv", "tsv", "parquet")
+            else f"{path} has no data rows."
+        )
 
 
 def table_columns(source: Any) -> list[str]:
@@ -450,8 +491,12 @@ def table_columns(source: Any) -> list[str]:
         # Everything as text: the header is all we need, and no type can fail to convert.
         read = pcsv.ReadOptions(block_size=1 << 16)
         try:
-            reader = pcsv.open_csv(path, read_options=read, parse_options=parse,
-                                   convert_options=pcsv.ConvertOptions(strings_can_be_null=True))
+            reader = pcsv.open_csv(
+                path,
+                read_options=read,
+                parse_options=parse,
+                convert_options=pcsv.ConvertOptions(strings_can_be_null=True),
+            )
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise _arrow_error(path, fmt.upper(), exc) from None
         return list(reader.schema.names)

@@ -71,7 +71,9 @@ class DataValidationError(ValueError):
         self.rows = rows or []
 
 
-def describe_bad_rows(values: pd.Series, bad: np.ndarray, *, row_offset: int = 0, limit: int = 5) -> tuple[str, list[int]]:
+def describe_bad_rows(
+    values: pd.Series, bad: np.ndarray, *, row_offset: int = 0, limit: int = 5
+) -> tuple[str, list[int]]:
     """``"row 17 ('abc'), row 40 ('x') (2 of 2)"`` for the positions where ``bad`` is true."""
     idx = np.flatnonzero(bad)
     shown = idx[:limit]
@@ -168,8 +170,9 @@ def _looks_like_id_name(name: str) -> bool:
     snake = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name.strip())
     snake = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", snake)
     tokens = [t for t in re.split(r"[_\-\s.:/]+", snake.lower()) if t]
-    return bool(tokens) and (tokens[-1] in _ID_TOKENS or tokens[0] in _ID_TOKENS and len(tokens) > 1
-                             and tokens[0] != "key")
+    return bool(tokens) and (
+        tokens[-1] in _ID_TOKENS or tokens[0] in _ID_TOKENS and len(tokens) > 1 and tokens[0] != "key"
+    )
 
 
 def is_text(s: pd.Series) -> bool:
@@ -199,8 +202,9 @@ def parse_numbers(values: pd.Series) -> np.ndarray:
             table[u] = float(pc.cast(pa.array([u], type=pa.string()), pa.float64())[0].as_py())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
             table[u] = np.nan
-    out = values.astype(object).map(lambda v: np.nan if v is None or (isinstance(v, float) and np.isnan(v))
-                                    else table.get(str(v), np.nan))
+    out = values.astype(object).map(
+        lambda v: np.nan if v is None or (isinstance(v, float) and np.isnan(v)) else table.get(str(v), np.nan)
+    )
     return out.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
@@ -214,14 +218,17 @@ def _isna(v: Any) -> bool:
 def parse_datetimes(values: pd.Series) -> pd.Series:
     """ISO 8601 text (or datetimes) to UTC ``datetime64``; unparseable -> NaT.  Naive values are taken as UTC."""
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values.dt.tz_convert("UTC") if getattr(values.dt, "tz", None) is not None else values.dt.tz_localize("UTC")
+        return (
+            values.dt.tz_convert("UTC") if getattr(values.dt, "tz", None) is not None else values.dt.tz_localize("UTC")
+        )
     text = values.astype(object).where(values.notna(), None)
     out = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
     if out.isna().any() and text.notna().any():
         # Date objects (from JSON/pyarrow) and mixed representations, one by one.
         retry = out.isna() & text.notna()
-        out.loc[retry] = pd.to_datetime(text[retry].map(lambda v: v if not isinstance(v, str) else None),
-                                        errors="coerce", utc=True)
+        out.loc[retry] = pd.to_datetime(
+            text[retry].map(lambda v: v if not isinstance(v, str) else None), errors="coerce", utc=True
+        )
     return out
 
 
@@ -239,9 +246,12 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
     if s.dtype == object:  # lists, arrays, dicts (Parquet/JSON nested columns) are not one value per cell
         nested = next((v for v in nonnull.iloc[:100] if isinstance(v, (list, tuple, dict, set, np.ndarray))), None)
         if nested is not None:
-            raise DataValidationError(f"column {name!r} holds nested values ({type(nested).__name__}s such as "
-                                      f"{str(nested)[:40]}), not one value per row; exclude it (CLI: --exclude "
-                                      f"{name}) or flatten it into columns.", column=name)
+            raise DataValidationError(
+                f"column {name!r} holds nested values ({type(nested).__name__}s such as "
+                f"{str(nested)[:40]}), not one value per row; exclude it (CLI: --exclude "
+                f"{name}) or flatten it into columns.",
+                column=name,
+            )
     unique_per_row = len(nonnull) == n and n > 1 and nonnull.nunique() == n
     if pd.api.types.is_bool_dtype(s.dtype):
         return {**entry, "kind": "boolean", "reason": "bool column"}
@@ -254,8 +264,9 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
     if pd.api.types.is_numeric_dtype(s.dtype):
         return {**entry, "kind": "numeric", "reason": "numeric column"}
     if not is_text(s):
-        raise DataValidationError(f"column {name!r} has type {dtype}, which deepad cannot use; "
-                                  "exclude it or convert it.", column=name)
+        raise DataValidationError(
+            f"column {name!r} has type {dtype}, which deepad cannot use; exclude it or convert it.", column=name
+        )
     # Text (or Python objects: dates, mixed) from here on.
     import datetime as _dt
 
@@ -273,10 +284,13 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
         return {**entry, "kind": "numeric", "reason": "numbers stored as text"}
     if ok.mean() >= _ALMOST:
         detail, rows = describe_bad_rows(s, s.notna().to_numpy() & _nan_positions(s, numbers))
-        raise DataValidationError(f"column {name!r} looks numeric ({int(ok.sum())} of {ok.size} values are numbers) but "
-                                  f"some values are not: {detail}. Fix them, or declare the column's type, "
-                                  f"e.g. types={{{name!r}: 'categorical'}} (CLI: --type {name}=categorical).",
-                                  column=name, rows=rows)
+        raise DataValidationError(
+            f"column {name!r} looks numeric ({int(ok.sum())} of {ok.size} values are numbers) but "
+            f"some values are not: {detail}. Fix them, or declare the column's type, "
+            f"e.g. types={{{name!r}: 'categorical'}} (CLI: --type {name}=categorical).",
+            column=name,
+            rows=rows,
+        )
     sample = text.iloc[:2000]
     if _dateish(sample).mean() >= _ALMOST:
         parsed = parse_datetimes(text)
@@ -287,11 +301,14 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
             full = np.zeros(n, dtype=bool)
             full[np.flatnonzero(s.notna().to_numpy())[~good]] = True
             detail, rows = describe_bad_rows(s, full)
-            raise DataValidationError(f"column {name!r} looks like dates/times ({int(good.sum())} of {good.size} values "
-                                      "parse as ISO 8601) "
-                                      f"but some values do not: {detail}. Fix them, or declare the column's type, "
-                                      f"e.g. types={{{name!r}: 'categorical'}} (CLI: --type {name}=categorical).",
-                                      column=name, rows=rows)
+            raise DataValidationError(
+                f"column {name!r} looks like dates/times ({int(good.sum())} of {good.size} values "
+                "parse as ISO 8601) "
+                f"but some values do not: {detail}. Fix them, or declare the column's type, "
+                f"e.g. types={{{name!r}: 'categorical'}} (CLI: --type {name}=categorical).",
+                column=name,
+                rows=rows,
+            )
     if unique_per_row:
         return {**entry, "kind": "id", "reason": "a distinct text value on every row (nothing to learn from)"}
     return {**entry, "kind": "categorical", "reason": "text column"}
@@ -303,8 +320,9 @@ def _nan_positions(s: pd.Series, parsed_nonnull: np.ndarray) -> np.ndarray:
     return full
 
 
-def infer_schema(data: Any, *, exclude: Iterable[str] = (), types: Mapping[str, str] | None = None,
-                 label: str | None = None) -> Schema:
+def infer_schema(
+    data: Any, *, exclude: Iterable[str] = (), types: Mapping[str, str] | None = None, label: str | None = None
+) -> Schema:
     """Infer each column's kind (see the module docstring) from a training table.
 
     ``exclude`` lists columns to leave out of the features; ``label`` names a
@@ -321,8 +339,10 @@ def infer_schema(data: Any, *, exclude: Iterable[str] = (), types: Mapping[str, 
     for what, names in (("exclude", exclude), ("types", list(types)), ("label", [label] if label else [])):
         unknown = [c for c in names if c not in columns]
         if unknown:
-            raise ValueError(f"{what} names column(s) {unknown} that the data does not have; "
-                             f"its columns are {columns[:30]}{' ...' if len(columns) > 30 else ''}.")
+            raise ValueError(
+                f"{what} names column(s) {unknown} that the data does not have; "
+                f"its columns are {columns[:30]}{' ...' if len(columns) > 30 else ''}."
+            )
     for name, kind in types.items():
         if kind not in KINDS:
             raise ValueError(f"types[{name!r}] = {kind!r} is not a column kind; choose one of {KINDS}.")
@@ -331,9 +351,13 @@ def infer_schema(data: Any, *, exclude: Iterable[str] = (), types: Mapping[str, 
         if name == label:
             entries.append({"name": name, "dtype": str(df[name].dtype), "kind": "excluded", "reason": "label column"})
         elif name in exclude:
-            entries.append({"name": name, "dtype": str(df[name].dtype), "kind": "excluded", "reason": "excluded by user"})
+            entries.append(
+                {"name": name, "dtype": str(df[name].dtype), "kind": "excluded", "reason": "excluded by user"}
+            )
         elif name in types:
-            entries.append({"name": name, "dtype": str(df[name].dtype), "kind": types[name], "reason": "declared by user"})
+            entries.append(
+                {"name": name, "dtype": str(df[name].dtype), "kind": types[name], "reason": "declared by user"}
+            )
         else:
             entries.append(_infer_one(name, df[name]))
     schema = Schema.from_columns(entries)

@@ -25,7 +25,15 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["read_series", "regularize", "median_step", "sliding_windows", "align_to_points", "default_timestamp_column", "StreamClock"]
+__all__ = [
+    "read_series",
+    "regularize",
+    "median_step",
+    "sliding_windows",
+    "align_to_points",
+    "default_timestamp_column",
+    "StreamClock",
+]
 
 _TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
 
@@ -45,7 +53,9 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
 
         df = read_table(source)  # CSV (any common delimiter), Parquet, JSON Lines; errors name the file
     if df.shape[1] < 2:
-        raise ValueError(f"a time series needs a timestamp column and at least one value column; got columns {list(df.columns)}.")
+        raise ValueError(
+            f"a time series needs a timestamp column and at least one value column; got columns {list(df.columns)}."
+        )
     if timestamp is None:
         timestamp = default_timestamp_column(df.columns)
     if timestamp not in df.columns:
@@ -62,8 +72,10 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
             where = f" (row {bad[0]}: {df[timestamp].iloc[bad[0]]!r})" if bad else ""
             raise ValueError(f"timestamp column {timestamp!r} cannot be parsed as dates{where}.") from None
     if times.isna().any():
-        raise ValueError(f"timestamp column {timestamp!r} has {int(times.isna().sum())} missing or unparseable values "
-                         f"(first at row {int(np.flatnonzero(times.isna().to_numpy())[0])}).")
+        raise ValueError(
+            f"timestamp column {timestamp!r} has {int(times.isna().sum())} missing or unparseable values "
+            f"(first at row {int(np.flatnonzero(times.isna().to_numpy())[0])})."
+        )
     if values is None:
         values = [c for c in df.columns if c != timestamp and pd.api.types.is_numeric_dtype(df[c])]
         if not values:
@@ -206,15 +218,19 @@ class StreamClock:
             before = now < previous
         except TypeError as exc:  # one row with a time zone, the other without
             self.previous = previous
-            raise ValueError(f"timestamp {value} cannot be compared with the previous row's ({previous}): "
-                             f"{exc}.") from None
+            raise ValueError(
+                f"timestamp {value} cannot be compared with the previous row's ({previous}): {exc}."
+            ) from None
         if before:
             self.previous = previous
-            raise ValueError(f"timestamp {value} is before the previous row's ({previous}); rows must arrive in "
-                             "time order.")
+            raise ValueError(
+                f"timestamp {value} is before the previous row's ({previous}); rows must arrive in time order."
+            )
         gap = now - previous
         if gap > 1.5 * self.step:
             steps = gap / self.step
-            return (f"line {line_no}: {gap} since the previous row, about {steps:.0f} steps of {self.step}; "
-                    f"{steps - 1:.0f} missing step(s) are not filled, so the model's window spans the gap.")
+            return (
+                f"line {line_no}: {gap} since the previous row, about {steps:.0f} steps of {self.step}; "
+                f"{steps - 1:.0f} missing step(s) are not filled, so the model's window spans the gap."
+            )
         return None

@@ -33,19 +33,59 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-CATEGORIES = [f"mcc_{c}" for c in ("grocery", "fuel", "restaurant", "pharmacy", "clothing", "electronics", "travel",
-                                   "hotel", "entertainment", "utilities", "telecom", "insurance", "education",
-                                   "health", "auto", "home", "sports", "books", "toys", "jewelry", "beauty",
-                                   "pets", "garden", "music", "digital", "gaming", "charity", "taxi", "parking",
-                                   "transit", "airline", "car_rental", "florist", "hardware", "furniture",
-                                   "optical", "dental", "vet", "laundry", "tobacco")]
+CATEGORIES = [
+    f"mcc_{c}"
+    for c in (
+        "grocery",
+        "fuel",
+        "restaurant",
+        "pharmacy",
+        "clothing",
+        "electronics",
+        "travel",
+        "hotel",
+        "entertainment",
+        "utilities",
+        "telecom",
+        "insurance",
+        "education",
+        "health",
+        "auto",
+        "home",
+        "sports",
+        "books",
+        "toys",
+        "jewelry",
+        "beauty",
+        "pets",
+        "garden",
+        "music",
+        "digital",
+        "gaming",
+        "charity",
+        "taxi",
+        "parking",
+        "transit",
+        "airline",
+        "car_rental",
+        "florist",
+        "hardware",
+        "furniture",
+        "optical",
+        "dental",
+        "vet",
+        "laundry",
+        "tobacco",
+    )
+]
 COUNTRIES = ["US", "CA", "MX", "GB", "DE", "FR", "NG", "RU", "BR", "IN"]
 _COUNTRY_P = np.array([0.9, 0.035, 0.02, 0.015, 0.01, 0.01, 0.002, 0.002, 0.003, 0.003])
 _RARE_CATEGORIES = ["mcc_jewelry", "mcc_gaming", "mcc_digital", "mcc_electronics", "mcc_tobacco"]
 
 
-def make_fraud_frame(n_rows: int = 5000, *, anomaly_rate: float = 0.01, seed: int = 0, start_index: int = 0,
-                     missing_rate: float = 1.0) -> pd.DataFrame:
+def make_fraud_frame(
+    n_rows: int = 5000, *, anomaly_rate: float = 0.01, seed: int = 0, start_index: int = 0, missing_rate: float = 1.0
+) -> pd.DataFrame:
     """The table described in the module docstring; ``missing_rate`` scales the missing-value rates."""
     rng = np.random.default_rng(seed)
     n = int(n_rows)
@@ -92,23 +132,29 @@ def make_fraud_frame(n_rows: int = 5000, *, anomaly_rate: float = 0.01, seed: in
                     n_tx[i] = rng.integers(15, 40)
     age[rng.random(n) < 0.03 * missing_rate] = np.nan
     distance[rng.random(n) < 0.05 * missing_rate] = np.nan
-    ts = (pd.Timestamp("2024-03-01") + pd.to_timedelta(day, unit="D") + pd.to_timedelta(hour, unit="h")
-          + pd.to_timedelta(second, unit="s"))
+    ts = (
+        pd.Timestamp("2024-03-01")
+        + pd.to_timedelta(day, unit="D")
+        + pd.to_timedelta(hour, unit="h")
+        + pd.to_timedelta(second, unit="s")
+    )
     ids = np.char.add("T", np.char.zfill(np.arange(start_index, start_index + n).astype(str), 10))
-    return pd.DataFrame({
-        "transaction_id": ids.astype(object),
-        "timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"),
-        "amount": np.round(amount, 2),
-        "merchant_category": category,
-        "merchant_id": np.char.add("M", np.char.zfill(merchant.astype(str), 5)).astype(object),
-        "country": country,
-        "channel": channel,
-        "card_present": card_present.astype(bool),
-        "customer_age": pd.array([None if np.isnan(a) else int(a) for a in age], dtype="Int64"),
-        "distance_km": np.round(distance, 1),
-        "n_tx_24h": n_tx.astype(np.int64),
-        "is_fraud": y,
-    })
+    return pd.DataFrame(
+        {
+            "transaction_id": ids.astype(object),
+            "timestamp": ts.strftime("%Y-%m-%d %H:%M:%S"),
+            "amount": np.round(amount, 2),
+            "merchant_category": category,
+            "merchant_id": np.char.add("M", np.char.zfill(merchant.astype(str), 5)).astype(object),
+            "country": country,
+            "channel": channel,
+            "card_present": card_present.astype(bool),
+            "customer_age": pd.array([None if np.isnan(a) else int(a) for a in age], dtype="Int64"),
+            "distance_km": np.round(distance, 1),
+            "n_tx_24h": n_tx.astype(np.int64),
+            "is_fraud": y,
+        }
+    )
 
 
 def write_fraud_csv(path: str | Path, n_rows: int = 5000, **kwargs) -> Path:

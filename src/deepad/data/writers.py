@@ -32,8 +32,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
-__all__ = ["AtomicOutput", "OutputWriteError", "remove_stale_parts", "part_prefix", "PART_SUFFIX", "OUTPUT_FORMATS",
-           "output_format", "write_frame_atomic", "TableWriter", "same_file"]
+__all__ = [
+    "AtomicOutput",
+    "OutputWriteError",
+    "remove_stale_parts",
+    "part_prefix",
+    "PART_SUFFIX",
+    "OUTPUT_FORMATS",
+    "output_format",
+    "write_frame_atomic",
+    "TableWriter",
+    "same_file",
+]
 
 #: output file suffix -> format
 OUTPUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -126,11 +136,16 @@ def remove_stale_parts(out: str | os.PathLike) -> list[Path]:
         except FileNotFoundError:  # another process removed it first
             continue
         except OSError as exc:
-            log.warning("could not remove the stale partial output %s (left by process %d, which is no longer "
-                        "running): %s", path, owner[1], exc)
+            log.warning(
+                "could not remove the stale partial output %s (left by process %d, which is no longer running): %s",
+                path,
+                owner[1],
+                exc,
+            )
             continue
-        log.warning("removed the stale partial output %s, left by process %d, which is no longer running",
-                    path, owner[1])
+        log.warning(
+            "removed the stale partial output %s, left by process %d, which is no longer running", path, owner[1]
+        )
         removed.append(path)
     return removed
 
@@ -162,8 +177,9 @@ class AtomicOutput:
             frame.to_csv(part.path, index=False)
     """
 
-    def __init__(self, out: str | os.PathLike, *, directory: bool = False, during: str | None = None,
-                 mode: int | None = None):
+    def __init__(
+        self, out: str | os.PathLike, *, directory: bool = False, during: str | None = None, mode: int | None = None
+    ):
         self.out = Path(out)
         self.directory = directory
         self.during = during

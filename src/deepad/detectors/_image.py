@@ -40,23 +40,27 @@ __all__ = ["ImageNeuralDetector", "validate_images"]
 _IMAGE_SCALERS = ("standard", None)
 
 
-def validate_images(X: Any, *, name: str = "X", min_samples: int = 1,
-                    image_shape: Sequence[int] | None = None, who: str = "detector") -> np.ndarray:
+def validate_images(
+    X: Any, *, name: str = "X", min_samples: int = 1, image_shape: Sequence[int] | None = None, who: str = "detector"
+) -> np.ndarray:
     """Return ``X`` as a C-contiguous float32 ``(N, C, H, W)`` array or raise a message naming the problem.
 
     ``(N, H, W)`` gets a channel axis of 1.  ``image_shape`` ``(C, H, W)``,
     when given, is the shape seen in fit, which new images must match.
     """
     if hasattr(X, "columns") or hasattr(X, "iloc"):
-        raise TypeError(f"{name} is a pandas {type(X).__name__}; image detectors take an array of images "
-                        "(N, H, W) or (N, C, H, W). Load images with deepad.data.images.")
+        raise TypeError(
+            f"{name} is a pandas {type(X).__name__}; image detectors take an array of images "
+            "(N, H, W) or (N, C, H, W). Load images with deepad.data.images."
+        )
     arr = np.asarray(X)
     if arr.dtype == object or arr.dtype.kind in "USMmV":
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
-            raise TypeError(f"{name} has dtype {arr.dtype} and cannot be read as pixel values; "
-                            "pass a numeric array of images.") from None
+            raise TypeError(
+                f"{name} has dtype {arr.dtype} and cannot be read as pixel values; pass a numeric array of images."
+            ) from None
     elif arr.dtype.kind == "c":
         raise TypeError(f"{name} has complex dtype {arr.dtype}; images need real pixel values.")
     elif arr.dtype.kind not in "biuf":
@@ -64,21 +68,30 @@ def validate_images(X: Any, *, name: str = "X", min_samples: int = 1,
     if arr.ndim == 3:
         arr = arr[:, None, :, :]
     elif arr.ndim != 4:
-        hint = (" For a single image add a leading axis: X[None]." if arr.ndim == 2 else
-                " Tables of features go to the tabular detectors (AutoEncoder, VAE, DeepSVDD).")
-        raise ValueError(f"{name} must be images of shape (N, H, W) or (N, C, H, W), got {arr.ndim}-D input of "
-                         f"shape {arr.shape}.{hint if arr.ndim <= 2 else ''}")
+        hint = (
+            " For a single image add a leading axis: X[None]."
+            if arr.ndim == 2
+            else " Tables of features go to the tabular detectors (AutoEncoder, VAE, DeepSVDD)."
+        )
+        raise ValueError(
+            f"{name} must be images of shape (N, H, W) or (N, C, H, W), got {arr.ndim}-D input of "
+            f"shape {arr.shape}.{hint if arr.ndim <= 2 else ''}"
+        )
     n, c, h, w = arr.shape
     if n == 0:
         raise ValueError(f"{name} is empty: shape {arr.shape} has no images.")
     if min(c, h, w) == 0:
         raise ValueError(f"{name} has an empty image axis: shape {arr.shape}.")
     if c > 4 and w in (1, 3, 4):
-        raise ValueError(f"{name} has shape {arr.shape}, which looks channel-last (N, H, W, C); image detectors "
-                         "take channels first (N, C, H, W): use np.moveaxis(X, -1, 1) or deepad.data.images.as_images.")
+        raise ValueError(
+            f"{name} has shape {arr.shape}, which looks channel-last (N, H, W, C); image detectors "
+            "take channels first (N, C, H, W): use np.moveaxis(X, -1, 1) or deepad.data.images.as_images."
+        )
     if image_shape is not None and tuple(int(v) for v in image_shape) != (c, h, w):
-        raise ValueError(f"{name} holds images of shape (C, H, W) = {(c, h, w)}, but this {who} was fitted on "
-                         f"{tuple(int(v) for v in image_shape)}; resize them the same way (ImagePreprocessor does).")
+        raise ValueError(
+            f"{name} holds images of shape (C, H, W) = {(c, h, w)}, but this {who} was fitted on "
+            f"{tuple(int(v) for v in image_shape)}; resize them the same way (ImagePreprocessor does)."
+        )
     if n < min_samples:
         raise ValueError(f"{name} has {n} images, but this {who} needs at least {min_samples}.")
     arr = np.asarray(arr, dtype=np.float64 if arr.dtype == np.float64 else np.float32)
@@ -87,13 +100,17 @@ def validate_images(X: Any, *, name: str = "X", min_samples: int = 1,
         bad = np.argwhere(~finite)
         i, ch, r, col = (int(v) for v in bad[0])
         what = "NaN" if np.isnan(arr[i, ch, r, col]) else "infinity"
-        raise ValueError(f"{name} contains {what} (first in image {i}, channel {ch}, pixel row {r}, column {col}; "
-                         f"{len(bad)} non-finite values in total).")
+        raise ValueError(
+            f"{name} contains {what} (first in image {i}, channel {ch}, pixel row {r}, column {col}; "
+            f"{len(bad)} non-finite values in total)."
+        )
     too_large = np.abs(arr) > np.finfo(np.float32).max
     if too_large.any():
         i, ch, r, col = (int(v) for v in np.argwhere(too_large)[0])
-        raise ValueError(f"{name} has a pixel value too large for float32 in image {i} (channel {ch}, row {r}, "
-                         f"column {col}): {arr[i, ch, r, col]:g}; normalise the images first.")
+        raise ValueError(
+            f"{name} has a pixel value too large for float32 in image {i} (channel {ch}, row {r}, "
+            f"column {col}): {arr[i, ch, r, col]:g}; normalise the images first."
+        )
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
@@ -136,8 +153,10 @@ class ImageNeuralDetector(NeuralDetector):
     # ------------------------------------------------------------------ fitting
     def _fit_scaler(self, X: np.ndarray) -> None:
         if self.preprocessing not in _IMAGE_SCALERS:
-            raise ValueError(f"preprocessing must be one of {_IMAGE_SCALERS} for image detectors "
-                             f"(per-channel standardisation or none), got {self.preprocessing!r}.")
+            raise ValueError(
+                f"preprocessing must be one of {_IMAGE_SCALERS} for image detectors "
+                f"(per-channel standardisation or none), got {self.preprocessing!r}."
+            )
         c = X.shape[1]
         if self.preprocessing == "standard":
             center = X.mean(axis=(0, 2, 3), dtype=np.float64)
@@ -175,7 +194,7 @@ class ImageNeuralDetector(NeuralDetector):
         out = []
         with torch_context(None, device, self.n_threads), torch.set_grad_enabled(grad):
             for start in range(0, X.shape[0], bs):
-                chunk = self._transform(X[start:start + bs])
+                chunk = self._transform(X[start : start + bs])
                 n = chunk.shape[0]
                 if n < bs:
                     # Pad to the fixed batch size: CPU kernels pick their algorithm (and so the

@@ -24,6 +24,7 @@ from deepad.base import BaseDetector
 from deepad.data.scaling import fit_scaler
 from deepad.training import Step, Trainer, batched_apply, resolve_device, torch_context
 
+
 class NeuralDetector(BaseDetector):
     """Base of all neural detectors.  Hyper-parameters shared by every subclass:
 
@@ -85,16 +86,26 @@ class NeuralDetector(BaseDetector):
         too_large = np.abs(scaled) > np.finfo(np.float32).max
         if too_large.any():
             r, c = map(int, np.argwhere(too_large)[0])
-            raise ValueError(f"X has a value too large for this model at row {r}, column {c} ({X[r, c]:g}, "
-                             f"{scaled[r, c]:.3g} after scaling); check the units of that column.")
+            raise ValueError(
+                f"X has a value too large for this model at row {r}, column {c} ({X[r, c]:g}, "
+                f"{scaled[r, c]:.3g} after scaling); check the units of that column."
+            )
         return scaled.astype(np.float32)
 
     def _make_trainer(self, device: torch.device, callbacks) -> Trainer:
-        return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                       validation_fraction=self.validation_fraction, patience=self.patience,
-                       lr_schedule=self.lr_schedule, device=device, verbose=self.verbose,
-                       callbacks=tuple(callbacks or ()),
-                       monitor=f"val_{self._monitor_step}" if self._monitor_step else None)
+        return Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            validation_fraction=self.validation_fraction,
+            patience=self.patience,
+            lr_schedule=self.lr_schedule,
+            device=device,
+            verbose=self.verbose,
+            callbacks=tuple(callbacks or ()),
+            monitor=f"val_{self._monitor_step}" if self._monitor_step else None,
+        )
 
     def _fit(self, X: np.ndarray, y: np.ndarray | None, seed: int, callbacks=None) -> None:
         self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
@@ -117,8 +128,9 @@ class NeuralDetector(BaseDetector):
             data = tuple(t.to(device) for t in self._training_data(X_t, y))
             self._before_training(module, data, generator)
             trainer = self._make_trainer(device, callbacks)
-            history = trainer.fit(module, self._steps(module, data), data, generator=generator,
-                                  sampler=self._sampler(data))
+            history = trainer.fit(
+                module, self._steps(module, data), data, generator=generator, sampler=self._sampler(data)
+            )
             module.eval()
             self._after_training(module, data)
         self.module_ = module

@@ -18,8 +18,9 @@ from torch import nn
 class _GRUNet(nn.Module):
     def __init__(self, n_features: int, hidden: int, layers: int, dropout: float):
         super().__init__()
-        self.gru = nn.GRU(n_features, hidden, num_layers=layers, batch_first=True,
-                          dropout=dropout if layers > 1 else 0.0)
+        self.gru = nn.GRU(
+            n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.head = nn.Linear(hidden, n_features)
 
     def forward(self, history: torch.Tensor) -> torch.Tensor:  # (b, w-1, d) -> (b, d)
@@ -40,13 +41,13 @@ class _TCNAutoEncoderNet(nn.Module):
         enc: list[nn.Module] = []
         c = n_features
         for i, h in enumerate(channels):
-            enc += block(c, int(h), 2 ** i)
+            enc += block(c, int(h), 2**i)
             c = int(h)
         enc += block(c, latent, 1, act=False)
         dec: list[nn.Module] = []
         c = latent
         for i, h in reversed(list(enumerate(channels))):
-            dec += block(c, int(h), 2 ** i)
+            dec += block(c, int(h), 2**i)
             c = int(h)
         dec += block(c, n_features, 1, act=False)
         self.encoder = nn.Sequential(*enc)

@@ -69,12 +69,28 @@ class ALAD(NeuralDetector):
         scikit-learn tools treat ``estimator.score`` as a method.)
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (64, 32), latent_dim: int = 8, *,
-                 disc_hidden_dims: Sequence[int] = (128, 64), activation: str = "leaky_relu", dropout: float = 0.0,
-                 spectral_norm: bool = True, anomaly_score: str = "l1", epochs: int = 50, batch_size: int = 256,
-                 lr: float = 2e-4, weight_decay: float = 0.0, lr_schedule: str | None = None,
-                 preprocessing: str | None = "standard", contamination: float = 0.1, device: str = "auto",
-                 n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (64, 32),
+        latent_dim: int = 8,
+        *,
+        disc_hidden_dims: Sequence[int] = (128, 64),
+        activation: str = "leaky_relu",
+        dropout: float = 0.0,
+        spectral_norm: bool = True,
+        anomaly_score: str = "l1",
+        epochs: int = 50,
+        batch_size: int = 256,
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.disc_hidden_dims = disc_hidden_dims
@@ -105,14 +121,30 @@ class ALAD(NeuralDetector):
         super()._fit(X, y, seed, callbacks=callbacks)
 
     def _build_module(self, n_features: int) -> ALADNet:
-        return ALADNet(n_features, list(self.hidden_dims), int(self.latent_dim), list(self.disc_hidden_dims),
-                       activation=self.activation, dropout=float(self.dropout), spectral_norm=bool(self.spectral_norm))
+        return ALADNet(
+            n_features,
+            list(self.hidden_dims),
+            int(self.latent_dim),
+            list(self.disc_hidden_dims),
+            activation=self.activation,
+            dropout=float(self.dropout),
+            spectral_norm=bool(self.spectral_norm),
+        )
 
     def _make_trainer(self, device, callbacks) -> Trainer:
         # No validation split and no early stopping: see the class docstring.
-        return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                       validation_fraction=0.0, patience=0, lr_schedule=self.lr_schedule, device=device,
-                       verbose=self.verbose, callbacks=tuple(callbacks or ()))
+        return Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            validation_fraction=0.0,
+            patience=0,
+            lr_schedule=self.lr_schedule,
+            device=device,
+            verbose=self.verbose,
+            callbacks=tuple(callbacks or ()),
+        )
 
     def _steps(self, module: ALADNet, data):
         latent = int(module.latent_dim)
@@ -122,8 +154,10 @@ class ALAD(NeuralDetector):
             z = torch.randn(x.shape[0], latent, device=x.device, dtype=x.dtype)
             real, fake = module.adversarial_logits(x, z, detach_generators=True)
             # sum over D_xz, D_xx, D_zz of each one's mean binary cross-entropy
-            return (bce(real, torch.ones_like(real), reduction="none").mean(dim=1).sum()
-                    + bce(fake, torch.zeros_like(fake), reduction="none").mean(dim=1).sum())
+            return (
+                bce(real, torch.ones_like(real), reduction="none").mean(dim=1).sum()
+                + bce(fake, torch.zeros_like(fake), reduction="none").mean(dim=1).sum()
+            )
 
         def generator_loss(batch):
             # Non-saturating BiGAN loss with swapped labels for E and G, plus
@@ -133,12 +167,16 @@ class ALAD(NeuralDetector):
             x = batch[0]
             z = torch.randn(x.shape[0], latent, device=x.device, dtype=x.dtype)
             real, fake = module.adversarial_logits(x, z)
-            return (bce(fake, torch.ones_like(fake), reduction="none").mean(dim=1).sum()
-                    + bce(real, torch.zeros_like(real), reduction="none").mean(dim=1).sum())
+            return (
+                bce(fake, torch.ones_like(fake), reduction="none").mean(dim=1).sum()
+                + bce(real, torch.zeros_like(real), reduction="none").mean(dim=1).sum()
+            )
 
         betas = (0.5, 0.999)
-        return [Step("discriminator", discriminator_loss, module.discriminator_parameters(), betas=betas),
-                Step("generator", generator_loss, module.generator_parameters(), betas=betas)]
+        return [
+            Step("discriminator", discriminator_loss, module.discriminator_parameters(), betas=betas),
+            Step("generator", generator_loss, module.generator_parameters(), betas=betas),
+        ]
 
     def _score_batch(self, module: ALADNet, xb: torch.Tensor) -> torch.Tensor:
         if self.anomaly_score == "l1":
@@ -154,4 +192,3 @@ class ALAD(NeuralDetector):
         with torch_context(None, self._device, self.n_threads):
             rec = batched_apply(self.module_, self._transform(Xv), device=self._device)
         return rec * self.scaler_scale_ + self.scaler_center_
-

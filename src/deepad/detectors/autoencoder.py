@@ -46,11 +46,28 @@ class AutoEncoder(NeuralDetector):
     ``validation_fraction`` > 0 to train longer with early stopping.
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (64, 32), latent_dim: int = 16, *, activation: str = "relu",
-                 dropout: float = 0.2, batch_norm: bool = True, epochs: int = 20, batch_size: int = 128,
-                 lr: float = 2e-3, weight_decay: float = 1e-5, validation_fraction: float = 0.0, patience: int = 10,
-                 lr_schedule: str | None = None, preprocessing: str | None = "standard", contamination: float = 0.1,
-                 device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (64, 32),
+        latent_dim: int = 16,
+        *,
+        activation: str = "relu",
+        dropout: float = 0.2,
+        batch_norm: bool = True,
+        epochs: int = 20,
+        batch_size: int = 128,
+        lr: float = 2e-3,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.0,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.activation = activation
@@ -71,8 +88,14 @@ class AutoEncoder(NeuralDetector):
         self.verbose = verbose
 
     def _build_module(self, n_features: int) -> nn.Module:
-        return AutoEncoderNet(n_features, list(self.hidden_dims), int(self.latent_dim), activation=self.activation,
-                              dropout=self.dropout, batch_norm=self.batch_norm)
+        return AutoEncoderNet(
+            n_features,
+            list(self.hidden_dims),
+            int(self.latent_dim),
+            activation=self.activation,
+            dropout=self.dropout,
+            batch_norm=self.batch_norm,
+        )
 
     def _steps(self, module, data):
         def reconstruction_loss(batch):

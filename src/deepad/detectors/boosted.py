@@ -110,10 +110,21 @@ class BoostedDetector(BaseDetector):
 
     _uses_labels = True
 
-    def __init__(self, *, iterations: int = 1000, depth: int = 6, learning_rate: float | None = None,
-                 l2_leaf_reg: float | None = None, label_pseudocount: float = 0.0, n_neighbors: int = 5,
-                 n_neighbors_global: int = 200, combine: str = "rank", contamination: float = 0.1,
-                 n_threads: int | None = None, random_state=None):
+    def __init__(
+        self,
+        *,
+        iterations: int = 1000,
+        depth: int = 6,
+        learning_rate: float | None = None,
+        l2_leaf_reg: float | None = None,
+        label_pseudocount: float = 0.0,
+        n_neighbors: int = 5,
+        n_neighbors_global: int = 200,
+        combine: str = "rank",
+        contamination: float = 0.1,
+        n_threads: int | None = None,
+        random_state=None,
+    ):
         self.iterations = iterations
         self.depth = depth
         self.learning_rate = learning_rate
@@ -155,17 +166,27 @@ class BoostedDetector(BaseDetector):
         # Only settings given are passed: CatBoost picks its learning rate from the data size only when
         # neither learning_rate nor l2_leaf_reg is set (setting l2_leaf_reg=3, its own default, switches that
         # off and fixes the rate at 0.03 -- far too fast for a handful of labels on a small set).
-        extra = {k: v for k, v in (("learning_rate", self.learning_rate), ("l2_leaf_reg", self.l2_leaf_reg))
-                 if v is not None}
+        extra = {
+            k: v for k, v in (("learning_rate", self.learning_rate), ("l2_leaf_reg", self.l2_leaf_reg)) if v is not None
+        }
         return CatBoostClassifier(
-            iterations=int(self.iterations), depth=int(self.depth), random_seed=int(seed % (2**31)),
-            thread_count=self._threads(), verbose=0, allow_writing_files=False, **extra)
+            iterations=int(self.iterations),
+            depth=int(self.depth),
+            random_seed=int(seed % (2**31)),
+            thread_count=self._threads(),
+            verbose=0,
+            allow_writing_files=False,
+            **extra,
+        )
 
     def _fit(self, X, y, seed, **fit_params):
         self._check_params()
-        self.ensemble_ = LocalGlobalEnsemble(n_neighbors=self.n_neighbors, n_neighbors_global=self.n_neighbors_global,
-                                             deep_weight=0.0,  # the kNN views only: CatBoost learns from them
-                                             contamination=self.contamination)
+        self.ensemble_ = LocalGlobalEnsemble(
+            n_neighbors=self.n_neighbors,
+            n_neighbors_global=self.n_neighbors_global,
+            deep_weight=0.0,  # the kNN views only: CatBoost learns from them
+            contamination=self.contamination,
+        )
         self.ensemble_.fit(X)
         views = self.ensemble_.pop_training_views()
         unsup = self.ensemble_.decision_scores_

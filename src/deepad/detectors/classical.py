@@ -47,9 +47,17 @@ class IsolationForest(BaseDetector):
     ``max_features``, ``bootstrap``, ``n_jobs``; ``random_state`` seeds the trees.
     """
 
-    def __init__(self, n_estimators: int = 100, max_samples="auto", max_features: float = 1.0,
-                 bootstrap: bool = False, *, contamination: float = 0.1, n_jobs: int | None = None,
-                 random_state=None):
+    def __init__(
+        self,
+        n_estimators: int = 100,
+        max_samples="auto",
+        max_features: float = 1.0,
+        bootstrap: bool = False,
+        *,
+        contamination: float = 0.1,
+        n_jobs: int | None = None,
+        random_state=None,
+    ):
         self.n_estimators = n_estimators
         self.max_samples = max_samples
         self.max_features = max_features
@@ -62,8 +70,13 @@ class IsolationForest(BaseDetector):
         from sklearn.ensemble import IsolationForest as SkIsolationForest
 
         self.estimator_ = SkIsolationForest(
-            n_estimators=self.n_estimators, max_samples=self.max_samples, max_features=self.max_features,
-            bootstrap=self.bootstrap, n_jobs=self.n_jobs, random_state=seed).fit(X)
+            n_estimators=self.n_estimators,
+            max_samples=self.max_samples,
+            max_features=self.max_features,
+            bootstrap=self.bootstrap,
+            n_jobs=self.n_jobs,
+            random_state=seed,
+        ).fit(X)
 
     def _score(self, X):
         return -self.estimator_.score_samples(X)
@@ -98,9 +111,19 @@ class KNN(BaseDetector):
     Needs at least ``n_neighbors + 1`` training rows.
     """
 
-    def __init__(self, n_neighbors: int = 5, method: str = "largest", *, metric: str = "minkowski", p: float = 2,
-                 metric_params: dict | None = None, algorithm: str = "auto", leaf_size: int = 30,
-                 contamination: float = 0.1, n_jobs: int | None = None):
+    def __init__(
+        self,
+        n_neighbors: int = 5,
+        method: str = "largest",
+        *,
+        metric: str = "minkowski",
+        p: float = 2,
+        metric_params: dict | None = None,
+        algorithm: str = "auto",
+        leaf_size: int = 30,
+        contamination: float = 0.1,
+        n_jobs: int | None = None,
+    ):
         self.n_neighbors = n_neighbors
         self.method = method
         self.metric = metric
@@ -119,8 +142,14 @@ class KNN(BaseDetector):
 
         _check_choice(self.method, "method", _KNN_METHODS)
         self.estimator_ = NearestNeighbors(
-            n_neighbors=self.n_neighbors, algorithm=self.algorithm, leaf_size=self.leaf_size, metric=self.metric,
-            p=self.p, metric_params=self.metric_params, n_jobs=self.n_jobs).fit(X)
+            n_neighbors=self.n_neighbors,
+            algorithm=self.algorithm,
+            leaf_size=self.leaf_size,
+            metric=self.metric,
+            p=self.p,
+            metric_params=self.metric_params,
+            n_jobs=self.n_jobs,
+        ).fit(X)
 
     def _aggregate(self, dist: np.ndarray) -> np.ndarray:
         if self.method == "largest":
@@ -165,9 +194,18 @@ class LOF(BaseDetector):
     ``n_neighbors + 1`` training rows.
     """
 
-    def __init__(self, n_neighbors: int = 20, *, metric: str = "minkowski", p: float = 2,
-                 metric_params: dict | None = None, algorithm: str = "auto", leaf_size: int = 30,
-                 contamination: float = 0.1, n_jobs: int | None = None):
+    def __init__(
+        self,
+        n_neighbors: int = 20,
+        *,
+        metric: str = "minkowski",
+        p: float = 2,
+        metric_params: dict | None = None,
+        algorithm: str = "auto",
+        leaf_size: int = 30,
+        contamination: float = 0.1,
+        n_jobs: int | None = None,
+    ):
         self.n_neighbors = n_neighbors
         self.metric = metric
         self.p = p
@@ -184,8 +222,15 @@ class LOF(BaseDetector):
         from sklearn.neighbors import LocalOutlierFactor
 
         self.estimator_ = LocalOutlierFactor(
-            n_neighbors=self.n_neighbors, algorithm=self.algorithm, leaf_size=self.leaf_size, metric=self.metric,
-            p=self.p, metric_params=self.metric_params, novelty=True, n_jobs=self.n_jobs).fit(X)
+            n_neighbors=self.n_neighbors,
+            algorithm=self.algorithm,
+            leaf_size=self.leaf_size,
+            metric=self.metric,
+            p=self.p,
+            metric_params=self.metric_params,
+            novelty=True,
+            n_jobs=self.n_jobs,
+        ).fit(X)
 
     def _score(self, X):
         return -self.estimator_.score_samples(X)
@@ -214,9 +259,20 @@ class OneClassSVM(BaseDetector):
     solver is deterministic, so there is no ``random_state``.
     """
 
-    def __init__(self, kernel: str = "rbf", nu: float = 0.5, gamma="auto", degree: int = 3, coef0: float = 0.0, *,
-                 tol: float = 1e-3, shrinking: bool = True, cache_size: float = 200, max_iter: int = -1,
-                 contamination: float = 0.1):
+    def __init__(
+        self,
+        kernel: str = "rbf",
+        nu: float = 0.5,
+        gamma="auto",
+        degree: int = 3,
+        coef0: float = 0.0,
+        *,
+        tol: float = 1e-3,
+        shrinking: bool = True,
+        cache_size: float = 200,
+        max_iter: int = -1,
+        contamination: float = 0.1,
+    ):
         self.kernel = kernel
         self.nu = nu
         self.gamma = gamma
@@ -232,8 +288,16 @@ class OneClassSVM(BaseDetector):
         from sklearn.svm import OneClassSVM as SkOneClassSVM
 
         self.estimator_ = SkOneClassSVM(
-            kernel=self.kernel, nu=self.nu, gamma=self.gamma, degree=self.degree, coef0=self.coef0, tol=self.tol,
-            shrinking=self.shrinking, cache_size=self.cache_size, max_iter=self.max_iter).fit(X)
+            kernel=self.kernel,
+            nu=self.nu,
+            gamma=self.gamma,
+            degree=self.degree,
+            coef0=self.coef0,
+            tol=self.tol,
+            shrinking=self.shrinking,
+            cache_size=self.cache_size,
+            max_iter=self.max_iter,
+        ).fit(X)
 
     def _score(self, X):
         return -self.estimator_.decision_function(X)
@@ -276,9 +340,17 @@ class PCA(BaseDetector):
     ``random_state`` go to :class:`sklearn.decomposition.PCA`.
     """
 
-    def __init__(self, n_components=None, n_selected_components: int | None = None, *, weighted: bool = True,
-                 standardization: bool = True, svd_solver: str = "auto", contamination: float = 0.1,
-                 random_state=None):
+    def __init__(
+        self,
+        n_components=None,
+        n_selected_components: int | None = None,
+        *,
+        weighted: bool = True,
+        standardization: bool = True,
+        svd_solver: str = "auto",
+        contamination: float = 0.1,
+        random_state=None,
+    ):
         self.n_components = n_components
         self.n_selected_components = n_selected_components
         self.weighted = weighted
@@ -300,17 +372,21 @@ class PCA(BaseDetector):
         else:
             n_sel = check_int_param(self.n_selected_components, "n_selected_components")
             if n_sel > n_kept:
-                raise ValueError(f"n_selected_components={n_sel} exceeds the {n_kept} principal components kept "
-                                 f"(n_components={self.n_components!r}, data of shape {X.shape}).")
+                raise ValueError(
+                    f"n_selected_components={n_sel} exceeds the {n_kept} principal components kept "
+                    f"(n_components={self.n_components!r}, data of shape {X.shape})."
+                )
         self.n_selected_components_ = n_sel
         variances = np.asarray(self.estimator_.explained_variance_, dtype=np.float64)
-        tol = max(float(variances.max(initial=0.0)), np.finfo(np.float64).tiny) * max(X.shape) * np.finfo(np.float64).eps
+        tol = (
+            max(float(variances.max(initial=0.0)), np.finfo(np.float64).tiny) * max(X.shape) * np.finfo(np.float64).eps
+        )
         self.component_weights_ = 1.0 / np.maximum(variances, tol) if self.weighted else np.ones_like(variances)
 
     def _score(self, X):
-        proj = self.estimator_.transform(self.scaler_.transform(X))[:, -self.n_selected_components_:]
-        w = self.component_weights_[-self.n_selected_components_:]
-        return (proj ** 2 * w).sum(axis=1)
+        proj = self.estimator_.transform(self.scaler_.transform(X))[:, -self.n_selected_components_ :]
+        w = self.component_weights_[-self.n_selected_components_ :]
+        return (proj**2 * w).sum(axis=1)
 
 
 # --------------------------------------------------------------------------- Mahalanobis / MCD
@@ -336,8 +412,15 @@ class Mahalanobis(BaseDetector):
     covariances).  ``random_state`` seeds the MCD subset search.
     """
 
-    def __init__(self, robust: bool = True, support_fraction: float | None = None, *, assume_centered: bool = False,
-                 contamination: float = 0.1, random_state=None):
+    def __init__(
+        self,
+        robust: bool = True,
+        support_fraction: float | None = None,
+        *,
+        assume_centered: bool = False,
+        contamination: float = 0.1,
+        random_state=None,
+    ):
         self.robust = robust
         self.support_fraction = support_fraction
         self.assume_centered = assume_centered
@@ -348,8 +431,9 @@ class Mahalanobis(BaseDetector):
         from sklearn.covariance import EmpiricalCovariance, MinCovDet
 
         if self.robust:
-            est = MinCovDet(support_fraction=self.support_fraction, assume_centered=self.assume_centered,
-                            random_state=seed)
+            est = MinCovDet(
+                support_fraction=self.support_fraction, assume_centered=self.assume_centered, random_state=seed
+            )
         else:
             est = EmpiricalCovariance(assume_centered=self.assume_centered)
         self.estimator_ = est.fit(X)

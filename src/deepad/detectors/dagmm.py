@@ -62,13 +62,32 @@ class DAGMM(NeuralDetector):
     degenerate covariance).
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (60, 30, 10), latent_dim: int = 1, *, n_components: int = 4,
-                 estimation_hidden_dims: Sequence[int] = (10,), activation: str = "tanh", dropout: float = 0.5,
-                 lambda_energy: float = 0.1, lambda_cov: float = 0.005, cov_eps: float = 1e-6, epochs: int = 100,
-                 batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.0,
-                 validation_fraction: float = 0.1, patience: int = 10, lr_schedule: str | None = None,
-                 preprocessing: str | None = "minmax", contamination: float = 0.1, device: str = "auto",
-                 n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (60, 30, 10),
+        latent_dim: int = 1,
+        *,
+        n_components: int = 4,
+        estimation_hidden_dims: Sequence[int] = (10,),
+        activation: str = "tanh",
+        dropout: float = 0.5,
+        lambda_energy: float = 0.1,
+        lambda_cov: float = 0.005,
+        cov_eps: float = 1e-6,
+        epochs: int = 100,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "minmax",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.n_components = n_components
@@ -111,8 +130,15 @@ class DAGMM(NeuralDetector):
         super()._fit(X, y, seed, callbacks=callbacks)
 
     def _build_module(self, n_features: int) -> DAGMMNet:
-        return DAGMMNet(n_features, list(self.hidden_dims), int(self.latent_dim), int(self.n_components),
-                        list(self.estimation_hidden_dims), activation=self.activation, dropout=float(self.dropout))
+        return DAGMMNet(
+            n_features,
+            list(self.hidden_dims),
+            int(self.latent_dim),
+            int(self.n_components),
+            list(self.estimation_hidden_dims),
+            activation=self.activation,
+            dropout=float(self.dropout),
+        )
 
     def _make_trainer(self, device, callbacks):
         trainer = super()._make_trainer(device, callbacks)
@@ -140,8 +166,9 @@ class DAGMM(NeuralDetector):
         """Mixture parameters over the whole training set, once, with the trained networks in eval mode."""
         module.eval()
         k = int(self.n_components)
-        out = torch.as_tensor(batched_apply(lambda xb: torch.cat(module(xb)[1:], dim=1), data[0],
-                                            device=data[0].device))
+        out = torch.as_tensor(
+            batched_apply(lambda xb: torch.cat(module(xb)[1:], dim=1), data[0], device=data[0].device)
+        )
         z, gamma = out[:, :-k], out[:, -k:]
         gamma = gamma / gamma.sum(dim=1, keepdim=True)  # exact in float64: phi_ sums to 1
         phi, mu, cov = gmm_parameters(z, gamma, float(self.cov_eps))

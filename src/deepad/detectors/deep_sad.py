@@ -18,8 +18,9 @@ from deepad.training import Step, batched_apply
 class _FeatureMap(nn.Module):
     """Bias-free ``phi: d -> hidden -> latent`` (exposed as ``encoder`` so :meth:`encode` works)."""
 
-    def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int, *, activation: str,
-                 dropout: float) -> None:
+    def __init__(
+        self, n_features: int, hidden_dims: Sequence[int], latent_dim: int, *, activation: str, dropout: float
+    ) -> None:
         super().__init__()
         self.encoder = MLP(n_features, hidden_dims, latent_dim, activation=activation, dropout=dropout, bias=False)
 
@@ -94,11 +95,28 @@ class DeepSAD(NeuralDetector):
     #: keeps the inverse distance of labelled anomalies finite
     eps: float = 1e-6
 
-    def __init__(self, hidden_dims: Sequence[int] = (32,), latent_dim: int = 8, *, eta: float = 1.0,
-                 activation: str = "leaky_relu", dropout: float = 0.0, epochs: int = 50, batch_size: int = 128,
-                 lr: float = 1e-3, weight_decay: float = 1e-6, validation_fraction: float = 0.0, patience: int = 10,
-                 lr_schedule: str | None = None, preprocessing: str | None = "standard", contamination: float = 0.1,
-                 device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (32,),
+        latent_dim: int = 8,
+        *,
+        eta: float = 1.0,
+        activation: str = "leaky_relu",
+        dropout: float = 0.0,
+        epochs: int = 50,
+        batch_size: int = 128,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        validation_fraction: float = 0.0,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.eta = eta
@@ -127,8 +145,9 @@ class DeepSAD(NeuralDetector):
         super()._fit(X, y, seed, callbacks=callbacks)
 
     def _build_module(self, n_features: int) -> nn.Module:
-        return _FeatureMap(n_features, list(self.hidden_dims), int(self.latent_dim), activation=self.activation,
-                           dropout=self.dropout)
+        return _FeatureMap(
+            n_features, list(self.hidden_dims), int(self.latent_dim), activation=self.activation, dropout=self.dropout
+        )
 
     def _training_data(self, X_t, y):
         return X_t, torch.as_tensor(semi_targets(y, X_t.shape[0]))

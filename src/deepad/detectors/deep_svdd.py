@@ -99,12 +99,30 @@ class DeepSVDD(NeuralDetector):
     #: soft-boundary: epochs trained with R = 0 before R is updated (reference code: 10)
     radius_warm_up: int = 10
 
-    def __init__(self, hidden_dims: Sequence[int] = (64,), latent_dim: int = 32, *,
-                 objective: str = "one-class", nu: float = 0.1, pretrain_epochs: int = 10,
-                 activation: str = "leaky_relu", dropout: float = 0.0, epochs: int = 30, batch_size: int = 128,
-                 lr: float = 3e-4, weight_decay: float = 1e-6, validation_fraction: float = 0.1, patience: int = 10,
-                 lr_schedule: str | None = None, preprocessing: str | None = "standard", contamination: float = 0.1,
-                 device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (64,),
+        latent_dim: int = 32,
+        *,
+        objective: str = "one-class",
+        nu: float = 0.1,
+        pretrain_epochs: int = 10,
+        activation: str = "leaky_relu",
+        dropout: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 128,
+        lr: float = 3e-4,
+        weight_decay: float = 1e-6,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.objective = objective
@@ -131,8 +149,9 @@ class DeepSVDD(NeuralDetector):
         if self.objective not in _OBJECTIVES:
             raise ValueError(f"objective must be one of {_OBJECTIVES}, got {self.objective!r}.")
         if not isinstance(self.nu, numbers.Real) or not (0.0 < float(self.nu) <= 1.0):
-            raise ValueError(f"nu must be in (0, 1] (the fraction of training rows allowed outside the sphere), "
-                             f"got {self.nu!r}.")
+            raise ValueError(
+                f"nu must be in (0, 1] (the fraction of training rows allowed outside the sphere), got {self.nu!r}."
+            )
         check_int_param(self.latent_dim, "latent_dim", allowed="a positive integer")
         check_int_param(self.pretrain_epochs, "pretrain_epochs", 0, allowed="a non-negative integer")
 
@@ -146,8 +165,9 @@ class DeepSVDD(NeuralDetector):
 
     # ------------------------------------------------------------------ model
     def _build_module(self, n_features: int) -> nn.Module:
-        return SVDDNet(n_features, list(self.hidden_dims), int(self.latent_dim), activation=self.activation,
-                       dropout=self.dropout)
+        return SVDDNet(
+            n_features, list(self.hidden_dims), int(self.latent_dim), activation=self.activation, dropout=self.dropout
+        )
 
     def _distances(self, module: nn.Module, xb: torch.Tensor) -> torch.Tensor:
         center = torch.as_tensor(self.center_, dtype=xb.dtype, device=xb.device)
@@ -166,16 +186,23 @@ class DeepSVDD(NeuralDetector):
 
     def _pretrain(self, module: SVDDNet, data, generator) -> None:
         n_features = data[0].shape[1]
-        ae = SVDDAutoEncoder(module, n_features, list(self.hidden_dims), int(self.latent_dim),
-                             activation=self.activation, dropout=self.dropout).to(data[0].device)
+        ae = SVDDAutoEncoder(
+            module,
+            n_features,
+            list(self.hidden_dims),
+            int(self.latent_dim),
+            activation=self.activation,
+            dropout=self.dropout,
+        ).to(data[0].device)
 
         def reconstruction(batch):
             x = batch[0]
             return (ae(x) - x).pow(2).sum(dim=1).mean()
 
         trainer = dataclasses.replace(self._make_trainer(data[0].device, ()), epochs=int(self.pretrain_epochs))
-        self.pretrain_history_ = trainer.fit(ae, [Step("reconstruction", reconstruction, list(ae.parameters()))],
-                                             data, generator=generator)
+        self.pretrain_history_ = trainer.fit(
+            ae, [Step("reconstruction", reconstruction, list(ae.parameters()))], data, generator=generator
+        )
 
     def _before_training(self, module, data, generator) -> None:
         if self.pretrain_epochs:
@@ -197,12 +224,15 @@ class DeepSVDD(NeuralDetector):
         trainer = super()._make_trainer(device, callbacks)
         radius_sq = getattr(self, "_radius_sq", None)
         if radius_sq is not None:
-            trainer.callbacks = (*trainer.callbacks, _RadiusUpdate(self, radius_sq, self._train_X,
-                                                                    int(self.radius_warm_up)))
+            trainer.callbacks = (
+                *trainer.callbacks,
+                _RadiusUpdate(self, radius_sq, self._train_X, int(self.radius_warm_up)),
+            )
         return trainer
 
     def _steps(self, module, data):
         if self.objective == "one-class":
+
             def one_class(batch):
                 return self._distances(module, batch[0]).mean()
 

@@ -27,8 +27,9 @@ class _ScoringNet(nn.Module):
         return self.net(x).squeeze(1)
 
 
-def balanced_epoch(anomalies: torch.Tensor, others: torch.Tensor, batch_size: int,
-                   generator: torch.Generator) -> torch.Tensor:
+def balanced_epoch(
+    anomalies: torch.Tensor, others: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> torch.Tensor:
     """Indices of one epoch whose every ``batch_size`` slice is half ``anomalies``, half ``others``.
 
     ``others`` are shuffled and each used about once per epoch (the epoch has
@@ -115,11 +116,28 @@ class DevNet(NeuralDetector):
     #: ...from the training data's bounding box widened by this fraction of each feature's range on each side
     box_margin: float = 0.1
 
-    def __init__(self, hidden_dims: Sequence[int] = (20,), *, margin: float = 5.0, n_reference: int | None = 5000,
-                 activation: str = "relu", dropout: float = 0.0, epochs: int = 20, batch_size: int = 256,
-                 lr: float = 1e-3, weight_decay: float = 1e-2, validation_fraction: float = 0.0, patience: int = 10,
-                 lr_schedule: str | None = None, preprocessing: str | None = "standard", contamination: float = 0.1,
-                 device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (20,),
+        *,
+        margin: float = 5.0,
+        n_reference: int | None = 5000,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        epochs: int = 20,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-2,
+        validation_fraction: float = 0.0,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.margin = margin
         self.n_reference = n_reference

@@ -193,10 +193,23 @@ class DeepIsolationForest(BaseDetector):
         Seeds the network weights and the trees.
     """
 
-    def __init__(self, n_ensemble: int = 50, n_estimators: int = 6, max_samples: int = 256,
-                 representation_dim: int = 20, hidden_dims=(500, 100), activation: str = "tanh",
-                 scoring: str = "deas", weight_init: str = "scaled", *, preprocessing: str | None = "minmax",
-                 batch_size: int = 4096, contamination: float = 0.1, n_threads: int | None = None, random_state=None):
+    def __init__(
+        self,
+        n_ensemble: int = 50,
+        n_estimators: int = 6,
+        max_samples: int = 256,
+        representation_dim: int = 20,
+        hidden_dims=(500, 100),
+        activation: str = "tanh",
+        scoring: str = "deas",
+        weight_init: str = "scaled",
+        *,
+        preprocessing: str | None = "minmax",
+        batch_size: int = 4096,
+        contamination: float = 0.1,
+        n_threads: int | None = None,
+        random_state=None,
+    ):
         self.n_ensemble = n_ensemble
         self.n_estimators = n_estimators
         self.max_samples = max_samples
@@ -230,8 +243,9 @@ class DeepIsolationForest(BaseDetector):
     # ------------------------------------------------------------------ networks
     def _new_module(self, name: str) -> nn.Module:
         """An all-zero network ensemble of the fitted shape, for :func:`deepad.load` to fill."""
-        return RandomNetEnsemble(self.n_features_in_, self.hidden_dims, self.representation_dim, self.n_ensemble,
-                                 self.activation)
+        return RandomNetEnsemble(
+            self.n_features_in_, self.hidden_dims, self.representation_dim, self.n_ensemble, self.activation
+        )
 
     def _represent(self, X: np.ndarray) -> np.ndarray:
         """Raw network outputs ``phi_e(x)``, shape ``(n_ensemble, n, representation_dim)``, float32."""
@@ -242,9 +256,9 @@ class DeepIsolationForest(BaseDetector):
         step = int(self.batch_size)
         with torch_context(None, torch.device("cpu"), self.n_threads, work=Z.shape[0] * 50_000), torch.no_grad():
             for start in range(0, Z.shape[0], step):
-                xb = torch.from_numpy(Z[start:start + step])
+                xb = torch.from_numpy(Z[start : start + step])
                 for m in range(out.shape[0]):
-                    out[m, start:start + step] = forward_rows(lambda b, m=m: self.net_.member(b, m), xb).numpy()
+                    out[m, start : start + step] = forward_rows(lambda b, m=m: self.net_.member(b, m), xb).numpy()
         return out
 
     def _representation(self, X: np.ndarray) -> np.ndarray:
@@ -262,8 +276,11 @@ class DeepIsolationForest(BaseDetector):
         rng = np.random.default_rng(seed)
         self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         E, T = int(self.n_ensemble), int(self.n_estimators)
-        self.net_ = RandomNetEnsemble(X.shape[1], self.hidden_dims, self.representation_dim, E,
-                                      self.activation).reset_random(rng, self.weight_init == "scaled").eval()
+        self.net_ = (
+            RandomNetEnsemble(X.shape[1], self.hidden_dims, self.representation_dim, E, self.activation)
+            .reset_random(rng, self.weight_init == "scaled")
+            .eval()
+        )
         phi = self._represent(X)
         center = phi.mean(axis=1, dtype=np.float64)
         scale = phi.std(axis=1, dtype=np.float64)
@@ -274,8 +291,9 @@ class DeepIsolationForest(BaseDetector):
         psi = min(int(self.max_samples), X.shape[0])
         trees = []
         for e in range(E):
-            forest = IsolationForest(n_estimators=T, max_samples=psi,
-                                     random_state=int(rng.integers(2**31 - 1))).fit(R[e])
+            forest = IsolationForest(n_estimators=T, max_samples=psi, random_state=int(rng.integers(2**31 - 1))).fit(
+                R[e]
+            )
             trees.extend(est.tree_ for est in forest.estimators_)
         self._pack_trees(trees, psi)
 
@@ -340,8 +358,8 @@ class DeepIsolationForest(BaseDetector):
                 node = np.where(value <= thr, self.tree_left_[tree, node], self.tree_right_[tree, node])
             depth = self.tree_leaf_value_[tree, node]
             dev /= np.maximum(splits, 1.0)
-            out[0, :, start:start + rows.shape[1]] = _row_mean(depth.reshape(E, T, -1), axis=1)
-            out[1, :, start:start + rows.shape[1]] = _row_mean(dev.reshape(E, T, -1), axis=1)
+            out[0, :, start : start + rows.shape[1]] = _row_mean(depth.reshape(E, T, -1), axis=1)
+            out[1, :, start : start + rows.shape[1]] = _row_mean(dev.reshape(E, T, -1), axis=1)
         c = _average_path_length(np.array([self.psi_]))[0]
         out[0] = 2.0 ** (-out[0] / (c if c > 0 else 1.0))
         return out

@@ -138,10 +138,21 @@ class LocalGlobalEnsemble(BaseDetector):
         it had a deep view.
     """
 
-    def __init__(self, n_neighbors: int = 5, n_neighbors_global: int = 200, n_bins: int | str = "auto",
-                 local_weight: float = 0.65, deep_weight: float = 0.25, deep_trim: float = 0.1, *,
-                 preprocessing: str | None = "standard", algorithm: str = "auto",
-                 contamination: float = 0.1, n_jobs: int | None = None, random_state=0):
+    def __init__(
+        self,
+        n_neighbors: int = 5,
+        n_neighbors_global: int = 200,
+        n_bins: int | str = "auto",
+        local_weight: float = 0.65,
+        deep_weight: float = 0.25,
+        deep_trim: float = 0.1,
+        *,
+        preprocessing: str | None = "standard",
+        algorithm: str = "auto",
+        contamination: float = 0.1,
+        n_jobs: int | None = None,
+        random_state=0,
+    ):
         self.n_neighbors = n_neighbors
         self.n_neighbors_global = n_neighbors_global
         self.n_bins = n_bins
@@ -163,11 +174,18 @@ class LocalGlobalEnsemble(BaseDetector):
     def _check_params(self) -> None:
         self._check_int(self.n_neighbors, "n_neighbors")
         self._check_int(self.n_neighbors_global, "n_neighbors_global")
-        for name, low, high, closed in (("local_weight", 0.0, 1.0, True), ("deep_weight", 0.0, np.inf, True),
-                                        ("deep_trim", 0.0, 0.5, False)):
+        for name, low, high, closed in (
+            ("local_weight", 0.0, 1.0, True),
+            ("deep_weight", 0.0, np.inf, True),
+            ("deep_trim", 0.0, 0.5, False),
+        ):
             w = getattr(self, name)
-            ok = not isinstance(w, (bool, np.bool_)) and isinstance(w, numbers.Real) and low <= w and (
-                w <= high if closed else w < high)
+            ok = (
+                not isinstance(w, (bool, np.bool_))
+                and isinstance(w, numbers.Real)
+                and low <= w
+                and (w <= high if closed else w < high)
+            )
             if not ok:
                 raise ValueError(f"{name} must be a number in [{low:g}, {high:g}{']' if closed else ')'}, got {w!r}.")
 
@@ -242,8 +260,9 @@ class LocalGlobalEnsemble(BaseDetector):
 
     # ------------------------------------------------------------------ scoring
     def _raw(self, dist: np.ndarray, hbos_scores: np.ndarray) -> np.ndarray:
-        return np.column_stack([dist[:, :self.k_local_].mean(axis=1), dist[:, :self.k_global_].mean(axis=1),
-                                hbos_scores])
+        return np.column_stack(
+            [dist[:, : self.k_local_].mean(axis=1), dist[:, : self.k_global_].mean(axis=1), hbos_scores]
+        )
 
     def _views(self, raw: np.ndarray) -> np.ndarray:
         z = (raw - self.member_center_) / self.member_scale_

@@ -103,13 +103,31 @@ class GANomaly(ImageNeuralDetector):
     written are listed in ``sample_paths_``.
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (32, 64), latent_dim: int = 32, *,
-                 disc_hidden_dims: Sequence[int] | None = None, adversarial_weight: float = 1.0,
-                 contextual_weight: float = 50.0, encoder_weight: float = 1.0, feature_weight: float = 1.0,
-                 output_activation: str | None = "tanh", epochs: int = 15, batch_size: int = 64, lr: float = 2e-4,
-                 weight_decay: float = 0.0, lr_schedule: str | None = None, preprocessing: str | None = "minmax",
-                 sample_dir: str | None = None, sample_every: int = 5, contamination: float = 0.1,
-                 device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (32, 64),
+        latent_dim: int = 32,
+        *,
+        disc_hidden_dims: Sequence[int] | None = None,
+        adversarial_weight: float = 1.0,
+        contextual_weight: float = 50.0,
+        encoder_weight: float = 1.0,
+        feature_weight: float = 1.0,
+        output_activation: str | None = "tanh",
+        epochs: int = 15,
+        batch_size: int = 64,
+        lr: float = 2e-4,
+        weight_decay: float = 0.0,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "minmax",
+        sample_dir: str | None = None,
+        sample_every: int = 5,
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.disc_hidden_dims = disc_hidden_dims
@@ -162,14 +180,15 @@ class GANomaly(ImageNeuralDetector):
     def _build_module(self, image_shape) -> nn.Module:
         c, h, w = (int(v) for v in image_shape)
         disc = None if self.disc_hidden_dims is None else list(self.disc_hidden_dims)
-        return GANomalyNet(c, (h, w), list(self.hidden_dims), int(self.latent_dim), disc,
-                           output=self.output_activation)
+        return GANomalyNet(c, (h, w), list(self.hidden_dims), int(self.latent_dim), disc, output=self.output_activation)
 
     def _fit_scaler(self, X: np.ndarray) -> None:
         if self.preprocessing != "minmax":
             if self.preprocessing not in ("standard", None):
-                raise ValueError("preprocessing must be 'minmax' (training pixel range -> [-1, 1]), 'standard' "
-                                 f"(per-channel standardisation) or None for GANomaly, got {self.preprocessing!r}.")
+                raise ValueError(
+                    "preprocessing must be 'minmax' (training pixel range -> [-1, 1]), 'standard' "
+                    f"(per-channel standardisation) or None for GANomaly, got {self.preprocessing!r}."
+                )
             return super()._fit_scaler(X)
         lo = X.min(axis=(0, 2, 3)).astype(np.float64)
         hi = X.max(axis=(0, 2, 3)).astype(np.float64)
@@ -182,9 +201,19 @@ class GANomaly(ImageNeuralDetector):
         # only, so batch norm never sees a batch of one image.  The sample grid runs before
         # the user's callbacks so its last grid reaches TensorBoard before the logger closes.
         own = [self._sample_callback] if getattr(self, "_sample_callback", None) is not None else []
-        return Trainer(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, weight_decay=self.weight_decay,
-                       validation_fraction=0.0, patience=0, lr_schedule=self.lr_schedule, device=device,
-                       verbose=self.verbose, callbacks=(*own, *(callbacks or ())), drop_last=True)
+        return Trainer(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            validation_fraction=0.0,
+            patience=0,
+            lr_schedule=self.lr_schedule,
+            device=device,
+            verbose=self.verbose,
+            callbacks=(*own, *(callbacks or ())),
+            drop_last=True,
+        )
 
     def _before_training(self, module, data, generator) -> None:
         # Wanted when images go to a directory or to TensorBoard; decided in on_train_begin
@@ -211,13 +240,17 @@ class GANomaly(ImageNeuralDetector):
             x_hat, z, z_hat = module(x)
             _, f_real = module.discriminate(x)
             _, f_fake = module.discriminate(x_hat)
-            return (w_adv * (f_real.detach() - f_fake).pow(2).mean() + w_con * (x - x_hat).abs().mean()
-                    + w_enc * (z - z_hat).pow(2).mean())
+            return (
+                w_adv * (f_real.detach() - f_fake).pow(2).mean()
+                + w_con * (x - x_hat).abs().mean()
+                + w_enc * (z - z_hat).pow(2).mean()
+            )
 
         betas = (0.5, 0.999)
-        return [Step("discriminator", discriminator_loss, module.discriminator_parameters(), betas=betas,
-                     weight_decay=0.0),
-                Step("generator", generator_loss, module.generator_parameters(), betas=betas)]
+        return [
+            Step("discriminator", discriminator_loss, module.discriminator_parameters(), betas=betas, weight_decay=0.0),
+            Step("generator", generator_loss, module.generator_parameters(), betas=betas),
+        ]
 
     @staticmethod
     def _residuals(module: GANomalyNet, xb: torch.Tensor) -> torch.Tensor:
@@ -228,8 +261,12 @@ class GANomaly(ImageNeuralDetector):
         return torch.stack([(xb - x_hat).pow(2).flatten(1).mean(1), (f[:n] - f[n:]).pow(2).flatten(1).mean(1)], 1)
 
     def _after_training(self, module, data) -> None:
-        parts = batched_apply(lambda xb: self._residuals(module, xb), data[0], device=data[0].device,
-                              batch_size=int(self.score_batch_size))
+        parts = batched_apply(
+            lambda xb: self._residuals(module, xb),
+            data[0],
+            device=data[0].device,
+            batch_size=int(self.score_batch_size),
+        )
         ref = parts.mean(axis=0)
         self.score_scale_ = np.where(ref > 1e-12, ref, 1.0).astype(np.float64)
 
@@ -255,8 +292,9 @@ class GANomaly(ImageNeuralDetector):
 
 
 # --------------------------------------------------------------------------- sample grids
-def sample_grid_image(rows: Sequence[np.ndarray], *, lo: float | None = None, hi: float | None = None,
-                      pad: int = 2, min_cell: int = 32) -> np.ndarray:
+def sample_grid_image(
+    rows: Sequence[np.ndarray], *, lo: float | None = None, hi: float | None = None, pad: int = 2, min_cell: int = 32
+) -> np.ndarray:
     """Tile rows of ``(n, C, H, W)`` images into one ``uint8`` RGB array ``(height, width, 3)``.
 
     Pixel values are mapped linearly from ``[lo, hi]`` (default: the range of
@@ -282,7 +320,7 @@ def sample_grid_image(rows: Sequence[np.ndarray], *, lo: float | None = None, hi
             pix = np.clip((img - lo) / span, 0.0, 1.0).transpose(1, 2, 0)
             pix = np.repeat(np.repeat(pix, k, axis=0), k, axis=1)
             top, left = pad + i * (ch + pad), pad + j * (cw + pad)
-            grid[top:top + ch, left:left + cw] = np.round(pix * 255).astype(np.uint8)
+            grid[top : top + ch, left : left + cw] = np.round(pix * 255).astype(np.uint8)
     return grid
 
 
@@ -303,8 +341,11 @@ class SampleGrid(Callback):
         self._last = 0
 
     def _tensorboards(self, trainer) -> list[TensorBoardLogger]:
-        return [cb for cb in trainer.callbacks
-                if isinstance(cb, TensorBoardLogger) and getattr(cb, "_writer", None) is not None]
+        return [
+            cb
+            for cb in trainer.callbacks
+            if isinstance(cb, TensorBoardLogger) and getattr(cb, "_writer", None) is not None
+        ]
 
     def on_train_begin(self, trainer, module):
         self._module, self._last, self.paths = module, 0, []
@@ -329,8 +370,9 @@ class SampleGrid(Callback):
         module.eval()
         try:
             device = next(module.parameters()).device
-            codes = torch.as_tensor(batched_apply(module.encoder, self.images, device=device, batch_size=64),
-                                    dtype=torch.float32)
+            codes = torch.as_tensor(
+                batched_apply(module.encoder, self.images, device=device, batch_size=64), dtype=torch.float32
+            )
             mean, std = codes.mean(0), codes.std(0) if codes.shape[0] > 1 else torch.ones_like(codes[0])
             z = mean + std * torch.as_tensor(self.noise)
             shown = self.images[: self.noise.shape[0]].to(device)

@@ -48,7 +48,7 @@ def _knn_cosine(codes: torch.Tensor, reference: torch.Tensor, k: int, skip_self:
     d2 = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist").pow(2) / 2.0  # = 1 - cos
     kk = min(int(k) + int(skip_self), b.shape[0])
     nearest = torch.topk(d2, kk, dim=1, largest=False).values
-    return nearest[:, int(skip_self):].mean(dim=1)
+    return nearest[:, int(skip_self) :].mean(dim=1)
 
 
 class ConvAutoEncoder(ImageNeuralDetector):
@@ -99,12 +99,30 @@ class ConvAutoEncoder(ImageNeuralDetector):
     reconstruction error.
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (32, 64), latent_dim: int = 32, *, scoring: str = "latent_knn",
-                 n_neighbors: int = 5, kernel_size: int = 3, activation: str = "leaky_relu", batch_norm: bool = True,
-                 epochs: int = 40, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 validation_fraction: float = 0.0, patience: int = 10, lr_schedule: str | None = None,
-                 preprocessing: str | None = None, contamination: float = 0.1, device: str = "auto",
-                 n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (32, 64),
+        latent_dim: int = 32,
+        *,
+        scoring: str = "latent_knn",
+        n_neighbors: int = 5,
+        kernel_size: int = 3,
+        activation: str = "leaky_relu",
+        batch_norm: bool = True,
+        epochs: int = 40,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.0,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = None,
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.scoring = scoring
@@ -136,17 +154,24 @@ class ConvAutoEncoder(ImageNeuralDetector):
     def _fit(self, X, y, seed, callbacks=None) -> None:
         self._check_params()
         if self.scoring == "latent_knn" and X.shape[0] <= int(self.n_neighbors):
-            raise ValueError(f"X has {X.shape[0]} images, but scoring='latent_knn' with n_neighbors="
-                             f"{self.n_neighbors} needs more than {self.n_neighbors}.")
+            raise ValueError(
+                f"X has {X.shape[0]} images, but scoring='latent_knn' with n_neighbors="
+                f"{self.n_neighbors} needs more than {self.n_neighbors}."
+            )
         self.__dict__.pop("train_codes_", None)
         super()._fit(X, y, seed, callbacks=callbacks)
         if self.scoring == "latent_knn":
             self.train_codes_ = self._batched(lambda m, xb: m.encoder(xb), X).astype(np.float32)
 
     def _build_module(self, image_shape) -> nn.Module:
-        return ConvAutoEncoderNet(image_shape, list(self.hidden_dims), int(self.latent_dim),
-                                  kernel_size=int(self.kernel_size), activation=self.activation,
-                                  batch_norm=bool(self.batch_norm))
+        return ConvAutoEncoderNet(
+            image_shape,
+            list(self.hidden_dims),
+            int(self.latent_dim),
+            kernel_size=int(self.kernel_size),
+            activation=self.activation,
+            batch_norm=bool(self.batch_norm),
+        )
 
     def _steps(self, module, data):
         def reconstruction_loss(batch):
@@ -218,12 +243,30 @@ class ConvVAE(ImageNeuralDetector):
     expected squared residual (averaged over channels and the draws).
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (32, 64), latent_dim: int = 32, *, beta: float = 0.01,
-                 n_samples: int = 4, kernel_size: int = 3, activation: str = "leaky_relu", batch_norm: bool = True,
-                 epochs: int = 40, batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 validation_fraction: float = 0.0, patience: int = 10, lr_schedule: str | None = None,
-                 preprocessing: str | None = None, contamination: float = 0.1, device: str = "auto",
-                 n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (32, 64),
+        latent_dim: int = 32,
+        *,
+        beta: float = 0.01,
+        n_samples: int = 4,
+        kernel_size: int = 3,
+        activation: str = "leaky_relu",
+        batch_norm: bool = True,
+        epochs: int = 40,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.0,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = None,
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.beta = beta
@@ -259,8 +302,14 @@ class ConvVAE(ImageNeuralDetector):
         super()._fit(X, y, seed, callbacks=callbacks)
 
     def _build_module(self, image_shape) -> nn.Module:
-        return _ConvVAENet(image_shape, list(self.hidden_dims), int(self.latent_dim), kernel_size=int(self.kernel_size),
-                           activation=self.activation, batch_norm=bool(self.batch_norm))
+        return _ConvVAENet(
+            image_shape,
+            list(self.hidden_dims),
+            int(self.latent_dim),
+            kernel_size=int(self.kernel_size),
+            activation=self.activation,
+            batch_norm=bool(self.batch_norm),
+        )
 
     def _draws(self, module, xb):
         """Reconstructions under the common draws, ``(S, B, C, H, W)``, and the KL per image."""
@@ -310,8 +359,9 @@ class _SVDDConvAE(nn.Module):
     def __init__(self, net: ConvEncoder, image_shape, widths, latent_dim, *, kernel_size, activation):
         super().__init__()
         self.net = net
-        self.decoder = ConvDecoder(image_shape, widths, latent_dim, kernel_size=kernel_size, activation=activation,
-                                   batch_norm=True, bias=False)
+        self.decoder = ConvDecoder(
+            image_shape, widths, latent_dim, kernel_size=kernel_size, activation=activation, batch_norm=True, bias=False
+        )
 
     def forward(self, x):
         return self.decoder(self.net(x))
@@ -347,11 +397,28 @@ class ConvDeepSVDD(ImageNeuralDetector):
 
     center_eps: float = 0.1
 
-    def __init__(self, hidden_dims: Sequence[int] = (8, 4), latent_dim: int = 32, *, pretrain_epochs: int = 20,
-                 kernel_size: int = 5, activation: str = "leaky_relu", epochs: int = 30, batch_size: int = 64,
-                 lr: float = 1e-3, weight_decay: float = 1e-6, validation_fraction: float = 0.0, patience: int = 10,
-                 lr_schedule: str | None = None, preprocessing: str | None = None, contamination: float = 0.1,
-                 device: str = "auto", n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (8, 4),
+        latent_dim: int = 32,
+        *,
+        pretrain_epochs: int = 20,
+        kernel_size: int = 5,
+        activation: str = "leaky_relu",
+        epochs: int = 30,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-6,
+        validation_fraction: float = 0.0,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = None,
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.pretrain_epochs = pretrain_epochs
@@ -383,22 +450,36 @@ class ConvDeepSVDD(ImageNeuralDetector):
         super()._fit(X, y, seed, callbacks=callbacks)
 
     def _build_module(self, image_shape) -> nn.Module:
-        return ConvEncoder(image_shape, list(self.hidden_dims), int(self.latent_dim), kernel_size=int(self.kernel_size),
-                           activation=self.activation, batch_norm=True, bias=False)
+        return ConvEncoder(
+            image_shape,
+            list(self.hidden_dims),
+            int(self.latent_dim),
+            kernel_size=int(self.kernel_size),
+            activation=self.activation,
+            batch_norm=True,
+            bias=False,
+        )
 
     def _before_training(self, module, data, generator) -> None:
         X = data[0]
         if self.pretrain_epochs:
-            ae = _SVDDConvAE(module, tuple(X.shape[1:]), list(self.hidden_dims), int(self.latent_dim),
-                             kernel_size=int(self.kernel_size), activation=self.activation).to(X.device)
+            ae = _SVDDConvAE(
+                module,
+                tuple(X.shape[1:]),
+                list(self.hidden_dims),
+                int(self.latent_dim),
+                kernel_size=int(self.kernel_size),
+                activation=self.activation,
+            ).to(X.device)
 
             def reconstruction(batch):
                 x = batch[0]
                 return (ae(x) - x).pow(2).sum(dim=(1, 2, 3)).mean()
 
             trainer = dataclasses.replace(self._make_trainer(X.device, ()), epochs=int(self.pretrain_epochs))
-            self.pretrain_history_ = trainer.fit(ae, [Step("reconstruction", reconstruction, list(ae.parameters()))],
-                                                 data, generator=generator)
+            self.pretrain_history_ = trainer.fit(
+                ae, [Step("reconstruction", reconstruction, list(ae.parameters()))], data, generator=generator
+            )
         elif hasattr(self, "pretrain_history_"):
             del self.pretrain_history_
         module.eval()

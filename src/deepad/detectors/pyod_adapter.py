@@ -15,6 +15,7 @@ from deepad.persistence import pyod_class, require_pyod
 
 __all__ = ["PyODDetector"]
 
+
 class PyODDetector(BaseDetector):
     """Adapter that gives a PyOD detector the deepad contract.
 
@@ -62,8 +63,9 @@ class PyODDetector(BaseDetector):
     #: The contract suite cannot build this class without a wrapped detector (and PyOD).
     _needs_wrapped = True
 
-    def __init__(self, detector: Any = None, params: dict | None = None, *, contamination: float = 0.1,
-                 random_state=None):
+    def __init__(
+        self, detector: Any = None, params: dict | None = None, *, contamination: float = 0.1, random_state=None
+    ):
         self.detector = detector
         self.params = params
         self.contamination = contamination
@@ -73,10 +75,14 @@ class PyODDetector(BaseDetector):
         from sklearn.base import clone
 
         if self.detector is None:
-            raise ValueError("PyODDetector needs a detector: an instance such as pyod.models.iforest.IForest() "
-                             "or a class path such as 'pyod.models.knn.KNN'.")
+            raise ValueError(
+                "PyODDetector needs a detector: an instance such as pyod.models.iforest.IForest() "
+                "or a class path such as 'pyod.models.knn.KNN'."
+            )
         if self.params is not None and not isinstance(self.params, dict):
-            raise TypeError(f"params must be a dict of the PyOD detector's parameters, got {type(self.params).__name__}.")
+            raise TypeError(
+                f"params must be a dict of the PyOD detector's parameters, got {type(self.params).__name__}."
+            )
         params = dict(self.params or {})
         if isinstance(self.detector, str):
             try:
@@ -85,11 +91,17 @@ class PyODDetector(BaseDetector):
                 raise TypeError(f"params do not fit {self.detector}: {exc}") from None
         require_pyod()
         if isinstance(self.detector, type):
-            raise TypeError(f"detector must be a PyOD detector instance or a class path string, not the class "
-                            f"{self.detector.__name__}; write {self.detector.__name__}() instead.")
-        if not (callable(getattr(self.detector, "fit", None)) and callable(getattr(self.detector, "decision_function", None))):
-            raise TypeError(f"detector must have fit and decision_function (a PyOD detector), "
-                            f"got {type(self.detector).__name__}.")
+            raise TypeError(
+                f"detector must be a PyOD detector instance or a class path string, not the class "
+                f"{self.detector.__name__}; write {self.detector.__name__}() instead."
+            )
+        if not (
+            callable(getattr(self.detector, "fit", None))
+            and callable(getattr(self.detector, "decision_function", None))
+        ):
+            raise TypeError(
+                f"detector must have fit and decision_function (a PyOD detector), got {type(self.detector).__name__}."
+            )
         est = clone(self.detector)
         if params:
             est.set_params(**params)

@@ -136,8 +136,17 @@ class ConformalKNN(BaseDetector):
     _unit_scores = True
     _stream_threshold = "fixed"
 
-    def __init__(self, window: int = 16, *, coarse_chunks: int = 8, coarse_width: int = 16, n_neighbors: int = 5,
-                 memory: int = 5000, exclusion: int | None = None, contamination: float = 0.01):
+    def __init__(
+        self,
+        window: int = 16,
+        *,
+        coarse_chunks: int = 8,
+        coarse_width: int = 16,
+        n_neighbors: int = 5,
+        memory: int = 5000,
+        exclusion: int | None = None,
+        contamination: float = 0.01,
+    ):
         self.window = window
         self.coarse_chunks = coarse_chunks
         self.coarse_width = coarse_width
@@ -157,8 +166,15 @@ class ConformalKNN(BaseDetector):
         if isinstance(excl, bool) or not isinstance(excl, (int, np.integer)) or excl < 0:
             raise ValueError(f"exclusion must be None or an integer >= 0, got {self.exclusion!r}.")
         span = max(int(self.window), int(self.coarse_chunks) * int(self.coarse_width))
-        return int(self.window), int(self.coarse_chunks), int(self.coarse_width), int(self.n_neighbors), \
-            int(self.memory), int(excl), span
+        return (
+            int(self.window),
+            int(self.coarse_chunks),
+            int(self.coarse_width),
+            int(self.n_neighbors),
+            int(self.memory),
+            int(excl),
+            span,
+        )
 
     def _min_samples(self) -> int:
         try:
@@ -171,7 +187,7 @@ class ConformalKNN(BaseDetector):
         """Embedding of rows ``span-1 ..`` of ``Z`` (the first ``span - 1`` rows are context only)."""
         L, m, c, _, _, _, span = self._settings()
         n = Z.shape[0] - (span - 1)
-        fine = np.lib.stride_tricks.sliding_window_view(Z, L, axis=0)[span - L:]  # (n, d, L)
+        fine = np.lib.stride_tricks.sliding_window_view(Z, L, axis=0)[span - L :]  # (n, d, L)
         parts = [fine.reshape(n, -1)]
         if m:
             cs = np.concatenate([np.zeros((1, Z.shape[1])), np.cumsum(Z, axis=0)])
@@ -186,7 +202,7 @@ class ConformalKNN(BaseDetector):
         fine = ctx[-L:].T.reshape(-1)
         if not m:
             return fine
-        blocks = ctx[ctx.shape[0] - m * c:].reshape(m, c, -1).mean(axis=1)  # oldest block first
+        blocks = ctx[ctx.shape[0] - m * c :].reshape(m, c, -1).mean(axis=1)  # oldest block first
         return np.concatenate([fine, blocks.T.reshape(-1)])
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
@@ -217,9 +233,9 @@ class ConformalKNN(BaseDetector):
             alphas[b:e] = _knn_mean(d, k)
         # the last `exclusion` windows wait (they overlap the first streamed windows), the rest are memory
         split = max(n - excl, 0)
-        self.memory_windows_ = E[max(0, split - mem):split]
+        self.memory_windows_ = E[max(0, split - mem) : split]
         self.pending_windows_ = E[split:]
-        self.calibration_alphas_ = alphas[max(0, n - mem):]
+        self.calibration_alphas_ = alphas[max(0, n - mem) :]
 
     def fit(self, X, y=None, **fit_params):
         super().fit(X, y, **fit_params)
@@ -243,16 +259,23 @@ class ConformalKNN(BaseDetector):
         windows[:m_w] = self.memory_windows_
         alphas[:m_a] = self.calibration_alphas_
         i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
-        return {"context": np.zeros((0, self.n_features_in_)), "pending": self.pending_windows_.copy(),
-                "windows": windows, "wcount": i64(m_w), "wpos": i64(m_w % mem),
-                "alphas": alphas, "acount": i64(m_a), "apos": i64(m_a % mem),
-                "sorted": np.sort(self.calibration_alphas_)}
+        return {
+            "context": np.zeros((0, self.n_features_in_)),
+            "pending": self.pending_windows_.copy(),
+            "windows": windows,
+            "wcount": i64(m_w),
+            "wpos": i64(m_w % mem),
+            "alphas": alphas,
+            "acount": i64(m_a),
+            "apos": i64(m_a % mem),
+            "sorted": np.sort(self.calibration_alphas_),
+        }
 
     def _stream_prime(self, state: dict, X: np.ndarray) -> None:
         """History before the stream: only the context of the first windows (memory and calibration unchanged)."""
         *_, span = self._settings()
         ctx = np.vstack([state["context"], self._scaled(X)])
-        state["context"] = ctx[-(span - 1):] if span > 1 else ctx[:0]
+        state["context"] = ctx[-(span - 1) :] if span > 1 else ctx[:0]
 
     def _stream_scores(self, state: dict, X: np.ndarray) -> np.ndarray:
         return self._stream_conformal(state, self._stream_alphas(state, X))
@@ -279,7 +302,7 @@ class ConformalKNN(BaseDetector):
             wsq = (windows * windows).sum(axis=1)
         out = np.empty(Z.shape[0])
         for i in range(Z.shape[0]):
-            e = self._embed_last(full[i:i + span]) if span > 1 else Z[i]
+            e = self._embed_last(full[i : i + span]) if span > 1 else Z[i]
             n_mem = min(wcount, mem)
             if n_mem:
                 d2 = wsq[:n_mem] - 2.0 * (windows[:n_mem] @ e) + float(e @ e)
@@ -294,7 +317,7 @@ class ConformalKNN(BaseDetector):
                 windows[wpos] = w_old
                 wsq[wpos] = float(w_old @ w_old)
                 wpos, wcount = (wpos + 1) % mem, wcount + 1
-        state["context"] = full[-(span - 1):] if span > 1 else Z[:0]
+        state["context"] = full[-(span - 1) :] if span > 1 else Z[:0]
         i64 = lambda v: np.asarray(v, dtype=np.int64)  # noqa: E731
         state.update(pending=pending, wcount=i64(wcount), wpos=i64(wpos), _wsq=wsq)
         return out
@@ -352,13 +375,15 @@ class _WindowNeural(NeuralDetector):
     def _score(self, X: np.ndarray) -> np.ndarray:
         w, _ = _check_window(self.window, self.stride)
         if X.shape[0] < w:
-            raise ValueError(f"X has {X.shape[0]} rows; {type(self).__name__} needs at least window={w} "
-                             "consecutive rows.")
+            raise ValueError(
+                f"X has {X.shape[0]} rows; {type(self).__name__} needs at least window={w} consecutive rows."
+            )
         self.module_.eval()
         windows = np.array(sliding_windows(self._transform(X), w), dtype=np.float32, order="C")
         with torch_context(None, self._device, self.n_threads, work=self._inference_work):
-            s = batched_apply(lambda xb: self._score_batch(self.module_, xb), windows, device=self._device,
-                              batch_size=1024)
+            s = batched_apply(
+                lambda xb: self._score_batch(self.module_, xb), windows, device=self._device, batch_size=1024
+            )
         return align_to_points(s, X.shape[0], w)
 
 
@@ -394,12 +419,29 @@ class GRUForecaster(_WindowNeural):
     get the score of row ``window - 1``, as for the windowed detectors.
     """
 
-    def __init__(self, window: int = 32, stride: int = 1, *, stateful: bool = False, hidden_dims: Sequence[int] = (32,),
-                 latent_dim: int = 8, dropout: float = 0.0, epochs: int = 30, batch_size: int = 64,
-                 lr: float = 3e-3, weight_decay: float = 1e-5, validation_fraction: float = 0.1, patience: int = 5,
-                 lr_schedule: str | None = None, preprocessing: str | None = "standard",
-                 contamination: float = 0.1, device: str = "auto", n_threads: int | None = None,
-                 random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        window: int = 32,
+        stride: int = 1,
+        *,
+        stateful: bool = False,
+        hidden_dims: Sequence[int] = (32,),
+        latent_dim: int = 8,
+        dropout: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.1,
+        patience: int = 5,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.window = window
         self.stride = stride
         self.stateful = stateful
@@ -445,15 +487,18 @@ class GRUForecaster(_WindowNeural):
             raise ValueError(f"X has {X.shape[0]} rows; GRUForecaster needs at least window={w} consecutive rows.")
         state = self._stream_state()
         s = self._stream_scores(state, X)
-        return np.concatenate([np.full(w - 1, s[w - 1]), s[w - 1:]])
+        return np.concatenate([np.full(w - 1, s[w - 1]), s[w - 1 :]])
 
     def _stream_state(self) -> dict | None:
         """Initial state of a stateful stream (``None``: the detector is scored window by window)."""
         if not self.stateful:
             return None
         layers, hidden = self.module_.gru.num_layers, self.module_.gru.hidden_size
-        return {"h": np.zeros((layers, 1, hidden)), "last": np.zeros(self.n_features_in_),
-                "seen": np.zeros((), dtype=np.int64)}
+        return {
+            "h": np.zeros((layers, 1, hidden)),
+            "last": np.zeros(self.n_features_in_),
+            "seen": np.zeros((), dtype=np.int64),
+        }
 
     def _stream_scores(self, state: dict, X: np.ndarray) -> np.ndarray:
         """Score validated raw rows ``X`` that follow the stream ``state`` (updated in place).
@@ -482,8 +527,8 @@ class GRUForecaster(_WindowNeural):
             for l, (W_ih, b_ih, W_hh, b_hh) in enumerate(layers):
                 gi = gi0[i] if l == 0 else W_ih @ x + b_ih
                 gh = W_hh @ h[l] + b_hh
-                rz = 1.0 / (1.0 + np.exp(-(gi[:2 * H] + gh[:2 * H])))
-                n = np.tanh(gi[2 * H:] + rz[:H] * gh[2 * H:])
+                rz = 1.0 / (1.0 + np.exp(-(gi[: 2 * H] + gh[: 2 * H])))
+                n = np.tanh(gi[2 * H :] + rz[:H] * gh[2 * H :])
                 h[l] = (1.0 - rz[H:]) * n + rz[H:] * h[l]
                 x = h[l]
             last = Z[i]
@@ -501,8 +546,10 @@ class GRUForecaster(_WindowNeural):
             return cache[1]
         gru, head = self.module_.gru, self.module_.head
         get = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
-        layers = [tuple(get(getattr(gru, f"{name}_l{l}")) for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh"))
-                  for l in range(gru.num_layers)]
+        layers = [
+            tuple(get(getattr(gru, f"{name}_l{l}")) for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh"))
+            for l in range(gru.num_layers)
+        ]
         weights = (layers, get(head.weight), get(head.bias))
         self._weights_cache = (self.module_, weights)
         return weights
@@ -529,12 +576,29 @@ class TCNAutoEncoder(_WindowNeural):
     1, 2, 4, ...), mirrored in the decoder; ``kernel_size`` their width.
     """
 
-    def __init__(self, window: int = 32, stride: int = 1, *, hidden_dims: Sequence[int] = (16, 16),
-                 latent_dim: int = 4, kernel_size: int = 3, dropout: float = 0.0, epochs: int = 30,
-                 batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 1e-5,
-                 validation_fraction: float = 0.1, patience: int = 5, lr_schedule: str | None = None,
-                 preprocessing: str | None = "standard", contamination: float = 0.1, device: str = "auto",
-                 n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        window: int = 32,
+        stride: int = 1,
+        *,
+        hidden_dims: Sequence[int] = (16, 16),
+        latent_dim: int = 4,
+        kernel_size: int = 3,
+        dropout: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 64,
+        lr: float = 3e-3,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.1,
+        patience: int = 5,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.window = window
         self.stride = stride
         self.hidden_dims = hidden_dims
@@ -556,8 +620,9 @@ class TCNAutoEncoder(_WindowNeural):
         self.verbose = verbose
 
     def _build_module(self, n_features: int) -> nn.Module:
-        return _TCNAutoEncoderNet(n_features, list(self.hidden_dims), int(self.latent_dim), int(self.kernel_size),
-                                  float(self.dropout))
+        return _TCNAutoEncoderNet(
+            n_features, list(self.hidden_dims), int(self.latent_dim), int(self.kernel_size), float(self.dropout)
+        )
 
     def _steps(self, module, data):
         def reconstruction_loss(batch):

@@ -61,12 +61,29 @@ class VAE(NeuralDetector):
     ``activation``.
     """
 
-    def __init__(self, hidden_dims: Sequence[int] = (64, 32), latent_dim: int = 8, *, beta: float = 1.0,
-                 n_samples: int = 10, activation: str = "relu", dropout: float = 0.0, epochs: int = 100,
-                 batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 1e-5,
-                 validation_fraction: float = 0.1, patience: int = 10, lr_schedule: str | None = None,
-                 preprocessing: str | None = "standard", contamination: float = 0.1, device: str = "auto",
-                 n_threads: int | None = None, random_state=None, verbose: bool = False):
+    def __init__(
+        self,
+        hidden_dims: Sequence[int] = (64, 32),
+        latent_dim: int = 8,
+        *,
+        beta: float = 1.0,
+        n_samples: int = 10,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        epochs: int = 100,
+        batch_size: int = 256,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-5,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        lr_schedule: str | None = None,
+        preprocessing: str | None = "standard",
+        contamination: float = 0.1,
+        device: str = "auto",
+        n_threads: int | None = None,
+        random_state=None,
+        verbose: bool = False,
+    ):
         self.hidden_dims = hidden_dims
         self.latent_dim = latent_dim
         self.beta = beta
@@ -103,8 +120,9 @@ class VAE(NeuralDetector):
         super()._fit(X, y, seed, callbacks=callbacks)
 
     def _build_module(self, n_features: int) -> nn.Module:
-        return VAENet(n_features, list(self.hidden_dims), int(self.latent_dim), activation=self.activation,
-                      dropout=self.dropout)
+        return VAENet(
+            n_features, list(self.hidden_dims), int(self.latent_dim), activation=self.activation, dropout=self.dropout
+        )
 
     def _noise(self, device: torch.device) -> torch.Tensor:
         return torch.as_tensor(self.mc_noise_, dtype=torch.float32, device=device)

@@ -23,8 +23,9 @@ class Discriminator(nn.Module):
     reuses its stored singular vectors, so outputs are deterministic.
     """
 
-    def __init__(self, in_dim: int, hidden_dims: Sequence[int], *, dropout: float = 0.2,
-                 spectral_norm: bool = True) -> None:
+    def __init__(
+        self, in_dim: int, hidden_dims: Sequence[int], *, dropout: float = 0.2, spectral_norm: bool = True
+    ) -> None:
         super().__init__()
 
         def linear(a: int, b: int) -> nn.Module:
@@ -50,9 +51,17 @@ class Discriminator(nn.Module):
 class ALADNet(nn.Module):
     """Encoder ``E: x -> z``, generator ``G: z -> x`` and discriminators ``D_xz``, ``D_xx``, ``D_zz``."""
 
-    def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int,
-                 disc_hidden_dims: Sequence[int], *, activation: str = "leaky_relu", dropout: float = 0.2,
-                 spectral_norm: bool = True) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        disc_hidden_dims: Sequence[int],
+        *,
+        activation: str = "leaky_relu",
+        dropout: float = 0.2,
+        spectral_norm: bool = True,
+    ) -> None:
         super().__init__()
         self.latent_dim = int(latent_dim)
         self.encoder = MLP(n_features, hidden_dims, latent_dim, activation=activation)
@@ -72,8 +81,9 @@ class ALADNet(nn.Module):
         """The cycle reconstruction ``G(E(x))``."""
         return self.generator(self.encoder(x))
 
-    def adversarial_logits(self, x: torch.Tensor, z: torch.Tensor, *,
-                           detach_generators: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def adversarial_logits(
+        self, x: torch.Tensor, z: torch.Tensor, *, detach_generators: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits of the three discriminators on their "real" and "fake" pairs, each of shape ``(3, n)``.
 
         Rows are ``D_xz``: ``(x, E(x))`` vs ``(G(z), z)``; ``D_xx``: ``(x, x)``

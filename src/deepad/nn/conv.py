@@ -55,9 +55,17 @@ def _check(image_shape: Sequence[int], channels: Sequence[int], kernel_size: int
 class ConvEncoder(nn.Module):
     """``(N, C, H, W) -> (N, latent_dim)``: conv stages that halve the size, then one linear layer."""
 
-    def __init__(self, image_shape: Sequence[int], channels: Sequence[int], latent_dim: int, *,
-                 kernel_size: int = 3, activation: str = "leaky_relu", batch_norm: bool = True,
-                 bias: bool = True) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        channels: Sequence[int],
+        latent_dim: int,
+        *,
+        kernel_size: int = 3,
+        activation: str = "leaky_relu",
+        batch_norm: bool = True,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         c, h, w = _check(image_shape, channels, kernel_size)
         self.image_shape = (c, h, w)
@@ -73,7 +81,7 @@ class ConvEncoder(nn.Module):
             layers.append(nn.MaxPool2d(2))
             prev = int(width)
         self.features = nn.Sequential(*layers)
-        self.feature_shape = (prev, self.padded[0] // 2 ** self.n_stages, self.padded[1] // 2 ** self.n_stages)
+        self.feature_shape = (prev, self.padded[0] // 2**self.n_stages, self.padded[1] // 2**self.n_stages)
         self.fc = nn.Linear(prev * self.feature_shape[1] * self.feature_shape[2], int(latent_dim), bias=bias)
 
     def pad(self, x: torch.Tensor) -> torch.Tensor:
@@ -87,15 +95,24 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """``(N, latent_dim) -> (N, C, H, W)``: the mirror of :class:`ConvEncoder`, cropped to the image size."""
 
-    def __init__(self, image_shape: Sequence[int], channels: Sequence[int], latent_dim: int, *,
-                 kernel_size: int = 3, activation: str = "leaky_relu", batch_norm: bool = True,
-                 bias: bool = True, final_activation: str | None = None) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        channels: Sequence[int],
+        latent_dim: int,
+        *,
+        kernel_size: int = 3,
+        activation: str = "leaky_relu",
+        batch_norm: bool = True,
+        bias: bool = True,
+        final_activation: str | None = None,
+    ) -> None:
         super().__init__()
         c, h, w = _check(image_shape, channels, kernel_size)
         self.image_shape = (c, h, w)
         n = len(channels)
         widths = [int(k) for k in channels][::-1]
-        self.start_shape = (widths[0], padded_size(h, n) // 2 ** n, padded_size(w, n) // 2 ** n)
+        self.start_shape = (widths[0], padded_size(h, n) // 2**n, padded_size(w, n) // 2**n)
         self.fc = nn.Linear(int(latent_dim), widths[0] * self.start_shape[1] * self.start_shape[2], bias=bias)
         self.fc_act = activation_layer(activation)
         layers: list[nn.Module] = []
@@ -121,9 +138,17 @@ class ConvDecoder(nn.Module):
 class ConvAutoEncoderNet(nn.Module):
     """:class:`ConvEncoder` followed by :class:`ConvDecoder`; ``forward`` returns the reconstruction."""
 
-    def __init__(self, image_shape: Sequence[int], channels: Sequence[int], latent_dim: int, *,
-                 kernel_size: int = 3, activation: str = "leaky_relu", batch_norm: bool = True,
-                 bias: bool = True) -> None:
+    def __init__(
+        self,
+        image_shape: Sequence[int],
+        channels: Sequence[int],
+        latent_dim: int,
+        *,
+        kernel_size: int = 3,
+        activation: str = "leaky_relu",
+        batch_norm: bool = True,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         kw = dict(kernel_size=kernel_size, activation=activation, batch_norm=batch_norm, bias=bias)
         self.encoder = ConvEncoder(image_shape, channels, latent_dim, **kw)

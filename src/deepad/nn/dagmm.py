@@ -26,15 +26,25 @@ class DAGMMNet(nn.Module):
     memberships ``gamma`` (rows sum to 1).
     """
 
-    def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int, n_components: int,
-                 estimation_hidden_dims: Sequence[int], *, activation: str = "tanh", dropout: float = 0.5,
-                 eps: float = 1e-8) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        n_components: int,
+        estimation_hidden_dims: Sequence[int],
+        *,
+        activation: str = "tanh",
+        dropout: float = 0.5,
+        eps: float = 1e-8,
+    ) -> None:
         super().__init__()
         self.eps = float(eps)
         self.encoder = MLP(n_features, hidden_dims, latent_dim, activation=activation)
         self.decoder = MLP(latent_dim, list(hidden_dims)[::-1], n_features, activation=activation)
-        self.estimation = MLP(latent_dim + 2, estimation_hidden_dims, n_components, activation=activation,
-                              dropout=dropout)
+        self.estimation = MLP(
+            latent_dim + 2, estimation_hidden_dims, n_components, activation=activation, dropout=dropout
+        )
 
     def represent(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x_hat, z)`` with ``z = [z_c, ||x - x_hat|| / ||x||, cos(x, x_hat)]`` (paper, eq. 3)."""
@@ -51,7 +61,9 @@ class DAGMMNet(nn.Module):
         return x_hat, z, gamma
 
 
-def gmm_parameters(z: torch.Tensor, gamma: torch.Tensor, cov_eps: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def gmm_parameters(
+    z: torch.Tensor, gamma: torch.Tensor, cov_eps: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mixture weights, means and covariances from soft memberships (paper, eq. 5).
 
     ``phi_k = mean_i gamma_ik``, ``mu_k = sum_i gamma_ik z_i / sum_i gamma_ik``,
@@ -59,11 +71,11 @@ def gmm_parameters(z: torch.Tensor, gamma: torch.Tensor, cov_eps: float) -> tupl
     The ``cov_eps * I`` term keeps every ``Sigma_k`` positive definite (the
     paper adds a small value to the diagonal for the same reason).
     """
-    weight = gamma.sum(dim=0)                                   # (K,)
+    weight = gamma.sum(dim=0)  # (K,)
     phi = weight / gamma.shape[0]
     denom = weight.clamp_min(torch.finfo(z.dtype).tiny).unsqueeze(1)
-    mu = gamma.T @ z / denom                                    # (K, D)
-    diff = z.unsqueeze(1) - mu.unsqueeze(0)                     # (N, K, D)
+    mu = gamma.T @ z / denom  # (K, D)
+    diff = z.unsqueeze(1) - mu.unsqueeze(0)  # (N, K, D)
     cov = torch.einsum("nk,nki,nkj->kij", gamma, diff, diff) / denom.unsqueeze(2)
     eye = torch.eye(z.shape[1], dtype=z.dtype, device=z.device)
     return phi, mu, cov + float(cov_eps) * eye
@@ -82,12 +94,14 @@ def stable_cholesky(cov: torch.Tensor, max_tries: int = 6) -> torch.Tensor:
         if not bool((info > 0).any()):
             return L
         jitter *= 10.0
-    raise FloatingPointError("DAGMM covariance matrix is not positive definite even with jitter; "
-                             "raise cov_eps or lower lr.")
+    raise FloatingPointError(
+        "DAGMM covariance matrix is not positive definite even with jitter; raise cov_eps or lower lr."
+    )
 
 
-def gmm_energy(z: torch.Tensor, phi: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor,
-               chol: torch.Tensor | None = None) -> torch.Tensor:
+def gmm_energy(
+    z: torch.Tensor, phi: torch.Tensor, mu: torch.Tensor, cov: torch.Tensor, chol: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sample energy ``E(z) = -log sum_k phi_k N(z; mu_k, Sigma_k)`` for each row (paper, eq. 6).
 
     Uses the Cholesky factor ``L_k`` (``Sigma_k = L_k L_k^T``):
@@ -95,10 +109,10 @@ def gmm_energy(z: torch.Tensor, phi: torch.Tensor, mu: torch.Tensor, cov: torch.
     combined with ``logsumexp`` -- no explicit inverse or determinant, so it
     stays finite where the paper's direct formula under/overflows.
     """
-    L = stable_cholesky(cov) if chol is None else chol            # (K, D, D)
-    diff = (z.unsqueeze(0) - mu.unsqueeze(1)).transpose(1, 2)     # (K, D, N)
-    sol = torch.linalg.solve_triangular(L, diff, upper=False)     # (K, D, N)
-    maha = (sol ** 2).sum(dim=1)                                  # (K, N)
+    L = stable_cholesky(cov) if chol is None else chol  # (K, D, D)
+    diff = (z.unsqueeze(0) - mu.unsqueeze(1)).transpose(1, 2)  # (K, D, N)
+    sol = torch.linalg.solve_triangular(L, diff, upper=False)  # (K, D, N)
+    maha = (sol**2).sum(dim=1)  # (K, N)
     log_det = 2.0 * torch.log(L.diagonal(dim1=-2, dim2=-1)).sum(dim=1)  # (K,)
     d = z.shape[1]
     log_prob = -0.5 * (maha + log_det.unsqueeze(1) + d * math.log(2.0 * math.pi))

@@ -30,8 +30,10 @@ def down_sizes(height: int, width: int, n_stages: int) -> list[tuple[int, int]]:
     for _ in range(int(n_stages)):
         h, w = sizes[-1]
         if h < 2 or w < 2:
-            raise ValueError(f"images of {height}x{width} pixels are too small for {n_stages} stride-2 stages; "
-                             "use fewer hidden_dims (channels per stage) or larger images.")
+            raise ValueError(
+                f"images of {height}x{width} pixels are too small for {n_stages} stride-2 stages; "
+                "use fewer hidden_dims (channels per stage) or larger images."
+            )
         sizes.append((h // 2, w // 2))
     return sizes
 
@@ -43,8 +45,15 @@ class DCGANEncoder(nn.Module):
     GANomaly discriminator's feature-matching loss and score use it.
     """
 
-    def __init__(self, in_channels: int, image_size: tuple[int, int], channels: Sequence[int], out_dim: int, *,
-                 batch_norm: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        channels: Sequence[int],
+        out_dim: int,
+        *,
+        batch_norm: bool = True,
+    ) -> None:
         super().__init__()
         sizes = down_sizes(*image_size, len(channels))
         layers: list[nn.Module] = []
@@ -69,8 +78,16 @@ class DCGANDecoder(nn.Module):
     scaled to that range); ``None`` leaves it linear (standardised pixels).
     """
 
-    def __init__(self, in_dim: int, out_channels: int, image_size: tuple[int, int], channels: Sequence[int], *,
-                 batch_norm: bool = True, output: str | None = "tanh") -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_channels: int,
+        image_size: tuple[int, int],
+        channels: Sequence[int],
+        *,
+        batch_norm: bool = True,
+        output: str | None = "tanh",
+    ) -> None:
         super().__init__()
         sizes = down_sizes(*image_size, len(channels))
         widths = [int(c) for c in channels][::-1]
@@ -108,8 +125,16 @@ class GANomalyNet(nn.Module):
     its code ``z = enc(x)`` and the re-encoded code ``ẑ = enc2(x̂)``.
     """
 
-    def __init__(self, in_channels: int, image_size: tuple[int, int], channels: Sequence[int],
-                 latent_dim: int, disc_channels: Sequence[int] | None = None, *, output: str | None = "tanh") -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        image_size: tuple[int, int],
+        channels: Sequence[int],
+        latent_dim: int,
+        disc_channels: Sequence[int] | None = None,
+        *,
+        output: str | None = "tanh",
+    ) -> None:
         super().__init__()
         self.latent_dim = int(latent_dim)
         channels = [int(c) for c in channels]

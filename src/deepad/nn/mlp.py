@@ -34,9 +34,18 @@ class MLP(nn.Sequential):
     Prop. 2).
     """
 
-    def __init__(self, in_dim: int, hidden_dims: Sequence[int], out_dim: int, *, activation: str = "relu",
-                 dropout: float = 0.0, bias: bool = True, batch_norm: bool = False,
-                 final_activation: str | None = None) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        hidden_dims: Sequence[int],
+        out_dim: int,
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        bias: bool = True,
+        batch_norm: bool = False,
+        final_activation: str | None = None,
+    ) -> None:
         layers: list[nn.Module] = []
         prev = int(in_dim)
         for width in hidden_dims:
@@ -56,13 +65,28 @@ class MLP(nn.Sequential):
 class AutoEncoderNet(nn.Module):
     """Encoder ``d -> hidden -> latent`` and a mirrored decoder ``latent -> reversed(hidden) -> d``."""
 
-    def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int, *, activation: str = "relu",
-                 dropout: float = 0.0, batch_norm: bool = False) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        batch_norm: bool = False,
+    ) -> None:
         super().__init__()
-        self.encoder = MLP(n_features, hidden_dims, latent_dim, activation=activation, dropout=dropout,
-                           batch_norm=batch_norm)
-        self.decoder = MLP(latent_dim, list(hidden_dims)[::-1], n_features, activation=activation, dropout=dropout,
-                           batch_norm=batch_norm)
+        self.encoder = MLP(
+            n_features, hidden_dims, latent_dim, activation=activation, dropout=dropout, batch_norm=batch_norm
+        )
+        self.decoder = MLP(
+            latent_dim,
+            list(hidden_dims)[::-1],
+            n_features,
+            activation=activation,
+            dropout=dropout,
+            batch_norm=batch_norm,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

@@ -18,8 +18,15 @@ class SVDDNet(nn.Module):
     without learning anything, so every layer here is bias-free.
     """
 
-    def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int, *, activation: str = "leaky_relu",
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        *,
+        activation: str = "leaky_relu",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.encoder = MLP(n_features, hidden_dims, latent_dim, activation=activation, dropout=dropout, bias=False)
 
@@ -30,12 +37,21 @@ class SVDDNet(nn.Module):
 class SVDDAutoEncoder(nn.Module):
     """``SVDDNet`` followed by a mirrored bias-free decoder, for the paper's autoencoder pre-training."""
 
-    def __init__(self, net: SVDDNet, n_features: int, hidden_dims: Sequence[int], latent_dim: int, *,
-                 activation: str = "leaky_relu", dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        net: SVDDNet,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        *,
+        activation: str = "leaky_relu",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.net = net
-        self.decoder = MLP(latent_dim, list(hidden_dims)[::-1], n_features, activation=activation,
-                           dropout=dropout, bias=False)
+        self.decoder = MLP(
+            latent_dim, list(hidden_dims)[::-1], n_features, activation=activation, dropout=dropout, bias=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.net(x))

@@ -21,13 +21,19 @@ class VAENet(nn.Module):
     variance is the detector's business, not the network's.
     """
 
-    def __init__(self, n_features: int, hidden_dims: Sequence[int], latent_dim: int, *, activation: str = "relu",
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_features: int,
+        hidden_dims: Sequence[int],
+        latent_dim: int,
+        *,
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.latent_dim = int(latent_dim)
         self.encoder = MLP(n_features, hidden_dims, 2 * self.latent_dim, activation=activation, dropout=dropout)
-        self.decoder = MLP(self.latent_dim, list(hidden_dims)[::-1], n_features, activation=activation,
-                           dropout=dropout)
+        self.decoder = MLP(self.latent_dim, list(hidden_dims)[::-1], n_features, activation=activation, dropout=dropout)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=-1)

@@ -111,15 +111,29 @@ def _two_d_view(model, Z: np.ndarray, scores: np.ndarray, flags: np.ndarray, kee
         what = "encoded features the detector sees" if tabular else "standardised input features"
         note = f"PCA of the {what}"
         title = "PCA view, coloured by anomaly score"
-    shown = f"{keep.size:,} of {Z.shape[0]:,} rows shown (a random sample plus the top anomalies)" \
-        if keep.size < Z.shape[0] else f"all {Z.shape[0]:,} rows"
+    shown = (
+        f"{keep.size:,} of {Z.shape[0]:,} rows shown (a random sample plus the top anomalies)"
+        if keep.size < Z.shape[0]
+        else f"all {Z.shape[0]:,} rows"
+    )
     fig = embedding_scatter(points, scores[keep], flags[keep], title=title, xlabel=axes[0], ylabel=axes[1])
     return fig, f"{note}; {shown}. Flagged rows are outlined in red."
 
 
-def build_report(model, X, y=None, path="report.html", *, top_n: int = 20, top_k: int = 5,
-                 title: str | None = None, data_name: str | None = None, model_name: str | None = None,
-                 max_points: int = 5000, random_state: int = 0) -> Path:
+def build_report(
+    model,
+    X,
+    y=None,
+    path="report.html",
+    *,
+    top_n: int = 20,
+    top_k: int = 5,
+    title: str | None = None,
+    data_name: str | None = None,
+    model_name: str | None = None,
+    max_points: int = 5000,
+    random_state: int = 0,
+) -> Path:
     """Write a self-contained HTML report on ``model`` scoring ``X`` to ``path`` and return the path.
 
     Sections: summary; score histogram with the threshold; ROC and
@@ -207,12 +221,19 @@ def build_report(model, X, y=None, path="report.html", *, top_n: int = 20, top_k
         known = ~np.isnan(labels)
         yk = labels[known].astype(np.int64)
         if np.unique(yk).size < 2:
-            ctx["roc_note"] = (f"The labels have a single class ({int(known.sum()):,} labelled rows) -- "
-                               "ROC and precision-recall need both normal and anomalous rows.")
+            ctx["roc_note"] = (
+                f"The labels have a single class ({int(known.sum()):,} labelled rows) -- "
+                "ROC and precision-recall need both normal and anomalous rows."
+            )
         else:
             fig, auc, ap = plots.roc_pr_curves(yk, scores[known])
-            ctx.update(img_roc=plots.png_base64(fig), roc_auc=auc, average_precision=ap,
-                       n_labelled=int(known.sum()), n_positive=int(yk.sum()))
+            ctx.update(
+                img_roc=plots.png_base64(fig),
+                roc_auc=auc,
+                average_precision=ap,
+                n_labelled=int(known.sum()),
+                n_positive=int(yk.sum()),
+            )
             tp = int((flags[known] & (yk == 1)).sum())
             ctx["precision_text"] = f"{tp / max(int(flags[known].sum()), 1):.3f}"
             ctx["recall_text"] = f"{tp / max(int(yk.sum()), 1):.3f}"
@@ -221,16 +242,21 @@ def build_report(model, X, y=None, path="report.html", *, top_n: int = 20, top_k
     if isinstance(history, dict) and any(k.startswith(("train_", "val_")) and v for k, v in history.items()):
         ctx["img_loss"] = plots.png_base64(plots.loss_curves(history))
         has_val = any(k.startswith("val_") and v for k, v in history.items())
-        ctx["loss_note"] = (f"{len(next(iter(history.values())))} epochs"
-                            + ("; dashed lines are the validation split used for early stopping (best weights "
-                               "restored)." if has_val else "; no validation split."))
+        ctx["loss_note"] = f"{len(next(iter(history.values())))} epochs" + (
+            "; dashed lines are the validation split used for early stopping (best weights restored)."
+            if has_val
+            else "; no validation split."
+        )
     else:
         ctx["img_loss"] = None
-        ctx["loss_note"] = (f"{type(inner).__name__} is not a neural detector: it has no training loss curve."
-                            if not hasattr(inner, "module_") else "No training history was recorded.")
+        ctx["loss_note"] = (
+            f"{type(inner).__name__} is not a neural detector: it has no training loss curve."
+            if not hasattr(inner, "module_")
+            else "No training history was recorded."
+        )
 
     # ---------------------------------------------------------------- top anomalies and their attributions
-    top_idx = np.argsort(-scores, kind="stable")[:int(top_n)]
+    top_idx = np.argsort(-scores, kind="stable")[: int(top_n)]
     rows_top = df.iloc[top_idx] if tabular else Z[top_idx]
     explain_note = ""
     try:
@@ -250,9 +276,18 @@ def build_report(model, X, y=None, path="report.html", *, top_n: int = 20, top_k
             raw = df.iloc[i][column] if tabular else Z[i, col_pos[column]]
             attrs.append({"column": column, "value": _display(raw), "attribution": value})
         label = "" if labels is None or np.isnan(labels[i]) else ("anomaly" if labels[i] == 1 else "normal")
-        top.append({"rank": rank, "row": i, "ids": [_display(df.iloc[i][c]) for c in id_columns],
-                    "score": float(scores[i]), "p_value": float(p_values[i]), "flagged": bool(flags[i]),
-                    "label": label, "attributions": attrs})
+        top.append(
+            {
+                "rank": rank,
+                "row": i,
+                "ids": [_display(df.iloc[i][c]) for c in id_columns],
+                "score": float(scores[i]),
+                "p_value": float(p_values[i]),
+                "flagged": bool(flags[i]),
+                "label": label,
+                "attributions": attrs,
+            }
+        )
 
     # ---------------------------------------------------------------- 2-D view
     rng = np.random.default_rng(random_state)
@@ -270,11 +305,22 @@ def build_report(model, X, y=None, path="report.html", *, top_n: int = 20, top_k
     ctx.update(
         title=title or f"deepad report: {fp['detector']} on {data_name}",
         generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        deepad_version=deepad.__version__, data_name=data_name, model_name=model_name, label_name=label_name,
-        n_rows=n, n_columns=n_columns, n_flagged=int(flags.sum()), flag_rate=float(flags.mean()), fp=fp,
-        top=top, id_columns=id_columns, has_labels=labels is not None,
-        method_text=f"{method} -- {METHOD_DESCRIPTIONS[method]}", explain_note=explain_note,
-        data_sha256=sha, data_hash_of=data_hash_of,
+        deepad_version=deepad.__version__,
+        data_name=data_name,
+        model_name=model_name,
+        label_name=label_name,
+        n_rows=n,
+        n_columns=n_columns,
+        n_flagged=int(flags.sum()),
+        flag_rate=float(flags.mean()),
+        fp=fp,
+        top=top,
+        id_columns=id_columns,
+        has_labels=labels is not None,
+        method_text=f"{method} -- {METHOD_DESCRIPTIONS[method]}",
+        explain_note=explain_note,
+        data_sha256=sha,
+        data_hash_of=data_hash_of,
         params_json=json.dumps(fp["parameters"], indent=2, sort_keys=True, default=str),
     )
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)

@@ -39,8 +39,9 @@ def model_fingerprint(model) -> dict[str, Any]:
 
     tabular = isinstance(model, TabularDetector)
     inner = model.detector_ if tabular else model
-    params = {k: _jsonable(v) for k, v in inner.get_params(deep=False).items()
-              if not (tabular and k == "contamination")}  # the pipeline's own contamination rules
+    params = {
+        k: _jsonable(v) for k, v in inner.get_params(deep=False).items() if not (tabular and k == "contamination")
+    }  # the pipeline's own contamination rules
     info = dict(getattr(model, "threshold_method_", None) or {})
     out: dict[str, Any] = {
         "detector": type(inner).__name__,
@@ -53,8 +54,9 @@ def model_fingerprint(model) -> dict[str, Any]:
         "threshold_method": {k: _jsonable(v) for k, v in info.items() if k != "reason"},
         "threshold_reason": describe_threshold(model),
         "training_flag_rate": float(model.labels_.mean()),
-        "calibration_rows": int(len(model.calibration_scores_)) if getattr(model, "calibration_scores_", None)
-        is not None else 0,
+        "calibration_rows": int(len(model.calibration_scores_))
+        if getattr(model, "calibration_scores_", None) is not None
+        else 0,
         "trained_at": getattr(model, "fitted_at_", None),
         "versions": _versions(model),
         "epochs_run": getattr(inner, "n_epochs_", None),

@@ -79,8 +79,9 @@ th{{background:#f4f4f4}}td.l,th.l{{text-align:left}}img{{max-width:100%}}</style
 </body></html>"""
 
 
-def build_image_report(model, X, path: str | Path, *, top_n: int = 12, data_name: str = "",
-                       model_name: str = "") -> Path:
+def build_image_report(
+    model, X, path: str | Path, *, top_n: int = 12, data_name: str = "", model_name: str = ""
+) -> Path:
     """Write a self-contained HTML report for an image model (:class:`~deepad.image_pipeline.ImagePipeline`).
 
     Sections: score histogram with the threshold, training loss curves, and
@@ -97,16 +98,20 @@ def build_image_report(model, X, path: str | Path, *, top_n: int = 12, data_name
     p = _thr.conformal_p_values(model.p_value_reference, scores)
     flags = scores > model.threshold_
     order = np.argsort(-scores, kind="stable")[: int(top_n)]
-    chosen = type(imgs)([imgs.images[i] for i in order] if isinstance(imgs.images, list) else imgs.images[order],
-                        [imgs.names[i] for i in order])
+    chosen = type(imgs)(
+        [imgs.images[i] for i in order] if isinstance(imgs.images, list) else imgs.images[order],
+        [imgs.names[i] for i in order],
+    )
     maps = model.anomaly_map(chosen)
     shown = model.display_images(chosen)
     inner = getattr(model, "detector_", model)
     rows, overlays = [], []
     for rank, (i, m, img) in enumerate(zip(order, maps, shown), 1):
         name = html.escape(str(imgs.names[i]))
-        rows.append(f"<tr><td>{rank}</td><td class='l'>{name}</td><td>{scores[i]:.4g}</td><td>{p[i]:.3g}</td>"
-                    f"<td>{'yes' if flags[i] else 'no'}</td></tr>")
+        rows.append(
+            f"<tr><td>{rank}</td><td class='l'>{name}</td><td>{scores[i]:.4g}</td><td>{p[i]:.3g}</td>"
+            f"<td>{'yes' if flags[i] else 'no'}</td></tr>"
+        )
         fig = overlay_figure(img, m, title=f"#{rank} {imgs.names[i]}  score {scores[i]:.4g}")
         overlays.append(f"<img src='data:image/png;base64,{png_base64(fig)}' alt='{name}'>")
     history = getattr(inner, "history_", None)
@@ -114,11 +119,22 @@ def build_image_report(model, X, path: str | Path, *, top_n: int = 12, data_name
     if history:
         training = f"<h2>Training</h2><img src='data:image/png;base64,{png_base64(loss_curves(history))}' alt='loss'>"
     doc = _PAGE.format(
-        title="deepad image report", model_name=html.escape(model_name), detector=type(inner).__name__,
-        data_name=html.escape(data_name), n=len(scores), shape="x".join(map(str, model.image_shape_)),
-        threshold=model.threshold_, n_flag=int(flags.sum()), frac=float(flags.mean()),
-        hist=png_base64(score_histogram(scores, model.threshold_)), training=training, k=len(order),
-        map_rule=html.escape(map_description(inner)), rows="".join(rows), overlays="\n".join(overlays))
+        title="deepad image report",
+        model_name=html.escape(model_name),
+        detector=type(inner).__name__,
+        data_name=html.escape(data_name),
+        n=len(scores),
+        shape="x".join(map(str, model.image_shape_)),
+        threshold=model.threshold_,
+        n_flag=int(flags.sum()),
+        frac=float(flags.mean()),
+        hist=png_base64(score_histogram(scores, model.threshold_)),
+        training=training,
+        k=len(order),
+        map_rule=html.escape(map_description(inner)),
+        rows="".join(rows),
+        overlays="\n".join(overlays),
+    )
     path = Path(path)
     _write_atomic(path, doc)
     return path

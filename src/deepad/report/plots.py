@@ -60,8 +60,13 @@ def score_histogram(scores: np.ndarray, threshold: float, y: np.ndarray | None =
         ax.hist(scores, bins=bins, color=_NORMAL, alpha=0.85, label=f"scored rows: {scores.size:,}")
     if np.isfinite(threshold):
         flagged = int((scores > threshold).sum())
-        ax.axvline(threshold, color=_THRESHOLD, linestyle="--", linewidth=1.6,
-                   label=f"threshold {threshold:.4g} ({flagged:,} flagged)")
+        ax.axvline(
+            threshold,
+            color=_THRESHOLD,
+            linestyle="--",
+            linewidth=1.6,
+            label=f"threshold {threshold:.4g} ({flagged:,} flagged)",
+        )
     if log:
         ax.set_xscale("log")
     ax.set_yscale("log")
@@ -106,8 +111,13 @@ def loss_curves(history: dict[str, list[float]]):
     series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if k.startswith(("train_", "val_")) and v}
     for key, values in series.items():
         epochs = np.arange(1, values.size + 1)
-        ax.plot(epochs, values, linestyle="-" if key.startswith("train_") else "--", marker="." if values.size < 40
-                else None, label=key)
+        ax.plot(
+            epochs,
+            values,
+            linestyle="-" if key.startswith("train_") else "--",
+            marker="." if values.size < 40 else None,
+            label=key,
+        )
     finite = np.concatenate([v[np.isfinite(v)] for v in series.values()]) if series else np.array([])
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 30:
         ax.set_yscale("log")
@@ -121,8 +131,9 @@ def loss_curves(history: dict[str, list[float]]):
     return fig
 
 
-def embedding_scatter(points: np.ndarray, scores: np.ndarray, flagged: np.ndarray, *, title: str,
-                      xlabel: str, ylabel: str):
+def embedding_scatter(
+    points: np.ndarray, scores: np.ndarray, flagged: np.ndarray, *, title: str, xlabel: str, ylabel: str
+):
     """2-D points coloured by anomaly score (colour range clipped to the 1st-99th percentile); flagged rows outlined."""
     fig = _figure(7, 5.2, left=0.11, right=1.0, bottom=0.1, top=0.93)
     ax = fig.add_subplot()
@@ -133,8 +144,18 @@ def embedding_scatter(points: np.ndarray, scores: np.ndarray, flagged: np.ndarra
         vmax = vmin + 1e-12
     art = ax.scatter(p[~f, 0], p[~f, 1], c=s[~f], cmap="viridis", vmin=vmin, vmax=vmax, s=9, linewidths=0)
     if f.any():
-        art = ax.scatter(p[f, 0], p[f, 1], c=s[f], cmap="viridis", vmin=vmin, vmax=vmax, s=30,
-                         edgecolors=_THRESHOLD, linewidths=1.2, label=f"flagged ({int(f.sum()):,})")
+        art = ax.scatter(
+            p[f, 0],
+            p[f, 1],
+            c=s[f],
+            cmap="viridis",
+            vmin=vmin,
+            vmax=vmax,
+            s=30,
+            edgecolors=_THRESHOLD,
+            linewidths=1.2,
+            label=f"flagged ({int(f.sum()):,})",
+        )
         ax.legend(loc="best", fontsize=8)
     fig.colorbar(art, ax=ax, label="anomaly score", extend="both")
     ax.set_xlabel(xlabel)

@@ -23,22 +23,42 @@ __all__ = ["is_series_detector", "read_model_series", "series_scores", "series_f
 _VALUE, _ALARM, _ALERT, _THRESHOLD, _LABEL = "#4C72B0", "#DD8452", "#C44E52", "#333333", "#55A868"
 
 
-def series_scores(model, values: np.ndarray, *, risk: float = 1e-4, refractory: int = 0, rearm: int = 0,
-                  smoothing: int = 1, fixed_threshold: bool = False, batch: int = 512) -> pd.DataFrame:
+def series_scores(
+    model,
+    values: np.ndarray,
+    *,
+    risk: float = 1e-4,
+    refractory: int = 0,
+    rearm: int = 0,
+    smoothing: int = 1,
+    fixed_threshold: bool = False,
+    batch: int = 512,
+) -> pd.DataFrame:
     """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
     from deepad.stream import StreamScorer, default_threshold
 
-    sc = StreamScorer(model, threshold=default_threshold(model, fixed_threshold), risk=risk,
-                      refractory=refractory, rearm=rearm, smoothing=smoothing)
-    parts = [sc.update(values[i:i + batch]) for i in range(0, values.shape[0], batch)]
-    return pd.DataFrame({"score": np.concatenate([u.scores for u in parts]),
-                         "threshold": np.concatenate([u.thresholds for u in parts]),
-                         "alarm": np.concatenate([u.alarms for u in parts]),
-                         "alert": np.concatenate([u.alerts for u in parts])})
+    sc = StreamScorer(
+        model,
+        threshold=default_threshold(model, fixed_threshold),
+        risk=risk,
+        refractory=refractory,
+        rearm=rearm,
+        smoothing=smoothing,
+    )
+    parts = [sc.update(values[i : i + batch]) for i in range(0, values.shape[0], batch)]
+    return pd.DataFrame(
+        {
+            "score": np.concatenate([u.scores for u in parts]),
+            "threshold": np.concatenate([u.thresholds for u in parts]),
+            "alarm": np.concatenate([u.alarms for u in parts]),
+            "alert": np.concatenate([u.alerts for u in parts]),
+        }
+    )
 
 
-def series_figure(times, values: np.ndarray, names, result: pd.DataFrame, labels: np.ndarray | None = None,
-                  *, title: str = ""):
+def series_figure(
+    times, values: np.ndarray, names, result: pd.DataFrame, labels: np.ndarray | None = None, *, title: str = ""
+):
     """Two panels sharing the time axis: the values with alerts (and labels), the score with its threshold."""
     from matplotlib.figure import Figure
 
@@ -96,8 +116,9 @@ th,td{border:1px solid #ddd;padding:.3em .6em}th{background:#f4f4f4}.note{color:
 """
 
 
-def read_model_series(model, data, *, label_column: str | None = None,
-                      data_name: str | None = None) -> tuple[pd.DataFrame, np.ndarray | None]:
+def read_model_series(
+    model, data, *, label_column: str | None = None, data_name: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray | None]:
     """``(values, labels)`` of series ``data`` as ``model`` reads it: its value columns, on its training grid.
 
     ``data`` is read with :func:`deepad.data.series.read_series` (rows sorted
@@ -127,8 +148,10 @@ def read_model_series(model, data, *, label_column: str | None = None,
     labels = None
     if label_column is not None:
         if label_column not in frame.columns:
-            raise ValueError(f"{data_name or 'the data'} has no label column {label_column!r}; "
-                             f"its columns are {list(map(str, frame.columns))[:20]}.")
+            raise ValueError(
+                f"{data_name or 'the data'} has no label column {label_column!r}; "
+                f"its columns are {list(map(str, frame.columns))[:20]}."
+            )
         labels = frame[label_column].to_numpy(dtype=np.float64)
         frame = frame.drop(columns=[label_column])
     names = getattr(model, "feature_names_in_", None)
@@ -138,14 +161,28 @@ def read_model_series(model, data, *, label_column: str | None = None,
             raise ValueError(f"{data_name or 'the data'} lacks the model's columns {missing}.")
         frame = frame[[str(c) for c in names]]
     if frame.shape[1] != model.n_features_in_:
-        raise ValueError(f"{data_name or 'the data'} has {frame.shape[1]} value columns "
-                         f"({list(map(str, frame.columns))[:10]}); the model needs {model.n_features_in_}.")
+        raise ValueError(
+            f"{data_name or 'the data'} has {frame.shape[1]} value columns "
+            f"({list(map(str, frame.columns))[:10]}); the model needs {model.n_features_in_}."
+        )
     return frame, labels
 
 
-def build_series_report(model, data, path="report.html", *, label_column: str | None = None, risk: float = 1e-4,
-                        refractory: int = 0, rearm: int = 0, smoothing: int = 1, fixed_threshold: bool = False,
-                        png: str | None = None, data_name: str | None = None, model_name: str | None = None) -> Path:
+def build_series_report(
+    model,
+    data,
+    path="report.html",
+    *,
+    label_column: str | None = None,
+    risk: float = 1e-4,
+    refractory: int = 0,
+    rearm: int = 0,
+    smoothing: int = 1,
+    fixed_threshold: bool = False,
+    png: str | None = None,
+    data_name: str | None = None,
+    model_name: str | None = None,
+) -> Path:
     """Write the time-series HTML report of fitted ``model`` on ``data`` (a CSV/Parquet path or DataFrame).
 
     ``data`` is read as :func:`read_model_series` reads it; ``label_column``
@@ -166,8 +203,15 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
         raise ValueError(f"the report {path} must end in .html.")
     frame, labels = read_model_series(model, data, label_column=label_column, data_name=data_name)
     values = frame.to_numpy(dtype=np.float64)
-    result = series_scores(model, values, risk=risk, refractory=refractory, smoothing=smoothing,
-                           rearm=rearm, fixed_threshold=fixed_threshold)
+    result = series_scores(
+        model,
+        values,
+        risk=risk,
+        refractory=refractory,
+        smoothing=smoothing,
+        rearm=rearm,
+        fixed_threshold=fixed_threshold,
+    )
     data_name = data_name or (str(data) if not isinstance(data, pd.DataFrame) else "in-memory DataFrame")
     title = f"deepad time-series report: {type(model).__name__} on {data_name}"
     fig = series_figure(frame.index, values, list(frame.columns), result, labels, title=title)
@@ -180,19 +224,44 @@ def build_series_report(model, data, path="report.html", *, label_column: str | 
     label_text = ""
     if labels is not None:
         lab = np.nan_to_num(labels, nan=0.0) == 1
-        label_text = f"{int(lab.sum())} labelled anomalous rows; {int((lab & result['alert'].to_numpy()).sum())} alerts on them."
-    ctx = dict(title=title, generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-               version=deepad.__version__, data_name=data_name, n_rows=len(frame), start=str(frame.index[0]),
-               end=str(frame.index[-1]), columns=list(map(str, frame.columns)), detector=type(model).__name__,
-               model_name=model_name, window=getattr(model, "window", "-"),
-               threshold_text=(f"the model's own threshold {float(model.threshold_):.5g} "
-                               f"({model.threshold_method_.get('reason') or model.threshold_method_})"
-                               if default_threshold(model, fixed_threshold) == "fixed" else
-                               f"streaming peaks-over-threshold (SPOT), risk {risk:g}, adapted as the series arrives"),
-               refractory=refractory, rearm=rearm, n_alerts=int(hits.size), n_alarms=int(result["alarm"].sum()),
-               label_text=label_text, has_labels=labels is not None, img=png_base64(fig),
-               alerts=[{"row": int(i), "time": str(frame.index[i]), "score": float(result["score"].iloc[i]),
-                        "threshold": float(result["threshold"].iloc[i])} for i in hits[:200]])
+        label_text = (
+            f"{int(lab.sum())} labelled anomalous rows; {int((lab & result['alert'].to_numpy()).sum())} alerts on them."
+        )
+    ctx = dict(
+        title=title,
+        generated=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        version=deepad.__version__,
+        data_name=data_name,
+        n_rows=len(frame),
+        start=str(frame.index[0]),
+        end=str(frame.index[-1]),
+        columns=list(map(str, frame.columns)),
+        detector=type(model).__name__,
+        model_name=model_name,
+        window=getattr(model, "window", "-"),
+        threshold_text=(
+            f"the model's own threshold {float(model.threshold_):.5g} "
+            f"({model.threshold_method_.get('reason') or model.threshold_method_})"
+            if default_threshold(model, fixed_threshold) == "fixed"
+            else f"streaming peaks-over-threshold (SPOT), risk {risk:g}, adapted as the series arrives"
+        ),
+        refractory=refractory,
+        rearm=rearm,
+        n_alerts=int(hits.size),
+        n_alarms=int(result["alarm"].sum()),
+        label_text=label_text,
+        has_labels=labels is not None,
+        img=png_base64(fig),
+        alerts=[
+            {
+                "row": int(i),
+                "time": str(frame.index[i]),
+                "score": float(result["score"].iloc[i]),
+                "threshold": float(result["threshold"].iloc[i]),
+            }
+            for i in hits[:200]
+        ],
+    )
     html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(_TEMPLATE).render(**ctx)
     _write_atomic(path, html)
     return path

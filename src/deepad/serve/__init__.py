@@ -14,8 +14,16 @@ Needs the ``serve`` extra: ``pip install 'deepad[serve]'``.  See
 from deepad.serve.registry import LoadedModel, ModelRegistry, discover_models
 from deepad.serve.spec import InputSpec, input_spec
 
-__all__ = ["create_app", "serve", "ServeConfig", "ModelRegistry", "LoadedModel", "discover_models", "InputSpec",
-           "input_spec"]
+__all__ = [
+    "create_app",
+    "serve",
+    "ServeConfig",
+    "ModelRegistry",
+    "LoadedModel",
+    "discover_models",
+    "InputSpec",
+    "input_spec",
+]
 
 
 def __getattr__(name):  # the app module imports FastAPI: only on demand

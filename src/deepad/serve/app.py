@@ -85,36 +85,101 @@ except ImportError as _exc:  # pragma: no cover - depends on the install
     raise ImportError("deepad serve needs the 'serve' extra: pip install 'deepad[serve]'") from _exc
 
 import deepad
-from deepad.serve.bodies import (CSV_TYPES, DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES,  # noqa: F401
-                                 DEFAULT_MAX_DECOMPRESSED_BYTES, DEFAULT_MAX_ROWS, JSON_TYPES, PARQUET_TYPES,
-                                 _check_parquet_metadata, _decoded_nbytes, _first_line, _Limits, _media_type,
-                                 _read_body, _read_csv, _read_parquet, _table, _too_big)
+from deepad.serve.bodies import (
+    CSV_TYPES,
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,  # noqa: F401
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_MAX_ROWS,
+    JSON_TYPES,
+    PARQUET_TYPES,
+    _check_parquet_metadata,
+    _decoded_nbytes,
+    _first_line,
+    _Limits,
+    _media_type,
+    _read_body,
+    _read_csv,
+    _read_parquet,
+    _table,
+    _too_big,
+)
 from deepad.serve.registry import LoadedModel, ModelRegistry, ReloadError
-from deepad.serve.responses import (_AUTH_ERROR, _ERRORS, Contribution, ErrorEntry, MessageResponse,  # noqa: F401
-                                    ScoreResponse, ScoreResult, StreamResetResponse, StreamResponse, StreamResult,
-                                    ValidationErrorResponse)
-from deepad.serve.scoring import (_can_explain, _data_error, _explain_rows, _plain, _score,  # noqa: F401
-                                  is_series_detector)
-from deepad.serve.security import (API_KEY_HEADER, OPEN_PATHS, _api_key, _APIKeyMiddleware,  # noqa: F401
-                                   _check_app_key, _check_key, _client_text, _InternalErrors, _is_loopback,
-                                   check_bind)
-from deepad.serve.server import (_ENV_CONFIG, DEFAULT_HEADER_TIMEOUT, DEFAULT_KEEP_ALIVE_TIMEOUT,  # noqa: F401
-                                 HeaderTimeoutH11Protocol, ServeConfig, _app_kwargs, _check_limits, uvicorn_options)
+from deepad.serve.responses import (
+    _AUTH_ERROR,
+    _ERRORS,
+    Contribution,
+    ErrorEntry,
+    MessageResponse,  # noqa: F401
+    ScoreResponse,
+    ScoreResult,
+    StreamResetResponse,
+    StreamResponse,
+    StreamResult,
+    ValidationErrorResponse,
+)
+from deepad.serve.scoring import (
+    _can_explain,
+    _data_error,
+    _explain_rows,
+    _plain,
+    _score,  # noqa: F401
+    is_series_detector,
+)
+from deepad.serve.security import (
+    API_KEY_HEADER,
+    OPEN_PATHS,
+    _api_key,
+    _APIKeyMiddleware,  # noqa: F401
+    _check_app_key,
+    _check_key,
+    _client_text,
+    _InternalErrors,
+    _is_loopback,
+    check_bind,
+)
+from deepad.serve.server import (
+    _ENV_CONFIG,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_KEEP_ALIVE_TIMEOUT,  # noqa: F401
+    HeaderTimeoutH11Protocol,
+    ServeConfig,
+    _app_kwargs,
+    _check_limits,
+    uvicorn_options,
+)
 from deepad.serve.spec import BodyError, RowLimitError
 
-__all__ = ["ServeConfig", "create_app", "serve", "check_bind", "uvicorn_options", "HeaderTimeoutH11Protocol",
-           "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_ROWS", "DEFAULT_MAX_DECOMPRESSED_BYTES", "DEFAULT_BODY_TIMEOUT",
-           "DEFAULT_HEADER_TIMEOUT", "DEFAULT_KEEP_ALIVE_TIMEOUT"]
+__all__ = [
+    "ServeConfig",
+    "create_app",
+    "serve",
+    "check_bind",
+    "uvicorn_options",
+    "HeaderTimeoutH11Protocol",
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_ROWS",
+    "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_KEEP_ALIVE_TIMEOUT",
+]
 
 log = logging.getLogger("deepad.serve")
 
 
 # --------------------------------------------------------------------------- the application
-def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None = None,
-               max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, reload_interval: float = 2.0,
-               streams: bool = True, max_rows: int = DEFAULT_MAX_ROWS,
-               max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
-               body_timeout: float | None = DEFAULT_BODY_TIMEOUT) -> FastAPI:
+def create_app(
+    models: str | os.PathLike | ModelRegistry,
+    *,
+    api_key: str | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    reload_interval: float = 2.0,
+    streams: bool = True,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+) -> FastAPI:
     """The ASGI app serving the model(s) in ``models`` (a model directory or a directory of them).
 
     ``api_key``: required in the ``X-API-Key`` header on every path except
@@ -157,8 +222,12 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
 
-    app = FastAPI(title="deepad scoring service", version=deepad.__version__, lifespan=lifespan,
-                  description="Anomaly scores from saved deepad models. Higher score = more anomalous.")
+    app = FastAPI(
+        title="deepad scoring service",
+        version=deepad.__version__,
+        lifespan=lifespan,
+        description="Anomaly scores from saved deepad models. Higher score = more anomalous.",
+    )
     app.state.registry = registry
     app.state.ready = True
     live = LiveStreams()
@@ -176,8 +245,12 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], summary="Readiness: every model is loaded.",
-             responses={503: {"model": MessageResponse}})
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        summary="Readiness: every model is loaded.",
+        responses={503: {"model": MessageResponse}},
+    )
     async def readyz():
         if not app.state.ready:
             return JSONResponse({"detail": "not ready"}, status_code=503)
@@ -185,14 +258,23 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
 
     @app.get("/v1/models", tags=["models"], summary="The served models.", responses=secured)
     async def list_models():
-        return {"models": [{"name": n, "version": registry.get(n).version,
-                            "detector": type(getattr(registry.get(n).model, "detector_", registry.get(n).model)).__name__,
-                            "score_url": f"/v1/models/{n}/score"} for n in names]}
+        return {
+            "models": [
+                {
+                    "name": n,
+                    "version": registry.get(n).version,
+                    "detector": type(getattr(registry.get(n).model, "detector_", registry.get(n).model)).__name__,
+                    "score_url": f"/v1/models/{n}/score",
+                }
+                for n in names
+            ]
+        }
 
     app.state.score_paths = {}
     app.state.stream_paths = {}
-    routes = dict(limits=limits, max_body_bytes=max_body_bytes, body_timeout=body_timeout, streams=streams,
-                  secured=secured)
+    routes = dict(
+        limits=limits, max_body_bytes=max_body_bytes, body_timeout=body_timeout, streams=streams, secured=secured
+    )
     for name in names:
         _add_model_routes(app, registry, live, name, f"/v1/models/{name}", **routes)
     if len(names) == 1:
@@ -205,21 +287,38 @@ def create_app(models: str | os.PathLike | ModelRegistry, *, api_key: str | None
     return app
 
 
-def _add_model_routes(app: FastAPI, registry: ModelRegistry, live, name: str, prefix: str, *, limits: _Limits,
-                      max_body_bytes: int, body_timeout: float | None, streams: bool, secured: dict) -> None:
+def _add_model_routes(
+    app: FastAPI,
+    registry: ModelRegistry,
+    live,
+    name: str,
+    prefix: str,
+    *,
+    limits: _Limits,
+    max_body_bytes: int,
+    body_timeout: float | None,
+    streams: bool,
+    secured: dict,
+) -> None:
     """The routes of model ``name`` under ``prefix`` (``/v1/models/{name}``, or ``/v1`` for the only model):
     score, info, and for ``/v1/models/...`` reload and, for a time-series model, stream and stream/reset."""
 
-    async def score(request: Request,
-                    explain: Literal["none", "anomalies", "all"] = Query(
-                        "none", description="Add each row's top contributing columns: for flagged rows "
-                                            "(anomalies) or every row (all)."),
-                    top: int = Query(3, ge=1, le=50, description="Columns listed per explained row.")):
+    async def score(
+        request: Request,
+        explain: Literal["none", "anomalies", "all"] = Query(
+            "none",
+            description="Add each row's top contributing columns: for flagged rows (anomalies) or every row (all).",
+        ),
+        top: int = Query(3, ge=1, le=50, description="Columns listed per explained row."),
+    ):
         loaded = registry.get(name)  # this request's version, whatever reloads happen meanwhile
         media = _media_type(request)
         if not (media in JSON_TYPES or media.endswith("+json") or media in CSV_TYPES or media in PARQUET_TYPES):
-            raise HTTPException(415, f"unsupported Content-Type {media!r}: send application/json, text/csv "
-                                     "or application/vnd.apache.parquet")
+            raise HTTPException(
+                415,
+                f"unsupported Content-Type {media!r}: send application/json, text/csv "
+                "or application/vnd.apache.parquet",
+            )
         body = await _read_body(request, max_body_bytes, body_timeout)
 
         def work() -> bytes:
@@ -239,32 +338,40 @@ def _add_model_routes(app: FastAPI, registry: ModelRegistry, live, name: str, pr
         try:
             reloaded, current = await run_in_threadpool(registry.reload, name, force=force)
         except ReloadError as exc:  # the registry logged the full text; the client sees no server paths
-            return JSONResponse({"detail": f"could not load the new version "
-                                           f"({_client_text(str(exc), name, registry.paths[name])}); still "
-                                           f"serving version {previous}"}, status_code=409)
+            return JSONResponse(
+                {
+                    "detail": f"could not load the new version "
+                    f"({_client_text(str(exc), name, registry.paths[name])}); still "
+                    f"serving version {previous}"
+                },
+                status_code=409,
+            )
         if reloaded:
             app.openapi_schema = None  # the input schema may have changed
         return {"reloaded": reloaded, "version": current.version, "previous_version": previous}
 
     def stream_ready(loaded: LoadedModel) -> None:
         if not streams:
-            raise HTTPException(409, "streams keep their state in one server process: run deepad serve with "
-                                     "--workers 1 to stream.")
+            raise HTTPException(
+                409, "streams keep their state in one server process: run deepad serve with --workers 1 to stream."
+            )
         if not is_series_detector(loaded.model):
-            raise HTTPException(409, f"model {name!r} ({type(loaded.model).__name__}) scores table rows, not a "
-                                     "time series: use .../score.")
+            raise HTTPException(
+                409,
+                f"model {name!r} ({type(loaded.model).__name__}) scores table rows, not a time series: use .../score.",
+            )
 
     async def stream(request: Request):
         loaded = registry.get(name)
         stream_ready(loaded)
         media = _media_type(request)
         if not (media in JSON_TYPES or media.endswith("+json")):
-            raise HTTPException(415, f"unsupported Content-Type {media!r}: send application/json records "
-                                     "in time order")
+            raise HTTPException(415, f"unsupported Content-Type {media!r}: send application/json records in time order")
         body = await _read_body(request, max_body_bytes, body_timeout)
         if body.lstrip()[:1] != b"[":
-            raise BodyError([{"loc": ["body"], "type": "list_type",
-                              "msg": "expected a JSON array of records, in time order"}])
+            raise BodyError(
+                [{"loc": ["body"], "type": "list_type", "msg": "expected a JSON array of records, in time order"}]
+            )
 
         def work() -> bytes:
             rows = loaded.spec.parse_json(body, max_rows=limits.max_rows)
@@ -272,37 +379,73 @@ def _add_model_routes(app: FastAPI, registry: ModelRegistry, live, name: str, pr
 
         return Response(await run_in_threadpool(work), media_type="application/json")
 
-    async def stream_reset(refractory: int = Query(0, ge=0, le=1_000_000, description="Points after an alert "
-                                                   "during which alerts are suppressed."),
-                           rearm: int = Query(0, ge=0, le=1_000_000, description="After an alert, alerts re-arm "
-                                              "once the score has been below the threshold this many points.")):
+    async def stream_reset(
+        refractory: int = Query(
+            0, ge=0, le=1_000_000, description="Points after an alert during which alerts are suppressed."
+        ),
+        rearm: int = Query(
+            0,
+            ge=0,
+            le=1_000_000,
+            description="After an alert, alerts re-arm once the score has been below the threshold this many points.",
+        ),
+    ):
         loaded = registry.get(name)
         stream_ready(loaded)
         return live.reset(loaded, refractory, rearm)
 
     tag = f"model {name}"
     if prefix.startswith("/v1/models") and is_series_detector(registry.get(name).model):
-        app.add_api_route(f"{prefix}/stream", stream, methods=["POST"], tags=[tag], response_model=StreamResponse,
-                          summary=f"Feed rows, in time order, to {name!r}'s live stream.",
-                          responses={409: {"model": MessageResponse}, **_ERRORS, **secured},
-                          operation_id=f"stream_{name}")
-        app.add_api_route(f"{prefix}/stream/reset", stream_reset, methods=["POST"], tags=[tag],
-                          response_model=StreamResetResponse, summary=f"Restart {name!r}'s live stream "
-                          "from its training state, with these alert settings.",
-                          responses={409: {"model": MessageResponse}, **secured},
-                          operation_id=f"stream_reset_{name}")
+        app.add_api_route(
+            f"{prefix}/stream",
+            stream,
+            methods=["POST"],
+            tags=[tag],
+            response_model=StreamResponse,
+            summary=f"Feed rows, in time order, to {name!r}'s live stream.",
+            responses={409: {"model": MessageResponse}, **_ERRORS, **secured},
+            operation_id=f"stream_{name}",
+        )
+        app.add_api_route(
+            f"{prefix}/stream/reset",
+            stream_reset,
+            methods=["POST"],
+            tags=[tag],
+            response_model=StreamResetResponse,
+            summary=f"Restart {name!r}'s live stream from its training state, with these alert settings.",
+            responses={409: {"model": MessageResponse}, **secured},
+            operation_id=f"stream_reset_{name}",
+        )
         app.state.stream_paths[f"{prefix}/stream"] = name
-    app.add_api_route(f"{prefix}/score", score, methods=["POST"], tags=[tag], response_model=ScoreResponse,
-                      summary=f"Score rows with model {name!r}.", responses={**_ERRORS, **secured},
-                      operation_id=f"score_{name}" + ("" if prefix.startswith("/v1/models") else "_default"))
-    app.add_api_route(prefix if prefix.startswith("/v1/models") else "/v1/model", info, methods=["GET"],
-                      tags=[tag], summary=f"Detector, schema, threshold and versions of {name!r}.",
-                      responses=secured,
-                      operation_id=f"info_{name}" + ("" if prefix.startswith("/v1/models") else "_default"))
+    app.add_api_route(
+        f"{prefix}/score",
+        score,
+        methods=["POST"],
+        tags=[tag],
+        response_model=ScoreResponse,
+        summary=f"Score rows with model {name!r}.",
+        responses={**_ERRORS, **secured},
+        operation_id=f"score_{name}" + ("" if prefix.startswith("/v1/models") else "_default"),
+    )
+    app.add_api_route(
+        prefix if prefix.startswith("/v1/models") else "/v1/model",
+        info,
+        methods=["GET"],
+        tags=[tag],
+        summary=f"Detector, schema, threshold and versions of {name!r}.",
+        responses=secured,
+        operation_id=f"info_{name}" + ("" if prefix.startswith("/v1/models") else "_default"),
+    )
     if prefix.startswith("/v1/models"):
-        app.add_api_route(f"{prefix}/reload", reload, methods=["POST"], tags=[tag],
-                          summary=f"Load a new version of {name!r} and swap it in atomically.",
-                          responses={409: {"model": MessageResponse}, **secured}, operation_id=f"reload_{name}")
+        app.add_api_route(
+            f"{prefix}/reload",
+            reload,
+            methods=["POST"],
+            tags=[tag],
+            summary=f"Load a new version of {name!r} and swap it in atomically.",
+            responses={409: {"model": MessageResponse}, **secured},
+            operation_id=f"reload_{name}",
+        )
     app.state.score_paths[f"{prefix}/score"] = name
 
 
@@ -321,32 +464,51 @@ def _openapi_hook(app: FastAPI, registry: ModelRegistry, limits: _Limits, api_ke
             body, defs = loaded.spec.openapi_body(max_rows=limits.max_rows)
             components.update(defs)
             op = schema["paths"][path]["post"]
-            op["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": body},
-                "text/csv": {"schema": {"type": "string", "minLength": 1, "description": "CSV with a header line "
-                                        f"and at least one row ({rows}); an empty body is a 422"}},
-                "application/vnd.apache.parquet": {"schema": {
-                    "type": "string", "format": "binary", "minLength": 1,
-                    "description": f"a Parquet file ({rows}, decoding to at most "
-                                   f"{limits.max_decompressed_bytes:,} bytes; flat columns)"}},
-            }}
+            op["requestBody"] = {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": body},
+                    "text/csv": {
+                        "schema": {
+                            "type": "string",
+                            "minLength": 1,
+                            "description": "CSV with a header line "
+                            f"and at least one row ({rows}); an empty body is a 422",
+                        }
+                    },
+                    "application/vnd.apache.parquet": {
+                        "schema": {
+                            "type": "string",
+                            "format": "binary",
+                            "minLength": 1,
+                            "description": f"a Parquet file ({rows}, decoding to at most "
+                            f"{limits.max_decompressed_bytes:,} bytes; flat columns)",
+                        }
+                    },
+                },
+            }
             if not _can_explain(loaded.model):
                 for param in op.get("parameters", []):
                     if param.get("name") == "explain" and param.get("in") == "query":
                         param["schema"] = {"type": "string", "enum": ["none"], "default": "none", "title": "Explain"}
-                        param["description"] = (f"{type(loaded.model).__name__} cannot explain its scores (it keeps "
-                                                "no training data to compare a row with): only none (other values "
-                                                "are a 422).")
+                        param["description"] = (
+                            f"{type(loaded.model).__name__} cannot explain its scores (it keeps "
+                            "no training data to compare a row with): only none (other values "
+                            "are a 422)."
+                        )
         for path, name in app.state.stream_paths.items():
             loaded = registry.get(name)
             timestamp = (getattr(loaded.model, "series_input_", None) or {}).get("timestamp")
             records, defs = loaded.spec.openapi_stream_body(timestamp, max_rows=limits.max_rows)
             components.update(defs)
-            schema["paths"][path]["post"]["requestBody"] = {"required": True, "content": {
-                "application/json": {"schema": records}}}
+            schema["paths"][path]["post"]["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": records}},
+            }
         if api_key:
-            schema["components"]["securitySchemes"] = {"APIKey": {"type": "apiKey", "in": "header",
-                                                                  "name": API_KEY_HEADER}}
+            schema["components"]["securitySchemes"] = {
+                "APIKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
+            }
             for path, ops in schema["paths"].items():
                 if path not in OPEN_PATHS:
                     for op in ops.values():
@@ -388,8 +550,10 @@ def serve(cfg: ServeConfig) -> None:
     key = _api_key(cfg.api_key_env)
     check_bind(cfg.host, key, cfg.insecure)
     _check_limits(cfg)
-    logging.basicConfig(level=getattr(logging, cfg.log_level.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, cfg.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     common = uvicorn_options(cfg)
     if cfg.workers > 1:
         # Each worker process loads the models itself and watches their directories.

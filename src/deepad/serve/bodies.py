@@ -35,8 +35,12 @@ DEFAULT_MAX_DECOMPRESSED_BYTES = 256 * 1024 * 1024
 DEFAULT_BODY_TIMEOUT = 30.0
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "application/csv")
-PARQUET_TYPES = ("application/vnd.apache.parquet", "application/x-parquet", "application/parquet",
-                 "application/octet-stream")
+PARQUET_TYPES = (
+    "application/vnd.apache.parquet",
+    "application/x-parquet",
+    "application/parquet",
+    "application/octet-stream",
+)
 
 
 async def _read_body(request: Request, limit: int, timeout: float | None = None) -> bytes:
@@ -64,10 +68,12 @@ async def _read_body(request: Request, limit: int, timeout: float | None = None)
             return await asyncio.wait_for(receive(), timeout)
         return await receive()
     except asyncio.TimeoutError:
-        log.info("%s: the body of %s did not arrive within %g s (body timeout); answered 408", client, where,
-                 timeout)
-        raise HTTPException(408, f"the request body did not arrive within {timeout:g} s (the body timeout)",
-                            headers={"Connection": "close"}) from None
+        log.info("%s: the body of %s did not arrive within %g s (body timeout); answered 408", client, where, timeout)
+        raise HTTPException(
+            408,
+            f"the request body did not arrive within {timeout:g} s (the body timeout)",
+            headers={"Connection": "close"},
+        ) from None
     except ClientDisconnect:
         log.info("%s disconnected while sending the body of %s", client, where)
         raise HTTPException(400, "the client disconnected while sending the body") from None
@@ -92,8 +98,15 @@ def _read_csv(body: bytes, loaded: LoadedModel, limits: _Limits = _Limits()) -> 
     from deepad.data.readers import _arrow_to_pandas, _csv_options
 
     if not body.strip():
-        raise BodyError([{"loc": ["body"], "type": "csv_error",
-                          "msg": "the body is empty: send a CSV header line and at least one row"}])
+        raise BodyError(
+            [
+                {
+                    "loc": ["body"],
+                    "type": "csv_error",
+                    "msg": "the body is empty: send a CSV header line and at least one row",
+                }
+            ]
+        )
     # Schema columns as text: the preprocessor parses them with row-level error messages (as `deepad score`).
     text = [c.name for c in loaded.spec.columns] if loaded.spec.tabular else None
     read, parse, convert = _csv_options("csv", None, text, None)
@@ -108,8 +121,9 @@ def _read_csv(body: bytes, loaded: LoadedModel, limits: _Limits = _Limits()) -> 
         msg = _first_line(exc)
         if "Empty CSV file" in msg:
             msg = "no header line"
-        raise BodyError([{"loc": ["body"], "type": "csv_error",
-                          "msg": f"cannot read the body as CSV: {msg}"}]) from None
+        raise BodyError(
+            [{"loc": ["body"], "type": "csv_error", "msg": f"cannot read the body as CSV: {msg}"}]
+        ) from None
     if table.num_rows > limits.max_rows:  # before the (larger) pandas copy and any scoring
         raise RowLimitError(table.num_rows, limits.max_rows)
     return _arrow_to_pandas(table)
@@ -121,8 +135,11 @@ _PARQUET_WIDTH = {"BOOLEAN": 1, "INT32": 4, "INT64": 8, "INT96": 12, "FLOAT": 4,
 
 
 def _too_big(size: int, limit: int) -> HTTPException:
-    return HTTPException(413, f"the Parquet body decompresses to about {size:,} bytes; the limit is {limit:,} "
-                              "bytes (max_decompressed_bytes): send fewer rows per request")
+    return HTTPException(
+        413,
+        f"the Parquet body decompresses to about {size:,} bytes; the limit is {limit:,} "
+        "bytes (max_decompressed_bytes): send fewer rows per request",
+    )
 
 
 def _check_parquet_metadata(meta, schema, limits: _Limits) -> None:
@@ -135,9 +152,16 @@ def _check_parquet_metadata(meta, schema, limits: _Limits) -> None:
         raise RowLimitError(rows, limits.max_rows)
     nested = [f.name for f in schema if pat.is_nested(f.type)]
     if nested:
-        raise BodyError([{"loc": ["body", nested[0]], "type": "parquet_error",
-                          "msg": f"column {nested[0]!r} has a nested type ({schema.field(nested[0]).type}); "
-                                 "the service scores flat tables"}])
+        raise BodyError(
+            [
+                {
+                    "loc": ["body", nested[0]],
+                    "type": "parquet_error",
+                    "msg": f"column {nested[0]!r} has a nested type ({schema.field(nested[0]).type}); "
+                    "the service scores flat tables",
+                }
+            ]
+        )
     size = 0
     for g in groups:
         columns = 0
@@ -162,8 +186,12 @@ def _decoded_nbytes(table) -> int:
             continue
         for chunk in col.chunks:
             values = chunk.dictionary
-            if pat.is_string(values.type) or pat.is_large_string(values.type) or pat.is_binary(values.type) \
-                    or pat.is_large_binary(values.type):
+            if (
+                pat.is_string(values.type)
+                or pat.is_large_string(values.type)
+                or pat.is_binary(values.type)
+                or pat.is_large_binary(values.type)
+            ):
                 lengths = pc.take(pc.binary_length(values), chunk.indices)
                 total += int(pc.sum(lengths).as_py() or 0) + 8 * len(chunk)
             else:
@@ -179,38 +207,49 @@ def _read_parquet(body: bytes, limits: _Limits = _Limits()) -> pd.DataFrame:
     from deepad.data.readers import _arrow_to_pandas
 
     if body[:4] != b"PAR1":
-        raise BodyError([{"loc": ["body"], "type": "parquet_error",
-                          "msg": "the body is not a Parquet file (no PAR1 magic bytes)"}])
+        raise BodyError(
+            [{"loc": ["body"], "type": "parquet_error", "msg": "the body is not a Parquet file (no PAR1 magic bytes)"}]
+        )
     try:
         footer = pq.ParquetFile(pa.BufferReader(body))
         meta, schema = footer.metadata, footer.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BodyError([{"loc": ["body"], "type": "parquet_error",
-                          "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]) from None
+        raise BodyError(
+            [{"loc": ["body"], "type": "parquet_error", "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]
+        ) from None
     _check_parquet_metadata(meta, schema, limits)
     # Text columns are read dictionary-encoded, as stored: one long value repeated in every row is a few bytes in
     # the file and in the footer's sizes; its decoded size is checked before it is expanded.
-    text = [f.name for f in schema if pat.is_string(f.type) or pat.is_large_string(f.type) or pat.is_binary(f.type)
-            or pat.is_large_binary(f.type)]
+    text = [
+        f.name
+        for f in schema
+        if pat.is_string(f.type) or pat.is_large_string(f.type) or pat.is_binary(f.type) or pat.is_large_binary(f.type)
+    ]
     try:
         table = pq.read_table(pa.BufferReader(body), read_dictionary=text or None)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BodyError([{"loc": ["body"], "type": "parquet_error",
-                          "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]) from None
+        raise BodyError(
+            [{"loc": ["body"], "type": "parquet_error", "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]
+        ) from None
     if table.num_rows > limits.max_rows:  # the footer said otherwise
         raise RowLimitError(table.num_rows, limits.max_rows)
     size = _decoded_nbytes(table)
     if size > limits.max_decompressed_bytes:
         raise _too_big(size, limits.max_decompressed_bytes)
     for i, f in enumerate(table.schema):  # back to the stored types (what reading without read_dictionary gives)
-        if pat.is_dictionary(f.type) and i < len(schema) and schema.field(i).name == f.name \
-                and not pat.is_dictionary(schema.field(i).type):
+        if (
+            pat.is_dictionary(f.type)
+            and i < len(schema)
+            and schema.field(i).name == f.name
+            and not pat.is_dictionary(schema.field(i).type)
+        ):
             table = table.set_column(i, schema.field(i), table.column(i).cast(schema.field(i).type))
     try:
         return _arrow_to_pandas(table)
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BodyError([{"loc": ["body"], "type": "parquet_error",
-                          "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]) from None
+        raise BodyError(
+            [{"loc": ["body"], "type": "parquet_error", "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]
+        ) from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -220,11 +259,14 @@ def _first_line(exc: BaseException) -> str:
 
 def _table(body: bytes, media: str, loaded: LoadedModel, limits: _Limits = _Limits()) -> tuple[pd.DataFrame, str]:
     if media in JSON_TYPES or media.endswith("+json"):
-        return (loaded.spec.parse_json(body, max_rows=limits.max_rows),
-                "columns" if body.lstrip()[:1] == b"{" else "records")
+        return (
+            loaded.spec.parse_json(body, max_rows=limits.max_rows),
+            "columns" if body.lstrip()[:1] == b"{" else "records",
+        )
     if media in CSV_TYPES:
         return _read_csv(body, loaded, limits), "file"
     if media in PARQUET_TYPES:
         return _read_parquet(body, limits), "file"
-    raise HTTPException(415, f"unsupported Content-Type {media!r}: send application/json, text/csv or "
-                             "application/vnd.apache.parquet")
+    raise HTTPException(
+        415, f"unsupported Content-Type {media!r}: send application/json, text/csv or application/vnd.apache.parquet"
+    )

@@ -81,8 +81,11 @@ class LoadedModel:
 
         m = self.model
         inner = m.detector_ if isinstance(m, TabularDetector) else m
-        params = {k: v for k, v in inner.get_params(deep=False).items()
-                  if not (isinstance(m, TabularDetector) and k == "contamination")}
+        params = {
+            k: v
+            for k, v in inner.get_params(deep=False).items()
+            if not (isinstance(m, TabularDetector) and k == "contamination")
+        }
         return {
             "name": self.name,
             "version": self.version,
@@ -127,8 +130,9 @@ def discover_models(root: str | os.PathLike) -> dict[str, Path]:
             continue
         found[sub.name] = sub
     if not found:
-        raise FileNotFoundError(f"{root} is not a deepad model directory and holds none "
-                                f"(no {CONFIG_FILE} in it or in its sub-directories)")
+        raise FileNotFoundError(
+            f"{root} is not a deepad model directory and holds none (no {CONFIG_FILE} in it or in its sub-directories)"
+        )
     return found
 
 
@@ -192,8 +196,9 @@ class ModelRegistry:
                 time.sleep(0.2)
                 continue
             spec = input_spec(model, name)
-            return LoadedModel(name=name, path=path, model=model, spec=spec, fingerprint=before, version=version,
-                               loaded_at=time.time())
+            return LoadedModel(
+                name=name, path=path, model=model, spec=spec, fingerprint=before, version=version, loaded_at=time.time()
+            )
         raise ReloadError(f"model {name!r} kept changing while it was being loaded; try again")
 
     def changed(self, name: str) -> bool:

@@ -29,8 +29,10 @@ class ScoreResult(BaseModel):
     is_anomaly: bool = Field(description="score > threshold.")
     ids: dict[str, Any] | None = Field(None, description="The row's id columns, when the model has them.")
     top_features: list[Contribution] | None = Field(
-        None, description="With ?explain=anomalies (flagged rows) or ?explain=all: the columns that contributed "
-                          "most to the score, largest first.")
+        None,
+        description="With ?explain=anomalies (flagged rows) or ?explain=all: the columns that contributed "
+        "most to the score, largest first.",
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -87,16 +89,25 @@ class MessageResponse(BaseModel):
 
 
 _ERRORS = {
-    408: {"model": MessageResponse, "description": "The request body did not arrive within the body timeout "
-                                                   "(default 30 s); the connection is closed."},
-    413: {"model": MessageResponse, "description": "Request body too large: over the body size limit (default "
-                                                   "32 MiB), more rows than max_rows (default 100,000), or a "
-                                                   "Parquet body that decompresses to more than "
-                                                   "max_decompressed_bytes (default 256 MiB)."},
+    408: {
+        "model": MessageResponse,
+        "description": "The request body did not arrive within the body timeout "
+        "(default 30 s); the connection is closed.",
+    },
+    413: {
+        "model": MessageResponse,
+        "description": "Request body too large: over the body size limit (default "
+        "32 MiB), more rows than max_rows (default 100,000), or a "
+        "Parquet body that decompresses to more than "
+        "max_decompressed_bytes (default 256 MiB).",
+    },
     415: {"model": MessageResponse, "description": "Unsupported Content-Type."},
-    422: {"model": ValidationErrorResponse, "description": "The body does not fit the model's input schema (or, "
-                                                           "for a stream, a row is out of time order), or a "
-                                                           "query parameter does not apply to this model."},
+    422: {
+        "model": ValidationErrorResponse,
+        "description": "The body does not fit the model's input schema (or, "
+        "for a stream, a row is out of time order), or a "
+        "query parameter does not apply to this model.",
+    },
     500: {"model": MessageResponse, "description": "Internal server error (details in the server log)."},
 }
 _AUTH_ERROR = {401: {"model": MessageResponse, "description": "Missing or wrong X-API-Key header."}}

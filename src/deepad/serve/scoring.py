@@ -45,16 +45,19 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
             names = spec.feature_columns
             missing = [c for c in names if c not in df.columns]
             if missing:
-                raise DataValidationError(f"missing column(s) {missing}, which the model was trained on.",
-                                          column=missing[0])
+                raise DataValidationError(
+                    f"missing column(s) {missing}, which the model was trained on.", column=missing[0]
+                )
             try:
                 X = df[names].to_numpy(dtype=np.float64)
             except (TypeError, ValueError) as exc:
                 raise DataValidationError(f"columns must be numbers: {exc}") from None
             scores = np.asarray(model.decision_function(X), dtype=np.float64)
             if is_series_detector(model):
-                notes.append("a time-series model: the rows were scored as one series in request order, starting "
-                             "afresh; for points that arrive over time use .../stream, which keeps the history.")
+                notes.append(
+                    "a time-series model: the rows were scored as one series in request order, starting "
+                    "afresh; for points that arrive over time use .../stream, which keeps the history."
+                )
     except DataValidationError as exc:
         raise BodyError([_data_error(exc, shape)]) from None
     except (ValueError, TypeError) as exc:  # e.g. encoded values out of range
@@ -66,8 +69,10 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
     broken = ~np.isfinite(scores)
     flags = (scores > threshold) | broken
     if broken.any():
-        notes.append(f"{int(broken.sum())} row(s) got a non-finite score (values far outside the training range); "
-                     "their score is null and they are flagged as anomalies.")
+        notes.append(
+            f"{int(broken.sum())} row(s) got a non-finite score (values far outside the training range); "
+            "their score is null and they are flagged as anomalies."
+        )
     ids = [c for c in spec.id_columns if c in df.columns]
     id_values = {c: df[c].astype(object).where(df[c].notna(), None).tolist() for c in ids}
     results = []
@@ -76,8 +81,15 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
         if ids:
             r["ids"] = {c: _plain(id_values[c][i]) for c in ids}
         results.append(r)
-    out = {"model": loaded.name, "version": loaded.version, "threshold": threshold, "n": len(results),
-           "n_anomalies": int(flags.sum()), "results": results, "notes": notes}
+    out = {
+        "model": loaded.name,
+        "version": loaded.version,
+        "threshold": threshold,
+        "n": len(results),
+        "n_anomalies": int(flags.sum()),
+        "results": results,
+        "notes": notes,
+    }
     if explain != "none":
         rows = np.flatnonzero(flags) if explain == "anomalies" else np.arange(len(df))
         for r in results:
@@ -99,8 +111,15 @@ def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) 
         with np.errstate(all="ignore"):
             attributions = explain(model, sub, top_k=top)
     except (ValueError, TypeError) as exc:
-        raise BodyError([{"loc": ["query", "explain"], "type": "value_error",
-                          "msg": f"this model cannot explain its scores: {' '.join(str(exc).split())}"}]) from None
+        raise BodyError(
+            [
+                {
+                    "loc": ["query", "explain"],
+                    "type": "value_error",
+                    "msg": f"this model cannot explain its scores: {' '.join(str(exc).split())}",
+                }
+            ]
+        ) from None
     for i, pairs in zip(rows.tolist(), top_feature_table(attributions, top)):
         results[i]["top_features"] = [{"column": c, "attribution": a if math.isfinite(a) else None} for c, a in pairs]
     return attributions.attrs.get("method", method)

@@ -42,12 +42,16 @@ def check_bind(host: str, api_key: str | None, insecure: bool) -> None:
     :func:`~deepad.serve.app.create_app`).
     """
     if api_key is not None and not api_key.strip():
-        raise ValueError("the API key is empty or only whitespace: set a real key (at least 16 characters, e.g. "
-                         "python -c 'import secrets; print(secrets.token_urlsafe(32))').")
+        raise ValueError(
+            "the API key is empty or only whitespace: set a real key (at least 16 characters, e.g. "
+            "python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+        )
     if api_key is None and not insecure and not _is_loopback(host):
-        raise ValueError(f"refusing to serve on {host} without an API key: anyone who can reach this host could "
-                         "score data and read the model's schema. Set a key with --api-key-env VAR, bind to "
-                         "127.0.0.1, or pass --insecure if a proxy in front of this service authenticates.")
+        raise ValueError(
+            f"refusing to serve on {host} without an API key: anyone who can reach this host could "
+            "score data and read the model's schema. Set a key with --api-key-env VAR, bind to "
+            "127.0.0.1, or pass --insecure if a proxy in front of this service authenticates."
+        )
 
 
 def _api_key(env: str | None) -> str | None:
@@ -64,14 +68,20 @@ def _check_key(key: str, what: str = "the API key") -> None:
     """Refuse keys that are blank, padded with whitespace (HTTP strips it from header values: it could never
     match) or shorter than 16 characters."""
     if not key.strip():
-        raise ValueError(f"{what} is empty or only whitespace ({len(key)} character(s)); set a real key "
-                         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))').")
+        raise ValueError(
+            f"{what} is empty or only whitespace ({len(key)} character(s)); set a real key "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+        )
     if key != key.strip():
-        raise ValueError(f"{what} has leading or trailing whitespace, which HTTP strips from header values, so "
-                         "no client could send it; remove the whitespace.")
+        raise ValueError(
+            f"{what} has leading or trailing whitespace, which HTTP strips from header values, so "
+            "no client could send it; remove the whitespace."
+        )
     if len(key) < 16:
-        raise ValueError(f"{what} is {len(key)} characters long; use at least 16 "
-                         "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))').")
+        raise ValueError(
+            f"{what} is {len(key)} characters long; use at least 16 "
+            "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')."
+        )
 
 
 def _check_app_key(api_key: str | None) -> None:
@@ -80,8 +90,10 @@ def _check_app_key(api_key: str | None) -> None:
         if not api_key.strip():
             raise ValueError("the API key is empty or only whitespace; set a real key or none.")
         if api_key != api_key.strip():
-            raise ValueError("the API key has leading or trailing whitespace, which HTTP strips from header "
-                             "values, so no client could send it.")
+            raise ValueError(
+                "the API key has leading or trailing whitespace, which HTTP strips from header "
+                "values, so no client could send it."
+            )
 
 
 class _APIKeyMiddleware:
@@ -96,10 +108,17 @@ class _APIKeyMiddleware:
             got = next((v for k, v in scope["headers"] if k == b"x-api-key"), None)
             if got is None or not hmac.compare_digest(got, self.key):
                 body = json.dumps({"detail": f"missing or wrong {API_KEY_HEADER} header"}).encode()
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode()),
-                                        (b"www-authenticate", b"APIKey")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"www-authenticate", b"APIKey"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
@@ -137,9 +156,13 @@ class _InternalErrors:
             if started:
                 raise
             body = json.dumps({"detail": "internal server error"}).encode()
-            await send({"type": "http.response.start", "status": 500,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", str(len(body)).encode())]})
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 500,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
 
 

@@ -23,8 +23,12 @@ try:
 except ImportError as _exc:  # pragma: no cover - depends on the install
     raise ImportError("deepad serve needs the 'serve' extra: pip install 'deepad[serve]'") from _exc
 
-from deepad.serve.bodies import (DEFAULT_BODY_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_DECOMPRESSED_BYTES,
-                                 DEFAULT_MAX_ROWS)
+from deepad.serve.bodies import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_DECOMPRESSED_BYTES,
+    DEFAULT_MAX_ROWS,
+)
 
 log = logging.getLogger("deepad.serve")
 
@@ -103,8 +107,11 @@ class HeaderTimeoutH11Protocol(H11Protocol):
         self._head_timer = None
         if self.cycle is self._head_cycle and not self.transport.is_closing():
             who = "%s:%d" % self.client if self.client else "a client"
-            log.info("closing the connection from %s: no complete request head within %g s (header timeout)",
-                     who, self.header_timeout)
+            log.info(
+                "closing the connection from %s: no complete request head within %g s (header timeout)",
+                who,
+                self.header_timeout,
+            )
             self.transport.close()
 
 
@@ -114,13 +121,25 @@ def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
     ``header_timeout`` this sets for the process).  Request heads are also limited to 16 KiB by Uvicorn's h11
     default (``h11_max_incomplete_event_size``; 400 above it)."""
     HeaderTimeoutH11Protocol.header_timeout = float(cfg.header_timeout)
-    return dict(host=cfg.host, port=cfg.port, log_level=cfg.log_level, server_header=False, access_log=False,
-                timeout_keep_alive=float(cfg.keep_alive_timeout), http=HeaderTimeoutH11Protocol)
+    return dict(
+        host=cfg.host,
+        port=cfg.port,
+        log_level=cfg.log_level,
+        server_header=False,
+        access_log=False,
+        timeout_keep_alive=float(cfg.keep_alive_timeout),
+        http=HeaderTimeoutH11Protocol,
+    )
 
 
 def _app_kwargs(cfg: ServeConfig) -> dict[str, Any]:
-    return dict(max_body_bytes=cfg.max_body_bytes, reload_interval=cfg.reload_interval, max_rows=cfg.max_rows,
-                max_decompressed_bytes=cfg.max_decompressed_bytes, body_timeout=cfg.body_timeout)
+    return dict(
+        max_body_bytes=cfg.max_body_bytes,
+        reload_interval=cfg.reload_interval,
+        max_rows=cfg.max_rows,
+        max_decompressed_bytes=cfg.max_decompressed_bytes,
+        body_timeout=cfg.body_timeout,
+    )
 
 
 def _check_limits(cfg: ServeConfig) -> None:
@@ -130,7 +149,10 @@ def _check_limits(cfg: ServeConfig) -> None:
         raise ValueError(f"--max-rows must be at least 1, got {cfg.max_rows}.")
     if cfg.max_decompressed_bytes < 1:
         raise ValueError("the decompressed size limit must be positive.")
-    for flag, value in (("--body-timeout", cfg.body_timeout), ("--header-timeout", cfg.header_timeout),
-                        ("--keep-alive-timeout", cfg.keep_alive_timeout)):
+    for flag, value in (
+        ("--body-timeout", cfg.body_timeout),
+        ("--header-timeout", cfg.header_timeout),
+        ("--keep-alive-timeout", cfg.keep_alive_timeout),
+    ):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise ValueError(f"{flag} must be a positive number of seconds, got {value!r}.")

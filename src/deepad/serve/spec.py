@@ -45,11 +45,11 @@ FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 _DESCRIPTIONS = {
     "numeric": "numeric column: a finite number, or null for a missing value",
-    "boolean": "boolean column: true/false (0/1 and \"true\"/\"false\" text also accepted), or null",
-    "datetime": "date/time column: ISO 8601 text such as \"2024-05-01 13:45:00\" or \"2024-05-01T13:45:00Z\" "
-                "(no offset = UTC), or null",
+    "boolean": 'boolean column: true/false (0/1 and "true"/"false" text also accepted), or null',
+    "datetime": 'date/time column: ISO 8601 text such as "2024-05-01 13:45:00" or "2024-05-01T13:45:00Z" '
+    "(no offset = UTC), or null",
     "categorical": "categorical column: text or a number, or null; values not seen in training count as 'other'",
-    "id": "id column (optional): not a feature, echoed back in the result's \"ids\"",
+    "id": 'id column (optional): not a feature, echoed back in the result\'s "ids"',
     "excluded": "excluded column (optional): ignored",
 }
 
@@ -75,8 +75,10 @@ class RowLimitError(ValueError):
     """A request with more rows than the service takes at once (answered 413)."""
 
     def __init__(self, rows: int, limit: int):
-        super().__init__(f"the body holds {rows:,} rows; the limit is {limit:,} rows per request (max_rows): "
-                         "send them in several requests")
+        super().__init__(
+            f"the body holds {rows:,} rows; the limit is {limit:,} rows per request (max_rows): "
+            "send them in several requests"
+        )
         self.rows, self.limit = rows, limit
 
 
@@ -105,9 +107,9 @@ def _check_rows(body: bytes, max_rows: int | None) -> None:
 
 @dataclass
 class ColumnSpec:
-    name: str      # the column name (JSON key)
-    kind: str      # numeric, boolean, datetime, categorical, id, excluded
-    field: str     # the pydantic field name (an identifier; the column name is its alias)
+    name: str  # the column name (JSON key)
+    kind: str  # numeric, boolean, datetime, categorical, id, excluded
+    field: str  # the pydantic field name (an identifier; the column name is its alias)
     required: bool
 
 
@@ -162,8 +164,15 @@ class InputSpec:
             except ValidationError as exc:
                 raise BodyError(_details(exc, shape="columns")) from None
             return self._frame_from_columns(cols)
-        raise BodyError([{"loc": ["body"], "type": "model_attributes_type",
-                          "msg": "expected a JSON array of records or an object {\"columns\": {name: [values]}}"}])
+        raise BodyError(
+            [
+                {
+                    "loc": ["body"],
+                    "type": "model_attributes_type",
+                    "msg": 'expected a JSON array of records or an object {"columns": {name: [values]}}',
+                }
+            ]
+        )
 
     def _frame_from_records(self, records: list[BaseModel]) -> pd.DataFrame:
         data = {}
@@ -191,17 +200,24 @@ class InputSpec:
         if len(n) > 1:
             first = next(iter(lengths))
             bad = next(k for k, v in lengths.items() if v != lengths[first])
-            raise BodyError([{"loc": ["body", "columns", bad], "type": "length_mismatch",
-                              "msg": f"column {bad!r} has {lengths[bad]} values but {first!r} has {lengths[first]}; "
-                                     "all columns need the same number of values"}])
+            raise BodyError(
+                [
+                    {
+                        "loc": ["body", "columns", bad],
+                        "type": "length_mismatch",
+                        "msg": f"column {bad!r} has {lengths[bad]} values but {first!r} has {lengths[first]}; "
+                        "all columns need the same number of values",
+                    }
+                ]
+            )
         if not n or n == {0}:
-            raise BodyError([{"loc": ["body", "columns"], "msg": "no rows: the columns hold no values",
-                              "type": "too_short"}])
+            raise BodyError(
+                [{"loc": ["body", "columns"], "msg": "no rows: the columns hold no values", "type": "too_short"}]
+            )
         return pd.DataFrame(data)
 
     # ------------------------------------------------------------------ OpenAPI
-    def openapi_body(self, ref: str = "#/components/schemas/{model}",
-                     max_rows: int | None = None) -> tuple[dict, dict]:
+    def openapi_body(self, ref: str = "#/components/schemas/{model}", max_rows: int | None = None) -> tuple[dict, dict]:
         """``(schema, definitions)`` of the JSON request body for the OpenAPI document (``max_rows``: the most rows
         a request may hold, as ``maxItems``)."""
         records = TypeAdapter(Annotated[list[self.record_model], Field(min_length=1, max_length=max_rows)])
@@ -219,8 +235,9 @@ class InputSpec:
         rec.setdefault("title", f"{self.name}: list of records")
         return {"anyOf": [rec, {"$ref": ref.format(model=name)}]}, defs
 
-    def openapi_stream_body(self, timestamp: str | None, ref: str = "#/components/schemas/{model}",
-                            max_rows: int | None = None) -> tuple[dict, dict]:
+    def openapi_stream_body(
+        self, timestamp: str | None, ref: str = "#/components/schemas/{model}", max_rows: int | None = None
+    ) -> tuple[dict, dict]:
         """``(schema, definitions)`` of a stream request: a list of records, in time order, whose ``timestamp``
         column (a series model's, optional) is a date/time -- what the stream's clock accepts -- not free text."""
         body, defs = self.openapi_body(ref, max_rows=max_rows)
@@ -236,10 +253,11 @@ class InputSpec:
             "anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}, {"type": "null"}],
             "title": timestamp,
             "description": "timestamp (optional, echoed back): ISO 8601 date/time text such as "
-                           "\"2024-05-01T13:45:00Z\" (also \"2024-05-01 13:45:00\"), or an integer (nanoseconds "
-                           "since 1970, no UTC offset). Rows must arrive in time order, across requests too, and "
-                           "all with or all without a UTC offset; a row that does not, or text that is not a "
-                           "date, is a 422 naming it."}
+            '"2024-05-01T13:45:00Z" (also "2024-05-01 13:45:00"), or an integer (nanoseconds '
+            "since 1970, no UTC offset). Rows must arrive in time order, across requests too, and "
+            "all with or all without a UTC offset; a row that does not, or text that is not a "
+            "date, is a 422 naming it.",
+        }
         defs[name] = stream
         records = dict(records, items={"$ref": ref.format(model=name)})
         return records, defs
@@ -260,7 +278,12 @@ def _details(exc, *, shape: str) -> list[dict[str, Any]]:
         loc = list(err["loc"])
         # records: (row, column, <union tag>...) ; columns: ("columns", column, row, <union tag>...)
         keep = 2 if shape == "records" else 3
-        if shape == "columns" and len(loc) >= 2 and loc[0] == "columns" and (len(loc) < 3 or not isinstance(loc[2], int)):
+        if (
+            shape == "columns"
+            and len(loc) >= 2
+            and loc[0] == "columns"
+            and (len(loc) < 3 or not isinstance(loc[2], int))
+        ):
             keep = 2
         loc = ["body", *loc[:keep]]
         key = tuple(loc)
@@ -321,7 +344,10 @@ def input_spec(model, name: str = "model") -> InputSpec:
     record.__doc__ = f"One row for model {name!r}: every feature column, null for a missing value."
     arrays = create_model(f"{prefix}_ColumnArrays", __config__=config, **column_fields)
     arrays.__doc__ = f"Column arrays for model {name!r}, all of the same length."
-    body = create_model(f"{prefix}_ColumnsBody", __config__=ConfigDict(extra="forbid"),
-                        columns=(arrays, Field(..., description="column name -> list of values")))
+    body = create_model(
+        f"{prefix}_ColumnsBody",
+        __config__=ConfigDict(extra="forbid"),
+        columns=(arrays, Field(..., description="column name -> list of values")),
+    )
     body.__doc__ = "Rows as column arrays."
     return InputSpec(name=name, tabular=tabular, columns=specs, record_model=record, columns_model=body)

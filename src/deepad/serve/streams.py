@@ -58,8 +58,13 @@ class LiveStreams:
     def reset(self, loaded: LoadedModel, refractory: int = 0, rearm: int = 0) -> dict:
         with self._lock:
             self._live[loaded.name] = self._new(loaded, refractory, rearm)
-        return {"model": loaded.name, "version": loaded.version, "reset": True, "refractory": refractory,
-                "rearm": rearm}
+        return {
+            "model": loaded.name,
+            "version": loaded.version,
+            "reset": True,
+            "refractory": refractory,
+            "rearm": rearm,
+        }
 
     def update(self, loaded: LoadedModel, df: pd.DataFrame) -> dict:
         """Feed ``df``'s rows (validated by the model's input spec) to the model's stream; the answer's dict."""
@@ -68,8 +73,10 @@ class LiveStreams:
             live = self._live.get(loaded.name)
             if live is None or live.version != loaded.version:
                 if live is not None:
-                    notes.append(f"the model was reloaded (version {loaded.version}); its stream restarted from "
-                                 "the new version's training state.")
+                    notes.append(
+                        f"the model was reloaded (version {loaded.version}); its stream restarted from "
+                        "the new version's training state."
+                    )
                 live = self._new(loaded, live.refractory if live else 0, live.rearm if live else 0)
                 self._live[loaded.name] = live
         names = loaded.spec.feature_columns
@@ -90,6 +97,14 @@ class LiveStreams:
             u = live.scorer.update(X)
             n_seen, n_alerts = int(live.scorer.n_seen), int(live.scorer.n_alerts)
         results = u.records(stamps)  # the records `deepad stream` prints
-        return {"model": loaded.name, "version": loaded.version, "n": len(results), "n_seen": n_seen,
-                "n_alerts": n_alerts, "refractory": live.refractory, "rearm": live.rearm, "results": results,
-                "notes": notes}
+        return {
+            "model": loaded.name,
+            "version": loaded.version,
+            "n": len(results),
+            "n_seen": n_seen,
+            "n_alerts": n_alerts,
+            "refractory": live.refractory,
+            "rearm": live.rearm,
+            "results": results,
+            "notes": notes,
+        }
