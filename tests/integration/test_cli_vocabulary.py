@@ -2,7 +2,7 @@
 
 --output/-o is a file, --output-dir a folder, --timestamp-column names the
 timestamp column everywhere.  `deepad explain --output-dir` (old: -o) is
-tested with the image commands in test_images.py.
+tested with the image commands in test_images_cli.py.
 """
 
 from __future__ import annotations

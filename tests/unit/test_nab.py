@@ -11,6 +11,7 @@ import pytest
 from deepad.bench import nab
 
 from conftest import SHARED
+from nab_data import _tiny_corpus
 
 N = 1000  # probation = 150 rows
 WINS = [(300, 399), (700, 749)]
@@ -145,26 +146,7 @@ def test_optimize_threshold_perfect_and_null_scores():
         nab.optimize_threshold({"a": (np.zeros(10), WINS, N)})
 
 
-# --------------------------------------------------------------------------- the runner and `deepad bench --nab`
-def _tiny_corpus(root):
-    """Two files with planted spikes inside their windows, one with no anomaly."""
-    rng = np.random.default_rng(0)
-    windows = {}
-    for name, spike in (("cat/a.csv", 1200), ("cat/b.csv", 1500), ("cat/c.csv", None)):
-        n = 2000
-        t = pd.date_range("2021-01-01", periods=n, freq="5min")
-        v = np.sin(np.arange(n) * 2 * np.pi / 96) + 0.05 * rng.standard_normal(n)
-        if spike is not None:
-            v[spike] += 6.0
-            windows[name] = [[str(t[spike - 50]), str(t[spike + 50])]]
-        else:
-            windows[name] = []
-        (root / "cat").mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"timestamp": t.strftime("%Y-%m-%d %H:%M:%S"), "value": v}).to_csv(root / name, index=False)
-    (root / "combined_windows.json").write_text(__import__("json").dumps(windows))
-    return root
-
-
+# --------------------------------------------------------------------------- the runner
 def test_run_nab_finds_planted_spikes_and_writes_outputs(tmp_path):
     from deepad.bench.nab_run import run_nab
 
@@ -180,19 +162,3 @@ def test_run_nab_finds_planted_spikes_and_writes_outputs(tmp_path):
         assert (tmp_path / "out" / f).exists()
     per_file = pd.read_csv(tmp_path / "out" / "per_file_RollingZScore.csv")
     assert list(per_file["file"]) == ["cat/a.csv", "cat/b.csv", "cat/c.csv"] and per_file["tp"].sum() == 2
-
-
-def test_cli_bench_nab(tmp_path):
-    from typer.testing import CliRunner
-
-    from deepad.cli import app
-
-    root = _tiny_corpus(tmp_path / "nab")
-    r = CliRunner().invoke(app, ["bench", "--nab", str(root), "-d", 'RollingZScore:{"window":32,"diff":false}',
-                                 "-o", str(tmp_path / "out"), "--quiet"])
-    assert r.exit_code == 0, r.output
-    assert "Causal protocol" in r.output and "NAB protocol" in r.output
-    bad = CliRunner().invoke(app, ["bench", "--nab", str(root), "-d", "NoSuchDetector", "-o", str(tmp_path / "x")])
-    assert bad.exit_code != 0 and "unknown detector" in bad.output
-    none = CliRunner().invoke(app, ["bench", "-o", str(tmp_path / "x")])
-    assert none.exit_code != 0 and "--nab" in none.output
