@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lint bench clean
 
 setup: $(STAMP)
 
@@ -20,8 +20,14 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(VENV)/bin/deepad demo
 
-test: setup
+test: setup lint
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff (lint and format) and the import-linter contracts in pyproject.toml (layers, no cycles)
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) -m pip install --quiet -e ".[dev,bench]"

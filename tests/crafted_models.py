@@ -56,21 +56,42 @@ def _skops_file(schema: dict, members: dict[str, bytes] | None = None) -> bytes:
 
 
 def _str(value: str) -> dict:
-    return {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode",
-            "content": json.dumps(value), "is_json": True, "__id__": id(value)}
+    return {
+        "__class__": "str",
+        "__module__": "builtins",
+        "__loader__": "JsonNode",
+        "content": json.dumps(value),
+        "is_json": True,
+        "__id__": id(value),
+    }
 
 
 def _json(value) -> dict:
-    return {"__class__": type(value).__name__, "__module__": "builtins", "__loader__": "JsonNode",
-            "content": json.dumps(value), "is_json": True, "__id__": 1}
+    return {
+        "__class__": type(value).__name__,
+        "__module__": "builtins",
+        "__loader__": "JsonNode",
+        "content": json.dumps(value),
+        "is_json": True,
+        "__id__": 1,
+    }
 
 
 def _call(module: str, name: str, *args: dict) -> dict:
     """A skops node that, when constructed, calls ``module.name(*args)``."""
-    return {"__class__": name, "__module__": module, "__loader__": "ConstructorFromReduceNode",
-            "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
-                        "content": list(args), "__id__": 2},
-            "__id__": 3}
+    return {
+        "__class__": name,
+        "__module__": module,
+        "__loader__": "ConstructorFromReduceNode",
+        "content": {
+            "__class__": "tuple",
+            "__module__": "builtins",
+            "__loader__": "TupleNode",
+            "content": list(args),
+            "__id__": 2,
+        },
+        "__id__": 3,
+    }
 
 
 def _function(module: str, name: str) -> dict:
@@ -106,8 +127,9 @@ def _payloads(marker: Path, tmp: Path) -> dict[str, bytes]:
         "subprocess": _skops_file(_call("subprocess", "getoutput", _str(shell))),
         "importlib": _skops_file(_call("importlib", "import_module", _str("deepad_evil_module"))),
         "operator.attrgetter": _skops_file(_call("operator", "attrgetter", _str("system"))),
-        "getattr chain": _skops_file(_call("builtins", "getattr", _call("builtins", "__import__", _str("os")),
-                                           _str("system"))),
+        "getattr chain": _skops_file(
+            _call("builtins", "getattr", _call("builtins", "__import__", _str("os")), _str("system"))
+        ),
         "function reference": _skops_file(_function("builtins", "exec")),
         "numpy function": _skops_file(_function("numpy", "load")),
         "sklearn function": _skops_file(_call("sklearn.utils", "_safe_indexing", _json([1]), _json(0))),

@@ -23,7 +23,7 @@ def blobs(n, seed, *, patch=False, size=16, channels=1):
     out = np.empty((n, channels, size, size), dtype=np.float32)
     for i in range(n):
         cy, cx = size / 2 + rng.normal(0, 1.0, 2)
-        img = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 2.5 ** 2))
+        img = np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * 2.5**2))
         img = img + rng.normal(0, 0.03, img.shape)
         if patch:
             img[1:5, 10:14] = 1.0
@@ -42,5 +42,7 @@ def image_folders(tmp_path_factory):
         Image.fromarray((a * 255).astype(np.uint8)).save(root / "train" / f"{i:03d}.png")
     test = np.concatenate([blobs(10, 2, size=20), blobs(4, 3, patch=True, size=20)])
     for i, a in enumerate(test):
-        Image.fromarray((a * 255).astype(np.uint8)).save(root / "test" / f"{'b_anom' if i >= 10 else 'a_norm'}{i:02d}.png")
+        Image.fromarray((a * 255).astype(np.uint8)).save(
+            root / "test" / f"{'b_anom' if i >= 10 else 'a_norm'}{i:02d}.png"
+        )
     return root

@@ -39,8 +39,13 @@ class Spy:
         return self
 
     def fit(self, X, y=None):
-        rec = {"n": len(X), "sha": _sha(X), "y": None if y is None else np.asarray(y).tolist(),
-               "random_state": self.random_state, "omp": os.environ.get("OMP_NUM_THREADS")}
+        rec = {
+            "n": len(X),
+            "sha": _sha(X),
+            "y": None if y is None else np.asarray(y).tolist(),
+            "random_state": self.random_state,
+            "omp": os.environ.get("OMP_NUM_THREADS"),
+        }
         with open(self.log, "a") as fh:
             fh.write(json.dumps(rec) + "\n")
         self.center_ = X.mean(axis=0)
@@ -160,8 +165,9 @@ def test_weak_labels_budget_nesting_and_setting_inputs():
 def test_detector_specs_parse_json_params_and_classify_peers():
     from deepad.bench.protocol import BenchmarkError, estimator_kind, parse_detectors, parse_seeds
 
-    specs = parse_detectors('AutoEncoder:{"epochs": 5, "hidden_dims": [8, 4]},pyod.models.knn.KNN,'
-                            'KNN:{"n_neighbors":10,"method":"mean"}')
+    specs = parse_detectors(
+        'AutoEncoder:{"epochs": 5, "hidden_dims": [8, 4]},pyod.models.knn.KNN,KNN:{"n_neighbors":10,"method":"mean"}'
+    )
     assert [s.name for s in specs] == ["AutoEncoder", "pyod.models.knn.KNN", "KNN"]
     assert specs[0].params == {"epochs": 5, "hidden_dims": [8, 4]}
     assert specs[2].params == {"method": "mean", "n_neighbors": 10}
@@ -213,11 +219,29 @@ def test_settings_fit_the_right_rows_identically_for_every_detector(tiny_npz, tm
 
     # one detector in every setting, and a second one (same class, other params) in oneclass
     logs = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
-    df = run_benchmark([tiny_npz.parent], [(Spy, {"log": str(logs[0])})], setting="unsupervised,weak",
-                       labelled_count="3", seeds=[1], out=tmp_path / "out", jobs=2, quiet=True, report=False,
-                       timeout=120)
-    df2 = run_benchmark([tiny_npz.parent], [(Spy, {"log": str(p)}) for p in logs], setting="oneclass", seeds=[1],
-                        out=tmp_path / "out", jobs=2, quiet=True, report=False, timeout=120)
+    df = run_benchmark(
+        [tiny_npz.parent],
+        [(Spy, {"log": str(logs[0])})],
+        setting="unsupervised,weak",
+        labelled_count="3",
+        seeds=[1],
+        out=tmp_path / "out",
+        jobs=2,
+        quiet=True,
+        report=False,
+        timeout=120,
+    )
+    df2 = run_benchmark(
+        [tiny_npz.parent],
+        [(Spy, {"log": str(p)}) for p in logs],
+        setting="oneclass",
+        seeds=[1],
+        out=tmp_path / "out",
+        jobs=2,
+        quiet=True,
+        report=False,
+        timeout=120,
+    )
     df = pd.concat([df, df2], ignore_index=True)
     assert len(df) == 4 and (df["status"] == "ok").all(), df["error"].tolist()
     X, y = load_dataset(find_datasets([tiny_npz])[0])
@@ -225,8 +249,10 @@ def test_settings_fit_the_right_rows_identically_for_every_detector(tiny_npz, tm
     expected_weak = weak_labels(sp.y_train, LabelledSpec("count", 3), sp.label_seed).tolist()
     recs = [[json.loads(line) for line in p.read_text().splitlines()] for p in logs]
     assert [len(r) for r in recs] == [3, 1]
-    by = {("weak" if r["y"] is not None else "oneclass" if r["n"] < len(sp.y_train) else "unsupervised"): r
-          for r in recs[0]}
+    by = {
+        ("weak" if r["y"] is not None else "oneclass" if r["n"] < len(sp.y_train) else "unsupervised"): r
+        for r in recs[0]
+    }
     assert by["unsupervised"]["sha"] == _sha(sp.X_train) and by["unsupervised"]["n"] == len(sp.y_train)
     assert by["oneclass"]["sha"] == _sha(sp.X_train[sp.y_train == 0])  # normal train rows only
     assert by["oneclass"]["n"] == int((sp.y_train == 0).sum())
@@ -303,8 +329,24 @@ def test_cli_bench_with_autoencoder(tiny_npz, tmp_path):
 
     out = tmp_path / "cli"
     det = 'AutoEncoder:{"epochs":3,"hidden_dims":[8],"latent_dim":2,"validation_fraction":0}'
-    res = CliRunner().invoke(app, ["bench", str(tiny_npz), "--detectors", det, "--setting", "oneclass",
-                                   "--seeds", "1", "--out", str(out), "--quiet", "--timeout", "300"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(tiny_npz),
+            "--detectors",
+            det,
+            "--setting",
+            "oneclass",
+            "--seeds",
+            "1",
+            "--out",
+            str(out),
+            "--quiet",
+            "--timeout",
+            "300",
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "1 runs: 1 ok" in res.output
     rows = _rows(out / "results.csv")
@@ -346,7 +388,8 @@ def test_one_seed_parser_zero_seeds_is_an_error_in_every_benchmark(monkeypatch, 
         with pytest.raises(BenchmarkError, match="gives no seeds"):
             run_mnist_benchmark("fake-mnist", "ConvAutoEncoder", seeds=seeds)
     table = CliRunner().invoke(app, ["bench", str(tiny_npz), "--seeds", "0", "-o", str(tmp_path / "o")])
-    image = CliRunner().invoke(app, ["bench", "--images", "mnist", "--data", "fake-mnist", "--seeds", "0",
-                                     "-o", str(tmp_path / "o")])
+    image = CliRunner().invoke(
+        app, ["bench", "--images", "mnist", "--data", "fake-mnist", "--seeds", "0", "-o", str(tmp_path / "o")]
+    )
     for r in (table, image):
         assert r.exit_code == 2 and "gives no seeds" in r.output and "Traceback" not in r.output, r.output

@@ -67,6 +67,8 @@ def test_one_detector_lookup_case_insensitive_for_demo_train_and_bench(tmp_path)
     assert "Training KNN on the" in demo.output
     rng = np.random.default_rng(0)
     pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"]).to_csv(tmp_path / "t.csv", index=False)
-    train = CliRunner().invoke(app, ["--quiet", "train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "-d", "knn"])
+    train = CliRunner().invoke(
+        app, ["--quiet", "train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "-d", "knn"]
+    )
     assert train.exit_code == 0, train.output
     assert "Trained KNN on 200 rows" in train.output

@@ -44,8 +44,20 @@ def work(tmp_path_factory):
     train_csv = write_fraud_csv(d / "train.csv", 3000, seed=1)
     new_csv = write_fraud_csv(d / "new.csv", 2000, seed=2, start_index=10_000)
     model = d / "model"
-    result = run("train", train_csv, "-o", model, "--detector", "AutoEncoder", "--label-column", "is_fraud",
-                 "--contamination", "0.01", "--params", PARAMS)
+    result = run(
+        "train",
+        train_csv,
+        "-o",
+        model,
+        "--detector",
+        "AutoEncoder",
+        "--label-column",
+        "is_fraud",
+        "--contamination",
+        "0.01",
+        "--params",
+        PARAMS,
+    )
     assert result.exit_code == 0, result.output
     return {"dir": d, "train": train_csv, "new": new_csv, "model": model, "train_output": result.output}
 
@@ -93,8 +105,9 @@ def test_chunked_scoring_equals_whole_file(work):
     assert list(table["transaction_id"]) == list(read_table(work["new"])["transaction_id"])
     # The encoding of every chunk is bit-identical to the whole file's; the AutoEncoder's float32 matmuls may
     # round differently for a tiny last batch (here 2 rows), so the scores agree to float32 precision.
-    encoded = np.vstack([model.transform(c) for c in
-                         iter_batches(work["new"], batch_size=333, text_columns=model.schema_.names)])
+    encoded = np.vstack(
+        [model.transform(c) for c in iter_batches(work["new"], batch_size=333, text_columns=model.schema_.names)]
+    )
     np.testing.assert_array_equal(encoded, model.transform(read_table(work["new"])))
     np.testing.assert_allclose(table["score"].to_numpy(), whole, rtol=1e-6, atol=0)
     p_whole = model.p_values(read_table(work["new"]))
@@ -148,8 +161,20 @@ def test_info(work):
 
 
 def test_fpr_threshold(work, tmp_path):
-    result = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud",
-                 "--fpr", "0.05", "--params", json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2}))
+    result = run(
+        "train",
+        work["train"],
+        "-o",
+        tmp_path / "m",
+        "-d",
+        "AutoEncoder",
+        "-x",
+        "is_fraud",
+        "--fpr",
+        "0.05",
+        "--params",
+        json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2}),
+    )
     assert result.exit_code == 0, result.output
     model = deepad.load(tmp_path / "m")
     assert model.threshold_method_["method"] == "fpr"
@@ -177,8 +202,11 @@ def _bad_case(name, work, rows):
         return d / "nope.csv", d / "out.csv", ["nope.csv", "no such file"]
     if name == "missing_column":
         j = header.index("amount")
-        return _write_rows(d / "in.csv", [r[:j] + r[j + 1:] for r in rows]), d / "out.csv", \
-            ["in.csv", "lacks column(s) ['amount']"]
+        return (
+            _write_rows(d / "in.csv", [r[:j] + r[j + 1 :] for r in rows]),
+            d / "out.csv",
+            ["in.csv", "lacks column(s) ['amount']"],
+        )
     if name == "unparseable_value":
         bad = [list(r) for r in rows]
         bad[1 + 1500][header.index("amount")] = "12,50 EUR"  # data row 1500: in the 5th chunk of 333 rows
@@ -206,8 +234,17 @@ def _bad_case(name, work, rows):
     raise AssertionError(name)
 
 
-BAD = ["missing_file", "missing_column", "unparseable_value", "bad_boolean", "wrong_type", "empty_file",
-       "header_only", "out_is_data", "bad_extension"]
+BAD = [
+    "missing_file",
+    "missing_column",
+    "unparseable_value",
+    "bad_boolean",
+    "wrong_type",
+    "empty_file",
+    "header_only",
+    "out_is_data",
+    "bad_extension",
+]
 
 
 @pytest.mark.parametrize("name", BAD)

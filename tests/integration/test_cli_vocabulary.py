@@ -40,10 +40,26 @@ def test_bench_output_dir_and_its_old_names(tiny_npz, tmp_path, option):
 def test_bench_needs_an_output_dir_and_one_value(tiny_npz, tmp_path):
     missing = CliRunner().invoke(app, ["bench", str(tiny_npz)])
     assert missing.exit_code == 2 and "missing option --output-dir" in missing.output
-    both = CliRunner().invoke(app, ["bench", str(tiny_npz), "--output-dir", str(tmp_path / "a"), "--out", str(tmp_path / "b")])
+    both = CliRunner().invoke(
+        app, ["bench", str(tiny_npz), "--output-dir", str(tmp_path / "a"), "--out", str(tmp_path / "b")]
+    )
     assert both.exit_code == 2 and "give --output-dir only" in both.output
-    same = CliRunner().invoke(app, ["--quiet", "bench", str(tiny_npz), "-d", "KNN", "--seeds", "1",
-                                    "--output-dir", str(tmp_path / "c"), "--out", str(tmp_path / "c")])
+    same = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "bench",
+            str(tiny_npz),
+            "-d",
+            "KNN",
+            "--seeds",
+            "1",
+            "--output-dir",
+            str(tmp_path / "c"),
+            "--out",
+            str(tmp_path / "c"),
+        ],
+    )
     assert same.exit_code == 0, same.output
     assert "is now" not in same.output  # --quiet: no note
 
@@ -54,8 +70,9 @@ def test_stream_timestamp_column_and_its_old_name(tmp_path, option):
 
     rng = np.random.default_rng(0)
     D.RollingZScore(window=8).fit(rng.normal(size=(200, 1))).save(tmp_path / "m")  # no column names
-    lines = "".join(json.dumps({"t": f"2024-01-01 00:{i:02d}", "v": float(v)}) + "\n"
-                    for i, v in enumerate(rng.normal(size=20)))
+    lines = "".join(
+        json.dumps({"t": f"2024-01-01 00:{i:02d}", "v": float(v)}) + "\n" for i, v in enumerate(rng.normal(size=20))
+    )
     r = CliRunner().invoke(app, ["stream", str(tmp_path / "m"), option, "t"], input=lines)
     assert r.exit_code == 0, r.output
     records = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]

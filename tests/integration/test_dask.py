@@ -25,8 +25,12 @@ from data_fraud import make_fraud_frame  # noqa: E402
 @pytest.fixture(scope="module")
 def cluster():
     env = {"DEEPAD_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  env=env, silence_logs=40) as cl, distributed.Client(cl) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, env=env, silence_logs=40
+        ) as cl,
+        distributed.Client(cl) as client,
+    ):
         yield client
 
 
@@ -34,8 +38,9 @@ def cluster():
 def work(tmp_path_factory):
     d = tmp_path_factory.mktemp("dask")
     train = make_fraud_frame(1500, seed=1).drop(columns=["is_fraud"])
-    model = TabularDetector(AutoEncoder(epochs=4, hidden_dims=(16, 8), latent_dim=4, batch_size=128,
-                                        random_state=0), contamination=0.02).fit(train)
+    model = TabularDetector(
+        AutoEncoder(epochs=4, hidden_dims=(16, 8), latent_dim=4, batch_size=128, random_state=0), contamination=0.02
+    ).fit(train)
     model.save(d / "model")
     data = d / "data"
     data.mkdir()
@@ -48,8 +53,13 @@ def work(tmp_path_factory):
     both = pd.concat([a, b], ignore_index=True)
     pq.write_table(pa.Table.from_pandas(both, preserve_index=False), d / "all.parquet")
     score_file(deepad.load(d / "model"), d / "all.parquet", d / "single.parquet")
-    return {"dir": d, "model": d / "model", "data": data, "all": d / "all.parquet",
-            "single": pq.read_table(d / "single.parquet").to_pandas()}
+    return {
+        "dir": d,
+        "model": d / "model",
+        "data": data,
+        "all": d / "all.parquet",
+        "single": pq.read_table(d / "single.parquet").to_pandas(),
+    }
 
 
 def test_partition_plan_covers_every_row_once(work):
@@ -67,7 +77,10 @@ def test_partition_plan_covers_every_row_once(work):
     # a file that is one big row group is cut into slices of it
     big = plan_partitions(work["all"], partition_rows=5000)
     assert [(p.row_groups, p.skip, p.rows, p.row_offset) for p in big] == [
-        ((0,), 0, 5000, 0), ((0,), 5000, 5000, 5000), ((0,), 10000, 2000, 10000)]
+        ((0,), 0, 5000, 0),
+        ((0,), 5000, 5000, 5000),
+        ((0,), 10000, 2000, 10000),
+    ]
     with pytest.raises(ValueError, match="Parquet"):
         plan_partitions(work["dir"] / "model" / "model.json")
 
@@ -103,8 +116,23 @@ def test_cli_engine_dask_with_a_scheduler_address(work, cluster):
 
     out = work["dir"] / "cli-out"
     address = cluster.scheduler.address
-    result = CliRunner().invoke(app, ["--quiet", "score", str(work["model"]), str(work["data"]), "-o", str(out),
-                                      "--engine", "dask", "--scheduler", address, "--batch-rows", "2000"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "score",
+            str(work["model"]),
+            str(work["data"]),
+            "-o",
+            str(out),
+            "--engine",
+            "dask",
+            "--scheduler",
+            address,
+            "--batch-rows",
+            "2000",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "Scored 12,000 rows" in result.output and "2 partition(s)" in result.output
     pd.testing.assert_frame_equal(pq.read_table(out).to_pandas(), work["single"], check_exact=True)
@@ -116,14 +144,28 @@ def test_cli_engine_dask_with_a_scheduler_address(work, cluster):
     ]
     (work["dir"] / "x.csv").write_text("a,b\n1,2\n")
     for extra, data, message in bad:
-        r = CliRunner().invoke(app, ["--quiet", "score", str(work["model"]), str(data), "-o",
-                                     str(work["dir"] / "o2"), *extra])
+        r = CliRunner().invoke(
+            app, ["--quiet", "score", str(work["model"]), str(data), "-o", str(work["dir"] / "o2"), *extra]
+        )
         assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
     keep = work["dir"] / "not-ours"
     keep.mkdir()
     (keep / "precious.txt").write_text("keep me")
-    r = CliRunner().invoke(app, ["--quiet", "score", str(work["model"]), str(work["all"]), "-o", str(keep),
-                                 "--engine", "dask", "--scheduler", address])
+    r = CliRunner().invoke(
+        app,
+        [
+            "--quiet",
+            "score",
+            str(work["model"]),
+            str(work["all"]),
+            "-o",
+            str(keep),
+            "--engine",
+            "dask",
+            "--scheduler",
+            address,
+        ],
+    )
     assert r.exit_code == 2 and "refusing" in r.output
     assert (keep / "precious.txt").read_text() == "keep me"
 
@@ -144,6 +186,7 @@ def test_bad_values_fail_with_the_global_row_and_leave_no_output(work, cluster):
     assert not out.exists()
     assert not [p for p in os.listdir(work["dir"]) if p.startswith(".bad-out")]
     with pytest.raises(ValueError, match="lacks column"):
-        pq.write_table(pa.Table.from_pandas(a.drop(columns=["amount"]), preserve_index=False),
-                       work["dir"] / "no-amount.parquet")
+        pq.write_table(
+            pa.Table.from_pandas(a.drop(columns=["amount"]), preserve_index=False), work["dir"] / "no-amount.parquet"
+        )
         score_parquet(work["model"], work["dir"] / "no-amount.parquet", out, client=cluster)

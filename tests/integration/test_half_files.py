@@ -82,9 +82,25 @@ def parts_of(out: Path) -> set[str]:
 
 def start_score(work, data: Path, out: Path) -> subprocess.Popen:
     env = dict(os.environ, DEEPAD_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-m", "deepad.cli", "--quiet", "score", str(work["model"]), str(data),
-                             "-o", str(out), "--batch-rows", "500"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deepad.cli",
+            "--quiet",
+            "score",
+            str(work["model"]),
+            str(data),
+            "-o",
+            str(out),
+            "--batch-rows",
+            "500",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def wait_for_new_part(proc: subprocess.Popen, out: Path, before: set[str], timeout: float = 60.0) -> str:
@@ -116,8 +132,8 @@ def test_sigterm_during_score_removes_its_part_and_exits_143(work, big_csv, tmp_
             proc.kill()
     assert proc.returncode == 143, stderr
     assert "terminated (SIGTERM)" in stderr and "Traceback" not in stderr
-    assert out.read_text() == "previous results\n"      # the old output is untouched
-    assert parts_of(out) == {live.name}                # its own part and the stale one are gone
+    assert out.read_text() == "previous results\n"  # the old output is untouched
+    assert parts_of(out) == {live.name}  # its own part and the stale one are gone
     assert f"removed the stale partial output {stale}" in stderr  # and it says what it removed
 
 
@@ -144,8 +160,9 @@ def test_part_left_by_sigkill_is_removed_by_the_next_score(work, big_csv, tmp_pa
         sleeper.wait()
     assert len(pd.read_csv(out)) == 2000
     removed = [r.getMessage() for r in caplog.records if r.name == "deepad.writers"]
-    assert removed == [f"removed the stale partial output {out.parent / left}, left by process {proc.pid}, "
-                       "which is no longer running"]
+    assert removed == [
+        f"removed the stale partial output {out.parent / left}, left by process {proc.pid}, which is no longer running"
+    ]
 
 
 def test_dask_output_removes_stale_part_directories(tmp_path, caplog):
@@ -187,6 +204,7 @@ def _no_space(*args, **kwargs):
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_disk_full_while_scoring_names_the_output(work, tmp_path, monkeypatch, suffix):
     if suffix == ".csv":
+
         class FullCSVWriter(pcsv.CSVWriter):  # the real writer opens the part; its first write fails
             def write_table(self, *args, **kwargs):
                 _no_space()
@@ -198,8 +216,9 @@ def test_disk_full_while_scoring_names_the_output(work, tmp_path, monkeypatch, s
     result = run("score", work["model"], work["small"], "-o", out)
     assert result.exit_code == 2, result.output
     message = result.output.strip()
-    assert message == (f"error: cannot write the output {out}: No space left on device "
-                       f"(while scoring {work['small']})"), message
+    assert message == (
+        f"error: cannot write the output {out}: No space left on device (while scoring {work['small']})"
+    ), message
     assert not out.exists() and parts_of(out) == set()
 
 

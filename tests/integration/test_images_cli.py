@@ -20,8 +20,17 @@ def test_cli_train_score_explain_report_on_image_folder(image_folders, tmp_path)
 
     runner = CliRunner()
     model = tmp_path / "model"
-    r = runner.invoke(app, ["train", str(image_folders / "train"), "-o", str(model),
-                            "-p", '{"epochs": 4, "hidden_dims": [8, 16], "latent_dim": 8}'])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            str(image_folders / "train"),
+            "-o",
+            str(model),
+            "-p",
+            '{"epochs": 4, "hidden_dims": [8, 16], "latent_dim": 8}',
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "Trained ConvAutoEncoder on 80 images (1x20x20" in r.output
     r = runner.invoke(app, ["score", str(model), str(image_folders / "test"), "-o", str(tmp_path / "s.csv")])
@@ -29,7 +38,9 @@ def test_cli_train_score_explain_report_on_image_folder(image_folders, tmp_path)
     df = pd.read_csv(tmp_path / "s.csv")
     assert list(df.columns) == ["image", "score", "p_value", "is_anomaly"] and len(df) == 14
     assert roc_auc_score(df["image"].str.contains("anom"), df["score"]) == 1.0
-    r = runner.invoke(app, ["explain", str(model), str(image_folders / "test"), "--top", "2", "-o", str(tmp_path / "maps")])
+    r = runner.invoke(
+        app, ["explain", str(model), str(image_folders / "test"), "--top", "2", "-o", str(tmp_path / "maps")]
+    )
     assert r.exit_code == 0, r.output
     pngs = sorted((tmp_path / "maps").glob("*.png"))
     assert len(pngs) == 2 and all("anom" in p.name for p in pngs) and pngs[0].read_bytes()[:4] == b"\x89PNG"
@@ -42,7 +53,9 @@ def test_cli_train_score_explain_report_on_image_folder(image_folders, tmp_path)
     # a table detector on images, and an image number past the end, are one-line errors
     r = runner.invoke(app, ["train", str(image_folders / "train"), "-o", str(tmp_path / "x"), "-d", "KNN"])
     assert r.exit_code == 2 and "table detector" in r.output
-    r = runner.invoke(app, ["explain", str(model), str(image_folders / "test"), "--rows", "99", "-o", str(tmp_path / "m2")])
+    r = runner.invoke(
+        app, ["explain", str(model), str(image_folders / "test"), "--rows", "99", "-o", str(tmp_path / "m2")]
+    )
     assert r.exit_code == 2 and "out of range" in r.output
 
 
@@ -56,13 +69,24 @@ def test_cli_explain_images_output_dir_and_its_old_short_name(image_folders, tmp
     ImagePipeline(make("ConvAutoEncoder", epochs=2)).fit(image_folders / "train").save(tmp_path / "m")
     for option in ("--output-dir", "-o"):
         folder = tmp_path / f"maps{option}"
-        r = CliRunner().invoke(app, ["explain", str(tmp_path / "m"), str(image_folders / "test"), "--top", "2",
-                                     option, str(folder)])
+        r = CliRunner().invoke(
+            app, ["explain", str(tmp_path / "m"), str(image_folders / "test"), "--top", "2", option, str(folder)]
+        )
         assert r.exit_code == 0, r.output
         assert len(list(folder.glob("*.png"))) == 2
         assert ("-o is now --output-dir" in r.output) == (option == "-o")
-    both = CliRunner().invoke(app, ["explain", str(tmp_path / "m"), str(image_folders / "test"),
-                                    "--output-dir", str(tmp_path / "a"), "-o", str(tmp_path / "b")])
+    both = CliRunner().invoke(
+        app,
+        [
+            "explain",
+            str(tmp_path / "m"),
+            str(image_folders / "test"),
+            "--output-dir",
+            str(tmp_path / "a"),
+            "-o",
+            str(tmp_path / "b"),
+        ],
+    )
     assert both.exit_code == 2 and "give --output-dir only" in both.output
 
 
@@ -73,9 +97,24 @@ def test_cli_bench_images_mnist(tmp_path):
 
     from deepad.cli import app
 
-    r = CliRunner().invoke(app, ["bench", "--images", "mnist", "--data", str(MNIST), "--digits", "1", "--seeds", "1",
-                                 "-d", 'ConvAutoEncoder:{"epochs": 1, "hidden_dims": [4, 8], "latent_dim": 8}',
-                                 "-o", str(tmp_path / "b")])
+    r = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--images",
+            "mnist",
+            "--data",
+            str(MNIST),
+            "--digits",
+            "1",
+            "--seeds",
+            "1",
+            "-d",
+            'ConvAutoEncoder:{"epochs": 1, "hidden_dims": [4, 8], "latent_dim": 8}',
+            "-o",
+            str(tmp_path / "b"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     df = pd.read_csv(tmp_path / "b" / "results.csv")
     assert len(df) == 1 and df.loc[0, "status"] == "ok" and df.loc[0, "digit"] == 1 and df.loc[0, "roc_auc"] > 0.8

@@ -11,8 +11,19 @@ def test_cli_bench_nab(tmp_path):
     from deepad.cli import app
 
     root = _tiny_corpus(tmp_path / "nab")
-    r = CliRunner().invoke(app, ["bench", "--nab", str(root), "-d", 'RollingZScore:{"window":32,"diff":false}',
-                                 "-o", str(tmp_path / "out"), "--quiet"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--nab",
+            str(root),
+            "-d",
+            'RollingZScore:{"window":32,"diff":false}',
+            "-o",
+            str(tmp_path / "out"),
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "Causal protocol" in r.output and "NAB protocol" in r.output
     bad = CliRunner().invoke(app, ["bench", "--nab", str(root), "-d", "NoSuchDetector", "-o", str(tmp_path / "x")])

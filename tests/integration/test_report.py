@@ -21,8 +21,15 @@ from data_fraud import make_fraud_frame
 
 PARAMS = json.dumps({"epochs": 8, "hidden_dims": [16, 8], "latent_dim": 4, "batch_size": 64})
 EVIL = '<script>alert("x")</script>'  # a column name that must come out escaped in the HTML
-HEADINGS = ["Summary", "Score distribution", "ROC and precision-recall curves", "Training history",
-            "Top anomalies", "2-D view", "Model and data fingerprint"]
+HEADINGS = [
+    "Summary",
+    "Score distribution",
+    "ROC and precision-recall curves",
+    "Training history",
+    "Top anomalies",
+    "2-D view",
+    "Model and data fingerprint",
+]
 
 
 def run(*args, quiet=True):
@@ -48,8 +55,22 @@ def work(tmp_path_factory):
     d = tmp_path_factory.mktemp("report")
     train, new = _write(d / "train.csv", 1500, seed=1), _write(d / "new.csv", 600, seed=2, start_index=10_000)
     model = d / "model"
-    result = run("train", train, "-o", model, "-d", "AutoEncoder", "-l", "is_fraud", "--threshold", "pot",
-                 "--calibration-fraction", "0.2", "--params", PARAMS)
+    result = run(
+        "train",
+        train,
+        "-o",
+        model,
+        "-d",
+        "AutoEncoder",
+        "-l",
+        "is_fraud",
+        "--threshold",
+        "pot",
+        "--calibration-fraction",
+        "0.2",
+        "--params",
+        PARAMS,
+    )
     assert result.exit_code == 0, result.output
     return {"dir": d, "train": train, "new": new, "model": model, "train_output": result.output}
 
@@ -73,8 +94,22 @@ def test_pot_threshold_with_calibration_is_stored_with_its_reason(work):
 
 def test_fpr_rule_and_contamination_default(work, tmp_path):
     small = json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2})
-    result = run("train", work["train"], "-o", tmp_path / "f", "-d", "AutoEncoder", "-x", "is_fraud", "--threshold", "fpr",
-                 "--calibration-fraction", "0.3", "--params", small)
+    result = run(
+        "train",
+        work["train"],
+        "-o",
+        tmp_path / "f",
+        "-d",
+        "AutoEncoder",
+        "-x",
+        "is_fraud",
+        "--threshold",
+        "fpr",
+        "--calibration-fraction",
+        "0.3",
+        "--params",
+        small,
+    )
     assert result.exit_code == 0, result.output
     model = deepad.load(tmp_path / "f")
     assert model.threshold_method_["fpr"] == 0.01 and model.threshold_method_["reference"] == "calibration"
@@ -87,16 +122,19 @@ def test_fpr_rule_and_contamination_default(work, tmp_path):
     assert model.threshold_method_["reason"].startswith("the default")
 
 
-@pytest.mark.parametrize("extra, expected", [
-    (["--threshold", "median"], "--threshold must be contamination, fpr or pot"),
-    (["--threshold", "pot", "--contamination", "0.1"], "without a contamination guess"),
-    (["--threshold", "pot", "--fpr", "0.1"], "--fpr goes with --threshold fpr"),
-    (["--pot-risk", "0.01"], "--pot-risk goes with --threshold pot"),
-    (["--threshold", "pot", "--pot-risk", "2"], "--pot-risk must be in (0, 1)"),
-    (["--calibration-fraction", "1.5"], "--calibration-fraction must be in [0, 1)"),
-    (["--calibration-fraction", "0.001"], "at least 20 are needed"),
-    (["--detector", "KNN", "--tensorboard", "tb"], "KNN is not one"),
-])
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--threshold", "median"], "--threshold must be contamination, fpr or pot"),
+        (["--threshold", "pot", "--contamination", "0.1"], "without a contamination guess"),
+        (["--threshold", "pot", "--fpr", "0.1"], "--fpr goes with --threshold fpr"),
+        (["--pot-risk", "0.01"], "--pot-risk goes with --threshold pot"),
+        (["--threshold", "pot", "--pot-risk", "2"], "--pot-risk must be in (0, 1)"),
+        (["--calibration-fraction", "1.5"], "--calibration-fraction must be in [0, 1)"),
+        (["--calibration-fraction", "0.001"], "at least 20 are needed"),
+        (["--detector", "KNN", "--tensorboard", "tb"], "KNN is not one"),
+    ],
+)
 def test_bad_threshold_options_exit_2(work, tmp_path, extra, expected):
     result = run("train", work["train"], "-o", tmp_path / "m", "-x", "is_fraud", *extra)
     assert result.exit_code == 2, result.output
@@ -106,9 +144,20 @@ def test_bad_threshold_options_exit_2(work, tmp_path, extra, expected):
 
 def test_tensorboard_logs_the_losses(work, tmp_path):
     pytest.importorskip("tensorboard")
-    result = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud",
-                 "--tensorboard", tmp_path / "tb",
-                 "--params", json.dumps({"epochs": 3, "hidden_dims": [8], "latent_dim": 2}))
+    result = run(
+        "train",
+        work["train"],
+        "-o",
+        tmp_path / "m",
+        "-d",
+        "AutoEncoder",
+        "-x",
+        "is_fraud",
+        "--tensorboard",
+        tmp_path / "tb",
+        "--params",
+        json.dumps({"epochs": 3, "hidden_dims": [8], "latent_dim": 2}),
+    )
     assert result.exit_code == 0, result.output
     events = list((tmp_path / "tb").glob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
@@ -124,8 +173,19 @@ def test_quiet_is_per_invocation(work, tmp_path):
     before = os.environ.get("DEEPAD_QUIET")
     small = json.dumps({"epochs": 2, "hidden_dims": [8], "latent_dim": 2})
     quiet = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud", "--params", small)
-    loud = run("train", work["train"], "-o", tmp_path / "m", "-d", "AutoEncoder", "-x", "is_fraud", "--params", small,
-               quiet=False)
+    loud = run(
+        "train",
+        work["train"],
+        "-o",
+        tmp_path / "m",
+        "-d",
+        "AutoEncoder",
+        "-x",
+        "is_fraud",
+        "--params",
+        small,
+        quiet=False,
+    )
     assert quiet.exit_code == loud.exit_code == 0
     assert "Columns:" not in quiet.output and "Columns:" in loud.output
     assert os.environ.get("DEEPAD_QUIET") == before
@@ -169,8 +229,10 @@ def test_score_explain_fills_flagged_rows_only(work):
     assert tops.map(len).between(1, 2).all()
     model = deepad.load(work["model"])
     assert set(tops.explode()) <= set(model.schema_.feature_columns)
-    plain = pd.read_csv(run("score", work["model"], work["new"], "-o", work["dir"] / "plain.csv").exit_code == 0
-                        and work["dir"] / "plain.csv")
+    plain = pd.read_csv(
+        run("score", work["model"], work["new"], "-o", work["dir"] / "plain.csv").exit_code == 0
+        and work["dir"] / "plain.csv"
+    )
     assert "top_features" not in plain.columns  # --no-explain is the default
     np.testing.assert_array_equal(plain["score"], scores["score"])
 

@@ -33,8 +33,13 @@ def test_cli_stream_jsonl_and_csv(fitted, tmp_path):
     np.testing.assert_allclose(rows[-1]["score"], det.decision_function(X)[-1])
     assert (tmp_path / "st" / "stream.json").exists()
     csv = "timestamp,x0,x1\n" + "\n".join(f"u{i},{a},{b}" for i, (a, b) in enumerate(X[:20]))
-    out = subprocess.run([sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "st")], input=csv,
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "st")],
+        input=csv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(l) for l in out.stdout.splitlines()]
     assert len(rows) == 20 and all(r["score"] is not None for r in rows)  # resumed with a full buffer
@@ -62,8 +67,9 @@ def test_series_report_html_png_and_cli(tmp_path):
     assert is_series_detector(det) and not is_series_detector(D.HBOS())
     res = series_scores(det, X, refractory=50)
     assert len(res) == len(X) and res["alert"].iloc[700] and res["alert"].sum() <= res["alarm"].sum()
-    out = build_series_report(det, tmp_path / "s.csv", tmp_path / "r.html", label_column="label", refractory=50,
-                              png=str(tmp_path / "r.png"))
+    out = build_series_report(
+        det, tmp_path / "s.csv", tmp_path / "r.html", label_column="label", refractory=50, png=str(tmp_path / "r.png")
+    )
     html = out.read_text()
     assert "data:image/png;base64," in html and "2022-03-01 11:40:00" in html  # the alert at row 700 is listed
     assert "1 labelled anomalous rows; 1 alerts on them" in html
@@ -71,8 +77,20 @@ def test_series_report_html_png_and_cli(tmp_path):
     with pytest.raises(ValueError, match="no label column"):
         build_series_report(det, tmp_path / "s.csv", tmp_path / "r2.html", label_column="nope")
     det.save(tmp_path / "m")
-    r = CliRunner().invoke(app, ["report", str(tmp_path / "m"), str(tmp_path / "s.csv"), "-o", str(tmp_path / "c.html"),
-                                 "-l", "label", "--refractory", "50"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "report",
+            str(tmp_path / "m"),
+            str(tmp_path / "s.csv"),
+            "-o",
+            str(tmp_path / "c.html"),
+            "-l",
+            "label",
+            "--refractory",
+            "50",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "alerts" in (tmp_path / "c.html").read_text()
 
@@ -88,8 +106,13 @@ def test_cli_stream_and_report_use_conformal_knn_threshold(tmp_path):
     res = series_scores(det, X[500:], refractory=50)
     assert (res["threshold"] == det.threshold_).all() and res["alert"].iloc[300]
     lines = "\n".join(json.dumps({"x0": float(a), "x1": float(b)}) for a, b in X[500:])
-    out = subprocess.run([sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m")], input=lines + "\n",
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m")],
+        input=lines + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(l) for l in out.stdout.splitlines()]
     assert rows[300]["alert"] and all(r["threshold"] == pytest.approx(det.threshold_) for r in rows)
@@ -102,9 +125,16 @@ def _irregular_series_csv(path, *, n=1500, spike=1300, shuffle=True):
     rng = np.random.default_rng(3)
     t = pd.date_range("2024-01-01", periods=n, freq="5min")
     cpu = np.sin(np.arange(n) * 2 * np.pi / 144) + 0.05 * rng.normal(size=n)
-    cpu[spike:spike + 5] += 3.0
-    df = pd.DataFrame({"time": t, "cpu": cpu, "mem": np.cos(np.arange(n) / 40), "host": "a",
-                       "is_anomaly": (np.arange(n) >= spike) & (np.arange(n) < spike + 5)})
+    cpu[spike : spike + 5] += 3.0
+    df = pd.DataFrame(
+        {
+            "time": t,
+            "cpu": cpu,
+            "mem": np.cos(np.arange(n) / 40),
+            "host": "a",
+            "is_anomaly": (np.arange(n) >= spike) & (np.arange(n) < spike + 5),
+        }
+    )
     keep = np.ones(n, dtype=bool)
     keep[400:402] = False  # 2 missing steps: filled
     keep[700:720] = False  # 20 missing steps: left out
@@ -126,8 +156,20 @@ def test_cli_train_series_regularises_keeps_conformal_threshold_and_streams(tmp_
     import deepad
 
     _irregular_series_csv(tmp_path / "s.csv")
-    res = _cli("train", tmp_path / "s.csv", "-d", "ConformalKNN", "-o", tmp_path / "m", "-x", "host",
-               "-l", "is_anomaly", "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}')
+    res = _cli(
+        "train",
+        tmp_path / "s.csv",
+        "-d",
+        "ConformalKNN",
+        "-o",
+        tmp_path / "m",
+        "-x",
+        "host",
+        "-l",
+        "is_anomaly",
+        "--params",
+        '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}',
+    )
     assert res.exit_code == 0, res.output
     assert "on a 5 min grid" in res.output and "2 missing steps filled" in res.output
     assert "20 steps in longer gaps left out" in res.output and "1 rows sharing a timestamp averaged" in res.output
@@ -140,8 +182,13 @@ def test_cli_train_series_regularises_keeps_conformal_threshold_and_streams(tmp_
     assert "5 min grid" in _cli("info", tmp_path / "m").output
     # the model streams rows with the same columns (extra fields ignored) and the report uses the same grid
     live = _irregular_series_csv(tmp_path / "live.csv", n=600, spike=450, shuffle=False)
-    out = subprocess.run([sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m"), "--rearm", "64"],
-                         input=(tmp_path / "live.csv").read_text(), capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "deepad.cli", "stream", str(tmp_path / "m"), "--rearm", "64"],
+        input=(tmp_path / "live.csv").read_text(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert len(rows) == len(live)
@@ -149,8 +196,9 @@ def test_cli_train_series_regularises_keeps_conformal_threshold_and_streams(tmp_
     spike = pd.Timestamp("2024-01-01") + 450 * pd.Timedelta("5min")
     assert hits and any(spike <= t <= spike + pd.Timedelta("50min") for t in hits)
     assert "2 missing step(s) are not filled" in out.stderr  # steps 400-401 are missing from the live file too
-    rep = _cli("report", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "r.html", "-l", "is_anomaly",
-               "--rearm", "64")
+    rep = _cli(
+        "report", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "r.html", "-l", "is_anomaly", "--rearm", "64"
+    )
     assert rep.exit_code == 0, rep.output
     html = (tmp_path / "r.html").read_text()
     assert "until the score has been below the threshold for 64 points" in html and "conformal" in html
@@ -169,15 +217,18 @@ def test_cli_train_series_threshold_rules(tmp_path):
     assert b.threshold_method_["method"] == "pot_risk" and b.series_input_["points"] == 750 - 10
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-d", "ConformalKNN"], "value column(s) ['host'] are not numeric (row 0: 'a')"),
-    (["-d", "ConformalKNN", "-x", "host", "--threshold", "pot"], "--threshold pot does not apply"),
-    (["-d", "ConformalKNN", "-x", "host", "--type", "cpu=numeric"], "--type applies to tables"),
-    (["-d", "ConformalKNN", "-x", "host", "--resample", "banana"], "--resample expects a positive fixed step"),
-    (["-d", "ConformalKNN", "-x", "host", "--timestamp-column", "when"], "no timestamp column 'when'"),
-    (["-d", "ConformalKNN", "-x", "host,nope"], "--exclude names columns it does not have: ['nope']"),
-    (["-d", "KNN", "--resample", "5min"], "--resample applies to time-series detectors"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["-d", "ConformalKNN"], "value column(s) ['host'] are not numeric (row 0: 'a')"),
+        (["-d", "ConformalKNN", "-x", "host", "--threshold", "pot"], "--threshold pot does not apply"),
+        (["-d", "ConformalKNN", "-x", "host", "--type", "cpu=numeric"], "--type applies to tables"),
+        (["-d", "ConformalKNN", "-x", "host", "--resample", "banana"], "--resample expects a positive fixed step"),
+        (["-d", "ConformalKNN", "-x", "host", "--timestamp-column", "when"], "no timestamp column 'when'"),
+        (["-d", "ConformalKNN", "-x", "host,nope"], "--exclude names columns it does not have: ['nope']"),
+        (["-d", "KNN", "--resample", "5min"], "--resample applies to time-series detectors"),
+    ],
+)
 def test_cli_train_series_bad_input_is_one_clear_line(tmp_path, args, message):
     _irregular_series_csv(tmp_path / "s.csv")
     res = _cli("train", tmp_path / "s.csv", "-o", tmp_path / "m", *args)
@@ -187,8 +238,18 @@ def test_cli_train_series_bad_input_is_one_clear_line(tmp_path, args, message):
 
 def test_cli_stream_checks_the_trained_grid_clock(tmp_path):
     _irregular_series_csv(tmp_path / "s.csv")
-    res = _cli("train", tmp_path / "s.csv", "-d", "ConformalKNN", "-o", tmp_path / "m", "-x", "host,is_anomaly",
-               "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}')
+    res = _cli(
+        "train",
+        tmp_path / "s.csv",
+        "-d",
+        "ConformalKNN",
+        "-o",
+        tmp_path / "m",
+        "-x",
+        "host,is_anomaly",
+        "--params",
+        '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}',
+    )
     assert res.exit_code == 0, res.output
     rows = ["time,cpu,mem"] + [f"2024-02-01 00:{5 * i:02d}:00,0.1,0.2" for i in range(6)]
     gap = rows + ["2024-02-01 01:00:00,0.1,0.2"]  # 30 min after 00:25: 5 missing steps
@@ -205,8 +266,21 @@ def test_cli_stream_checks_the_trained_grid_clock(tmp_path):
 
 def test_cli_score_reads_a_series_on_the_models_grid(tmp_path):
     _irregular_series_csv(tmp_path / "s.csv")
-    assert _cli("train", tmp_path / "s.csv", "-d", "ConformalKNN", "-o", tmp_path / "m", "-x", "host,is_anomaly",
-                "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}').exit_code == 0
+    assert (
+        _cli(
+            "train",
+            tmp_path / "s.csv",
+            "-d",
+            "ConformalKNN",
+            "-o",
+            tmp_path / "m",
+            "-x",
+            "host,is_anomaly",
+            "--params",
+            '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}',
+        ).exit_code
+        == 0
+    )
     _irregular_series_csv(tmp_path / "live.csv", n=600, spike=450)  # shuffled, with gaps and a repeated row
     res = _cli("score", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "out.csv", "--rearm", "64")
     assert res.exit_code == 0, res.output
@@ -217,6 +291,8 @@ def test_cli_score_reads_a_series_on_the_models_grid(tmp_path):
     first = out.loc[out["alert"] == 1, "time"]
     spike = pd.Timestamp("2024-01-01") + 450 * pd.Timedelta("5min")
     assert ((first >= spike) & (first <= spike + pd.Timedelta("50min"))).any()
-    assert "--explain is for tables" in _cli("score", tmp_path / "m", tmp_path / "live.csv", "-o",
-                                             tmp_path / "o2.csv", "--explain").output
+    assert (
+        "--explain is for tables"
+        in _cli("score", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "o2.csv", "--explain").output
+    )
     assert not (tmp_path / "o2.csv").exists()

@@ -63,8 +63,13 @@ def models(tmp_path_factory):
     model = train(seed=0)
     model.save(root / "fraud")
     new = make_fraud_frame(300, seed=7, start_index=50_000)
-    return {"root": root, "dir": root / "fraud", "model": deepad.load(root / "fraud"), "new": new,
-            "X": new.drop(columns=["is_fraud"])}
+    return {
+        "root": root,
+        "dir": root / "fraud",
+        "model": deepad.load(root / "fraud"),
+        "new": new,
+        "X": new.drop(columns=["is_fraud"]),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +145,9 @@ def test_top_contributing_features(client, models):
     expected = top_feature_table(explain(m, X), 2)
     assert body["explanation_method"] == "reconstruction"
     for got, want in zip(body["results"], expected):
-        assert [(t["column"], t["attribution"]) for t in got["top_features"]] == [(c, pytest.approx(a)) for c, a
-                                                                                 in want]
+        assert [(t["column"], t["attribution"]) for t in got["top_features"]] == [
+            (c, pytest.approx(a)) for c, a in want
+        ]
     flagged = client.post("/v1/score", params={"explain": "anomalies"}, json=records(models["X"])).json()
     assert flagged["n_anomalies"] > 0
     for res in flagged["results"]:
@@ -167,7 +173,7 @@ def test_missing_values_and_unseen_categories_are_scored(client, models):
 
 def _detail(r, status=422):
     assert r.status_code == status, r.text
-    assert "Traceback" not in r.text and "File \"" not in r.text
+    assert "Traceback" not in r.text and 'File "' not in r.text
     return r.json()["detail"]
 
 
@@ -175,7 +181,8 @@ def test_bad_records_get_422_naming_the_field(client, models):
     good = records(models["X"].iloc[:2])
     missing = [good[0], {k: v for k, v in good[1].items() if k != "amount"}]
     assert {"loc": ["body", 1, "amount"], "msg": "Field required", "type": "missing"} in _detail(
-        client.post("/v1/score", json=missing))
+        client.post("/v1/score", json=missing)
+    )
     wrong = [dict(good[0], amount="twelve", channel=True, customer_age="old")]
     locs = {tuple(d["loc"]) for d in _detail(client.post("/v1/score", json=wrong))}
     assert locs == {("body", 0, "amount"), ("body", 0, "channel"), ("body", 0, "customer_age")}
@@ -199,8 +206,11 @@ def test_bad_records_get_422_naming_the_field(client, models):
 
 def test_bad_files_and_media_types(client, models):
     X = models["X"].iloc[:20]
-    d = _detail(client.post("/v1/score", content=X.drop(columns=["amount"]).to_csv(index=False),
-                            headers={"content-type": "text/csv"}))
+    d = _detail(
+        client.post(
+            "/v1/score", content=X.drop(columns=["amount"]).to_csv(index=False), headers={"content-type": "text/csv"}
+        )
+    )
     assert "amount" in d[0]["loc"] and "missing" in d[0]["msg"]
     bad = X.copy().astype({"amount": object})
     bad.loc[bad.index[3], "amount"] = "12,5"
@@ -253,7 +263,7 @@ def test_api_key_and_body_limit(secured, models):
         def chunks():  # no Content-Length: the limit is enforced while reading
             data = json.dumps(big).encode()
             for i in range(0, len(data), 4096):
-                yield data[i:i + 4096]
+                yield data[i : i + 4096]
 
         r = c.post("/v1/score", content=chunks(), headers={**auth, "content-type": "application/json"})
         assert r.status_code == 413
@@ -291,9 +301,25 @@ def test_deepad_serve_command_in_a_subprocess(models, workers):
     """The real command line: worker process(es), an API key from the environment, SIGTERM to stop."""
     port = _free_port()
     env = {**os.environ, "DEEPAD_TEST_KEY": KEY, "DEEPAD_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "deepad.cli", "serve", str(models["dir"]), "--port", str(port),
-                             "--workers", str(workers), "--api-key-env", "DEEPAD_TEST_KEY"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "deepad.cli",
+            "serve",
+            str(models["dir"]),
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--api-key-env",
+            "DEEPAD_TEST_KEY",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -334,8 +360,9 @@ def test_several_models_and_hot_reload_without_dropped_requests(models, tmp_path
         assert sorted(m["name"] for m in c.get("/v1/models").json()["models"]) == ["fraud", "fraud-b"]
         assert c.post("/v1/score", json=payload).status_code == 404  # several models: name one
         old_version = c.get("/v1/models/fraud").json()["version"]
-        assert np.array_equal(scores_of(c.post("/v1/models/fraud-b/score", json=payload)),
-                              models["model"].decision_function(X))
+        assert np.array_equal(
+            scores_of(c.post("/v1/models/fraud-b/score", json=payload)), models["model"].decision_function(X)
+        )
         assert c.post("/v1/models/fraud/reload").json()["reloaded"] is False  # unchanged on disk
 
         stop = threading.Event()
@@ -364,16 +391,16 @@ def test_several_models_and_hot_reload_without_dropped_requests(models, tmp_path
         assert statuses and set(statuses) == {200}, f"{len(statuses)} requests, statuses {set(statuses)}"
         new_version = c.get("/v1/models/fraud").json()["version"]
         assert versions == {old_version, new_version}
-        assert np.array_equal(scores_of(c.post("/v1/models/fraud/score", json=payload)),
-                              new_model.decision_function(X))
+        assert np.array_equal(scores_of(c.post("/v1/models/fraud/score", json=payload)), new_model.decision_function(X))
         # the other model is untouched; an explicit reload of a damaged version keeps the old one
         assert c.get("/v1/models/fraud-b").json()["version"] == old_version
         (root / "fraud-b" / "model.json").write_text("{ damaged")
         r = c.post("/v1/models/fraud-b/reload")
         assert r.status_code == 409 and old_version in r.json()["detail"]
         assert c.get("/v1/models/fraud-b").json()["last_reload_error"]
-        assert np.array_equal(scores_of(c.post("/v1/models/fraud-b/score", json=payload)),
-                              models["model"].decision_function(X))
+        assert np.array_equal(
+            scores_of(c.post("/v1/models/fraud-b/score", json=payload)), models["model"].decision_function(X)
+        )
 
 
 # --------------------------------------------------------------------------- schemathesis
@@ -399,8 +426,14 @@ def test_openapi_fuzzing_finds_no_server_errors(base):
             seen = statuses.setdefault((mode.value, op.label), [])
 
             @given(case=op.as_strategy(generation_mode=mode))
-            @settings(max_examples=20 if many else 3, deadline=None, database=None, derandomize=True,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=20 if many else 3,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             def check(case):
                 seen.append(case.call_and_validate(checks=checks).status_code)
 
@@ -424,8 +457,19 @@ def series_model(tmp_path_factory):
     v = np.sin(np.arange(1400) * 2 * np.pi / 144) + 0.05 * rng.normal(size=1400)
     v[1250:1255] += 3.0
     pd.DataFrame({"time": t[:1000], "cpu": v[:1000]}).to_csv(root / "hist.csv", index=False)
-    res = CliRunner().invoke(cli, ["train", str(root / "hist.csv"), "-d", "ConformalKNN", "-o", str(root / "cpu"),
-                                   "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}'])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            str(root / "hist.csv"),
+            "-d",
+            "ConformalKNN",
+            "-o",
+            str(root / "cpu"),
+            "--params",
+            '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}',
+        ],
+    )
     assert res.exit_code == 0, res.output
     live = [{"time": str(a), "cpu": float(b)} for a, b in zip(t[1000:], v[1000:])]
     return {"dir": root / "cpu", "model": deepad.load(root / "cpu"), "live": live, "values": v[1000:]}
@@ -449,7 +493,9 @@ def test_stream_endpoint_keeps_history_across_requests(series_model):
         r = c.post("/v1/models/cpu/stream", json=[live[10]])
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", 0, "time"]
         assert "rows must arrive in time order" in r.json()["detail"][0]["msg"]
-        assert c.post("/v1/models/cpu/stream", json=[{"time": "2030-01-01 00:00:00", "cpu": 0.0}]).json()["n_seen"] == 401
+        assert (
+            c.post("/v1/models/cpu/stream", json=[{"time": "2030-01-01 00:00:00", "cpu": 0.0}]).json()["n_seen"] == 401
+        )
         # reset: back to the training state, with alert suppression
         r = c.post("/v1/models/cpu/stream/reset", params={"refractory": 16, "rearm": 64})
         assert r.status_code == 200 and r.json()["rearm"] == 64
@@ -493,12 +539,22 @@ def test_stream_openapi_fuzzing_finds_no_server_errors(series_model):
         codes = []
         for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
             for op in ops:
+
                 @given(case=op.as_strategy(generation_mode=mode))
-                @settings(max_examples=15, deadline=None, database=None, derandomize=True,
-                          phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+                @settings(
+                    max_examples=15,
+                    deadline=None,
+                    database=None,
+                    derandomize=True,
+                    phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=list(HealthCheck),
+                )
                 def check(case):
-                    codes.append(case.call_and_validate(
-                        checks=[not_a_server_error, response_schema_conformance, status_code_conformance]).status_code)
+                    codes.append(
+                        case.call_and_validate(
+                            checks=[not_a_server_error, response_schema_conformance, status_code_conformance]
+                        ).status_code
+                    )
 
                 check()
         assert codes and all(c < 500 for c in codes) and 200 in codes and 422 in codes

@@ -52,13 +52,30 @@ def models(tmp_path_factory):
     t = pd.date_range("2024-01-01", periods=500, freq="5min")
     v = np.sin(np.arange(500) * 2 * np.pi / 144) + 0.05 * rng.normal(size=500)
     pd.DataFrame({"time": t[:400], "cpu": v[:400]}).to_csv(root / "hist.csv", index=False)
-    res = CliRunner().invoke(cli, ["train", str(root / "hist.csv"), "-d", "ConformalKNN", "-o", str(root / "cpu"),
-                                   "--params", '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}'])
+    res = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            str(root / "hist.csv"),
+            "-d",
+            "ConformalKNN",
+            "-o",
+            str(root / "cpu"),
+            "--params",
+            '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}',
+        ],
+    )
     assert res.exit_code == 0, res.output
     X = make_fraud_frame(60, seed=7, start_index=50_000).drop(columns=["is_fraud"])
     live = [{"time": str(a), "cpu": float(b)} for a, b in zip(t[400:], v[400:])]
-    return {"root": root, "fraud": root / "fraud", "cpu": root / "cpu", "X": X, "live": live,
-            "model": deepad.load(root / "fraud")}
+    return {
+        "root": root,
+        "fraud": root / "fraud",
+        "cpu": root / "cpu",
+        "X": X,
+        "live": live,
+        "model": deepad.load(root / "fraud"),
+    }
 
 
 running = running_server  # Uvicorn in a thread; yields (base URL, port)
@@ -104,8 +121,9 @@ def recv_response(sock: socket.socket, timeout: float = 10) -> bytes:
                 return data
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:"))
+        length = next(
+            int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        )
         while len(body) < length:
             chunk = sock.recv(65536)
             if not chunk:
@@ -117,8 +135,10 @@ def recv_response(sock: socket.socket, timeout: float = 10) -> bytes:
 
 
 def http_request(path: str, body: bytes, content_type: str = "application/json") -> bytes:
-    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 # --------------------------------------------------------------------------- 1. rows and decompressed size
@@ -141,8 +161,9 @@ def test_parquet_row_limit_is_checked_from_the_metadata_before_reading(models, m
     detail = r.json()["detail"]
     assert "200,001 rows" in detail and "100,000" in detail and "max_rows" in detail
     # under the limit the same kind of body scores, with the library's scores
-    ok = c.post("/v1/models/fraud/score", content=parquet_bytes(X),
-                headers={"content-type": "application/octet-stream"})
+    ok = c.post(
+        "/v1/models/fraud/score", content=parquet_bytes(X), headers={"content-type": "application/octet-stream"}
+    )
     assert ok.status_code == 200, ok.text
     assert np.array_equal([x["score"] for x in ok.json()["results"]], models["model"].decision_function(X))
 
@@ -165,8 +186,13 @@ def test_parquet_decompressed_size_limit(models, monkeypatch):
     same = X.assign(merchant_id="m" * 10_000)
     body = parquet_bytes(same, compression="zstd")
     assert len(body) < 100_000
-    assert sum(pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0).column(j).total_uncompressed_size
-               for j in range(X.shape[1])) < 1_000_000
+    assert (
+        sum(
+            pq.ParquetFile(io.BytesIO(body)).metadata.row_group(0).column(j).total_uncompressed_size
+            for j in range(X.shape[1])
+        )
+        < 1_000_000
+    )
     r = c.post("/v1/models/fraud/score", content=body, headers=ptype)
     assert r.status_code == 413, r.text
     assert "max_decompressed_bytes" in r.json()["detail"]
@@ -179,11 +205,13 @@ def test_row_limit_applies_to_json_csv_and_streams(models):
     c = client_for(create_app(models["root"], reload_interval=0, max_rows=50))
     url = "/v1/models/fraud/score"
     assert c.post(url, json=records(X.iloc[:50])).status_code == 200
-    for r in (c.post(url, json=records(X.iloc[:51])),
-              c.post(url, json={"columns": {k: [row[k] for row in records(X.iloc[:51])] for k in X.columns}}),
-              c.post(url, content=X.iloc[:51].to_csv(index=False), headers={"content-type": "text/csv"}),
-              c.post(url, content=parquet_bytes(X.iloc[:51]), headers={"content-type": "application/octet-stream"}),
-              c.post("/v1/models/cpu/stream", json=models["live"][:51])):
+    for r in (
+        c.post(url, json=records(X.iloc[:51])),
+        c.post(url, json={"columns": {k: [row[k] for row in records(X.iloc[:51])] for k in X.columns}}),
+        c.post(url, content=X.iloc[:51].to_csv(index=False), headers={"content-type": "text/csv"}),
+        c.post(url, content=parquet_bytes(X.iloc[:51]), headers={"content-type": "application/octet-stream"}),
+        c.post("/v1/models/cpu/stream", json=models["live"][:51]),
+    ):
         assert r.status_code == 413, r.text
         assert "51 rows" in r.json()["detail"] and "limit is 50" in r.json()["detail"], r.text
     assert c.post(url, content=X.iloc[:50].to_csv(index=False), headers={"content-type": "text/csv"}).status_code == 200
@@ -196,9 +224,16 @@ def test_row_limit_applies_to_json_csv_and_streams(models):
 
 
 def test_serve_config_carries_the_limits_to_worker_processes(models, monkeypatch):
-    cfg = app_module.ServeConfig(models=str(models["fraud"]), max_rows=7, max_decompressed_bytes=12_345,
-                                 body_timeout=3.5, header_timeout=4.5, keep_alive_timeout=2.5, workers=2,
-                                 reload_interval=0)
+    cfg = app_module.ServeConfig(
+        models=str(models["fraud"]),
+        max_rows=7,
+        max_decompressed_bytes=12_345,
+        body_timeout=3.5,
+        header_timeout=4.5,
+        keep_alive_timeout=2.5,
+        workers=2,
+        reload_interval=0,
+    )
     seen = {}
     real = app_module.create_app
 
@@ -316,8 +351,11 @@ def test_reload_errors_do_not_show_server_paths(models, tmp_path, caplog):
 def test_client_text_strips_every_absolute_path():
     from pathlib import Path
 
-    text = app_module._client_text("cannot read /srv/models/fraud/weights.safetensors: see /tmp/x/y.log and "
-                                   "'/srv/models/fraud/model.json'", "fraud", Path("/srv/models/fraud"))
+    text = app_module._client_text(
+        "cannot read /srv/models/fraud/weights.safetensors: see /tmp/x/y.log and '/srv/models/fraud/model.json'",
+        "fraud",
+        Path("/srv/models/fraud"),
+    )
     assert "/srv" not in text and "/tmp" not in text
     assert "fraud/weights.safetensors" in text and "y.log" in text and "'fraud/model.json'" in text
 
@@ -326,8 +364,10 @@ def test_client_text_strips_every_absolute_path():
 def test_slow_body_gets_408_and_the_connection_is_closed(models):
     with running(create_app(models["fraud"], reload_interval=0, body_timeout=0.5)) as (_, port):
         with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"POST /v1/models/fraud/score HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      b"Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{\"amount\"")
+            s.sendall(
+                b"POST /v1/models/fraud/score HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[{"amount"'
+            )
             t0 = time.monotonic()
             answer = recv_all(s, timeout=5)
             took = time.monotonic() - t0
@@ -379,8 +419,10 @@ def test_client_disconnect_is_one_log_line_without_traceback(models, caplog):
     caplog.set_level(logging.INFO)
     with running(create_app(models["fraud"], reload_interval=0)) as (_, port):
         with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(b"POST /v1/models/fraud/score HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                      b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n[{\"amount\": 1")
+            s.sendall(
+                b"POST /v1/models/fraud/score HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                b'Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n[{"amount": 1'
+            )
             time.sleep(0.3)
         deadline = time.monotonic() + 5
         while not any("disconnected" in r.getMessage() for r in caplog.records):
@@ -485,8 +527,23 @@ def test_cli_serve_passes_the_limits_and_timeouts_to_the_server(models, monkeypa
     got = []
     # `deepad serve` imports `serve` from deepad.serve.app when it runs (as run_server): patch it there
     monkeypatch.setattr(app_module, "serve", got.append)
-    result = CliRunner().invoke(cli, ["serve", str(models["fraud"]), "--max-rows", "7", "--max-decompressed-mb", "1",
-                                      "--body-timeout", "3", "--header-timeout", "4", "--keep-alive-timeout", "2"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "serve",
+            str(models["fraud"]),
+            "--max-rows",
+            "7",
+            "--max-decompressed-mb",
+            "1",
+            "--body-timeout",
+            "3",
+            "--header-timeout",
+            "4",
+            "--keep-alive-timeout",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(got) == 1 and isinstance(got[0], app_module.ServeConfig)
     cfg = got[0]

@@ -13,8 +13,12 @@ pytest.importorskip("optuna")
 import deepad  # noqa: E402
 from deepad.tune import synthetic_anomalies, tune  # noqa: E402
 
-TINY_AE = {"epochs": ["int", 2, 2], "hidden_dims": ["choice", [[8, 4], [16]]], "latent_dim": ["int", 2, 3],
-           "lr": ["log", 1e-3, 1e-2]}
+TINY_AE = {
+    "epochs": ["int", 2, 2],
+    "hidden_dims": ["choice", [[8, 4], [16]]],
+    "latent_dim": ["int", 2, 3],
+    "lr": ["log", 1e-3, 1e-2],
+}
 
 
 def _correlated(n=200, seed=0):
@@ -38,19 +42,37 @@ def test_labelled_validation_picks_the_better_config():
     # k=150 the k-th neighbour of every normal row is in the other cluster, so the anomalies score *lower*.
     rng = np.random.default_rng(0)
     X = np.r_[rng.normal(size=(100, 2)) * 0.3, rng.normal(size=(100, 2)) * 0.3 + [10, 0]]
-    X_val = np.r_[rng.normal(size=(30, 2)) * 0.3, rng.normal(size=(30, 2)) * 0.3 + [10, 0],
-                  rng.normal(size=(10, 2)) * 0.3 + [5, 0]]
+    X_val = np.r_[
+        rng.normal(size=(30, 2)) * 0.3,
+        rng.normal(size=(30, 2)) * 0.3 + [10, 0],
+        rng.normal(size=(10, 2)) * 0.3 + [5, 0],
+    ]
     y_val = np.r_[np.zeros(60), np.ones(10)]
-    res = tune("KNN", X, X_val=X_val, y_val=y_val, search_space={"n_neighbors": ["choice", [150, 1]]},
-               n_trials=4, random_state=0)
+    res = tune(
+        "KNN",
+        X,
+        X_val=X_val,
+        y_val=y_val,
+        search_space={"n_neighbors": ["choice", [150, 1]]},
+        n_trials=4,
+        random_state=0,
+    )
     tried = set(res.trials["params_n_neighbors"].astype(str))
     assert tried == {"150", "1"}  # both configs were evaluated
     assert res.best_params == {"n_neighbors": 1}
     assert res.best_value > 0.95
     assert res.trials["value"].min() < 0.5  # the other one is clearly worse
     assert res.model.get_params()["n_neighbors"] == 1
-    ap = tune("KNN", X, X_val=X_val, y_val=y_val, search_space={"n_neighbors": ["choice", [150, 1]]},
-              n_trials=4, random_state=0, metric="average_precision")
+    ap = tune(
+        "KNN",
+        X,
+        X_val=X_val,
+        y_val=y_val,
+        search_space={"n_neighbors": ["choice", [150, 1]]},
+        n_trials=4,
+        random_state=0,
+        metric="average_precision",
+    )
     assert ap.best_params == {"n_neighbors": 1} and ap.metric == "average_precision"
 
 
@@ -70,8 +92,9 @@ def test_synthetic_injection_objective_is_deterministic_and_informative():
 
 def test_synthetic_anomalies_on_mixed_frames_keep_column_types():
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"amount": rng.gamma(2, 10, 60), "n": rng.integers(0, 9, 60),
-                       "cat": rng.choice(["a", "b", "c"], 60)})
+    df = pd.DataFrame(
+        {"amount": rng.gamma(2, 10, 60), "n": rng.integers(0, 9, 60), "cat": rng.choice(["a", "b", "c"], 60)}
+    )
     out = synthetic_anomalies(df, df.iloc[:30], seed=0)
     assert list(out.columns) == list(df.columns) and len(out) == 30
     assert set(out["cat"]) <= {"a", "b", "c"}
@@ -89,15 +112,18 @@ def test_tuned_autoencoder_saves_loads_and_scores(tmp_path):
     np.testing.assert_allclose(loaded.decision_function(X[:20]), res.model.decision_function(X[:20]), rtol=1e-5)
 
 
-@pytest.mark.parametrize("space, name", [
-    ({"n_neighbors": ["int", 10, 2]}, "n_neighbors"),
-    ({"n_neighbors": ["integer", 2, 10]}, "n_neighbors"),
-    ({"n_neighbors": ["int", 2.5, 10]}, "n_neighbors"),
-    ({"nope": ["int", 2, 10]}, "nope"),
-    ({"method": ["choice", []]}, "method"),
-    ({"method": "largest"}, "method"),
-    ({"p": ["log", 0, 2]}, "p"),
-])
+@pytest.mark.parametrize(
+    "space, name",
+    [
+        ({"n_neighbors": ["int", 10, 2]}, "n_neighbors"),
+        ({"n_neighbors": ["integer", 2, 10]}, "n_neighbors"),
+        ({"n_neighbors": ["int", 2.5, 10]}, "n_neighbors"),
+        ({"nope": ["int", 2, 10]}, "nope"),
+        ({"method": ["choice", []]}, "method"),
+        ({"method": "largest"}, "method"),
+        ({"p": ["log", 0, 2]}, "p"),
+    ],
+)
 def test_bad_search_space_names_the_parameter(space, name):
     with pytest.raises(ValueError, match=name):
         tune("KNN", _correlated(60), search_space=space, n_trials=1)
@@ -137,8 +163,23 @@ def test_cli_tune(tmp_path):
     df.to_csv(path, index=False)
     runner = CliRunner()
     out = tmp_path / "model"
-    res = runner.invoke(app, ["tune", str(path), "--detector", "knn", "--label-column", "label", "--trials", "3",
-                              "-o", str(out), "--space", '{"n_neighbors": ["int", 2, 10]}'])
+    res = runner.invoke(
+        app,
+        [
+            "tune",
+            str(path),
+            "--detector",
+            "knn",
+            "--label-column",
+            "label",
+            "--trials",
+            "3",
+            "-o",
+            str(out),
+            "--space",
+            '{"n_neighbors": ["int", 2, 10]}',
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "Best parameters" in res.output and "n_neighbors" in res.output
     model = deepad.load(out)
@@ -150,8 +191,12 @@ def test_cli_tune(tmp_path):
     assert res.exit_code == 0, res.output
     assert "synthetic" in res.output
     # bad input: exit 2 with one line
-    for args in (["--label-column", "nope"], ["--space", "{bad json"], ["--space", '{"k": ["int", 1, 3]}'],
-                 ["--metric", "f1"]):
+    for args in (
+        ["--label-column", "nope"],
+        ["--space", "{bad json"],
+        ["--space", '{"k": ["int", 1, 3]}'],
+        ["--metric", "f1"],
+    ):
         res = runner.invoke(app, ["tune", str(path), "-d", "KNN", "-n", "1", "-o", str(tmp_path / "m3"), *args])
         assert res.exit_code == 2, (args, res.output)
         errors = [line for line in res.output.splitlines() if line.startswith("error:")]

@@ -33,8 +33,10 @@ def _pairwise(A, B):
 
 
 # --------------------------------------------------------------------------- KNN
-@pytest.mark.parametrize("method, agg", [("largest", lambda d: d[:, -1]), ("mean", lambda d: d.mean(1)),
-                                          ("median", lambda d: np.median(d, 1))])
+@pytest.mark.parametrize(
+    "method, agg",
+    [("largest", lambda d: d[:, -1]), ("mean", lambda d: d.mean(1)), ("median", lambda d: np.median(d, 1))],
+)
 def test_knn_scores_equal_brute_force(data, method, agg):
     X_train, X_test, _ = data
     k = 7
@@ -88,11 +90,13 @@ def test_neighbour_detectors_need_enough_rows_and_valid_params(data):
 def test_n_jobs_does_not_change_scores(data):
     X_train, X_test, _ = data
     for cls in (KNN, LOF):
-        np.testing.assert_array_equal(cls(n_jobs=2).fit(X_train).decision_function(X_test),
-                                      cls(n_jobs=1).fit(X_train).decision_function(X_test))
+        np.testing.assert_array_equal(
+            cls(n_jobs=2).fit(X_train).decision_function(X_test), cls(n_jobs=1).fit(X_train).decision_function(X_test)
+        )
     np.testing.assert_array_equal(
         IsolationForest(n_estimators=20, n_jobs=2, random_state=0).fit(X_train).decision_function(X_test),
-        IsolationForest(n_estimators=20, n_jobs=1, random_state=0).fit(X_train).decision_function(X_test))
+        IsolationForest(n_estimators=20, n_jobs=1, random_state=0).fit(X_train).decision_function(X_test),
+    )
 
 
 # --------------------------------------------------------------------------- LOF
@@ -135,15 +139,21 @@ def _ecod_numpy(X_train, X, aggregation, loo=False):
 @pytest.mark.parametrize("aggregation", ["max_of_sums", "sum_of_max"])
 def test_ecod_matches_direct_formula(aggregation):
     rng = np.random.default_rng(3)
-    X_train = np.column_stack([rng.exponential(size=200), -rng.exponential(size=200), rng.normal(size=200),
-                               rng.integers(0, 4, size=200), np.full(200, 2.0)])  # skewed, ties, constant
+    X_train = np.column_stack(
+        [
+            rng.exponential(size=200),
+            -rng.exponential(size=200),
+            rng.normal(size=200),
+            rng.integers(0, 4, size=200),
+            np.full(200, 2.0),
+        ]
+    )  # skewed, ties, constant
     far = [[100, -100, 100, 9, 5], [1000, -1000, 1000, 90, 50]]  # beyond the training range in every feature
     X_test = np.vstack([X_train[:5], rng.normal(scale=3, size=(40, 5)), far])
     det = ECOD(aggregation=aggregation).fit(X_train)
     np.testing.assert_allclose(det.decision_function(X_test), _ecod_numpy(X_train, X_test, aggregation), rtol=1e-13)
     np.testing.assert_allclose(det.decision_scores_, _ecod_numpy(X_train, X_train, aggregation), rtol=1e-13)
-    np.testing.assert_allclose(det._reference_scores_, _ecod_numpy(X_train, X_train, aggregation, loo=True),
-                               rtol=1e-13)
+    np.testing.assert_allclose(det._reference_scores_, _ecod_numpy(X_train, X_train, aggregation, loo=True), rtol=1e-13)
     assert np.isfinite(det.decision_function(X_test)).all()
     # beyond the training range, tail probabilities bottom out at 1 / (n + 1): finite and saturated
     far_scores = det.decision_function(far)
@@ -157,7 +167,7 @@ def test_ecod_scores_are_per_row_and_against_training_ecdf():
     X_train, X_test = rng.normal(size=(300, 6)), rng.normal(scale=2, size=(50, 6))
     det = ECOD().fit(X_train)
     batch = det.decision_function(X_test)
-    single = np.array([det.decision_function(X_test[i:i + 1])[0] for i in range(len(X_test))])
+    single = np.array([det.decision_function(X_test[i : i + 1])[0] for i in range(len(X_test))])
     np.testing.assert_array_equal(single, batch)
     np.testing.assert_array_equal(det.decision_function(X_test[::-1]), batch[::-1])
     # the score of one row does not depend on others in the batch (PyOD's does)
@@ -223,7 +233,7 @@ def test_pca_degenerate_direction_gives_finite_large_scores():
 
 def test_mahalanobis_equals_numpy_and_robust_resists_contamination():
     rng = np.random.default_rng(7)
-    clean = rng.multivariate_normal([0, 0, 0], [[1, .6, 0], [.6, 1, 0], [0, 0, 2]], size=400)
+    clean = rng.multivariate_normal([0, 0, 0], [[1, 0.6, 0], [0.6, 1, 0], [0, 0, 2]], size=400)
     X_train = np.vstack([clean, rng.normal(loc=8, size=(40, 3))])  # 9% gross contamination
     X_test = rng.normal(scale=3, size=(30, 3))
     mu, C = X_train.mean(0), np.cov(X_train, rowvar=False, ddof=0)
@@ -244,7 +254,7 @@ def test_scores_do_not_depend_on_batch_composition(cls, data):
     det = cls(random_state=0) if "random_state" in cls().get_params() else cls()
     det.fit(X_train)
     batch = det.decision_function(X_test)
-    single = np.array([det.decision_function(X_test[i:i + 1])[0] for i in range(0, len(X_test), 10)])
+    single = np.array([det.decision_function(X_test[i : i + 1])[0] for i in range(0, len(X_test), 10)])
     np.testing.assert_allclose(single, batch[::10], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(det.decision_function(X_test[::-1])[::-1], batch, rtol=1e-12, atol=1e-12)
 
@@ -255,8 +265,9 @@ def test_seed_comes_from_random_state(cls, data):
     a = cls(random_state=1).fit(X_train)
     assert a.seed_ == 1
     b = cls(random_state=np.random.default_rng(0)).fit(X_train)
-    np.testing.assert_array_equal(cls(random_state=b.seed_).fit(X_train).decision_function(X_test),
-                                  b.decision_function(X_test))
+    np.testing.assert_array_equal(
+        cls(random_state=b.seed_).fit(X_train).decision_function(X_test), b.decision_function(X_test)
+    )
 
 
 def test_isolation_forest_is_sklearn_score(data):
@@ -264,11 +275,14 @@ def test_isolation_forest_is_sklearn_score(data):
 
     X_train, X_test, y_test = data
     det = IsolationForest(random_state=5).fit(X_train)
-    np.testing.assert_array_equal(det.decision_function(X_test),
-                                  -SkIF(random_state=5).fit(X_train).score_samples(X_test))
+    np.testing.assert_array_equal(
+        det.decision_function(X_test), -SkIF(random_state=5).fit(X_train).score_samples(X_test)
+    )
     assert roc_auc_score(y_test, det.decision_function(X_test)) > 0.9
-    assert IsolationForest(random_state=6).fit(X_train).decision_function(X_test).tolist() != \
-        det.decision_function(X_test).tolist()
+    assert (
+        IsolationForest(random_state=6).fit(X_train).decision_function(X_test).tolist()
+        != det.decision_function(X_test).tolist()
+    )
 
 
 # --------------------------------------------------------------------------- against PyOD
@@ -288,19 +302,24 @@ def test_against_pyod_namesakes(data):
         theirs.fit(X_train)
         np.testing.assert_allclose(ours.decision_function(X_test), theirs.decision_function(X_test), rtol=1e-12)
         np.testing.assert_allclose(ours._reference_scores_, theirs.decision_scores_, rtol=1e-12)
-    np.testing.assert_allclose(OneClassSVM().fit(X_train).decision_function(X_test),
-                               OCSVM().fit(X_train).decision_function(X_test), rtol=1e-10)
-    np.testing.assert_allclose(Mahalanobis(random_state=0).fit(X_train).decision_function(X_test),
-                               MCD(random_state=0).fit(X_train).decision_function(X_test), rtol=1e-10)
+    np.testing.assert_allclose(
+        OneClassSVM().fit(X_train).decision_function(X_test), OCSVM().fit(X_train).decision_function(X_test), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        Mahalanobis(random_state=0).fit(X_train).decision_function(X_test),
+        MCD(random_state=0).fit(X_train).decision_function(X_test),
+        rtol=1e-10,
+    )
     # PyOD's IForest subtracts sklearn's constant offset_: same trees, scores differ by a constant
-    diff = (IsolationForest(random_state=0).fit(X_train).decision_function(X_test)
-            - IForest(random_state=0).fit(X_train).decision_function(X_test))
+    diff = IsolationForest(random_state=0).fit(X_train).decision_function(X_test) - IForest(random_state=0).fit(
+        X_train
+    ).decision_function(X_test)
     np.testing.assert_allclose(diff, diff[0], atol=1e-12)
     # ECOD: PyOD scores one new row against training + that row, i.e. (count + 1) / (n + 1); its training
     # scores use count / n, our leave-one-out reference.
     ours, theirs = ECOD(aggregation="sum_of_max").fit(X_train), PECOD().fit(X_train)
     np.testing.assert_allclose(ours._reference_scores_, theirs.decision_scores_, rtol=1e-10)
-    rows = [theirs.decision_function(X_test[i:i + 1])[0] for i in range(0, len(X_test), 7)]
+    rows = [theirs.decision_function(X_test[i : i + 1])[0] for i in range(0, len(X_test), 7)]
     np.testing.assert_allclose(ours.decision_function(X_test[::7]), rows, rtol=1e-10)
 
 
@@ -375,9 +394,15 @@ def test_adapter_seeds_wrapped_random_state(data):
     np.testing.assert_array_equal(explicit.decision_function(X_test), a.decision_function(X_test))
 
 
-@pytest.mark.parametrize("make", [lambda: PyODDetector(__import__("pyod.models.iforest").models.iforest.IForest(
-    n_estimators=30), random_state=0), lambda: PyODDetector("pyod.models.lof.LOF", params={"n_neighbors": 10}),
-    lambda: PyODDetector("pyod.models.ecod.ECOD")], ids=["IForest-instance", "LOF-path", "ECOD-path"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: PyODDetector(__import__("pyod.models.iforest").models.iforest.IForest(n_estimators=30), random_state=0),
+        lambda: PyODDetector("pyod.models.lof.LOF", params={"n_neighbors": 10}),
+        lambda: PyODDetector("pyod.models.ecod.ECOD"),
+    ],
+    ids=["IForest-instance", "LOF-path", "ECOD-path"],
+)
 def test_adapter_save_load_round_trip(make, data, tmp_path):
     pytest.importorskip("pyod")
     X_train, X_test, _ = data

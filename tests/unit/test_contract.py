@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -17,10 +16,16 @@ from deepad.base import BaseDetector, LabelsIgnoredWarning
 
 from conftest import FAST_PARAMS
 
-NAMES = sorted(n for n in D.__all__ if n != "DEFAULT" and isinstance(getattr(D, n), type)
-               and issubclass(getattr(D, n), BaseDetector) and not getattr(getattr(D, n), "_needs_wrapped", False)
-               # image detectors take (N, C, H, W) arrays, not tables: tests/test_images.py checks their contract
-               and not getattr(getattr(D, n), "_image_input", False))
+NAMES = sorted(
+    n
+    for n in D.__all__
+    if n != "DEFAULT"
+    and isinstance(getattr(D, n), type)
+    and issubclass(getattr(D, n), BaseDetector)
+    and not getattr(getattr(D, n), "_needs_wrapped", False)
+    # image detectors take (N, C, H, W) arrays, not tables: tests/test_images.py checks their contract
+    and not getattr(getattr(D, n), "_image_input", False)
+)
 
 
 def make(name, **extra):

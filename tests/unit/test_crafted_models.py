@@ -28,9 +28,21 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 saved = crafted_models.saved  # the module-scoped fixture: saved KNN, IsolationForest and AutoEncoder models
 model_copy = crafted_models.model_copy  # a fixture: copy(name) copies one of them into tmp_path
 
-PAYLOADS = ["exec", "eval", "numpy.load", "os.system", "posix.system", "subprocess", "importlib",
-            "operator.attrgetter", "getattr chain", "function reference", "numpy function", "sklearn function",
-            "__reduce__ pickle"]
+PAYLOADS = [
+    "exec",
+    "eval",
+    "numpy.load",
+    "os.system",
+    "posix.system",
+    "subprocess",
+    "importlib",
+    "operator.attrgetter",
+    "getattr chain",
+    "function reference",
+    "numpy function",
+    "sklearn function",
+    "__reduce__ pickle",
+]
 
 
 # --------------------------------------------------------------------------- skops payloads
@@ -54,8 +66,9 @@ def test_nested_payload_inside_a_real_estimator_is_refused(model_copy, tmp_path)
     with zipfile.ZipFile(model / "estimator_.skops") as z:
         schema = json.loads(z.read("schema.json"))
         members = {n: z.read(n) for n in z.namelist() if n != "schema.json"}
-    schema["content"]["content"]["n_neighbors"] = _call("builtins", "exec",
-                                                        _str(f"open({str(marker)!r}, 'w').write('x')"))
+    schema["content"]["content"]["n_neighbors"] = _call(
+        "builtins", "exec", _str(f"open({str(marker)!r}, 'w').write('x')")
+    )
     (model / "estimator_.skops").write_bytes(_skops_file(schema, members))
     with pytest.raises(ModelFormatError, match="builtins.exec"):
         deepad.load(model)
@@ -158,8 +171,12 @@ def test_missing_pyod_is_a_model_format_error(model_copy, monkeypatch):
     model = model_copy("knn")
     config = _config(model)
     config["class"] = "deepad.detectors.pyod_adapter.PyODDetector"
-    config["params"] = {"detector": {"__pyod__": "pyod.models.knn.KNN", "params": {}}, "params": None,
-                        "contamination": 0.1, "random_state": None}
+    config["params"] = {
+        "detector": {"__pyod__": "pyod.models.knn.KNN", "params": {}},
+        "params": None,
+        "contamination": 0.1,
+        "random_state": None,
+    }
     _write_config(model, config)
     monkeypatch.setitem(sys.modules, "pyod", None)
     monkeypatch.setitem(sys.modules, "pyod.models", None)

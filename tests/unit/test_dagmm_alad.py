@@ -105,7 +105,7 @@ def test_dagmm_score_independent_of_batch_composition(dagmm, planted):
     full = dagmm.decision_function(X_test)
     perm = np.random.default_rng(0).permutation(len(X_test))
     np.testing.assert_allclose(dagmm.decision_function(X_test[perm]), full[perm], rtol=1e-12)
-    singles = np.array([dagmm.decision_function(X_test[i:i + 1])[0] for i in range(0, len(X_test), 37)])
+    singles = np.array([dagmm.decision_function(X_test[i : i + 1])[0] for i in range(0, len(X_test), 37)])
     np.testing.assert_allclose(singles, full[::37], rtol=1e-6)
 
 
@@ -130,8 +130,14 @@ def test_dagmm_saved_mixture_round_trips(dagmm, planted, tmp_path):
     np.testing.assert_array_equal(loaded.component_memberships(planted[1]), dagmm.component_memberships(planted[1]))
 
 
-@pytest.mark.parametrize("bad, match", [(dict(n_components=0), "n_components"), (dict(cov_eps=0.0), "cov_eps"),
-                                        (dict(lambda_energy=-1.0), "lambda_energy")])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(n_components=0), "n_components"),
+        (dict(cov_eps=0.0), "cov_eps"),
+        (dict(lambda_energy=-1.0), "lambda_energy"),
+    ],
+)
 def test_dagmm_bad_params_rejected(planted, bad, match):
     with pytest.raises(ValueError, match=match):
         DAGMM(epochs=1, **bad).fit(planted[0])
@@ -145,7 +151,7 @@ def test_alad_score_independent_of_batch_composition(alad, planted, kind):
     full = det.decision_function(X_test)
     perm = np.random.default_rng(0).permutation(len(X_test))
     np.testing.assert_allclose(det.decision_function(X_test[perm]), full[perm], rtol=1e-6)
-    singles = np.array([det.decision_function(X_test[i:i + 1])[0] for i in range(0, len(X_test), 23)])
+    singles = np.array([det.decision_function(X_test[i : i + 1])[0] for i in range(0, len(X_test), 23)])
     np.testing.assert_allclose(singles, full[::23], rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(det.decision_function(X_test), full)  # repeatable: no dropout, no noise
 
@@ -163,8 +169,9 @@ def test_alad_scores_match_their_definitions(alad, planted):
     np.testing.assert_allclose(fm.decision_function(rows), (f_real - f_rec).abs().sum(1).numpy(), rtol=1e-5)
     l1 = copy.deepcopy(alad).set_params(anomaly_score="l1")
     np.testing.assert_allclose(l1.decision_function(rows), (x - rec).abs().sum(1).numpy(), rtol=1e-5)
-    np.testing.assert_allclose(alad.reconstruct(rows), rec.numpy() * alad.scaler_scale_ + alad.scaler_center_,
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        alad.reconstruct(rows), rec.numpy() * alad.scaler_scale_ + alad.scaler_center_, rtol=1e-5, atol=1e-5
+    )
 
 
 def test_alad_training_updates_every_network_and_learns_cycle(planted):

@@ -13,8 +13,16 @@ import pytest
 
 import deepad
 from deepad.base import BaseDetector, LabelsIgnoredWarning
-from deepad.data import (DataReadError, DataValidationError, Schema, ScoringReport, TabularPreprocessor, infer_schema,
-                         iter_batches, read_table)
+from deepad.data import (
+    DataReadError,
+    DataValidationError,
+    Schema,
+    ScoringReport,
+    TabularPreprocessor,
+    infer_schema,
+    iter_batches,
+    read_table,
+)
 from deepad.data.readers import count_rows, table_columns
 from deepad.data.schema import _looks_like_id_name
 from deepad.detectors import AutoEncoder
@@ -33,15 +41,27 @@ def frame():
 @pytest.fixture(scope="module")
 def small():
     """A small mixed table with every kind of column and holes."""
-    return pd.DataFrame({
-        "id": [f"r{i}" for i in range(8)],
-        "x": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0],
-        "n": [1, 2, 3, 4, 5, 6, 7, 8],
-        "cat": ["a", "a", "b", "b", None, "a", "c", "a"],
-        "flag": [True, False, True, True, False, True, True, False],
-        "when": pd.to_datetime(["2024-01-01 00:30", "2024-01-01 23:30", "2024-02-03 12:00", None,
-                                "2024-03-05 06:00", "2024-03-06 18:00", "2024-04-07 09:15", "2024-05-08 13:00"]),
-    })
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(8)],
+            "x": [1.0, 2.0, np.nan, 4.0, 5.0, 6.0, 7.0, 8.0],
+            "n": [1, 2, 3, 4, 5, 6, 7, 8],
+            "cat": ["a", "a", "b", "b", None, "a", "c", "a"],
+            "flag": [True, False, True, True, False, True, True, False],
+            "when": pd.to_datetime(
+                [
+                    "2024-01-01 00:30",
+                    "2024-01-01 23:30",
+                    "2024-02-03 12:00",
+                    None,
+                    "2024-03-05 06:00",
+                    "2024-03-06 18:00",
+                    "2024-04-07 09:15",
+                    "2024-05-08 13:00",
+                ]
+            ),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +82,9 @@ def test_readers_round_trip_and_chunks_equal_whole(tmp_path, small, ext):
         df.to_json(path, orient="records", lines=True)
     whole = read_table(path)
     assert list(whole.columns) == list(df.columns) and len(whole) == len(df)
-    np.testing.assert_array_equal(whole["x"].to_numpy(dtype=float, na_value=np.nan),
-                                  df["x"].to_numpy(dtype=float, na_value=np.nan))
+    np.testing.assert_array_equal(
+        whole["x"].to_numpy(dtype=float, na_value=np.nan), df["x"].to_numpy(dtype=float, na_value=np.nan)
+    )
     assert whole["cat"].isna().sum() == 1 and list(whole["id"]) == list(df["id"])
     chunks = list(iter_batches(path, batch_size=3))
     assert [len(c) for c in chunks] == [3, 3, 2]
@@ -119,13 +140,11 @@ def test_reader_errors_name_the_file(tmp_path):
         read_table(tmp_path / "obj.npy")
 
 
-
 @pytest.mark.parametrize("sep", [";", "\t", "|"])
 def test_csv_delimiter_is_sniffed_from_the_header(tmp_path, sep):
     import gzip
 
-    df = pd.DataFrame({"amount": [1.5, 2.25, 3.0, 4.75], "city": ["Köln", "Paris", "Rome", "Oslo"],
-                       "n": [1, 2, 3, 4]})
+    df = pd.DataFrame({"amount": [1.5, 2.25, 3.0, 4.75], "city": ["Köln", "Paris", "Rome", "Oslo"], "n": [1, 2, 3, 4]})
     text = df.to_csv(index=False, sep=sep)
     (tmp_path / "x.csv").write_text(text, encoding="utf-8")
     pd.testing.assert_frame_equal(read_table(tmp_path / "x.csv"), read_table(df))
@@ -169,10 +188,22 @@ def test_schema_inference_on_fraud_table(frame):
     assert again == schema and again.kinds == kinds
 
 
-@pytest.mark.parametrize("name,expected", [
-    ("id", True), ("transaction_id", True), ("TransactionID", True), ("userId", True), ("uuid", True),
-    ("row_key", True), ("paid", False), ("valid", False), ("idle_time", False), ("amount", False), ("keyword", False),
-])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("id", True),
+        ("transaction_id", True),
+        ("TransactionID", True),
+        ("userId", True),
+        ("uuid", True),
+        ("row_key", True),
+        ("paid", False),
+        ("valid", False),
+        ("idle_time", False),
+        ("amount", False),
+        ("keyword", False),
+    ],
+)
 def test_id_like_names(name, expected):
     assert _looks_like_id_name(name) is expected
 
@@ -261,13 +292,19 @@ def test_bad_values_at_scoring_name_column_and_rows(frame):
     bad = frame.head(20).copy()
     bad["amount"] = bad["amount"].astype(object)
     bad.loc[bad.index[[3, 11]], "amount"] = ["abc", "1.2.3"]
-    with pytest.raises(DataValidationError, match=r"column 'amount': 2 value\(s\) cannot be read as numbers: "
-                                                  r"row 1003 \('abc'\), row 1011 \('1.2.3'\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"column 'amount': 2 value\(s\) cannot be read as numbers: "
+        r"row 1003 \('abc'\), row 1011 \('1.2.3'\)",
+    ):
         prep.transform(bad, row_offset=1000)
     bad = frame.head(20).copy()
     bad["timestamp"] = np.arange(20) * 1000  # epoch numbers where training had datetimes
-    with pytest.raises(DataValidationError, match=r"column 'timestamp' holds int64 values where training had "
-                                                  r"dates/times: row 0 \(0\)"):
+    with pytest.raises(
+        DataValidationError,
+        match=r"column 'timestamp' holds int64 values where training had "
+        r"dates/times: row 0 \(0\)",
+    ):
         prep.transform(bad)
     bad = frame.head(20).copy()
     bad["card_present"] = bad["card_present"].astype(object)
@@ -294,8 +331,9 @@ def test_pipeline_fit_score_and_reproduce(fitted, frame):
     assert ((p > 0) & (p <= 1)).all()
     np.testing.assert_array_equal(fitted.predict(frame), fitted.labels_)
     # Arrow tables and extra columns work; extras are ignored with a warning
-    np.testing.assert_array_equal(fitted.decision_function(pa.Table.from_pandas(frame.head(30))),
-                                  fitted.decision_scores_[:30])
+    np.testing.assert_array_equal(
+        fitted.decision_function(pa.Table.from_pandas(frame.head(30))), fitted.decision_scores_[:30]
+    )
     with pytest.warns(ExtraColumnsWarning, match="'note'"):
         s = fitted.decision_function(frame.head(30).assign(note="x"))
     np.testing.assert_array_equal(s, fitted.decision_scores_[:30])
@@ -303,10 +341,10 @@ def test_pipeline_fit_score_and_reproduce(fitted, frame):
 
 def test_pipeline_encoding_does_not_depend_on_batch_composition(fitted, frame):
     whole = fitted.transform(frame)
-    parts = np.vstack([fitted.transform(frame.iloc[i:i + 97]) for i in range(0, len(frame), 97)])
+    parts = np.vstack([fitted.transform(frame.iloc[i : i + 97]) for i in range(0, len(frame), 97)])
     np.testing.assert_array_equal(parts, whole)
     # scores: equal up to the wrapped network's float32 rounding, which can vary with the batch size
-    scores = np.concatenate([fitted.decision_function(frame.iloc[i:i + 97]) for i in range(0, len(frame), 97)])
+    scores = np.concatenate([fitted.decision_function(frame.iloc[i : i + 97]) for i in range(0, len(frame), 97)])
     np.testing.assert_allclose(scores, fitted.decision_scores_, rtol=1e-6, atol=0)
 
 
@@ -359,7 +397,9 @@ def test_pipeline_rejects_bad_tables(fitted, frame):
         fitted.decision_function(frame.head(0))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        fitted.decision_function(frame.drop(columns=["is_fraud", "transaction_id"]).head(5))  # known, unused: no warning
+        fitted.decision_function(
+            frame.drop(columns=["is_fraud", "transaction_id"]).head(5)
+        )  # known, unused: no warning
 
 
 def test_parquet_typed_columns_score_like_csv_text(fitted, frame, tmp_path):
@@ -369,10 +409,13 @@ def test_parquet_typed_columns_score_like_csv_text(fitted, frame, tmp_path):
     df.to_parquet(tmp_path / "t.parquet", index=False)
     frame.head(300).to_csv(tmp_path / "t.csv", index=False)
     ref = fitted.decision_function(frame.head(300))
-    from_parquet = np.concatenate([fitted.decision_function(c) for c in iter_batches(tmp_path / "t.parquet", batch_size=128)])
+    from_parquet = np.concatenate(
+        [fitted.decision_function(c) for c in iter_batches(tmp_path / "t.parquet", batch_size=128)]
+    )
     text = fitted.schema_.names
-    from_csv = np.concatenate([fitted.decision_function(c) for c in
-                               iter_batches(tmp_path / "t.csv", batch_size=128, text_columns=text)])
+    from_csv = np.concatenate(
+        [fitted.decision_function(c) for c in iter_batches(tmp_path / "t.csv", batch_size=128, text_columns=text)]
+    )
     np.testing.assert_array_equal(from_parquet, ref)
     np.testing.assert_array_equal(from_csv, ref)
     assert pq.ParquetFile(tmp_path / "t.parquet").metadata.num_rows == 300

@@ -43,7 +43,9 @@ def test_scoring_rule_matches_the_docstring(planted):
     two_view = det.decision_function(X_test)
     deep = LocalGlobalEnsemble(local_weight=1.0, n_neighbors_global=50, deep_weight=0.4).fit(X_train)
     d = (deep.deep_.decision_function(X_test) - deep.deep_center_) / deep.deep_scale_
-    np.testing.assert_allclose(deep.decision_function(X_test), two_view + 0.4 * np.maximum(d - np.maximum(local, glob), 0))
+    np.testing.assert_allclose(
+        deep.decision_function(X_test), two_view + 0.4 * np.maximum(d - np.maximum(local, glob), 0)
+    )
     assert (deep.decision_function(X_test) >= two_view - 1e-12).all()  # the deep view only ever raises a score
     # member scores are the documented raw scores: kNN-mean distances in standardised space and HBOS
     raw = det.member_scores(X_test)
@@ -123,13 +125,16 @@ def test_duplicated_training_rows_are_handled():
     assert np.isfinite(s).all() and s[2] > s[1] > s[0] - 1e-12
 
 
-@pytest.mark.parametrize("params, message", [
-    (dict(n_neighbors=0), "n_neighbors must be an integer >= 1"),
-    (dict(n_neighbors_global=2.5), "n_neighbors_global must be an integer >= 1"),
-    (dict(local_weight=1.5), r"local_weight must be a number in \[0, 1\]"),
-    (dict(n_bins="many"), "n_bins must be an integer >= 2 or 'auto'"),
-    (dict(preprocessing="zscore"), "preprocessing must be one of"),
-])
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        (dict(n_neighbors=0), "n_neighbors must be an integer >= 1"),
+        (dict(n_neighbors_global=2.5), "n_neighbors_global must be an integer >= 1"),
+        (dict(local_weight=1.5), r"local_weight must be a number in \[0, 1\]"),
+        (dict(n_bins="many"), "n_bins must be an integer >= 2 or 'auto'"),
+        (dict(preprocessing="zscore"), "preprocessing must be one of"),
+    ],
+)
 def test_bad_parameters_rejected(planted, params, message):
     with pytest.raises(ValueError, match=message):
         LocalGlobalEnsemble(**params).fit(planted[0])
@@ -176,8 +181,9 @@ def test_hbos_scoring_rule_and_leave_one_out():
     det = HBOS(n_bins=2, alpha=0.1).fit(X)
     # bins [0, 5) and [5, 10]: frequencies 4/5 and 1/5
     floor = 0.1 / 2
-    np.testing.assert_allclose(det.decision_function(np.array([[0.5], [9.0]])),
-                               [-np.log(0.8 + floor), -np.log(0.2 + floor)])
+    np.testing.assert_allclose(
+        det.decision_function(np.array([[0.5], [9.0]])), [-np.log(0.8 + floor), -np.log(0.2 + floor)]
+    )
     # leave-one-out: the lone row at 10 sees an empty bin
     np.testing.assert_allclose(det._reference_scores_[-1], -np.log(0.0 + floor))
     # far outside the range: the emptiest bin's frequency
@@ -213,8 +219,14 @@ def test_deep_view_is_fitted_on_the_rows_the_knn_views_find_least_unusual(plante
     np.testing.assert_array_equal(det.decision_scores_, again.decision_scores_)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(deep_weight=-0.1), "deep_weight"), (dict(deep_trim=0.5), "deep_trim"),
-                                           (dict(deep_weight=True), "deep_weight")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(deep_weight=-0.1), "deep_weight"),
+        (dict(deep_trim=0.5), "deep_trim"),
+        (dict(deep_weight=True), "deep_weight"),
+    ],
+)
 def test_bad_deep_view_settings_are_rejected(planted, kwargs, match):
     with pytest.raises(ValueError, match=match):
         LocalGlobalEnsemble(**kwargs).fit(planted[0])
@@ -228,7 +240,7 @@ def test_a_row_scores_the_same_alone_and_in_any_batch(n_features):
     T = np.vstack([rng.normal(size=(40, n_features)), rng.normal(4.0, 1.0, size=(5, n_features))])
     model = LocalGlobalEnsemble(random_state=0).fit(X)
     whole = model.decision_function(T)
-    alone = np.concatenate([model.decision_function(T[i:i + 1]) for i in range(len(T))])
-    chunks = np.concatenate([model.decision_function(T[i:i + 7]) for i in range(0, len(T), 7)])
+    alone = np.concatenate([model.decision_function(T[i : i + 1]) for i in range(len(T))])
+    chunks = np.concatenate([model.decision_function(T[i : i + 7]) for i in range(0, len(T), 7)])
     np.testing.assert_array_equal(alone, whole)
     np.testing.assert_array_equal(chunks, whole)

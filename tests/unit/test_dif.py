@@ -135,12 +135,22 @@ def torch_equal(a, b) -> bool:
 
 def test_average_path_length():
     # c(n) = 2 H(n-1) - 2 (n-1)/n, with H(i) ~ ln(i) + Euler's constant; c(1) = 0, c(2) = 1
-    np.testing.assert_allclose(_average_path_length(np.array([1, 2, 256])),
-                               [0.0, 1.0, 2 * (np.log(255) + np.euler_gamma) - 2 * 255 / 256])
+    np.testing.assert_allclose(
+        _average_path_length(np.array([1, 2, 256])), [0.0, 1.0, 2 * (np.log(255) + np.euler_gamma) - 2 * 255 / 256]
+    )
 
 
-@pytest.mark.parametrize("bad", [dict(n_ensemble=0), dict(max_samples=1), dict(scoring="mean"),
-                                 dict(activation="swish"), dict(hidden_dims=(8, 0)), dict(weight_init="xavier")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(n_ensemble=0),
+        dict(max_samples=1),
+        dict(scoring="mean"),
+        dict(activation="swish"),
+        dict(hidden_dims=(8, 0)),
+        dict(weight_init="xavier"),
+    ],
+)
 def test_bad_parameters_rejected(planted, bad):
     with pytest.raises(ValueError):
         DeepIsolationForest(**bad).fit(planted[0])

@@ -40,8 +40,16 @@ def fitted(gaussian):
     }
 
 
-@pytest.mark.parametrize("name, method", [("AutoEncoder", "reconstruction"), ("DeepSVDD", "integrated_gradients"),
-                                          ("KNN", "occlusion"), ("IsolationForest", "occlusion"), ("ECOD", "tail")])
+@pytest.mark.parametrize(
+    "name, method",
+    [
+        ("AutoEncoder", "reconstruction"),
+        ("DeepSVDD", "integrated_gradients"),
+        ("KNN", "occlusion"),
+        ("IsolationForest", "occlusion"),
+        ("ECOD", "tail"),
+    ],
+)
 def test_the_perturbed_feature_is_the_top_feature(gaussian, fitted, name, method):
     X, perturbed, j = gaussian
     model = fitted[name]
@@ -79,7 +87,7 @@ def test_attributions_do_not_depend_on_the_batch(gaussian, fitted):
     _, perturbed, _ = gaussian
     for name in ("DeepSVDD", "KNN"):
         whole = explain(fitted[name], perturbed).to_numpy()
-        single = np.vstack([explain(fitted[name], perturbed[i:i + 1]).to_numpy() for i in (0, 7, 31)])
+        single = np.vstack([explain(fitted[name], perturbed[i : i + 1]).to_numpy() for i in (0, 7, 31)])
         np.testing.assert_allclose(single, whole[[0, 7, 31]], rtol=1e-5, atol=1e-7)
 
 
@@ -115,8 +123,9 @@ def table():
 
 @pytest.fixture(scope="module")
 def tabular_ae(table):
-    return TabularDetector(AutoEncoder(hidden_dims=(16, 8), latent_dim=4, epochs=20, batch_size=64,
-                                       random_state=0)).fit(table[0])
+    return TabularDetector(
+        AutoEncoder(hidden_dims=(16, 8), latent_dim=4, epochs=20, batch_size=64, random_state=0)
+    ).fit(table[0])
 
 
 def test_one_hot_blocks_sum_into_their_source_column(table, tabular_ae):

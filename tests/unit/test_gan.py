@@ -37,8 +37,9 @@ def fitted(data):
 
 
 # --------------------------------------------------------------------------- networks
-@pytest.mark.parametrize("shape,channels", [((1, 28, 28), (32, 64)), ((3, 13, 11), (8, 16)),
-                                            ((3, 64, 48), (8, 16, 32)), ((1, 16, 16), (4,))])
+@pytest.mark.parametrize(
+    "shape,channels", [((1, 28, 28), (32, 64)), ((3, 13, 11), (8, 16)), ((3, 64, 48), (8, 16, 32)), ((1, 16, 16), (4,))]
+)
 def test_network_restores_any_image_size(shape, channels):
     c, h, w = shape
     net = GANomalyNet(c, (h, w), channels, 5, disc_channels=(6, 12)).eval()
@@ -128,15 +129,18 @@ def test_save_load_identical(data, fitted, tmp_path):
     np.testing.assert_array_equal(loaded.encode(X_test[:5]), fitted.encode(X_test[:5]))
 
 
-@pytest.mark.parametrize("params,match", [
-    (dict(feature_weight=-1.0), "feature_weight must be a finite number >= 0"),
-    (dict(contextual_weight=float("nan")), "contextual_weight"),
-    (dict(preprocessing="robust"), "preprocessing must be 'minmax'"),
-    (dict(output_activation="sigmoid"), "output_activation must be 'tanh' or None"),
-    (dict(disc_hidden_dims=()), "disc_hidden_dims"),
-    (dict(sample_every=0), "sample_every must be a positive integer"),
-    (dict(latent_dim=0), "latent_dim"),
-])
+@pytest.mark.parametrize(
+    "params,match",
+    [
+        (dict(feature_weight=-1.0), "feature_weight must be a finite number >= 0"),
+        (dict(contextual_weight=float("nan")), "contextual_weight"),
+        (dict(preprocessing="robust"), "preprocessing must be 'minmax'"),
+        (dict(output_activation="sigmoid"), "output_activation must be 'tanh' or None"),
+        (dict(disc_hidden_dims=()), "disc_hidden_dims"),
+        (dict(sample_every=0), "sample_every must be a positive integer"),
+        (dict(latent_dim=0), "latent_dim"),
+    ],
+)
 def test_bad_parameters_rejected(data, params, match):
     with pytest.raises(ValueError, match=match):
         make(**params).fit(data[0][:20])
@@ -151,16 +155,25 @@ def test_sample_grid_png_written_every_n_epochs_without_changing_training(data, 
     det = make(sample_dir=str(out), sample_every=3).fit(X_train)
     # epochs 3 and 6, and the last one (8)
     assert [p.rsplit("/", 1)[-1] for p in det.sample_paths_] == [
-        "samples_epoch0003.png", "samples_epoch0006.png", "samples_epoch0008.png"]
-    assert sorted(p.name for p in out.iterdir()) == ["samples_epoch0003.png", "samples_epoch0006.png",
-                                                      "samples_epoch0008.png"]
+        "samples_epoch0003.png",
+        "samples_epoch0006.png",
+        "samples_epoch0008.png",
+    ]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "samples_epoch0003.png",
+        "samples_epoch0006.png",
+        "samples_epoch0008.png",
+    ]
     grid = np.asarray(Image.open(out / "samples_epoch0008.png").convert("RGB"))
     # 3 rows (inputs, reconstructions, generated) x 8 columns of 16x16 images zoomed 2x, 2-pixel gaps
     assert grid.shape == (3 * (32 + 2) + 2, 8 * (32 + 2) + 2, 3)
-    cells = [grid[2 + r * 34: 2 + r * 34 + 32, 2 + c * 34: 2 + c * 34 + 32, 0].astype(float)
-             for r in range(3) for c in range(8)]
+    cells = [
+        grid[2 + r * 34 : 2 + r * 34 + 32, 2 + c * 34 : 2 + c * 34 + 32, 0].astype(float)
+        for r in range(3)
+        for c in range(8)
+    ]
     assert all(cell.std() > 10 for cell in cells), "every cell shows an image, not a flat colour"
-    inputs, recs, gens = (np.stack(cells[r * 8:(r + 1) * 8]) for r in range(3))
+    inputs, recs, gens = (np.stack(cells[r * 8 : (r + 1) * 8]) for r in range(3))
     # reconstructions resemble their inputs more than other inputs do
     err_own = np.abs(inputs - recs).mean()
     err_other = np.abs(inputs - np.roll(recs, 1, axis=0)).mean()

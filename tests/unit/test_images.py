@@ -174,11 +174,15 @@ def test_autoencoder_latent_knn_scoring(images, fitted, tmp_path):
 
     X_train, X_test, _ = images
     det = fitted("ConvAutoEncoder")
-    assert det.scoring == "latent_knn" and det.train_codes_.shape == (len(X_train), FAST_PARAMS["ConvAutoEncoder"]["latent_dim"])
+    assert det.scoring == "latent_knn" and det.train_codes_.shape == (
+        len(X_train),
+        FAST_PARAMS["ConvAutoEncoder"]["latent_dim"],
+    )
     # the score is the mean cosine distance to the 5 nearest training codes (checked against scikit-learn)
     nn = NearestNeighbors(n_neighbors=5, metric="cosine").fit(det.train_codes_.astype(np.float64))
-    np.testing.assert_allclose(det.decision_function(X_test), nn.kneighbors(det.encode(X_test))[0].mean(axis=1),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        det.decision_function(X_test), nn.kneighbors(det.encode(X_test))[0].mean(axis=1), rtol=1e-4, atol=1e-6
+    )
     # thresholds use leave-one-out distances: a training image is its own nearest neighbour
     loo = nn.kneighbors(det.train_codes_.astype(np.float64), n_neighbors=6)[0][:, 1:].mean(axis=1)
     np.testing.assert_allclose(det._reference_scores_, loo, rtol=1e-4, atol=1e-6)

@@ -52,7 +52,7 @@ def test_first_detection_in_window_counts_and_late_detection_earns_less():
     at_start_then_more = nab.score_file(mask(300, 310, 399), WINS[:1], N)
     late = nab.score_file(mask(399), WINS[:1], N)
     middle = nab.score_file(mask(350), WINS[:1], N)
-    assert at_start["raw"] == pytest.approx(1.0)          # the perfect per-window reward
+    assert at_start["raw"] == pytest.approx(1.0)  # the perfect per-window reward
     assert at_start_then_more["raw"] == pytest.approx(1.0)  # later detections in the window ignored
     assert at_start_then_more["fp"] == 0
     assert late["raw"] == pytest.approx(nab.scaled_sigmoid(-1 / 100) / nab.scaled_sigmoid(-1.0))  # last row
@@ -127,11 +127,18 @@ def test_optimize_threshold_matches_brute_force_sweep(profile):
         res[f"f{f}"] = (s, WINS if f != 1 else [(500, 520)], N)
     best = nab.optimize_threshold(res, profile)
     brute = max(
-        (nab.score_corpus({k: (np.nan_to_num(s, nan=-1.0) >= t, w, n) for k, (s, w, n) in res.items()}, profile)["score"], t)
-        for t in np.unique(np.concatenate([s[np.isfinite(s)] for s, _, _ in res.values()])))
+        (
+            nab.score_corpus({k: (np.nan_to_num(s, nan=-1.0) >= t, w, n) for k, (s, w, n) in res.items()}, profile)[
+                "score"
+            ],
+            t,
+        )
+        for t in np.unique(np.concatenate([s[np.isfinite(s)] for s, _, _ in res.values()]))
+    )
     assert best["score"] == pytest.approx(max(brute[0], 0.0))
-    at = nab.score_corpus({k: (np.nan_to_num(s, nan=-1.0) >= best["threshold"], w, n) for k, (s, w, n) in res.items()},
-                          profile)
+    at = nab.score_corpus(
+        {k: (np.nan_to_num(s, nan=-1.0) >= best["threshold"], w, n) for k, (s, w, n) in res.items()}, profile
+    )
     assert at["score"] == pytest.approx(best["score"])
     assert (at["tp"], at["fp"]) == (best["tp"], best["fp"])
 

@@ -29,11 +29,14 @@ def test_the_message_says_what_is_allowed():
         check_int_param(1, "n_bins", 2, allowed="an integer >= 2 or 'auto'")
 
 
-@pytest.mark.parametrize("name, params, message", [
-    ("KNN", dict(n_neighbors=2.5), "n_neighbors must be an integer >= 1"),
-    ("HBOS", dict(n_bins=1), "n_bins must be an integer >= 2 or 'auto'"),
-    ("BoostedDetector", dict(depth=0), "depth must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "name, params, message",
+    [
+        ("KNN", dict(n_neighbors=2.5), "n_neighbors must be an integer >= 1"),
+        ("HBOS", dict(n_bins=1), "n_bins must be an integer >= 2 or 'auto'"),
+        ("BoostedDetector", dict(depth=0), "depth must be a positive integer"),
+    ],
+)
 def test_detectors_use_it(name, params, message):
     import deepad.detectors as D
 

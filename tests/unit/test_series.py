@@ -25,10 +25,15 @@ fitted = series_data.fitted  # the module-scoped fixture: the fitted series dete
 def test_read_and_regularize_irregular_series_with_gaps(tmp_path):
     ts = pd.date_range("2021-01-01", periods=100, freq="1min")
     keep = np.ones(100, dtype=bool)
-    keep[[10, 11]] = False          # short gap: interpolated
-    keep[50:60] = False             # long gap: dropped
-    df = pd.DataFrame({"ts": ts[keep] + pd.to_timedelta(np.r_[0, np.full(keep.sum() - 1, 2)], unit="s"),
-                       "a": np.arange(100.0)[keep], "b": 2 * np.arange(100.0)[keep]})
+    keep[[10, 11]] = False  # short gap: interpolated
+    keep[50:60] = False  # long gap: dropped
+    df = pd.DataFrame(
+        {
+            "ts": ts[keep] + pd.to_timedelta(np.r_[0, np.full(keep.sum() - 1, 2)], unit="s"),
+            "a": np.arange(100.0)[keep],
+            "b": 2 * np.arange(100.0)[keep],
+        }
+    )
     df = df.iloc[::-1]  # unsorted input
     path = tmp_path / "s.csv"
     df.to_csv(path, index=False)
@@ -38,7 +43,7 @@ def test_read_and_regularize_irregular_series_with_gaps(tmp_path):
     r = regularize(s, limit=3)
     assert r.attrs["imputed"] == 2
     assert np.isfinite(r.to_numpy()).all()
-    assert len(r) == 90                       # 100 bins - 10 in the long gap
+    assert len(r) == 90  # 100 bins - 10 in the long gap
     np.testing.assert_allclose(r["a"].iloc[10:12], [10.0, 11.0], atol=0.05)  # time interpolation of a ramp
     np.testing.assert_allclose(r["b"], 2 * r["a"])
 
@@ -90,7 +95,7 @@ class TestSeriesContract:
         det = fitted[name]
         s = det.decision_function(sine()[:100])
         w = det.window
-        assert np.all(s[:w - 1] == s[w - 1])
+        assert np.all(s[: w - 1] == s[w - 1])
 
     def test_seed_determinism_and_global_state(self, name):
         X = sine()[:400]
@@ -127,7 +132,7 @@ def test_stream_matches_batch_and_resumes(fitted, tmp_path):
     X[1000, 1] += 4.0
     full = det.decision_function(X)
     w = det.window
-    sc = StreamScorer(det, risk=1e-3, refractory=20).prime(X[600 - (w - 1):600])
+    sc = StreamScorer(det, risk=1e-3, refractory=20).prime(X[600 - (w - 1) : 600])
     first = [sc.update(X[i]) for i in range(600, 800)]
     got = np.concatenate([u.scores for u in first])
     np.testing.assert_allclose(got, full[600:800], rtol=1e-5, atol=1e-7)  # float32 batch-size rounding only
@@ -137,15 +142,15 @@ def test_stream_matches_batch_and_resumes(fitted, tmp_path):
     a, b = sc.update(X[800:]), resumed.update(X[800:])
     np.testing.assert_array_equal(a.scores, b.scores)
     np.testing.assert_array_equal(a.alerts, b.alerts)
-    assert a.alerts[1000 - 800]                 # the spike raises an alert
+    assert a.alerts[1000 - 800]  # the spike raises an alert
     assert a.alerts.sum() <= a.alarms.sum()
 
 
 def test_stream_without_history_gives_nan_until_full_window(fitted):
     det = fitted["RollingZScore"]
     sc = StreamScorer(det, threshold="fixed")
-    u = sc.update(sine()[:det.window + 5])
-    assert np.isnan(u.scores[:det.window - 1]).all() and np.isfinite(u.scores[det.window - 1:]).all()
+    u = sc.update(sine()[: det.window + 5])
+    assert np.isnan(u.scores[: det.window - 1]).all() and np.isfinite(u.scores[det.window - 1 :]).all()
     with pytest.raises(ValueError, match="values per row"):
         sc.update(np.ones(5))
 
@@ -173,7 +178,7 @@ def test_rearm_gives_one_alert_per_incident_however_long(tmp_path):
     assert rearm.alerts[200:400].sum() == 1 and rearm.alerts[470:480].sum() == 1
     # every alarm inside the first incident after its alert is reported as suppressed
     first = int(np.flatnonzero(rearm.alerts)[0])
-    assert rearm.suppressed[first + 1:400][rearm.alarms[first + 1:400]].all()
+    assert rearm.suppressed[first + 1 : 400][rearm.alarms[first + 1 : 400]].all()
     assert not rearm.suppressed[first]
     # too short a quiet spell does not re-arm: a 70-point gap with rearm=100 gives one alert in all
     strict = StreamScorer(det, threshold="fixed", refractory=50, rearm=100).update(X)
@@ -214,11 +219,11 @@ def test_stateful_gru_stream_equals_batch_exactly_and_resumes(stateful_gru, tmp_
     X[1000, 1] += 4.0
     np.testing.assert_array_equal(det.decision_function(sine()[:600]), det.decision_scores_)
     full = det.decision_function(X)
-    assert np.isfinite(full).all() and (full[:det.window - 1] == full[det.window - 1]).all()
+    assert np.isfinite(full).all() and (full[: det.window - 1] == full[det.window - 1]).all()
     sc = StreamScorer(det, risk=1e-3, refractory=20)
     u0 = sc.update(X[:600])  # a stream from scratch: NaN until the first full window, then the batch scores
-    assert np.isnan(u0.scores[:det.window - 1]).all()
-    np.testing.assert_array_equal(u0.scores[det.window - 1:], full[det.window - 1:600])
+    assert np.isnan(u0.scores[: det.window - 1]).all()
+    np.testing.assert_array_equal(u0.scores[det.window - 1 :], full[det.window - 1 : 600])
     got = np.concatenate([sc.update(X[i]).scores for i in range(600, 800)])  # one point per call
     np.testing.assert_array_equal(got, full[600:800])
     sc.save(tmp_path / "st")
@@ -277,10 +282,10 @@ def test_conformal_knn_learns_continually():
     x = np.sin(np.arange(n) * 2 * np.pi / 50) + 0.05 * rng.standard_normal(n)
     bumps = [1000, 1400, 1800, 2200, 2600]
     for b in bumps:
-        x[b:b + 10] += 2.0  # a job that starts to run periodically
+        x[b : b + 10] += 2.0  # a job that starts to run periodically
     det = _knn(memory=3000).fit(x[:600, None])
     s = det.decision_function(x[600:, None])
-    first, last = s[bumps[0] - 600:bumps[0] - 590].max(), s[bumps[-1] - 600:bumps[-1] - 590].max()
+    first, last = s[bumps[0] - 600 : bumps[0] - 590].max(), s[bumps[-1] - 600 : bumps[-1] - 590].max()
     assert first >= det.threshold_ > last
 
 
@@ -298,8 +303,9 @@ def test_conformal_knn_bad_params():
 def test_read_series_names_the_first_bad_timestamp(tmp_path):
     from deepad.data.series import read_series
 
-    df = pd.DataFrame({"timestamp": ["2024-01-01 00:00", "2024-01-01 00:05", "soon", "2024-01-01 00:15"],
-                       "v": [1.0, 2.0, 3.0, 4.0]})
+    df = pd.DataFrame(
+        {"timestamp": ["2024-01-01 00:00", "2024-01-01 00:05", "soon", "2024-01-01 00:15"], "v": [1.0, 2.0, 3.0, 4.0]}
+    )
     with pytest.raises(ValueError, match=r"row 2: 'soon'"):
         read_series(df)
     ok = read_series(df.assign(timestamp=["2024-01-01", "2024-01-01 00:05", "2024-01-01 00:10", "2024-01-01 00:15"]))
@@ -312,10 +318,17 @@ def test_one_stream_record_builder():
 
     from deepad.stream import StreamUpdate
 
-    u = StreamUpdate(scores=np.array([np.nan, 2.5]), thresholds=np.array([np.inf, 1.0]),
-                     alarms=np.array([False, True]), alerts=np.array([False, True]), latency_s=0.0)
+    u = StreamUpdate(
+        scores=np.array([np.nan, 2.5]),
+        thresholds=np.array([np.inf, 1.0]),
+        alarms=np.array([False, True]),
+        alerts=np.array([False, True]),
+        latency_s=0.0,
+    )
     records = u.records(["t0", "t1"])
-    assert records == [{"timestamp": "t0", "score": None, "threshold": None, "alarm": False, "alert": False},
-                       {"timestamp": "t1", "score": 2.5, "threshold": 1.0, "alarm": True, "alert": True}]
+    assert records == [
+        {"timestamp": "t0", "score": None, "threshold": None, "alarm": False, "alert": False},
+        {"timestamp": "t1", "score": 2.5, "threshold": 1.0, "alarm": True, "alert": True},
+    ]
     assert all(type(r["score"]) in (float, type(None)) and type(r["alarm"]) is bool for r in records)
     json.dumps(records)  # JSON-able as they are

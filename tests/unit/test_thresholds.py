@@ -69,21 +69,29 @@ def test_contamination_threshold_flags_that_fraction():
 
 
 # --------------------------------------------------------------------------- the threshold rule (deepad.thresholds)
-@pytest.mark.parametrize("kwargs, rule", [
-    ({}, "contamination"), ({"fpr": 0.05}, "fpr"), ({"threshold": " POT "}, "pot"),
-    ({"threshold": "pot", "pot_risk": 0.01, "calibration_fraction": 0.2}, "pot"),
-])
+@pytest.mark.parametrize(
+    "kwargs, rule",
+    [
+        ({}, "contamination"),
+        ({"fpr": 0.05}, "fpr"),
+        ({"threshold": " POT "}, "pot"),
+        ({"threshold": "pot", "pot_risk": 0.01, "calibration_fraction": 0.2}, "pot"),
+    ],
+)
 def test_threshold_rule_names_the_rule(kwargs, rule):
     assert T.threshold_rule(**kwargs) == rule
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"threshold": "median"}, "threshold must be contamination, fpr or pot"),
-    ({"threshold": "pot", "fpr": 0.1}, "fpr goes with threshold fpr, not threshold pot"),
-    ({"threshold": "fpr", "contamination": 0.1}, "contamination goes with threshold contamination"),
-    ({"fpr": 1.5}, r"fpr must be in \(0, 1\)"),
-    ({"calibration_fraction": float("nan")}, r"calibration_fraction must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"threshold": "median"}, "threshold must be contamination, fpr or pot"),
+        ({"threshold": "pot", "fpr": 0.1}, "fpr goes with threshold fpr, not threshold pot"),
+        ({"threshold": "fpr", "contamination": 0.1}, "contamination goes with threshold contamination"),
+        ({"fpr": 1.5}, r"fpr must be in \(0, 1\)"),
+        ({"calibration_fraction": float("nan")}, r"calibration_fraction must be in \[0, 1\)"),
+    ],
+)
 def test_threshold_rule_refuses_a_bad_choice(kwargs, message):
     with pytest.raises(ValueError, match=message):
         T.threshold_rule(**kwargs)
@@ -107,7 +115,7 @@ class _Scored:
 
     def set_threshold(self, **kw):
         self.calls.append(kw)
-        (kind, value), = kw.items()
+        ((kind, value),) = kw.items()
         self.threshold_method_ = {"method": kind, kind: value}
 
 

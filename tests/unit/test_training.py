@@ -13,8 +13,11 @@ from deepad.training import Callback, Step, Trainer, default_threads, resolve_de
 
 from conftest import FAST_PARAMS
 
-NEURAL = sorted(n for n in D.__all__ if n != "DEFAULT" and isinstance(getattr(D, n), type)
-                and issubclass(getattr(D, n), NeuralDetector))
+NEURAL = sorted(
+    n
+    for n in D.__all__
+    if n != "DEFAULT" and isinstance(getattr(D, n), type) and issubclass(getattr(D, n), NeuralDetector)
+)
 
 
 def _regression_problem(n=256, seed=0):
@@ -97,9 +100,10 @@ def test_weight_decay_shrinks_weights():
         model = nn.Linear(4, 1, bias=False)
         with torch.no_grad():
             model.weight.fill_(1.0)
-        steps = [Step("loss", lambda b: ((model(b[0]) * 0).sum()), list(model.parameters()))]
+        steps = [Step("loss", lambda b: (model(b[0]) * 0).sum(), list(model.parameters()))]
         Trainer(epochs=20, lr=0.05, weight_decay=wd, validation_fraction=0).fit(
-            model, steps, (X, y), generator=torch.Generator().manual_seed(0))
+            model, steps, (X, y), generator=torch.Generator().manual_seed(0)
+        )
         norms[wd] = float(model.weight.detach().norm())
     assert norms[0.0] == pytest.approx(2.0)
     assert norms[1.0] < 1.0
@@ -113,10 +117,15 @@ def test_divergence_is_reported_clearly():
         Trainer(epochs=2, validation_fraction=0).fit(model, steps, (X, y), generator=torch.Generator().manual_seed(0))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(epochs=0), "epochs"), (dict(batch_size=0), "batch_size"),
-    (dict(validation_fraction=1.0), "validation_fraction"), (dict(lr_schedule="warp"), "lr_schedule"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(epochs=0), "epochs"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(validation_fraction=1.0), "validation_fraction"),
+        (dict(lr_schedule="warp"), "lr_schedule"),
+    ],
+)
 def test_trainer_rejects_bad_settings(kwargs, match):
     with pytest.raises(ValueError, match=match):
         Trainer(**kwargs)
@@ -169,7 +178,9 @@ def test_parameters_change_during_training(name, planted):
     with torch_context(det.seed_, torch.device("cpu"), 1):
         initial = det._new_module("module_")
     trained = det.module_.state_dict()
-    changed = [k for k, v in initial.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, trained[k])]
+    changed = [
+        k for k, v in initial.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, trained[k])
+    ]
     assert changed, f"{name}: no parameter changed during training"
     assert det.n_epochs_ >= 1 and det.history_
 
@@ -191,8 +202,9 @@ def test_history_and_callbacks_reach_every_neural_detector(name, planted):
 
 def test_dropout_and_validation_split_are_used(planted):
     X_train, _, _ = planted
-    det = D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "dropout": 0.3, "validation_fraction": 0.2,
-                           "random_state": 0}).fit(X_train)
+    det = D.AutoEncoder(
+        **{**FAST_PARAMS["AutoEncoder"], "dropout": 0.3, "validation_fraction": 0.2, "random_state": 0}
+    ).fit(X_train)
     assert any(isinstance(m, nn.Dropout) and m.p == 0.3 for m in det.module_.modules())
     assert "val_loss" in det.history_
     no_val = D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "validation_fraction": 0.0, "random_state": 0}).fit(X_train)

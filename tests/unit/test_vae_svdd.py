@@ -27,7 +27,7 @@ def svdd(planted):
 def test_vae_score_independent_of_batch_composition(vae, planted):
     _, X_test, _ = planted
     batch = vae.decision_function(X_test)
-    alone = np.array([vae.decision_function(X_test[i:i + 1])[0] for i in range(10)])
+    alone = np.array([vae.decision_function(X_test[i : i + 1])[0] for i in range(10)])
     np.testing.assert_allclose(alone, batch[:10], rtol=1e-5, atol=1e-6)
     perm = np.random.default_rng(0).permutation(len(X_test))
     np.testing.assert_allclose(vae.decision_function(X_test[perm]), batch[perm], rtol=1e-5, atol=1e-6)
@@ -142,7 +142,7 @@ def test_svdd_soft_boundary_radius_leaves_nu_outside(nu, planted, tmp_path):
     outside = (det.decision_scores_ > 0).mean()
     assert abs(outside - nu) <= 0.01, outside
     # score = squared distance - R^2
-    one_class_view = det.decision_function(X_test) + det.radius_ ** 2
+    one_class_view = det.decision_function(X_test) + det.radius_**2
     assert (one_class_view >= -1e-6).all()
     det.save(tmp_path / "sb")
     np.testing.assert_array_equal(deepad.load(tmp_path / "sb").decision_function(X_test), det.decision_function(X_test))
@@ -161,8 +161,9 @@ def test_svdd_pretraining_uses_trainer_and_changes_the_start(planted):
     assert not any("bias" in n for n, _ in pre.module_.named_parameters())
 
 
-@pytest.mark.parametrize("bad", [dict(objective="hard"), dict(nu=0.0), dict(nu=1.5), dict(pretrain_epochs=-1),
-                                 dict(latent_dim=0)])
+@pytest.mark.parametrize(
+    "bad", [dict(objective="hard"), dict(nu=0.0), dict(nu=1.5), dict(pretrain_epochs=-1), dict(latent_dim=0)]
+)
 def test_svdd_bad_params_rejected(bad, planted):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):

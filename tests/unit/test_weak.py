@@ -190,17 +190,20 @@ def test_weakly_fitted_model_round_trips(name, weak_data, tmp_path):
     np.testing.assert_array_equal(loaded.decision_function(X_train), det.decision_scores_)
 
 
-@pytest.mark.parametrize("name, params, match", [
-    ("DeepSAD", dict(eta=0), "eta must be a positive"),
-    ("DeepSAD", dict(latent_dim=0), "latent_dim must be a positive integer"),
-    ("DevNet", dict(margin=-1.0), "margin must be a positive"),
-    ("DevNet", dict(n_reference=1), "n_reference must be None or an integer >= 2"),
-    ("DevNet", dict(batch_size=1), "batch_size >= 2"),
-    ("BoostedDetector", dict(iterations=0), "iterations must be a positive integer"),
-    ("BoostedDetector", dict(label_pseudocount=-1), "label_pseudocount must be a number >= 0"),
-    ("BoostedDetector", dict(learning_rate=2.0), "learning_rate must be None or in"),
-    ("BoostedDetector", dict(combine="max"), "combine must be 'rank' or 'probability'"),
-])
+@pytest.mark.parametrize(
+    "name, params, match",
+    [
+        ("DeepSAD", dict(eta=0), "eta must be a positive"),
+        ("DeepSAD", dict(latent_dim=0), "latent_dim must be a positive integer"),
+        ("DevNet", dict(margin=-1.0), "margin must be a positive"),
+        ("DevNet", dict(n_reference=1), "n_reference must be None or an integer >= 2"),
+        ("DevNet", dict(batch_size=1), "batch_size >= 2"),
+        ("BoostedDetector", dict(iterations=0), "iterations must be a positive integer"),
+        ("BoostedDetector", dict(label_pseudocount=-1), "label_pseudocount must be a number >= 0"),
+        ("BoostedDetector", dict(learning_rate=2.0), "learning_rate must be None or in"),
+        ("BoostedDetector", dict(combine="max"), "combine must be 'rank' or 'probability'"),
+    ],
+)
 def test_bad_hyper_parameters_rejected(name, params, match, planted):
     with pytest.raises(ValueError, match=match):
         make(name, **params).fit(planted[0])
@@ -266,8 +269,9 @@ def test_boosted_probability_combination_is_the_members_mean_probability(weak_da
     det = make("BoostedDetector", combine="probability").fit(X_train, labels)
     s = det.decision_function(X_test)
     aug = np.column_stack([X_test, det.ensemble_.view_scores(X_test), det.ensemble_.decision_function(X_test)])
-    mean_p = 0.5 * (det.plain_classifier_.predict_proba(X_test)[:, 1]
-                    + det.augmented_classifier_.predict_proba(aug)[:, 1])
+    mean_p = 0.5 * (
+        det.plain_classifier_.predict_proba(X_test)[:, 1] + det.augmented_classifier_.predict_proba(aug)[:, 1]
+    )
     np.testing.assert_allclose(s, mean_p, atol=1e-9)
     assert roc_auc_score(y_test, s) > 0.75
 
@@ -279,8 +283,13 @@ def test_boosted_plain_member_is_catboost_with_its_own_defaults(weak_data):
 
     X_train, labels, X_test, _ = weak_data
     det = make("BoostedDetector").fit(X_train, labels)
-    ref = CatBoostClassifier(iterations=FAST_PARAMS["BoostedDetector"]["iterations"], random_seed=0, thread_count=1,
-                             verbose=0, allow_writing_files=False).fit(X_train, (labels == 1).astype(int))
+    ref = CatBoostClassifier(
+        iterations=FAST_PARAMS["BoostedDetector"]["iterations"],
+        random_seed=0,
+        thread_count=1,
+        verbose=0,
+        allow_writing_files=False,
+    ).fit(X_train, (labels == 1).astype(int))
     rate = det.plain_classifier_.get_all_params()["learning_rate"]
     assert rate == pytest.approx(ref.get_all_params()["learning_rate"]) and rate != pytest.approx(0.03)
     np.testing.assert_array_equal(det.plain_classifier_.predict_proba(X_test), ref.predict_proba(X_test))
