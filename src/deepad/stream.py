@@ -56,8 +56,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["StreamScorer", "StreamUpdate", "SPOT", "default_threshold", "is_series_detector"]
+__all__ = ["StreamScorer", "StreamUpdate", "SPOT", "default_threshold", "is_series_detector", "series_scores"]
 
 
 def is_series_detector(model) -> bool:
@@ -453,3 +454,34 @@ def _moving_average(x: np.ndarray, k: int) -> np.ndarray:
     idx = np.arange(1, x.size + 1)
     lo = np.maximum(idx - k, 0)
     return (c[idx] - c[lo]) / (idx - lo)
+
+
+def series_scores(
+    model,
+    values: np.ndarray,
+    *,
+    risk: float = 1e-4,
+    refractory: int = 0,
+    rearm: int = 0,
+    smoothing: int = 1,
+    fixed_threshold: bool = False,
+    batch: int = 512,
+) -> pd.DataFrame:
+    """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
+    sc = StreamScorer(
+        model,
+        threshold=default_threshold(model, fixed_threshold),
+        risk=risk,
+        refractory=refractory,
+        rearm=rearm,
+        smoothing=smoothing,
+    )
+    parts = [sc.update(values[i : i + batch]) for i in range(0, values.shape[0], batch)]
+    return pd.DataFrame(
+        {
+            "score": np.concatenate([u.scores for u in parts]),
+            "threshold": np.concatenate([u.thresholds for u in parts]),
+            "alarm": np.concatenate([u.alarms for u in parts]),
+            "alert": np.concatenate([u.alerts for u in parts]),
+        }
+    )

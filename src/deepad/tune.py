@@ -133,15 +133,9 @@ def _template(detector) -> Any:
     from deepad.base import BaseDetector
 
     if isinstance(detector, str):
-        import deepad.detectors as D
+        from deepad.detectors import detector_class
 
-        names = [n for n in D.__all__ if n != "DEFAULT"]
-        match = [n for n in names if n.lower() == detector.lower()]
-        if detector.upper() == "DEFAULT":
-            return D.DEFAULT()
-        if not match:
-            raise ValueError(f"unknown detector {detector!r}; choose one of: {', '.join(names)}")
-        return getattr(D, match[0])()
+        return detector_class(detector)()
     if isinstance(detector, type) and issubclass(detector, BaseDetector):
         return detector()
     if isinstance(detector, BaseDetector):

@@ -61,7 +61,8 @@ def report(
         return report_images(model_dir, data, output, top)
     with _UserErrors():
         model = deepad.load(model_dir)
-    from deepad.report.series import build_series_report, is_series_detector
+    from deepad.report.series import build_series_report
+    from deepad.stream import is_series_detector
 
     if is_series_detector(model):
         with _UserErrors(f"{data}: "):

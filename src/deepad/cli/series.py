@@ -31,7 +31,7 @@ from deepad.cli._common import _UserErrors, _quiet, _say, fail
 
 def is_series_class(inner) -> bool:
     """Whether the (unfitted) detector ``inner`` scores rows as a time series."""
-    from deepad.report.series import is_series_detector
+    from deepad.stream import is_series_detector
 
     return is_series_detector(inner)
 
@@ -78,7 +78,7 @@ def train_series(
 
     from deepad.data import read_table
     from deepad.data.preprocessing import boolean_values
-    from deepad.data.series import default_timestamp_column, read_series, regularize
+    from deepad.data.series import default_timestamp_column, series_grid
     from deepad.thresholds import apply_threshold_rule, conformal_reason
 
     name = type(inner).__name__
@@ -106,18 +106,10 @@ def train_series(
     with _UserErrors(f"{data}: "):
         ts = timestamp or default_timestamp_column(df.columns)
         values = _value_columns(df, data, ts, label_column, excluded)
-        frame = df[[ts, *values]].copy()
-        if label_column is not None:
-            frame["__label__"] = boolean_values(df[label_column], label_column).astype(np.float64)
-        series = read_series(frame, timestamp=ts, values=[*values, *(["__label__"] if label_column else [])])
-        grid = regularize(series, freq=resample, limit=fill_limit)
-    if len(grid) == 0:
-        fail(f"{data}: no rows left after resampling to {grid.attrs['step']} and dropping long gaps.")
-    y = None
-    if label_column is not None:
-        y = (grid.pop("__label__").to_numpy() > 0).astype(np.float64)
-    step, imputed, dropped = grid.attrs["step"], grid.attrs["imputed"], grid.attrs["dropped"]
-    merged = len(df) - len(series)
+        labels = boolean_values(df[label_column], label_column) if label_column is not None else None
+        prepared = series_grid(df, timestamp=ts, values=values, labels=labels, resample=resample, fill_limit=fill_limit)
+    grid, y, merged = prepared.values, prepared.labels, prepared.merged
+    step, imputed, dropped = prepared.info["step"], prepared.info["filled"], prepared.info["dropped"]
     _say(
         f"Series: {len(grid):,} points from {grid.index[0]} to {grid.index[-1]} on a {_step_text(step)} grid "
         f"({'given' if resample else 'the median spacing'}); value column(s): {', '.join(map(str, values))}."
@@ -142,18 +134,7 @@ def train_series(
     seconds = time.perf_counter() - t0
     if "verbose" in model.get_params(deep=False):
         model.set_params(verbose=False)  # progress bars were for this run only
-    model.series_input_ = {
-        "timestamp": str(ts),
-        "values": [str(v) for v in values],
-        "step": step,
-        "fill_limit": int(fill_limit),
-        "resampled": bool(resample),
-        "points": int(len(grid)),
-        "start": str(grid.index[0]),
-        "end": str(grid.index[-1]),
-        "filled": int(imputed),
-        "dropped": int(dropped),
-    }
+    prepared.attach(model)
     n_flag = int(model.labels_.sum())
     typer.echo(
         f"Trained {name} on {len(grid):,} points x {len(values)} value column(s) in {seconds:.1f} s; "
@@ -210,7 +191,8 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
     """
     from deepad import thresholds as _thr
     from deepad.data.writers import write_frame_atomic
-    from deepad.report.series import read_model_series, series_scores
+    from deepad.data.series import read_model_series
+    from deepad.stream import series_scores
 
     t0 = time.perf_counter()
     with _UserErrors(f"{data}: "):

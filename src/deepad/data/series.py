@@ -20,10 +20,13 @@ regular grid, so irregular sampling and gaps are handled explicitly:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+
+from deepad.data.readers import table_columns
 
 __all__ = [
     "read_series",
@@ -33,6 +36,9 @@ __all__ = [
     "align_to_points",
     "default_timestamp_column",
     "StreamClock",
+    "read_model_series",
+    "SeriesGrid",
+    "series_grid",
 ]
 
 _TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
@@ -234,3 +240,111 @@ class StreamClock:
                 f"{steps - 1:.0f} missing step(s) are not filled, so the model's window spans the gap."
             )
         return None
+
+
+def read_model_series(
+    model, data, *, label_column: str | None = None, data_name: str | None = None
+) -> tuple[pd.DataFrame, np.ndarray | None]:
+    """``(values, labels)`` of series ``data`` as ``model`` reads it: its value columns, on its training grid.
+
+    ``data`` is read with :func:`deepad.data.series.read_series` (rows sorted
+    by time); a model trained by ``deepad train`` on a series
+    (``series_input_``) gets its timestamp column, step and gap filling.  The
+    value columns are the model's training columns when it has names, else
+    every numeric column except ``label_column`` (1 = anomaly; returned
+    separately, never scored).
+    """
+    grid = getattr(model, "series_input_", None) or {}
+    ts = grid.get("timestamp")
+    if ts is not None and isinstance(data, pd.DataFrame) and ts not in data.columns:
+        ts = None
+    elif ts is not None and not isinstance(data, pd.DataFrame):
+        ts = ts if ts in table_columns(data) else None
+    frame = read_series(data, timestamp=ts)
+    if grid:
+        frame = regularize(frame, freq=grid["step"], limit=int(grid["fill_limit"]))
+        if label_column is not None and label_column in frame.columns:  # a step with any labelled row is labelled
+            frame[label_column] = (frame[label_column] > 0).astype(np.float64)
+        if len(frame) == 0:
+            raise ValueError(f"{data_name or 'the data'}: no rows left on the model's {grid['step']} grid.")
+    labels = None
+    if label_column is not None:
+        if label_column not in frame.columns:
+            raise ValueError(
+                f"{data_name or 'the data'} has no label column {label_column!r}; "
+                f"its columns are {list(map(str, frame.columns))[:20]}."
+            )
+        labels = frame[label_column].to_numpy(dtype=np.float64)
+        frame = frame.drop(columns=[label_column])
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        missing = [str(c) for c in names if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{data_name or 'the data'} lacks the model's columns {missing}.")
+        frame = frame[[str(c) for c in names]]
+    if frame.shape[1] != model.n_features_in_:
+        raise ValueError(
+            f"{data_name or 'the data'} has {frame.shape[1]} value columns "
+            f"({list(map(str, frame.columns))[:10]}); the model needs {model.n_features_in_}."
+        )
+    return frame, labels
+
+
+@dataclass
+class SeriesGrid:
+    """A series regularised for training: the values on the grid, their labels, and what the model records.
+
+    ``info`` is what a series model keeps as ``series_input_`` (timestamp
+    column, value columns, step, gap filling, span, counts), so scoring,
+    streaming and reports read new data on the same grid
+    (:func:`read_model_series`, :class:`StreamClock`); :meth:`attach` stores it.
+    """
+
+    values: pd.DataFrame
+    labels: np.ndarray | None
+    info: dict
+    merged: int
+
+    def attach(self, model):
+        """Record the grid on the fitted ``model`` (``series_input_``) and return it."""
+        model.series_input_ = dict(self.info)
+        return model
+
+
+def series_grid(
+    df: pd.DataFrame,
+    *,
+    timestamp: str,
+    values: Sequence[str],
+    labels: pd.Series | np.ndarray | None = None,
+    resample=None,
+    fill_limit: int = 3,
+) -> SeriesGrid:
+    """Read ``df``'s ``timestamp`` and ``values`` columns onto a regular grid (:func:`regularize`) for training.
+
+    ``labels`` (1 = anomaly, aligned with ``df``'s rows) are carried to the
+    grid: a step is labelled if any of its rows is.  ``ValueError`` when no
+    step is left.
+    """
+    frame = df[[timestamp, *values]].copy()
+    label = "__label__"
+    if labels is not None:
+        frame[label] = np.asarray(labels, dtype=np.float64)
+    series = read_series(frame, timestamp=timestamp, values=[*values, *([label] if labels is not None else [])])
+    grid = regularize(series, freq=resample, limit=fill_limit)
+    if len(grid) == 0:
+        raise ValueError(f"no rows left after resampling to {grid.attrs['step']} and dropping long gaps.")
+    y = (grid.pop(label).to_numpy() > 0).astype(np.float64) if labels is not None else None
+    info = {
+        "timestamp": str(timestamp),
+        "values": [str(v) for v in values],
+        "step": grid.attrs["step"],
+        "fill_limit": int(fill_limit),
+        "resampled": bool(resample),
+        "points": int(len(grid)),
+        "start": str(grid.index[0]),
+        "end": str(grid.index[-1]),
+        "filled": int(grid.attrs["imputed"]),
+        "dropped": int(grid.attrs["dropped"]),
+    }
+    return SeriesGrid(values=grid, labels=y, info=info, merged=len(df) - len(series))

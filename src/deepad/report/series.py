@@ -16,44 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepad.stream import is_series_detector  # re-exported: the rule lives in deepad.stream
+# re-exported: these rules live in the library
+from deepad.data.series import read_model_series
+from deepad.stream import is_series_detector, series_scores
 
 __all__ = ["is_series_detector", "read_model_series", "series_scores", "series_figure", "build_series_report"]
 
 _VALUE, _ALARM, _ALERT, _THRESHOLD, _LABEL = "#4C72B0", "#DD8452", "#C44E52", "#333333", "#55A868"
-
-
-def series_scores(
-    model,
-    values: np.ndarray,
-    *,
-    risk: float = 1e-4,
-    refractory: int = 0,
-    rearm: int = 0,
-    smoothing: int = 1,
-    fixed_threshold: bool = False,
-    batch: int = 512,
-) -> pd.DataFrame:
-    """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
-    from deepad.stream import StreamScorer, default_threshold
-
-    sc = StreamScorer(
-        model,
-        threshold=default_threshold(model, fixed_threshold),
-        risk=risk,
-        refractory=refractory,
-        rearm=rearm,
-        smoothing=smoothing,
-    )
-    parts = [sc.update(values[i : i + batch]) for i in range(0, values.shape[0], batch)]
-    return pd.DataFrame(
-        {
-            "score": np.concatenate([u.scores for u in parts]),
-            "threshold": np.concatenate([u.thresholds for u in parts]),
-            "alarm": np.concatenate([u.alarms for u in parts]),
-            "alert": np.concatenate([u.alerts for u in parts]),
-        }
-    )
 
 
 def series_figure(
@@ -114,58 +83,6 @@ th,td{border:1px solid #ddd;padding:.3em .6em}th{background:#f4f4f4}.note{color:
 </tbody></table>{% else %}<p>No alerts.</p>{% endif %}
 </body></html>
 """
-
-
-def read_model_series(
-    model, data, *, label_column: str | None = None, data_name: str | None = None
-) -> tuple[pd.DataFrame, np.ndarray | None]:
-    """``(values, labels)`` of series ``data`` as ``model`` reads it: its value columns, on its training grid.
-
-    ``data`` is read with :func:`deepad.data.series.read_series` (rows sorted
-    by time); a model trained by ``deepad train`` on a series
-    (``series_input_``) gets its timestamp column, step and gap filling.  The
-    value columns are the model's training columns when it has names, else
-    every numeric column except ``label_column`` (1 = anomaly; returned
-    separately, never scored).
-    """
-    from deepad.data.series import read_series, regularize
-
-    grid = getattr(model, "series_input_", None) or {}
-    ts = grid.get("timestamp")
-    if ts is not None and isinstance(data, pd.DataFrame) and ts not in data.columns:
-        ts = None
-    elif ts is not None and not isinstance(data, pd.DataFrame):
-        from deepad.data.readers import table_columns
-
-        ts = ts if ts in table_columns(data) else None
-    frame = read_series(data, timestamp=ts)
-    if grid:
-        frame = regularize(frame, freq=grid["step"], limit=int(grid["fill_limit"]))
-        if label_column is not None and label_column in frame.columns:  # a step with any labelled row is labelled
-            frame[label_column] = (frame[label_column] > 0).astype(np.float64)
-        if len(frame) == 0:
-            raise ValueError(f"{data_name or 'the data'}: no rows left on the model's {grid['step']} grid.")
-    labels = None
-    if label_column is not None:
-        if label_column not in frame.columns:
-            raise ValueError(
-                f"{data_name or 'the data'} has no label column {label_column!r}; "
-                f"its columns are {list(map(str, frame.columns))[:20]}."
-            )
-        labels = frame[label_column].to_numpy(dtype=np.float64)
-        frame = frame.drop(columns=[label_column])
-    names = getattr(model, "feature_names_in_", None)
-    if names is not None:
-        missing = [str(c) for c in names if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{data_name or 'the data'} lacks the model's columns {missing}.")
-        frame = frame[[str(c) for c in names]]
-    if frame.shape[1] != model.n_features_in_:
-        raise ValueError(
-            f"{data_name or 'the data'} has {frame.shape[1]} value columns "
-            f"({list(map(str, frame.columns))[:10]}); the model needs {model.n_features_in_}."
-        )
-    return frame, labels
 
 
 def build_series_report(
