@@ -25,20 +25,11 @@ from torch import nn
 
 from deepad.base import BaseDetector
 from deepad.data.series import align_to_points, sliding_windows
-from deepad.detectors._neural import NeuralDetector
+from deepad.detectors._series_common import _check_window, _knn_mean, _WindowNeural
 from deepad.detectors._series_nets import _GRUNet, _TCNAutoEncoderNet
-from deepad.training import Step, batched_apply, torch_context
+from deepad.training import Step
 
 __all__ = ["RollingZScore", "GRUForecaster", "TCNAutoEncoder", "ConformalKNN"]
-
-
-def _check_window(window, stride=1) -> tuple[int, int]:
-    for name, v in (("window", window), ("stride", stride)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-    if window < 2:
-        raise ValueError(f"window must be at least 2 (the history plus the current point), got {window}.")
-    return int(window), int(stride)
 
 
 # --------------------------------------------------------------------------- non-deep baseline
@@ -345,48 +336,7 @@ class ConformalKNN(BaseDetector):
         return out
 
 
-def _knn_mean(d: np.ndarray, k: int) -> np.ndarray:
-    """Mean of the ``k`` smallest finite entries of each row of ``d`` (fewer when the row has fewer)."""
-    kk = min(k, d.shape[1])
-    if kk == 0:
-        return np.zeros(d.shape[0])
-    part = np.partition(d, kk - 1, axis=1)[:, :kk]
-    part = np.where(np.isfinite(part), part, np.nan)
-    with np.errstate(invalid="ignore"):
-        out = np.nanmean(part, axis=1)
-    return np.nan_to_num(out, nan=0.0)
-
-
 # --------------------------------------------------------------------------- neural window detectors
-class _WindowNeural(NeuralDetector):
-    """Shared windowing for neural window detectors: train on windows, score the window ending at each row."""
-
-    _needs_wrapped = True
-
-    def _min_samples(self) -> int:
-        w = self.window if isinstance(self.window, (int, np.integer)) and not isinstance(self.window, bool) else 2
-        return max(int(w) + 3, 4)
-
-    def _training_data(self, X_t: torch.Tensor, y):
-        w, stride = _check_window(self.window, self.stride)
-        windows = X_t.unfold(0, w, stride).permute(0, 2, 1).contiguous()  # (m, w, d)
-        return (windows,)
-
-    def _score(self, X: np.ndarray) -> np.ndarray:
-        w, _ = _check_window(self.window, self.stride)
-        if X.shape[0] < w:
-            raise ValueError(
-                f"X has {X.shape[0]} rows; {type(self).__name__} needs at least window={w} consecutive rows."
-            )
-        self.module_.eval()
-        windows = np.array(sliding_windows(self._transform(X), w), dtype=np.float32, order="C")
-        with torch_context(None, self._device, self.n_threads, work=self._inference_work):
-            s = batched_apply(
-                lambda xb: self._score_batch(self.module_, xb), windows, device=self._device, batch_size=1024
-            )
-        return align_to_points(s, X.shape[0], w)
-
-
 class GRUForecaster(_WindowNeural):
     """GRU next-step forecaster; the anomaly score is the squared forecast error.
 
