@@ -103,7 +103,7 @@ def _make(name: str, params: dict, seed: int):
     except ValueError:
         cls = None
     if cls is None or not getattr(cls, "_image_input", False):
-        image = sorted(n for n in D.__all__ if n != "DEFAULT" and getattr(getattr(D, n), "_image_input", False))
+        image = D.image_detector_names()
         raise ValueError(f"{name!r} is not an image detector; choose from {image}.")
     return cls(**{"random_state": seed, **params})
 

@@ -6,7 +6,7 @@ import time
 
 import typer
 
-from deepad.cli._common import _detector_class, _say, fail
+from deepad.cli._common import _detector_class, _say, _UserErrors, fail
 
 __all__ = ["demo", "example"]
 
@@ -80,21 +80,14 @@ def example(
     a 3,000-level merchant id, categories, booleans, missing values; planted
     frauds are labelled in ``is_fraud``.
     """
-    import os
-    import tempfile
     from pathlib import Path
 
     from deepad.data.synthetic import write_fraud_csv
+    from deepad.data.writers import AtomicOutput
 
     out = Path(output)
     if out.suffix.lower() != ".csv":
         fail(f"{output}: the example is written as CSV; give a file name ending in .csv")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent if str(out.parent) else ".")
-    os.close(fd)
-    try:
-        write_fraud_csv(tmp, n_rows=rows, anomaly_rate=anomaly_rate, seed=seed)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with _UserErrors(), AtomicOutput(out) as part, part.writing():
+        write_fraud_csv(part.path, n_rows=rows, anomaly_rate=anomaly_rate, seed=seed)
     _say(f"Wrote {rows} transactions ({int(round(rows * anomaly_rate))} planted frauds, column is_fraud) to {out}")

@@ -62,7 +62,7 @@ def train_images(
     if cls is None or not getattr(cls, "_image_input", False):
         import deepad.detectors as D
 
-        names = sorted(n for n in D.__all__ if n != "DEFAULT" and getattr(getattr(D, n), "_image_input", False))
+        names = D.image_detector_names()
         if cls is not None:
             fail(f"{data} holds images; {cls.__name__} is a table detector. Use one of: {', '.join(names)}.")
         cls = D.ConvAutoEncoder

@@ -65,6 +65,11 @@ def detector_class(name: str | None = None) -> type:
     return __getattr__(match[0])
 
 
+def image_detector_names() -> list[str]:
+    """Names of the detectors that take images (``(N, C, H, W)`` arrays), sorted."""
+    return sorted(n for n in _WHERE if getattr(__getattr__(n), "_image_input", False))
+
+
 def __getattr__(name: str):
     if name == "DEFAULT":
         name = _DEFAULT

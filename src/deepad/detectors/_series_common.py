@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from deepad.base import check_int_param
 from deepad.data.series import align_to_points, sliding_windows
 from deepad.detectors._neural import NeuralDetector
 from deepad.training import batched_apply, torch_context
 
 
 def _check_window(window, stride=1) -> tuple[int, int]:
-    for name, v in (("window", window), ("stride", stride)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    window = check_int_param(window, "window", allowed="a positive integer")
+    stride = check_int_param(stride, "stride", allowed="a positive integer")
     if window < 2:
         raise ValueError(f"window must be at least 2 (the history plus the current point), got {window}.")
     return int(window), int(stride)

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from deepad.base import BaseDetector
+from deepad.base import BaseDetector, check_int_param
 from deepad.data.series import align_to_points, sliding_windows
 from deepad.detectors._series_common import _check_window, _knn_mean, _WindowNeural
 from deepad.detectors._series_nets import _GRUNet, _TCNAutoEncoderNet
@@ -149,13 +149,9 @@ class ConformalKNN(BaseDetector):
     # ------------------------------------------------------------------ settings
     def _settings(self) -> tuple[int, int, int, int, int, int]:
         for name in ("window", "coarse_chunks", "coarse_width", "n_neighbors", "memory"):
-            v = getattr(self, name)
-            low = 0 if name == "coarse_chunks" else 1
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
+            check_int_param(getattr(self, name), name, 0 if name == "coarse_chunks" else 1)
         excl = self.window if self.exclusion is None else self.exclusion
-        if isinstance(excl, bool) or not isinstance(excl, (int, np.integer)) or excl < 0:
-            raise ValueError(f"exclusion must be None or an integer >= 0, got {self.exclusion!r}.")
+        check_int_param(excl, "exclusion", 0, allowed="None or an integer >= 0")
         span = max(int(self.window), int(self.coarse_chunks) * int(self.coarse_width))
         return (
             int(self.window),
