@@ -322,7 +322,7 @@ def _prepare_output(out: Path, during: str | None = None):
                 "refusing to replace it. Choose a new output directory."
             )
     output = AtomicOutput(out, directory=True, during=during)
-    os.chmod(output.path, 0o755)
+    os.chmod(output.path, output.mode)  # the workers' parts go in here: readable as the umask allows, as on commit
     return output
 
 

@@ -270,9 +270,25 @@ def _write(detector, directory: Path) -> None:
 
 
 def save(detector, path: str | os.PathLike) -> Path:
-    """Save a fitted detector to directory ``path`` atomically (write aside, then rename)."""
+    """Save a fitted detector to directory ``path`` atomically (write aside, then rename).
+
+    Only deepad detectors (``TabularDetector`` for preprocessing + detector): a ``TypeError`` says so for
+    anything else, e.g. a scikit-learn ``Pipeline``, whose steps deepad cannot save without pickle.
+    """
     from sklearn.utils.validation import check_is_fitted
 
+    if not _is_detector(detector):
+        steps = getattr(detector, "steps", None)
+        what = type(detector).__name__ + (f" ({' -> '.join(type(s).__name__ for _, s in steps)})" if steps else "")
+        raise TypeError(
+            f"deepad.save saves deepad detectors, not {what}. For preprocessing plus a detector use "
+            "deepad.pipeline.TabularDetector(detector), which fits and saves its own scaling and encoding"
+            + (
+                "; or save the Pipeline with skops.io.dump and its detector step with deepad.save(pipeline[-1])."
+                if steps
+                else "."
+            )
+        )
     check_is_fitted(detector, "decision_scores_")
     path = Path(path)
     if path.exists() and not (path / CONFIG).is_file():

@@ -181,6 +181,9 @@ class StreamUpdate:
     latency_s: float  #: wall time of this call
     unit_scores: np.ndarray | None = None  #: the score as a rarity in [0, 1] (see the module docstring)
     suppressed: np.ndarray | None = None  #: an alarm here would not be an alert (refractory, or an open incident)
+    #: the probability, as the alert rule estimates it, that a normal point scores at least this high: below the
+    #: alert level (SPOT's ``risk``; ConformalKNN's ``contamination``) exactly where the score is above the threshold
+    p_values: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -300,7 +303,12 @@ class StreamScorer:
                 have = min(n_ready, k)
                 raw[k - have :] = self.detector.decision_function(buf[buf.shape[0] - have - self.context :])[-have:]
             self._points = buf[-self.context :] if self.context else self._points
-        scores, thresholds, units = np.full(k, np.nan), np.full(k, np.nan), np.full(k, np.nan)
+        scores, thresholds, units, pvals = (
+            np.full(k, np.nan),
+            np.full(k, np.nan),
+            np.full(k, np.nan),
+            np.full(k, np.nan),
+        )
         native_unit = bool(getattr(self.detector, "_unit_scores", False))
         alarms, alerts, suppressed = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
         for i in range(k):
@@ -309,17 +317,20 @@ class StreamScorer:
             self._recent.append(float(raw[i]))
             s = sum(self._recent) / len(self._recent)
             scores[i] = s
-            if native_unit:
+            if native_unit:  # the score is -log10(p) / 10 of the detector's own p-value (ConformalKNN)
                 units[i] = min(max(s, 0.0), 1.0)
+                pvals[i] = 10.0 ** (-10.0 * units[i])
             if self.spot is not None:
                 thresholds[i] = self.spot.z
                 if not native_unit:
-                    units[i] = _unit(self.spot.tail_probability(s))
+                    pvals[i] = self.spot.tail_probability(s)
+                    units[i] = _unit(pvals[i])
                 alarm = self.spot.step(s)
             else:
                 if not native_unit:
                     ref = self._sorted_reference
-                    units[i] = _unit((1 + ref.size - np.searchsorted(ref, s, side="left")) / (ref.size + 1))
+                    pvals[i] = (1 + ref.size - np.searchsorted(ref, s, side="left")) / (ref.size + 1)
+                    units[i] = _unit(pvals[i])
                 thresholds[i] = float(self.detector.threshold_)
                 alarm = s > thresholds[i]
             alarms[i] = alarm
@@ -342,7 +353,7 @@ class StreamScorer:
         self.total_latency_s += elapsed
         self.total_cpu_s = getattr(self, "total_cpu_s", 0.0) + (time.process_time() - cpu_start)
         self.n_scored += k
-        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed)
+        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals)
 
     @property
     def latency_per_point_s(self) -> float:
@@ -467,7 +478,11 @@ def series_scores(
     fixed_threshold: bool = False,
     batch: int = 512,
 ) -> pd.DataFrame:
-    """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row."""
+    """Replay ``values`` (rows in time order) through a fresh stream; one row of results per input row.
+
+    Columns ``score``, ``p_value`` (see :attr:`StreamUpdate.p_values`: the alert rule's own tail probability, so
+    it is below the alert level exactly on the alarms), ``threshold``, ``alarm`` and ``alert``.
+    """
     sc = StreamScorer(
         model,
         threshold=default_threshold(model, fixed_threshold),
@@ -480,6 +495,7 @@ def series_scores(
     return pd.DataFrame(
         {
             "score": np.concatenate([u.scores for u in parts]),
+            "p_value": np.concatenate([u.p_values for u in parts]),
             "threshold": np.concatenate([u.thresholds for u in parts]),
             "alarm": np.concatenate([u.alarms for u in parts]),
             "alert": np.concatenate([u.alerts for u in parts]),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import typer
 
 from deepad.cli import bench, demo, explain, info, report, score, serve, stream, train, tune
+from deepad.cli._common import quiet_option, with_quiet
 
 __all__ = ["app", "main"]
 
@@ -19,6 +20,7 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: `pip install 'deepad[serve]'` keeps its brackets
     help="deepad: deep anomaly detection. Learn what normal looks like, flag what is not.",
 )
 
@@ -26,12 +28,7 @@ app = typer.Typer(
 @app.callback()
 def _root(
     ctx: typer.Context,
-    quiet: bool = typer.Option(
-        False,
-        "--quiet",
-        "-q",
-        help="Print only results and errors (no progress bars). DEEPAD_QUIET=1 in the environment does the same.",
-    ),
+    quiet: bool = quiet_option(),
 ) -> None:
     """deepad: deep anomaly detection."""
     # Per invocation (the click context), not process-wide: an in-process caller running
@@ -39,18 +36,18 @@ def _root(
     ctx.ensure_object(dict)["quiet"] = bool(quiet)
 
 
-# in the order `deepad --help` lists them
-app.command()(demo.demo)
-app.command()(demo.example)
-app.command()(bench.bench)
-app.command()(train.train)
-app.command()(score.score)
-app.command()(serve.serve)
-app.command()(info.info)
-app.command("explain")(explain.explain_rows)
-app.command("report")(report.report)
-app.command()(stream.stream)
-app.command("tune")(tune.tune_cmd)
+# in the order `deepad --help` lists them; each also takes -q/--quiet after its name (with_quiet)
+app.command()(with_quiet(demo.demo))
+app.command()(with_quiet(demo.example))
+app.command()(with_quiet(bench.bench))
+app.command()(with_quiet(train.train))
+app.command()(with_quiet(score.score))
+app.command()(with_quiet(serve.serve))
+app.command()(with_quiet(info.info))
+app.command("explain")(with_quiet(explain.explain_rows))
+app.command("report")(with_quiet(report.report))
+app.command()(with_quiet(stream.stream))
+app.command("tune")(with_quiet(tune.tune_cmd))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -33,6 +33,45 @@ def _quiet() -> bool:
     return bool(isinstance(obj, dict) and obj.get("quiet")) or os.environ.get("DEEPAD_QUIET") == "1"
 
 
+QUIET_HELP = "Print only results and errors (no progress bars). DEEPAD_QUIET=1 in the environment does the same."
+
+
+def quiet_option():
+    """The one definition of ``--quiet`` / ``-q``: on the root (``deepad -q train``) and on every command."""
+    return typer.Option(False, "--quiet", "-q", help=QUIET_HELP)
+
+
+def with_quiet(command):
+    """``command`` accepting ``--quiet`` / ``-q`` after its name too (``deepad train ... -q``), as the root does.
+
+    The option is added to the command's signature (or replaces a ``quiet``
+    parameter of its own, which then receives it as well) and sets this
+    invocation's quiet flag, which :func:`_quiet` reads.
+    """
+    import functools
+    import inspect
+
+    sig = inspect.signature(command, eval_str=True)
+    own = "quiet" in sig.parameters
+    if own:
+        params = [p.replace(default=quiet_option()) if p.name == "quiet" else p for p in sig.parameters.values()]
+    else:
+        extra = inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=quiet_option(), annotation=bool)
+        params = [*sig.parameters.values(), extra]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        quiet = kwargs.get("quiet") if own else kwargs.pop("quiet", False)
+        ctx = _current_context()
+        if quiet and ctx is not None:
+            ctx.find_root().ensure_object(dict)["quiet"] = True
+        return command(**kwargs)
+
+    wrapper.__signature__ = sig.replace(parameters=params)
+    wrapper.__annotations__ = {**getattr(command, "__annotations__", {}), "quiet": bool}
+    return wrapper
+
+
 def _say(message: str) -> None:
     if not _quiet():
         typer.echo(message)
@@ -74,6 +113,42 @@ def _detector_class(name: str | None):
         return detector_class(name)
     except ValueError as exc:
         fail(str(exc))
+
+
+def _table_detector_names() -> list[str]:
+    """Names of the detectors that read table rows (neither images nor time series), sorted."""
+    import deepad.detectors as D
+    from deepad.stream import is_series_detector
+
+    names = []
+    for name in sorted(set(D.__all__) - {"DEFAULT"}):
+        cls = getattr(D, name)
+        try:
+            if not getattr(cls, "_image_input", False) and not is_series_detector(cls()):
+                names.append(name)
+        except Exception:  # noqa: BLE001 - a detector that needs arguments (an adapter) is not listed
+            continue
+    return names
+
+
+def _refuse_image_detector(cls, data: str) -> None:
+    """Exit 2 when an image detector is asked to read the table (or series) ``data``, listing the table detectors."""
+    if getattr(cls, "_image_input", False):
+        fail(
+            f"{cls.__name__} is an image detector: it needs a folder of images (PNG/JPEG, or MNIST idx files), "
+            f"and {data} is a table. For tables use one of: {', '.join(_table_detector_names())} "
+            "(or leave out --detector for the default)."
+        )
+
+
+def _output_directory_exists(output: str) -> None:
+    """Exit 2 when the directory an output goes into does not exist (it is never created: a typo stays visible)."""
+    from pathlib import Path
+
+    parent = Path(output).expanduser().parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        fail(f"the output directory {parent} {what}; create it first or choose another --output.")
 
 
 def _new_detector(cls, kwargs: dict, seed: int):

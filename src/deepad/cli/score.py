@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _UserErrors, _quiet, fail
+from deepad.cli._common import _output_directory_exists, _UserErrors, _quiet, fail
 
 __all__ = ["score"]
 
@@ -81,6 +81,12 @@ def score(
     A model trained on a time series reads DATA as a series on its training
     grid and writes one row per step: timestamp, score, p_value, threshold,
     is_anomaly and alert (after --refractory / --rearm, as `deepad stream`).
+    There p_value is the alert rule's own estimate of how often a normal
+    point scores this high (ConformalKNN: its conformal p-value; others: the
+    SPOT tail fit), so p_value is below the alert level (the model's
+    contamination, or SPOT's risk 1e-4) exactly on the rows with is_anomaly 1.
+    For tables p_value is the conformal p-value against the training (or
+    calibration) scores.
 
     Rows are read and scored in chunks, so memory does not grow with the
     file.  Row numbers in error messages count data rows from 0 (the CSV
@@ -94,6 +100,7 @@ def score(
 
     from deepad.data.images import is_image_source
 
+    _output_directory_exists(output)
     if is_image_source(data) and engine.lower() == "local":
         from deepad.cli.images import score_images
 

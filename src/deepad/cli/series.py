@@ -184,12 +184,14 @@ def _step_text(step: str) -> str:
 def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: int = 0) -> None:
     """``deepad score MODEL SERIES``: replay the series through a fresh stream; one output row per grid step.
 
-    Columns: the timestamp, ``score``, ``p_value`` (against the training
-    scores), ``threshold``, ``is_anomaly`` (score above the threshold, as for
+    Columns: the timestamp, ``score``, ``p_value`` (the alert rule's own
+    estimate of the probability that a normal point scores this high:
+    ConformalKNN's conformal p-value, or SPOT's fitted tail; below the alert
+    level -- the contamination, or SPOT's risk -- exactly where
+    ``is_anomaly`` is 1), ``threshold``, ``is_anomaly`` (score above the threshold, as for
     tables) and ``alert`` (``is_anomaly`` after ``refractory`` / ``rearm``
     suppression: the alerts ``deepad stream`` would raise with those options).
     """
-    from deepad import thresholds as _thr
     from deepad.data.writers import write_frame_atomic
     from deepad.data.series import read_model_series
     from deepad.stream import series_scores
@@ -203,9 +205,7 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
         {
             model.series_input_["timestamp"]: frame.index,
             "score": scores,
-            "p_value": np.where(
-                np.isfinite(scores), _thr.conformal_p_values(model.p_value_reference, np.nan_to_num(scores)), np.nan
-            ),
+            "p_value": result["p_value"].to_numpy(),
             "threshold": result["threshold"].to_numpy(),
             "is_anomaly": result["alarm"].to_numpy().astype(np.int64),
             "alert": result["alert"].to_numpy().astype(np.int64),

@@ -17,15 +17,22 @@ def stream(
         help="A saved detector (deepad train / .save) or a saved stream state "
         "(--save-state), which resumes where it stopped.",
     ),
-    risk: float = typer.Option(1e-4, help="SPOT risk: target probability that a normal point raises an alarm."),
-    refractory: int = typer.Option(0, min=0, help="Points after an alert during which alarms are suppressed."),
+    risk: float = typer.Option(
+        None,
+        help="SPOT risk: target probability that a normal point raises an alarm (default 1e-4). Only for the "
+        "adaptive SPOT threshold: not with --fixed-threshold, nor for ConformalKNN, whose threshold is its own "
+        "conformal one (retrain with --contamination to change it).",
+    ),
+    refractory: int = typer.Option(
+        None, min=0, help="Points after an alert during which alarms are suppressed (default 0)."
+    ),
     rearm: int = typer.Option(
-        0,
+        None,
         min=0,
         help="After an alert, alerts re-arm only once the score has been below the "
-        "threshold for this many points (one alert per incident); 0: off.",
+        "threshold for this many points (one alert per incident); 0: off (the default).",
     ),
-    smoothing: int = typer.Option(1, min=1, help="Score = mean of the last N raw scores."),
+    smoothing: int = typer.Option(None, min=1, help="Score = mean of the last N raw scores (default 1)."),
     fixed_threshold: bool = typer.Option(
         False, "--fixed-threshold", help="Use the model's threshold_ instead of SPOT."
     ),
@@ -44,7 +51,15 @@ def stream(
     CSV header).  Value fields are the model's training columns when it has
     names, else every numeric field except --timestamp-column.  Each output
     line is {"timestamp", "score", "threshold", "alarm", "alert"}; score is
-    null until the model has a full window of history.
+    null until the model has a full window of history.  Line numbers in error
+    messages count input lines from 1 (a CSV header is line 1).
+
+    MODEL_DIR is a time-series model (deepad train SERIES --detector
+    ConformalKNN, ...) or a bare detector fitted on numeric arrays; a model
+    trained on a table scores rows independently: use `deepad score` or
+    `deepad serve` for it.  A saved stream state resumes with the settings it
+    was saved with, so --risk, --refractory, --rearm, --smoothing and
+    --fixed-threshold do not apply to it.
     """
     import csv
     import json
@@ -54,18 +69,30 @@ def stream(
     from deepad.stream import StreamScorer, default_threshold
 
     timestamp = _renamed(timestamp_column, timestamp_old, "--timestamp-column", "--timestamp")
+    settings = {"--risk": risk, "--refractory": refractory, "--rearm": rearm, "--smoothing": smoothing}
+    given = [flag for flag, v in settings.items() if v is not None] + (["--fixed-threshold"] if fixed_threshold else [])
     with _UserErrors():
         if os.path.exists(os.path.join(model_dir, "stream.json")):
+            if given:
+                fail(
+                    f"{model_dir} is a saved stream state: it resumes with the settings it was saved with, so "
+                    f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not apply. To change them, start a "
+                    f"new stream from its model: deepad stream {os.path.join(model_dir, 'detector')} {' '.join(given)} ..."
+                )
             scorer = StreamScorer.load(model_dir)
         else:
             model = deepad.load(model_dir)
+            _check_streamable(model, model_dir)
+            method = default_threshold(model, fixed_threshold)
+            if risk is not None and method == "fixed":
+                fail(_risk_does_not_apply(model, fixed_threshold))
             scorer = StreamScorer(
                 model,
-                threshold=default_threshold(model, fixed_threshold),
-                risk=risk,
-                refractory=refractory,
-                rearm=rearm,
-                smoothing=smoothing,
+                threshold=method,
+                risk=1e-4 if risk is None else risk,
+                refractory=refractory or 0,
+                rearm=rearm or 0,
+                smoothing=smoothing or 1,
             )
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
@@ -94,9 +121,9 @@ def stream(
             fail(f"line {line_no}: {len(row)} values, the model needs {scorer.n_features}.")
         return row
 
-    line_no, line = 1, first if is_json else sys.stdin.readline()
+    # line_no: the 1-based number of `line` in the input (a CSV header is line 1, its first row line 2)
+    line_no, line = (1, first) if is_json else (2, sys.stdin.readline())
     while line:
-        line_no += 1
         if line.strip():
             try:
                 record = json.loads(line) if is_json else dict(zip(header, next(csv.reader([line]))))
@@ -111,7 +138,7 @@ def stream(
             (out,) = u.records([record.get(timestamp)])
             sys.stdout.write(json.dumps(out) + "\n")
             sys.stdout.flush()
-        line = sys.stdin.readline()
+        line_no, line = line_no + 1, sys.stdin.readline()
     if save_state:
         with _UserErrors():
             scorer.save(save_state)
@@ -121,3 +148,33 @@ def stream(
                 f"{1e3 * scorer.latency_per_point_s:.3f} ms/point).",
                 err=True,
             )
+
+
+def _check_streamable(model, model_dir: str) -> None:
+    """Exit 2 for a model that scores table rows or images: a stream needs a time-series model (or bare arrays)."""
+    from deepad.image_pipeline import ImagePipeline
+    from deepad.pipeline import TabularDetector
+
+    if isinstance(model, (TabularDetector, ImagePipeline)):
+        what = "images" if isinstance(model, ImagePipeline) else "table rows"
+        fail(
+            f"{model_dir} was trained on {what} ({type(model.detector_).__name__} in a {type(model).__name__}), "
+            "which it scores independently of each other; deepad stream needs a time-series model: train one with "
+            "deepad train SERIES.csv --detector ConformalKNN (or GRUForecaster, TCNAutoEncoder, RollingZScore) -o "
+            f"MODEL. To score {what} with this model use deepad score (files) or deepad serve (HTTP)."
+        )
+
+
+def _risk_does_not_apply(model, fixed_threshold: bool) -> str:
+    if fixed_threshold:
+        return (
+            "--risk sets the adaptive SPOT threshold; with --fixed-threshold the model's threshold_ is used instead. "
+            "Give one of them."
+        )
+    rate = getattr(model, "contamination", None)
+    level = f" ({rate:g})" if isinstance(rate, (int, float)) else ""
+    return (
+        f"--risk does not apply to {type(model).__name__}: it keeps its own conformal threshold (an alert is a point "
+        f"rarer than its contamination{level}), not SPOT's. To change the false-alarm rate, retrain with "
+        f"deepad train ... --detector {type(model).__name__} --contamination RATE."
+    )

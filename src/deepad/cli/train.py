@@ -13,6 +13,7 @@ from deepad.cli._common import (
     _new_detector,
     _option_name,
     _quiet,
+    _refuse_image_detector,
     _say,
     _split_names,
     fail,
@@ -206,6 +207,7 @@ def train(
             default_rule=threshold is None and fpr is None,
         )
     cls = _detector_class(detector)
+    _refuse_image_detector(cls, data)
     kwargs = _detector_params(params, cls)
     fit_params = _tracking_callbacks(tensorboard, cls)
     from deepad.cli.series import is_series_class, train_series

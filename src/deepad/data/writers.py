@@ -43,6 +43,7 @@ __all__ = [
     "write_frame_atomic",
     "TableWriter",
     "same_file",
+    "default_mode",
 ]
 
 #: output file suffix -> format
@@ -160,6 +161,42 @@ def _discard(path: Path) -> None:
         pass
 
 
+# --------------------------------------------------------------------------- permissions
+def _umask() -> int:
+    """This process's umask, read from /proc where it can be (changing it to read it races with other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain ``open()`` (``mkdir``) would give a new file (directory): ``0o666`` (``0o777``) less the umask.
+
+    Temporary parts are made private (``mkstemp``: 0600, ``mkdtemp``: 0700)
+    and some libraries write their files that way too (safetensors); every
+    output gets this mode on commit, so a colleague the umask lets read
+    ``model.json`` can read the weights next to it as well.
+    """
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
+def _chmod_tree(root: Path, file_mode: int, dir_mode: int) -> None:
+    """Give every file under ``root`` ``file_mode`` and every directory (``root`` too) ``dir_mode``."""
+    for here, dirs, files in os.walk(root):
+        os.chmod(here, dir_mode)
+        for name in files:
+            path = os.path.join(here, name)
+            if not os.path.islink(path):
+                os.chmod(path, file_mode)
+
+
 # --------------------------------------------------------------------------- the writer
 class AtomicOutput:
     """A part next to ``out`` (``path``) that replaces ``out`` on :meth:`commit`, or is removed on :meth:`abort`.
@@ -170,7 +207,10 @@ class AtomicOutput:
     engine's output; an existing output directory is replaced as a whole).
     OSErrors inside ``with output.writing():`` and in :meth:`commit`
     become :class:`OutputWriteError` naming ``out`` (and ``during``, what
-    was being done, e.g. ``"scoring data.csv"``).  As a context manager it commits on
+    was being done, e.g. ``"scoring data.csv"``).  The committed output has
+    the mode a plain ``open()`` would give it (:func:`default_mode`: 0666 or
+    0777 less the umask; for a directory, every file and directory in it),
+    unless ``mode`` is given.  As a context manager it commits on
     success and aborts on any exception, KeyboardInterrupt included::
 
         with AtomicOutput(out) as part, part.writing():
@@ -183,7 +223,7 @@ class AtomicOutput:
         self.out = Path(out)
         self.directory = directory
         self.during = during
-        self.mode = (0o755 if directory else 0o644) if mode is None else mode
+        self.mode = default_mode(directory) if mode is None else mode
         parent = self.out.parent if str(self.out.parent) else Path(".")
         try:
             parent.mkdir(parents=True, exist_ok=True)
@@ -209,7 +249,10 @@ class AtomicOutput:
     def commit(self) -> Path:
         """Rename the part onto ``out`` (replacing it); an error removes the part and raises ``OutputWriteError``."""
         try:
-            os.chmod(self.path, self.mode)
+            if self.directory:
+                _chmod_tree(self.path, self.mode & 0o666, self.mode)  # files: the directory's mode less execute
+            else:
+                os.chmod(self.path, self.mode)
             if self.directory and self.out.exists():
                 self._replace_directory()
             else:
@@ -345,7 +388,7 @@ class TableWriter:
             if self.part is not None:
                 self.part.commit()
             else:
-                os.chmod(self.tmp, 0o644)
+                os.chmod(self.tmp, default_mode())
                 os.replace(self.tmp, self.out)
         except OSError as exc:
             raise self._error(exc) from exc
