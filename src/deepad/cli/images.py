@@ -176,13 +176,40 @@ def explain_images(model_dir: str, data: str, rows: list[int] | None, top: int, 
         )
 
 
-def report_images(model_dir: str, data: str, output: str, top: int) -> None:
+def _image_labels(imgs, data: str, label_column: str | None):
+    """The known labels (1 = anomaly) ``--label-column label`` asks for: the ones the images come with."""
+    import pandas as pd
+
+    if label_column is None:
+        return None
+    if label_column != "label":
+        fail(
+            f"{data} is a set of images, which has no column {label_column!r}: for images --label-column label "
+            "uses the labels they come with (class sub-folders, an .npz's y/labels array, MNIST's labels file), "
+            "the label column `deepad score` writes for them."
+        )
+    if imgs.labels is None:
+        fail(f"{data} has no labels: give a folder with one sub-folder per class, or an .npz with a y array.")
+    from deepad.data.preprocessing import boolean_values
+
+    try:
+        return boolean_values(pd.Series(imgs.labels), "label")
+    except ValueError:
+        classes = sorted({str(v) for v in imgs.labels})
+        fail(
+            f"{data}: the image labels must say normal or anomaly (0/1, true/false, yes/no; 1 = anomaly), "
+            f"got the classes {classes[:10]}."
+        )
+
+
+def report_images(model_dir: str, data: str, output: str, top: int, label_column: str | None = None) -> None:
     from deepad.report.images import build_image_report
 
     model = _load_image_model(model_dir)
     imgs = _read(data)
+    y = _image_labels(imgs, data, label_column)
     with _UserErrors(f"{data}: "):
-        build_image_report(model, imgs, output, top_n=min(top, 24), data_name=data, model_name=model_dir)
+        build_image_report(model, imgs, output, top_n=min(top, 24), data_name=data, model_name=model_dir, y=y)
     typer.echo(f"Wrote {output}")
 
 

@@ -19,7 +19,8 @@ def report(
         None,
         "--label-column",
         "-l",
-        help="Column of DATA with known labels (1/true = anomaly): adds ROC and precision-recall curves; never scored.",
+        help="Column of DATA with known labels (1/true = anomaly): adds ROC and precision-recall curves; never "
+        "scored. For images: label, the labels they come with (class folders 0/1, an .npz's y).",
     ),
     top: int = typer.Option(20, "--top", min=1, help="Top anomalies listed with their attributions."),
     refractory: int = typer.Option(
@@ -58,7 +59,7 @@ def report(
     if is_image_source(data):
         from deepad.cli.images import report_images
 
-        return report_images(model_dir, data, output, top)
+        return report_images(model_dir, data, output, top, label_column)
     with _UserErrors():
         model = deepad.load(model_dir)
     from deepad.report.series import build_series_report

@@ -71,27 +71,29 @@ th{{background:#f4f4f4}}td.l,th.l{{text-align:left}}img{{max-width:100%}}</style
 <p>Model <code>{model_name}</code> ({detector}); images <code>{data_name}</code>: {n:,} images of
 {shape}; threshold {threshold:.4g} flags {n_flag:,} ({frac:.2%}).</p>
 <h2>Scores</h2><img src="data:image/png;base64,{hist}" alt="score histogram">
+{labelled}
 {training}
 <h2>Top {k} anomalies, with anomaly maps</h2>
 <p>Anomaly map: {map_rule}</p>
-<table><tr><th>rank</th><th class="l">image</th><th>score</th><th>p-value</th><th>anomaly</th></tr>{rows}</table>
+<table><tr><th>rank</th><th class="l">image</th><th>score</th><th>p-value</th><th>anomaly</th>{label_head}</tr>{rows}</table>
 {overlays}
 </body></html>"""
 
 
 def build_image_report(
-    model, X, path: str | Path, *, top_n: int = 12, data_name: str = "", model_name: str = ""
+    model, X, path: str | Path, *, top_n: int = 12, data_name: str = "", model_name: str = "", y=None
 ) -> Path:
     """Write a self-contained HTML report for an image model (:class:`~deepad.image_pipeline.ImagePipeline`).
 
-    Sections: score histogram with the threshold, training loss curves, and
-    the ``top_n`` highest-scoring images with score, p-value and anomaly-map
-    overlay.
+    Sections: score histogram with the threshold, ROC and precision-recall
+    curves when known labels ``y`` are given (one per image, 1 = anomaly,
+    NaN = unknown), training loss curves, and the ``top_n`` highest-scoring
+    images with score, p-value, known label and anomaly-map overlay.
     """
     from deepad import thresholds as _thr
     from deepad.image_pipeline import load_image_input
     from deepad.report.build import _write_atomic
-    from deepad.report.plots import loss_curves
+    from deepad.report.plots import loss_curves, roc_pr_curves
 
     imgs = load_image_input(X)
     scores = model.decision_function(imgs)
@@ -105,12 +107,33 @@ def build_image_report(
     maps = model.anomaly_map(chosen)
     shown = model.display_images(chosen)
     inner = getattr(model, "detector_", model)
+    labels = None if y is None else np.asarray(y, dtype=np.float64)
+    if labels is not None and labels.shape != scores.shape:
+        raise ValueError(f"y has {labels.size} labels for {scores.size} images.")
+    labelled = ""
+    if labels is not None:
+        known = ~np.isnan(labels)
+        yk = labels[known].astype(np.int64)
+        if np.unique(yk).size < 2:
+            labelled = (
+                f"<h2>Known labels</h2><p>The labels have a single class ({int(known.sum()):,} labelled images) "
+                "-- ROC and precision-recall need both normal and anomalous images.</p>"
+            )
+        else:
+            fig, auc, ap = roc_pr_curves(yk, scores[known])
+            labelled = (
+                f"<h2>Known labels</h2><p>{int(known.sum()):,} labelled images, {int(yk.sum()):,} anomalies: "
+                f"ROC-AUC {auc:.4f}, average precision {ap:.4f}.</p>"
+                f"<img src='data:image/png;base64,{png_base64(fig)}' alt='ROC and precision-recall curves'>"
+            )
     rows, overlays = [], []
     for rank, (i, m, img) in enumerate(zip(order, maps, shown), 1):
         name = html.escape(str(imgs.names[i]))
         rows.append(
             f"<tr><td>{rank}</td><td class='l'>{name}</td><td>{scores[i]:.4g}</td><td>{p[i]:.3g}</td>"
-            f"<td>{'yes' if flags[i] else 'no'}</td></tr>"
+            f"<td>{'yes' if flags[i] else 'no'}</td>"
+            + ("" if labels is None else f"<td>{'' if np.isnan(labels[i]) else int(labels[i])}</td>")
+            + "</tr>"
         )
         fig = overlay_figure(img, m, title=f"#{rank} {imgs.names[i]}  score {scores[i]:.4g}")
         overlays.append(f"<img src='data:image/png;base64,{png_base64(fig)}' alt='{name}'>")
@@ -128,7 +151,9 @@ def build_image_report(
         threshold=model.threshold_,
         n_flag=int(flags.sum()),
         frac=float(flags.mean()),
-        hist=png_base64(score_histogram(scores, model.threshold_)),
+        hist=png_base64(score_histogram(scores, model.threshold_, labels)),
+        labelled=labelled,
+        label_head="" if labels is None else "<th>known label</th>",
         training=training,
         k=len(order),
         map_rule=html.escape(map_description(inner)),

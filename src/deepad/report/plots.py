@@ -105,7 +105,7 @@ def roc_pr_curves(y: np.ndarray, scores: np.ndarray) -> tuple[object, float, flo
 
 
 def loss_curves(history: dict[str, list[float]]):
-    """Per-epoch training and validation losses (every ``train_*`` / ``val_*`` series)."""
+    """Per-epoch training and validation losses (every ``train_*`` / ``val_*`` series); titled by what it shows."""
     fig = _figure(8, 3.4)
     ax = fig.add_subplot()
     series = {k: np.asarray(v, dtype=np.float64) for k, v in history.items() if k.startswith(("train_", "val_")) and v}
@@ -126,7 +126,8 @@ def loss_curves(history: dict[str, list[float]]):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.set_title("Training and validation loss")
+    has_val = any(k.startswith("val_") for k in series)
+    ax.set_title("Training and validation loss" if has_val else "Training loss (no validation split)")
     ax.legend(loc="upper right", fontsize=8)
     return fig
 
