@@ -154,3 +154,20 @@ def test_image_detector_on_a_table_names_the_problem(work, tmp_path):
     assert "ConvAutoEncoder is an image detector" in text and "folder of images" in text
     assert "HBOS" in text and "(N, H, W)" not in text
     assert not (tmp_path / "m").exists()
+
+
+def test_explain_help_does_not_promise_a_row_column(work, tmp_path):
+    text = " ".join(_run(["explain", "--help"]).output.split())
+    assert "`deepad score`'s row column" not in text
+    assert "only when the data has no id column" in text and "from 0" in text
+    # with ids, score writes no row column, and --rows still counts data rows by position
+    ids = pd.read_csv(work / "table.csv").assign(tx=lambda d: [f"T{i:04d}" for i in range(len(d))])
+    ids.to_csv(tmp_path / "ids.csv", index=False)
+    model = tmp_path / "ids-model"
+    assert _run(["train", tmp_path / "ids.csv", "-d", "HBOS", "-o", model]).exit_code == 0  # tx: an id column
+    assert _run(["score", model, tmp_path / "ids.csv", "-o", tmp_path / "s.csv"]).exit_code == 0
+    scored = pd.read_csv(tmp_path / "s.csv")
+    assert "row" not in scored.columns and scored["tx"].iloc[7] == "T0007"
+    res = _run(["explain", model, tmp_path / "ids.csv", "--rows", "7"])
+    assert res.exit_code == 0, res.output
+    assert f"{scored['score'].iloc[7]:.4g}" in res.output

@@ -59,9 +59,9 @@ def explain_rows(
         None,
         "--rows",
         "-r",
-        help="0-based data rows (as in `deepad score`'s row column and "
-        "error messages): 0,5,17 or ranges like 10-20. For images: "
-        "image numbers (default: the --top highest-scoring).",
+        help="Data rows by position, from 0 (the CSV header is not a row): the order of `deepad score`'s output "
+        "and the row numbers of error messages (score writes them as a row column only when the data has no "
+        "id column): 0,5,17 or ranges like 10-20. For images: image numbers (default: the --top highest-scoring).",
     ),
     output_dir: str = typer.Option(
         None, "--output-dir", help="Images: folder for the anomaly-map PNG overlays (default ./anomaly-maps)."
