@@ -171,3 +171,14 @@ def test_explain_help_does_not_promise_a_row_column(work, tmp_path):
     res = _run(["explain", model, tmp_path / "ids.csv", "--rows", "7"])
     assert res.exit_code == 0, res.output
     assert f"{scored['score'].iloc[7]:.4g}" in res.output
+
+
+def test_report_options_that_do_not_apply_are_refused(work, tmp_path):
+    out = tmp_path / "r.html"
+    res = _run(["report", work / "series-model", work / "new.csv", "-o", out, "--risk", "0.01"])
+    assert res.exit_code == 2 and "--risk does not apply to ConformalKNN" in res.output
+    res = _run(["report", work / "table-model", work / "table.csv", "-o", out, "--rearm", "5", "--png", "x.png"])
+    assert res.exit_code == 2 and "--rearm, --png apply to time-series models" in res.output
+    assert not out.exists()
+    res = _run(["report", work / "zscore-model", work / "new.csv", "-o", out, "--risk", "0.01"])
+    assert res.exit_code == 0, res.output  # SPOT: --risk applies

@@ -65,3 +65,18 @@ def test_loss_plot_title_says_validation_only_when_there_is_one():
     both = loss_curves({"train_loss": [3.0, 2.0, 1.0], "val_loss": [3.2, 2.4, 1.5]})
     assert train_only.axes[0].get_title() == "Training loss (no validation split)"
     assert both.axes[0].get_title() == "Training and validation loss"
+
+
+def test_table_and_series_options_on_images_are_refused(labelled_images, tmp_path):
+    root = labelled_images
+    r = CliRunner().invoke(app, ["train", str(root / "train"), "-o", str(tmp_path / "m"), "--label-column", "y"])
+    assert r.exit_code == 2 and "--label-column applies to tables and series" in r.output
+    assert not (tmp_path / "m").exists()
+    r = CliRunner().invoke(
+        app, ["score", str(root / "model"), str(root / "test"), "-o", str(tmp_path / "s.csv"), "--explain"]
+    )
+    assert r.exit_code == 2 and "--explain applies to tables and series" in r.output and "deepad explain" in r.output
+    r = CliRunner().invoke(
+        app, ["report", str(root / "model"), str(root / "test"), "-o", str(tmp_path / "r.html"), "--risk", "0.1"]
+    )
+    assert r.exit_code == 2 and "--risk applies to time-series models" in r.output

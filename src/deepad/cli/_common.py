@@ -141,6 +141,17 @@ def _refuse_image_detector(cls, data: str) -> None:
         )
 
 
+def _refuse_options(given: dict, applies_to: str, here: str) -> None:
+    """Exit 2 naming the options in ``given`` (flag -> value; ``None``/``False`` = not given) that do not apply.
+
+    An option that is accepted and then ignored is worse than an error: the user believes it was used.
+    """
+    names = [flag for flag, value in given.items() if value is not None and value is not False]
+    if names:
+        verb = "applies" if len(names) == 1 else "apply"
+        fail(f"{', '.join(names)} {verb} to {applies_to}; {here}.")
+
+
 def _output_directory_exists(output: str) -> None:
     """Exit 2 when the directory an output goes into does not exist (it is never created: a typo stays visible)."""
     from pathlib import Path

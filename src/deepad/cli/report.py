@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _say, _UserErrors, fail
+from deepad.cli._common import _refuse_options, _say, _UserErrors, fail
 
 __all__ = ["report"]
 
@@ -24,15 +24,19 @@ def report(
     ),
     top: int = typer.Option(20, "--top", min=1, help="Top anomalies listed with their attributions."),
     refractory: int = typer.Option(
-        0, min=0, help="Time series: points after an alert during which alarms are suppressed."
+        None, min=0, help="Time series: points after an alert during which alarms are suppressed (default 0)."
     ),
     rearm: int = typer.Option(
-        0,
+        None,
         min=0,
         help="Time series: after an alert, alerts re-arm once the score has been below "
-        "the threshold for this many points (one alert per incident); 0: off.",
+        "the threshold for this many points (one alert per incident); 0: off (the default).",
     ),
-    risk: float = typer.Option(1e-4, help="Time series: SPOT risk of the adaptive threshold."),
+    risk: float = typer.Option(
+        None,
+        help="Time series: SPOT risk of the adaptive threshold (default 1e-4); not for ConformalKNN, whose "
+        "threshold is its own conformal one.",
+    ),
     png: str = typer.Option(None, "--png", help="Time series: also write the plot to this PNG file."),
 ) -> None:
     """Write a self-contained HTML report: scores, threshold, ROC/PR, training curves, top anomalies, 2-D view.
@@ -56,9 +60,11 @@ def report(
         fail(f"the report {output} is the data file {data}.")
     from deepad.data.images import is_image_source
 
+    series_options = {"--refractory": refractory, "--rearm": rearm, "--risk": risk, "--png": png}
     if is_image_source(data):
         from deepad.cli.images import report_images
 
+        _refuse_options(series_options, "time-series models", f"{data} is a set of images")
         return report_images(model_dir, data, output, top, label_column)
     with _UserErrors():
         model = deepad.load(model_dir)
@@ -66,21 +72,27 @@ def report(
     from deepad.stream import is_series_detector
 
     if is_series_detector(model):
+        from deepad.cli.stream import _risk_does_not_apply
+        from deepad.stream import default_threshold
+
+        if risk is not None and default_threshold(model) == "fixed":
+            fail(_risk_does_not_apply(model, fixed_threshold=False))
         with _UserErrors(f"{data}: "):
             build_series_report(
                 model,
                 data,
                 output,
                 label_column=label_column,
-                risk=risk,
-                refractory=refractory,
-                rearm=rearm,
+                risk=1e-4 if risk is None else risk,
+                refractory=refractory or 0,
+                rearm=rearm or 0,
                 png=png,
                 data_name=data,
                 model_name=model_dir,
             )
         typer.echo(f"Wrote {output}")
         return
+    _refuse_options(series_options, "time-series models", f"{model_dir} scores table rows")
     with _UserErrors(f"{data}: "):
         if label_column is not None and label_column not in table_columns(data):
             fail(f"{data} has no label column {label_column!r}; its columns are {table_columns(data)[:20]}.")

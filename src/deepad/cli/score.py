@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _output_directory_exists, _UserErrors, _quiet, fail
+from deepad.cli._common import _output_directory_exists, _refuse_options, _UserErrors, _quiet, fail
 
 __all__ = ["score"]
 
@@ -104,6 +104,11 @@ def score(
     if is_image_source(data) and engine.lower() == "local":
         from deepad.cli.images import score_images
 
+        _refuse_options(
+            {"--explain": explain, "--refractory": refractory or None, "--rearm": rearm or None},
+            "tables and series",
+            f"{data} is a set of images; for anomaly maps use deepad explain {model_dir} {data}",
+        )
         return score_images(model_dir, data, output)
     if explain and engine.lower() != "local":
         fail("--explain works with --engine local; use `deepad explain` for chosen rows.")

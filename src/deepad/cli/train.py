@@ -14,6 +14,7 @@ from deepad.cli._common import (
     _option_name,
     _quiet,
     _refuse_image_detector,
+    _refuse_options,
     _say,
     _split_names,
     fail,
@@ -190,6 +191,20 @@ def train(
     if is_image_source(data):  # a folder of images or MNIST idx files: the image pipeline
         from deepad.cli.images import train_images
 
+        _refuse_options(
+            {
+                "--label-column": label_column,
+                "--exclude": exclude or None,
+                "--type": types or None,
+                "--calibration-fraction": calibration_fraction or None,
+                "--scaling": None if scaling == "standard" else scaling,
+                "--timestamp-column": timestamp_column,
+                "--resample": resample,
+                "--fill-limit": None if fill_limit == 3 else fill_limit,
+            },
+            "tables and series",
+            f"{data} is a set of images (scaled to [0, 1] and learnt as they are)",
+        )
         cls = _detector_class(detector) if detector else None
         image_cls = cls or _detector_class("ConvAutoEncoder")
         return train_images(
