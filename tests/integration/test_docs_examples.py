@@ -14,7 +14,8 @@ and only these: ``deepad serve ... &`` listens on a free port instead of
 block waits for ``/readyz`` before its next line; ``curl`` gets
 ``--fail-with-body``, so a 4xx answer fails the block instead of printing
 an error.  The fast test checks, without running anything, that every
-``deepad`` command line in every block (skipped ones too) parses: the
+``deepad`` command line in every block (skipped ones too, and those of
+``benchmarks/README.md``, which are benchmarks of hours) parses: the
 command and its options exist and the values have the right types.
 """
 
@@ -124,7 +125,8 @@ def test_every_deepad_command_line_in_the_docs_parses():
 
     group = typer.main.get_command(app)
     seen = 0
-    for doc_blocks in documents().values():
+    parsed_only = [blocks(ROOT / "benchmarks" / "README.md")]  # benchmarks of hours: parsed, never run here
+    for doc_blocks in [*documents().values(), *parsed_only]:
         for b in examples(doc_blocks):
             if b.lang != "bash":
                 continue
