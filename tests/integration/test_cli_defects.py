@@ -139,12 +139,16 @@ def test_help_keeps_bracketed_extras():
 
 
 # --------------------------------------------------------------------------- deepad score -o, detector kinds
-def test_score_output_into_a_missing_directory_is_an_error(work, tmp_path):
-    out = tmp_path / "nonexistent" / "dir" / "out.csv"
-    res = _run(["score", work / "table-model", work / "table.csv", "-o", out])
+@pytest.mark.parametrize("command, name", [("score", "out.csv"), ("report", "report.html")])
+def test_output_into_a_missing_directory_is_an_error(work, tmp_path, command, name):
+    out = tmp_path / "nonexistent" / "dir" / name
+    res = _run([command, work / "table-model", work / "table.csv", "-o", out])
     assert res.exit_code == 2
     assert str(out.parent) in res.output and "does not exist" in res.output
     assert not (tmp_path / "nonexistent").exists()
+    (tmp_path / "file").write_text("")
+    res = _run([command, work / "table-model", work / "table.csv", "-o", tmp_path / "file" / name])
+    assert res.exit_code == 2 and "is not a directory" in res.output
 
 
 def test_image_detector_on_a_table_names_the_problem(work, tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _refuse_options, _say, _UserErrors, fail
+from deepad.cli._common import _output_directory_exists, _refuse_options, _say, _UserErrors, fail
 
 __all__ = ["report"]
 
@@ -58,6 +58,7 @@ def report(
         fail(f"the report {output} must end in .html.")
     if _same_file(Path(data), Path(output)):
         fail(f"the report {output} is the data file {data}.")
+    _output_directory_exists(output)
     from deepad.data.images import is_image_source
 
     series_options = {"--refractory": refractory, "--rearm": rearm, "--risk": risk, "--png": png}
