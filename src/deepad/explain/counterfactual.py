@@ -17,8 +17,8 @@ For each repaired numeric column the *bound* is the value furthest from
 typical, on the line from the typical value to the row's value, that
 still keeps the row under the threshold, the other repaired columns
 being typical ("amount <= 356"): a grid of ``n_grid`` points along the
-line, scored in one batch, and the last point of the first under-threshold
-run.  Categorical columns read "country = US" (the most frequent
+line, scored in one batch, the last point of the first under-threshold
+run, refined by bisection.  Categorical columns read "country = US" (the most frequent
 training category), booleans "card_present = true", datetimes
 "timestamp typical", a missing value "customer_age present".
 """
@@ -33,6 +33,9 @@ import numpy as np
 from deepad.explain.shapley import coalition_scores
 
 __all__ = ["ColumnSpec", "column_specs", "counterfactuals"]
+
+#: Bisection steps after the grid: the bound is within (1 / n_grid) / 2^6 of the way from typical to the row's value.
+_BISECTIONS = 6
 
 
 @dataclass(frozen=True)
@@ -83,11 +86,9 @@ def _fmt(v: float) -> str:
     return f"{v:.4g}" if abs(v) < 1e6 else f"{v:.4e}"
 
 
-def _round_toward(bound: float, typical: float, integer: bool) -> float:
-    """``bound`` rounded (to an integer, or 3 significant digits) in the direction of ``typical``, so it stays valid."""
+def _round_toward(bound: float, typical: float) -> float:
+    """``bound`` rounded to 3 significant digits in the direction of ``typical``, so that it stays valid."""
     up = typical > bound
-    if integer:
-        return float(math.ceil(bound) if up else math.floor(bound))
     if bound == 0 or not math.isfinite(bound):
         return bound
     step = 10 ** (math.floor(math.log10(abs(bound))) - 2)
@@ -100,10 +101,8 @@ def _condition(spec: ColumnSpec, raw_x: float | None, bound: float | None) -> di
         if raw_x is None:  # the row's value is missing
             return {"column": spec.name, "op": "present", "value": spec.typical, "text": f"{spec.name} present"}
         op = "<=" if raw_x > spec.typical else ">="
-        integer = float(raw_x).is_integer() and float(spec.typical).is_integer()
-        value = _round_toward(float(bound), float(spec.typical), integer)
-        shown = str(int(value)) if integer else _fmt(value)
-        return {"column": spec.name, "op": op, "value": value, "text": f"{spec.name} {op} {shown}"}
+        value = _round_toward(float(bound), float(spec.typical))
+        return {"column": spec.name, "op": op, "value": value, "text": f"{spec.name} {op} {_fmt(value)}"}
     if spec.kind == "boolean":
         return {
             "column": spec.name,
@@ -171,13 +170,18 @@ def _bounds(det, Z, base, fg, keep, specs, threshold, n_grid) -> dict[tuple[int,
     t = np.arange(1, n_grid + 1) / n_grid  # (G,)
     start = np.where(keep[rows][:, fg], Z[rows], base)  # the rows with their repair applied
     block = np.repeat(start[:, None, :], n_grid, axis=1)  # (P, G, d)
-    block[np.arange(len(pairs)), :, j] = (
-        base[j][:, None] + t[None, :] * (Z[rows, j] - base[j])[:, None]
-    )
+    block[np.arange(len(pairs)), :, j] = base[j][:, None] + t[None, :] * (Z[rows, j] - base[j])[:, None]
     scores = np.asarray(det.decision_function(block.reshape(-1, Z.shape[1])), dtype=np.float64).reshape(-1, n_grid)
     under = scores <= threshold
     last = np.where(under.all(axis=1), n_grid, (~under).argmax(axis=1))  # grid points before the first crossing
-    frac = last / n_grid
+    lo, hi = last / n_grid, np.minimum(last + 1, n_grid) / n_grid
+    for _ in range(_BISECTIONS):  # refine between the last point under the threshold and the first above it
+        mid = np.where(last < n_grid, (lo + hi) / 2, lo)
+        probe = start.copy()
+        probe[np.arange(len(pairs)), j] = base[j] + mid * (Z[rows, j] - base[j])
+        ok = np.asarray(det.decision_function(probe), dtype=np.float64) <= threshold
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    frac = lo
     out = {}
     for p, (r, c) in enumerate(pairs):
         s = specs[c]

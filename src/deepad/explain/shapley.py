@@ -57,9 +57,7 @@ def shapley_weights(masks: np.ndarray) -> np.ndarray:
     return np.where(masks, with_c, -without_c)
 
 
-def coalition_scores(
-    det, Z: np.ndarray, base: np.ndarray, feature_group: np.ndarray, masks: np.ndarray
-) -> np.ndarray:
+def coalition_scores(det, Z: np.ndarray, base: np.ndarray, feature_group: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """``(n, m)`` scores of the rows of ``Z`` with, per mask, the kept columns from the row and the rest from ``base``.
 
     ``base`` is one typical row ``(d,)`` or a reference set ``(R, d)``
