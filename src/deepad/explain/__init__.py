@@ -19,9 +19,10 @@ are summed into that column (:attr:`deepad.pipeline.TabularDetector.feature_sour
     Exact (every coalition, ``2^g`` scores per row, batched) up to 10
     columns, antithetic permutation sampling with a seed above.  Only
     ``decision_function`` is needed.  On planted anomalies moving 1, 2 or 3
-    columns at once it names the planted columns far more often than
-    occlusion for every family (``benchmarks/explanations.py``,
-    ``benchmarks/results/explanations/RESULTS.md``).
+    columns at once it names the planted columns as often as occlusion or
+    more for every family but DAGMM, far more often when several columns
+    move (``benchmarks/explanations.py``; the choice is argued in
+    ``docs/design/explanations.md``).
 
 :func:`counterfactual` (or ``explain(..., counterfactual=True)``): the
 smallest set of columns whose repair to typical values takes a flagged

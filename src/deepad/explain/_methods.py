@@ -53,7 +53,7 @@ def explanation_method(model, method: str = "auto") -> str:
 
 
 def family_method(model) -> str:
-    """The detector-specific method (what ``method="auto"`` chose before 0.x: the benchmark's "family" column)."""
+    """The detector-specific method: what ``method="auto"`` chose before Shapley values (the benchmark's "family")."""
     det = _inner(model)
     if hasattr(det, "feature_errors"):
         return "reconstruction"
