@@ -145,7 +145,8 @@ def score_file(
     partial output; ``out`` may not be ``source``.  Memory is bounded by
     ``batch_size`` rows, not by the file size.
 
-    ``explain_top=k > 0`` adds a ``top_features`` column: for rows flagged
+    ``explain_top=k > 0`` adds a ``top_features`` column (Shapley values from 8
+    antithetic permutations, :data:`deepad.explain.BULK_SHAPLEY`): for rows flagged
     as anomalies, the ``k`` source columns that raised the score most
     (:func:`deepad.explain.explain`), separated by ``"; "``; empty for the
     other rows, which keeps the cost proportional to the flagged rows.
@@ -212,12 +213,12 @@ def score_file(
 
 def _top_features_of_flagged(model, chunk: pd.DataFrame, flags: np.ndarray, k: int) -> list[str | None]:
     """``score_file(explain_top=k)``: top source columns of the flagged rows of a chunk, ``None`` for the rest."""
-    from deepad.explain import explain, top_features
+    from deepad.explain import BULK_SHAPLEY, explain, top_features
 
     out: list[str | None] = [None] * len(chunk)
     rows = np.flatnonzero(flags)
     if rows.size:
-        attributions = explain(model, chunk.iloc[rows], top_k=k)
+        attributions = explain(model, chunk.iloc[rows], top_k=k, **BULK_SHAPLEY)
         for r, text in zip(rows, top_features(attributions, k, values=False)):
             out[int(r)] = text
     return out

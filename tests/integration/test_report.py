@@ -194,20 +194,32 @@ def test_quiet_is_per_invocation(work, tmp_path):
 # --------------------------------------------------------------------------- deepad explain / score --explain
 def test_explain_rows(work):
     truth = pd.read_csv(work["new"])
-    fraud = int(np.flatnonzero(truth["is_fraud"].to_numpy() == 1)[0])
+    model = deepad.load(work["model"])
+    fraud = int(np.argmax(model.decision_function(truth.drop(columns=["is_fraud"]))))  # the top anomaly
     result = run("explain", work["model"], work["new"], "--rows", f"0,{fraud},17", "--top", "4")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].startswith("Attributions: reconstruction")
+    assert lines[0].startswith("Attributions: shapley")
     assert lines[1].split()[:4] == ["row", "transaction_id", "score", "p_value"]
-    body = lines[2:]
-    assert len(body) == 3 * 4  # three rows, four columns each
+    cut = next(i for i, line in enumerate(lines) if line.startswith("Counterfactual:"))
+    body, repairs = lines[2:cut], lines[cut + 1 :]
+    assert 3 <= len(body) <= 3 * 4  # three rows, up to four columns each (negligible ones are not listed)
     starts = [line.split()[0] for line in body if re.match(r"\s*\d+\s+T\d{10}\s", line)]
     assert starts == ["0", str(fraud), "17"]
+    assert not re.search(r"[+-]\d(\.\d+)?e-1\d|\s[+-]0\s*$", result.output, re.M)  # no +1.11e-16, no +0
     assert truth["transaction_id"][fraud] in result.output
-    model = deepad.load(work["model"])
-    score = float(body[4].split()[2])
+    fraud_line = next(line for line in body if line.split()[0] == str(fraud))
+    score = float(fraud_line.split()[2])
     assert score == pytest.approx(model.decision_function(truth.iloc[[fraud]])[0], rel=1e-3)
+    # the counterfactual: one line per row, in the asked order; the flagged fraud gets "typical would be ..."
+    assert [line.split()[1].rstrip(":") for line in repairs] == ["0", str(fraud), "17"]
+    assert score > model.threshold_
+    fraud_repair = repairs[1]
+    assert "typical would be" in fraud_repair and "->" in fraud_repair, fraud_repair
+    after = float(fraud_repair.rsplit("-> ", 1)[1].rstrip(").").strip())
+    assert after <= model.threshold_
+    listed = fraud_repair.split("typical would be ", 1)[1].rsplit(" (score", 1)[0].split("; ")
+    assert all(re.match(r"^\S+ (<=|>=|=) \S+$|^\S+ (typical|present)$", c) for c in listed), listed
 
 
 def test_explain_bad_rows_exit_2(work):
@@ -261,6 +273,7 @@ def test_report_with_labels(work):
     assert "<script" not in html and "http://" not in html and "https://" not in html and "<link" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
     assert "extreme-value tail fit" in html and "held-out calibration rows" in html
+    assert "typical would be (counterfactual)" in html and "score &rarr;" in html  # the top anomalies' repairs
     assert leftovers(work["dir"]) == []
 
 

@@ -69,17 +69,20 @@ def explain_rows(
     output_dir_old: str = typer.Option(None, "-o", hidden=True, help="Old short name of --output-dir."),
     top: int = typer.Option(5, "--top", min=1, help="Contributing columns shown per row."),
     method: str = typer.Option(
-        "auto", "--method", help="auto, reconstruction, integrated_gradients, tail or occlusion (see deepad.explain)."
+        "auto",
+        "--method",
+        help="auto (= shapley), shapley, reconstruction, integrated_gradients, tail or occlusion (see deepad.explain).",
     ),
 ) -> None:
-    """Show why rows of DATA score as they do: score, p-value, flag and the columns that raised the score most."""
+    """Show why rows of DATA score as they do: score, p-value, flag, the columns that raised the score most, and
+    for flagged rows the smallest set of columns whose typical values would make the row normal."""
     import warnings
 
     import numpy as np
 
     import deepad
     from deepad import thresholds
-    from deepad.explain import METHOD_DESCRIPTIONS, explain, top_feature_table
+    from deepad.explain import METHOD_DESCRIPTIONS, counterfactual, explain, explanation_method, top_feature_table
     from deepad.pipeline import TabularDetector
 
     from deepad.data.images import is_image_source
@@ -99,7 +102,9 @@ def explain_rows(
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         scores = model.decision_function(frame)
-        attributions = explain(model, frame, top_k=top, method=method)
+        shapley = explanation_method(model, method) == "shapley"
+        attributions = explain(model, frame, top_k=top, method=method, counterfactual=shapley)
+        repairs = attributions.attrs["counterfactual"] if shapley else counterfactual(model, frame).to_dict("records")
     p = thresholds.conformal_p_values(model.p_value_reference, scores)
     tabular = isinstance(model, TabularDetector)
     ids = [c for c in model.schema_.id_columns if c in frame.columns] if tabular else []
@@ -138,3 +143,14 @@ def explain_rows(
     typer.echo(fmt(header))
     for line in lines:
         typer.echo(fmt(line))
+    typer.echo(
+        f"Counterfactual: the fewest columns whose typical training values bring the score to the threshold "
+        f"{model.threshold_:.4g} or below (each bound holds with the other listed columns typical)."
+    )
+    for r, score, cf in zip(wanted, scores, repairs):
+        if not cf["flagged"]:
+            typer.echo(f"  row {r}: not flagged (score {score:.4g}); nothing to repair.")
+        elif not cf["found"]:
+            typer.echo(f"  row {r}: {cf['text']} (score {score:.4g}).")
+        else:
+            typer.echo(f"  row {r}: typical would be {cf['text']} (score {score:.4g} -> {cf['score_after']:.4g}).")

@@ -62,8 +62,8 @@ def score(
         False,
         "--explain/--no-explain",
         help="Add a top_features column: for rows flagged as anomalies, the --top columns "
-        "that raised the score most (empty for other rows, so the cost grows with the "
-        "flagged rows only). Off by default to keep the output's columns stable.",
+        "that raised the score most (Shapley values, 8 permutations; empty for other rows, so the cost "
+        "grows with the flagged rows only). Off by default to keep the output's columns stable.",
     ),
     top: int = typer.Option(3, "--top", min=1, help="With --explain: columns listed per flagged row."),
     refractory: int = typer.Option(

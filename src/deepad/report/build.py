@@ -260,10 +260,11 @@ def build_report(
     rows_top = df.iloc[top_idx] if tabular else Z[top_idx]
     explain_note = ""
     try:
-        attributions = explain(model, rows_top, top_k=top_k)
+        attributions = explain(model, rows_top, top_k=top_k, counterfactual=True)
     except ValueError:  # a bare detector that keeps no training centre: use the scored data's median
-        attributions = explain(model, rows_top, top_k=top_k, reference=Z)
+        attributions = explain(model, rows_top, top_k=top_k, reference=Z, counterfactual=True)
         explain_note = "Typical row for the attributions: the median of the scored data."
+    repairs = attributions.attrs["counterfactual"]
     method = attributions.attrs["method"]
     pairs = top_feature_table(attributions, top_k)
     id_columns = [c for c in model.schema_.id_columns if c in df.columns] if tabular else []
@@ -286,6 +287,8 @@ def build_report(
                 "flagged": bool(flags[i]),
                 "label": label,
                 "attributions": attrs,
+                "counterfactual": repairs[rank - 1]["text"],
+                "score_after": repairs[rank - 1]["score_after"] if repairs[rank - 1]["repair"] else None,
             }
         )
 

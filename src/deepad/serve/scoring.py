@@ -101,7 +101,7 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
 def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) -> str | None:
     """Add ``top_features`` to ``results[i]`` for ``i`` in ``rows`` of ``data`` (the table, or a plain detector's
     matrix); returns the method's name (see deepad.explain)."""
-    from deepad.explain import explain, explanation_method, top_feature_table
+    from deepad.explain import BULK_SHAPLEY, explain, explanation_method, top_feature_table
 
     try:
         method = explanation_method(model)
@@ -109,7 +109,7 @@ def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) 
             return method
         sub = data.iloc[rows] if isinstance(data, pd.DataFrame) else data[rows]
         with np.errstate(all="ignore"):
-            attributions = explain(model, sub, top_k=top)
+            attributions = explain(model, sub, top_k=top, **BULK_SHAPLEY)
     except (ValueError, TypeError) as exc:
         raise BodyError(
             [
@@ -148,13 +148,13 @@ def _data_error(exc: DataValidationError, shape: str) -> dict[str, Any]:
 
 def _can_explain(model) -> bool:
     """Whether ``?explain=`` can work for ``model`` (a bare detector that keeps no training data cannot)."""
-    from deepad.explain import _detector_baseline, explanation_method
+    from deepad.explain import BASELINE_METHODS, _detector_baseline, explanation_method
     from deepad.pipeline import TabularDetector
 
     try:
         method = explanation_method(model)
     except (ValueError, TypeError):
         return False
-    if isinstance(model, TabularDetector) or method not in ("integrated_gradients", "occlusion"):
+    if isinstance(model, TabularDetector) or method not in BASELINE_METHODS:
         return True
     return _detector_baseline(model) is not None
