@@ -37,19 +37,32 @@ from __future__ import annotations
 
 import codecs
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["ReadOptions", "normalize_frame", "sniff_decimal", "looks_numeric_or_temporal", "ReadWarning"]
+__all__ = [
+    "DataReadError",
+    "ReadOptions",
+    "normalize_frame",
+    "sniff_decimal",
+    "looks_numeric_or_temporal",
+    "ReadWarning",
+]
+
+
+class DataReadError(ValueError):
+    """A data file cannot be read: unknown format, damaged, or empty.  The message names the file."""
 
 
 class ReadWarning(UserWarning):
     """A table was read, but something in it probably needs the user's attention (the message names the column)."""
 
 
+DELIMITERS = (",", ";", "\t", "|")
 _DECIMALS = (".", ",")
 _THOUSANDS = ("", ",", ".", " ", "'", "_")
 _SPACES = "\u00a0\u202f "  # no-break and narrow no-break spaces: French/Swiss exports group digits with them
@@ -314,8 +327,6 @@ def read_excel(path, options: ReadOptions = DEFAULT_OPTIONS, *, header_only: boo
     Cells keep their types (numbers, dates, text); ``options.na_values``
     are missing.  Errors (not a workbook, no such sheet) name the file.
     """
-    from deepad.data.readers import DataReadError
-
     try:
         import openpyxl  # noqa: F401
     except ImportError:  # pragma: no cover - a dependency
@@ -346,3 +357,58 @@ def read_excel(path, options: ReadOptions = DEFAULT_OPTIONS, *, header_only: boo
         df = df.drop(columns=unnamed)
     df = df.dropna(how="all")  # formatted-but-empty rows at the end
     return df.infer_objects().reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- what a file is
+_MAGIC = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook is one: name it .xlsx)"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls / Office file (save it as .xlsx or .csv)"),
+    (b"PAR1", "a Parquet file (name it .parquet)"),
+    (b"\x93NUMPY", "a NumPy .npy file (name it .npy)"),
+    (b"%PDF", "a PDF document"),
+)
+
+
+def check_not_binary(path: Path, sample: bytes, encoding: str | None) -> None:
+    """A binary file given as CSV: say what it looks like instead of reading garbage."""
+    for magic, what in _MAGIC:
+        if sample.startswith(magic):
+            raise DataReadError(f"{path} is not a text table: it is {what}.")
+    wide = (encoding or "").lower().replace("-", "").startswith(("utf16", "utf32"))
+    if b"\x00" in sample[:4096] and not wide:
+        hint = (
+            " It looks like UTF-16 text: read it with --encoding utf-16 (encoding='utf-16')."
+            if sample[:2] in (b"\xff\xfe", b"\xfe\xff") or sample[1:8:2] == b"\x00\x00\x00\x00"
+            else ""
+        )
+        raise DataReadError(f"{path} is a binary file, not CSV text (it holds NUL bytes).{hint}")
+
+
+def encoding_hint(col) -> str:
+    raw = b"".join(v for v in col.to_pylist()[:100_000] if v)
+    enc = "cp1252" if not raw or any(0x80 <= b <= 0x9F for b in raw) else "latin1"
+    why = " (byte 0x80 is the euro sign there)" if 0x80 in raw else ""
+    return (
+        f"it looks like {enc} text{why}: read it with --encoding {enc} (encoding={enc!r}), or save the file as UTF-8."
+    )
+
+
+def sniff_csv(path: Path, fmt: str, encoding: str | None) -> tuple[str, list[str]]:
+    """The delimiter (see :func:`csv_delimiter`) and the sampled lines; a binary file raises :class:`DataReadError`."""
+    import pyarrow as pa
+
+    with pa.input_stream(str(path), compression="detect") as fh:  # .csv.gz and friends too
+        sample = fh.read(1 << 16)
+    check_not_binary(path, sample, encoding)
+    lines = sample.decode(encoding or "utf-8", errors="replace").lstrip("\ufeff").splitlines()
+    truncated = len(sample) == 1 << 16  # the last sampled line may be cut short
+    body = [line for line in lines[1 : -1 if truncated else None] if line.strip()][:200]
+    if fmt == "tsv":
+        return "\t", [lines[0], *body] if lines else []
+    if not lines or "," in lines[0]:
+        return ",", [lines[0], *body] if lines else []
+    for sep in DELIMITERS[1:]:
+        k = lines[0].count(sep)
+        if k and all(line.count(sep) == k for line in body[:50]):
+            return sep, [lines[0], *body]
+    return ",", [lines[0], *body]

@@ -37,7 +37,16 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from deepad.data.exports import DEFAULT_OPTIONS, ReadOptions, normalize_frame, read_excel, sniff_decimal
+from deepad.data.exports import (  # DataReadError lives there (below this module); re-exported
+    DEFAULT_OPTIONS,
+    DataReadError,
+    ReadOptions,
+    encoding_hint as _encoding_hint,
+    normalize_frame,
+    read_excel,
+    sniff_csv as _sniff_csv,
+    sniff_decimal,
+)
 
 __all__ = [
     "DataReadError",
@@ -67,10 +76,6 @@ _FORMATS = {
     ".xlsx": "excel",
     ".xlsm": "excel",
 }
-
-
-class DataReadError(ValueError):
-    """A data file cannot be read: unknown format, damaged, or empty.  The message names the file."""
 
 
 # --------------------------------------------------------------------------- format detection
@@ -163,7 +168,6 @@ def _slices(df: pd.DataFrame, batch_size: int) -> Iterator[pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------- CSV
-_DELIMITERS = (",", ";", "\t", "|")
 
 
 def csv_delimiter(path: Path, fmt: str = "csv", encoding: str | None = None) -> str:
@@ -176,51 +180,6 @@ def csv_delimiter(path: Path, fmt: str = "csv", encoding: str | None = None) -> 
     header's number of it.
     """
     return _sniff_csv(path, fmt, encoding)[0]
-
-
-def _sniff_csv(path: Path, fmt: str, encoding: str | None) -> tuple[str, list[str]]:
-    """The delimiter (see :func:`csv_delimiter`) and the sampled lines; a binary file raises :class:`DataReadError`."""
-    import pyarrow as pa
-
-    with pa.input_stream(str(path), compression="detect") as fh:  # .csv.gz and friends too
-        sample = fh.read(1 << 16)
-    _check_not_binary(path, sample, encoding)
-    lines = sample.decode(encoding or "utf-8", errors="replace").lstrip("\ufeff").splitlines()
-    truncated = len(sample) == 1 << 16  # the last sampled line may be cut short
-    body = [line for line in lines[1 : -1 if truncated else None] if line.strip()][:200]
-    if fmt == "tsv":
-        return "\t", [lines[0], *body] if lines else []
-    if not lines or "," in lines[0]:
-        return ",", [lines[0], *body] if lines else []
-    for sep in _DELIMITERS[1:]:
-        k = lines[0].count(sep)
-        if k and all(line.count(sep) == k for line in body[:50]):
-            return sep, [lines[0], *body]
-    return ",", [lines[0], *body]
-
-
-_MAGIC = (
-    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook is one: name it .xlsx)"),
-    (b"\xd0\xcf\x11\xe0", "an old Excel .xls / Office file (save it as .xlsx or .csv)"),
-    (b"PAR1", "a Parquet file (name it .parquet)"),
-    (b"\x93NUMPY", "a NumPy .npy file (name it .npy)"),
-    (b"%PDF", "a PDF document"),
-)
-
-
-def _check_not_binary(path: Path, sample: bytes, encoding: str | None) -> None:
-    """A binary file given as CSV: say what it looks like instead of reading garbage."""
-    for magic, what in _MAGIC:
-        if sample.startswith(magic):
-            raise DataReadError(f"{path} is not a text table: it is {what}.")
-    wide = (encoding or "").lower().replace("-", "").startswith(("utf16", "utf32"))
-    if b"\x00" in sample[:4096] and not wide:
-        hint = (
-            " It looks like UTF-16 text: read it with --encoding utf-16 (encoding='utf-16')."
-            if sample[:2] in (b"\xff\xfe", b"\xfe\xff") or sample[1:8:2] == b"\x00\x00\x00\x00"
-            else ""
-        )
-        raise DataReadError(f"{path} is a binary file, not CSV text (it holds NUL bytes).{hint}")
 
 
 def _check_text(table, path: Path):
@@ -244,15 +203,6 @@ def _check_text(table, path: Path):
                         f"{value[exc.start]:#04x}); {_encoding_hint(col)}"
                     ) from None
     return table
-
-
-def _encoding_hint(col) -> str:
-    raw = b"".join(v for v in col.to_pylist()[:100_000] if v)
-    enc = "cp1252" if not raw or any(0x80 <= b <= 0x9F for b in raw) else "latin1"
-    why = " (byte 0x80 is the euro sign there)" if 0x80 in raw else ""
-    return (
-        f"it looks like {enc} text{why}: read it with --encoding {enc} (encoding={enc!r}), or save the file as UTF-8."
-    )
 
 
 def _csv_options(
