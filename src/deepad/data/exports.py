@@ -254,14 +254,18 @@ def normalize_frame(
     na = set(options.na_values)
     out = None
     how: dict[str, str] = {}
-    for name in _text_columns(df):
+    candidates = _text_columns(df)
+    if options.date_format:  # 20240501 is read as an integer; a date format says it is a date
+        candidates += [c for c in df.columns if pd.api.types.is_integer_dtype(df[c].dtype) and c not in candidates]
+    for name in candidates:
         if name in keep:
             continue
         s = df[name]
         codes, uniques = pd.factorize(s, use_na_sentinel=True)
         if len(uniques) == 0:
             continue
-        uniques = pd.Series(uniques, dtype=object)
+        integers = pd.api.types.is_integer_dtype(s.dtype)
+        uniques = pd.Series(uniques, dtype=object).map(str) if integers else pd.Series(uniques, dtype=object)
         if not uniques.map(lambda v: isinstance(v, str)).all():
             continue
         stripped = uniques.str.strip()
@@ -275,8 +279,14 @@ def normalize_frame(
         present[codes[valid]] = True
         stripped_present = stripped[present]
         converted = None
-        if len(stripped_present):
+        dates = numbers = None
+        if len(stripped_present) and (options.date_format or integers):
+            dates, note = _dates(stripped_present, options, file_decimal)
+        if len(stripped_present) and dates is None and not integers:
             numbers = _numbers(stripped_present, options, file_decimal)
+            if numbers is None:
+                dates, note = _dates(stripped_present, options, file_decimal)
+        if numbers is not None or dates is not None:
             if numbers is not None:
                 table = np.full(len(uniques), np.nan)
                 table[present] = numbers
@@ -284,7 +294,6 @@ def normalize_frame(
                 if not stripped_present.str.fullmatch(r"[+-]?\d+(?:\.\d+)?").all():
                     how[name] = "numbers, decimal comma" if _uses_comma(stripped_present, options) else "numbers"
             else:
-                dates, note = _dates(stripped_present, options, file_decimal)
                 if dates is not None:
                     table = pd.Series(pd.NaT, index=range(len(uniques)), dtype=dates.dtype)
                     table[np.flatnonzero(present)] = dates.to_numpy()
