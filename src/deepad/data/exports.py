@@ -147,8 +147,8 @@ def _to_float(text: pd.Series, decimal: str) -> np.ndarray:
     return pd.to_numeric(cleaned, errors="coerce").to_numpy(dtype=np.float64)
 
 
-def _numbers(uniques: pd.Series, options: ReadOptions, file_decimal: str) -> np.ndarray | None:
-    """Floats for the unique stripped texts of a column when every one is a number, else ``None``."""
+def _numbers(uniques: pd.Series, options: ReadOptions, file_decimal: str) -> tuple[np.ndarray, str] | None:
+    """``(floats, decimal mark)`` for the unique stripped texts of a column when every one is a number, else None."""
     if not uniques.str.fullmatch(_NUMBERISH).all():
         return None
     decimals = [options.decimal] if options.decimal else list(_DECIMALS)
@@ -157,7 +157,7 @@ def _numbers(uniques: pd.Series, options: ReadOptions, file_decimal: str) -> np.
         return None
     decimal = fits[0] if len(fits) == 1 else file_decimal
     values = _to_float(uniques, decimal)
-    return None if np.isnan(values).any() else values
+    return None if np.isnan(values).any() else (values, decimal)
 
 
 def sniff_decimal(lines: list[str], sep: str) -> str:
@@ -288,11 +288,13 @@ def normalize_frame(
                 dates, note = _dates(stripped_present, options, file_decimal)
         if numbers is not None or dates is not None:
             if numbers is not None:
+                numbers, decimal = numbers
                 table = np.full(len(uniques), np.nan)
                 table[present] = numbers
                 converted = pd.Series(np.where(valid, table[np.maximum(codes, 0)], np.nan), index=s.index)
-                if not stripped_present.str.fullmatch(r"[+-]?\d+(?:\.\d+)?").all():
-                    how[name] = "numbers, decimal comma" if _uses_comma(stripped_present, options) else "numbers"
+                plain = pd.to_numeric(stripped_present, errors="coerce").to_numpy(dtype=np.float64)
+                if not np.array_equal(plain, numbers, equal_nan=True):  # not what a plain reader makes of it
+                    how[name] = "numbers, decimal comma" if decimal == "," else "numbers, thousands separators"
             else:
                 if dates is not None:
                     table = pd.Series(pd.NaT, index=range(len(uniques)), dtype=dates.dtype)
@@ -306,12 +308,6 @@ def normalize_frame(
             out = df.copy() if out is None else out
             out[name] = converted
     return (df if out is None else out), how
-
-
-def _uses_comma(text: pd.Series, options: ReadOptions) -> bool:
-    if options.decimal is not None:
-        return options.decimal == ","
-    return bool(text.str.contains(r",\d{1,2}$|,\d{4,}$", regex=True).any())
 
 
 # --------------------------------------------------------------------------- warnings at inference
