@@ -289,7 +289,7 @@ def train(
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
     for col in schema.columns:
-        if col["kind"] == "id" and col["name"] not in type_map:
+        if col["kind"] == "id" and col["name"] not in type_map and not _quiet():
             typer.echo(f"note: column {col['name']!r} excluded as an id: {col['reason']}.", err=True)
     model = TabularDetector(
         inner,
