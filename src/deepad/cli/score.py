@@ -116,7 +116,7 @@ def score(
             fail("--explain is for tables; a series model's report shows what it alerted on (deepad report).")
         from deepad.cli.series import score_series
 
-        return score_series(model, data, output, refractory=refractory, rearm=rearm)
+        return score_series(model, data, output, refractory=refractory, rearm=rearm, read_options=read_options)
     if refractory or rearm:
         fail(
             "--refractory and --rearm apply to models trained on a time series (deepad train ... --detector "

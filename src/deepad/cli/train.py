@@ -255,6 +255,7 @@ def train(
             pot_risk=pot_risk,
             default_rule=threshold is None and fpr is None,
             fit_params=fit_params,
+            read_options=read_options,
         )
     if series_only:
         verb = "applies" if len(series_only) == 1 else "apply"
