@@ -149,6 +149,12 @@ def _to_float(text: pd.Series, decimal: str) -> np.ndarray:
 
 def _numbers(uniques: pd.Series, options: ReadOptions, file_decimal: str) -> tuple[np.ndarray, str] | None:
     """``(floats, decimal mark)`` for the unique stripped texts of a column when every one is a number, else None."""
+    if not uniques.iloc[:100].str.fullmatch(_NUMBERISH).all():  # cheap rejection: all must fit
+        return None
+    if options.decimal != "," and options.thousands != "." and file_decimal == ".":
+        plain = _arrow_floats(uniques)  # what a plain CSV reader makes of it, in C++ (the common case)
+        if plain is not None:
+            return plain, "."
     if not uniques.str.fullmatch(_NUMBERISH).all():
         return None
     decimals = [options.decimal] if options.decimal else list(_DECIMALS)
@@ -185,12 +191,38 @@ _YMD = re.compile(r"(\d{4})([./])(\d{1,2})\2(\d{1,2})" + _TIME)
 _DATEISH = re.compile(r".*\d{1,4}[./-]\d{1,2}[./-]\d{1,4}.*")
 
 
+def _arrow_floats(text: pd.Series) -> np.ndarray | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        return pc.cast(pa.array(text.to_numpy(dtype=object), type=pa.string()), pa.float64()).to_numpy(
+            zero_copy_only=False
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
+def _all_match(text: pd.Series, pattern: str) -> bool:
+    """Every value fully matches ``pattern`` (RE2 syntax), tested in Arrow's C++ regex engine."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(text.to_numpy(dtype=object), type=pa.string())
+    return bool(pc.all(pc.match_substring_regex(arr, "^(?:" + pattern + ")$")).as_py())
+
+
 def _dates(uniques: pd.Series, options: ReadOptions, file_decimal: str) -> tuple[pd.Series | None, str]:
     """UTC or naive datetimes for the unique texts when every one reads as a date, else ``None``; and a note."""
     if options.date_format:
         parsed = pd.to_datetime(uniques, format=options.date_format, errors="coerce")
         if parsed.notna().all():
             return parsed, f"dates as {options.date_format}"
+    head = uniques.iloc[:100]
+    if not (head.str.fullmatch(_ISO) | head.str.fullmatch(_DMY) | head.str.fullmatch(_YMD)).all():
+        return None, ""  # cheap rejection: every value must be a date
+    if _all_match(uniques, _ISO.pattern):  # ISO 8601 only: left to the schema's ISO parser, as before
+        return None, ""
     iso = uniques.str.fullmatch(_ISO)
     dmy = uniques.str.extract("^" + _DMY.pattern + "$")
     ymd = uniques.str.extract("^" + _YMD.pattern + "$")
