@@ -44,6 +44,8 @@ class ColumnPlan:
     ignored: list[str]
     #: columns read as they are written (the model's categorical and id columns): never turned into numbers or dates
     keep_text: list[str] = field(default_factory=list)
+    #: date columns -> day first? as in the training file (the schema's ``read`` note), for chunks that do not tell
+    dayfirst: dict[str, bool] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
         """What a user should be told about the plan (ignored columns, no id column)."""
@@ -73,7 +75,13 @@ def column_plan(model, columns: Sequence[str], where: str = "the data") -> Colum
         schema = model.schema_
         read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
         keep = [c for c in read if schema.kinds[c] in ("categorical", "id")]
-        return ColumnPlan(True, read, read, [c for c in schema.id_columns if c in columns], list(extra), keep)
+        dayfirst = {
+            c["name"]: "day first" in c["read"]
+            for c in schema.columns
+            if c["name"] in read and "first" in str(c.get("read", ""))
+        }
+        ids = [c for c in schema.id_columns if c in columns]
+        return ColumnPlan(True, read, read, ids, list(extra), keep, dayfirst)
     names = [str(c) for c in getattr(model, "feature_names_in_", [])]
     missing = [c for c in names if c not in columns]
     if missing:
@@ -193,6 +201,7 @@ def score_file(
             text_columns=plan.text_columns,
             options=read_options,
             keep_text=plan.keep_text,
+            dayfirst_columns=plan.dayfirst,
         )
         for chunk in chunks:
             cols, flags = score_chunk_columns(

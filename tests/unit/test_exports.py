@@ -304,3 +304,27 @@ def test_european_export_encodes_exactly_like_the_plain_csv(tmp_path):
     s_eu, s_plain = pd.read_csv(tmp_path / "s_eu.csv"), pd.read_csv(tmp_path / "s_plain.csv")
     np.testing.assert_allclose(s_eu["score"], s_plain["score"], rtol=1e-12)
     assert s_eu["transaction_id"].tolist() == df["transaction_id"].tolist()
+
+
+def test_scoring_keeps_the_training_day_month_order_for_dates_that_do_not_tell(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 200
+    days = rng.integers(1, 29, n)
+    months = rng.integers(1, 13, n)
+    train = pd.DataFrame(
+        {"when": [f"{d:02d}/{m:02d}/2024 10:00" for d, m in zip(days, months)], "x": rng.normal(size=n)}
+    )
+    train.to_csv(tmp_path / "train.csv", index=False)
+    X = read_table(tmp_path / "train.csv")
+    model = TabularDetector(ECOD()).fit(X)
+    entry = next(c for c in model.schema_.columns if c["name"] == "when")
+    assert entry["kind"] == "datetime" and entry["read"] == "dates day first (D.M.Y)"
+    from deepad.scoring import column_plan
+
+    assert column_plan(model, ["when", "x"]).dayfirst == {"when": True}
+    new = pd.DataFrame({"when": ["03/04/2024 10:00"] * 30, "x": np.zeros(30)})  # no day above 12
+    new.to_csv(tmp_path / "new.csv", index=False)
+    assert read_table(tmp_path / "new.csv")["when"].dt.month.iloc[0] == 3  # alone: month first in a '.' file
+    score_file(model, tmp_path / "new.csv", tmp_path / "out.csv", batch_size=10)
+    expected = model.decision_function(new.assign(when=pd.Timestamp("2024-04-03 10:00")))
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "out.csv")["score"], expected, rtol=1e-12)

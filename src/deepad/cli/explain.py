@@ -41,7 +41,12 @@ def _read_rows(model, data: str, wanted: list[int], read_options=None):
         plan = column_plan(model, table_columns(data, read_options), data)
         need, last, found, offset = set(wanted), max(wanted), {}, 0
         chunks = iter_batches(
-            data, columns=plan.read, text_columns=plan.text_columns, options=read_options, keep_text=plan.keep_text
+            data,
+            columns=plan.read,
+            text_columns=plan.text_columns,
+            options=read_options,
+            keep_text=plan.keep_text,
+            dayfirst_columns=plan.dayfirst,
         )
         for chunk in chunks:
             for r in need.intersection(range(offset, offset + len(chunk))):

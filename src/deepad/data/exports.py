@@ -39,7 +39,7 @@ import codecs
 import re
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -212,8 +212,13 @@ def _all_match(text: pd.Series, pattern: str) -> bool:
     return bool(pc.all(pc.match_substring_regex(arr, "^(?:" + pattern + ")$")).as_py())
 
 
-def _dates(uniques: pd.Series, options: ReadOptions, file_decimal: str) -> tuple[pd.Series | None, str]:
-    """UTC or naive datetimes for the unique texts when every one reads as a date, else ``None``; and a note."""
+def _dates(
+    uniques: pd.Series, options: ReadOptions, file_decimal: str, hint: bool | None = None
+) -> tuple[pd.Series | None, str]:
+    """UTC or naive datetimes for the unique texts when every one reads as a date, else ``None``; and a note.
+
+    ``hint``: the day/month order found in training, used when these values do not tell (no field above 12).
+    """
     if options.date_format:
         parsed = pd.to_datetime(uniques, format=options.date_format, errors="coerce")
         if parsed.notna().all():
@@ -242,7 +247,7 @@ def _dates(uniques: pd.Series, options: ReadOptions, file_decimal: str) -> tuple
                 dayfirst = bool((first > 12).any())
             else:
                 dot = (dmy.loc[is_dmy, 1] == ".").all()
-                dayfirst = bool(dot or file_decimal == ",")
+                dayfirst = hint if hint is not None else bool(dot or file_decimal == ",")
         day, month = (dmy[0], dmy[2]) if dayfirst else (dmy[2], dmy[0])
         time = dmy[4].fillna("").radd(" ").where(dmy[4].notna(), "")
         out[is_dmy] = (dmy[3] + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + time)[is_dmy]
@@ -271,11 +276,14 @@ def normalize_frame(
     *,
     file_decimal: str = ".",
     keep_text: Iterable[str] = (),
+    dayfirst_columns: Mapping[str, bool] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Text columns of ``df`` whose every value is a number / a date, converted; ``(frame, {column: how})``.
 
     ``options.na_values`` become missing first.  Columns in ``keep_text``
-    (categorical and id columns of a model) are left as they are.  Work is
+    (categorical and id columns of a model) are left as they are;
+    ``dayfirst_columns`` gives the day/month order a model's date columns
+    had in training, for chunks whose dates do not tell.  Work is
     per distinct value (``pd.factorize``), so it costs little on long
     columns.  Values that are not text (Python objects) leave the column
     alone.
@@ -283,6 +291,7 @@ def normalize_frame(
     if df.columns.has_duplicates:  # the reader reports those
         return df, {}
     keep = set(keep_text)
+    hints = dict(dayfirst_columns or {})
     na = set(options.na_values)
     out = None
     how: dict[str, str] = {}
@@ -313,11 +322,11 @@ def normalize_frame(
         converted = None
         dates = numbers = None
         if len(stripped_present) and (options.date_format or integers):
-            dates, note = _dates(stripped_present, options, file_decimal)
+            dates, note = _dates(stripped_present, options, file_decimal, hints.get(name))
         if len(stripped_present) and dates is None and not integers:
             numbers = _numbers(stripped_present, options, file_decimal)
             if numbers is None:
-                dates, note = _dates(stripped_present, options, file_decimal)
+                dates, note = _dates(stripped_present, options, file_decimal, hints.get(name))
         if numbers is not None or dates is not None:
             if numbers is not None:
                 numbers, decimal = numbers

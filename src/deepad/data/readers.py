@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -246,7 +246,7 @@ def _csv_setup(path: Path, fmt: str, columns, text_columns, block_size, options:
     return _csv_options(fmt, columns, text_columns, block_size, sep, options, decimal), decimal
 
 
-def _read_csv(path: Path, fmt: str, columns, text_columns, options: ReadOptions, keep_text) -> pd.DataFrame:
+def _read_csv(path: Path, fmt: str, columns, text_columns, options: ReadOptions, keep_text, dayfirst) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -255,18 +255,18 @@ def _read_csv(path: Path, fmt: str, columns, text_columns, options: ReadOptions,
         table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError, pa.ArrowTypeError) as exc:
         raise _arrow_error(path, fmt.upper(), exc) from None
-    return _normalized(_arrow_to_pandas(_check_text(table, path)), options, decimal, keep_text)
+    return _normalized(_arrow_to_pandas(_check_text(table, path)), options, decimal, keep_text, dayfirst)
 
 
-def _normalized(df: pd.DataFrame, options: ReadOptions, decimal: str, keep_text) -> pd.DataFrame:
-    df, how = normalize_frame(df, options, file_decimal=decimal, keep_text=keep_text or ())
+def _normalized(df: pd.DataFrame, options: ReadOptions, decimal: str, keep_text, dayfirst=None) -> pd.DataFrame:
+    df, how = normalize_frame(df, options, file_decimal=decimal, keep_text=keep_text or (), dayfirst_columns=dayfirst)
     if how:
         df.attrs["deepad_read"] = how
     return df
 
 
 def _iter_csv(
-    path: Path, fmt: str, batch_size: int, columns, text_columns, options: ReadOptions, keep_text
+    path: Path, fmt: str, batch_size: int, columns, text_columns, options: ReadOptions, keep_text, dayfirst
 ) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -292,13 +292,13 @@ def _iter_csv(
         while n_pending >= batch_size:
             table = pa.Table.from_batches(pending)
             yield _normalized(
-                _arrow_to_pandas(_check_text(table.slice(0, batch_size), path)), options, decimal, keep_text
+                _arrow_to_pandas(_check_text(table.slice(0, batch_size), path)), options, decimal, keep_text, dayfirst
             )
             rest = table.slice(batch_size)
             pending, n_pending = rest.to_batches(), rest.num_rows
     if n_pending:
         yield _normalized(
-            _arrow_to_pandas(_check_text(pa.Table.from_batches(pending), path)), options, decimal, keep_text
+            _arrow_to_pandas(_check_text(pa.Table.from_batches(pending), path)), options, decimal, keep_text, dayfirst
         )
 
 
@@ -421,6 +421,7 @@ def read_table(
     text_columns: Iterable[str] | None = None,
     options: ReadOptions | None = None,
     keep_text: Iterable[str] = (),
+    dayfirst_columns: Mapping[str, bool] | None = None,
 ) -> pd.DataFrame:
     """Read a whole table into a pandas ``DataFrame`` with string column names.
 
@@ -434,6 +435,8 @@ def read_table(
     whose every value is a number or a date in such a convention are
     converted (:func:`~deepad.data.exports.normalize_frame`), except those
     in ``keep_text``; ``df.attrs["deepad_read"]`` says which and how.
+    ``dayfirst_columns`` (column -> day first?) settles the order of dates
+    whose values do not tell (a model's training order, for scoring).
     Raises :class:`FileNotFoundError` or :class:`DataReadError` naming the file.
     """
     options = options or DEFAULT_OPTIONS
@@ -444,13 +447,14 @@ def read_table(
     _check_file(path)
     fmt = detect_format(path)
     if fmt in ("csv", "tsv"):
-        df = _read_csv(path, fmt, columns, text_columns, options, keep_text)
+        df = _read_csv(path, fmt, columns, text_columns, options, keep_text, dayfirst_columns)
     elif fmt == "excel":
-        df = _normalized(_select(read_excel(path, options), columns, path), options, options.decimal or ".", keep_text)
+        df = _select(read_excel(path, options), columns, path)
+        df = _normalized(df, options, options.decimal or ".", keep_text, dayfirst_columns)
     elif fmt == "parquet":
         df = _read_parquet(path, columns)
     elif fmt in ("jsonl", "json"):
-        df = _normalized(_read_json(path, fmt, columns), options, options.decimal or ".", keep_text)
+        df = _normalized(_read_json(path, fmt, columns), options, options.decimal or ".", keep_text, dayfirst_columns)
     else:
         try:
             df = _select(_numpy_frame(np.asarray(_load_numpy(path, fmt, mmap=False)), str(path)), columns, path)
@@ -469,12 +473,13 @@ def iter_batches(
     text_columns: Iterable[str] | None = None,
     options: ReadOptions | None = None,
     keep_text: Iterable[str] = (),
+    dayfirst_columns: Mapping[str, bool] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the table as consecutive ``DataFrame`` chunks of at most ``batch_size`` rows.
 
     Row order is preserved, so the chunks concatenated equal
     :func:`read_table`'s result (CSV with ``text_columns`` aside, where
-    those columns stay text).  ``options`` and ``keep_text``: as for
+    those columns stay text).  ``options``, ``keep_text`` and ``dayfirst_columns``: as for
     :func:`read_table`, applied to every chunk.  An empty file raises
     :class:`DataReadError` before anything is yielded.
     """
@@ -493,12 +498,13 @@ def iter_batches(
     _check_file(path)
     fmt = detect_format(path)
     if fmt in ("csv", "tsv"):
-        chunks = _iter_csv(path, fmt, batch_size, columns, text_columns, options, keep_text)
+        chunks = _iter_csv(path, fmt, batch_size, columns, text_columns, options, keep_text, dayfirst_columns)
     elif fmt == "parquet":
         chunks = _iter_parquet(path, batch_size, columns)
     elif fmt == "jsonl":
         chunks = (
-            _normalized(c, options, options.decimal or ".", keep_text) for c in _iter_jsonl(path, batch_size, columns)
+            _normalized(c, options, options.decimal or ".", keep_text, dayfirst_columns)
+            for c in _iter_jsonl(path, batch_size, columns)
         )
     elif fmt == "npy":
         arr = _load_numpy(path, fmt, mmap=True)
@@ -509,7 +515,10 @@ def iter_batches(
         if arr.ndim != 2 and not arr.dtype.names:
             raise DataReadError(f"{path} holds an array of shape {arr.shape}; a 2-D table is expected.")
     else:
-        chunks = _slices(read_table(path, columns=columns, options=options, keep_text=keep_text), batch_size)
+        whole = read_table(
+            path, columns=columns, options=options, keep_text=keep_text, dayfirst_columns=dayfirst_columns
+        )
+        chunks = _slices(whole, batch_size)
     any_rows = False
     for chunk in chunks:
         if len(chunk) == 0:

@@ -443,6 +443,9 @@ def infer_schema(
             )
         else:
             entries.append(_infer_one(name, df[name]))
+        how = (df.attrs.get("deepad_read") or {}).get(name)
+        if how and entries[-1]["kind"] in FEATURE_KINDS:  # how the training file wrote it (day/month order ...)
+            entries[-1]["read"] = how
     schema = Schema.from_columns(entries)
     if not schema.feature_columns:
         raise ValueError(f"no feature columns left: {schema.summary() or 'the table has no columns'}.")
