@@ -177,6 +177,10 @@ _READ_OPTION_PARAMS = {
 }
 
 
+for _annotation, _option in _READ_OPTION_PARAMS.values():
+    _option.rich_help_panel = "How DATA is written"  # one panel in --help
+
+
 def read_options(
     decimal=None, thousands=None, na_values=None, date_format=None, dayfirst=None, encoding=None, sheet=None
 ):

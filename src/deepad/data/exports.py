@@ -139,6 +139,12 @@ def _number_pattern(decimal: str, thousands: str | None) -> re.Pattern:
 _NUMBERISH = re.compile(r"[+-]?[\d.,'_" + _SPACES + r"]*\d[\d.,'_" + _SPACES + r"]*")
 
 
+# numbers as people write them, units included: what makes a categorical column suspicious (never parsed)
+_LOOSE_NUMBER = re.compile(
+    r"(?:[€$£¥]|EUR|USD|CHF|GBP)?\s*" + _NUMBERISH.pattern + r"\s*(?:%|‰|€|\$|£|EUR|USD|CHF|GBP|kg|km|m|g)?"
+)
+
+
 def _to_float(text: pd.Series, decimal: str) -> np.ndarray:
     strip = "[" + re.escape(("," if decimal == "." else ".") + "'_" + _SPACES) + "]"
     cleaned = text.str.replace(strip, "", regex=True)
@@ -307,7 +313,7 @@ def normalize_frame(
             continue
         integers = pd.api.types.is_integer_dtype(s.dtype)
         uniques = pd.Series(uniques, dtype=object).map(str) if integers else pd.Series(uniques, dtype=object)
-        if not uniques.map(lambda v: isinstance(v, str)).all():
+        if pd.api.types.infer_dtype(uniques, skipna=True) != "string":  # Python objects, mixed types
             continue
         stripped = uniques.str.strip()
         if na:
@@ -358,7 +364,7 @@ def looks_numeric_or_temporal(text: pd.Series) -> tuple[str, float, pd.Series] |
     if text.empty:
         return None
     dateish = text.str.fullmatch(_DATEISH).to_numpy()
-    numberish = text.str.fullmatch(_NUMBERISH).to_numpy() & ~dateish
+    numberish = text.str.fullmatch(_LOOSE_NUMBER).to_numpy() & ~dateish
     for kind, hits in (("temporal", dateish), ("numeric", numberish)):
         share = float(hits.mean())
         if share >= 0.5:
