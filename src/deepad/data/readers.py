@@ -1,4 +1,4 @@
-"""Reading tables: CSV, Parquet, JSON Lines, NumPy, pandas and pyarrow, whole or in chunks.
+"""Reading tables: CSV, Excel, Parquet, JSON Lines, NumPy, pandas and pyarrow, whole or in chunks.
 
 Two entry points:
 
@@ -13,10 +13,15 @@ Two entry points:
   (one array of records) and ``.npz`` cannot be streamed and are read whole.
 
 The format comes from the file extension: ``.csv``, ``.tsv``, ``.txt``
-(comma-separated), optionally compressed (``.gz``, ``.bz2``, ``.zst``,
-``.lz4``); ``.parquet`` / ``.pq``; ``.jsonl`` / ``.ndjson``; ``.json``;
-``.npy``; ``.npz`` (the array ``X``, or the only array in the file).  NumPy
-columns are named ``"0"``, ``"1"``, ... unless the array is structured.
+(any of ``,`` ``;`` tab ``|``, sniffed), optionally compressed (``.gz``, ``.bz2``, ``.zst``,
+``.lz4``); ``.xlsx`` / ``.xlsm`` (one sheet, openpyxl); ``.parquet`` / ``.pq``;
+``.jsonl`` / ``.ndjson``; ``.json``; ``.npy``; ``.npz`` (the array ``X``,
+or the only array in the file).  NumPy columns are named ``"0"``, ``"1"``,
+... unless the array is structured.  A binary file given as CSV is named as what it is.
+
+Text formats (CSV, Excel, JSON) come in many conventions (decimal comma, NA tokens, date formats,
+encodings): :class:`~deepad.data.exports.ReadOptions` forces them, else they are detected per column
+(:func:`~deepad.data.exports.normalize_frame`).  Parquet and NumPy are typed and read as they are.
 
 Every error names the file: a missing file raises :class:`FileNotFoundError`,
 an unreadable or empty one :class:`DataReadError` (a ``ValueError``).
@@ -173,11 +178,8 @@ def _slices(df: pd.DataFrame, batch_size: int) -> Iterator[pd.DataFrame]:
 def csv_delimiter(path: Path, fmt: str = "csv", encoding: str | None = None) -> str:
     """The field delimiter of a CSV file: ``,`` unless its header line has none and another is clearly used.
 
-    Why: spreadsheets in many locales export ``;``-separated "CSV"; read with
-    ``,`` the whole header becomes one column and the error that follows
-    names no real problem.  Only the header line and a sample of lines are
-    looked at, and a delimiter counts only if every sampled line has the
-    header's number of it.
+    Why: spreadsheets in many locales export ``;``-separated "CSV"; read with ``,`` the whole header becomes one
+    column.  A delimiter counts only if every sampled line has the header's number of it.
     """
     return _sniff_csv(path, fmt, encoding)[0]
 
