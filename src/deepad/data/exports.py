@@ -359,16 +359,20 @@ def normalize_frame(
 
 # --------------------------------------------------------------------------- warnings at inference
 def looks_numeric_or_temporal(text: pd.Series) -> tuple[str, float, pd.Series] | None:
-    """``("numeric" | "temporal", share, values that do not fit)`` when at least half the non-missing values look
-    like numbers or dates, else ``None``: a column read as categorical that should probably not be."""
+    """``("numeric" | "temporal", share of rows, values that do not fit, most common first)`` when at least half
+    the non-missing values look like numbers (units allowed) or dates, else ``None``: a column read as categorical
+    that should probably not be.  Each distinct value is looked at once."""
     if text.empty:
         return None
-    dateish = text.str.fullmatch(_DATEISH).to_numpy()
-    numberish = text.str.fullmatch(_LOOSE_NUMBER).to_numpy() & ~dateish
+    counts = text.value_counts()
+    values = pd.Series(counts.index.to_numpy(dtype=object), dtype=object).astype(str).str.strip()
+    weights = counts.to_numpy(dtype=np.float64)
+    dateish = values.str.fullmatch(_DATEISH).to_numpy()
+    numberish = values.str.fullmatch(_LOOSE_NUMBER).to_numpy() & ~dateish
     for kind, hits in (("temporal", dateish), ("numeric", numberish)):
-        share = float(hits.mean())
+        share = float(weights[hits].sum() / weights.sum())
         if share >= 0.5:
-            return kind, share, text[~hits]
+            return kind, share, values[~hits].reset_index(drop=True)
     return None
 
 

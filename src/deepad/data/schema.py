@@ -365,7 +365,7 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
         pattern = _fixed_pattern(text)
         if pattern is not None:
             return _id_entry(entry, f"fixed-pattern codes ({pattern})", s, nonnull)
-    suspicious = looks_numeric_or_temporal(pd.Series(text.str.strip().to_numpy(dtype=object), dtype=object))
+    suspicious = looks_numeric_or_temporal(text)
     if suspicious is not None:
         import warnings
 
