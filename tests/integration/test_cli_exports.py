@@ -76,6 +76,11 @@ def test_train_and_score_a_european_export(files):
     assert run("train", files / "train.csv", "-o", files / "plain", "-d", "ECOD", "-l", "is_fraud").exit_code == 0
     assert run("score", files / "plain", files / "test.csv", "-o", files / "plain.csv").exit_code == 0
     np.testing.assert_allclose(scores["score"], pd.read_csv(files / "plain.csv")["score"], rtol=1e-9)
+    # how a file is written belongs to the file: the plain model scores the European export of the same rows
+    result = run("score", files / "plain", files / "test_eu.csv", "-o", files / "cross.csv", *common)
+    assert result.exit_code == 0, result.output
+    cross = pd.read_csv(files / "cross.csv")["score"]
+    np.testing.assert_allclose(cross, pd.read_csv(files / "plain.csv")["score"], rtol=1e-9)
     # the same rows, streamed for `deepad explain`, read with the same options
     result = run("explain", model, files / "test_eu.csv", "--rows", "0", *common)
     assert result.exit_code == 0, result.output
