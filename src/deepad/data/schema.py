@@ -209,18 +209,22 @@ def parse_numbers(values: pd.Series) -> np.ndarray:
         return np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    # Slow path (only when something fails): value by value, through unique values.
-    uniques = pd.unique(values.dropna().astype(str))
-    table = {}
-    for u in uniques:
+    # Slow path (only when something fails): value by value, through the distinct values.
+    present = values.notna().to_numpy()
+    codes, uniques = pd.factorize(values[present].astype(str))
+    uniques = np.asarray(uniques, dtype=object)
+    # A character no float is written with (':' of a time, '/' of a date, most letters) fails without a try.
+    hopeless = pc.match_substring_regex(pa.array(uniques, type=pa.string()), r"[^0-9+\-.eEiInNfFaAtTyY \t]")
+    hopeless = np.asarray(hopeless.to_numpy(zero_copy_only=False), dtype=bool)
+    parsed = np.full(len(uniques), np.nan)
+    for i in np.flatnonzero(~hopeless):
         try:
-            table[u] = float(pc.cast(pa.array([u], type=pa.string()), pa.float64())[0].as_py())
+            parsed[i] = float(pc.cast(pa.array([uniques[i]], type=pa.string()), pa.float64())[0].as_py())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
-            table[u] = np.nan
-    out = values.astype(object).map(
-        lambda v: np.nan if v is None or (isinstance(v, float) and np.isnan(v)) else table.get(str(v), np.nan)
-    )
-    return out.to_numpy(dtype=np.float64, na_value=np.nan)
+            pass
+    out = np.full(len(values), np.nan)
+    out[present] = parsed[codes]
+    return out
 
 
 def _isna(v: Any) -> bool:
