@@ -23,6 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from deepad import thresholds as _thr
 from deepad.base import BaseDetector
+from deepad.data.exports import ReadOptions
 from deepad.data.preprocessing import ScoringReport
 from deepad.data.readers import DEFAULT_BATCH_ROWS, count_rows, iter_batches, table_columns
 from deepad.data.schema import DataValidationError
@@ -41,6 +42,10 @@ class ColumnPlan:
     text_columns: list[str] | None  # CSV: parse these with the preprocessor's row-level error messages
     id_columns: list[str]
     ignored: list[str]
+    #: columns read as they are written (the model's categorical and id columns): never turned into numbers or dates
+    keep_text: list[str] = field(default_factory=list)
+    #: date columns -> day first? as in the training file (the schema's ``read`` note), for chunks that do not tell
+    dayfirst: dict[str, bool] = field(default_factory=dict)
 
     def notes(self) -> list[str]:
         """What a user should be told about the plan (ignored columns, no id column)."""
@@ -69,7 +74,14 @@ def column_plan(model, columns: Sequence[str], where: str = "the data") -> Colum
             )
         schema = model.schema_
         read = [c for c in schema.names if c in columns and schema.kinds[c] != "excluded"]
-        return ColumnPlan(True, read, read, [c for c in schema.id_columns if c in columns], list(extra))
+        keep = [c for c in read if schema.kinds[c] in ("categorical", "id")]
+        dayfirst = {
+            c["name"]: "day first" in c["read"]
+            for c in schema.columns
+            if c["name"] in read and "first" in str(c.get("read", ""))
+        }
+        ids = [c for c in schema.id_columns if c in columns]
+        return ColumnPlan(True, read, read, ids, list(extra), keep, dayfirst)
     names = [str(c) for c in getattr(model, "feature_names_in_", [])]
     missing = [c for c in names if c not in columns]
     if missing:
@@ -133,8 +145,13 @@ def score_file(
     progress: bool = False,
     on_chunk: Callable[[int], None] | None = None,
     explain_top: int = 0,
+    read_options: ReadOptions | None = None,
 ) -> ScoreSummary:
     """Score the table at ``source`` in chunks and write ids + ``score``, ``p_value``, ``is_anomaly`` to ``out``.
+
+    ``read_options`` says how the file is written (decimal comma, NA tokens, encoding ...; detected by default,
+    see :class:`~deepad.data.exports.ReadOptions`).  A categorical column where most scored rows carry categories
+    never seen in training raises one :class:`~deepad.data.preprocessing.UnseenCategoryWarning` naming it.
 
     ``out``'s extension picks CSV or Parquet.  The output holds the
     schema's id columns (when the data has them) or, if there are none, a
@@ -159,7 +176,9 @@ def score_file(
         raise ValueError(f"the output {out} is the input data file; choose another output path.")
     if out.is_dir():
         raise ValueError(f"the output {out} is a directory; give a file name ending in .csv or .parquet.")
-    plan = column_plan(model, table_columns(source), str(source_path) if source_path is not None else "the data")
+    plan = column_plan(
+        model, table_columns(source, read_options), str(source_path) if source_path is not None else "the data"
+    )
     report = ScoringReport()
     summary = ScoreSummary(output=str(out), id_columns=plan.id_columns, notes=plan.notes())
     reference = model.p_value_reference
@@ -176,7 +195,16 @@ def score_file(
         import pyarrow as pa
 
         offset = 0
-        for chunk in iter_batches(source, batch_size=batch_size, columns=plan.read, text_columns=plan.text_columns):
+        chunks = iter_batches(
+            source,
+            batch_size=batch_size,
+            columns=plan.read,
+            text_columns=plan.text_columns,
+            options=read_options,
+            keep_text=plan.keep_text,
+            dayfirst_columns=plan.dayfirst,
+        )
+        for chunk in chunks:
             cols, flags = score_chunk_columns(
                 model,
                 chunk,
@@ -208,6 +236,7 @@ def score_file(
     summary.rows = offset
     summary.seconds = time.perf_counter() - t0
     summary.notes.extend(report.notes())
+    report.warn_unseen()
     return summary
 
 

@@ -127,8 +127,11 @@ def test_reader_errors_name_the_file(tmp_path):
     with pytest.raises(DataReadError, match=r"dup\.csv has duplicate column names: \['a'\] \('a' is column 1 and 3\)"):
         read_table(tmp_path / "dup.csv")
     (tmp_path / "data.xlsx").write_text("x")
-    with pytest.raises(DataReadError, match=r"data\.xlsx: cannot tell the format"):
+    with pytest.raises(DataReadError, match=r"data\.xlsx: cannot read as an Excel \.xlsx workbook"):
         read_table(tmp_path / "data.xlsx")
+    (tmp_path / "data.sav").write_text("x")
+    with pytest.raises(DataReadError, match=r"data\.sav: cannot tell the format"):
+        read_table(tmp_path / "data.sav")
     (tmp_path / "bad.parquet").write_text("not parquet at all")
     with pytest.raises(DataReadError, match=r"bad\.parquet: cannot read as Parquet"):
         read_table(tmp_path / "bad.parquet")

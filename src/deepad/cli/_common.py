@@ -213,3 +213,134 @@ def _renamed(value, old_value, new: str, old: str):
 
 def _split_names(values: list[str] | None) -> list[str]:
     return [v.strip() for item in (values or []) for v in item.split(",") if v.strip()]
+
+
+# --------------------------------------------------------------------------- how a table file is written
+_READ_OPTION_PARAMS = {
+    "decimal": (
+        str,
+        typer.Option(
+            None,
+            "--decimal",
+            help="Decimal mark of DATA: . or , (default: detected per column; a ;-separated file with decimal "
+            "commas reads without it).",
+        ),
+    ),
+    "thousands": (
+        str,
+        typer.Option(
+            None, "--thousands", help="Thousands separator of DATA: , . space ' _ or none (default: detected)."
+        ),
+    ),
+    "na_values": (
+        list[str],
+        typer.Option(
+            None, "--na-values", help="Extra token(s) read as missing, e.g. - or k.A.; repeat or comma-separate."
+        ),
+    ),
+    "date_format": (
+        str,
+        typer.Option(
+            None,
+            "--date-format",
+            help="strftime format of DATA's date columns, e.g. '%d.%m.%Y %H:%M' (default: ISO 8601 and D.M.Y, "
+            "D/M/Y detected).",
+        ),
+    ),
+    "dayfirst": (
+        bool,
+        typer.Option(
+            None,
+            "--dayfirst/--monthfirst",
+            help="Order of day and month in dates like 03/04/2024 (default: detected; D.M.Y is day first).",
+        ),
+    ),
+    "encoding": (
+        str,
+        typer.Option(None, "--encoding", help="Text encoding of DATA, e.g. cp1252 or latin1 (default: UTF-8)."),
+    ),
+    "sheet": (str, typer.Option(None, "--sheet", help="Excel .xlsx: sheet name or 0-based number (default: first).")),
+}
+
+
+for _annotation, _option in _READ_OPTION_PARAMS.values():
+    _option.rich_help_panel = "How DATA is written"  # one panel in --help
+
+
+def read_options(
+    decimal=None, thousands=None, na_values=None, date_format=None, dayfirst=None, encoding=None, sheet=None
+):
+    """The :class:`~deepad.data.exports.ReadOptions` of the shared options, or a one-line error."""
+    from deepad.data.exports import ReadOptions
+
+    if thousands is not None and thousands.lower() in ("none", "no", ""):
+        thousands = ""
+    elif thousands is not None and thousands.lower() == "space":
+        thousands = " "
+    with _UserErrors():
+        return ReadOptions(
+            decimal=decimal,
+            thousands=thousands,
+            na_values=tuple(_split_names(na_values)),
+            date_format=date_format,
+            dayfirst=dayfirst,
+            encoding=encoding,
+            sheet=int(sheet) if sheet is not None and sheet.isdigit() else sheet,
+        )
+
+
+def with_read_options(command):
+    """Decorate a command that reads a table: add the shared read options, pass them as ``read_options``.
+
+    The options (--decimal, --thousands, --na-values, --date-format,
+    --dayfirst/--monthfirst, --encoding, --sheet) say how the *file* is
+    written, so they are given per command run, never saved with a model.
+    While the command runs, deepad's data warnings (a column that looks
+    numeric but is read as categorical, mostly unseen categories) print as
+    ``warning: ...`` on stderr.
+    """
+    import functools
+    import inspect
+
+    signature = inspect.signature(command)
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        import warnings
+
+        from deepad.data.exports import ReadWarning
+        from deepad.data.preprocessing import UnseenCategoryWarning
+
+        kwargs["read_options"] = read_options(**{k: kwargs.pop(k, None) for k in _READ_OPTION_PARAMS})
+        shown = (ReadWarning, UnseenCategoryWarning)
+        with warnings.catch_warnings():
+            previous = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                if issubclass(category, shown):
+                    typer.echo(f"warning: {message}", err=True)
+                else:
+                    previous(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            for category in shown:
+                warnings.simplefilter("default", category)
+            return command(*args, **kwargs)
+
+    params = [p for p in signature.parameters.values() if p.name != "read_options"]
+    params += [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
+        for name, (annotation, option) in _READ_OPTION_PARAMS.items()
+    ]
+    wrapper.__signature__ = signature.replace(parameters=params)
+    annotations = {k: v for k, v in command.__annotations__.items() if k != "read_options"}
+    wrapper.__annotations__ = {**annotations, **{k: a for k, (a, _) in _READ_OPTION_PARAMS.items()}}
+    return wrapper
+
+
+def model_text_columns(model) -> list[str]:
+    """A table model's categorical and id columns: read as written, never turned into numbers or dates."""
+    schema = getattr(model, "schema_", None)
+    if schema is None:
+        return []
+    return [c for c, k in schema.kinds.items() if k in ("categorical", "id")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _renamed, _UserErrors, fail
+from deepad.cli._common import _renamed, _UserErrors, fail, with_read_options
 
 __all__ = ["explain_rows"]
 
@@ -30,7 +30,7 @@ def _parse_rows(text: str) -> list[int]:
     return rows
 
 
-def _read_rows(model, data: str, wanted: list[int]):
+def _read_rows(model, data: str, wanted: list[int], read_options=None):
     """The wanted data rows of DATA (in the given order), read chunk by chunk; exit 2 naming a row past the end."""
     import pandas as pd
 
@@ -38,9 +38,17 @@ def _read_rows(model, data: str, wanted: list[int]):
     from deepad.scoring import column_plan
 
     with _UserErrors(f"{data}: "):
-        plan = column_plan(model, table_columns(data), data)
+        plan = column_plan(model, table_columns(data, read_options), data)
         need, last, found, offset = set(wanted), max(wanted), {}, 0
-        for chunk in iter_batches(data, columns=plan.read, text_columns=plan.text_columns):
+        chunks = iter_batches(
+            data,
+            columns=plan.read,
+            text_columns=plan.text_columns,
+            options=read_options,
+            keep_text=plan.keep_text,
+            dayfirst_columns=plan.dayfirst,
+        )
+        for chunk in chunks:
             for r in need.intersection(range(offset, offset + len(chunk))):
                 found[r] = chunk.iloc[[r - offset]]
             offset += len(chunk)
@@ -52,6 +60,7 @@ def _read_rows(model, data: str, wanted: list[int]):
     return pd.concat([found[r] for r in wanted]).set_axis(wanted, axis=0)
 
 
+@with_read_options
 def explain_rows(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
     data: str = typer.Argument(..., help="Table holding the rows: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
@@ -73,6 +82,7 @@ def explain_rows(
         "--method",
         help="auto (= shapley), shapley, reconstruction, integrated_gradients, tail or occlusion (see deepad.explain).",
     ),
+    read_options=None,
 ) -> None:
     """Show why rows of DATA score as they do: score, p-value, flag, the columns that raised the score most, and
     for flagged rows the smallest set of columns whose typical values would make the row normal."""
@@ -98,7 +108,7 @@ def explain_rows(
     wanted = _parse_rows(rows)
     with _UserErrors():
         model = deepad.load(model_dir)
-    frame = _read_rows(model, data, wanted)
+    frame = _read_rows(model, data, wanted, read_options)
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         scores = model.decision_function(frame)

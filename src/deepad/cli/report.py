@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _output_directory_exists, _refuse_options, _say, _UserErrors, fail
+from deepad.cli._common import (
+    _output_directory_exists,
+    _refuse_options,
+    _say,
+    _UserErrors,
+    fail,
+    model_text_columns,
+    with_read_options,
+)
 
 __all__ = ["report"]
 
 
+@with_read_options
 def report(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
     data: str = typer.Argument(
@@ -38,6 +47,7 @@ def report(
         "threshold is its own conformal one.",
     ),
     png: str = typer.Option(None, "--png", help="Time series: also write the plot to this PNG file."),
+    read_options=None,
 ) -> None:
     """Write a self-contained HTML report: scores, threshold, ROC/PR, training curves, top anomalies, 2-D view.
 
@@ -95,9 +105,10 @@ def report(
         return
     _refuse_options(series_options, "time-series models", f"{model_dir} scores table rows")
     with _UserErrors(f"{data}: "):
-        if label_column is not None and label_column not in table_columns(data):
-            fail(f"{data} has no label column {label_column!r}; its columns are {table_columns(data)[:20]}.")
-        frame = read_table(data)
+        names = table_columns(data, read_options)
+        if label_column is not None and label_column not in names:
+            fail(f"{data} has no label column {label_column!r}; its columns are {names[:20]}.")
+        frame = read_table(data, options=read_options, keep_text=model_text_columns(model))
     _say(f"Read {data}: {len(frame):,} rows x {frame.shape[1]} columns.")
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _output_directory_exists, _refuse_options, _UserErrors, _quiet, fail
+from deepad.cli._common import _output_directory_exists, _refuse_options, _UserErrors, _quiet, fail, with_read_options
 
 __all__ = ["score"]
 
@@ -42,9 +42,10 @@ def _sigterm_exits_143(command):
 
 
 @_sigterm_exits_143
+@with_read_options
 def score(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
-    data: str = typer.Argument(..., help="Table to score: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
+    data: str = typer.Argument(..., help="Table to score: .csv/.tsv, .xlsx, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Output file, .csv or .parquet (written atomically)."),
     batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows scored per chunk (bounds memory)."),
     engine: str = typer.Option(
@@ -75,6 +76,7 @@ def score(
         help="Time series: after an alert, alerts re-arm once the score has been below "
         "the threshold for this many points (the alert column); 0: off.",
     ),
+    read_options=None,
 ) -> None:
     """Score DATA with a saved model; write its id columns plus score, p_value and is_anomaly to OUTPUT.
 
@@ -126,7 +128,7 @@ def score(
             fail("--explain is for tables; a series model's report shows what it alerted on (deepad report).")
         from deepad.cli.series import score_series
 
-        return score_series(model, data, output, refractory=refractory, rearm=rearm)
+        return score_series(model, data, output, refractory=refractory, rearm=rearm, read_options=read_options)
     if refractory or rearm:
         fail(
             "--refractory and --rearm apply to models trained on a time series (deepad train ... --detector "
@@ -134,7 +136,13 @@ def score(
         )
     with _UserErrors(f"{data}: "):
         summary = score_file(
-            model, data, output, batch_size=batch_rows, progress=not _quiet(), explain_top=top if explain else 0
+            model,
+            data,
+            output,
+            batch_size=batch_rows,
+            progress=not _quiet(),
+            explain_top=top if explain else 0,
+            read_options=read_options,
         )
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)

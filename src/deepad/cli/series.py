@@ -72,6 +72,7 @@ def train_series(
     pot_risk: float | None,
     default_rule: bool,
     fit_params: dict,
+    read_options=None,
 ) -> None:
     """``deepad train SERIES --detector ConformalKNN|GRUForecaster|...``: fit ``inner`` on the regularised series."""
     import warnings
@@ -97,7 +98,7 @@ def train_series(
         except (ValueError, TypeError):
             fail(f"--resample expects a positive fixed step such as 30s, 5min, 1h or 1D; got {resample!r}.")
     with _UserErrors():
-        df = read_table(data)
+        df = read_table(data, options=read_options)
     _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns.")
     if label_column is not None and label_column not in df.columns:
         fail(f"{data} has no label column {label_column!r}; its columns are {list(df.columns)[:20]}.")
@@ -181,7 +182,7 @@ def _step_text(step: str) -> str:
     return str(td)
 
 
-def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: int = 0) -> None:
+def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: int = 0, read_options=None) -> None:
     """``deepad score MODEL SERIES``: replay the series through a fresh stream; one output row per grid step.
 
     Columns: the timestamp, ``score``, ``p_value`` (the alert rule's own
@@ -198,7 +199,7 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
 
     t0 = time.perf_counter()
     with _UserErrors(f"{data}: "):
-        frame, _ = read_model_series(model, data, data_name=data)
+        frame, _ = read_model_series(model, data, data_name=data, read_options=read_options)
         result = series_scores(model, frame.to_numpy(dtype=np.float64), refractory=refractory, rearm=rearm)
     scores = result["score"].to_numpy()
     out = pd.DataFrame(

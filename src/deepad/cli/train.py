@@ -18,6 +18,7 @@ from deepad.cli._common import (
     _say,
     _split_names,
     fail,
+    with_read_options,
 )
 
 __all__ = ["train"]
@@ -61,8 +62,9 @@ def _calibration_split(df, y, fraction: float, seed: int):
     return df[~held].reset_index(drop=True), df[held].reset_index(drop=True), None if y is None else y[~held]
 
 
+@with_read_options
 def train(
-    data: str = typer.Argument(..., help="Training table: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
+    data: str = typer.Argument(..., help="Training table: .csv/.tsv, .xlsx, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Model directory to write (replaced atomically)."),
     detector: str = typer.Option(
         None, "--detector", "-d", help="Detector class name (default: deepad.detectors.DEFAULT)."
@@ -149,6 +151,7 @@ def train(
         help="Time series: fill gaps of at most this many steps by time interpolation; "
         "longer gaps are left out, never invented.",
     ),
+    read_options=None,
 ) -> None:
     """Learn what normal rows of DATA look like and save the model (preprocessing included) to OUTPUT.
 
@@ -269,6 +272,7 @@ def train(
             pot_risk=pot_risk,
             default_rule=threshold is None and fpr is None,
             fit_params=fit_params,
+            read_options=read_options,
         )
     if series_only:
         verb = "applies" if len(series_only) == 1 else "apply"
@@ -283,9 +287,12 @@ def train(
             fail(f"--type expects COLUMN=KIND, got {item!r}.")
         type_map[col.strip()] = kind.strip()
     excluded = _split_names(exclude)
+    keep = [c for c, k in type_map.items() if k in ("categorical", "id")]
     with _UserErrors():
-        df = read_table(data)
-    _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns.")
+        df = read_table(data, options=read_options, keep_text=keep)
+    how = df.attrs.get("deepad_read") or {}
+    read_notes = "; ".join(f"{c}: {h}" for c, h in list(how.items())[:8]) + (" ..." if len(how) > 8 else "")
+    _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns{f' ({read_notes})' if how else ''}.")
     y = None
     if label_column is not None:
         if label_column not in df.columns:
@@ -299,6 +306,9 @@ def train(
     df, df_cal, y = _calibration_split(df, y, calibration_fraction, seed)
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
+    for col in schema.columns:
+        if col["kind"] == "id" and col["name"] not in type_map and not _quiet():
+            typer.echo(f"note: column {col['name']!r} excluded as an id: {col['reason']}.", err=True)
     model = TabularDetector(
         inner,
         schema=schema,

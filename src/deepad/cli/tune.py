@@ -6,11 +6,12 @@ import time
 
 import typer
 
-from deepad.cli._common import _UserErrors, _detector_class, _one_line, _say, fail
+from deepad.cli._common import _UserErrors, _detector_class, _one_line, _say, fail, with_read_options
 
 __all__ = ["tune_cmd"]
 
 
+@with_read_options
 def tune_cmd(
     data: str = typer.Argument(..., help="Training table: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Model directory to write (the tuned, refitted model)."),
@@ -33,6 +34,7 @@ def tune_cmd(
         "(format: deepad.tune); default: the detector's default space.",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (sampler, splits, detectors)."),
+    read_options=None,
 ) -> None:
     """Search a detector's hyper-parameters with Optuna, print the best, save the model refitted on all rows."""
     import json
@@ -62,7 +64,7 @@ def tune_cmd(
         except json.JSONDecodeError as exc:
             fail(f"--space is not valid JSON ({exc.msg} at character {exc.pos}): {space}")
     with _UserErrors():
-        df = read_table(data)
+        df = read_table(data, options=read_options)
     _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns.")
     X_val = y_val = df_all = None
     if label_column is not None:

@@ -38,7 +38,11 @@ that cannot be read as the column's kind (``"abc"`` in a numeric column,
 ``"maybe"`` in a boolean one) or a value of the wrong type (numbers in a
 datetime column) raises :class:`~deepad.data.DataValidationError` naming
 the column and the first bad rows.  Unseen categories are not errors: they
-go to ``__other__`` and are counted in an optional :class:`ScoringReport`.
+go to ``__other__`` and are counted in an optional :class:`ScoringReport`;
+when they are most of a column's scored rows (more than half, of at least
+20 rows), an :class:`UnseenCategoryWarning` names the column and the share
+(once per :meth:`~TabularPreprocessor.transform` call, or per
+:meth:`ScoringReport.warn_unseen` over a chunked file).
 Columns not in the schema are ignored.
 
 :attr:`TabularPreprocessor.feature_sources_` maps every output feature to
@@ -77,9 +81,41 @@ from deepad.data.values import (  # re-exported: the parsing of one column's val
     numeric_values,
 )
 
-__all__ = ["TabularPreprocessor", "ScoringReport", "MISSING", "OTHER"]
+__all__ = ["TabularPreprocessor", "ScoringReport", "UnseenCategoryWarning", "MISSING", "OTHER"]
 
 OTHER = "__other__"
+#: share of a scored table's rows with categories never seen in training above which a column is warned about
+UNSEEN_WARN_SHARE = 0.5
+_UNSEEN_WARN_MIN_ROWS = 20  # one unseen value in a one-row request is no pattern
+
+
+class UnseenCategoryWarning(UserWarning):
+    """Most scored rows of a categorical column carry categories never seen in training.
+
+    Every such row scores as ``__other__``, so the column mostly says "new"
+    and the scores are driven by it: usually the column is an identifier
+    (declare it ``id``) or the scored table is written differently from the
+    training one.
+    """
+
+
+def _warn_unseen(counts: Mapping[str, int], rows: int) -> None:
+    import warnings
+
+    if rows < _UNSEEN_WARN_MIN_ROWS:
+        return
+    for name, n in counts.items():
+        if n > UNSEEN_WARN_SHARE * rows:
+            warnings.warn(
+                UnseenCategoryWarning(
+                    f"column {name!r}: {n:,} of {rows:,} scored rows ({n / rows:.0%}) carry categories never seen "
+                    f"in training, so the column mostly says 'new' and drives the scores; if it is an identifier, "
+                    f"retrain with it declared as one (types={{{name!r}: 'id'}}; CLI: --type {name}=id)."
+                ),
+                stacklevel=3,
+            )
+
+
 _SCALINGS = SCALERS
 _DATETIME_FEATURES = ("hour", "dayofweek", "month", "unix")
 _STATE_VERSION = 1
@@ -96,6 +132,10 @@ class ScoringReport:
     unseen_examples: dict[str, list[str]] = field(default_factory=dict)
     #: column -> missing values imputed in a column that had none in training
     unexpected_missing: dict[str, int] = field(default_factory=dict)
+
+    def warn_unseen(self) -> None:
+        """One :class:`UnseenCategoryWarning` per column where most of the scored rows had unseen categories."""
+        _warn_unseen(self.unseen, self.rows)
 
     def notes(self) -> list[str]:
         out = []
@@ -336,7 +376,9 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         return np.asarray(codes.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64), arr
 
     # ------------------------------------------------------------------ transform
-    def _encode(self, df: pd.DataFrame, *, row_offset: int, report: ScoringReport | None) -> np.ndarray:
+    def _encode(
+        self, df: pd.DataFrame, *, row_offset: int, report: ScoringReport | None, warn_unseen: bool = False
+    ) -> np.ndarray:
         n = len(df)
         # Column-major while filling column by column (contiguous writes); made row-major in transform.
         Z = np.zeros((n, self.n_features_out_), dtype=np.float64, order="F")
@@ -371,8 +413,10 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 if col["frequency"]:
                     Z[:, j] = log_freq[codes]
                     j += 1
+                unseen = codes < 0
+                if warn_unseen:
+                    _warn_unseen({name: int(unseen.sum())}, n)
                 if report is not None:
-                    unseen = codes < 0
                     if unseen.any():
                         report.unseen[name] = report.unseen.get(name, 0) + int(unseen.sum())
                         ex = report.unseen_examples.setdefault(name, [])
@@ -413,7 +457,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             )
         if len(df) == 0:
             raise ValueError("X is empty: the table has no rows.")
-        Z = self._encode(df, row_offset=row_offset, report=report)
+        Z = self._encode(df, row_offset=row_offset, report=report, warn_unseen=report is None)
         Z -= self.center_
         Z /= self.scale_
         Z = np.ascontiguousarray(Z)

@@ -1,4 +1,4 @@
-"""Reading tables: CSV, Parquet, JSON Lines, NumPy, pandas and pyarrow, whole or in chunks.
+"""Reading tables: CSV, Excel, Parquet, JSON Lines, NumPy, pandas and pyarrow, whole or in chunks.
 
 Two entry points:
 
@@ -13,10 +13,15 @@ Two entry points:
   (one array of records) and ``.npz`` cannot be streamed and are read whole.
 
 The format comes from the file extension: ``.csv``, ``.tsv``, ``.txt``
-(comma-separated), optionally compressed (``.gz``, ``.bz2``, ``.zst``,
-``.lz4``); ``.parquet`` / ``.pq``; ``.jsonl`` / ``.ndjson``; ``.json``;
-``.npy``; ``.npz`` (the array ``X``, or the only array in the file).  NumPy
-columns are named ``"0"``, ``"1"``, ... unless the array is structured.
+(any of ``,`` ``;`` tab ``|``, sniffed), optionally compressed (``.gz``, ``.bz2``, ``.zst``,
+``.lz4``); ``.xlsx`` / ``.xlsm`` (one sheet, openpyxl); ``.parquet`` / ``.pq``;
+``.jsonl`` / ``.ndjson``; ``.json``; ``.npy``; ``.npz`` (the array ``X``,
+or the only array in the file).  NumPy columns are named ``"0"``, ``"1"``,
+... unless the array is structured.  A binary file given as CSV is named as what it is.
+
+Text formats (CSV, Excel, JSON) come in many conventions (decimal comma, NA tokens, date formats,
+encodings): :class:`~deepad.data.exports.ReadOptions` forces them, else they are detected per column
+(:func:`~deepad.data.exports.normalize_frame`).  Parquet and NumPy are typed and read as they are.
 
 Every error names the file: a missing file raises :class:`FileNotFoundError`,
 an unreadable or empty one :class:`DataReadError` (a ``ValueError``).
@@ -32,10 +37,21 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from deepad.data.exports import (  # DataReadError lives there (below this module); re-exported
+    DEFAULT_OPTIONS,
+    DataReadError,
+    ReadOptions,
+    encoding_hint as _encoding_hint,
+    normalize_frame,
+    read_excel,
+    sniff_csv as _sniff_csv,
+    sniff_decimal,
+)
 
 __all__ = [
     "DataReadError",
@@ -62,20 +78,22 @@ _FORMATS = {
     ".json": "json",
     ".npy": "npy",
     ".npz": "npz",
+    ".xlsx": "excel",
+    ".xlsm": "excel",
 }
-
-
-class DataReadError(ValueError):
-    """A data file cannot be read: unknown format, damaged, or empty.  The message names the file."""
 
 
 # --------------------------------------------------------------------------- format detection
 def detect_format(path: str | os.PathLike) -> str:
-    """``"csv"``, ``"tsv"``, ``"parquet"``, ``"jsonl"``, ``"json"``, ``"npy"`` or ``"npz"`` from the extension."""
+    """``"csv"``, ``"tsv"``, ``"parquet"``, ``"jsonl"``, ``"json"``, ``"npy"``, ``"npz"`` or ``"excel"`` (extension)."""
     suffixes = [s.lower() for s in Path(path).suffixes]
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
     fmt = _FORMATS.get(suffixes[-1]) if suffixes else None
+    if fmt is None and suffixes and suffixes[-1] == ".xls":
+        raise DataReadError(
+            f"{path} is an old Excel .xls workbook, which deepad does not read; save it as .xlsx or .csv."
+        )
     if fmt is None:
         raise DataReadError(
             f"{path}: cannot tell the format from the extension "
@@ -155,38 +173,23 @@ def _slices(df: pd.DataFrame, batch_size: int) -> Iterator[pd.DataFrame]:
 
 
 # --------------------------------------------------------------------------- CSV
-_DELIMITERS = (",", ";", "\t", "|")
 
 
-def csv_delimiter(path: Path, fmt: str = "csv") -> str:
+def csv_delimiter(path: Path, fmt: str = "csv", encoding: str | None = None) -> str:
     """The field delimiter of a CSV file: ``,`` unless its header line has none and another is clearly used.
 
-    Why: spreadsheets in many locales export ``;``-separated "CSV"; read with
-    ``,`` the whole header becomes one column and the error that follows
-    names no real problem.  Only the header line and a sample of lines are
-    looked at, and a delimiter counts only if every sampled line has the
-    header's number of it.
+    Why: spreadsheets in many locales export ``;``-separated "CSV"; read with ``,`` the whole header becomes one
+    column.  A delimiter counts only if every sampled line has the header's number of it.
     """
-    if fmt == "tsv":
-        return "\t"
-    import pyarrow as pa
-
-    with pa.input_stream(str(path), compression="detect") as fh:  # .csv.gz and friends too
-        sample = fh.read(1 << 16)
-    lines = sample.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
-    if not lines or "," in lines[0]:
-        return ","
-    truncated = len(sample) == 1 << 16  # the last sampled line may be cut short
-    body = [line for line in lines[1 : -1 if truncated else None] if line.strip()][:50]
-    for sep in _DELIMITERS[1:]:
-        k = lines[0].count(sep)
-        if k and all(line.count(sep) == k for line in body):
-            return sep
-    return ","
+    return _sniff_csv(path, fmt, encoding)[0]
 
 
 def _check_text(table, path: Path):
-    """Arrow reads invalid UTF-8 as binary; name the column and row instead of failing later in pandas."""
+    """Arrow reads invalid UTF-8 as binary; name the column and row instead of failing later in pandas.
+
+    The hint names the likely encoding: cp1252 (Windows, Western Europe) when a byte in 0x80-0x9f occurs --
+    0x80 is the euro sign there and a control code in latin1 --, else latin1.
+    """
     import pyarrow as pa
 
     for name, col in zip(table.column_names, table.columns):
@@ -199,7 +202,7 @@ def _check_text(table, path: Path):
                 except UnicodeDecodeError as exc:
                     raise DataReadError(
                         f"{path}: column {name!r} is not UTF-8 text (row {i}: {value[:40]!r}, byte "
-                        f"{value[exc.start]:#04x}); save the file as UTF-8, e.g. iconv -f latin1 -t utf-8."
+                        f"{value[exc.start]:#04x}); {_encoding_hint(col)}"
                     ) from None
     return table
 
@@ -210,17 +213,24 @@ def _csv_options(
     text_columns: Iterable[str] | None,
     block_size: int | None,
     delimiter: str = ",",
+    options: ReadOptions = DEFAULT_OPTIONS,
+    decimal: str = ".",
 ):
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    read = pcsv.ReadOptions(block_size=block_size) if block_size else pcsv.ReadOptions()
+    read = pcsv.ReadOptions(encoding=options.encoding or "utf8")
+    if block_size:
+        read.block_size = block_size
     parse = pcsv.ParseOptions(delimiter="\t" if fmt == "tsv" else delimiter)
     convert = pcsv.ConvertOptions(
         include_columns=list(columns) if columns is not None else None,
         column_types={c: pa.string() for c in (text_columns or ())},
         strings_can_be_null=True,
+        decimal_point=decimal,
     )
+    if options.na_values:
+        convert.null_values = [*convert.null_values, *options.na_values]
     return read, parse, convert
 
 
@@ -231,25 +241,41 @@ def _arrow_error(path: Path, what: str, exc: Exception) -> DataReadError:
     return DataReadError(f"{path}: cannot read as {what}: {msg}")
 
 
-def _read_csv(path: Path, fmt: str, columns, text_columns) -> pd.DataFrame:
+def _csv_setup(path: Path, fmt: str, columns, text_columns, block_size, options: ReadOptions):
+    """Arrow's options for this file, and its decimal convention (forced, or sniffed from the sampled lines)."""
+    sep, lines = _sniff_csv(path, fmt, options.encoding)
+    decimal = options.decimal or sniff_decimal(lines, sep)
+    return _csv_options(fmt, columns, text_columns, block_size, sep, options, decimal), decimal
+
+
+def _read_csv(path: Path, fmt: str, columns, text_columns, options: ReadOptions, keep_text, dayfirst) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    read, parse, convert = _csv_options(fmt, columns, text_columns, None, csv_delimiter(path, fmt))
+    (read, parse, convert), decimal = _csv_setup(path, fmt, columns, text_columns, None, options)
     try:
         table = pcsv.read_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError, pa.ArrowTypeError) as exc:
         raise _arrow_error(path, fmt.upper(), exc) from None
-    return _arrow_to_pandas(_check_text(table, path))
+    return _normalized(_arrow_to_pandas(_check_text(table, path)), options, decimal, keep_text, dayfirst)
 
 
-def _iter_csv(path: Path, fmt: str, batch_size: int, columns, text_columns) -> Iterator[pd.DataFrame]:
+def _normalized(df: pd.DataFrame, options: ReadOptions, decimal: str, keep_text, dayfirst=None) -> pd.DataFrame:
+    df, how = normalize_frame(df, options, file_decimal=decimal, keep_text=keep_text or (), dayfirst_columns=dayfirst)
+    if how:
+        df.attrs["deepad_read"] = how
+    return df
+
+
+def _iter_csv(
+    path: Path, fmt: str, batch_size: int, columns, text_columns, options: ReadOptions, keep_text, dayfirst
+) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     # Arrow's streaming reader yields one record batch per block and reads about 32 blocks ahead,
     # so the block size bounds the read-ahead memory: 1 MiB blocks -> ~35 MiB (4 MiB blocks: ~150 MiB).
-    read, parse, convert = _csv_options(fmt, columns, text_columns, 1 << 20, csv_delimiter(path, fmt))
+    (read, parse, convert), decimal = _csv_setup(path, fmt, columns, text_columns, 1 << 20, options)
     try:
         reader = pcsv.open_csv(path, read_options=read, parse_options=parse, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowKeyError, pa.ArrowTypeError) as exc:
@@ -267,11 +293,15 @@ def _iter_csv(path: Path, fmt: str, batch_size: int, columns, text_columns) -> I
         n_pending += batch.num_rows
         while n_pending >= batch_size:
             table = pa.Table.from_batches(pending)
-            yield _arrow_to_pandas(_check_text(table.slice(0, batch_size), path))
+            yield _normalized(
+                _arrow_to_pandas(_check_text(table.slice(0, batch_size), path)), options, decimal, keep_text, dayfirst
+            )
             rest = table.slice(batch_size)
             pending, n_pending = rest.to_batches(), rest.num_rows
     if n_pending:
-        yield _arrow_to_pandas(_check_text(pa.Table.from_batches(pending), path))
+        yield _normalized(
+            _arrow_to_pandas(_check_text(pa.Table.from_batches(pending), path)), options, decimal, keep_text, dayfirst
+        )
 
 
 # --------------------------------------------------------------------------- other formats
@@ -387,16 +417,31 @@ def _check_rows(df: pd.DataFrame, path) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- public API
 def read_table(
-    source: Any, *, columns: Sequence[str] | None = None, text_columns: Iterable[str] | None = None
+    source: Any,
+    *,
+    columns: Sequence[str] | None = None,
+    text_columns: Iterable[str] | None = None,
+    options: ReadOptions | None = None,
+    keep_text: Iterable[str] = (),
+    dayfirst_columns: Mapping[str, bool] | None = None,
 ) -> pd.DataFrame:
     """Read a whole table into a pandas ``DataFrame`` with string column names.
 
     ``source`` is a path (format from the extension, see the module
     docstring), a pandas DataFrame, a pyarrow Table or a NumPy array.
     ``columns`` selects columns; ``text_columns`` (CSV only) reads those
-    columns as text instead of inferring their type.  Raises
-    :class:`FileNotFoundError` or :class:`DataReadError` naming the file.
+    columns as text instead of inferring their type.  ``options``
+    (:class:`~deepad.data.exports.ReadOptions`) says how the file is
+    written -- decimal comma, thousands separator, NA tokens, date format,
+    encoding, Excel sheet; by default all are detected -- and text columns
+    whose every value is a number or a date in such a convention are
+    converted (:func:`~deepad.data.exports.normalize_frame`), except those
+    in ``keep_text``; ``df.attrs["deepad_read"]`` says which and how.
+    ``dayfirst_columns`` (column -> day first?) settles the order of dates
+    whose values do not tell (a model's training order, for scoring).
+    Raises :class:`FileNotFoundError` or :class:`DataReadError` naming the file.
     """
+    options = options or DEFAULT_OPTIONS
     if not _is_path(source):
         df = to_frame(source)
         return _select(df, columns, "the table") if columns is not None else df
@@ -404,11 +449,14 @@ def read_table(
     _check_file(path)
     fmt = detect_format(path)
     if fmt in ("csv", "tsv"):
-        df = _read_csv(path, fmt, columns, text_columns)
+        df = _read_csv(path, fmt, columns, text_columns, options, keep_text, dayfirst_columns)
+    elif fmt == "excel":
+        df = _select(read_excel(path, options), columns, path)
+        df = _normalized(df, options, options.decimal or ".", keep_text, dayfirst_columns)
     elif fmt == "parquet":
         df = _read_parquet(path, columns)
     elif fmt in ("jsonl", "json"):
-        df = _read_json(path, fmt, columns)
+        df = _normalized(_read_json(path, fmt, columns), options, options.decimal or ".", keep_text, dayfirst_columns)
     else:
         try:
             df = _select(_numpy_frame(np.asarray(_load_numpy(path, fmt, mmap=False)), str(path)), columns, path)
@@ -425,14 +473,19 @@ def iter_batches(
     batch_size: int = DEFAULT_BATCH_ROWS,
     columns: Sequence[str] | None = None,
     text_columns: Iterable[str] | None = None,
+    options: ReadOptions | None = None,
+    keep_text: Iterable[str] = (),
+    dayfirst_columns: Mapping[str, bool] | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Yield the table as consecutive ``DataFrame`` chunks of at most ``batch_size`` rows.
 
     Row order is preserved, so the chunks concatenated equal
     :func:`read_table`'s result (CSV with ``text_columns`` aside, where
-    those columns stay text).  An empty file raises :class:`DataReadError`
-    before anything is yielded.
+    those columns stay text).  ``options``, ``keep_text`` and ``dayfirst_columns``: as for
+    :func:`read_table`, applied to every chunk.  An empty file raises
+    :class:`DataReadError` before anything is yielded.
     """
+    options = options or DEFAULT_OPTIONS
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be a positive number of rows, got {batch_size}.")
     batch_size = int(batch_size)
@@ -447,11 +500,14 @@ def iter_batches(
     _check_file(path)
     fmt = detect_format(path)
     if fmt in ("csv", "tsv"):
-        chunks = _iter_csv(path, fmt, batch_size, columns, text_columns)
+        chunks = _iter_csv(path, fmt, batch_size, columns, text_columns, options, keep_text, dayfirst_columns)
     elif fmt == "parquet":
         chunks = _iter_parquet(path, batch_size, columns)
     elif fmt == "jsonl":
-        chunks = _iter_jsonl(path, batch_size, columns)
+        chunks = (
+            _normalized(c, options, options.decimal or ".", keep_text, dayfirst_columns)
+            for c in _iter_jsonl(path, batch_size, columns)
+        )
     elif fmt == "npy":
         arr = _load_numpy(path, fmt, mmap=True)
         chunks = (
@@ -461,7 +517,10 @@ def iter_batches(
         if arr.ndim != 2 and not arr.dtype.names:
             raise DataReadError(f"{path} holds an array of shape {arr.shape}; a 2-D table is expected.")
     else:
-        chunks = _slices(read_table(path, columns=columns), batch_size)
+        whole = read_table(
+            path, columns=columns, options=options, keep_text=keep_text, dayfirst_columns=dayfirst_columns
+        )
+        chunks = _slices(whole, batch_size)
     any_rows = False
     for chunk in chunks:
         if len(chunk) == 0:
@@ -476,8 +535,9 @@ def iter_batches(
         )
 
 
-def table_columns(source: Any) -> list[str]:
+def table_columns(source: Any, options: ReadOptions | None = None) -> list[str]:
     """Column names of a table without reading its rows (reads only the header / metadata)."""
+    options = options or DEFAULT_OPTIONS
     if not _is_path(source):
         return list(to_frame(source).columns)
     path = Path(source)
@@ -487,9 +547,7 @@ def table_columns(source: Any) -> list[str]:
         import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        read, parse, _ = _csv_options(fmt, None, None, 1 << 16, csv_delimiter(path, fmt))
-        # Everything as text: the header is all we need, and no type can fail to convert.
-        read = pcsv.ReadOptions(block_size=1 << 16)
+        read, parse, _ = _csv_options(fmt, None, None, 1 << 16, csv_delimiter(path, fmt, options.encoding), options)
         try:
             reader = pcsv.open_csv(
                 path,
@@ -517,7 +575,9 @@ def table_columns(source: Any) -> list[str]:
         return [str(j) for j in range(arr.shape[1])]
     if fmt == "jsonl":
         return list(next(iter_batches(path, batch_size=1)).columns)
-    return list(read_table(path).columns)
+    if fmt == "excel":
+        return list(read_excel(path, options, header_only=True).columns)
+    return list(read_table(path, options=options).columns)
 
 
 def count_rows(source: Any) -> int | None:

@@ -18,12 +18,18 @@ Kinds of column:
     every other text / category column.
 ``id``
     excluded from the features and passed through to ``deepad score``'s
-    output: a column is an id when every row has a distinct, non-missing
-    value and either (a) it holds integers or text and its name looks like
-    an identifier (``id``, ``transaction_id``, ``TransactionID``, ``uuid``,
-    ``row_key`` ...), or (b) it holds text -- a text column with no repeated
-    value cannot be learned from anyway, since every value at scoring time
-    would be unseen.
+    output.  A column is an id when it is (near-)unique -- every row
+    distinct, or, from 50 rows on, at least 95 % of the rows distinct and
+    present (a few repeated or missing ids are common in real exports) --
+    and (a) it holds integers or text and its name looks like an
+    identifier (``id``, ``transaction_id``, ``TransactionID``, ``uuid``,
+    ``row_key`` ...), or (b) it holds text that is not numbers or dates
+    (every value of a near-unique text column would be unseen at scoring
+    time, so nothing can be learned from it), or (c) from 50 rows on, it
+    holds fixed-pattern codes (``TX-000123``, uuids, hex hashes) with at
+    least 80 % of the rows distinct.  Float columns are never ids (an
+    all-distinct amount is a feature).  The schema's ``reason`` says which
+    rule applied and how many values repeat.
 ``excluded``
     named in ``exclude`` (or the label column), or with no value at all in
     the training data.
@@ -32,7 +38,10 @@ Inference fails loudly, never guesses silently, on a text column that is
 *almost* all numbers or dates (at least 90 % of its values parse): such a
 column usually holds a typo, and the message names the column and the
 first rows that do not parse.  Declare the column's type with ``types`` if
-the mix is intended.
+the mix is intended.  A text column that still *looks* numeric or temporal
+(at least half its values are written like numbers or dates, e.g. in a
+convention the reader did not recognise) but is read as categorical gets
+a :class:`~deepad.data.exports.ReadWarning` naming it.
 
 A :class:`Schema` is a ``dict`` (JSON-able as is), so it can be passed as
 a detector parameter and saved with the model.
@@ -47,6 +56,8 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from deepad.data.exports import ReadWarning, looks_numeric_or_temporal
+
 __all__ = ["Schema", "infer_schema", "KINDS", "DataValidationError", "describe_bad_rows"]
 
 KINDS = ("numeric", "categorical", "boolean", "datetime", "id", "excluded")
@@ -60,6 +71,10 @@ FALSE_STRINGS = frozenset({"false", "f", "no", "n"})
 _ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "uid", "key", "pk"})
 _ID_NAMES = frozenset({"index", "rowid", "row_id", "row_number", "unnamed: 0", "level_0"})
 _ALMOST = 0.9  # share of parseable values above which a mixed column is an error, not a category
+_NEAR_UNIQUE = 0.95  # share of rows with a distinct value from which an id-like column is an id
+_CODE_UNIQUE = 0.8  # the same for fixed-pattern codes (TX-000123, uuids, hashes)
+_NEAR_MIN_ROWS = 50  # below this, only exactly-unique columns are ids
+_UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
 class DataValidationError(ValueError):
@@ -194,18 +209,22 @@ def parse_numbers(values: pd.Series) -> np.ndarray:
         return np.asarray(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
-    # Slow path (only when something fails): value by value, through unique values.
-    uniques = pd.unique(values.dropna().astype(str))
-    table = {}
-    for u in uniques:
+    # Slow path (only when something fails): value by value, through the distinct values.
+    present = values.notna().to_numpy()
+    codes, uniques = pd.factorize(values[present].astype(str))
+    uniques = np.asarray(uniques, dtype=object)
+    # A character no float is written with (':' of a time, '/' of a date, most letters) fails without a try.
+    hopeless = pc.match_substring_regex(pa.array(uniques, type=pa.string()), r"[^0-9+\-.eEiInNfFaAtTyY \t]")
+    hopeless = np.asarray(hopeless.to_numpy(zero_copy_only=False), dtype=bool)
+    parsed = np.full(len(uniques), np.nan)
+    for i in np.flatnonzero(~hopeless):
         try:
-            table[u] = float(pc.cast(pa.array([u], type=pa.string()), pa.float64())[0].as_py())
+            parsed[i] = float(pc.cast(pa.array([uniques[i]], type=pa.string()), pa.float64())[0].as_py())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
-            table[u] = np.nan
-    out = values.astype(object).map(
-        lambda v: np.nan if v is None or (isinstance(v, float) and np.isnan(v)) else table.get(str(v), np.nan)
-    )
-    return out.to_numpy(dtype=np.float64, na_value=np.nan)
+            pass
+    out = np.full(len(values), np.nan)
+    out[present] = parsed[codes]
+    return out
 
 
 def _isna(v: Any) -> bool:
@@ -236,6 +255,40 @@ def _dateish(text: pd.Series) -> pd.Series:
     return text.str.contains(r"^\s*\d{4}-\d{1,2}-\d{1,2}", regex=True, na=False)
 
 
+def _uniqueness(s: pd.Series, nonnull: pd.Series) -> tuple[float, int, int]:
+    """``(distinct values / rows, repeated rows, missing rows)``."""
+    n = len(s)
+    k = int(nonnull.nunique())
+    return (k / n if n else 0.0), len(nonnull) - k, n - len(nonnull)
+
+
+def _fixed_pattern(text: pd.Series) -> str | None:
+    """The shape shared by (almost) all values -- ``'TX-999999'``, ``'uuid'``, ``'hex hash'`` -- or ``None``."""
+    sample = text.iloc[:5000].str.strip()
+    if sample.str.fullmatch(_UUID).mean() >= 0.99:
+        return "uuid"
+    if sample.str.fullmatch(r"[0-9a-fA-F]{16,}").mean() >= 0.99 and sample.str.len().nunique() == 1:
+        return "hex hash"
+    shapes = sample.str.replace(r"[0-9]", "9", regex=True).str.replace(r"[A-Za-z]", "A", regex=True)
+    top = shapes.value_counts()
+    if not top.empty and top.iloc[0] >= 0.99 * len(sample) and "9" in top.index[0] and len(top.index[0]) >= 4:
+        return repr(top.index[0])
+    return None
+
+
+def _id_entry(entry: dict, rule: str, s: pd.Series, nonnull: pd.Series) -> dict[str, Any]:
+    share, repeated, missing = _uniqueness(s, nonnull)
+    detail = f"{share:.1%} of {len(s):,} rows distinct"
+    extras = [f"{repeated:,} repeated" if repeated else "", f"{missing:,} missing" if missing else ""]
+    detail += "".join(f", {e}" for e in extras if e)
+    return {
+        **entry,
+        "kind": "id",
+        "reason": f"{rule} ({detail}): an identifier, nothing to learn from; excluded from the features, "
+        f"passed through by deepad score (declare another kind with types / --type to override)",
+    }
+
+
 def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
     n = len(s)
     dtype = str(s.dtype)
@@ -253,14 +306,15 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
                 column=name,
             )
     unique_per_row = len(nonnull) == n and n > 1 and nonnull.nunique() == n
+    near_unique = unique_per_row or (n >= _NEAR_MIN_ROWS and _uniqueness(s, nonnull)[0] >= _NEAR_UNIQUE)
     if pd.api.types.is_bool_dtype(s.dtype):
         return {**entry, "kind": "boolean", "reason": "bool column"}
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return {**entry, "kind": "datetime", "reason": "datetime column"}
     if pd.api.types.is_timedelta64_dtype(s.dtype):
         return {**entry, "kind": "numeric", "reason": "duration (seconds)"}
-    if pd.api.types.is_integer_dtype(s.dtype) and unique_per_row and _looks_like_id_name(name):
-        return {**entry, "kind": "id", "reason": "id-like name, a distinct integer on every row"}
+    if pd.api.types.is_integer_dtype(s.dtype) and near_unique and _looks_like_id_name(name):
+        return _id_entry(entry, "id-like name, distinct integers", s, nonnull)
     if pd.api.types.is_numeric_dtype(s.dtype):
         return {**entry, "kind": "numeric", "reason": "numeric column"}
     if not is_text(s):
@@ -272,8 +326,8 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
 
     if any(isinstance(v, (_dt.date, _dt.datetime, pd.Timestamp)) for v in nonnull.iloc[:100]):
         return {**entry, "kind": "datetime", "reason": "date objects"}
-    if unique_per_row and _looks_like_id_name(name):
-        return {**entry, "kind": "id", "reason": "id-like name, a distinct value on every row"}
+    if near_unique and _looks_like_id_name(name):
+        return _id_entry(entry, "id-like name, distinct values", s, nonnull)
     text = nonnull.astype(str)
     lowered = pd.Series(pd.unique(text.str.strip().str.lower()))
     if lowered.isin(TRUE_STRINGS | FALSE_STRINGS).all():
@@ -309,8 +363,41 @@ def _infer_one(name: str, s: pd.Series) -> dict[str, Any]:
                 column=name,
                 rows=rows,
             )
-    if unique_per_row:
-        return {**entry, "kind": "id", "reason": "a distinct text value on every row (nothing to learn from)"}
+    if near_unique:
+        return _id_entry(entry, "distinct text values", s, nonnull)
+    if n >= _NEAR_MIN_ROWS and _uniqueness(s, nonnull)[0] >= _CODE_UNIQUE:
+        pattern = _fixed_pattern(text)
+        if pattern is not None:
+            return _id_entry(entry, f"fixed-pattern codes ({pattern})", s, nonnull)
+    suspicious = looks_numeric_or_temporal(text)
+    if suspicious is not None:
+        import warnings
+
+        kind, share, misfits = suspicious
+        what = "numbers" if kind == "numeric" else "dates/times"
+        examples = ", ".join(repr(v) for v in pd.unique(misfits)[:3])
+        reason = (
+            f"text column, although {share:.0%} of its values look like {what}"
+            + (f" (not: {examples})" if examples else "")
+            + "; read as categorical"
+        )
+        hint = (
+            "--decimal/--thousands, --na-values"
+            if kind == "numeric"
+            else "--date-format, --dayfirst/--monthfirst, --na-values"
+        )
+        warnings.warn(
+            ReadWarning(
+                f"column {name!r} looks {kind} ({share:.0%} of its values are written like {what}"
+                + (f"; not: {examples}" if examples else "")
+                + f") but is read as categorical. Check how the file writes it ({hint}; decimal/thousands/"
+                f"na_values/date_format/dayfirst in ReadOptions), or declare its kind "
+                f"(--type {name}={'numeric' if kind == 'numeric' else 'datetime'} after fixing the values, "
+                f"or --type {name}=categorical to silence this)."
+            ),
+            stacklevel=3,
+        )
+        return {**entry, "kind": "categorical", "reason": reason}
     return {**entry, "kind": "categorical", "reason": "text column"}
 
 
@@ -360,6 +447,9 @@ def infer_schema(
             )
         else:
             entries.append(_infer_one(name, df[name]))
+        how = (df.attrs.get("deepad_read") or {}).get(name)
+        if how and entries[-1]["kind"] in FEATURE_KINDS:  # how the training file wrote it (day/month order ...)
+            entries[-1]["read"] = how
     schema = Schema.from_columns(entries)
     if not schema.feature_columns:
         raise ValueError(f"no feature columns left: {schema.summary() or 'the table has no columns'}.")

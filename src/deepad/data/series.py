@@ -44,7 +44,9 @@ __all__ = [
 _TIME_NAMES = ("timestamp", "time", "datetime", "date", "ts")
 
 
-def read_series(source, *, timestamp: str | None = None, values: Sequence[str] | None = None) -> pd.DataFrame:
+def read_series(
+    source, *, timestamp: str | None = None, values: Sequence[str] | None = None, options=None
+) -> pd.DataFrame:
     """Read a CSV/Parquet file (or take a DataFrame) into a DataFrame indexed by time.
 
     ``timestamp`` names the time column (default: the first column called
@@ -57,7 +59,7 @@ def read_series(source, *, timestamp: str | None = None, values: Sequence[str] |
     else:
         from deepad.data.readers import read_table
 
-        df = read_table(source)  # CSV (any common delimiter), Parquet, JSON Lines; errors name the file
+        df = read_table(source, options=options)  # CSV (any delimiter), Parquet, JSON Lines; errors name the file
     if df.shape[1] < 2:
         raise ValueError(
             f"a time series needs a timestamp column and at least one value column; got columns {list(df.columns)}."
@@ -243,7 +245,7 @@ class StreamClock:
 
 
 def read_model_series(
-    model, data, *, label_column: str | None = None, data_name: str | None = None
+    model, data, *, label_column: str | None = None, data_name: str | None = None, read_options=None
 ) -> tuple[pd.DataFrame, np.ndarray | None]:
     """``(values, labels)`` of series ``data`` as ``model`` reads it: its value columns, on its training grid.
 
@@ -259,8 +261,8 @@ def read_model_series(
     if ts is not None and isinstance(data, pd.DataFrame) and ts not in data.columns:
         ts = None
     elif ts is not None and not isinstance(data, pd.DataFrame):
-        ts = ts if ts in table_columns(data) else None
-    frame = read_series(data, timestamp=ts)
+        ts = ts if ts in table_columns(data, read_options) else None
+    frame = read_series(data, timestamp=ts, options=read_options)
     if grid:
         frame = regularize(frame, freq=grid["step"], limit=int(grid["fill_limit"]))
         if label_column is not None and label_column in frame.columns:  # a step with any labelled row is labelled
