@@ -263,6 +263,16 @@ def test_xlsx_is_read_and_binary_files_are_named(tmp_path):
     assert len(read_table(tmp_path / "book.xlsx", options=ReadOptions(sheet="second"))) == 2
     assert len(read_table(tmp_path / "book.xlsx", options=ReadOptions(sheet=1))) == 2
     assert table_columns(tmp_path / "book.xlsx") == ["id", "amount", "when", "text_amount"]
+    # An empty row in the middle of a sheet is a row (all missing), not dropped; empty rows after the last value go.
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    for row in (["a", "b"], [1, 2], [None, None], [3, 4]):
+        book.active.append(row)
+    book.active.cell(row=8, column=1).number_format = "0.00"  # a formatted but empty cell further down
+    book.save(tmp_path / "gap.xlsx")
+    gap = read_table(tmp_path / "gap.xlsx")
+    assert len(gap) == 3 and gap["a"].isna().tolist() == [False, True, False]
     with pytest.raises(DataReadError, match=r"has no sheet 'third'; its sheets are \['first', 'second'\]"):
         read_table(tmp_path / "book.xlsx", options=ReadOptions(sheet="third"))
     (tmp_path / "book.csv").write_bytes((tmp_path / "book.xlsx").read_bytes())

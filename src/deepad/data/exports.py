@@ -400,8 +400,12 @@ def read_excel(path, options: ReadOptions = DEFAULT_OPTIONS, *, header_only: boo
                     raise DataReadError(f"{path} has no sheet {sheet!r}; its sheets are {names}.")
             if isinstance(sheet, int) and not 0 <= sheet < len(names):
                 raise DataReadError(f"{path} has {len(names)} sheet(s) ({names}); sheet {sheet} is out of range.")
-            df = book.parse(
-                sheet, nrows=0 if header_only else None, na_values=list(options.na_values) or None, dtype=object
+            df = pd.read_excel(
+                book,
+                sheet_name=sheet,
+                nrows=0 if header_only else None,
+                na_values=list(options.na_values) or None,
+                dtype=object,
             )
     except DataReadError:
         raise
@@ -411,7 +415,9 @@ def read_excel(path, options: ReadOptions = DEFAULT_OPTIONS, *, header_only: boo
     unnamed = [c for c in df.columns if c.startswith("Unnamed: ")]
     if unnamed and df[unnamed].isna().all().all():  # trailing formatted-but-empty columns
         df = df.drop(columns=unnamed)
-    df = df.dropna(how="all")  # formatted-but-empty rows at the end
+    filled = np.flatnonzero(df.notna().any(axis=1).to_numpy())
+    # Formatted-but-empty rows *after the last value* are not data; an empty row in the middle stays (a missing row).
+    df = df.iloc[: (int(filled[-1]) + 1 if filled.size else 0)]
     return df.infer_objects().reset_index(drop=True)
 
 
