@@ -127,3 +127,14 @@ def _renamed(value, old_value, new: str, old: str):
 
 def _split_names(values: list[str] | None) -> list[str]:
     return [v.strip() for item in (values or []) for v in item.split(",") if v.strip()]
+
+
+def _column_kinds(types: list[str] | None) -> dict[str, str]:
+    """``--type COLUMN=KIND`` (repeatable, comma-separated) as ``{column: kind}``; a malformed item is an error."""
+    kinds = {}
+    for item in _split_names(types):
+        col, sep, kind = item.partition("=")
+        if not sep or not col.strip() or not kind.strip():
+            fail(f"--type expects COLUMN=KIND, got {item!r}.")
+        kinds[col.strip()] = kind.strip()
+    return kinds

@@ -1,0 +1,72 @@
+"""Issue 19, item 7 on the command line: tune --exclude/--type, score --keep, detectors in --help."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import deepad
+from deepad.cli import app
+
+
+def _one_error(res) -> str:
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert res.exit_code == 2 and len(errors) == 1 and "Traceback" not in res.output, res.output
+    return errors[0]
+
+
+def _table(n=160, seed=0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    df = pd.DataFrame({"a": z[:, 0], "b": z[:, 1], "c": z[:, 0] * 2 + 0.1 * rng.normal(size=n)})
+    df["code"] = rng.choice([1, 2, 3], n)
+    df["noise"] = rng.normal(size=n) * 100
+    df["label"] = 0
+    df.loc[:11, ["a", "b"]] = [[8.0, -8.0]] * 12
+    df.loc[:11, "label"] = 1
+    return df
+
+
+# --------------------------------------------------------------------------- tune --exclude / --type
+def test_tune_exclude_and_type_as_train_takes_them(tmp_path):
+    pytest.importorskip("optuna")
+    path = tmp_path / "data.csv"
+    _table().to_csv(path, index=False)
+    runner = CliRunner()
+    flags = ["--exclude", "noise", "--type", "code=categorical", "-l", "label"]
+    res = runner.invoke(app, ["tune", str(path), "-d", "KNN", "-n", "2", "-o", str(tmp_path / "tuned"), *flags])
+    assert res.exit_code == 0, res.output
+    assert "Columns:" in res.output
+    tuned = deepad.load(tmp_path / "tuned").schema_
+    assert tuned.kinds["noise"] == "excluded" and tuned.kinds["code"] == "categorical"
+    assert tuned.kinds["label"] == "excluded"
+    res = runner.invoke(app, ["train", str(path), "-d", "KNN", "-o", str(tmp_path / "trained"), *flags])
+    assert res.exit_code == 0, res.output
+    assert deepad.load(tmp_path / "trained").schema_.kinds == tuned.kinds  # the same columns, the same kinds
+    # comma-separated and repeated spellings, unlabelled path
+    res = runner.invoke(
+        app, ["tune", str(path), "-d", "KNN", "-n", "1", "-o", str(tmp_path / "t2"), "-x", "noise,code", "-x", "c"]
+    )
+    assert res.exit_code == 0, res.output
+    kinds = deepad.load(tmp_path / "t2").schema_.kinds
+    assert {c for c, k in kinds.items() if k == "excluded"} == {"c", "code", "noise"}
+
+
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        (["--exclude", "nosuch"], "nosuch"),
+        (["--type", "nosuch=numeric"], "nosuch"),
+        (["--type", "code=colour"], "colour"),
+        (["--type", "code"], "COLUMN=KIND"),
+    ],
+)
+def test_tune_bad_exclude_or_type_is_one_line_error(tmp_path, args, named):
+    pytest.importorskip("optuna")
+    path = tmp_path / "data.csv"
+    _table(60).to_csv(path, index=False)
+    res = CliRunner().invoke(app, ["tune", str(path), "-d", "KNN", "-n", "1", "-o", str(tmp_path / "m"), *args])
+    assert named in _one_error(res)
+    assert not (tmp_path / "m").exists()
