@@ -70,3 +70,64 @@ def test_tune_bad_exclude_or_type_is_one_line_error(tmp_path, args, named):
     res = CliRunner().invoke(app, ["tune", str(path), "-d", "KNN", "-n", "1", "-o", str(tmp_path / "m"), *args])
     assert named in _one_error(res)
     assert not (tmp_path / "m").exists()
+
+
+# --------------------------------------------------------------------------- detectors in --help
+def _help_text(args) -> str:
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert res.exit_code == 0, res.output
+    return " ".join(res.output.split())  # undo the help formatter's wrapping and padding
+
+
+def test_train_help_lists_every_detector_with_its_main_parameters():
+    import deepad.detectors as detectors
+    from deepad.detectors.catalog import detector_catalog
+
+    text = _help_text(["train", "--help"])
+    catalog = detector_catalog()
+    assert {d.name for d in catalog} == set(detectors.__all__) - {"DEFAULT"}
+    for info in catalog:
+        main = info.main_parameters()
+        assert main or info.name == "PyODDetector"
+        params = ", ".join(f"{k}={v!r}" for k, v in main.items())
+        assert f"{info.name}" in text and params in text, (info.name, params)
+    # the defaults are read from the classes, not typed into the help
+    assert f"n_neighbors={detectors.KNN().n_neighbors}" in text
+    assert "RollingZScore [time series]" in text and "DeepSAD [learns from labels]" in text
+    assert "ConvAutoEncoder [images]" in text
+
+
+def test_main_parameters_follow_init_order_and_leave_out_plumbing():
+    from deepad.detectors import KNN
+    from deepad.detectors.catalog import PLUMBING_PARAMETERS, describe_detector
+
+    info = describe_detector("knn")
+    assert info.name == "KNN" and info.input == "table" and not info.uses_labels
+    assert list(info.main_parameters()) == ["n_neighbors", "method", "metric", "p"]
+    assert set(info.parameters) == set(KNN().get_params())
+    assert not PLUMBING_PARAMETERS & set(describe_detector("AutoEncoder").main_parameters(20))
+    assert describe_detector("ConformalKNN").input == "time series"
+    assert describe_detector("GANomaly").input == "images"
+    assert describe_detector("DevNet").uses_labels
+
+
+def test_click_help_keeps_one_detector_per_line():
+    from deepad.cli.detectors import _epilog_text
+
+    assert _epilog_text(["a [x]", "b"], "rich") == "a \\[x]\nb"
+    assert _epilog_text(["a", "b"], None) == "\b\na\nb"
+
+
+def test_detectors_command_lists_and_describes():
+    text = _help_text(["detectors"])
+    assert "LocalGlobalEnsemble (default)" in text and "Time series:" in text and "Images:" in text
+    res = CliRunner().invoke(app, ["detectors", "autoencoder"])
+    assert res.exit_code == 0, res.output
+    assert res.output.startswith("AutoEncoder: Fully connected autoencoder")
+    from deepad.detectors import AutoEncoder
+
+    lines = [line.strip().split(None, 1) for line in res.output.splitlines()]
+    for name, value in AutoEncoder().get_params().items():
+        assert [name, repr(value) if isinstance(value, str) else str(value)] in lines, name
+    res = CliRunner().invoke(app, ["detectors", "nosuch"])
+    assert "unknown detector 'nosuch'" in _one_error(res) and "KNN" in res.output

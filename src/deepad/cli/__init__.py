@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli import bench, demo, explain, info, report, score, serve, stream, train, tune
+from deepad.cli import bench, demo, detectors, explain, info, report, score, serve, stream, train, tune
 
 __all__ = ["app", "main"]
 
@@ -43,10 +43,11 @@ def _root(
 app.command()(demo.demo)
 app.command()(demo.example)
 app.command()(bench.bench)
-app.command()(train.train)
+app.command(cls=detectors.DetectorListHelp)(train.train)
 app.command()(score.score)
 app.command()(serve.serve)
 app.command()(info.info)
+app.command("detectors")(detectors.detectors_cmd)
 app.command("explain")(explain.explain_rows)
 app.command("report")(report.report)
 app.command()(stream.stream)

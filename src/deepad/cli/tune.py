@@ -14,7 +14,9 @@ __all__ = ["tune_cmd"]
 def tune_cmd(
     data: str = typer.Argument(..., help="Training table: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Model directory to write (the tuned, refitted model)."),
-    detector: str = typer.Option(None, "--detector", "-d", help="Detector class name (default: DEFAULT)."),
+    detector: str = typer.Option(
+        None, "--detector", "-d", help="Detector class name (default: DEFAULT; `deepad detectors` lists them)."
+    ),
     label_column: str = typer.Option(
         None,
         "--label-column",
