@@ -131,3 +131,101 @@ def test_detectors_command_lists_and_describes():
         assert [name, repr(value) if isinstance(value, str) else str(value)] in lines, name
     res = CliRunner().invoke(app, ["detectors", "nosuch"])
     assert "unknown detector 'nosuch'" in _one_error(res) and "KNN" in res.output
+
+
+# --------------------------------------------------------------------------- score --keep
+@pytest.fixture(scope="module")
+def fraud(tmp_path_factory):
+    from data_fraud import make_fraud_frame
+
+    d = tmp_path_factory.mktemp("keep")
+    df = make_fraud_frame(600, seed=4)
+    df["order_ref"] = [f"R{i:05d}" for i in range(len(df))]  # a join key the model never sees
+    df.to_csv(d / "data.csv", index=False)
+    res = CliRunner().invoke(
+        app, ["-q", "train", str(d / "data.csv"), "-d", "KNN", "-l", "is_fraud", "-x", "order_ref", "-o", str(d / "m")]
+    )
+    assert res.exit_code == 0, res.output
+    return d, df
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "jsonl"])
+@pytest.mark.parametrize("out_ext", ["csv", "parquet"])
+def test_score_keep_carries_columns_in_order_through_chunks(fraud, tmp_path, fmt, out_ext):
+    d, df = fraud
+    src = tmp_path / f"data.{fmt}"
+    if fmt == "csv":
+        df.to_csv(src, index=False)
+    elif fmt == "parquet":
+        df.to_parquet(src, index=False)
+    else:
+        df.to_json(src, orient="records", lines=True, date_format="iso")
+    out = tmp_path / f"scores.{out_ext}"
+    args = ["-q", "score", str(d / "m"), str(src), "-o", str(out), "--batch-rows", "97"]
+    res = CliRunner().invoke(app, [*args, "--keep", "order_ref,is_fraud", "-k", "country"])
+    assert res.exit_code == 0, res.output
+    got = pd.read_csv(out) if out_ext == "csv" else pd.read_parquet(out)
+    assert list(got.columns) == ["transaction_id", "order_ref", "is_fraud", "country", "score", "p_value", "is_anomaly"]
+    assert got["order_ref"].tolist() == df["order_ref"].tolist()
+    assert got["is_fraud"].tolist() == df["is_fraud"].tolist() and got["country"].tolist() == df["country"].tolist()
+    # the scores do not change when columns are kept, and the keys join back onto the table
+    plain = tmp_path / f"plain.{out_ext}"
+    assert CliRunner().invoke(app, [*args[:4], "-o", str(plain)]).exit_code == 0
+    ref = pd.read_csv(plain) if out_ext == "csv" else pd.read_parquet(plain)
+    np.testing.assert_array_equal(got["score"].to_numpy(), ref["score"].to_numpy())
+    joined = df.merge(got[["order_ref", "is_fraud", "score"]], on=["order_ref", "is_fraud"], validate="one_to_one")
+    assert len(joined) == len(df)
+
+
+def test_score_keep_unknown_or_clashing_column_is_one_line_error_and_no_output(fraud, tmp_path):
+    d, df = fraud
+    out = tmp_path / "scores.csv"
+    res = CliRunner().invoke(app, ["score", str(d / "m"), str(d / "data.csv"), "-o", str(out), "--keep", "nosuch"])
+    message = _one_error(res)
+    assert "'nosuch'" in message and "data.csv" in message and "'order_ref'" in message and "'amount'" in message
+    assert not out.exists()
+    clash = tmp_path / "clash.csv"
+    df.assign(score=1.0).to_csv(clash, index=False)
+    res = CliRunner().invoke(app, ["score", str(d / "m"), str(clash), "-o", str(out), "--keep", "score"])
+    assert "'score'" in _one_error(res) and not out.exists()
+
+
+def test_score_file_keep_in_the_library_and_for_plain_detectors(tmp_path):
+    from deepad.detectors import KNN
+    from deepad.scoring import score_file
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    model = KNN().fit(X)
+    data = X.assign(key=np.arange(300) * 7, note=["x", "y", "z"] * 100)
+    src = tmp_path / "d.parquet"
+    data.to_parquet(src)
+    summary = score_file(model, src, tmp_path / "o.parquet", batch_size=64, keep=["key", "note", "a"])
+    got = pd.read_parquet(tmp_path / "o.parquet")
+    assert list(got.columns) == ["row", "key", "note", "a", "score", "p_value", "is_anomaly"]
+    assert got["key"].tolist() == data["key"].tolist() and got["a"].tolist() == data["a"].tolist()
+    np.testing.assert_allclose(got["score"], model.decision_function(X))
+    assert not any("ignored" in n for n in summary.notes)  # the kept columns are not reported as ignored
+    from deepad.data import DataValidationError
+
+    with pytest.raises(DataValidationError, match=r"\['nope'\] to keep are not in .*d.parquet.*'key'"):
+        score_file(model, src, tmp_path / "o2.parquet", keep=["nope"])
+    assert not (tmp_path / "o2.parquet").exists()
+
+
+@pytest.mark.slow
+def test_score_keep_with_dask(fraud, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    from deepad.distributed import score_parquet
+
+    d, df = fraud
+    src = tmp_path / "data.parquet"
+    df.to_parquet(src, index=False)
+    with (
+        distributed.LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cl,
+        distributed.Client(cl) as client,
+    ):
+        score_parquet(d / "m", src, tmp_path / "out", client=client, keep=["order_ref"], partition_rows=250)
+    got = pd.read_parquet(sorted((tmp_path / "out").glob("part-*.parquet")))
+    assert list(got.columns)[:2] == ["transaction_id", "order_ref"]
+    assert got["order_ref"].tolist() == df["order_ref"].tolist()
