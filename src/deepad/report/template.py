@@ -42,7 +42,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   <li>Data: <code>{{ data_name }}</code>, {{ "{:,}".format(n_rows) }} rows.</li>
   <li>Model: {{ fp.detector }}{% if fp.pipeline %} on a table ({{ fp.pipeline }}){% endif %}{% if model_name %}, <code>{{ model_name }}</code>{% endif %}.</li>
   <li><span class="flag">{{ "{:,}".format(n_flagged) }}</span> rows ({{ "%.2f"|format(100 * flag_rate) }}%) score above the threshold {{ "%.6g"|format(fp.threshold) }}.</li>
-  {% if roc_auc is not none %}<li>Against the labels{% if label_name %} in <code>{{ label_name }}</code>{% endif %}: ROC-AUC <b>{{ "%.4f"|format(roc_auc) }}</b>, average precision <b>{{ "%.4f"|format(average_precision) }}</b>; precision of the flagged rows {{ precision_text }}, recall {{ recall_text }}.</li>{% endif %}
+  {% if roc_auc is not none %}<li>Against the labels{% if label_name %} in <code>{{ label_name }}</code>{% endif %}: ROC-AUC <b>{{ "%.4f"|format(roc_auc) }}</b>, average precision <b>{{ "%.4f"|format(average_precision) }}</b>; precision of the flagged rows {{ precision_text }}, recall {{ recall_text }}.{% if sample_text %} <b>{{ sample_text }}</b>{% endif %}</li>{% endif %}
   <li>Threshold rule: {{ fp.threshold_reason }}</li>
 </ul>
 
@@ -54,6 +54,8 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% if img_roc %}
 <img src="data:image/png;base64,{{ img_roc }}" alt="ROC and precision-recall curves">
 <p>ROC-AUC {{ "%.4f"|format(roc_auc) }}; average precision {{ "%.4f"|format(average_precision) }} ({{ "{:,}".format(n_labelled) }} labelled rows, {{ "{:,}".format(n_positive) }} anomalies).</p>
+<p>{{ operating_text }}</p>
+{% if sample_text %}<p class="in-sample"><b>{{ sample_text }}</b></p>{% endif %}
 {% else %}
 <p class="note">{{ roc_note }}</p>
 {% endif %}
