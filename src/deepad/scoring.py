@@ -30,7 +30,15 @@ from deepad.data.schema import DataValidationError
 from deepad.data.writers import TableWriter, output_format, same_file
 from deepad.pipeline import TabularDetector
 
-__all__ = ["ColumnPlan", "column_plan", "score_chunk_columns", "score_file", "ScoreSummary", "OUTPUT_COLUMNS"]
+__all__ = [
+    "ColumnPlan",
+    "column_plan",
+    "score_chunk_columns",
+    "score_file",
+    "score_table",
+    "ScoreSummary",
+    "OUTPUT_COLUMNS",
+]
 
 
 @dataclass
@@ -284,6 +292,59 @@ def score_file(
     summary.seconds = time.perf_counter() - t0
     summary.notes.extend(report.notes())
     return summary
+
+
+def score_table(
+    model: BaseDetector,
+    X,
+    *,
+    keep: Sequence[str] = (),
+    explain_top: int = 0,
+    batch_size: int = DEFAULT_BATCH_ROWS,
+) -> pd.DataFrame:
+    """Score an in-memory table into a DataFrame: what :func:`score_file` writes, indexed like ``X``.
+
+    The columns are those of :func:`score_file` (the id columns, else
+    ``row``; the ``keep`` columns; ``score``, ``p_value``, ``is_anomaly``;
+    ``top_features`` with ``explain_top``), and the index is ``X``'s index
+    when ``X`` is a DataFrame (a ``RangeIndex`` otherwise), so the result
+    joins back onto ``X`` (``X.join(score_table(model, X))``).  The
+    estimator methods keep scikit-learn's contract instead:
+    ``decision_function``/``predict`` return NumPy arrays in ``X``'s row order.
+    Rows are scored ``batch_size`` at a time, as files are.
+    """
+    import pyarrow as pa
+
+    from deepad.data.readers import to_frame
+
+    check_is_fitted(model, "decision_scores_")
+    frame = to_frame(X)
+    index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(frame))
+    plan = column_plan(model, list(frame.columns), "X", keep=keep)
+    reference, threshold = model.p_value_reference, float(model.threshold_)
+    report, parts, offset = ScoringReport(), [], 0
+    for chunk in iter_batches(frame, batch_size=batch_size, columns=plan.read):
+        cols, flags = score_chunk_columns(
+            model,
+            chunk,
+            offset,
+            tabular=plan.tabular,
+            reference=reference,
+            threshold=threshold,
+            id_columns=plan.id_columns,
+            report=report,
+            keep=plan.keep,
+        )
+        if explain_top:
+            cols["top_features"] = pa.array(
+                _top_features_of_flagged(model, _model_input(model, chunk, plan.keep), flags, explain_top),
+                type=pa.string(),
+            )
+        parts.append(pd.DataFrame({k: v.to_pandas() for k, v in cols.items()}))
+        offset += len(chunk)
+    out = pd.concat(parts, ignore_index=True)
+    out.index = index
+    return out
 
 
 def _top_features_of_flagged(model, chunk: pd.DataFrame, flags: np.ndarray, k: int) -> list[str | None]:

@@ -42,3 +42,67 @@ def test_load_cardio_works_with_grid_search_cv3():
     scores = search.cv_results_["mean_test_score"]
     assert np.isfinite(scores).all() and scores.min() > 0.6
     assert search.best_params_["n_neighbors"] in (5, 20)
+
+
+# --------------------------------------------------------------------------- a DataFrame's index in table outputs
+def _fraud_model():
+    import warnings
+
+    from data_fraud import make_fraud_frame
+
+    from deepad.detectors import KNN
+    from deepad.pipeline import TabularDetector
+
+    df = make_fraud_frame(400, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = TabularDetector(KNN(), contamination=0.05).fit(df.drop(columns=["is_fraud"]))
+    return model, df
+
+
+def test_score_table_keeps_the_index_and_matches_the_estimator():
+    import pandas as pd
+
+    from deepad.scoring import score_table
+
+    model, df = _fraud_model()
+    df.index = pd.Index([f"tx-{i}" for i in range(len(df))][::-1], name="ref")
+    table = score_table(model, df, keep=["is_fraud"], explain_top=2, batch_size=64)
+    assert table.index.equals(df.index) and table.index.name == "ref"
+    assert list(table.columns) == ["transaction_id", "is_fraud", "score", "p_value", "is_anomaly", "top_features"]
+    scores = model.decision_function(df.drop(columns=["is_fraud"]))
+    assert isinstance(scores, np.ndarray)  # the estimator contract stays NumPy, in row order
+    np.testing.assert_array_equal(table["score"].to_numpy(), scores)
+    np.testing.assert_array_equal(table["is_anomaly"].to_numpy(), model.predict(df.drop(columns=["is_fraud"])))
+    assert table["top_features"].notna().sum() == table["is_anomaly"].sum() > 0
+    joined = df.join(table[["score"]])
+    np.testing.assert_array_equal(joined["score"].to_numpy(), scores)
+
+
+def test_score_table_on_arrays_and_plain_detectors():
+    import pandas as pd
+
+    from deepad.detectors import KNN
+    from deepad.scoring import score_table
+
+    X = np.random.default_rng(0).normal(size=(120, 3))
+    model = KNN().fit(X)
+    table = score_table(model, X)
+    assert table.index.equals(pd.RangeIndex(120)) and list(table.columns)[0] == "row"
+    np.testing.assert_array_equal(table["score"].to_numpy(), model.decision_function(X))
+    frame = pd.DataFrame(X, columns=["a", "b", "c"], index=np.arange(120) * 2)
+    named = KNN().fit(frame)
+    table = score_table(named, frame.assign(key=np.arange(120)), keep=["key"])
+    assert table.index.equals(frame.index) and table["key"].tolist() == list(range(120))
+
+
+def test_report_names_rows_by_a_dataframe_index(tmp_path):
+    from deepad.report import build_report
+
+    model, df = _fraud_model()
+    df.index = [f"tx-{i}" for i in range(len(df))]
+    html = build_report(model, df, "is_fraud", tmp_path / "r.html", top_n=3).read_text()
+    top = df.index[np.argmax(model.decision_function(df.drop(columns=["is_fraud"])))]
+    assert "<th>index</th>" in html and f'<td class="num">{top}</td>' in html
+    html = build_report(model, df.reset_index(drop=True), "is_fraud", tmp_path / "r2.html", top_n=3).read_text()
+    assert "<th>row</th>" in html

@@ -272,6 +272,10 @@ def build_report(
     pairs = top_feature_table(attributions, top_k)
     id_columns = [c for c in model.schema_.id_columns if c in df.columns] if tabular else []
     col_pos = {str(c): j for j, c in enumerate(attributions.columns)}
+    # a DataFrame's own index names its rows (as in deepad.explain's output); else the 0-based row number
+    row_labels = None
+    if isinstance(frame, pd.DataFrame) and not frame.index.equals(pd.RangeIndex(len(frame))):
+        row_labels = frame.index
     top = []
     for rank, (i, row_pairs) in enumerate(zip(top_idx, pairs), 1):
         i = int(i)
@@ -283,7 +287,7 @@ def build_report(
         top.append(
             {
                 "rank": rank,
-                "row": i,
+                "row": i if row_labels is None else _display(row_labels[i]),
                 "ids": [_display(df.iloc[i][c]) for c in id_columns],
                 "score": float(scores[i]),
                 "p_value": float(p_values[i]),
@@ -320,6 +324,7 @@ def build_report(
         fp=fp,
         top=top,
         id_columns=id_columns,
+        row_header="index" if row_labels is not None else "row",
         has_labels=labels is not None,
         method_text=f"{method} -- {METHOD_DESCRIPTIONS[method]}",
         explain_note=explain_note,

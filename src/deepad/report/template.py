@@ -71,7 +71,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <h2 id="anomalies">Top anomalies</h2>
 <p>The {{ top|length }} highest-scoring rows. Attributions: {{ method_text }}; positive values raised the score.{% if explain_note %} <span class="note">{{ explain_note }}</span>{% endif %}</p>
 <table>
-  <thead><tr><th>rank</th><th>row</th>{% for c in id_columns %}<th>{{ c }}</th>{% endfor %}<th>score</th><th>p-value</th><th>flagged</th>{% if has_labels %}<th>label</th>{% endif %}<th>top contributing columns (value, attribution)</th></tr></thead>
+  <thead><tr><th>rank</th><th>{{ row_header }}</th>{% for c in id_columns %}<th>{{ c }}</th>{% endfor %}<th>score</th><th>p-value</th><th>flagged</th>{% if has_labels %}<th>label</th>{% endif %}<th>top contributing columns (value, attribution)</th></tr></thead>
   <tbody>
   {% for r in top %}
     <tr><td class="num">{{ r.rank }}</td><td class="num">{{ r.row }}</td>{% for v in r.ids %}<td>{{ v }}</td>{% endfor %}<td class="num">{{ "%.5g"|format(r.score) }}</td><td class="num">{{ "%.4g"|format(r.p_value) }}</td><td>{% if r.flagged %}<span class="flag">yes</span>{% else %}no{% endif %}</td>{% if has_labels %}<td>{{ r.label }}</td>{% endif %}<td><ul class="attr">{% for a in r.attributions %}<li><b>{{ a.column }}</b> = {{ a.value }} ({{ "%+.4g"|format(a.attribution) }})</li>{% endfor %}</ul></td></tr>
