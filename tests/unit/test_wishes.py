@@ -106,3 +106,19 @@ def test_report_names_rows_by_a_dataframe_index(tmp_path):
     assert "<th>index</th>" in html and f'<td class="num">{top}</td>' in html
     html = build_report(model, df.reset_index(drop=True), "is_fraud", tmp_path / "r2.html", top_n=3).read_text()
     assert "<th>row</th>" in html
+
+
+def test_explain_keeps_a_dataframe_index():
+    """deepad.explain's table carries the input's index, as score_table does (a guard for the index contract)."""
+    import pandas as pd
+
+    from deepad.detectors import KNN
+    from deepad.explain import explain
+
+    model, df = _fraud_model()
+    rows = df.drop(columns=["is_fraud"]).iloc[[5, 3, 9]]
+    rows.index = pd.Index(["a", "b", "c"], name="ref")
+    out = explain(model, rows, top_k=2)
+    assert out.index.equals(rows.index)
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(50, 3)), columns=list("xyz"), index=range(100, 150))
+    assert explain(KNN().fit(X), X.iloc[:3], reference=X).index.tolist() == [100, 101, 102]
