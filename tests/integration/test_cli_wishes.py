@@ -229,3 +229,23 @@ def test_score_keep_with_dask(fraud, tmp_path):
     got = pd.read_parquet(sorted((tmp_path / "out").glob("part-*.parquet")))
     assert list(got.columns)[:2] == ["transaction_id", "order_ref"]
     assert got["order_ref"].tolist() == df["order_ref"].tolist()
+
+
+# --------------------------------------------------------------------------- deepad report on the training data
+def test_report_on_the_training_file_says_in_sample(fraud, tmp_path):
+    from data_fraud import make_fraud_frame
+
+    d, df = fraud
+    out = tmp_path / "r.html"
+    res = CliRunner().invoke(app, ["-q", "report", str(d / "m"), str(d / "data.csv"), "-l", "is_fraud", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    html = out.read_text()
+    assert "In-sample: these metrics are on the training data the model was fitted on" in html
+    assert "The marked point is the model&#39;s threshold" in html
+    new = make_fraud_frame(400, seed=9, start_index=50_000).assign(order_ref="x")
+    new.to_csv(tmp_path / "new.csv", index=False)
+    res = CliRunner().invoke(
+        app, ["-q", "report", str(d / "m"), str(tmp_path / "new.csv"), "-l", "is_fraud", "-o", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    assert "In-sample" not in out.read_text() and "Out-of-sample" in out.read_text()
