@@ -213,7 +213,6 @@ def test_score_file_keep_in_the_library_and_for_plain_detectors(tmp_path):
     assert not (tmp_path / "o2.parquet").exists()
 
 
-@pytest.mark.slow
 def test_score_keep_with_dask(fraud, tmp_path):
     distributed = pytest.importorskip("distributed")
     from deepad.distributed import score_parquet
