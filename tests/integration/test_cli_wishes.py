@@ -248,3 +248,12 @@ def test_report_on_the_training_file_says_in_sample(fraud, tmp_path):
     )
     assert res.exit_code == 0, res.output
     assert "In-sample" not in out.read_text() and "Out-of-sample" in out.read_text()
+
+
+@pytest.mark.parametrize("command", ["tune", "demo"])
+def test_table_commands_help_lists_the_table_detectors_only(command):
+    from deepad.detectors.catalog import detector_catalog
+
+    text = _help_text([command, "--help"])
+    for info in detector_catalog():
+        assert (f" {info.name}:" in text or f" {info.name} [" in text) == (info.input == "table"), info.name

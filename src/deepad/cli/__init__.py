@@ -40,7 +40,7 @@ def _root(
 
 
 # in the order `deepad --help` lists them
-app.command()(demo.demo)
+app.command(cls=detectors.TableDetectorListHelp)(demo.demo)
 app.command()(demo.example)
 app.command()(bench.bench)
 app.command(cls=detectors.DetectorListHelp)(train.train)
@@ -51,7 +51,7 @@ app.command("detectors")(detectors.detectors_cmd)
 app.command("explain")(explain.explain_rows)
 app.command("report")(report.report)
 app.command()(stream.stream)
-app.command("tune")(tune.tune_cmd)
+app.command("tune", cls=detectors.TableDetectorListHelp)(tune.tune_cmd)
 
 
 def main() -> None:  # pragma: no cover - console entry point

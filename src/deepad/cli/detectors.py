@@ -11,7 +11,7 @@ from typer.core import TyperCommand
 
 from deepad.cli._common import fail
 
-__all__ = ["detectors_cmd", "DetectorListHelp", "detector_epilog"]
+__all__ = ["detectors_cmd", "DetectorListHelp", "TableDetectorListHelp", "detector_epilog"]
 
 _KIND_ORDER = ("table", "time series", "images")
 
@@ -31,17 +31,19 @@ def _tag(info) -> str:
     return f" [{', '.join(tags)}]" if tags else ""
 
 
-def detector_epilog() -> list[str]:
-    """The ``--help`` epilog of ``deepad train``, line by line: each detector with its main parameters."""
+def detector_epilog(kinds: tuple[str, ...] = _KIND_ORDER, params_option: str | None = "--params") -> list[str]:
+    """A ``--help`` epilog, line by line: each detector reading one of ``kinds`` with its main parameters."""
     from deepad.detectors import _DEFAULT
     from deepad.detectors.catalog import detector_catalog
 
+    how = f"set any with {params_option} JSON; " if params_option else ""
     lines = [
         f"Detectors for --detector (case-insensitive; default {_DEFAULT}), main parameters with their defaults "
-        "(set any with --params JSON; `deepad detectors NAME` lists them all):"
+        f"({how}`deepad detectors NAME` lists them all):"
     ]
     for info in sorted(detector_catalog(), key=lambda d: _KIND_ORDER.index(d.input)):
-        lines.append(f"  {info.name}{_tag(info)}: {_params_text(info.main_parameters())}")
+        if info.input in kinds:
+            lines.append(f"  {info.name}{_tag(info)}: {_params_text(info.main_parameters())}")
     return lines
 
 
@@ -59,12 +61,22 @@ def _epilog_text(lines: list[str], markup_mode) -> str:
 class DetectorListHelp(TyperCommand):
     """A command whose ``--help`` ends with the detector list, built only when help is shown (it imports torch)."""
 
+    kinds: tuple[str, ...] = _KIND_ORDER  # the inputs the command's detectors read
+    params_option: str | None = "--params"  # the option that sets their parameters, if any
+
     def format_help(self, ctx, formatter) -> None:
         from typer.core import HAS_RICH
 
         mode = getattr(self, "rich_markup_mode", None) if HAS_RICH else None
-        self.epilog = _epilog_text(detector_epilog(), mode)
+        self.epilog = _epilog_text(detector_epilog(self.kinds, self.params_option), mode)
         return super().format_help(ctx, formatter)
+
+
+class TableDetectorListHelp(DetectorListHelp):
+    """``--help`` ending with the detectors that read tables (``deepad tune``, ``deepad demo``)."""
+
+    kinds = ("table",)
+    params_option = None
 
 
 def detectors_cmd(
