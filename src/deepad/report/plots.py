@@ -210,6 +210,13 @@ def embedding_scatter(
         )
     if threshold_x is not None:
         ax.axvline(threshold_x, color=_THRESHOLD, linestyle="--", linewidth=1.4, label="threshold")
+    # A few far rows would squeeze the bulk into a line: symmetric-log y axis, linear within a robust spread.
+    y = points[:, 1]
+    dev = np.abs(y - np.median(y))
+    spread = float(np.median(dev)) if y.size else 0.0
+    if spread > 0 and float(dev.max()) > 20 * spread:
+        ax.set_yscale("symlog", linthresh=float(np.quantile(dev, 0.95)))  # the bulk stays linear
+        ylabel = f"{ylabel} (symmetric log scale)"
     if f.any() or threshold_x is not None:
         ax.legend(loc="best", fontsize=8)
     fig.colorbar(art, ax=ax, label="anomaly score", extend="both")
