@@ -46,7 +46,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 
 __all__ = ["score_parquet", "plan_partitions", "Partition", "DaskScoreSummary", "SUMMARY_FILE"]
@@ -221,6 +221,7 @@ def _score_partition(
     read: list[str] | None,
     id_columns: list[str],
     batch_rows: int,
+    keep: list[str] = (),
 ) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -260,6 +261,7 @@ def _score_partition(
                 threshold=threshold,
                 id_columns=id_columns,
                 report=report,
+                keep=keep,
             )
             writer.write(pa.table(cols))
             flagged += int(flags.sum())
@@ -365,8 +367,11 @@ def score_parquet(
     partition_rows: int = DEFAULT_PARTITION_ROWS,
     batch_rows: int = 65_536,
     progress: bool = False,
+    keep: Sequence[str] = (),
 ) -> DaskScoreSummary:
     """Score Parquet data with the model at ``model_dir`` on Dask; write Parquet parts to directory ``out``.
+
+    ``keep``: columns carried to the output, as :func:`deepad.scoring.score_file` does.
 
     ``client``: a ``dask.distributed.Client`` to use; else ``scheduler``
     (an address such as ``tcp://host:8786``) is connected to; else a local
@@ -393,7 +398,7 @@ def score_parquet(
 
     columns = list(pq.ParquetFile(parts[0].file).schema_arrow.names)
     summary = DaskScoreSummary(output=str(out), partitions=len(parts))
-    plan = column_plan(model, columns, str(source))
+    plan = column_plan(model, columns, str(source), keep=keep)
     summary.notes.extend(plan.notes())
     id_columns, read = plan.id_columns, plan.read
     del model
@@ -444,6 +449,7 @@ def score_parquet(
                 read,
                 id_columns,
                 int(batch_rows),
+                plan.keep,
                 pure=False,
             )
             for part in parts

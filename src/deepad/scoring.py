@@ -3,8 +3,9 @@
 :func:`column_plan` decides, once, which columns of a table a model reads
 (the schema's non-excluded columns for a :class:`~deepad.pipeline.TabularDetector`,
 the feature names otherwise), which are id columns echoed to the output,
-and which are ignored.  :func:`score_chunk_columns` turns one chunk into
-the output columns (ids or ``row``, ``score``, ``p_value``, ``is_anomaly``);
+and which are ignored, plus the columns the user keeps (``keep=``, ``deepad
+score --keep``).  :func:`score_chunk_columns` turns one chunk into the
+output columns (ids or ``row``, kept columns, ``score``, ``p_value``, ``is_anomaly``);
 :func:`score_file` streams a file of any size through it into CSV or
 Parquet, atomically (:class:`deepad.data.writers.TableWriter`).
 """
@@ -30,7 +31,15 @@ from deepad.data.schema import DataValidationError
 from deepad.data.writers import TableWriter, output_format, same_file
 from deepad.pipeline import TabularDetector
 
-__all__ = ["ColumnPlan", "column_plan", "score_chunk_columns", "score_file", "ScoreSummary"]
+__all__ = [
+    "ColumnPlan",
+    "column_plan",
+    "score_chunk_columns",
+    "score_file",
+    "score_table",
+    "ScoreSummary",
+    "OUTPUT_COLUMNS",
+]
 
 
 @dataclass
@@ -46,26 +55,70 @@ class ColumnPlan:
     keep_text: list[str] = field(default_factory=list)
     #: date columns -> day first? as in the training file (the schema's ``read`` note), for chunks that do not tell
     dayfirst: dict[str, bool] = field(default_factory=dict)
+    keep: list[str] = field(default_factory=list)  # carried to the output as read, after the ids (``keep=``)
 
     def notes(self) -> list[str]:
         """What a user should be told about the plan (ignored columns, no id column)."""
         notes = []
-        if self.ignored:
+        ignored = [c for c in self.ignored if c not in self.keep]
+        if ignored:
             notes.append(
-                f"ignored {len(self.ignored)} column(s) the model was not trained on: "
-                f"{', '.join(map(repr, self.ignored[:8]))}{' ...' if len(self.ignored) > 8 else ''}."
+                f"ignored {len(ignored)} column(s) the model was not trained on: "
+                f"{', '.join(map(repr, ignored[:8]))}{' ...' if len(ignored) > 8 else ''}."
             )
         if self.tabular and not self.id_columns:
-            notes.append("no id column in the data; the output has a 'row' column (0-based data row) instead.")
+            notes.append(
+                "no id column in the data; the output has a 'row' column (0-based data row)"
+                + (" next to the kept column(s)." if self.keep else " instead (or carry columns with --keep).")
+            )
         return notes
 
 
-def column_plan(model, columns: Sequence[str], where: str = "the data") -> ColumnPlan:
+#: the columns score_file writes itself; a kept column may not take one of these names
+OUTPUT_COLUMNS = ("row", "score", "p_value", "is_anomaly", "top_features")
+
+
+def _check_keep(keep: Sequence[str], columns: list[str], where: str) -> list[str]:
+    """``keep`` without repeats; ``DataValidationError`` naming a column the table lacks, listing its columns."""
+    keep = list(dict.fromkeys(str(c) for c in ([keep] if isinstance(keep, str) else keep)))
+    missing = [c for c in keep if c not in columns]
+    if missing:
+        shown = ", ".join(map(repr, columns[:30])) + (" ..." if len(columns) > 30 else "")
+        raise DataValidationError(
+            f"column(s) {missing} to keep are not in {where}; its columns are: {shown}.",
+            column=missing[0],
+        )
+    return keep
+
+
+def column_plan(model, columns: Sequence[str], where: str = "the data", *, keep: Sequence[str] = ()) -> ColumnPlan:
     """The :class:`ColumnPlan` of ``model`` on a table with ``columns``; ``DataValidationError`` naming a missing one.
 
-    ``where`` names the table in the error (``"data.csv"``).
+    ``where`` names the table in the error (``"data.csv"``).  ``keep``:
+    columns to carry to the output unchanged (e.g. keys to join the scores
+    back on), whether or not the model reads them; a name the table lacks
+    is a ``DataValidationError`` listing the table's columns.
     """
     columns = [str(c) for c in columns]
+    keep = _check_keep(keep, columns, where)
+    plan = _model_plan(model, columns, where)
+    keep = [c for c in keep if c not in plan.id_columns]  # ids are written anyway
+    clash = [c for c in keep if c in OUTPUT_COLUMNS and (c != "row" or not plan.id_columns)]
+    if clash:
+        raise DataValidationError(
+            f"keep column {clash[0]!r} has the name of a column the output writes itself "
+            f"({', '.join(OUTPUT_COLUMNS)}); rename it in {where} to keep it.",
+            column=clash[0],
+        )
+    plan.keep = keep
+    if plan.read is not None:
+        plan.read = plan.read + [c for c in keep if c not in plan.read]
+    # A kept column the model does not read is read with the reader's type inference, as read_table
+    # reads it, so the output joins back onto the table; one the model reads comes as the model reads it.
+    return plan
+
+
+def _model_plan(model, columns: list[str], where: str) -> ColumnPlan:
     if isinstance(model, TabularDetector):
         missing, extra = model.preprocessor.check_columns(columns)
         if missing:
@@ -106,9 +159,18 @@ class ScoreSummary:
 
 
 def score_chunk_columns(
-    model, chunk, offset: int, *, tabular: bool, reference: np.ndarray, threshold: float, id_columns, report=None
+    model,
+    chunk,
+    offset: int,
+    *,
+    tabular: bool,
+    reference: np.ndarray,
+    threshold: float,
+    id_columns,
+    report=None,
+    keep=(),
 ) -> tuple[dict[str, Any], np.ndarray]:
-    """Score one chunk of rows into output columns: the id columns (or ``row``), ``score``, ``p_value``, ``is_anomaly``.
+    """Score one chunk into output columns: the id columns (or ``row``), ``keep``, ``score``, ``p_value``, ``is_anomaly``.
 
     Shared by single-process file scoring and the Dask workers, so both write
     exactly the same columns from the same computation.  Errors name the
@@ -120,7 +182,7 @@ def score_chunk_columns(
         scores = model.score_frame(chunk, row_offset=offset, report=report, warn_extra=False)
     else:
         try:
-            scores = model.decision_function(chunk)
+            scores = model.decision_function(_model_input(model, chunk, keep))
         except ValueError as exc:
             raise ValueError(f"rows {offset}-{offset + len(chunk) - 1}: {exc}") from None
     flags = (scores > threshold).astype(np.int8)
@@ -130,10 +192,20 @@ def score_chunk_columns(
             cols[c] = pa.array(chunk[c], from_pandas=True)
     else:
         cols["row"] = pa.array(np.arange(offset, offset + len(chunk), dtype=np.int64))
+    for c in keep:
+        cols[c] = pa.array(chunk[c], from_pandas=True)
     cols["score"] = pa.array(scores)
     cols["p_value"] = pa.array(_thr.conformal_p_values(reference, scores))
     cols["is_anomaly"] = pa.array(flags)
     return cols, flags
+
+
+def _model_input(model, chunk: pd.DataFrame, keep) -> pd.DataFrame:
+    """The chunk without the kept columns a plain detector with feature names does not read."""
+    names = getattr(model, "feature_names_in_", None)
+    if not keep or names is None or isinstance(model, TabularDetector):
+        return chunk
+    return chunk[[str(c) for c in names]]
 
 
 def score_file(
@@ -146,6 +218,7 @@ def score_file(
     on_chunk: Callable[[int], None] | None = None,
     explain_top: int = 0,
     read_options: ReadOptions | None = None,
+    keep: Sequence[str] = (),
 ) -> ScoreSummary:
     """Score the table at ``source`` in chunks and write ids + ``score``, ``p_value``, ``is_anomaly`` to ``out``.
 
@@ -167,6 +240,14 @@ def score_file(
     as anomalies, the ``k`` source columns that raised the score most
     (:func:`deepad.explain.explain`), separated by ``"; "``; empty for the
     other rows, which keeps the cost proportional to the flagged rows.
+
+    ``keep`` names columns of the table to carry to the output (after the
+    ids, before ``score``), e.g. keys to join the scores back on.  A kept
+    column the model does not read has the type :func:`deepad.data.read_table`
+    gives it; one it reads from a CSV (a feature or an id) is its text as
+    written.  A name the table lacks raises ``DataValidationError`` listing
+    its columns, and so does one that clashes with a column the output
+    writes itself.
     """
     check_is_fitted(model, "decision_scores_")
     source_path = Path(source) if isinstance(source, (str, os.PathLike)) else None
@@ -176,9 +257,8 @@ def score_file(
         raise ValueError(f"the output {out} is the input data file; choose another output path.")
     if out.is_dir():
         raise ValueError(f"the output {out} is a directory; give a file name ending in .csv or .parquet.")
-    plan = column_plan(
-        model, table_columns(source, read_options), str(source_path) if source_path is not None else "the data"
-    )
+    where = str(source_path) if source_path is not None else "the data"
+    plan = column_plan(model, table_columns(source, read_options), where, keep=keep)
     report = ScoringReport()
     summary = ScoreSummary(output=str(out), id_columns=plan.id_columns, notes=plan.notes())
     reference = model.p_value_reference
@@ -214,10 +294,12 @@ def score_file(
                 threshold=threshold,
                 id_columns=plan.id_columns,
                 report=report,
+                keep=plan.keep,
             )
             if explain_top:
                 cols["top_features"] = pa.array(
-                    _top_features_of_flagged(model, chunk, flags, explain_top), type=pa.string()
+                    _top_features_of_flagged(model, _model_input(model, chunk, plan.keep), flags, explain_top),
+                    type=pa.string(),
                 )
             writer.write(pa.table(cols))
             offset += len(chunk)
@@ -238,6 +320,59 @@ def score_file(
     summary.notes.extend(report.notes())
     report.warn_unseen()
     return summary
+
+
+def score_table(
+    model: BaseDetector,
+    X,
+    *,
+    keep: Sequence[str] = (),
+    explain_top: int = 0,
+    batch_size: int = DEFAULT_BATCH_ROWS,
+) -> pd.DataFrame:
+    """Score an in-memory table into a DataFrame: what :func:`score_file` writes, indexed like ``X``.
+
+    The columns are those of :func:`score_file` (the id columns, else
+    ``row``; the ``keep`` columns; ``score``, ``p_value``, ``is_anomaly``;
+    ``top_features`` with ``explain_top``), and the index is ``X``'s index
+    when ``X`` is a DataFrame (a ``RangeIndex`` otherwise), so the result
+    joins back onto ``X`` (``X.join(score_table(model, X))``).  The
+    estimator methods keep scikit-learn's contract instead:
+    ``decision_function``/``predict`` return NumPy arrays in ``X``'s row order.
+    Rows are scored ``batch_size`` at a time, as files are.
+    """
+    import pyarrow as pa
+
+    from deepad.data.readers import to_frame
+
+    check_is_fitted(model, "decision_scores_")
+    frame = to_frame(X)
+    index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(frame))
+    plan = column_plan(model, list(frame.columns), "X", keep=keep)
+    reference, threshold = model.p_value_reference, float(model.threshold_)
+    report, parts, offset = ScoringReport(), [], 0
+    for chunk in iter_batches(frame, batch_size=batch_size, columns=plan.read):
+        cols, flags = score_chunk_columns(
+            model,
+            chunk,
+            offset,
+            tabular=plan.tabular,
+            reference=reference,
+            threshold=threshold,
+            id_columns=plan.id_columns,
+            report=report,
+            keep=plan.keep,
+        )
+        if explain_top:
+            cols["top_features"] = pa.array(
+                _top_features_of_flagged(model, _model_input(model, chunk, plan.keep), flags, explain_top),
+                type=pa.string(),
+            )
+        parts.append(pd.DataFrame({k: v.to_pandas() for k, v in cols.items()}))
+        offset += len(chunk)
+    out = pd.concat(parts, ignore_index=True)
+    out.index = index
+    return out
 
 
 def _top_features_of_flagged(model, chunk: pd.DataFrame, flags: np.ndarray, k: int) -> list[str | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli import bench, demo, explain, info, report, score, serve, stream, train, tune
+from deepad.cli import bench, demo, detectors, explain, info, report, score, serve, stream, train, tune
 from deepad.cli._common import quiet_option, with_quiet
 
 __all__ = ["app", "main"]
@@ -37,17 +37,18 @@ def _root(
 
 
 # in the order `deepad --help` lists them; each also takes -q/--quiet after its name (with_quiet)
-app.command()(with_quiet(demo.demo))
+app.command(cls=detectors.TableDetectorListHelp)(with_quiet(demo.demo))
 app.command()(with_quiet(demo.example))
 app.command()(with_quiet(bench.bench))
-app.command()(with_quiet(train.train))
+app.command(cls=detectors.DetectorListHelp)(with_quiet(train.train))
 app.command()(with_quiet(score.score))
 app.command()(with_quiet(serve.serve))
 app.command()(with_quiet(info.info))
+app.command("detectors")(with_quiet(detectors.detectors_cmd))
 app.command("explain")(with_quiet(explain.explain_rows))
 app.command("report")(with_quiet(report.report))
 app.command()(with_quiet(stream.stream))
-app.command("tune")(with_quiet(tune.tune_cmd))
+app.command("tune", cls=detectors.TableDetectorListHelp)(with_quiet(tune.tune_cmd))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -344,3 +344,14 @@ def model_text_columns(model) -> list[str]:
     if schema is None:
         return []
     return [c for c, k in schema.kinds.items() if k in ("categorical", "id")]
+
+
+def _column_kinds(types: list[str] | None) -> dict[str, str]:
+    """``--type COLUMN=KIND`` (repeatable, comma-separated) as ``{column: kind}``; a malformed item is an error."""
+    kinds = {}
+    for item in _split_names(types):
+        col, sep, kind = item.partition("=")
+        if not sep or not col.strip() or not kind.strip():
+            fail(f"--type expects COLUMN=KIND, got {item!r}.")
+        kinds[col.strip()] = kind.strip()
+    return kinds

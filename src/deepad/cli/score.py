@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli._common import _output_directory_exists, _refuse_options, _UserErrors, _quiet, fail, with_read_options
+from deepad.cli._common import (
+    _output_directory_exists,
+    _quiet,
+    _refuse_options,
+    _split_names,
+    _UserErrors,
+    fail,
+    with_read_options,
+)
 
 __all__ = ["score"]
 
@@ -47,6 +55,13 @@ def score(
     model_dir: str = typer.Argument(..., help="Model directory written by `deepad train`."),
     data: str = typer.Argument(..., help="Table to score: .csv/.tsv, .xlsx, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Output file, .csv or .parquet (written atomically)."),
+    keep: list[str] = typer.Option(
+        None,
+        "--keep",
+        "-k",
+        help="Column(s) of DATA to carry to the output as read (e.g. keys to join the scores back on), "
+        "after the id columns; repeat or comma-separate.",
+    ),
     batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows scored per chunk (bounds memory)."),
     engine: str = typer.Option(
         "local",
@@ -78,7 +93,7 @@ def score(
     ),
     read_options=None,
 ) -> None:
-    """Score DATA with a saved model; write its id columns plus score, p_value and is_anomaly to OUTPUT.
+    """Score DATA with a saved model; write its id columns (and --keep columns), score, p_value, is_anomaly to OUTPUT.
 
     A model trained on a time series reads DATA as a series on its training
     grid and writes one row per step: timestamp, score, p_value, threshold,
@@ -103,7 +118,10 @@ def score(
     from deepad.data.images import is_image_source
 
     _output_directory_exists(output)
+    kept = _split_names(keep)
     if is_image_source(data) and engine.lower() == "local":
+        if kept:
+            fail("--keep carries table columns; image scores are written per file path.")
         from deepad.cli.images import score_images
 
         _refuse_options(
@@ -115,7 +133,7 @@ def score(
     if explain and engine.lower() != "local":
         fail("--explain works with --engine local; use `deepad explain` for chosen rows.")
     if engine.lower() == "dask":
-        return _score_dask(model_dir, data, output, batch_rows, scheduler)
+        return _score_dask(model_dir, data, output, batch_rows, scheduler, kept)
     if engine.lower() != "local":
         fail(f"--engine must be local or dask, got {engine!r}.")
     if scheduler:
@@ -126,6 +144,8 @@ def score(
     if getattr(model, "series_input_", None):  # trained by `deepad train` on a series: score it as one
         if explain:
             fail("--explain is for tables; a series model's report shows what it alerted on (deepad report).")
+        if kept:
+            fail("--keep is for tables; a series model writes one row per step of its grid (timestamp, score, ...).")
         from deepad.cli.series import score_series
 
         return score_series(model, data, output, refractory=refractory, rearm=rearm, read_options=read_options)
@@ -143,6 +163,7 @@ def score(
             progress=not _quiet(),
             explain_top=top if explain else 0,
             read_options=read_options,
+            keep=kept,
         )
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)
@@ -152,7 +173,9 @@ def score(
     )
 
 
-def _score_dask(model_dir: str, data: str, output: str, batch_rows: int, scheduler: str | None) -> None:
+def _score_dask(
+    model_dir: str, data: str, output: str, batch_rows: int, scheduler: str | None, keep: list[str]
+) -> None:
     """`deepad score --engine dask`: see deepad.distributed."""
     try:
         import distributed  # noqa: F401
@@ -162,7 +185,7 @@ def _score_dask(model_dir: str, data: str, output: str, batch_rows: int, schedul
 
     with _UserErrors(f"{data}: "):
         summary = score_parquet(
-            model_dir, data, output, scheduler=scheduler, batch_rows=batch_rows, progress=not _quiet()
+            model_dir, data, output, scheduler=scheduler, batch_rows=batch_rows, progress=not _quiet(), keep=keep
         )
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)

@@ -8,6 +8,7 @@ import typer
 
 from deepad.cli._common import (
     _UserErrors,
+    _column_kinds,
     _detector_class,
     _detector_params,
     _new_detector,
@@ -280,12 +281,7 @@ def train(
             f"{', '.join(series_only)} {verb} to time-series detectors (ConformalKNN, GRUForecaster, "
             f"TCNAutoEncoder, RollingZScore); {cls.__name__} reads a table."
         )
-    type_map = {}
-    for item in _split_names(types):
-        col, sep, kind = item.partition("=")
-        if not sep or not col or not kind:
-            fail(f"--type expects COLUMN=KIND, got {item!r}.")
-        type_map[col.strip()] = kind.strip()
+    type_map = _column_kinds(types)
     excluded = _split_names(exclude)
     keep = [c for c, k in type_map.items() if k in ("categorical", "id")]
     with _UserErrors():

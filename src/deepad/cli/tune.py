@@ -6,7 +6,17 @@ import time
 
 import typer
 
-from deepad.cli._common import _UserErrors, _detector_class, _one_line, _say, fail, with_read_options
+from deepad.cli._common import (
+    _column_kinds,
+    _detector_class,
+    _one_line,
+    _quiet,
+    _say,
+    _split_names,
+    _UserErrors,
+    fail,
+    with_read_options,
+)
 
 __all__ = ["tune_cmd"]
 
@@ -15,7 +25,9 @@ __all__ = ["tune_cmd"]
 def tune_cmd(
     data: str = typer.Argument(..., help="Training table: .csv/.tsv, .parquet, .jsonl, .json, .npy or .npz."),
     output: str = typer.Option(..., "--output", "-o", help="Model directory to write (the tuned, refitted model)."),
-    detector: str = typer.Option(None, "--detector", "-d", help="Detector class name (default: DEFAULT)."),
+    detector: str = typer.Option(
+        None, "--detector", "-d", help="Detector class name (default: DEFAULT; `deepad detectors` lists them)."
+    ),
     label_column: str = typer.Option(
         None,
         "--label-column",
@@ -23,6 +35,16 @@ def tune_cmd(
         help="Column with labels (1/true = anomaly): a stratified 30% of the labelled "
         "rows is the validation set (objective: --metric on it); never a feature. "
         "Without it: synthetic anomaly injection (see deepad.tune).",
+    ),
+    exclude: list[str] = typer.Option(
+        None, "--exclude", "-x", help="Column(s) to leave out, as `deepad train`; repeat or comma-separate."
+    ),
+    types: list[str] = typer.Option(
+        None,
+        "--type",
+        "-t",
+        help="Declare a column's kind, COLUMN=KIND (numeric, categorical, boolean, "
+        "datetime, id, excluded), as `deepad train`; repeatable.",
     ),
     trials: int = typer.Option(20, "--trials", "-n", min=1, help="Number of trials."),
     timeout: float = typer.Option(None, "--timeout", min=0.001, help="Stop starting trials after this many seconds."),
@@ -43,7 +65,7 @@ def tune_cmd(
 
     import numpy as np
 
-    from deepad.data import read_table
+    from deepad.data import infer_schema, read_table
     from deepad.data.preprocessing import boolean_values
     from deepad.data.writers import same_file as _same_file
     from deepad.pipeline import TabularDetector
@@ -63,13 +85,22 @@ def tune_cmd(
             search_space = json.loads(space)
         except json.JSONDecodeError as exc:
             fail(f"--space is not valid JSON ({exc.msg} at character {exc.pos}): {space}")
+    type_map = _column_kinds(types)
+    excluded = _split_names(exclude)
     with _UserErrors():
         df = read_table(data, options=read_options)
     _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns.")
+    if label_column is not None and label_column not in df.columns:
+        fail(f"{data} has no label column {label_column!r}; its columns are {list(df.columns)[:20]}.")
+    # One schema for every trial and the refit, inferred on all rows as `deepad train` does.
+    with _UserErrors(f"{data}: "):
+        schema = infer_schema(
+            df, exclude=[c for c in excluded if c != label_column], types=type_map, label=label_column
+        )
+    if not _quiet():
+        typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
     X_val = y_val = df_all = None
     if label_column is not None:
-        if label_column not in df.columns:
-            fail(f"{data} has no label column {label_column!r}; its columns are {list(df.columns)[:20]}.")
         with _UserErrors(f"{data}: label "):
             y = boolean_values(df[label_column], label_column)
         df = df.drop(columns=[label_column])
@@ -84,7 +115,7 @@ def tune_cmd(
         val = np.sort(val)
         X_val, y_val = df.iloc[val].reset_index(drop=True), y[val]
         df = df.drop(index=df.index[val]).reset_index(drop=True)
-    template = TabularDetector(cls(), contamination=0.1)  # as `deepad train` builds its model
+    template = TabularDetector(cls(), schema=schema, contamination=0.1)  # as `deepad train` builds its model
     how = "labelled validation rows" if y_val is not None else "synthetic anomaly injection"
     _say(
         f"Tuning {cls.__name__}: {trials} trials{f' (at most {timeout:g} s)' if timeout else ''}, objective "

@@ -73,51 +73,28 @@ def _write_atomic(path: Path, text: str, *, during: str | None = None) -> None:
         part.path.write_text(text, encoding="utf-8")
 
 
-def _two_d_view(model, Z: np.ndarray, scores: np.ndarray, flags: np.ndarray, keep: np.ndarray, tabular: bool):
-    """``(figure, note)``: latent space of the detector's encoder when it has one, else PCA of its input features."""
-    from sklearn.decomposition import PCA
+def _sample_text(model, scores: np.ndarray, in_sample: bool | None) -> str:
+    """Whether the labelled rows' metrics are in-sample, as a sentence ("" when it cannot be told)."""
+    from deepad.report.views import training_overlap
 
-    from deepad.report.plots import embedding_scatter
-
-    inner = model.detector_ if tabular else model
-    Zs = Z[keep]
-    latent = None
-    if hasattr(inner, "encode") and hasattr(inner, "module_"):
-        try:
-            latent = np.asarray(inner.encode(Zs), dtype=np.float64)
-        except (AttributeError, NotImplementedError):
-            latent = None
-    if latent is not None and latent.ndim == 2 and latent.shape[1] >= 2 and np.isfinite(latent).all():
-        k = latent.shape[1]
-        if k == 2:
-            points, axes = latent, ("latent 1", "latent 2")
-            note = f"The detector's own latent space ({type(inner).__name__}.encode, 2-D)"
-        else:
-            pca = PCA(n_components=2, random_state=0).fit(latent)
-            points = pca.transform(latent)
-            ev = pca.explained_variance_ratio_
-            axes = (f"latent PC 1 ({ev[0]:.0%} of variance)", f"latent PC 2 ({ev[1]:.0%})")
-            note = f"The detector's latent space ({type(inner).__name__}.encode, {k}-D) projected on its first two principal components"
-        title = "Latent space, coloured by anomaly score"
+    if in_sample is None:
+        share = training_overlap(model, scores)
     else:
-        X2 = Zs if tabular else (Zs - Zs.mean(axis=0)) / np.where(Zs.std(axis=0) > 1e-12, Zs.std(axis=0), 1.0)
-        n_comp = min(2, X2.shape[1], X2.shape[0])
-        pca = PCA(n_components=n_comp, random_state=0).fit(X2)
-        points = pca.transform(X2)
-        if points.shape[1] < 2:
-            points = np.column_stack([points[:, 0], np.zeros(points.shape[0])])
-        ev = np.append(pca.explained_variance_ratio_, [0.0, 0.0])
-        axes = (f"PC 1 ({ev[0]:.0%} of variance)", f"PC 2 ({ev[1]:.0%})")
-        what = "encoded features the detector sees" if tabular else "standardised input features"
-        note = f"PCA of the {what}"
-        title = "PCA view, coloured by anomaly score"
-    shown = (
-        f"{keep.size:,} of {Z.shape[0]:,} rows shown (a random sample plus the top anomalies)"
-        if keep.size < Z.shape[0]
-        else f"all {Z.shape[0]:,} rows"
-    )
-    fig = embedding_scatter(points, scores[keep], flags[keep], title=title, xlabel=axes[0], ylabel=axes[1])
-    return fig, f"{note}; {shown}. Flagged rows are outlined in red."
+        share = 1.0 if in_sample else 0.0
+    how = "" if in_sample is not None else " (their scores equal the model's training scores)"
+    if share is None:
+        return ""
+    if share >= 0.99:
+        return (
+            "In-sample: these metrics are on the training data the model was fitted on"
+            f"{how}, so they flatter it; score labelled rows it has not seen for an honest estimate."
+        )
+    if share >= 0.01:
+        return (
+            f"Partly in-sample: about {share:.0%} of the labelled rows are rows the model was fitted on{how}; "
+            "those flatter the metrics."
+        )
+    return "Out-of-sample: the labelled rows are not rows the model was fitted on."
 
 
 def build_report(
@@ -133,6 +110,7 @@ def build_report(
     model_name: str | None = None,
     max_points: int = 5000,
     random_state: int = 0,
+    in_sample: bool | None = None,
 ) -> Path:
     """Write a self-contained HTML report on ``model`` scoring ``X`` to ``path`` and return the path.
 
@@ -140,9 +118,10 @@ def build_report(
     precision-recall curves with their AUCs (when ``y`` has both classes);
     training and validation loss (neural detectors); the ``top_n``
     highest-scoring rows with their ``top_k`` attributions
-    (:func:`deepad.explain.explain`); a 2-D view (the detector's latent
-    space when it has an encoder, else PCA of its input features)
-    coloured by score; and the model/data fingerprint (rows, columns,
+    (:func:`deepad.explain.explain`); a 2-D view (x: the score's quantile,
+    y: the main principal component of the detector's latent code or of
+    its input features; :func:`deepad.report.views.two_d_view`) coloured
+    by score; and the model/data fingerprint (rows, columns,
     schema, detector, parameters, threshold rule and its reason, versions,
     training date, SHA-256 of the data).
 
@@ -153,6 +132,14 @@ def build_report(
     as base64 and there are no external assets, so the file can be mailed
     or archived as is.  It is written to a temporary file next to ``path``
     and renamed into place, so an error leaves no partial report.
+
+    Metrics against labels say whether they are *in-sample*: computed on
+    rows the model was fitted on, which flatters it.  ``in_sample=None``
+    tells from the scores (:func:`deepad.report.views.training_overlap`: a
+    fitted model reproduces its training scores exactly); ``True`` /
+    ``False`` states it.  The ROC and precision-recall curves mark the
+    operating point of the model's ``threshold_`` (its FPR and TPR, its
+    precision and recall on the labelled rows).
     """
     import jinja2
 
@@ -161,6 +148,7 @@ def build_report(
     from deepad.pipeline import TabularDetector
     from deepad.report import plots
     from deepad.report.fingerprint import model_fingerprint
+    from deepad.report.views import two_d_view
 
     check_is_fitted(model, "decision_scores_")
     if isinstance(top_n, bool) or not isinstance(top_n, (int, np.integer)) or top_n < 1:
@@ -214,7 +202,16 @@ def build_report(
     # ---------------------------------------------------------------- plots
     ctx: dict[str, Any] = {}
     ctx["img_hist"] = plots.png_base64(plots.score_histogram(scores, threshold, labels))
-    ctx.update(img_roc=None, roc_auc=None, average_precision=None, roc_note="", n_labelled=0, n_positive=0)
+    ctx.update(
+        img_roc=None,
+        roc_auc=None,
+        average_precision=None,
+        roc_note="",
+        n_labelled=0,
+        n_positive=0,
+        operating_text="",
+        sample_text="",
+    )
     if labels is None:
         ctx["roc_note"] = "No labels given (pass y= or --label-column) -- no ROC or precision-recall curve."
     else:
@@ -226,7 +223,7 @@ def build_report(
                 "ROC and precision-recall need both normal and anomalous rows."
             )
         else:
-            fig, auc, ap = plots.roc_pr_curves(yk, scores[known])
+            fig, auc, ap = plots.roc_pr_curves(yk, scores[known], threshold)
             ctx.update(
                 img_roc=plots.png_base64(fig),
                 roc_auc=auc,
@@ -234,9 +231,16 @@ def build_report(
                 n_labelled=int(known.sum()),
                 n_positive=int(yk.sum()),
             )
-            tp = int((flags[known] & (yk == 1)).sum())
-            ctx["precision_text"] = f"{tp / max(int(flags[known].sum()), 1):.3f}"
-            ctx["recall_text"] = f"{tp / max(int(yk.sum()), 1):.3f}"
+            op = plots.operating_point(yk, scores[known], threshold)
+            ctx["precision_text"] = f"{op['precision']:.3f}" if op["flagged"] else "undefined (none flagged)"
+            ctx["recall_text"] = f"{op['tpr']:.3f}"
+            ctx["operating_text"] = (
+                f"The marked point is the model's threshold {threshold:.6g}: it flags {op['flagged']:,} of the "
+                f"{int(known.sum()):,} labelled rows ({op['tp']:,} anomalies, {op['fp']:,} normal rows), "
+                f"true-positive rate (recall) {op['tpr']:.3f}, false-positive rate {op['fpr']:.3f}"
+                + (f", precision {op['precision']:.3f}." if op["flagged"] else "; precision is undefined.")
+            )
+            ctx["sample_text"] = _sample_text(model, scores[known], in_sample)
     inner = model.detector_ if tabular else model
     history = getattr(inner, "history_", None)
     if isinstance(history, dict) and any(k.startswith(("train_", "val_")) and v for k, v in history.items()):
@@ -269,6 +273,10 @@ def build_report(
     pairs = top_feature_table(attributions, top_k)
     id_columns = [c for c in model.schema_.id_columns if c in df.columns] if tabular else []
     col_pos = {str(c): j for j, c in enumerate(attributions.columns)}
+    # a DataFrame's own index names its rows (as in deepad.explain's output); else the 0-based row number
+    row_labels = None
+    if isinstance(frame, pd.DataFrame) and not frame.index.equals(pd.RangeIndex(len(frame))):
+        row_labels = frame.index
     top = []
     for rank, (i, row_pairs) in enumerate(zip(top_idx, pairs), 1):
         i = int(i)
@@ -280,7 +288,7 @@ def build_report(
         top.append(
             {
                 "rank": rank,
-                "row": i,
+                "row": i if row_labels is None else _display(row_labels[i]),
                 "ids": [_display(df.iloc[i][c]) for c in id_columns],
                 "score": float(scores[i]),
                 "p_value": float(p_values[i]),
@@ -298,7 +306,7 @@ def build_report(
         keep = np.union1d(rng.choice(n, size=int(max_points), replace=False), top_idx)
     else:
         keep = np.arange(n)
-    fig, view_note = _two_d_view(model, Z, scores, flags, keep, tabular)
+    fig, view_note = two_d_view(model, Z, scores, flags, keep, tabular)
     ctx["img_view"] = plots.png_base64(fig)
     ctx["view_note"] = view_note
 
@@ -319,6 +327,7 @@ def build_report(
         fp=fp,
         top=top,
         id_columns=id_columns,
+        row_header="index" if row_labels is not None else "row",
         has_labels=labels is not None,
         method_text=f"{method} -- {METHOD_DESCRIPTIONS[method]}",
         explain_note=explain_note,

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 
-__all__ = ["png_base64", "score_histogram", "roc_pr_curves", "loss_curves", "embedding_scatter"]
+__all__ = ["png_base64", "score_histogram", "operating_point", "roc_pr_curves", "loss_curves", "embedding_scatter"]
 
 _NORMAL, _ANOMALY, _THRESHOLD = "#4C72B0", "#DD8452", "#C44E52"
 
@@ -77,8 +77,28 @@ def score_histogram(scores: np.ndarray, threshold: float, y: np.ndarray | None =
     return fig
 
 
-def roc_pr_curves(y: np.ndarray, scores: np.ndarray) -> tuple[object, float, float]:
-    """ROC and precision-recall curves side by side; returns ``(figure, roc_auc, average_precision)``."""
+def operating_point(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict:
+    """Where the threshold puts the labelled rows: flagged, TP, FP, TPR (= recall), FPR and precision (NaN: none flagged)."""
+    y = np.asarray(y).astype(bool)
+    flagged = np.asarray(scores) > threshold
+    tp, fp = int((flagged & y).sum()), int((flagged & ~y).sum())
+    pos, neg = int(y.sum()), int((~y).sum())
+    return {
+        "flagged": tp + fp,
+        "tp": tp,
+        "fp": fp,
+        "tpr": tp / pos if pos else float("nan"),
+        "fpr": fp / neg if neg else float("nan"),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+    }
+
+
+def roc_pr_curves(y: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> tuple[object, float, float]:
+    """ROC and precision-recall curves side by side; returns ``(figure, roc_auc, average_precision)``.
+
+    ``threshold``: mark the operating point it gives (flag ``scores > threshold``): its (FPR, TPR) on
+    the ROC curve and its (recall, precision) on the precision-recall curve.
+    """
     from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
     auc = float(roc_auc_score(y, scores))
@@ -89,6 +109,18 @@ def roc_pr_curves(y: np.ndarray, scores: np.ndarray) -> tuple[object, float, flo
     ax1, ax2 = fig.subplots(1, 2)
     ax1.plot(fpr, tpr, color=_NORMAL, linewidth=1.8, label=f"ROC-AUC {auc:.4f}")
     ax1.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    op = None
+    if threshold is not None and np.isfinite(threshold):
+        op = operating_point(y, scores, threshold)
+        ax1.plot(
+            [op["fpr"]],
+            [op["tpr"]],
+            marker="o",
+            markersize=8,
+            color=_THRESHOLD,
+            linestyle="none",
+            label=f"threshold {threshold:.4g}: FPR {op['fpr']:.3f}, TPR {op['tpr']:.3f}",
+        )
     ax1.set_xlabel("false-positive rate")
     ax1.set_ylabel("true-positive rate")
     ax1.set_title("ROC curve")
@@ -96,6 +128,16 @@ def roc_pr_curves(y: np.ndarray, scores: np.ndarray) -> tuple[object, float, flo
     ax2.step(recall, precision, where="post", color=_ANOMALY, linewidth=1.8, label=f"average precision {ap:.4f}")
     prevalence = float(np.mean(y))
     ax2.axhline(prevalence, color="grey", linestyle=":", linewidth=1, label=f"prevalence {prevalence:.3g}")
+    if op is not None and op["flagged"]:
+        ax2.plot(
+            [op["tpr"]],
+            [op["precision"]],
+            marker="o",
+            markersize=8,
+            color=_THRESHOLD,
+            linestyle="none",
+            label=f"threshold: recall {op['tpr']:.3f}, precision {op['precision']:.3f}",
+        )
     ax2.set_xlabel("recall")
     ax2.set_ylabel("precision")
     ax2.set_ylim(0, 1.02)
@@ -133,9 +175,19 @@ def loss_curves(history: dict[str, list[float]]):
 
 
 def embedding_scatter(
-    points: np.ndarray, scores: np.ndarray, flagged: np.ndarray, *, title: str, xlabel: str, ylabel: str
+    points: np.ndarray,
+    scores: np.ndarray,
+    flagged: np.ndarray,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    threshold_x: float | None = None,
 ):
-    """2-D points coloured by anomaly score (colour range clipped to the 1st-99th percentile); flagged rows outlined."""
+    """2-D points coloured by anomaly score (colour range clipped to the 1st-99th percentile); flagged rows outlined.
+
+    ``threshold_x``: draw the threshold as a vertical dashed line there (when x is the score or its quantile).
+    """
     fig = _figure(7, 5.2, left=0.11, right=1.0, bottom=0.1, top=0.93)
     ax = fig.add_subplot()
     order = np.argsort(scores, kind="stable")  # most anomalous drawn last, on top
@@ -157,6 +209,16 @@ def embedding_scatter(
             linewidths=1.2,
             label=f"flagged ({int(f.sum()):,})",
         )
+    if threshold_x is not None:
+        ax.axvline(threshold_x, color=_THRESHOLD, linestyle="--", linewidth=1.4, label="threshold")
+    # A few far rows would squeeze the bulk into a line: symmetric-log y axis, linear within a robust spread.
+    y = points[:, 1]
+    dev = np.abs(y - np.median(y))
+    spread = float(np.median(dev)) if y.size else 0.0
+    if spread > 0 and float(dev.max()) > 20 * spread:
+        ax.set_yscale("symlog", linthresh=float(np.quantile(dev, 0.95)))  # the bulk stays linear
+        ylabel = f"{ylabel} (symmetric log scale)"
+    if f.any() or threshold_x is not None:
         ax.legend(loc="best", fontsize=8)
     fig.colorbar(art, ax=ax, label="anomaly score", extend="both")
     ax.set_xlabel(xlabel)

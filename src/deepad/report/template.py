@@ -42,7 +42,7 @@ TEMPLATE = r"""<!DOCTYPE html>
   <li>Data: <code>{{ data_name }}</code>, {{ "{:,}".format(n_rows) }} rows.</li>
   <li>Model: {{ fp.detector }}{% if fp.pipeline %} on a table ({{ fp.pipeline }}){% endif %}{% if model_name %}, <code>{{ model_name }}</code>{% endif %}.</li>
   <li><span class="flag">{{ "{:,}".format(n_flagged) }}</span> rows ({{ "%.2f"|format(100 * flag_rate) }}%) score above the threshold {{ "%.6g"|format(fp.threshold) }}.</li>
-  {% if roc_auc is not none %}<li>Against the labels{% if label_name %} in <code>{{ label_name }}</code>{% endif %}: ROC-AUC <b>{{ "%.4f"|format(roc_auc) }}</b>, average precision <b>{{ "%.4f"|format(average_precision) }}</b>; precision of the flagged rows {{ precision_text }}, recall {{ recall_text }}.</li>{% endif %}
+  {% if roc_auc is not none %}<li>Against the labels{% if label_name %} in <code>{{ label_name }}</code>{% endif %}: ROC-AUC <b>{{ "%.4f"|format(roc_auc) }}</b>, average precision <b>{{ "%.4f"|format(average_precision) }}</b>; precision of the flagged rows {{ precision_text }}, recall {{ recall_text }}.{% if sample_text %} <b>{{ sample_text }}</b>{% endif %}</li>{% endif %}
   <li>Threshold rule: {{ fp.threshold_reason }}</li>
 </ul>
 
@@ -54,6 +54,8 @@ TEMPLATE = r"""<!DOCTYPE html>
 {% if img_roc %}
 <img src="data:image/png;base64,{{ img_roc }}" alt="ROC and precision-recall curves">
 <p>ROC-AUC {{ "%.4f"|format(roc_auc) }}; average precision {{ "%.4f"|format(average_precision) }} ({{ "{:,}".format(n_labelled) }} labelled rows, {{ "{:,}".format(n_positive) }} anomalies).</p>
+<p>{{ operating_text }}</p>
+{% if sample_text %}<p class="in-sample"><b>{{ sample_text }}</b></p>{% endif %}
 {% else %}
 <p class="note">{{ roc_note }}</p>
 {% endif %}
@@ -69,7 +71,7 @@ TEMPLATE = r"""<!DOCTYPE html>
 <h2 id="anomalies">Top anomalies</h2>
 <p>The {{ top|length }} highest-scoring rows. Attributions: {{ method_text }}; positive values raised the score. "Typical would be": the fewest columns whose typical training values bring the row under the threshold (each bound holds with the other listed columns typical).{% if explain_note %} <span class="note">{{ explain_note }}</span>{% endif %}</p>
 <table>
-  <thead><tr><th>rank</th><th>row</th>{% for c in id_columns %}<th>{{ c }}</th>{% endfor %}<th>score</th><th>p-value</th><th>flagged</th>{% if has_labels %}<th>label</th>{% endif %}<th>top contributing columns (value, attribution)</th><th>typical would be (counterfactual)</th></tr></thead>
+  <thead><tr><th>rank</th><th>{{ row_header }}</th>{% for c in id_columns %}<th>{{ c }}</th>{% endfor %}<th>score</th><th>p-value</th><th>flagged</th>{% if has_labels %}<th>label</th>{% endif %}<th>top contributing columns (value, attribution)</th><th>typical would be (counterfactual)</th></tr></thead>
   <tbody>
   {% for r in top %}
     <tr><td class="num">{{ r.rank }}</td><td class="num">{{ r.row }}</td>{% for v in r.ids %}<td>{{ v }}</td>{% endfor %}<td class="num">{{ "%.5g"|format(r.score) }}</td><td class="num">{{ "%.4g"|format(r.p_value) }}</td><td>{% if r.flagged %}<span class="flag">yes</span>{% else %}no{% endif %}</td>{% if has_labels %}<td>{{ r.label }}</td>{% endif %}<td><ul class="attr">{% for a in r.attributions %}<li><b>{{ a.column }}</b> = {{ a.value }} ({{ "%+.4g"|format(a.attribution) }})</li>{% endfor %}</ul></td><td>{% if r.counterfactual %}{{ r.counterfactual }}{% if r.score_after is not none %} <span class="note">(score &rarr; {{ "%.4g"|format(r.score_after) }})</span>{% endif %}{% endif %}</td></tr>
