@@ -202,9 +202,15 @@ class TabularDetector(BaseDetector):
         # When the model was trained (UTC), for `deepad info` and reports.
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    #: the training scores are the wrapped detector's (no second scoring pass over the training data)
+    _reference_needs_in_sample = False
+
     def _training_reference_scores(self, X) -> np.ndarray:
-        # The wrapped detector's reference (leave-one-out for kNN-type detectors).
-        return np.asarray(self.detector_._reference_scores_, dtype=np.float64)
+        # The wrapped detector's training scores (leave-one-out for kNN-type detectors), the same array.
+        return np.asarray(self.detector_.decision_scores_, dtype=np.float64)
+
+    def training_scores_kind(self) -> str:
+        return self.detector_.training_scores_kind()
 
     def _validate_for_scoring(self, X, *, warn_extra: bool = True) -> pd.DataFrame:
         check_is_fitted(self, "decision_scores_")

@@ -304,7 +304,7 @@ def train(
     n_flag = int(model.labels_.sum())
     typer.echo(
         f"Trained {cls.__name__} on {len(df):,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
-        f"threshold {model.threshold_:.4g} flags {n_flag:,} training rows ({n_flag / len(df):.2%})."
+        f"threshold {model.threshold_:.4g} flags {n_flag:,} of {len(df):,} training rows ({n_flag / len(df):.2%})."
     )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     if df_cal is not None:

@@ -104,9 +104,10 @@ class LocalGlobalEnsemble(BaseDetector):
     ``local_weight``, how the deep view was chosen, fit times):
     ``docs/design/default.md``.
 
-    Training scores.  ``decision_scores_`` are the in-sample scores
-    (``decision_function(X_train)``, each training row its own nearest
-    neighbour); thresholds and p-values use the leave-one-out scores above.
+    Training scores.  ``decision_scores_`` (and so ``threshold_``,
+    ``labels_`` and p-values) are the leave-one-out scores above;
+    ``decision_function(X_train)`` is lower, each training row being its
+    own nearest neighbour.
 
     Parameters
     ----------
@@ -137,6 +138,9 @@ class LocalGlobalEnsemble(BaseDetector):
         so that DEFAULT gives the same scores on every fit, as it did before
         it had a deep view.
     """
+
+    _reference_needs_in_sample = False
+    _training_scores_kind = "leave-one-out training scores"
 
     def __init__(
         self,
