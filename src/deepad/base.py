@@ -470,6 +470,25 @@ class BaseDetector(BaseEstimator):
         return self.decision_scores_ if ref is None else ref
 
     # ----------------------------------------------------------------- persistence
+    def _derived_state(self) -> dict:
+        """Learned arrays that other state determines, each with how to rebuild it, in rebuilding order.
+
+        :func:`deepad.persistence.save` writes such an array only when it is
+        *not* what its rebuild gives (a model saved before issue 19 keeps its
+        separate leave-one-out ``_reference_scores_``), and :func:`deepad.load`
+        rebuilds the rest -- so the training scores are stored once, not as
+        ``decision_scores_``, ``_reference_scores_`` and ``labels_``.
+        """
+
+        def reference():
+            check_loaded_scores(self, "decision_scores_")  # a damaged model file fails naming the attribute
+            return self.decision_scores_
+
+        def labels():
+            return (self._training_reference() > check_loaded_number(self, "threshold_")).astype(np.int64)
+
+        return {"_reference_scores_": reference, "labels_": labels}
+
     def _check_loaded_state(self) -> None:
         """Raise ``ValueError`` naming the attribute if the fitted state read by :func:`deepad.load` is unusable.
 

@@ -184,6 +184,10 @@ class ImagePipeline(BaseDetector):
     def training_scores_kind(self) -> str:
         return self.detector_.training_scores_kind()
 
+    def _derived_state(self) -> dict:
+        # the training scores are the wrapped detector's: saved once, in detector_/
+        return {"decision_scores_": lambda: self.detector_.decision_scores_, **super()._derived_state()}
+
     def _validate_for_scoring(self, X) -> _Images:
         check_is_fitted(self, "decision_scores_")
         imgs = load_image_input(X)
