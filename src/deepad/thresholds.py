@@ -22,7 +22,6 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "contamination_threshold",
@@ -99,6 +98,8 @@ def pot_threshold(reference_scores: np.ndarray, risk: float = 1e-3, initial_quan
     n, n_t = ref.size, excess.size
     if n_t < 10 or np.ptp(excess) == 0:
         return float(np.quantile(ref, 1.0 - risk))
+    from scipy import stats  # here: scipy.stats takes a second to import, and only this fit needs it
+
     xi, _, sigma = stats.genpareto.fit(excess, floc=0.0)
     ratio = risk * n / n_t
     if abs(xi) < 1e-8:
@@ -302,5 +303,7 @@ def describe_threshold(model) -> str:
         value = float(value)
     except (TypeError, ValueError):
         return json.dumps(info, default=str)
+    if method == "conformal":
+        return conformal_reason(value)
     reference = str(info.get("reference", "training"))
     return threshold_reason(method, value, reference=reference, scores=info.get("scores"))

@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-from deepad.data.writers import AtomicOutput
 from deepad.persistence._skops import SKOPS_TRUSTED_TYPES
 from deepad.persistence._skops import skops_dumps as _skops_dumps
 from deepad.persistence._skops import skops_untrusted as _skops_untrusted
@@ -289,6 +288,8 @@ def save(detector, path: str | os.PathLike) -> Path:
     if path.exists() and not (path / CONFIG).is_file():
         if path.is_file() or any(path.iterdir()):
             raise FileExistsError(f"{path} exists and is not a deepad model directory; refusing to overwrite it.")
+    from deepad.data.writers import AtomicOutput  # here, so reading a model's metadata never imports the data layer
+
     with AtomicOutput(path, directory=True, during=f"saving {type(detector).__name__}") as part:
         _write(detector, part.path)
     return path
