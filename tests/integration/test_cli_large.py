@@ -92,3 +92,67 @@ def test_info_of_a_new_model_counts_from_the_stored_rule(tmp_path):
     info = run("info", tmp_path / "m")
     assert "flags 25 of 500 training rows (5.00%)" in info.output
     assert re.search(r"Rule: .*95th percentile of the leave-one-out training scores.*it flags 25 of 500", info.output)
+
+
+# --------------------------------------------------------------------------- --max-train-rows
+@pytest.fixture(scope="module")
+def big_table(tmp_path_factory):
+    d = tmp_path_factory.mktemp("big")
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(3000, 4)), columns=list("abcd"))
+    df["label"] = (rng.uniform(size=3000) < 0.05).astype(int)
+    df.loc[df["label"] == 1, "a"] += 6
+    df.to_csv(d / "t.csv", index=False)
+    return d
+
+
+def test_max_train_rows_trains_on_a_seeded_sample_and_says_so(big_table):
+    d = big_table
+    args = ("train", d / "t.csv", "-d", "KNN", "-l", "label", "--max-train-rows", "500", "--seed", "3")
+    out = run(*args, "-o", d / "m")
+    assert out.exit_code == 0, out.output
+    assert "note: trained on a uniform random sample of 500 of 3,000 rows (seed 3; --max-train-rows)" in out.output
+    assert "Trained KNN on 500 rows" in out.output and "flags 50 of 500 training rows (10.00%)" in out.output
+    assert "Training ROC-AUC against 'label'" in out.output  # the labels of the sampled rows
+    model = deepad.load(d / "m")
+    assert model.train_sample_ == {"rows": 500, "of": 3000, "seed": 3} and len(model.decision_scores_) == 500
+    info = run("info", d / "m")
+    assert "Sampled:    a uniform random sample of 500 of 3,000 rows (seed 3)" in info.output
+    again = run(*args, "-o", d / "m2")
+    assert again.exit_code == 0
+    np.testing.assert_array_equal(deepad.load(d / "m2").decision_scores_, model.decision_scores_)  # seeded
+    full = run("train", d / "t.csv", "-d", "KNN", "-x", "label", "-o", d / "m3", "--max-train-rows", "5000")
+    assert full.exit_code == 0 and "note: trained on a uniform" not in full.output
+    assert deepad.load(d / "m3").train_sample_ is None
+
+
+def test_default_caps_its_training_rows(big_table, monkeypatch):
+    import deepad.cli.train as train_cli
+
+    monkeypatch.setattr(train_cli, "DEFAULT_MAX_TRAIN_ROWS", 400)
+    d = big_table
+    out = run("train", d / "t.csv", "-x", "label", "-o", d / "dm", "--params", '{"deep_weight": 0}')
+    assert out.exit_code == 0, out.output
+    assert "sample of 400 of 3,000 rows (seed 0; DEFAULT's cap; --max-train-rows 0 trains on all)" in out.output
+    out = run(
+        "train", d / "t.csv", "-x", "label", "-o", d / "dm0", "--params", '{"deep_weight": 0}', "--max-train-rows", "0"
+    )
+    assert out.exit_code == 0 and "note: trained on a uniform" not in out.output
+    assert len(deepad.load(d / "dm0").decision_scores_) == 3000
+
+
+def test_library_sample_and_its_errors():
+    from deepad.detectors import KNN
+    from deepad.pipeline import TabularDetector
+
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(300, 3)), columns=list("abc"))
+    model = TabularDetector(KNN(), max_train_rows=100, random_state=1).fit(df)
+    assert model.train_sample_ == {"rows": 100, "of": 300, "seed": 1} and model.labels_.sum() == 10
+    pd.testing.assert_frame_equal(
+        df.iloc[model.sample_index].reset_index(drop=True),
+        df.iloc[np.sort(np.random.default_rng(1).choice(300, 100, replace=False))].reset_index(drop=True),
+    )
+    with pytest.raises(ValueError, match="max_train_rows must be an integer >= 6"):
+        TabularDetector(KNN(), max_train_rows=3).fit(df)
+    with pytest.raises(TypeError, match="max_train_rows must be"):
+        TabularDetector(KNN(), max_train_rows=1.5).fit(df)

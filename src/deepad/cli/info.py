@@ -74,6 +74,12 @@ def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
         typer.echo(f"Trained on: {describe_series_input(attrs['series_input_'])}")
     else:
         typer.echo(f"Trained on: {n_train:,} rows x {attrs.get('n_features_in_')} features")
+    sample = attrs.get("train_sample_")
+    if isinstance(sample, dict) and {"rows", "of", "seed"} <= set(sample):
+        typer.echo(
+            f"Sampled:    a uniform random sample of {sample['rows']:,} of {sample['of']:,} rows (seed "
+            f"{sample['seed']}); the training scores and the threshold are the sample's"
+        )
     method_info = attrs.get("threshold_method_") if isinstance(attrs.get("threshold_method_"), dict) else {}
     shown = ("method", "reason", "flagged", "training_rows", "scores")
     method = ", ".join(f"{k}={v}" for k, v in method_info.items() if k not in shown)

@@ -18,7 +18,10 @@ from deepad.cli._common import (
     fail,
 )
 
-__all__ = ["train"]
+__all__ = ["train", "DEFAULT_MAX_TRAIN_ROWS"]
+
+#: rows DEFAULT trains on unless --max-train-rows says otherwise (benchmarks/large_inputs.md: fit time and memory)
+DEFAULT_MAX_TRAIN_ROWS = 200_000
 
 
 def _tracking_callbacks(tensorboard: str | None, cls) -> dict:
@@ -111,6 +114,13 @@ def train(
         help="Hold out this fraction of the training rows (never known "
         "anomalies): fit on the rest, then p-values and fpr/pot "
         "thresholds use the held-out scores (conformal calibration).",
+    ),
+    max_train_rows: int = typer.Option(
+        None,
+        "--max-train-rows",
+        min=0,
+        help="Train on a uniform random sample (--seed) of at most this many rows; the note and the model "
+        "metadata say so. DEFAULT samples 200,000 rows of a larger table unless given; 0: all rows.",
     ),
     tensorboard: str = typer.Option(
         None,
@@ -282,11 +292,16 @@ def train(
     df, df_cal, y = _calibration_split(df, y, calibration_fraction, seed)
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
+    limit = max_train_rows
+    if limit is None and detector is None:  # DEFAULT's kNN views fit in time quadratic in the rows
+        limit = DEFAULT_MAX_TRAIN_ROWS
     model = TabularDetector(
         inner,
         schema=schema,
         scaling=None if scaling.lower() == "none" else scaling,
         contamination=0.1 if contamination is None else contamination,
+        max_train_rows=limit or None,
+        random_state=seed,
     )
     use_labels = y is not None and cls._uses_labels
     _say(f"Training {cls.__name__}{' with weak labels' if use_labels else ''} ...")
@@ -301,10 +316,16 @@ def train(
     if "verbose" in inner.get_params(deep=False) and "verbose" not in kwargs:  # progress bars were for this run only
         model.detector_.set_params(verbose=False)
         inner.set_params(verbose=False)
-    n_flag = int(model.labels_.sum())
+    n_flag, n_fit = int(model.labels_.sum()), len(model.labels_)
+    if model.train_sample_:
+        why = "--max-train-rows" if max_train_rows else "DEFAULT's cap; --max-train-rows 0 trains on all"
+        typer.echo(
+            f"note: trained on a uniform random sample of {n_fit:,} of {len(df):,} rows (seed {seed}; {why}); "
+            f"the training scores and the threshold are the sample's. Saved with the model (train_sample_)."
+        )
     typer.echo(
-        f"Trained {cls.__name__} on {len(df):,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
-        f"threshold {model.threshold_:.4g} flags {n_flag:,} of {len(df):,} training rows ({n_flag / len(df):.2%})."
+        f"Trained {cls.__name__} on {n_fit:,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
+        f"threshold {model.threshold_:.4g} flags {n_flag:,} of {n_fit:,} training rows ({n_flag / n_fit:.2%})."
     )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     if df_cal is not None:
@@ -314,6 +335,8 @@ def train(
     if y is not None:
         from sklearn.metrics import average_precision_score, roc_auc_score
 
+        if model.train_sample_:
+            y = y[model.sample_index]
         known = ~np.isnan(y)
         if known.any() and len(np.unique(y[known])) == 2:
             auc = roc_auc_score(y[known], model.decision_scores_[known])
