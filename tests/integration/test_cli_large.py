@@ -156,3 +156,31 @@ def test_library_sample_and_its_errors():
         TabularDetector(KNN(), max_train_rows=3).fit(df)
     with pytest.raises(TypeError, match="max_train_rows must be"):
         TabularDetector(KNN(), max_train_rows=1.5).fit(df)
+
+
+# --------------------------------------------------------------------------- progress of long steps
+def test_fit_progress_is_on_stderr_only_when_asked(capsys):
+    from deepad.data.progress import show_progress
+    from deepad.detectors import DEFAULT
+
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    DEFAULT(n_neighbors_global=20).fit(X)
+    assert capsys.readouterr().err == ""  # the library is silent by default
+    with show_progress():
+        DEFAULT(n_neighbors_global=20).fit(X)
+    err = capsys.readouterr().err
+    assert "DEFAULT on 300 rows: 20 nearest neighbours" in err and "deep view: random networks" in err
+    assert "deep view: isolation trees" in err and "row" in err
+    with show_progress(False):
+        DEFAULT(n_neighbors_global=20).fit(X)
+    assert capsys.readouterr().err == ""
+
+
+def test_train_shows_progress_unless_quiet(big_table):
+    d = big_table
+    fast = ["--params", '{"deep_weight": 0, "n_neighbors_global": 20}']
+    loud = CliRunner().invoke(app, ["train", str(d / "t.csv"), "-x", "label", "-o", str(d / "p1"), *fast])
+    assert loud.exit_code == 0, loud.output
+    assert "DEFAULT on 3,000 rows" in loud.stderr
+    quiet = CliRunner().invoke(app, ["-q", "train", str(d / "t.csv"), "-x", "label", "-o", str(d / "p2"), *fast])
+    assert quiet.exit_code == 0 and quiet.stderr == ""

@@ -306,7 +306,9 @@ def train(
     use_labels = y is not None and cls._uses_labels
     _say(f"Training {cls.__name__}{' with weak labels' if use_labels else ''} ...")
     t0 = time.perf_counter()
-    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+    from deepad.data.progress import show_progress
+
+    with _UserErrors(f"{data}: "), warnings.catch_warnings(), show_progress(not _quiet()):
         warnings.simplefilter("ignore", UserWarning)
         model.fit(df, np.where(np.isnan(y), -1, y) if use_labels else None, **fit_params)
         if df_cal is not None:

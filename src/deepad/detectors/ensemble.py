@@ -200,6 +200,8 @@ class LocalGlobalEnsemble(BaseDetector):
     def _fit(self, X, y, seed, **fit_params):
         from sklearn.neighbors import NearestNeighbors
 
+        from deepad.data.progress import progress_bar
+
         self._check_params()
         self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         Z = self._transform(X)
@@ -207,10 +209,15 @@ class LocalGlobalEnsemble(BaseDetector):
         self.k_local_ = int(self.n_neighbors)
         self.k_global_ = min(int(self.n_neighbors_global), n - 1)
         k_max = max(self.k_local_, self.k_global_)
+        steps = 3 if float(self.deep_weight) > 0 else 2
+        bar = progress_bar(steps, f"DEFAULT on {n:,} rows: {k_max} nearest neighbours", unit="member")
         self.neighbors_ = NearestNeighbors(n_neighbors=k_max, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(Z)
         # X=None: every training row's neighbours among the *other* rows (dropped by index, so duplicates count).
         dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k_max)
+        bar.set_description(f"DEFAULT on {n:,} rows: histograms")
+        bar.update(1)
         self.hbos_ = HBOS(n_bins=self.n_bins, contamination=self.contamination).fit(Z)
+        bar.update(1)
         raw = self._raw(dist, self.hbos_._reference_scores_)
         stats = [_location_scale(raw[:, m]) for m in range(raw.shape[1])]
         self.member_center_ = np.array([c for c, _ in stats])
@@ -223,7 +230,10 @@ class LocalGlobalEnsemble(BaseDetector):
         self._loo_scores = self._combine(self._loo_views)
         self.deep_ = None
         if float(self.deep_weight) > 0:
+            bar.set_description(f"DEFAULT on {n:,} rows: deep view")
             self._fit_deep_view(X, seed)
+            bar.update(1)
+        bar.close()
 
     def _fit_deep_view(self, X: np.ndarray, seed: int) -> None:
         """Deep Isolation Forest on the rows the kNN views find least unusual, calibrated on all training rows."""
