@@ -244,10 +244,10 @@ class BaseDetector(BaseEstimator):
     rows scored as new rows would be: in-sample for most detectors,
     *leave-one-out* (each row without itself, as PyOD's KNN reports them)
     for detectors that memorise their rows -- for those
-    ``decision_function(X_train)`` is lower, each row finding itself.  :meth:`set_threshold`
-    changes it later without retraining -- by contamination, by a target
-    false-positive rate on clean calibration scores, by extreme-value (POT)
-    fitting, or to a fixed value.
+    ``decision_function(X_train)`` differs, each row finding itself.
+    :meth:`set_threshold` changes it later without retraining -- by
+    contamination, by a target false-positive rate on clean calibration
+    scores, by extreme-value (POT) fitting, or to a fixed value.
 
     Probabilities.  :meth:`predict_proba` returns ``[1 - q, q]`` where
     ``q = 1 - p`` and ``p`` is the *conformal p-value* of the score against
@@ -273,7 +273,7 @@ class BaseDetector(BaseEstimator):
     #: ``decision_scores_`` (leave-one-out detectors, pipelines): ``fit`` then skips the in-sample pass.
     _reference_needs_in_sample: bool = True
     #: What the training scores are, in the words of the threshold rule ("leave-one-out training scores").
-    _training_scores_kind: str = "training scores"
+    _training_scores_kind: str = "in-sample training scores"
 
     def _training_reference_scores(self, X: np.ndarray) -> np.ndarray:
         """Scores of the training rows as *new* data would see them: ``decision_scores_``, ``threshold_`` and ``labels_``.

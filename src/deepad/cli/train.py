@@ -21,7 +21,7 @@ from deepad.cli._common import (
 __all__ = ["train", "DEFAULT_MAX_TRAIN_ROWS"]
 
 #: rows DEFAULT trains on unless --max-train-rows says otherwise (benchmarks/large_inputs.md: fit time and memory)
-DEFAULT_MAX_TRAIN_ROWS = 200_000
+DEFAULT_MAX_TRAIN_ROWS = 50_000
 
 
 def _tracking_callbacks(tensorboard: str | None, cls) -> dict:
@@ -120,7 +120,7 @@ def train(
         "--max-train-rows",
         min=0,
         help="Train on a uniform random sample (--seed) of at most this many rows; the note and the model "
-        "metadata say so. DEFAULT samples 200,000 rows of a larger table unless given; 0: all rows.",
+        "metadata say so. DEFAULT samples 50,000 rows of a larger table unless given; 0: all rows.",
     ),
     tensorboard: str = typer.Option(
         None,
@@ -345,7 +345,8 @@ def train(
             ap = average_precision_score(y[known], model.decision_scores_[known])
             how = "labels used as weak supervision" if use_labels else "labels not used for training"
             typer.echo(
-                f"Training ROC-AUC against {label_column!r}: {auc:.4f} (average precision {ap:.4f}; in-sample, {how})."
+                f"Training ROC-AUC against {label_column!r}: {auc:.4f} (average precision {ap:.4f}; "
+                f"on the {model.training_scores_kind()}, {how})."
             )
         else:
             typer.echo(f"note: label column {label_column!r} has a single class; no ROC-AUC.")
