@@ -139,6 +139,8 @@ def test_default_caps_its_training_rows(big_table, monkeypatch):
     )
     assert out.exit_code == 0 and "note: trained on a uniform" not in out.output
     assert len(deepad.load(d / "dm0").decision_scores_) == 3000
+    named = run("train", d / "t.csv", "-x", "label", "-o", d / "dm1", "-d", "default", "-p", '{"deep_weight": 0}')
+    assert named.exit_code == 0 and "sample of 400 of 3,000 rows" in named.output
 
 
 def test_library_sample_and_its_errors():

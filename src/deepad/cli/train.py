@@ -293,7 +293,7 @@ def train(
     if not _quiet():
         typer.echo("Columns:\n  " + schema.summary().replace("\n", "\n  "))
     limit = max_train_rows
-    if limit is None and detector is None:  # DEFAULT's kNN views fit in time quadratic in the rows
+    if limit is None and cls is _detector_class(None):  # DEFAULT's kNN views fit in time quadratic in the rows
         limit = DEFAULT_MAX_TRAIN_ROWS
     model = TabularDetector(
         inner,
