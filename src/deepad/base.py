@@ -334,7 +334,11 @@ class BaseDetector(BaseEstimator):
         self.decision_scores_ = np.asarray(self._training_reference_scores(Xv), dtype=np.float64)
         self._reference_scores_ = self.decision_scores_  # one array (saved once); old models hold two
         self.threshold_ = _thr.contamination_threshold(self._reference_scores_, contamination)
-        self.threshold_method_ = {"method": "contamination", "contamination": contamination}
+        self.threshold_method_ = {
+            "method": "contamination",
+            "contamination": contamination,
+            "scores": self.training_scores_kind(),
+        }
         self._set_training_labels()
         return self
 
@@ -456,6 +460,7 @@ class BaseDetector(BaseEstimator):
             "method": kind,
             kind: float(arg),
             "reference": "calibration" if hasattr(self, "calibration_scores_") else "training",
+            "scores": self.training_scores_kind(),
         }
         self._set_training_labels()
         return self

@@ -172,7 +172,8 @@ def apply_threshold_rule(
 
     ``fpr`` (default 0.01) and ``pot_risk`` (default 0.001) are measured on
     the calibration scores when the model has them, else on the training
-    scores; ``contamination`` keeps the threshold the model was fitted with.
+    scores; ``contamination`` keeps the model's contamination threshold (the one it was fitted with, or
+    last set with ``set_threshold(contamination=...)``), or sets it back from the model's ``contamination``.
     ``default``: no rule was chosen (the reason says so).  The stored entry
     also says which scores the threshold is taken on (``scores``) and how
     many training rows it flags (``flagged`` of ``training_rows``), so the
@@ -187,8 +188,14 @@ def apply_threshold_rule(
     elif method == "pot":
         value, key = (1e-3 if pot_risk is None else pot_risk), "pot_risk"
         model.set_threshold(pot_risk=value)
-    else:
-        value, key = float(model.contamination), "contamination"
+    else:  # the contamination the threshold was last set with (set_threshold may have changed it since fit)
+        current = dict(getattr(model, "threshold_method_", None) or {})
+        if current.get("method") in ("fpr", "pot_risk", "value"):
+            value = float(model.contamination)
+            model.set_threshold(contamination=value)
+        else:  # contamination, or a detector's own rule (ConformalKNN's conformal rate), kept as it is
+            value = float(current.get("contamination", model.contamination))
+        key = "contamination"
         n_ref = len(model.decision_scores_)
     reference = "calibration" if calibrated and key != "contamination" else "training"
     kind = getattr(model, "training_scores_kind", None)

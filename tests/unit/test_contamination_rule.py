@@ -137,6 +137,16 @@ def test_old_models_relabel_on_their_reference_scores():
 
 def test_the_rule_says_which_scores_and_how_many_rows(X):
     det = D.KNN(contamination=0.1).fit(X[:300])
+    assert det.threshold_method_["scores"] == "leave-one-out training scores"  # also without deepad train
+    assert "90th percentile of the leave-one-out training scores" in T.describe_threshold(det)
+    det.set_threshold(contamination=0.2)
+    assert "80th percentile of the leave-one-out training scores" in T.describe_threshold(det)
+    T.apply_threshold_rule(det, "contamination")  # keeps the threshold it was last set with, and says so
+    assert det.threshold_ == np.quantile(det.decision_scores_, 0.8)
+    assert "80th percentile" in det.threshold_method_["reason"] and "60 of 300" in det.threshold_method_["reason"]
+    det.set_threshold(fpr=0.05)
+    T.apply_threshold_rule(det, "contamination")  # back from another rule: the model's contamination
+    assert det.threshold_ == np.quantile(det.decision_scores_, 0.9) and det.labels_.sum() == 30
     T.apply_threshold_rule(det, "contamination")
     reason = det.threshold_method_["reason"]
     assert reason.startswith(
