@@ -238,10 +238,16 @@ class BaseDetector(BaseEstimator):
     """Base class of every deepad detector.
 
     Thresholding.  After ``fit``, ``threshold_`` is the ``1 - contamination``
-    quantile of the training scores (PyOD's rule).  :meth:`set_threshold`
-    changes it later without retraining -- by contamination, by a target
-    false-positive rate on clean calibration scores, by extreme-value (POT)
-    fitting, or to a fixed value.
+    quantile of ``decision_scores_`` and ``labels_`` flags the training rows
+    above it (PyOD's rule), so ``labels_.mean() == contamination`` up to
+    ties and rounding to whole rows.  ``decision_scores_`` are the training
+    rows scored as new rows would be: in-sample for most detectors,
+    *leave-one-out* (each row without itself, as PyOD's KNN reports them)
+    for detectors that memorise their rows -- for those
+    ``decision_function(X_train)`` differs, each row finding itself.
+    :meth:`set_threshold` changes it later without retraining -- by
+    contamination, by a target false-positive rate on clean calibration
+    scores, by extreme-value (POT) fitting, or to a fixed value.
 
     Probabilities.  :meth:`predict_proba` returns ``[1 - q, q]`` where
     ``q = 1 - p`` and ``p`` is the *conformal p-value* of the score against
@@ -263,16 +269,28 @@ class BaseDetector(BaseEstimator):
     def _score(self, X: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _training_reference_scores(self, X: np.ndarray) -> np.ndarray:
-        """Scores of the training rows as *new* data would see them, used for thresholds and p-values.
+    #: Whether :meth:`_training_reference_scores` scores the training rows itself, without the in-sample
+    #: ``decision_scores_`` (leave-one-out detectors, pipelines): ``fit`` then skips the in-sample pass.
+    _reference_needs_in_sample: bool = True
+    #: What the training scores are, in the words of the threshold rule ("leave-one-out training scores").
+    _training_scores_kind: str = "in-sample training scores"
 
-        For most detectors this is ``decision_scores_``.  Detectors that
-        memorise their training rows (kNN, LOF) override it with
-        leave-one-out scores: a training row is its own nearest neighbour, so
-        its in-sample score is biased low and thresholds built on it would
-        flag too many new rows.
+    def _training_reference_scores(self, X: np.ndarray) -> np.ndarray:
+        """Scores of the training rows as *new* data would see them: ``decision_scores_``, ``threshold_`` and ``labels_``.
+
+        For most detectors this is the in-sample score (``decision_scores_``
+        as :meth:`_score` gives it, set before this is called).  Detectors
+        that memorise their training rows (kNN, LOF, ECOD, HBOS, DEFAULT)
+        override it with leave-one-out scores -- a training row is its own
+        nearest neighbour, so its in-sample score is biased low and a
+        threshold built on it would flag too many new rows -- and set
+        ``_reference_needs_in_sample = False`` so the in-sample pass is skipped.
         """
         return self.decision_scores_
+
+    def training_scores_kind(self) -> str:
+        """What ``decision_scores_`` are, e.g. ``"leave-one-out training scores"`` (the threshold's wording)."""
+        return self._training_scores_kind
 
     def _min_samples(self) -> int:
         return self._min_samples_fit
@@ -308,13 +326,20 @@ class BaseDetector(BaseEstimator):
             del self.feature_names_in_
         self.seed_ = resolve_seed(getattr(self, "random_state", None))
         self._fit(Xv, labels, self.seed_, **fit_params)
-        # Scores of the training data come from the *final* model in inference
-        # mode, so decision_function(X_train) reproduces them exactly.
-        self.decision_scores_ = np.asarray(self._score(Xv), dtype=np.float64)
-        self._reference_scores_ = np.asarray(self._training_reference_scores(Xv), dtype=np.float64)
+        # Training scores come from the *final* model in inference mode; for a detector that memorises its rows
+        # they are leave-one-out (each row scored without itself, as PyOD's KNN does), so decision_scores_,
+        # threshold_ and labels_ describe the same scores and labels_.mean() is contamination (up to ties).
+        if self._reference_needs_in_sample:
+            self.decision_scores_ = np.asarray(self._score(Xv), dtype=np.float64)
+        self.decision_scores_ = np.asarray(self._training_reference_scores(Xv), dtype=np.float64)
+        self._reference_scores_ = self.decision_scores_  # one array (saved once); old models hold two
         self.threshold_ = _thr.contamination_threshold(self._reference_scores_, contamination)
-        self.threshold_method_ = {"method": "contamination", "contamination": contamination}
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self.threshold_method_ = {
+            "method": "contamination",
+            "contamination": contamination,
+            "scores": self.training_scores_kind(),
+        }
+        self._set_training_labels()
         return self
 
     def _validate_for_fit(self, X) -> tuple[Any, list[str] | None]:
@@ -383,7 +408,7 @@ class BaseDetector(BaseEstimator):
         rows' reference scores (leave-one-out where the detector memorises).
         """
         calibration = getattr(self, "calibration_scores_", None)
-        return self._reference_scores_ if calibration is None else calibration
+        return self._training_reference() if calibration is None else calibration
 
     @property
     def _p_value_reference(self) -> np.ndarray:  # the old private name, kept for callers outside deepad
@@ -399,14 +424,16 @@ class BaseDetector(BaseEstimator):
     ):
         """Re-threshold without retraining; give exactly one of the keyword arguments.
 
-        * ``contamination`` -- flag that fraction of the training scores;
+        * ``contamination`` -- flag that fraction of the training rows (the
+          ``1 - contamination`` quantile of ``decision_scores_``);
         * ``fpr`` -- target false-positive rate on the reference scores
           (the calibration scores if :meth:`calibrate` was called);
         * ``pot_risk`` -- extreme-value (peaks-over-threshold) tail fit on the
           reference scores; needs no contamination guess;
         * ``value`` -- a threshold in score units.
 
-        ``labels_`` is recomputed for the training data.
+        ``labels_`` is recomputed: the training rows whose ``decision_scores_``
+        exceed the new threshold.
         """
         check_is_fitted(self, "decision_scores_")
         given = {
@@ -420,7 +447,7 @@ class BaseDetector(BaseEstimator):
             )
         ((kind, arg),) = given.items()
         if kind == "contamination":
-            self.threshold_ = _thr.contamination_threshold(self._reference_scores_, arg)
+            self.threshold_ = _thr.contamination_threshold(self._training_reference(), arg)
         elif kind == "fpr":
             self.threshold_ = _thr.fpr_threshold(self.p_value_reference, arg)
         elif kind == "pot_risk":
@@ -433,11 +460,40 @@ class BaseDetector(BaseEstimator):
             "method": kind,
             kind: float(arg),
             "reference": "calibration" if hasattr(self, "calibration_scores_") else "training",
+            "scores": self.training_scores_kind(),
         }
-        self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
+        self._set_training_labels()
         return self
 
+    def _set_training_labels(self) -> None:
+        """``labels_``: the training rows whose reference score -- the scores the threshold is taken on -- exceeds it."""
+        self.labels_ = (self._training_reference() > self.threshold_).astype(np.int64)
+
+    def _training_reference(self) -> np.ndarray:
+        """The training rows' reference scores (``decision_scores_``; a separate array only in older saved models)."""
+        ref = getattr(self, "_reference_scores_", None)
+        return self.decision_scores_ if ref is None else ref
+
     # ----------------------------------------------------------------- persistence
+    def _derived_state(self) -> dict:
+        """Learned arrays that other state determines, each with how to rebuild it, in rebuilding order.
+
+        :func:`deepad.persistence.save` writes such an array only when it is
+        *not* what its rebuild gives (a model saved before issue 19 keeps its
+        separate leave-one-out ``_reference_scores_``), and :func:`deepad.load`
+        rebuilds the rest -- so the training scores are stored once, not as
+        ``decision_scores_``, ``_reference_scores_`` and ``labels_``.
+        """
+
+        def reference():
+            check_loaded_scores(self, "decision_scores_")  # a damaged model file fails naming the attribute
+            return self.decision_scores_
+
+        def labels():
+            return (self._training_reference() > check_loaded_number(self, "threshold_")).astype(np.int64)
+
+        return {"_reference_scores_": reference, "labels_": labels}
+
     def _check_loaded_state(self) -> None:
         """Raise ``ValueError`` naming the attribute if the fitted state read by :func:`deepad.load` is unusable.
 

@@ -174,8 +174,19 @@ class ImagePipeline(BaseDetector):
         self.n_features_in_ = int(np.prod(self.image_shape_))
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    #: the training scores are the wrapped detector's (no second scoring pass over the training data)
+    _reference_needs_in_sample = False
+
     def _training_reference_scores(self, X) -> np.ndarray:
-        return np.asarray(self.detector_._reference_scores_, dtype=np.float64)
+        # The wrapped detector's training scores (leave-one-out for kNN-type detectors), the same array.
+        return np.asarray(self.detector_.decision_scores_, dtype=np.float64)
+
+    def training_scores_kind(self) -> str:
+        return self.detector_.training_scores_kind()
+
+    def _derived_state(self) -> dict:
+        # the training scores are the wrapped detector's: saved once, in detector_/
+        return {"decision_scores_": lambda: self.detector_.decision_scores_, **super()._derived_state()}
 
     def _validate_for_scoring(self, X) -> _Images:
         check_is_fitted(self, "decision_scores_")

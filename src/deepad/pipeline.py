@@ -35,7 +35,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from deepad.base import BaseDetector
+from deepad.base import BaseDetector, check_int_param
 from deepad.data.preprocessing import ScoringReport, TabularPreprocessor
 from deepad.data.readers import to_frame
 from deepad.data.schema import DataValidationError, Schema
@@ -71,6 +71,18 @@ class TabularDetector(BaseDetector):
         see :class:`~deepad.data.TabularPreprocessor`.
     contamination:
         fraction of training rows above the threshold (PyOD's rule).
+    max_train_rows:
+        fit on a uniform random sample of at most this many rows (``None``:
+        all rows).  For tables too large to fit whole: a detector's fit
+        grows with the rows (the kNN views of DEFAULT quadratically), while
+        what normal looks like is learnt from far fewer.  The sample is
+        drawn with ``random_state`` and recorded in ``train_sample_``
+        (``rows``, ``of``, ``seed``; ``None`` when all rows were used), the
+        sampled rows' positions in ``sample_index`` (not saved);
+        ``decision_scores_``, ``threshold_`` and ``labels_`` are the
+        sample's.
+    random_state:
+        seed of that sample (the wrapped detector has its own).
 
     At scoring time a column of the schema that is missing, or a value
     that cannot be read as its column's kind, raises
@@ -92,6 +104,8 @@ class TabularDetector(BaseDetector):
         min_category_count: int = 5,
         datetime_features=("hour", "dayofweek", "month"),
         contamination: float = 0.1,
+        max_train_rows: int | None = None,
+        random_state=0,
     ):
         self.detector = detector
         self.schema = schema
@@ -102,6 +116,8 @@ class TabularDetector(BaseDetector):
         self.min_category_count = min_category_count
         self.datetime_features = datetime_features
         self.contamination = contamination
+        self.max_train_rows = max_train_rows
+        self.random_state = random_state
 
     # ------------------------------------------------------------------ the wrapped detector
     def _template(self) -> BaseDetector:
@@ -187,7 +203,22 @@ class TabularDetector(BaseDetector):
             )
         return df, list(df.columns)
 
+    def _sample(self, X: pd.DataFrame, y, seed: int):
+        """``(X, y)``, or a seeded uniform sample of ``max_train_rows`` of their rows (in their order)."""
+        self.train_sample_ = None
+        self.__dict__.pop("sample_index", None)
+        if self.max_train_rows is None:
+            return X, y
+        limit = check_int_param(self.max_train_rows, "max_train_rows", self._min_samples(), allowed=None)
+        if len(X) <= limit:
+            return X, y
+        keep = np.sort(np.random.default_rng(seed).choice(len(X), size=limit, replace=False))
+        self.train_sample_ = {"rows": int(limit), "of": int(len(X)), "seed": int(seed)}
+        self.__dict__["sample_index"] = keep  # which rows (not saved): to match labels with decision_scores_
+        return X.iloc[keep].reset_index(drop=True), None if y is None else y[keep]
+
     def _fit(self, X: pd.DataFrame, y, seed: int, **fit_params) -> None:
+        X, y = self._sample(X, y, seed)
         prep = self._new_preprocessor()
         Z = prep.fit_transform(X)
         detector = clone(self._template())
@@ -202,9 +233,19 @@ class TabularDetector(BaseDetector):
         # When the model was trained (UTC), for `deepad info` and reports.
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
+    #: the training scores are the wrapped detector's (no second scoring pass over the training data)
+    _reference_needs_in_sample = False
+
     def _training_reference_scores(self, X) -> np.ndarray:
-        # The wrapped detector's reference (leave-one-out for kNN-type detectors).
-        return np.asarray(self.detector_._reference_scores_, dtype=np.float64)
+        # The wrapped detector's training scores (leave-one-out for kNN-type detectors), the same array.
+        return np.asarray(self.detector_.decision_scores_, dtype=np.float64)
+
+    def training_scores_kind(self) -> str:
+        return self.detector_.training_scores_kind()
+
+    def _derived_state(self) -> dict:
+        # the training scores are the wrapped detector's: saved once, in detector_/
+        return {"decision_scores_": lambda: self.detector_.decision_scores_, **super()._derived_state()}
 
     def _validate_for_scoring(self, X, *, warn_extra: bool = True) -> pd.DataFrame:
         check_is_fitted(self, "decision_scores_")

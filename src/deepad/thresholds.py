@@ -22,7 +22,6 @@ import math
 from typing import Callable
 
 import numpy as np
-from scipy import stats
 
 __all__ = [
     "contamination_threshold",
@@ -34,6 +33,7 @@ __all__ = [
     "threshold_rule",
     "apply_threshold_rule",
     "threshold_reason",
+    "flagged_text",
     "conformal_reason",
     "describe_threshold",
 ]
@@ -98,6 +98,8 @@ def pot_threshold(reference_scores: np.ndarray, risk: float = 1e-3, initial_quan
     n, n_t = ref.size, excess.size
     if n_t < 10 or np.ptp(excess) == 0:
         return float(np.quantile(ref, 1.0 - risk))
+    from scipy import stats  # here: scipy.stats takes a second to import, and only this fit needs it
+
     xi, _, sigma = stats.genpareto.fit(excess, floc=0.0)
     ratio = risk * n / n_t
     if abs(xi) < 1e-8:
@@ -170,8 +172,13 @@ def apply_threshold_rule(
 
     ``fpr`` (default 0.01) and ``pot_risk`` (default 0.001) are measured on
     the calibration scores when the model has them, else on the training
-    scores; ``contamination`` keeps the threshold the model was fitted with.
-    ``default``: no rule was chosen (the reason says so).
+    scores; ``contamination`` keeps the model's contamination threshold (the one it was fitted with, or
+    last set with ``set_threshold(contamination=...)``), or sets it back from the model's ``contamination``.
+    ``default``: no rule was chosen (the reason says so).  The stored entry
+    also says which scores the threshold is taken on (``scores``) and how
+    many training rows it flags (``flagged`` of ``training_rows``), so the
+    reason, ``labels_`` and what ``deepad train`` and ``deepad info`` print
+    agree.
     """
     calibrated = getattr(model, "calibration_scores_", None) is not None
     n_ref = len(model.calibration_scores_) if calibrated else len(model.decision_scores_)
@@ -181,28 +188,85 @@ def apply_threshold_rule(
     elif method == "pot":
         value, key = (1e-3 if pot_risk is None else pot_risk), "pot_risk"
         model.set_threshold(pot_risk=value)
-    else:
-        value, key = float(model.contamination), "contamination"
+    else:  # the contamination the threshold was last set with (set_threshold may have changed it since fit)
+        current = dict(getattr(model, "threshold_method_", None) or {})
+        if current.get("method") in ("fpr", "pot_risk", "value"):
+            value = float(model.contamination)
+            model.set_threshold(contamination=value)
+        else:  # contamination, or a detector's own rule (ConformalKNN's conformal rate), kept as it is
+            value = float(current.get("contamination", model.contamination))
+        key = "contamination"
         n_ref = len(model.decision_scores_)
     reference = "calibration" if calibrated and key != "contamination" else "training"
+    kind = getattr(model, "training_scores_kind", None)
+    scores = kind() if callable(kind) else "training scores"
+    labels = getattr(model, "labels_", None)
+    n_train = len(model.decision_scores_)
+    flagged = None if labels is None else int(np.asarray(labels).sum())
     model.threshold_method_ = {
         **model.threshold_method_,
         "reference": reference,
         "reference_rows": int(n_ref),
-        "reason": threshold_reason(key, value, reference=reference, n_reference=n_ref, default=default),
+        "scores": scores,
+        "training_rows": int(n_train),
+        **({} if flagged is None else {"flagged": flagged}),
     }
+    model.threshold_method_["reason"] = threshold_reason(
+        key,
+        value,
+        reference=reference,
+        n_reference=n_ref,
+        default=default,
+        scores=scores,
+        flagged=flagged,
+        n_training=n_train,
+    )
+
+
+def _percentile(q: float) -> str:
+    """``0.9`` -> ``"90th percentile"``, ``0.999`` -> ``"99.9th percentile"``, ``0.5`` -> ``"median"``."""
+    p = round(100.0 * q, 6)
+    if p == 50:
+        return "median"
+    text = f"{p:g}"
+    if p != int(p):
+        return f"{text}th percentile"
+    n = int(p)
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix} percentile"
+
+
+def flagged_text(flagged: int, n_training: int) -> str:
+    """``"it flags 500 of 5,000 training rows (10.00 %)"``: the count ``labels_`` holds, in words."""
+    return f"it flags {flagged:,} of {n_training:,} training rows ({flagged / max(n_training, 1):.2%})"
 
 
 def threshold_reason(
-    method: str, value: float, *, reference: str = "training", n_reference: int | None = None, default: bool = False
+    method: str,
+    value: float,
+    *,
+    reference: str = "training",
+    n_reference: int | None = None,
+    default: bool = False,
+    scores: str | None = None,
+    flagged: int | None = None,
+    n_training: int | None = None,
 ) -> str:
-    """One sentence on what a threshold rule means and when it is the right choice."""
+    """One sentence on what a threshold rule is, what it flags, and when it is the right choice.
+
+    ``scores`` names the scores the contamination quantile is taken on
+    (e.g. ``"leave-one-out training scores"``); ``flagged`` of
+    ``n_training`` is the number of training rows above the threshold
+    (``labels_.sum()``), stated when given.
+    """
     rows = f" ({n_reference:,} rows)" if n_reference else ""
+    count = f"; {flagged_text(flagged, n_training)}" if flagged is not None and n_training else ""
     if method == "contamination":
         why = "the default, as no other rule was chosen; " if default else ""
         return (
-            f"{why}flags the top {value:.2%} of the training scores (PyOD's contamination rule): right when "
-            f"about that fraction of the data is anomalous; it gives no false-positive-rate guarantee."
+            f"{why}the threshold is the {_percentile(1.0 - value)} of the {scores or 'training scores'} "
+            f"(contamination {value:g}, PyOD's rule){count}: right when about {value:.2%} of the data is "
+            f"anomalous; it gives no false-positive-rate guarantee."
         )
     if method == "fpr":
         guarantee = (
@@ -214,16 +278,16 @@ def threshold_reason(
         )
         return (
             f"target false-positive rate {value:g}: the threshold is the conformal quantile of the {reference} "
-            f"scores, {guarantee}."
+            f"scores, {guarantee}{count}."
         )
     if method == "pot_risk":
         return (
             f"extreme-value tail fit (peaks over threshold, SPOT; Siffer et al., KDD 2017) of the {reference} "
             f"scores{rows} at risk {value:g}: needs no contamination guess; about {value:g} of normal rows are "
-            f"expected above it."
+            f"expected above it{count}."
         )
     if method == "value":
-        return f"fixed by hand at {value:g} score units."
+        return f"fixed by hand at {value:g} score units{count}."
     return f"{method} = {value:g}"
 
 
@@ -246,5 +310,7 @@ def describe_threshold(model) -> str:
         value = float(value)
     except (TypeError, ValueError):
         return json.dumps(info, default=str)
+    if method == "conformal":
+        return conformal_reason(value)
     reference = str(info.get("reference", "training"))
-    return threshold_reason(method, value, reference=reference)
+    return threshold_reason(method, value, reference=reference, scores=info.get("scores"))

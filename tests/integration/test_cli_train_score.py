@@ -72,7 +72,7 @@ def test_train_reports_auc_and_saves(work):
     out = work["train_output"]
     auc = float(re.search(r"Training ROC-AUC against 'is_fraud': (\d\.\d+)", out).group(1))
     assert auc > 0.8
-    assert re.search(r"flags 30 training rows \(1\.00%\)", out)
+    assert re.search(r"flags 30 of 3,000 training rows \(1\.00%\)", out)
     model = deepad.load(work["model"])
     assert model.schema_.kinds["is_fraud"] == "excluded" and model.schema_.id_columns == ["transaction_id"]
     assert model.detector_.verbose is False  # --quiet run; progress bars are not saved with the model

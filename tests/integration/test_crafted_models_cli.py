@@ -26,11 +26,14 @@ def test_skops_payload_refused_by_info_and_registry(model_copy, tmp_path):
     marker = tmp_path / "marker"
     model = model_copy("knn")
     (model / "estimator_.skops").write_bytes(_payloads(marker, tmp_path)["exec"])
+    # deepad info reads the metadata only (issue 19): it never opens the .skops file, so it describes the model
     result = CliRunner().invoke(app, ["info", str(model)])
-    assert result.exit_code == 2, result.output
-    assert "estimator_.skops" in result.output and "Traceback" not in result.output
+    assert result.exit_code == 0 and "Detector:   KNN" in result.output, result.output
     with pytest.raises((ModelFormatError, FileNotFoundError)):
         ModelRegistry.from_root(model)
+    (tmp_path / "x.csv").write_text("a,b,c,d,e,f\n1,2,3,4,5,6\n")
+    scored = CliRunner().invoke(app, ["score", str(model), str(tmp_path / "x.csv"), "-o", str(tmp_path / "o.csv")])
+    assert scored.exit_code == 2 and "estimator_.skops" in scored.output and "Traceback" not in scored.output
     assert not marker.exists()
 
 

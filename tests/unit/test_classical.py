@@ -43,15 +43,17 @@ def test_knn_scores_equal_brute_force(data, method, agg):
     det = KNN(n_neighbors=k, method=method).fit(X_train)
     expected = agg(np.sort(_pairwise(X_test, X_train), axis=1)[:, :k])
     np.testing.assert_allclose(det.decision_function(X_test), expected, rtol=1e-12, atol=1e-12)
-    # in-sample: every training row is its own nearest neighbour at distance 0
+    # rescoring the training rows: every training row is its own nearest neighbour at distance 0
     D = _pairwise(X_train, X_train)
-    np.testing.assert_allclose(det.decision_scores_, agg(np.sort(D, axis=1)[:, :k]), rtol=1e-12, atol=1e-12)
-    # reference scores are leave-one-out: the k nearest *other* rows
+    in_sample = agg(np.sort(D, axis=1)[:, :k])
+    np.testing.assert_allclose(det.decision_function(X_train), in_sample, rtol=1e-12, atol=1e-12)
+    # training scores (and the threshold's) are leave-one-out: the k nearest *other* rows, as PyOD's
     np.fill_diagonal(D, np.inf)
     loo = agg(np.sort(D, axis=1)[:, :k])
-    np.testing.assert_allclose(det._reference_scores_, loo, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(det.decision_scores_, loo, rtol=1e-12, atol=1e-12)
+    assert det._reference_scores_ is det.decision_scores_
     assert det.threshold_ == pytest.approx(np.quantile(loo, 0.9))
-    np.testing.assert_array_equal(det.decision_function(X_train), det.decision_scores_)
+    np.testing.assert_array_equal(det.labels_, loo > det.threshold_)
 
 
 def test_knn_leave_one_out_keeps_duplicates_as_neighbours():
@@ -68,7 +70,7 @@ def test_knn_reference_makes_new_normal_rows_p_values_uniform():
     X_train, X_new = rng.normal(size=(500, 4)), rng.normal(size=(2000, 4))
     det = KNN(n_neighbors=1, contamination=0.1).fit(X_train)
     assert abs(det.predict(X_new).mean() - 0.1) < 0.03
-    in_sample_threshold = np.quantile(det.decision_scores_, 0.9)
+    in_sample_threshold = np.quantile(det.decision_function(X_train), 0.9)
     assert (det.decision_function(X_new) > in_sample_threshold).mean() > 0.2  # what the naive rule would do
     assert abs(det.p_values(X_new).mean() - 0.5) < 0.05
 
@@ -108,8 +110,9 @@ def test_lof_scores_and_leave_one_out_reference(data):
     sk = LocalOutlierFactor(n_neighbors=10, novelty=True).fit(X_train)
     np.testing.assert_array_equal(det.decision_function(X_test), -sk.score_samples(X_test))
     np.testing.assert_array_equal(det._reference_scores_, -sk.negative_outlier_factor_)
-    # the in-sample factors differ from the leave-one-out ones (self-match at distance 0)
-    assert not np.allclose(det.decision_scores_, det._reference_scores_)
+    # the training scores are the leave-one-out factors; rescoring differs (self-match at distance 0)
+    assert det.decision_scores_ is det._reference_scores_
+    assert not np.allclose(det.decision_function(X_train), det.decision_scores_)
     assert np.median(det._reference_scores_) == pytest.approx(1.0, abs=0.1)  # LOF ~ 1 for inliers
     assert roc_auc_score(y_test, det.decision_function(X_test)) > 0.9
 
@@ -152,8 +155,8 @@ def test_ecod_matches_direct_formula(aggregation):
     X_test = np.vstack([X_train[:5], rng.normal(scale=3, size=(40, 5)), far])
     det = ECOD(aggregation=aggregation).fit(X_train)
     np.testing.assert_allclose(det.decision_function(X_test), _ecod_numpy(X_train, X_test, aggregation), rtol=1e-13)
-    np.testing.assert_allclose(det.decision_scores_, _ecod_numpy(X_train, X_train, aggregation), rtol=1e-13)
-    np.testing.assert_allclose(det._reference_scores_, _ecod_numpy(X_train, X_train, aggregation, loo=True), rtol=1e-13)
+    np.testing.assert_allclose(det.decision_function(X_train), _ecod_numpy(X_train, X_train, aggregation), rtol=1e-13)
+    np.testing.assert_allclose(det.decision_scores_, _ecod_numpy(X_train, X_train, aggregation, loo=True), rtol=1e-13)
     assert np.isfinite(det.decision_function(X_test)).all()
     # beyond the training range, tail probabilities bottom out at 1 / (n + 1): finite and saturated
     far_scores = det.decision_function(far)
@@ -363,9 +366,9 @@ def test_adapter_behaves_like_the_wrapped_detector(data):
     assert det.detector_.contamination == 0.05
     direct = PKNN(n_neighbors=8).fit(X_train)
     np.testing.assert_array_equal(det.decision_function(X_test), direct.decision_function(X_test))
-    np.testing.assert_array_equal(det.decision_function(X_train), det.decision_scores_)
-    # thresholds and p-values use PyOD's own (leave-one-out) training scores
-    np.testing.assert_array_equal(det._reference_scores_, direct.decision_scores_)
+    # training scores, thresholds and p-values are PyOD's own (leave-one-out) training scores, as in PyOD
+    np.testing.assert_array_equal(det.decision_scores_, direct.decision_scores_)
+    np.testing.assert_array_equal(det.labels_, direct.decision_scores_ > np.quantile(direct.decision_scores_, 0.95))
     assert det.threshold_ == pytest.approx(np.quantile(direct.decision_scores_, 0.95))
     assert roc_auc_score(y_test, det.predict_proba(X_test)[:, 1]) > 0.9
     # string form with params gives the same model

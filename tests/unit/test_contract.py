@@ -86,7 +86,16 @@ class TestContract:
     def test_rescoring_training_data_reproduces_decision_scores(self, name, planted, fitted):
         X_train, _, _ = planted
         det = fitted(name)
-        np.testing.assert_array_equal(det.decision_function(X_train), det.decision_scores_)
+        rescored = det.decision_function(X_train)
+        if det.training_scores_kind() == "leave-one-out training scores":
+            # memorising detectors: decision_scores_ score each row without itself (PyOD's KNN); rescoring
+            # finds the row itself, so the scores differ but rank the rows alike
+            from scipy.stats import spearmanr
+
+            assert not np.array_equal(rescored, det.decision_scores_)
+            assert spearmanr(rescored, det.decision_scores_).statistic > 0.8
+        else:
+            np.testing.assert_array_equal(rescored, det.decision_scores_)
 
     def test_planted_anomalies_found(self, name, planted, fitted):
         _, X_test, y_test = planted

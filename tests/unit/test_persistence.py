@@ -148,3 +148,72 @@ def test_newer_format_refused(model, tmp_path):
     config.write_text(json.dumps(data))
     with pytest.raises(ModelFormatError, match="newer deepad"):
         deepad.load(tmp_path / "m")
+
+
+# --------------------------------------------------------------------------- training scores stored once (issue 19)
+def _stored_arrays(directory):
+    from safetensors import safe_open
+
+    file = directory / "tensors.safetensors"
+    if not file.exists():
+        return set()
+    with safe_open(str(file), framework="numpy") as f:
+        return set(f.keys())
+
+
+@pytest.mark.parametrize("name", ["AutoEncoder", "KNN"])
+def test_training_scores_are_stored_once_and_rebuilt_on_load(name, planted, tmp_path):
+    import deepad.detectors as D
+
+    det = getattr(D, name)(**FAST_PARAMS[name]).fit(planted[0])
+    det.save(tmp_path / "m")
+    stored = _stored_arrays(tmp_path / "m")
+    assert "decision_scores_" in stored and not {"_reference_scores_", "labels_"} & stored
+    config = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert config["derived"] == ["_reference_scores_", "labels_"] and config["format_version"] == 2
+    loaded = deepad.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.decision_scores_, det.decision_scores_)
+    np.testing.assert_array_equal(loaded.labels_, det.labels_)
+    assert loaded.labels_.dtype == det.labels_.dtype and loaded._reference_scores_ is loaded.decision_scores_
+    X_test = planted[1]
+    np.testing.assert_array_equal(loaded.predict_proba(X_test), det.predict_proba(X_test))
+
+
+def test_table_pipeline_keeps_one_copy_of_the_training_scores(planted, tmp_path):
+    import pandas as pd
+
+    from deepad.pipeline import TabularDetector
+
+    df = pd.DataFrame(planted[0], columns=[f"c{i}" for i in range(planted[0].shape[1])])
+    model = TabularDetector(AutoEncoder(**FAST_PARAMS["AutoEncoder"], random_state=0), contamination=0.05).fit(df)
+    model.save(tmp_path / "m")
+    assert not {"decision_scores_", "_reference_scores_", "labels_"} & _stored_arrays(tmp_path / "m")
+    assert "decision_scores_" in _stored_arrays(tmp_path / "m" / "detector_")
+    loaded = deepad.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.labels_, model.labels_)  # the pipeline's own threshold, not the detector's
+    assert loaded.labels_.sum() != loaded.detector_.labels_.sum()
+    assert loaded.threshold_ == model.threshold_
+
+
+def test_a_relabelled_model_keeps_labels_that_are_not_derivable(model, tmp_path):
+    """labels_ that differ from decision_scores_ > threshold_ (an old model, a hand edit) are stored as they are."""
+    det = AutoEncoder(**FAST_PARAMS["AutoEncoder"], random_state=0)
+    det.__dict__.update({k: v for k, v in vars(model).items() if k.endswith("_")})
+    det.labels_ = 1 - model.labels_
+    det.save(tmp_path / "m")
+    assert "labels_" in _stored_arrays(tmp_path / "m")
+    np.testing.assert_array_equal(deepad.load(tmp_path / "m").labels_, det.labels_)
+
+
+def test_a_derived_name_the_class_cannot_rebuild_is_refused(model, tmp_path):
+    model.save(tmp_path / "m")
+    path = tmp_path / "m" / "model.json"
+    config = json.loads(path.read_text())
+    config["derived"] = ["labels_", "extra_"]
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match=r"names \[.extra_.\], which AutoEncoder cannot rebuild"):
+        deepad.load(tmp_path / "m")
+    config["derived"] = "labels_"
+    path.write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match="field 'derived' must list"):
+        deepad.load(tmp_path / "m")

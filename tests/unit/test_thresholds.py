@@ -123,7 +123,9 @@ def test_apply_threshold_rule_works_by_duck_typing():
     m = _Scored()
     T.apply_threshold_rule(m, "contamination", default=True)
     assert m.calls == [] and m.threshold_method_["reference_rows"] == 100
-    assert m.threshold_method_["reason"].startswith("the default, as no other rule was chosen; flags the top 10.00%")
+    assert m.threshold_method_["reason"].startswith(
+        "the default, as no other rule was chosen; the threshold is the 90th percentile of the training scores"
+    )
     assert T.describe_threshold(m) == m.threshold_method_["reason"]
     m = _Scored(calibration=np.arange(30.0))
     T.apply_threshold_rule(m, "fpr")

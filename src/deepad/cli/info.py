@@ -1,4 +1,4 @@
-"""``deepad info``: what a saved model is."""
+"""``deepad info``: what a saved model is, from its metadata alone (never its weights)."""
 
 from __future__ import annotations
 
@@ -8,56 +8,90 @@ from deepad.cli._common import _UserErrors
 
 __all__ = ["info"]
 
+_PIPELINES = {
+    "deepad.pipeline.TabularDetector": "on a table (deepad.pipeline.TabularDetector)",
+    "deepad.image_pipeline.ImagePipeline": "on images (deepad.image_pipeline.ImagePipeline)",
+}
+
+
+#: deepad.data.schema.KINDS, the order Schema.summary lists them in (importing deepad.data would import
+#: scikit-learn: 2.4 s of the 5 s `deepad info` took; tests/integration/test_cli_large.py checks they agree)
+_KINDS = ("numeric", "categorical", "boolean", "datetime", "id", "excluded")
+
+
+def _columns(state, model_dir: str) -> str:
+    """``Schema.summary()`` of the saved schema, read from the JSON: one line per kind."""
+    from deepad.cli._common import fail
+
+    try:
+        columns = [(str(c["name"]), str(c["kind"])) for c in state["schema"]["columns"]]
+    except (KeyError, TypeError):
+        fail(f"{model_dir}: preprocessor_state_ has no readable schema; the model file is damaged.")
+    lines = []
+    for kind in _KINDS:
+        names = [n for n, k in columns if k == kind]
+        if names:
+            shown = ", ".join(names[:12]) + (f", ... (+{len(names) - 12})" if len(names) > 12 else "")
+            lines.append(f"{kind} ({len(names)}): {shown}")
+    return "\n".join(lines)
+
 
 def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
-    """Describe a saved model: detector, parameters, columns, threshold and versions."""
+    """Describe a saved model: detector, parameters, columns, threshold and versions.
+
+    Reads only the model's metadata (model.json and the array headers), so it
+    is instant however large the model; `deepad score` checks the weights.
+    """
     import json
+    from types import SimpleNamespace
 
-    import deepad
-    from deepad.pipeline import TabularDetector
-
-    with _UserErrors():
-        model = deepad.load(model_dir)
-    inner = model.detector_ if isinstance(model, TabularDetector) else model
-    typer.echo(f"Model:      {model_dir}")
-    kind = (
-        f"{type(inner).__name__} on a table (deepad.pipeline.TabularDetector)"
-        if isinstance(model, TabularDetector)
-        else type(model).__name__
-    )
-    typer.echo(f"Detector:   {kind}")
-    params = {
-        k: v
-        for k, v in inner.get_params(deep=False).items()
-        if not (isinstance(model, TabularDetector) and k == "contamination")
-    }  # the pipeline's threshold rules
-    typer.echo(f"Parameters: {json.dumps(params, default=str)}")
-    n_train = len(model.decision_scores_)
-    if isinstance(model, TabularDetector):
-        typer.echo(
-            f"Trained on: {n_train:,} rows, {model.n_features_in_} columns -> {model.n_features_out_} encoded features"
-        )
-        typer.echo("Columns:\n  " + model.schema_.summary().replace("\n", "\n  "))
-    elif getattr(model, "_image_input", False):
-        typer.echo(f"Trained on: {n_train:,} images of {'x'.join(map(str, model.image_shape_))} (C x H x W)")
-    elif getattr(model, "series_input_", None):
-        from deepad.cli.series import describe_series_input
-
-        typer.echo(f"Trained on: {describe_series_input(model.series_input_)}")
-    else:
-        typer.echo(f"Trained on: {n_train:,} rows x {model.n_features_in_} features")
-    method = ", ".join(f"{k}={v}" for k, v in model.threshold_method_.items() if k not in ("method", "reason"))
-    typer.echo(
-        f"Threshold:  {model.threshold_:.6g} ({method or model.threshold_method_.get('method')}); "
-        f"flags {int(model.labels_.sum()):,} training rows ({model.labels_.mean():.2%})"
-    )
+    from deepad.persistence.summary import read_summary
     from deepad.thresholds import describe_threshold
 
-    typer.echo(f"Rule:       {describe_threshold(model)}")
-    if getattr(model, "calibration_scores_", None) is not None:
-        typer.echo(f"Calibrated: p-values against {len(model.calibration_scores_):,} held-out rows")
-    if getattr(model, "fitted_at_", None):
-        typer.echo(f"Trained at: {model.fitted_at_}")
-    versions = getattr(model, "saved_versions_", {}) or {}
-    if versions:
-        typer.echo("Saved with: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    with _UserErrors():
+        summary = read_summary(model_dir)
+    attrs = summary.attributes
+    pipeline = summary.class_path in _PIPELINES and summary.inner is not None
+    inner = summary.inner if pipeline else summary
+    typer.echo(f"Model:      {model_dir}")
+    kind = f"{inner.class_name} {_PIPELINES[summary.class_path]}" if pipeline else summary.class_name
+    typer.echo(f"Detector:   {kind}")
+    params = {k: v for k, v in inner.params.items() if not (pipeline and k == "contamination")}
+    typer.echo(f"Parameters: {json.dumps(params, default=str)}")  # the pipeline's contamination is its threshold's
+    n_train = summary.training_rows
+    if summary.class_path == "deepad.pipeline.TabularDetector":
+        typer.echo(
+            f"Trained on: {n_train:,} rows, {attrs.get('n_features_in_')} columns -> "
+            f"{attrs.get('n_features_out_')} encoded features"
+        )
+        typer.echo("Columns:\n  " + _columns(attrs.get("preprocessor_state_"), model_dir).replace("\n", "\n  "))
+    elif attrs.get("image_shape_") is not None:
+        shape = "x".join(map(str, attrs["image_shape_"]))
+        typer.echo(f"Trained on: {n_train:,} images of {shape} (C x H x W)")
+    elif attrs.get("series_input_"):
+        from deepad.cli.series import describe_series_input
+
+        typer.echo(f"Trained on: {describe_series_input(attrs['series_input_'])}")
+    else:
+        typer.echo(f"Trained on: {n_train:,} rows x {attrs.get('n_features_in_')} features")
+    sample = attrs.get("train_sample_")
+    if isinstance(sample, dict) and {"rows", "of", "seed"} <= set(sample):
+        typer.echo(
+            f"Sampled:    a uniform random sample of {sample['rows']:,} of {sample['of']:,} rows (seed "
+            f"{sample['seed']}); the training scores and the threshold are the sample's"
+        )
+    method_info = attrs.get("threshold_method_") if isinstance(attrs.get("threshold_method_"), dict) else {}
+    shown = ("method", "reason", "flagged", "training_rows", "scores")
+    method = ", ".join(f"{k}={v}" for k, v in method_info.items() if k not in shown)
+    typer.echo(
+        f"Threshold:  {float(attrs['threshold_']):.6g} ({method or method_info.get('method')}); "
+        f"flags {summary.flagged:,} of {n_train:,} training rows ({summary.flagged / max(n_train, 1):.2%})"
+    )
+    described = SimpleNamespace(threshold_method_=method_info, contamination=summary.params.get("contamination"))
+    typer.echo(f"Rule:       {describe_threshold(described)}")
+    if summary.calibration_rows is not None:
+        typer.echo(f"Calibrated: p-values against {summary.calibration_rows:,} held-out rows")
+    if attrs.get("fitted_at_"):
+        typer.echo(f"Trained at: {attrs['fitted_at_']}")
+    if summary.versions:
+        typer.echo("Saved with: " + ", ".join(f"{k} {v}" for k, v in summary.versions.items()))

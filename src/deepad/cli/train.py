@@ -22,7 +22,10 @@ from deepad.cli._common import (
     with_read_options,
 )
 
-__all__ = ["train"]
+__all__ = ["train", "DEFAULT_MAX_TRAIN_ROWS"]
+
+#: rows DEFAULT trains on unless --max-train-rows says otherwise (benchmarks/large_inputs.md: fit time and memory)
+DEFAULT_MAX_TRAIN_ROWS = 50_000
 
 
 def _tracking_callbacks(tensorboard: str | None, cls) -> dict:
@@ -116,6 +119,13 @@ def train(
         help="Hold out this fraction of the training rows (never known "
         "anomalies): fit on the rest, then p-values and fpr/pot "
         "thresholds use the held-out scores (conformal calibration).",
+    ),
+    max_train_rows: int = typer.Option(
+        None,
+        "--max-train-rows",
+        min=0,
+        help="Train on a uniform random sample (--seed) of at most this many rows; the note and the model "
+        "metadata say so. DEFAULT samples 50,000 rows of a larger table unless given; 0: all rows.",
     ),
     tensorboard: str = typer.Option(
         None,
@@ -305,16 +315,23 @@ def train(
     for col in schema.columns:
         if col["kind"] == "id" and col["name"] not in type_map and not _quiet():
             typer.echo(f"note: column {col['name']!r} excluded as an id: {col['reason']}.", err=True)
+    limit = max_train_rows
+    if limit is None and cls is _detector_class(None):  # DEFAULT's kNN views fit in time quadratic in the rows
+        limit = DEFAULT_MAX_TRAIN_ROWS
     model = TabularDetector(
         inner,
         schema=schema,
         scaling=None if scaling.lower() == "none" else scaling,
         contamination=0.1 if contamination is None else contamination,
+        max_train_rows=limit or None,
+        random_state=seed,
     )
     use_labels = y is not None and cls._uses_labels
     _say(f"Training {cls.__name__}{' with weak labels' if use_labels else ''} ...")
     t0 = time.perf_counter()
-    with _UserErrors(f"{data}: "), warnings.catch_warnings():
+    from deepad.data.progress import show_progress
+
+    with _UserErrors(f"{data}: "), warnings.catch_warnings(), show_progress(not _quiet()):
         warnings.simplefilter("ignore", UserWarning)
         model.fit(df, np.where(np.isnan(y), -1, y) if use_labels else None, **fit_params)
         if df_cal is not None:
@@ -324,10 +341,16 @@ def train(
     if "verbose" in inner.get_params(deep=False) and "verbose" not in kwargs:  # progress bars were for this run only
         model.detector_.set_params(verbose=False)
         inner.set_params(verbose=False)
-    n_flag = int(model.labels_.sum())
+    n_flag, n_fit = int(model.labels_.sum()), len(model.labels_)
+    if model.train_sample_:
+        why = "--max-train-rows" if max_train_rows else "DEFAULT's cap; --max-train-rows 0 trains on all"
+        typer.echo(
+            f"note: trained on a uniform random sample of {n_fit:,} of {len(df):,} rows (seed {seed}; {why}); "
+            f"the training scores and the threshold are the sample's. Saved with the model (train_sample_)."
+        )
     typer.echo(
-        f"Trained {cls.__name__} on {len(df):,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
-        f"threshold {model.threshold_:.4g} flags {n_flag:,} training rows ({n_flag / len(df):.2%})."
+        f"Trained {cls.__name__} on {n_fit:,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
+        f"threshold {model.threshold_:.4g} flags {n_flag:,} of {n_fit:,} training rows ({n_flag / n_fit:.2%})."
     )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     if df_cal is not None:
@@ -337,13 +360,16 @@ def train(
     if y is not None:
         from sklearn.metrics import average_precision_score, roc_auc_score
 
+        if model.train_sample_:
+            y = y[model.sample_index]
         known = ~np.isnan(y)
         if known.any() and len(np.unique(y[known])) == 2:
             auc = roc_auc_score(y[known], model.decision_scores_[known])
             ap = average_precision_score(y[known], model.decision_scores_[known])
             how = "labels used as weak supervision" if use_labels else "labels not used for training"
             typer.echo(
-                f"Training ROC-AUC against {label_column!r}: {auc:.4f} (average precision {ap:.4f}; in-sample, {how})."
+                f"Training ROC-AUC against {label_column!r}: {auc:.4f} (average precision {ap:.4f}; "
+                f"on the {model.training_scores_kind()}, {how})."
             )
         else:
             typer.echo(f"note: label column {label_column!r} has a single class; no ROC-AUC.")

@@ -189,7 +189,9 @@ class BoostedDetector(BaseDetector):
         )
         self.ensemble_.fit(X)
         views = self.ensemble_.pop_training_views()
-        unsup = self.ensemble_.decision_scores_
+        # in-sample ensemble scores (each row among its own neighbours), as before decision_scores_ became
+        # leave-one-out: the classifiers were tuned on these (docs/design/boosted.md)
+        unsup = np.asarray(self.ensemble_._score(X), dtype=np.float64)
         labelled = np.zeros(X.shape[0], dtype=bool) if y is None else (y == 1)
         self.n_labelled_anomalies_ = n = int(labelled.sum())
         unlabelled = ~labelled

@@ -102,14 +102,17 @@ class KNN(BaseDetector):
     by default), the score is ``d_k`` (``"largest"``), ``mean(d)`` or
     ``median(d)`` -- PyOD's ``KNN`` rule.
 
-    Training scores.  ``decision_scores_`` is ``decision_function(X_train)``,
-    where each training row finds itself at distance 0.  Thresholds and
-    p-values instead use *leave-one-out* scores (each training row's ``k``
-    nearest *other* rows, which is what PyOD reports as its
-    ``decision_scores_``), because that is how a new normal row is scored;
-    the in-sample scores are biased low and would flag too many new rows.
+    Training scores.  ``decision_scores_`` (and so ``threshold_``,
+    ``labels_`` and p-values) are *leave-one-out* scores: each training
+    row's ``k`` nearest *other* rows, as PyOD's KNN reports them, because
+    that is how a new normal row is scored.  ``decision_function(X_train)``
+    is lower -- each row finds itself at distance 0 -- and a threshold on
+    it would flag too many new rows.
     Needs at least ``n_neighbors + 1`` training rows.
     """
+
+    _reference_needs_in_sample = False
+    _training_scores_kind = "leave-one-out training scores"
 
     def __init__(
         self,
@@ -186,13 +189,17 @@ class LOF(BaseDetector):
     training rows by :class:`sklearn.neighbors.LocalOutlierFactor` with
     ``novelty=True``; the score is ``-score_samples(X)``.
 
-    Training scores.  ``decision_scores_`` is ``decision_function(X_train)``
-    (each training row is its own neighbour at distance 0).  Thresholds and
-    p-values use the leave-one-out factors ``-negative_outlier_factor_`` that
-    scikit-learn computes during fit (PyOD's ``decision_scores_``), which
-    match how a new normal row is scored.  Needs at least
+    Training scores.  ``decision_scores_`` (and so ``threshold_``,
+    ``labels_`` and p-values) are the leave-one-out factors
+    ``-negative_outlier_factor_`` that scikit-learn computes during fit
+    (PyOD's ``decision_scores_``), which match how a new normal row is
+    scored; ``decision_function(X_train)`` differs, each training row being
+    its own neighbour at distance 0.  Needs at least
     ``n_neighbors + 1`` training rows.
     """
+
+    _reference_needs_in_sample = False
+    _training_scores_kind = "leave-one-out training scores"
 
     def __init__(
         self,

@@ -249,16 +249,20 @@ class DeepIsolationForest(BaseDetector):
 
     def _represent(self, X: np.ndarray) -> np.ndarray:
         """Raw network outputs ``phi_e(x)``, shape ``(n_ensemble, n, representation_dim)``, float32."""
+        from deepad.data.progress import progress_bar
         from deepad.training import forward_rows, torch_context
 
         Z = ((X - self.scaler_center_) / self.scaler_scale_).astype(np.float32)
         out = np.empty((int(self.n_ensemble), Z.shape[0], int(self.representation_dim)), dtype=np.float32)
         step = int(self.batch_size)
+        bar = progress_bar(Z.shape[0], "deep view: random networks", unit="row", unit_scale=True)
         with torch_context(None, torch.device("cpu"), self.n_threads, work=Z.shape[0] * 50_000), torch.no_grad():
             for start in range(0, Z.shape[0], step):
                 xb = torch.from_numpy(Z[start : start + step])
                 for m in range(out.shape[0]):
                     out[m, start : start + step] = forward_rows(lambda b, m=m: self.net_.member(b, m), xb).numpy()
+                bar.update(xb.shape[0])
+        bar.close()
         return out
 
     def _representation(self, X: np.ndarray) -> np.ndarray:
@@ -344,8 +348,12 @@ class DeepIsolationForest(BaseDetector):
         tree = np.arange(n_trees)[:, None]
         out = np.empty((2, E, n))
         step = max(1, int(self.batch_size))
+        from deepad.data.progress import progress_bar
+
+        bar = progress_bar(n, "deep view: isolation trees", unit="row", unit_scale=True)
         for start in range(0, n, step):
             rows = np.arange(start, min(start + step, n))[None, :]
+            bar.update(rows.shape[1])
             node = np.zeros((n_trees, rows.shape[1]), dtype=np.int64)
             dev = np.zeros(node.shape)
             splits = np.zeros(node.shape)
@@ -360,6 +368,7 @@ class DeepIsolationForest(BaseDetector):
             dev /= np.maximum(splits, 1.0)
             out[0, :, start : start + rows.shape[1]] = _row_mean(depth.reshape(E, T, -1), axis=1)
             out[1, :, start : start + rows.shape[1]] = _row_mean(dev.reshape(E, T, -1), axis=1)
+        bar.close()
         c = _average_path_length(np.array([self.psi_]))[0]
         out[0] = 2.0 ** (-out[0] / (c if c > 0 else 1.0))
         return out

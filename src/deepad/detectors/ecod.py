@@ -58,11 +58,14 @@ class ECOD(BaseDetector):
     learned besides the sorted columns and the per-feature skewness.
 
     Training scores.  A training row counts itself in its own ECDF, which
-    biases it slightly towards the centre.  Thresholds and p-values
-    therefore use leave-one-out scores, where the row is scored against the
-    other ``n - 1`` rows: ``F = #{train_j <= v} / n`` -- identical to PyOD's
+    biases it slightly towards the centre.  ``decision_scores_`` (and so
+    thresholds, ``labels_`` and p-values) are therefore leave-one-out
+    scores, where the row is scored against the other ``n - 1`` rows: ``F = #{train_j <= v} / n`` -- identical to PyOD's
     ``decision_scores_`` (the skewness signs still come from all rows).
     """
+
+    _reference_needs_in_sample = False
+    _training_scores_kind = "leave-one-out training scores"
 
     def __init__(self, aggregation: str = "sum_of_max", *, contamination: float = 0.1):
         self.aggregation = aggregation

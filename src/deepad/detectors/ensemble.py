@@ -104,9 +104,10 @@ class LocalGlobalEnsemble(BaseDetector):
     ``local_weight``, how the deep view was chosen, fit times):
     ``docs/design/default.md``.
 
-    Training scores.  ``decision_scores_`` are the in-sample scores
-    (``decision_function(X_train)``, each training row its own nearest
-    neighbour); thresholds and p-values use the leave-one-out scores above.
+    Training scores.  ``decision_scores_`` (and so ``threshold_``,
+    ``labels_`` and p-values) are the leave-one-out scores above;
+    ``decision_function(X_train)`` is lower, each training row being its
+    own nearest neighbour.
 
     Parameters
     ----------
@@ -137,6 +138,9 @@ class LocalGlobalEnsemble(BaseDetector):
         so that DEFAULT gives the same scores on every fit, as it did before
         it had a deep view.
     """
+
+    _reference_needs_in_sample = False
+    _training_scores_kind = "leave-one-out training scores"
 
     def __init__(
         self,
@@ -196,6 +200,8 @@ class LocalGlobalEnsemble(BaseDetector):
     def _fit(self, X, y, seed, **fit_params):
         from sklearn.neighbors import NearestNeighbors
 
+        from deepad.data.progress import progress_bar
+
         self._check_params()
         self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         Z = self._transform(X)
@@ -203,10 +209,15 @@ class LocalGlobalEnsemble(BaseDetector):
         self.k_local_ = int(self.n_neighbors)
         self.k_global_ = min(int(self.n_neighbors_global), n - 1)
         k_max = max(self.k_local_, self.k_global_)
+        steps = 3 if float(self.deep_weight) > 0 else 2
+        bar = progress_bar(steps, f"DEFAULT on {n:,} rows: {k_max} nearest neighbours", unit="member")
         self.neighbors_ = NearestNeighbors(n_neighbors=k_max, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(Z)
         # X=None: every training row's neighbours among the *other* rows (dropped by index, so duplicates count).
         dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k_max)
+        bar.set_description(f"DEFAULT on {n:,} rows: histograms")
+        bar.update(1)
         self.hbos_ = HBOS(n_bins=self.n_bins, contamination=self.contamination).fit(Z)
+        bar.update(1)
         raw = self._raw(dist, self.hbos_._reference_scores_)
         stats = [_location_scale(raw[:, m]) for m in range(raw.shape[1])]
         self.member_center_ = np.array([c for c, _ in stats])
@@ -219,7 +230,10 @@ class LocalGlobalEnsemble(BaseDetector):
         self._loo_scores = self._combine(self._loo_views)
         self.deep_ = None
         if float(self.deep_weight) > 0:
+            bar.set_description(f"DEFAULT on {n:,} rows: deep view")
             self._fit_deep_view(X, seed)
+            bar.update(1)
+        bar.close()
 
     def _fit_deep_view(self, X: np.ndarray, seed: int) -> None:
         """Deep Isolation Forest on the rows the kNN views find least unusual, calibrated on all training rows."""

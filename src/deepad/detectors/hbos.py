@@ -47,10 +47,14 @@ class HBOS(BaseDetector):
 
     Training scores.  A training row counts itself in its own bins, which
     makes isolated training rows look less unusual than a new row at the
-    same place.  Thresholds and p-values use leave-one-out scores: a
+    same place.  ``decision_scores_`` (and so thresholds, ``labels_`` and
+    p-values) are leave-one-out scores: a
     training row's own bin frequencies are ``(count - 1) / (n - 1)`` (bin
     edges are kept).
     """
+
+    _reference_needs_in_sample = False
+    _training_scores_kind = "leave-one-out training scores"
 
     def __init__(self, n_bins: int | str = 10, alpha: float = 0.1, tol: float = 0.5, *, contamination: float = 0.1):
         self.n_bins = n_bins

@@ -189,6 +189,9 @@ class ConvAutoEncoder(ImageNeuralDetector):
             return _knn_cosine(module.encoder(xb), reference, int(self.n_neighbors))
         return (module(xb) - xb).pow(2).mean(dim=(1, 2, 3))
 
+    def training_scores_kind(self) -> str:
+        return "leave-one-out training scores" if self.scoring == "latent_knn" else self._training_scores_kind
+
     def _training_reference_scores(self, X) -> np.ndarray:
         if self.scoring != "latent_knn":
             return self.decision_scores_

@@ -35,11 +35,11 @@ class PyODDetector(BaseDetector):
     (same validation, thresholds, p-values and persistence) and to use
     PyOD models inside deepad pipelines.
 
-    Reference scores.  Thresholds and p-values use the wrapped detector's
-    own ``decision_scores_`` -- for memorising detectors such as PyOD's
-    ``KNN`` and ``LOF`` these are leave-one-out scores, which is how new
-    rows are scored -- while ``decision_scores_`` of the adapter is
-    ``decision_function(X_train)`` as the contract requires.
+    Training scores.  ``decision_scores_`` (and so thresholds, ``labels_``
+    and p-values) are the wrapped detector's own ``decision_scores_`` --
+    for memorising detectors such as PyOD's ``KNN`` and ``LOF`` these are
+    leave-one-out scores, which is how new rows are scored, and differ from
+    ``decision_function(X_train)`` -- exactly as in PyOD.
 
     Seeding.  If the wrapped detector has a ``random_state`` parameter left
     at ``None``, it gets the seed resolved from this adapter's
@@ -130,3 +130,8 @@ class PyODDetector(BaseDetector):
             if own.shape == (X.shape[0],) and np.isfinite(own).all():
                 return own
         return self.decision_scores_
+
+    def training_scores_kind(self) -> str:
+        if getattr(getattr(self, "detector_", None), "decision_scores_", None) is not None:
+            return f"training scores {type(self.detector_).__name__} reports (PyOD's decision_scores_)"
+        return self._training_scores_kind

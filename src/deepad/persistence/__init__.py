@@ -34,10 +34,14 @@ from typing import Any
 
 import numpy as np
 
-from deepad.data.writers import AtomicOutput
+from deepad.persistence._skops import SKOPS_TRUSTED_TYPES
+from deepad.persistence._skops import skops_dumps as _skops_dumps
+from deepad.persistence._skops import skops_untrusted as _skops_untrusted
 
 FORMAT = "deepad-model"
-FORMAT_VERSION = 1
+#: 2: arrays other state determines (``derived``, e.g. ``labels_``) are rebuilt at load, not stored; a model
+#: without any is still written as version 1, which older deepad versions read.
+FORMAT_VERSION = 2
 CONFIG = "model.json"
 TENSORS = "tensors.safetensors"
 
@@ -183,24 +187,25 @@ def _learned_attributes(detector) -> dict[str, Any]:
     return {k: v for k, v in vars(detector).items() if k.endswith("_") and not k.startswith("__")}
 
 
-def _skops_dumps(detector, name: str, value) -> bytes:
-    """Serialise with skops, refusing *now* what :func:`load` would refuse later (types off the trusted list)."""
-    import skops.io as sio
-
-    what = f"{type(detector).__name__}.{name} ({type(value).__name__})"
-    try:
-        data = sio.dumps(value)
-        bad = _skops_untrusted(data=data)
-    except Exception as exc:  # skops raises many types for objects it cannot represent
-        raise TypeError(
-            f"{what} cannot be saved: skops cannot serialise it ({exc}); deepad never saves with pickle."
-        ) from None
-    if bad:
-        raise TypeError(
-            f"{what} cannot be saved: it holds types that deepad would refuse to load "
-            f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); deepad never saves with pickle."
-        )
-    return data
+def _derived_names(detector, learned: dict[str, Any]) -> list[str]:
+    """The learned arrays that :meth:`~deepad.base.BaseDetector._derived_state` rebuilds exactly: not written."""
+    rebuild = getattr(detector, "_derived_state", None)
+    if rebuild is None:
+        return []
+    names = []
+    for name, make in rebuild().items():
+        value = learned.get(name)
+        if not isinstance(value, np.ndarray):
+            continue
+        try:
+            again = make()
+        except (AttributeError, TypeError, ValueError):  # state it needs is missing: keep the array
+            continue
+        if value is again or (
+            isinstance(again, np.ndarray) and again.dtype == value.dtype and np.array_equal(again, value)
+        ):
+            names.append(name)
+    return names
 
 
 def _write(detector, directory: Path) -> None:
@@ -212,7 +217,11 @@ def _write(detector, directory: Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     attrs: dict[str, Any] = {}
     kinds: dict[str, str] = {}
-    for name, value in _learned_attributes(detector).items():
+    learned = _learned_attributes(detector)
+    derived = _derived_names(detector, learned)
+    for name, value in learned.items():
+        if name in derived:
+            continue
         if isinstance(value, nn.Module):
             for key, t in value.state_dict().items():
                 tensors[f"{name}/{key}"] = t.detach().to("cpu").clone()
@@ -259,11 +268,12 @@ def _write(detector, directory: Path) -> None:
         save_file(tensors, str(directory / TENSORS))
     config = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": FORMAT_VERSION if derived else 1,
         "class": _class_path(type(detector)),
         "params": _encode(detector.get_params(deep=False)),
         "attributes": attrs,
         "kinds": kinds,
+        **({"derived": derived} if derived else {}),
         "versions": _versions(),
     }
     (directory / CONFIG).write_text(json.dumps(config, indent=2, allow_nan=True))
@@ -294,57 +304,14 @@ def save(detector, path: str | os.PathLike) -> Path:
     if path.exists() and not (path / CONFIG).is_file():
         if path.is_file() or any(path.iterdir()):
             raise FileExistsError(f"{path} exists and is not a deepad model directory; refusing to overwrite it.")
+    from deepad.data.writers import AtomicOutput  # here, so reading a model's metadata never imports the data layer
+
     with AtomicOutput(path, directory=True, during=f"saving {type(detector).__name__}") as part:
         _write(detector, part.path)
     return path
 
 
 # --------------------------------------------------------------------------- load
-#: The exact types (never a prefix, never a function) that a deepad ``.skops`` file may hold beyond what skops
-#: itself trusts (scikit-learn estimators, NumPy/SciPy ufuncs and dtypes, builtin containers).  They are the
-#: types that the fitted scikit-learn estimators of deepad's classical detectors and of the PyOD models that
-#: :class:`~deepad.detectors.PyODDetector` can save actually contain (tests/unit/test_crafted_models.py).
-_SKOPS_TREES = ("sklearn.tree._tree.Tree", "sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree")
-_SKOPS_METRICS = tuple(
-    f"sklearn.metrics._dist_metrics.{m}Distance{bits}"
-    for bits in ("64", "32")
-    for m in (
-        "Euclidean",
-        "SEuclidean",
-        "Manhattan",
-        "Chebyshev",
-        "Minkowski",
-        "Mahalanobis",
-        "Hamming",
-        "Canberra",
-        "BrayCurtis",
-        "Jaccard",
-        "Matching",
-        "Dice",
-        "RogersTanimoto",
-        "RussellRao",
-        "SokalMichener",
-        "SokalSneath",
-        "Haversine",
-    )
-)
-_SKOPS_PYOD = tuple(
-    f"pyod.models.{m}"
-    for m in (
-        "iforest.IForest",
-        "knn.KNN",
-        "lof.LOF",
-        "pca.PCA",
-        "ocsvm.OCSVM",
-        "mcd.MCD",
-        "ecod.ECOD",
-        "hbos.HBOS",
-        "copod.COPOD",
-        "cblof.CBLOF",
-    )
-)
-SKOPS_TRUSTED_TYPES = frozenset(_SKOPS_TREES + _SKOPS_METRICS + _SKOPS_PYOD)
-
 #: A learned attribute's name: an identifier ending in ``_`` (never a path, never a dunder).
 _ATTRIBUTE = re.compile(r"^_?[A-Za-z][A-Za-z0-9_]*_$")
 _KINDS = frozenset(
@@ -368,13 +335,6 @@ _MALFORMED = (
     MemoryError,
     OSError,
 )
-
-
-def _skops_untrusted(*, data: bytes | None = None, file: Path | None = None) -> list[str]:
-    """The types in ``file`` that neither skops nor :data:`SKOPS_TRUSTED_TYPES` trusts (empty: safe to load)."""
-    import skops.io as sio
-
-    return [t for t in sio.get_untrusted_types(data=data, file=file) if t not in SKOPS_TRUSTED_TYPES]
 
 
 def _inside(directory: Path, name: str, config_path: Path) -> Path:
@@ -414,6 +374,11 @@ def _read_config(config_path: Path) -> dict:
             raise ModelFormatError(
                 f"{config_path}: field {field!r} must be a {kind.__name__}, got {type(config.get(field)).__name__}."
             )
+    derived = config.get("derived", [])
+    if not (isinstance(derived, list) and all(isinstance(n, str) and n not in config["kinds"] for n in derived)):
+        raise ModelFormatError(
+            f"{config_path}: field 'derived' must list attribute names that 'kinds' does not, got {derived!r}."
+        )
     for name, kind in config["kinds"].items():
         if not _ATTRIBUTE.match(name) or name.startswith("__"):
             raise ModelFormatError(
@@ -578,7 +543,23 @@ def _build(directory: Path, config: dict, device: str | None, depth: int):
                 setattr(detector, name, sio.load(file, trusted=sorted(SKOPS_TRUSTED_TYPES)))
             except Exception as exc:  # skops raises many types for damaged zips
                 raise ModelFormatError(f"{file} is damaged: {' '.join(str(exc).split())}") from None
+    _rebuild_derived(detector, config.get("derived", []), config_path)
     return detector
+
+
+def _rebuild_derived(detector, names: list[str], config_path: Path) -> None:
+    """Set the arrays the model was saved without (``derived``) from the state they are functions of."""
+    if not names:
+        return
+    rebuild = getattr(detector, "_derived_state", lambda: {})()
+    unknown = sorted(set(names) - set(rebuild))
+    if unknown:
+        raise ModelFormatError(
+            f"{config_path}: field 'derived' names {unknown}, which {type(detector).__name__} cannot rebuild."
+        )
+    for name, make in rebuild.items():
+        if name in names:
+            setattr(detector, name, make())
 
 
 def load(path: str | os.PathLike, device: str | None = None):
