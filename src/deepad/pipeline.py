@@ -47,6 +47,18 @@ class ExtraColumnsWarning(UserWarning):
     """A scored table has columns the model was not trained on; they are ignored."""
 
 
+#: training rows whose hashes a model keeps (``train_fingerprints_``): 32 kB, enough to tell 1 % overlap
+FINGERPRINT_ROWS = 4096
+
+
+def row_fingerprints(Z: np.ndarray) -> np.ndarray:
+    """One 64-bit hash per row of an encoded matrix (``int64``): equal rows, equal hashes (pandas' row hash)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2 or Z.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    return pd.util.hash_pandas_object(pd.DataFrame(Z), index=False).to_numpy().view(np.int64)
+
+
 class TabularDetector(BaseDetector):
     """A deepad detector for raw mixed-type tables: :class:`~deepad.data.TabularPreprocessor` + ``detector``.
 
@@ -230,6 +242,11 @@ class TabularDetector(BaseDetector):
         self.preprocessor_state_ = prep.to_state()
         self.__dict__["_prep"] = (self.preprocessor_state_, prep)
         self.n_features_out_ = prep.n_features_out_
+        # Which rows it was fitted on, for the report's "in-sample" note: hashes of (a sample of) the encoded rows.
+        fingerprints = row_fingerprints(Z)
+        if fingerprints.size > FINGERPRINT_ROWS:
+            fingerprints = np.random.default_rng(seed).choice(fingerprints, size=FINGERPRINT_ROWS, replace=False)
+        self.train_fingerprints_ = np.sort(fingerprints)
         # When the model was trained (UTC), for `deepad info` and reports.
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
 

@@ -28,22 +28,52 @@ def fraud():
     return model, train, new
 
 
+def _overlap(model, X):
+    """training_overlap as the report calls it: the scores and the encoded rows."""
+    return training_overlap(model, model.decision_function(X), model.preprocessor.transform(X))
+
+
 def test_training_overlap_tells_training_rows_from_new_ones(fraud):
     model, train, new = fraud
     X_train, X_new = train.drop(columns=["is_fraud"]), new.drop(columns=["is_fraud"])
-    assert training_overlap(model, model.decision_function(X_train)) == 1.0
-    assert training_overlap(model, model.decision_function(X_new)) == 0.0
+    assert model.train_fingerprints_.shape == (1500,)  # every row's hash kept (fewer than 4,096 rows)
+    assert _overlap(model, X_train) == 1.0
+    assert _overlap(model, X_new) == 0.0
     mixed = pd.concat([X_new, X_train.iloc[:400]], ignore_index=True)
-    assert training_overlap(model, model.decision_function(mixed)) == pytest.approx(400 / 1200)
+    assert _overlap(model, mixed) == pytest.approx(400 / 1200)
     # a shuffled copy of the training rows is still the training data
-    assert training_overlap(model, model.decision_function(X_train.sample(frac=1, random_state=0))) == 1.0
+    assert _overlap(model, X_train.sample(frac=1, random_state=0)) == 1.0
 
 
-def test_training_overlap_says_nothing_when_scores_tie():
-    X = np.random.default_rng(0).integers(0, 3, size=(500, 2)).astype(float)  # few distinct rows: many equal scores
-    model = HBOS().fit(X)
-    assert training_overlap(model, model.decision_function(X)) == 1.0  # row for row: still certain
-    assert training_overlap(model, model.decision_function(X[::-1][:300])) is None
+def test_training_overlap_estimates_from_a_sample_of_hashes(monkeypatch):
+    import deepad.pipeline
+
+    monkeypatch.setattr(deepad.pipeline, "FINGERPRINT_ROWS", 500)
+    train = make_fraud_frame(3000, seed=3, anomaly_rate=0.0).drop(columns=["is_fraud"])
+    new = make_fraud_frame(1000, seed=4, start_index=20_000, anomaly_rate=0.0).drop(columns=["is_fraud"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = TabularDetector(HBOS()).fit(train)
+    assert model.train_fingerprints_.shape == (500,)
+    assert _overlap(model, train) == 1.0
+    assert _overlap(model, new) == 0.0
+    half = pd.concat([new, train.iloc[:1000]], ignore_index=True)
+    assert _overlap(model, half) == pytest.approx(0.5, abs=0.1)
+
+
+def test_training_overlap_by_score_for_models_without_hashes():
+    """A model saved before fingerprints, or a bare detector: told by its (in-sample) training scores."""
+    from deepad.detectors import PCA
+
+    rng = np.random.default_rng(0)
+    X, X_new = rng.normal(size=(400, 4)), rng.normal(size=(200, 4))
+    model = PCA().fit(X)
+    assert training_overlap(model, model.decision_function(X)) == 1.0
+    assert training_overlap(model, model.decision_function(X_new)) == 0.0
+    ties = rng.integers(0, 3, size=(500, 2)).astype(float)  # few distinct rows: many equal scores
+    model = PCA().fit(ties)
+    assert training_overlap(model, model.decision_function(ties)) == 1.0  # row for row: still certain
+    assert training_overlap(model, model.decision_function(ties[::-1][:300])) is None
 
 
 def _report(model, frame, tmp_path, name, **kw):

@@ -43,7 +43,7 @@ def test_saved_model_files_follow_the_umask(tmp_path, mask):
         model.save(tmp_path / "m")
         assert default_mode() == 0o666 & ~mask and default_mode(True) == 0o777 & ~mask
     modes = _modes(tmp_path / "m")
-    assert "tensors.safetensors" in modes and "model.json" in modes and "detector_" in modes
+    assert "detector_/tensors.safetensors" in modes and "model.json" in modes and "detector_" in modes
     for name, mode in modes.items():
         expected = 0o777 & ~mask if (tmp_path / "m" / name).is_dir() else 0o666 & ~mask
         assert mode == expected, (name, oct(mode), oct(expected))

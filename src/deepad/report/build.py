@@ -73,15 +73,20 @@ def _write_atomic(path: Path, text: str, *, during: str | None = None) -> None:
         part.path.write_text(text, encoding="utf-8")
 
 
-def _sample_text(model, scores: np.ndarray, in_sample: bool | None) -> str:
+def _sample_text(model, scores: np.ndarray, in_sample: bool | None, Z: np.ndarray | None = None) -> str:
     """Whether the labelled rows' metrics are in-sample, as a sentence ("" when it cannot be told)."""
     from deepad.report.views import training_overlap
 
     if in_sample is None:
-        share = training_overlap(model, scores)
+        share = training_overlap(model, scores, Z)
     else:
         share = 1.0 if in_sample else 0.0
-    how = "" if in_sample is not None else " (their scores equal the model's training scores)"
+    if in_sample is not None:
+        how = ""
+    elif Z is not None and getattr(model, "train_fingerprints_", None) is not None:
+        how = " (matched by the training rows' hashes kept with the model)"
+    else:
+        how = " (their scores equal the model's training scores)"
     if share is None:
         return ""
     if share >= 0.99:
@@ -240,7 +245,8 @@ def build_report(
                 f"true-positive rate (recall) {op['tpr']:.3f}, false-positive rate {op['fpr']:.3f}"
                 + (f", precision {op['precision']:.3f}." if op["flagged"] else "; precision is undefined.")
             )
-            ctx["sample_text"] = _sample_text(model, scores[known], in_sample)
+            encoded = Z[known] if tabular and isinstance(Z, np.ndarray) and Z.shape[0] == known.size else None
+            ctx["sample_text"] = _sample_text(model, scores[known], in_sample, encoded)
     inner = model.detector_ if tabular else model
     history = getattr(inner, "history_", None)
     if isinstance(history, dict) and any(k.startswith(("train_", "val_")) and v for k, v in history.items()):

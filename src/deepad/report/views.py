@@ -82,9 +82,16 @@ def tsne_view(Z, scores, flags):
     return points, ("t-SNE 1", "t-SNE 2")
 
 
-def training_overlap(model, scores: np.ndarray) -> float | None:
+def training_overlap(model, scores: np.ndarray, Z: np.ndarray | None = None) -> float | None:
     """The fraction of the scored rows that are rows ``model`` was fitted on, or ``None`` if that cannot be told.
 
+    With the encoded rows ``Z`` of a model that keeps ``train_fingerprints_``
+    (a :class:`~deepad.pipeline.TabularDetector` keeps the row hashes of up
+    to 4,096 training rows), the rows are matched by hash: the hits among
+    the kept hashes, scaled by the share of training rows kept, estimate
+    how many scored rows are training rows (exact when all were kept).
+
+    Otherwise, for models saved before fingerprints, by score:
     ``decision_function`` reproduces a fitted model's ``decision_scores_``
     on its training rows, so a scored row whose score equals a training
     row's score (to 1e-9 relative) is taken for that training row.  This is
@@ -92,6 +99,13 @@ def training_overlap(model, scores: np.ndarray) -> float | None:
     (histogram or tree scores, duplicated rows) it returns ``None``, unless
     the scores equal the training scores row for row.
     """
+    kept = getattr(model, "train_fingerprints_", None)
+    if Z is not None and kept is not None and np.size(kept) and np.shape(Z)[0]:
+        from deepad.pipeline import row_fingerprints
+
+        n_train = np.size(getattr(model, "decision_scores_", kept))
+        hits = np.isin(row_fingerprints(Z), np.asarray(kept, dtype=np.int64)).sum()
+        return float(min(1.0, hits * max(n_train, np.size(kept)) / np.size(kept) / np.shape(Z)[0]))
     train = np.asarray(getattr(model, "decision_scores_", ()), dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     if train.size == 0 or scores.size == 0:
