@@ -161,7 +161,23 @@ def test_library_sample_and_its_errors():
 
 
 # --------------------------------------------------------------------------- progress of long steps
-def test_fit_progress_is_on_stderr_only_when_asked(capsys):
+@pytest.fixture
+def no_progress_delay(monkeypatch):
+    import deepad.data.progress
+
+    monkeypatch.setattr(deepad.data.progress, "LOG_DELAY_S", 0.0)
+
+
+def test_short_steps_leave_a_log_clean(capsys):
+    from deepad.data.progress import show_progress
+    from deepad.detectors import DEFAULT
+
+    with show_progress():  # stderr is not a terminal here: bars appear only after 30 s
+        DEFAULT(n_neighbors_global=20).fit(np.random.default_rng(0).normal(size=(300, 3)))
+    assert capsys.readouterr().err == ""
+
+
+def test_fit_progress_is_on_stderr_only_when_asked(capsys, no_progress_delay):
     from deepad.data.progress import show_progress
     from deepad.detectors import DEFAULT
 
@@ -178,7 +194,7 @@ def test_fit_progress_is_on_stderr_only_when_asked(capsys):
     assert capsys.readouterr().err == ""
 
 
-def test_train_shows_progress_unless_quiet(big_table):
+def test_train_shows_progress_unless_quiet(big_table, no_progress_delay):
     d = big_table
     fast = ["--params", '{"deep_weight": 0, "n_neighbors_global": 20}']
     loud = CliRunner().invoke(app, ["train", str(d / "t.csv"), "-x", "label", "-o", str(d / "p1"), *fast])

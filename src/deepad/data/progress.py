@@ -14,6 +14,10 @@ from typing import Iterator
 __all__ = ["show_progress", "progress_bar"]
 
 
+#: seconds before a bar first appears: on a terminal, and in a log (stderr not a terminal), so short steps stay quiet
+TTY_DELAY_S = 1.0
+LOG_DELAY_S = 30.0
+
 _SHOW_PROGRESS: contextvars.ContextVar[bool] = contextvars.ContextVar("deepad_show_progress", default=False)
 
 
@@ -32,9 +36,10 @@ def show_progress(enabled: bool = True) -> Iterator[None]:
 def progress_bar(total: int, desc: str, unit: str = "it", **options):
     """A tqdm bar on stderr inside :func:`show_progress`, else a disabled one (a no-op with the same methods).
 
-    On a terminal it redraws at most every 0.5 s; in a log (stderr not a
-    terminal) it writes a line at most every 30 s, so a long run still says
-    where it is without flooding the log.
+    On a terminal it appears after 1 s and redraws at most every 0.5 s; in a
+    log (stderr not a terminal) it appears only after 30 s and then writes a
+    line at most every 30 s, so a long run still says where it is while a
+    short one leaves the log clean.
     """
     import sys
 
@@ -50,6 +55,7 @@ def progress_bar(total: int, desc: str, unit: str = "it", **options):
         leave=False,
         file=sys.stderr,
         mininterval=0.5 if tty else 30.0,
+        delay=TTY_DELAY_S if tty else LOG_DELAY_S,
         dynamic_ncols=tty,
         **options,
     )
