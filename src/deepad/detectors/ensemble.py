@@ -214,7 +214,7 @@ class LocalGlobalEnsemble(BaseDetector):
         self.neighbors_ = NearestNeighbors(n_neighbors=k_max, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(Z)
         # X=None: every training row's neighbours among the *other* rows (dropped by index, so duplicates count).
         dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k_max)
-        bar.set_description(f"DEFAULT on {n:,} rows: histograms")
+        bar.set_description(f"DEFAULT on {n:,} rows: histograms", refresh=False)
         bar.update(1)
         self.hbos_ = HBOS(n_bins=self.n_bins, contamination=self.contamination).fit(Z)
         bar.update(1)
@@ -230,7 +230,7 @@ class LocalGlobalEnsemble(BaseDetector):
         self._loo_scores = self._combine(self._loo_views)
         self.deep_ = None
         if float(self.deep_weight) > 0:
-            bar.set_description(f"DEFAULT on {n:,} rows: deep view")
+            bar.set_description(f"DEFAULT on {n:,} rows: deep view", refresh=False)
             self._fit_deep_view(X, seed)
             bar.update(1)
         bar.close()
