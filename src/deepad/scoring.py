@@ -266,9 +266,9 @@ def score_file(
     total = count_rows(source)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from deepad.data.progress import progress_bar
 
-        bar = tqdm(total=total, unit="row", unit_scale=True, desc="scoring", leave=False, dynamic_ncols=True)
+        bar = progress_bar(total, "scoring", unit="row", enabled=True, unit_scale=True)
     t0 = time.perf_counter()
     writer = TableWriter(out, fmt, during=f"scoring {os.fspath(source) if source_path is not None else 'the data'}")
     try:

@@ -364,9 +364,9 @@ class Trainer:
 
         progress = None
         if self.verbose:
-            from tqdm.auto import tqdm
+            from deepad.data.progress import progress_bar
 
-            progress = tqdm(total=int(self.epochs), desc="training", unit="epoch", leave=False)
+            progress = progress_bar(int(self.epochs), "training", unit="epoch", enabled=True)
         self.epochs_run_ = 0
         start = time.perf_counter()
         try:
@@ -411,7 +411,7 @@ class Trainer:
                 for cb in callbacks:
                     stop = bool(cb.on_epoch_end(self, epoch, logs)) or stop
                 if progress is not None:
-                    progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"})
+                    progress.set_postfix({k: f"{v:.4g}" for k, v in logs.items() if k != "lr"}, refresh=False)
                     progress.update(1)
                 logger.debug("epoch %d %s", epoch, logs)
                 if stop:

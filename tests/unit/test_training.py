@@ -218,7 +218,12 @@ def test_fit_on_unavailable_device_fails_clearly(planted):
         D.AutoEncoder(**FAST_PARAMS["AutoEncoder"], device="cuda").fit(planted[0])
 
 
-def test_progress_bar_when_verbose(planted, capsys):
+def test_progress_bar_when_verbose(planted, capsys, monkeypatch):
+    import deepad.data.progress
+
+    D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "verbose": True, "epochs": 3}).fit(planted[0])
+    assert capsys.readouterr().err == ""  # in a log (not a terminal) a bar appears only after 30 s
+    monkeypatch.setattr(deepad.data.progress, "LOG_DELAY_S", 0.0)
     D.AutoEncoder(**{**FAST_PARAMS["AutoEncoder"], "verbose": True, "epochs": 3}).fit(planted[0])
     assert "training" in capsys.readouterr().err
 

@@ -33,8 +33,8 @@ def show_progress(enabled: bool = True) -> Iterator[None]:
         _SHOW_PROGRESS.reset(token)
 
 
-def progress_bar(total: int, desc: str, unit: str = "it", **options):
-    """A tqdm bar on stderr inside :func:`show_progress`, else a disabled one (a no-op with the same methods).
+def progress_bar(total: int, desc: str, unit: str = "it", *, enabled: bool | None = None, **options):
+    """A tqdm bar on stderr inside :func:`show_progress` (or when ``enabled``), else a disabled one (a no-op).
 
     On a terminal it appears after 1 s and redraws at most every 0.5 s; in a
     log (stderr not a terminal) it appears only after 30 s and then writes a
@@ -45,7 +45,7 @@ def progress_bar(total: int, desc: str, unit: str = "it", **options):
 
     from tqdm.auto import tqdm
 
-    enabled = _SHOW_PROGRESS.get()
+    enabled = _SHOW_PROGRESS.get() if enabled is None else bool(enabled)
     tty = enabled and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
     return tqdm(
         total=total,
