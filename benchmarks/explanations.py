@@ -95,8 +95,10 @@ def hits(A: pd.DataFrame, planted: list, ks: np.ndarray) -> np.ndarray:
     return np.array([frozenset(names[order[i, : ks[i]]]) == planted[i] for i in range(len(planted))])
 
 
-def run(detectors, n_train, n_per_k, seed, methods):
+def run(detectors, n_train, n_per_k, seed, methods, category_encoding="rarity"):
     from deepad.explain import explain, family_method
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     from deepad.pipeline import TabularDetector
 
     rng = np.random.default_rng(seed)
@@ -104,6 +106,8 @@ def run(detectors, n_train, n_per_k, seed, methods):
     stats = {c: (float(clean[c].median()), float(clean[c].std())) for c in NUMERIC}
     ks = np.repeat([1, 2, 3], n_per_k)
     test, planted = plant(normal_rows(ks.size, rng), ks, stats, rng)
+    has_cat = np.array([any(c in CATEGORIES for c in p) for p in planted])
+    normal_test = normal_rows(4 * ks.size, rng)  # for the detection ROC-AUC: planted rows against fresh normal ones
     n_contam = int(round(0.05 * n_train / 0.95))
     dirty_extra, _ = plant(normal_rows(n_contam, rng), rng.integers(1, 4, size=n_contam), stats, rng)
     train_sets = {"one-class": clean, "unsupervised": pd.concat([clean, dirty_extra], ignore_index=True)}
@@ -113,10 +117,22 @@ def run(detectors, n_train, n_per_k, seed, methods):
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = TabularDetector(make_detector(name, seed)).fit(train)
+                model = TabularDetector(make_detector(name, seed), category_encoding=category_encoding).fit(train)
             fit_s = time.perf_counter() - t0
-            flagged = model.decision_function(test) > model.threshold_
-            row = {"detector": name, "setting": setting, "fit_s": fit_s, "flagged": float(flagged.mean())}
+            s_test = model.decision_function(test)
+            flagged = s_test > model.threshold_
+            s_norm = model.decision_function(normal_test)
+            y = np.r_[np.ones(len(test)), np.zeros(len(normal_test))]
+            row = {
+                "detector": name,
+                "setting": setting,
+                "fit_s": fit_s,
+                "flagged": float(flagged.mean()),
+                "flagged_cat": float(flagged[has_cat].mean()),
+                "flagged_num": float(flagged[~has_cat].mean()),
+                "auc": float(roc_auc_score(y, np.r_[s_test, s_norm])),
+                "ap": float(average_precision_score(y, np.r_[s_test, s_norm])),
+            }
             for label in methods:
                 if label == "family":
                     how = family_method(model)
@@ -137,12 +153,19 @@ def run(detectors, n_train, n_per_k, seed, methods):
                 for k in (1, 2, 3):
                     row[f"{label}@{k}"] = float(h[ks == k].mean())
                 row[f"{label}@all"] = float(h.mean())
+                row[f"{label}@cat"] = float(h[has_cat].mean())
+                row[f"{label}@num"] = float(h[~has_cat].mean())
                 row[f"{label}@flagged"] = float(h[flagged].mean()) if flagged.any() else float("nan")
                 if label == "family":
                     row["family_method"] = kwargs["method"]
             records.append(row)
             shown = "  ".join(f"{m}={row[f'{m}@all']:.2f}" for m in methods if f"{m}@all" in row)
-            print(f"{name:20s} {setting:12s} fit {fit_s:5.1f}s  flagged {row['flagged']:.2f}  {shown}", flush=True)
+            print(
+                f"{name:20s} {setting:12s} fit {fit_s:5.1f}s  auc {row['auc']:.3f}  flagged {row['flagged']:.2f} "
+                f"(cat {row['flagged_cat']:.2f} num {row['flagged_num']:.2f})  {shown}  "
+                f"shapley cat/num {row.get('shapley@cat', np.nan):.2f}/{row.get('shapley@num', np.nan):.2f}",
+                flush=True,
+            )
     return pd.DataFrame(records)
 
 
@@ -166,13 +189,20 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="Fewer rows and detectors (about a minute or two).")
     parser.add_argument("--detectors", default=None, help="Comma-separated detector names (default: all).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--category-encoding",
+        default="rarity",
+        choices=["rarity", "onehot"],
+        help="TabularDetector's category_encoding (onehot: the encoding before issue 19 round 2).",
+    )
+    parser.add_argument("--methods", default="shapley,shap8,occlusion,family", help="Comma-separated methods.")
     parser.add_argument("--no-write", action="store_true", help="Print only; do not write RESULTS.md.")
     args = parser.parse_args(argv)
     detectors = args.detectors.split(",") if args.detectors else (QUICK if args.quick else FULL)
     n_train, n_per_k = (1000, 20) if args.quick else (2000, 40)
-    methods = ["shapley", "shap8", "occlusion", "family"]
+    methods = args.methods.split(",")
     t0 = time.perf_counter()
-    df = run(detectors, n_train, n_per_k, args.seed, methods)
+    df = run(detectors, n_train, n_per_k, args.seed, methods, args.category_encoding)
     text = table(df, methods)
     print(text)
     summary = df.groupby("setting")[[f"{m}@all" for m in methods if f"{m}@all" in df]].agg(["min", "mean"])
