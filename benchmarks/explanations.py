@@ -23,6 +23,7 @@ integrated gradients, ECOD tail, else occlusion).
 
     DEEPAD_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/explanations.py --quick
     DEEPAD_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/explanations.py   # writes RESULTS.md
+    ... benchmarks/explanations.py --category-encoding onehot   # the old 0/1 encoding: RESULTS-onehot.md
 """
 
 from __future__ import annotations
@@ -170,13 +171,14 @@ def run(detectors, n_train, n_per_k, seed, methods, category_encoding="rarity"):
 
 
 def table(df: pd.DataFrame, methods) -> str:
-    heads = ["detector", "setting", "old family method"]
-    for k in (1, 2, 3, "all", "flagged"):
+    heads = ["detector", "setting", "old family method", "ROC-AUC", "flagged (cat / num)"]
+    for k in (1, 2, 3, "all", "flagged", "cat", "num"):
         heads += [f"{m} @{k}" for m in methods]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for _, r in df.iterrows():
-        cells = [r["detector"], r["setting"], str(r.get("family_method", ""))]
-        for k in (1, 2, 3, "all", "flagged"):
+        cells = [r["detector"], r["setting"], str(r.get("family_method", "")), f"{r['auc']:.3f}"]
+        cells.append(f"{100 * r['flagged']:.0f}% ({100 * r['flagged_cat']:.0f} / {100 * r['flagged_num']:.0f})")
+        for k in (1, 2, 3, "all", "flagged", "cat", "num"):
             for m in methods:
                 v = r.get(f"{m}@{k}")
                 cells.append("" if v is None or pd.isna(v) else f"{100 * v:.0f}%")
@@ -212,11 +214,15 @@ def main(argv=None):
     if not args.no_write and not args.quick:
         OUT.mkdir(parents=True, exist_ok=True)
         secs = df[[c for c in df.columns if c.endswith("_s")]].round(2)
-        (OUT / "RESULTS.md").write_text(
+        stem = "RESULTS" if args.category_encoding == "rarity" else f"RESULTS-{args.category_encoding}"
+        (OUT / f"{stem}.md").write_text(
             "# Explanations: are the planted columns the top-k?\n\n"
             f"`benchmarks/explanations.py` (seed {args.seed}, {n_train} training rows, {n_per_k} planted "
             f"anomalies per k; total {elapsed:.0f} s on this machine).  hit@k = share of planted anomalies "
-            "whose k top-attributed columns are exactly the k planted columns.\n\n"
+            "whose k top-attributed columns are exactly the k planted columns; @flagged over the planted rows "
+            "the detector flags; @cat / @num over those with / without a planted categorical column.  ROC-AUC: "
+            f"planted rows against {4 * 3 * n_per_k} fresh normal rows.  TabularDetector(category_encoding="
+            f"{args.category_encoding!r}).\n\n"
             + text
             + "\n\n## Summary over detectors (min, mean of @all)\n\n```\n"
             + summary.round(3).to_string()
@@ -224,8 +230,8 @@ def main(argv=None):
             + pd.concat([df[["detector", "setting"]], secs], axis=1).to_string(index=False)
             + "\n"
         )
-        df.to_csv(OUT / "results.csv", index=False)
-        print(f"wrote {OUT / 'RESULTS.md'}")
+        df.to_csv(OUT / f"{stem.lower()}.csv", index=False)
+        print(f"wrote {OUT / stem}.md")
 
 
 if __name__ == "__main__":
