@@ -108,9 +108,9 @@ def run(detectors, n_train, n_per_k, seed, methods, category_encoding="rarity"):
     ks = np.repeat([1, 2, 3], n_per_k)
     test, planted = plant(normal_rows(ks.size, rng), ks, stats, rng)
     has_cat = np.array([any(c in CATEGORIES for c in p) for p in planted])
-    normal_test = normal_rows(4 * ks.size, rng)  # for the detection ROC-AUC: planted rows against fresh normal ones
     n_contam = int(round(0.05 * n_train / 0.95))
     dirty_extra, _ = plant(normal_rows(n_contam, rng), rng.integers(1, 4, size=n_contam), stats, rng)
+    normal_test = normal_rows(4 * ks.size, rng)  # for the detection ROC-AUC: planted rows against fresh normal ones
     train_sets = {"one-class": clean, "unsupervised": pd.concat([clean, dirty_extra], ignore_index=True)}
     records = []
     for name in detectors:
