@@ -87,3 +87,22 @@ def test_knn_sees_a_rare_category():
         model = TabularDetector(KNN(), category_encoding=enc).fit(train)
         auc[enc] = roc_auc_score(y, model.decision_function(test))
     assert auc["rarity"] > 0.99 and auc["onehot"] < 0.9  # measured 1.0 and 0.85
+
+
+def test_cli_train_category_encoding(tmp_path):
+    import deepad
+    from typer.testing import CliRunner
+
+    from deepad.cli import app
+    from deepad.data.synthetic import write_fraud_csv
+
+    data = write_fraud_csv(tmp_path / "tx.csv", 300)
+    runner = CliRunner()
+    for enc in ("onehot", "rarity"):
+        args = ["--quiet", "train", str(data), "-o", str(tmp_path / enc), "-d", "KNN", "--label-column", "is_fraud"]
+        result = runner.invoke(app, args + ["--category-encoding", enc])
+        assert result.exit_code == 0, result.output
+        assert deepad.load(tmp_path / enc).preprocessor.category_encoding == enc
+    bad = runner.invoke(app, ["--quiet", "train", str(data), "-o", str(tmp_path / "bad"), "--category-encoding", "x"])
+    assert bad.exit_code == 2 and "category_encoding must be one of ('rarity', 'onehot'), got 'x'" in bad.output
+    assert "Traceback" not in bad.output and not (tmp_path / "bad").exists()
