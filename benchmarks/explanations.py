@@ -23,6 +23,7 @@ integrated gradients, ECOD tail, else occlusion).
 
     DEEPAD_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/explanations.py --quick
     DEEPAD_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python benchmarks/explanations.py   # writes RESULTS.md
+    ... benchmarks/explanations.py --category-encoding onehot   # the old 0/1 encoding: RESULTS-onehot.md
 """
 
 from __future__ import annotations
@@ -95,8 +96,10 @@ def hits(A: pd.DataFrame, planted: list, ks: np.ndarray) -> np.ndarray:
     return np.array([frozenset(names[order[i, : ks[i]]]) == planted[i] for i in range(len(planted))])
 
 
-def run(detectors, n_train, n_per_k, seed, methods):
+def run(detectors, n_train, n_per_k, seed, methods, category_encoding="rarity"):
     from deepad.explain import explain, family_method
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
     from deepad.pipeline import TabularDetector
 
     rng = np.random.default_rng(seed)
@@ -104,8 +107,10 @@ def run(detectors, n_train, n_per_k, seed, methods):
     stats = {c: (float(clean[c].median()), float(clean[c].std())) for c in NUMERIC}
     ks = np.repeat([1, 2, 3], n_per_k)
     test, planted = plant(normal_rows(ks.size, rng), ks, stats, rng)
+    has_cat = np.array([any(c in CATEGORIES for c in p) for p in planted])
     n_contam = int(round(0.05 * n_train / 0.95))
     dirty_extra, _ = plant(normal_rows(n_contam, rng), rng.integers(1, 4, size=n_contam), stats, rng)
+    normal_test = normal_rows(4 * ks.size, rng)  # for the detection ROC-AUC: planted rows against fresh normal ones
     train_sets = {"one-class": clean, "unsupervised": pd.concat([clean, dirty_extra], ignore_index=True)}
     records = []
     for name in detectors:
@@ -113,10 +118,22 @@ def run(detectors, n_train, n_per_k, seed, methods):
             t0 = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = TabularDetector(make_detector(name, seed)).fit(train)
+                model = TabularDetector(make_detector(name, seed), category_encoding=category_encoding).fit(train)
             fit_s = time.perf_counter() - t0
-            flagged = model.decision_function(test) > model.threshold_
-            row = {"detector": name, "setting": setting, "fit_s": fit_s, "flagged": float(flagged.mean())}
+            s_test = model.decision_function(test)
+            flagged = s_test > model.threshold_
+            s_norm = model.decision_function(normal_test)
+            y = np.r_[np.ones(len(test)), np.zeros(len(normal_test))]
+            row = {
+                "detector": name,
+                "setting": setting,
+                "fit_s": fit_s,
+                "flagged": float(flagged.mean()),
+                "flagged_cat": float(flagged[has_cat].mean()),
+                "flagged_num": float(flagged[~has_cat].mean()),
+                "auc": float(roc_auc_score(y, np.r_[s_test, s_norm])),
+                "ap": float(average_precision_score(y, np.r_[s_test, s_norm])),
+            }
             for label in methods:
                 if label == "family":
                     how = family_method(model)
@@ -137,23 +154,31 @@ def run(detectors, n_train, n_per_k, seed, methods):
                 for k in (1, 2, 3):
                     row[f"{label}@{k}"] = float(h[ks == k].mean())
                 row[f"{label}@all"] = float(h.mean())
+                row[f"{label}@cat"] = float(h[has_cat].mean())
+                row[f"{label}@num"] = float(h[~has_cat].mean())
                 row[f"{label}@flagged"] = float(h[flagged].mean()) if flagged.any() else float("nan")
                 if label == "family":
                     row["family_method"] = kwargs["method"]
             records.append(row)
             shown = "  ".join(f"{m}={row[f'{m}@all']:.2f}" for m in methods if f"{m}@all" in row)
-            print(f"{name:20s} {setting:12s} fit {fit_s:5.1f}s  flagged {row['flagged']:.2f}  {shown}", flush=True)
+            print(
+                f"{name:20s} {setting:12s} fit {fit_s:5.1f}s  auc {row['auc']:.3f}  flagged {row['flagged']:.2f} "
+                f"(cat {row['flagged_cat']:.2f} num {row['flagged_num']:.2f})  {shown}  "
+                f"shapley cat/num {row.get('shapley@cat', np.nan):.2f}/{row.get('shapley@num', np.nan):.2f}",
+                flush=True,
+            )
     return pd.DataFrame(records)
 
 
 def table(df: pd.DataFrame, methods) -> str:
-    heads = ["detector", "setting", "old family method"]
-    for k in (1, 2, 3, "all", "flagged"):
+    heads = ["detector", "setting", "old family method", "ROC-AUC", "flagged (cat / num)"]
+    for k in (1, 2, 3, "all", "flagged", "cat", "num"):
         heads += [f"{m} @{k}" for m in methods]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for _, r in df.iterrows():
-        cells = [r["detector"], r["setting"], str(r.get("family_method", ""))]
-        for k in (1, 2, 3, "all", "flagged"):
+        cells = [r["detector"], r["setting"], str(r.get("family_method", "")), f"{r['auc']:.3f}"]
+        cells.append(f"{100 * r['flagged']:.0f}% ({100 * r['flagged_cat']:.0f} / {100 * r['flagged_num']:.0f})")
+        for k in (1, 2, 3, "all", "flagged", "cat", "num"):
             for m in methods:
                 v = r.get(f"{m}@{k}")
                 cells.append("" if v is None or pd.isna(v) else f"{100 * v:.0f}%")
@@ -166,13 +191,20 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="Fewer rows and detectors (about a minute or two).")
     parser.add_argument("--detectors", default=None, help="Comma-separated detector names (default: all).")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--category-encoding",
+        default="rarity",
+        choices=["rarity", "onehot"],
+        help="TabularDetector's category_encoding (onehot: the encoding before issue 19 round 2).",
+    )
+    parser.add_argument("--methods", default="shapley,shap8,occlusion,family", help="Comma-separated methods.")
     parser.add_argument("--no-write", action="store_true", help="Print only; do not write RESULTS.md.")
     args = parser.parse_args(argv)
     detectors = args.detectors.split(",") if args.detectors else (QUICK if args.quick else FULL)
     n_train, n_per_k = (1000, 20) if args.quick else (2000, 40)
-    methods = ["shapley", "shap8", "occlusion", "family"]
+    methods = args.methods.split(",")
     t0 = time.perf_counter()
-    df = run(detectors, n_train, n_per_k, args.seed, methods)
+    df = run(detectors, n_train, n_per_k, args.seed, methods, args.category_encoding)
     text = table(df, methods)
     print(text)
     summary = df.groupby("setting")[[f"{m}@all" for m in methods if f"{m}@all" in df]].agg(["min", "mean"])
@@ -182,11 +214,15 @@ def main(argv=None):
     if not args.no_write and not args.quick:
         OUT.mkdir(parents=True, exist_ok=True)
         secs = df[[c for c in df.columns if c.endswith("_s")]].round(2)
-        (OUT / "RESULTS.md").write_text(
+        stem = "RESULTS" if args.category_encoding == "rarity" else f"RESULTS-{args.category_encoding}"
+        (OUT / f"{stem}.md").write_text(
             "# Explanations: are the planted columns the top-k?\n\n"
             f"`benchmarks/explanations.py` (seed {args.seed}, {n_train} training rows, {n_per_k} planted "
             f"anomalies per k; total {elapsed:.0f} s on this machine).  hit@k = share of planted anomalies "
-            "whose k top-attributed columns are exactly the k planted columns.\n\n"
+            "whose k top-attributed columns are exactly the k planted columns; @flagged over the planted rows "
+            "the detector flags; @cat / @num over those with / without a planted categorical column.  ROC-AUC: "
+            f"planted rows against {4 * 3 * n_per_k} fresh normal rows.  TabularDetector(category_encoding="
+            f"{args.category_encoding!r}).\n\n"
             + text
             + "\n\n## Summary over detectors (min, mean of @all)\n\n```\n"
             + summary.round(3).to_string()
@@ -194,8 +230,8 @@ def main(argv=None):
             + pd.concat([df[["detector", "setting"]], secs], axis=1).to_string(index=False)
             + "\n"
         )
-        df.to_csv(OUT / "results.csv", index=False)
-        print(f"wrote {OUT / 'RESULTS.md'}")
+        df.to_csv(OUT / f"{stem.lower()}.csv", index=False)
+        print(f"wrote {OUT / stem}.md")
 
 
 if __name__ == "__main__":

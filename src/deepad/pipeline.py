@@ -79,7 +79,7 @@ class TabularDetector(BaseDetector):
     schema:
         a :class:`~deepad.data.Schema` (dict) fixing column kinds; ``None``
         infers it at ``fit`` with ``exclude`` and ``types``.
-    exclude, types, scaling, max_categories, min_category_count, datetime_features:
+    exclude, types, scaling, category_encoding, max_categories, min_category_count, datetime_features:
         see :class:`~deepad.data.TabularPreprocessor`.
     contamination:
         fraction of training rows above the threshold (PyOD's rule).
@@ -112,6 +112,7 @@ class TabularDetector(BaseDetector):
         exclude=(),
         types: Mapping[str, str] | None = None,
         scaling: str | None = "standard",
+        category_encoding: str = "rarity",
         max_categories: int = 20,
         min_category_count: int = 5,
         datetime_features=("hour", "dayofweek", "month"),
@@ -124,6 +125,7 @@ class TabularDetector(BaseDetector):
         self.exclude = exclude
         self.types = types
         self.scaling = scaling
+        self.category_encoding = category_encoding
         self.max_categories = max_categories
         self.min_category_count = min_category_count
         self.datetime_features = datetime_features
@@ -155,6 +157,7 @@ class TabularDetector(BaseDetector):
             exclude=self.exclude,
             types=self.types,
             scaling=self.scaling,
+            category_encoding=self.category_encoding,
             max_categories=self.max_categories,
             min_category_count=self.min_category_count,
             datetime_features=self.datetime_features,

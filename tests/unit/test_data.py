@@ -259,7 +259,8 @@ def test_preprocessor_unseen_categories_and_high_cardinality(frame):
     report = ScoringReport()
     Z = prep.transform(new, report=report)
     names = prep.feature_names_out_
-    assert (Z[:7, names.index("merchant_category=__other__")] == 1).all()
+    j = names.index("merchant_category=__other__")
+    assert np.allclose(Z[:7, j], (1 - prep.center_[j]) / prep.scale_[j])  # one-hot "present", rarity-scaled
     assert report.unseen["merchant_category"] == 7 and report.unseen_examples["merchant_category"] == ["mcc_spaceship"]
     assert report.rows == 50 and any("mcc_spaceship" in n for n in report.notes())
 
@@ -279,7 +280,10 @@ def test_scaling_options(frame, scaling):
     else:
         np.testing.assert_array_equal(a, raw)
     onehots = [i for i, n in enumerate(prep.feature_names_out_) if "=" in n]
-    assert set(np.unique(Z[:, onehots])) <= {0.0, 1.0}
+    if scaling is None:
+        assert set(np.unique(Z[:, onehots])) <= {0.0, 1.0}
+    else:  # category_encoding="rarity": two values per one-hot column, "absent" below 0 and "present" above
+        assert all(len(np.unique(Z[:, j])) <= 2 and Z[:, j].min() < 0 for j in onehots)
 
 
 def test_preprocessor_state_is_json_and_round_trips(frame):

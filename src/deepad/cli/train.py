@@ -134,6 +134,12 @@ def train(
     ),
     params: str = typer.Option(None, "--params", "-p", help="Detector parameters as JSON, e.g. '{\"epochs\": 50}'."),
     scaling: str = typer.Option("standard", "--scaling", help="standard, robust, minmax or none."),
+    category_encoding: str = typer.Option(
+        "rarity",
+        "--category-encoding",
+        help="Tables: 'rarity' scales each category's one-hot column so a rare category lies as far out as a "
+        "normal value with the same tail probability; 'onehot' keeps 0/1 (what models before issue 19 used).",
+    ),
     seed: int = typer.Option(
         0, "--seed", help="Random seed (when the detector has random_state and --params does not set it)."
     ),
@@ -212,6 +218,7 @@ def train(
                 "--type": types or None,
                 "--calibration-fraction": calibration_fraction or None,
                 "--scaling": None if scaling == "standard" else scaling,
+                "--category-encoding": None if category_encoding == "rarity" else category_encoding,
                 "--timestamp-column": timestamp_column,
                 "--resample": resample,
                 "--fill-limit": None if fill_limit == 3 else fill_limit,
@@ -258,6 +265,7 @@ def train(
                 ("--type", types),
                 ("--calibration-fraction", calibration_fraction or None),
                 ("--scaling", None if scaling == "standard" else scaling),
+                ("--category-encoding", None if category_encoding == "rarity" else category_encoding),
                 ("--image-size", image_size),
             )
             if v
@@ -322,6 +330,7 @@ def train(
         inner,
         schema=schema,
         scaling=None if scaling.lower() == "none" else scaling,
+        category_encoding=category_encoding,
         contamination=0.1 if contamination is None else contamination,
         max_train_rows=limit or None,
         random_state=seed,

@@ -32,6 +32,9 @@ categorical
     never seen get half a count), which keeps the information "this is a
     rare merchant" that the ``__other__`` bucket would lose.  So a column
     with a million distinct values costs ``max_categories + 2`` features.
+    The one-hot columns are scaled by rarity (``category_encoding``): a row
+    with a category seen in a share ``p`` of training rows lies as many
+    units out as a normal value with tail probability ``p``.
 
 At scoring time nothing is coerced silently: a missing column, a value
 that cannot be read as the column's kind (``"abc"`` in a numeric column,
@@ -119,6 +122,26 @@ def _warn_unseen(counts: Mapping[str, int], rows: int) -> None:
 _SCALINGS = SCALERS
 _DATETIME_FEATURES = ("hour", "dayofweek", "month", "unix")
 _STATE_VERSION = 1
+_CATEGORY_ENCODINGS = ("rarity", "onehot")
+
+
+def _rarity_scale(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and scale of one-hot columns with training frequencies ``p`` under ``category_encoding="rarity"``.
+
+    The indicator is centred on ``p`` and scaled so that having the category
+    puts the row ``z(p) = Phi^-1(1 - p / 2)`` units out: as far as a normal
+    value with the same two-sided tail probability (p = 0.3 % -> 2.97, 5 % ->
+    1.96, 40 % -> 0.84).  ``p`` is kept half a row away from 0 and 1, so a
+    category never seen in training (``__other__``) is 3.7 units out at
+    2,000 rows and no scale is 0.  Plain standardization, ``sqrt(p (1 - p))``,
+    puts a 0.3 % category 18 units out, which makes LOF treat the rare rows
+    as a cluster of their own (docs/design/explanations.md).
+    """
+    from scipy.special import ndtri
+
+    p = np.clip(np.asarray(p, dtype=np.float64), 0.5 / n, 1.0 - 0.5 / n)
+    z = ndtri(1.0 - p / 2.0)
+    return p, (1.0 - p) / z
 
 
 @dataclass
@@ -190,7 +213,17 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     scaling:
         ``"standard"`` (default), ``"robust"`` (median / IQR; for heavy tails),
         ``"minmax"`` or ``None``.  Applies to numeric, datetime and frequency
-        features; indicators and one-hot columns stay 0/1.
+        features (and, with ``category_encoding="rarity"``, one-hot
+        columns); missing-value indicators stay 0/1.
+    category_encoding:
+        ``"rarity"`` (default) centres each one-hot column on its training
+        frequency ``p`` and scales it so that a row with the category lies
+        ``Phi^-1(1 - p / 2)`` units out -- as far as a normal value with the
+        same two-sided tail probability (0.3 % -> 2.97) -- so distance-based
+        detectors (KNN, LOF, OneClassSVM) see a rare category as they see a
+        tail value.  ``"onehot"`` keeps plain 0/1 indicators, as models
+        saved before this option did (their saved state loads as
+        ``"onehot"``).  With ``scaling=None`` nothing is scaled: 0/1.
     max_categories:
         most one-hot columns per categorical column (besides ``__other__``).
     min_category_count:
@@ -206,6 +239,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         exclude=(),
         types: Mapping[str, str] | None = None,
         scaling: str | None = "standard",
+        category_encoding: str = "rarity",
         max_categories: int = 20,
         min_category_count: int = 5,
         datetime_features=("hour", "dayofweek", "month"),
@@ -214,6 +248,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.exclude = exclude
         self.types = types
         self.scaling = scaling
+        self.category_encoding = category_encoding
         self.max_categories = max_categories
         self.min_category_count = min_category_count
         self.datetime_features = datetime_features
@@ -222,6 +257,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
     def _check_params(self) -> None:
         if self.scaling not in _SCALINGS:
             raise ValueError(f"scaling must be one of {_SCALINGS}, got {self.scaling!r}.")
+        if self.category_encoding not in _CATEGORY_ENCODINGS:
+            raise ValueError(f"category_encoding must be one of {_CATEGORY_ENCODINGS}, got {self.category_encoding!r}.")
         if not (isinstance(self.max_categories, (int, np.integer)) and self.max_categories >= 1):
             raise ValueError(f"max_categories must be a positive integer, got {self.max_categories!r}.")
         if not (isinstance(self.min_category_count, (int, np.integer)) and self.min_category_count >= 1):
@@ -298,16 +335,22 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.center_[cont] = center
         self.scale_[cont] = scale
         Z[:, cont] = (Z[:, cont] - center) / scale
+        if self.category_encoding == "rarity" and self.scaling is not None:
+            # A category seen in a share p of the rows lies z(p) = isf(p / 2) units out (see _rarity_scale).
+            hot = np.asarray(self.onehot_, dtype=bool)
+            self.center_[hot], self.scale_[hot] = _rarity_scale(Z[:, hot].mean(axis=0), n)
+            Z[:, hot] = (Z[:, hot] - self.center_[hot]) / self.scale_[hot]
         self.n_rows_fit_ = n
         return np.ascontiguousarray(Z)
 
     def _build_layout(self) -> None:
-        names, sources, continuous = [], [], []
+        names, sources, continuous, onehot = [], [], [], []
 
-        def add(feature: str, source: str, is_continuous: bool) -> None:
+        def add(feature: str, source: str, is_continuous: bool, is_onehot: bool = False) -> None:
             names.append(feature)
             sources.append(source)
             continuous.append(is_continuous)
+            onehot.append(is_onehot)
 
         for col in self.columns_:
             name, kind = col["name"], col["kind"]
@@ -322,8 +365,8 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                         add(f"{name}__{f}", name, True)
             else:
                 for c in col["categories"]:
-                    add(f"{name}={c}", name, False)
-                add(f"{name}={OTHER}", name, False)
+                    add(f"{name}={c}", name, False, True)
+                add(f"{name}={OTHER}", name, False, True)
                 if col["frequency"]:
                     add(f"{name}__logfreq", name, True)
             if col.get("indicator"):
@@ -331,6 +374,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         self.feature_names_out_ = names
         self.feature_sources_ = sources
         self.continuous_ = continuous
+        self.onehot_ = onehot
         self.n_features_out_ = len(names)
         self._lookup = None
 
@@ -510,6 +554,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         if int(state.get("version", 0)) > _STATE_VERSION:
             raise ValueError(f"preprocessor state version {state['version']} is newer than this deepad understands.")
         params = dict(state["params"])
+        params.setdefault("category_encoding", "onehot")  # saved before the option existed: plain 0/1 indicators
         if params.get("datetime_features") is not None:
             params["datetime_features"] = tuple(params["datetime_features"])
         params["exclude"] = tuple(params.get("exclude") or ())
