@@ -104,6 +104,9 @@ class TabularDetector(BaseDetector):
     ``__other__``.
     """
 
+    #: parameters added later, with the value models saved before them behave by (deepad.persistence)
+    _params_before_added = {"category_encoding": "onehot"}
+
     def __init__(
         self,
         detector: BaseDetector | None = None,

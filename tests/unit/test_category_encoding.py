@@ -106,3 +106,21 @@ def test_cli_train_category_encoding(tmp_path):
     bad = runner.invoke(app, ["--quiet", "train", str(data), "-o", str(tmp_path / "bad"), "--category-encoding", "x"])
     assert bad.exit_code == 2 and "category_encoding must be one of ('rarity', 'onehot'), got 'x'" in bad.output
     assert "Traceback" not in bad.output and not (tmp_path / "bad").exists()
+
+
+def test_a_model_saved_before_the_option_says_onehot_and_refits_so(tmp_path):
+    """Saved params lack category_encoding: the loaded model reports, and refits with, the 0/1 it was built with."""
+    from pathlib import Path
+
+    import deepad
+    from deepad.pipeline import TabularDetector
+
+    old = deepad.load(Path(__file__).resolve().parents[1] / "fixtures" / "models" / "cli_train_table")
+    assert old.get_params()["category_encoding"] == "onehot"
+    frame = pd.DataFrame(
+        {"amount": np.linspace(1, 50, 60), "country": ["US"] * 55 + ["FR"] * 5, "n": np.arange(60) % 7}
+    )
+    new = TabularDetector(contamination=0.1).fit(frame)
+    assert new.get_params()["category_encoding"] == "rarity"
+    new.save(tmp_path / "m")
+    assert deepad.load(tmp_path / "m").get_params()["category_encoding"] == "rarity"  # a saved value wins

@@ -127,12 +127,24 @@ def _encode(value: Any) -> Any:
     raise TypeError(f"cannot save parameter value of type {type(value).__name__}: {value!r}")
 
 
+def _saved_params(cls, params: dict) -> dict:
+    """``params`` as saved, with the values a parameter added later had *before* it existed.
+
+    A class lists them in ``_params_before_added`` (e.g. TabularDetector's
+    ``category_encoding``: "onehot" for models saved before rarity scaling),
+    so ``get_params()`` of a loaded model says what it does, and a refit
+    does the same.
+    """
+    return {**getattr(cls, "_params_before_added", {}), **params}
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, dict):
         if "__tuple__" in value:
             return tuple(_decode(v) for v in value["__tuple__"])
         if "__detector__" in value:
-            return _detector_class(value["__detector__"])(**_decode(value["params"]))
+            cls = _detector_class(value["__detector__"])
+            return cls(**_saved_params(cls, _decode(value["params"])))
         if "__pyod__" in value:
             try:
                 return pyod_class(value["__pyod__"])(**_decode(value["params"]))
@@ -463,7 +475,7 @@ def _build(directory: Path, config: dict, device: str | None, depth: int):
     config_path = directory / CONFIG
     cls = _detector_class(config["class"])
     try:
-        detector = cls(**_decode(config["params"]))
+        detector = cls(**_saved_params(cls, _decode(config["params"])))
     except TypeError as exc:
         raise ModelFormatError(f"{config_path}: params do not fit {config['class']}: {exc}") from None
     kinds: dict[str, str] = config["kinds"]
