@@ -296,3 +296,19 @@ def test_cli_score_reads_a_series_on_the_models_grid(tmp_path):
         in _cli("score", tmp_path / "m", tmp_path / "live.csv", "-o", tmp_path / "o2.csv", "--explain").output
     )
     assert not (tmp_path / "o2.csv").exists()
+
+
+def test_cli_train_series_says_which_threshold_alerts(tmp_path):
+    """A SPOT-alerting series model: train states the fixed threshold *and* what the alert rule marks (issue 19)."""
+    import re
+
+    _irregular_series_csv(tmp_path / "s.csv")
+    res = _cli("train", tmp_path / "s.csv", "-d", "RollingZScore", "-o", tmp_path / "m", "-x", "host,is_anomaly")
+    assert res.exit_code == 0, res.output
+    n = re.search(r"flags [\d,]+ of ([\d,]+) training points", res.output)
+    said = re.search(r"adaptive SPOT threshold .* marks ([\d,]+) of ([\d,]+) points", res.output)
+    assert n and said and said.group(2) == n.group(1), res.output
+    assert _cli("score", tmp_path / "m", tmp_path / "s.csv", "-o", tmp_path / "out.csv").exit_code == 0
+    assert int(pd.read_csv(tmp_path / "out.csv")["is_anomaly"].sum()) == int(said.group(1).replace(",", ""))
+    conformal = _cli("train", tmp_path / "s.csv", "-d", "ConformalKNN", "-o", tmp_path / "c", "-x", "host,is_anomaly")
+    assert conformal.exit_code == 0 and "adaptive SPOT" not in conformal.output  # its own threshold alerts

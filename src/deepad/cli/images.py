@@ -85,8 +85,8 @@ def train_images(
     shape = "x".join(map(str, model.image_shape_))
     typer.echo(
         f"Trained {cls.__name__} on {len(imgs.names):,} images ({shape}, C x H x W) in "
-        f"{time.perf_counter() - t0:.1f} s; threshold {model.threshold_:.4g} flags {n_flag:,} training "
-        f"images ({n_flag / len(imgs.names):.2%})."
+        f"{time.perf_counter() - t0:.1f} s; threshold {model.threshold_:.4g} flags {n_flag:,} of "
+        f"{len(imgs.names):,} training images ({n_flag / len(imgs.names):.2%})."
     )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     with _UserErrors():

@@ -139,9 +139,22 @@ def train_series(
     n_flag = int(model.labels_.sum())
     typer.echo(
         f"Trained {name} on {len(grid):,} points x {len(values)} value column(s) in {seconds:.1f} s; "
-        f"threshold {model.threshold_:.4g} flags {n_flag:,} training points ({n_flag / len(grid):.2%})."
+        f"threshold {model.threshold_:.4g} flags {n_flag:,} of {len(grid):,} training points ({n_flag / len(grid):.2%})."
     )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
+    if not own_threshold:
+        # deepad score / stream / report on a series alert by SPOT's adaptive threshold, not the fixed one above:
+        # say so, and what it does on the training series, so the two numbers do not contradict each other.
+        from deepad.stream import series_scores
+
+        replay = series_scores(model, grid[values].to_numpy(dtype=np.float64))
+        n_alarm = int(replay["alarm"].sum())
+        typer.echo(
+            "Alerts: deepad score, stream and report on this series use an adaptive SPOT threshold that follows "
+            "the series (risk 1e-4; --risk of stream and report), not the fixed threshold above (deepad stream "
+            "--fixed-threshold uses it); "
+            f"replayed on the training series it marks {n_alarm:,} of {len(grid):,} points ({n_alarm / len(grid):.2%})."
+        )
     if y is not None:
         from sklearn.metrics import roc_auc_score
 
