@@ -186,3 +186,19 @@ def test_report_options_that_do_not_apply_are_refused(work, tmp_path):
     assert not out.exists()
     res = _run(["report", work / "zscore-model", work / "new.csv", "-o", out, "--risk", "0.01"])
     assert res.exit_code == 0, res.output  # SPOT: --risk applies
+
+
+def test_score_options_that_would_be_ignored_are_refused(work, tmp_path):
+    """--top without --explain, --batch-rows on a series: refused, not silently ignored (issue 19)."""
+    out = tmp_path / "s.csv"
+    res = _run(["score", work / "table-model", work / "table.csv", "-o", out, "--top", "5"])
+    assert res.exit_code == 2 and "--top sets how many columns --explain lists" in res.output
+    assert not out.exists()
+    res = _run(["score", work / "table-model", work / "table.csv", "-o", out, "--top", "2", "--explain"])
+    assert res.exit_code == 0, res.output
+    listed = pd.read_csv(out)["top_features"].dropna()
+    counts = listed.str.split("; ").map(len)
+    assert len(listed) and counts.max() == 2
+    res = _run(["score", work / "series-model", work / "new.csv", "-o", tmp_path / "x.csv", "--batch-rows", "100"])
+    assert res.exit_code == 2 and "--batch-rows is for tables" in res.output
+    assert _run(["score", work / "table-model", work / "table.csv", "-o", out, "--batch-rows", "64"]).exit_code == 0

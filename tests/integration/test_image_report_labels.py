@@ -77,6 +77,10 @@ def test_table_and_series_options_on_images_are_refused(labelled_images, tmp_pat
     )
     assert r.exit_code == 2 and "--explain applies to tables and series" in r.output and "deepad explain" in r.output
     r = CliRunner().invoke(
+        app, ["score", str(root / "model"), str(root / "test"), "-o", str(tmp_path / "s.csv"), "--batch-rows", "8"]
+    )
+    assert r.exit_code == 2 and "--batch-rows applies to tables and series" in r.output
+    r = CliRunner().invoke(
         app, ["report", str(root / "model"), str(root / "test"), "-o", str(tmp_path / "r.html"), "--risk", "0.1"]
     )
     assert r.exit_code == 2 and "--risk applies to time-series models" in r.output

@@ -62,7 +62,9 @@ def score(
         help="Column(s) of DATA to carry to the output as read (e.g. keys to join the scores back on), "
         "after the id columns; repeat or comma-separate.",
     ),
-    batch_rows: int = typer.Option(65_536, "--batch-rows", min=1, help="Rows scored per chunk (bounds memory)."),
+    batch_rows: int = typer.Option(
+        None, "--batch-rows", min=1, help="Tables: rows scored per chunk (bounds memory; default 65,536)."
+    ),
     engine: str = typer.Option(
         "local",
         "--engine",
@@ -81,7 +83,7 @@ def score(
         "that raised the score most (Shapley values, 8 permutations; empty for other rows, so the cost "
         "grows with the flagged rows only). Off by default to keep the output's columns stable.",
     ),
-    top: int = typer.Option(3, "--top", min=1, help="With --explain: columns listed per flagged row."),
+    top: int = typer.Option(None, "--top", min=1, help="With --explain: columns listed per flagged row (default 3)."),
     refractory: int = typer.Option(
         0, min=0, help="Time series: points after an alert during which alerts are suppressed (the alert column)."
     ),
@@ -125,11 +127,21 @@ def score(
         from deepad.cli.images import score_images
 
         _refuse_options(
-            {"--explain": explain, "--refractory": refractory or None, "--rearm": rearm or None},
+            {
+                "--explain": explain,
+                "--top": top,
+                "--refractory": refractory or None,
+                "--rearm": rearm or None,
+                "--batch-rows": batch_rows,
+            },
             "tables and series",
             f"{data} is a set of images; for anomaly maps use deepad explain {model_dir} {data}",
         )
         return score_images(model_dir, data, output)
+    if top is not None and not explain:
+        fail("--top sets how many columns --explain lists per flagged row; add --explain (or leave --top out).")
+    top, batch_given = (3 if top is None else top), batch_rows is not None
+    batch_rows = 65_536 if batch_rows is None else batch_rows
     if explain and engine.lower() != "local":
         fail("--explain works with --engine local; use `deepad explain` for chosen rows.")
     if engine.lower() == "dask":
@@ -146,6 +158,8 @@ def score(
             fail("--explain is for tables; a series model's report shows what it alerted on (deepad report).")
         if kept:
             fail("--keep is for tables; a series model writes one row per step of its grid (timestamp, score, ...).")
+        if batch_given:
+            fail("--batch-rows is for tables; a series is replayed through the stream as a whole, in time order.")
         from deepad.cli.series import score_series
 
         return score_series(model, data, output, refractory=refractory, rearm=rearm, read_options=read_options)
