@@ -57,6 +57,18 @@ class ColumnPlan:
     dayfirst: dict[str, bool] = field(default_factory=dict)
     keep: list[str] = field(default_factory=list)  # carried to the output as read, after the ids (``keep=``)
 
+    def batches(self, source, read_options: ReadOptions | None = None, *, batch_size: int | None = None):
+        """The table at ``source`` in chunks of the columns this plan reads, each read as the model expects."""
+        return iter_batches(
+            source,
+            **({} if batch_size is None else {"batch_size": batch_size}),
+            columns=self.read,
+            text_columns=self.text_columns,
+            options=read_options,
+            keep_text=self.keep_text,
+            dayfirst_columns=self.dayfirst,
+        )
+
     def notes(self) -> list[str]:
         """What a user should be told about the plan (ignored columns, no id column)."""
         notes = []
@@ -275,32 +287,8 @@ def score_file(
         import pyarrow as pa
 
         offset = 0
-        chunks = iter_batches(
-            source,
-            batch_size=batch_size,
-            columns=plan.read,
-            text_columns=plan.text_columns,
-            options=read_options,
-            keep_text=plan.keep_text,
-            dayfirst_columns=plan.dayfirst,
-        )
-        for chunk in chunks:
-            cols, flags = score_chunk_columns(
-                model,
-                chunk,
-                offset,
-                tabular=plan.tabular,
-                reference=reference,
-                threshold=threshold,
-                id_columns=plan.id_columns,
-                report=report,
-                keep=plan.keep,
-            )
-            if explain_top:
-                cols["top_features"] = pa.array(
-                    _top_features_of_flagged(model, _model_input(model, chunk, plan.keep), flags, explain_top),
-                    type=pa.string(),
-                )
+        chunks = plan.batches(source, read_options, batch_size=batch_size)
+        for chunk, cols, flags in _scored_chunks(model, chunks, plan, reference, threshold, report, explain_top):
             writer.write(pa.table(cols))
             offset += len(chunk)
             summary.flagged += int(flags.sum())
@@ -341,7 +329,6 @@ def score_table(
     ``decision_function``/``predict`` return NumPy arrays in ``X``'s row order.
     Rows are scored ``batch_size`` at a time, as files are.
     """
-    import pyarrow as pa
 
     from deepad.data.readers import to_frame
 
@@ -350,8 +337,24 @@ def score_table(
     index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(frame))
     plan = column_plan(model, list(frame.columns), "X", keep=keep)
     reference, threshold = model.p_value_reference, float(model.threshold_)
-    report, parts, offset = ScoringReport(), [], 0
-    for chunk in iter_batches(frame, batch_size=batch_size, columns=plan.read):
+    report, parts = ScoringReport(), []
+    chunks = iter_batches(frame, batch_size=batch_size, columns=plan.read)
+    for _, cols, _ in _scored_chunks(model, chunks, plan, reference, threshold, report, explain_top):
+        parts.append(pd.DataFrame({k: v.to_pandas() for k, v in cols.items()}))
+    out = pd.concat(parts, ignore_index=True)
+    out.index = index
+    return out
+
+
+def _scored_chunks(model, chunks, plan: ColumnPlan, reference, threshold: float, report, explain_top: int):
+    """``(chunk, output columns, flags)`` for each chunk in turn: what :func:`score_file` writes and :func:`score_table` returns.
+
+    With ``explain_top`` the columns include ``top_features`` of the flagged rows.
+    """
+    import pyarrow as pa
+
+    offset = 0
+    for chunk in chunks:
         cols, flags = score_chunk_columns(
             model,
             chunk,
@@ -368,11 +371,8 @@ def score_table(
                 _top_features_of_flagged(model, _model_input(model, chunk, plan.keep), flags, explain_top),
                 type=pa.string(),
             )
-        parts.append(pd.DataFrame({k: v.to_pandas() for k, v in cols.items()}))
+        yield chunk, cols, flags
         offset += len(chunk)
-    out = pd.concat(parts, ignore_index=True)
-    out.index = index
-    return out
 
 
 def _top_features_of_flagged(model, chunk: pd.DataFrame, flags: np.ndarray, k: int) -> list[str | None]:

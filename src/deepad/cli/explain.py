@@ -34,20 +34,13 @@ def _read_rows(model, data: str, wanted: list[int], read_options=None):
     """The wanted data rows of DATA (in the given order), read chunk by chunk; exit 2 naming a row past the end."""
     import pandas as pd
 
-    from deepad.data.readers import iter_batches, table_columns
+    from deepad.data.readers import table_columns
     from deepad.scoring import column_plan
 
     with _UserErrors(f"{data}: "):
         plan = column_plan(model, table_columns(data, read_options), data)
         need, last, found, offset = set(wanted), max(wanted), {}, 0
-        chunks = iter_batches(
-            data,
-            columns=plan.read,
-            text_columns=plan.text_columns,
-            options=read_options,
-            keep_text=plan.keep_text,
-            dayfirst_columns=plan.dayfirst,
-        )
+        chunks = plan.batches(data, read_options)
         for chunk in chunks:
             for r in need.intersection(range(offset, offset + len(chunk))):
                 found[r] = chunk.iloc[[r - offset]]
