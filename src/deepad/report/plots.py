@@ -93,6 +93,11 @@ def operating_point(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict
     }
 
 
+def _mark(ax, x: float, y: float, label: str) -> None:
+    """The operating point on a curve: one marker in the threshold's colour, with its legend entry."""
+    ax.plot([x], [y], marker="o", markersize=8, color=_THRESHOLD, linestyle="none", label=label)
+
+
 def roc_pr_curves(y: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> tuple[object, float, float]:
     """ROC and precision-recall curves side by side; returns ``(figure, roc_auc, average_precision)``.
 
@@ -112,15 +117,7 @@ def roc_pr_curves(y: np.ndarray, scores: np.ndarray, threshold: float | None = N
     op = None
     if threshold is not None and np.isfinite(threshold):
         op = operating_point(y, scores, threshold)
-        ax1.plot(
-            [op["fpr"]],
-            [op["tpr"]],
-            marker="o",
-            markersize=8,
-            color=_THRESHOLD,
-            linestyle="none",
-            label=f"threshold {threshold:.4g}: FPR {op['fpr']:.3f}, TPR {op['tpr']:.3f}",
-        )
+        _mark(ax1, op["fpr"], op["tpr"], f"threshold {threshold:.4g}: FPR {op['fpr']:.3f}, TPR {op['tpr']:.3f}")
     ax1.set_xlabel("false-positive rate")
     ax1.set_ylabel("true-positive rate")
     ax1.set_title("ROC curve")
@@ -129,15 +126,7 @@ def roc_pr_curves(y: np.ndarray, scores: np.ndarray, threshold: float | None = N
     prevalence = float(np.mean(y))
     ax2.axhline(prevalence, color="grey", linestyle=":", linewidth=1, label=f"prevalence {prevalence:.3g}")
     if op is not None and op["flagged"]:
-        ax2.plot(
-            [op["tpr"]],
-            [op["precision"]],
-            marker="o",
-            markersize=8,
-            color=_THRESHOLD,
-            linestyle="none",
-            label=f"threshold: recall {op['tpr']:.3f}, precision {op['precision']:.3f}",
-        )
+        _mark(ax2, op["tpr"], op["precision"], f"threshold: recall {op['tpr']:.3f}, precision {op['precision']:.3f}")
     ax2.set_xlabel("recall")
     ax2.set_ylabel("precision")
     ax2.set_ylim(0, 1.02)
