@@ -397,3 +397,15 @@ def test_isolation_forest_counterfactual_still_repairs_to_the_typical_row(forest
     assert all(r["found"] and r["score_after"] <= model.threshold_ for r in A.attrs["counterfactual"])
     repaired_c = [r for r in A.attrs["counterfactual"] if "c" in r["repair"]]
     assert all("c = c0" in r["text"] for r in repaired_c)  # a real row: the modal category, not a mix
+
+
+def test_method_description_says_when_categories_are_mixed(forest_table):
+    from deepad.explain import METHOD_DESCRIPTIONS, method_description
+
+    model, rows, num = forest_table
+    assert "categorical columns at their training mix" in method_description(model, "shapley")
+    assert method_description(model, "occlusion") == METHOD_DESCRIPTIONS["occlusion"]
+    numeric_only = TabularDetector(IsolationForest(n_estimators=50, random_state=0)).fit(rows[num])
+    knn = TabularDetector(KNN(n_neighbors=5)).fit(rows.assign(c=["c0", "c1"] * 3))
+    assert method_description(numeric_only, "shapley") == METHOD_DESCRIPTIONS["shapley"]
+    assert method_description(knn, "shapley") == METHOD_DESCRIPTIONS["shapley"]

@@ -110,6 +110,7 @@ from deepad.explain._methods import (
     category_mix_row,
     explanation_method,
     family_method,
+    method_description,
     mixes_categories,
     typical_encoded_row,
 )
@@ -122,6 +123,7 @@ __all__ = [
     "top_feature_table",
     "explanation_method",
     "family_method",
+    "method_description",
     "typical_encoded_row",
     "METHODS",
     "BASELINE_METHODS",

@@ -65,15 +65,33 @@ def family_method(model) -> str:
 
 
 METHOD_DESCRIPTIONS = {
-    "shapley": (
-        "Shapley value of the column against a typical training row (sums to score - typical score; for an "
-        "IsolationForest the typical row takes categories at their training mix)"
-    ),
+    "shapley": "Shapley value of the column against a typical training row (sums to score - typical score)",
     "reconstruction": "per-column share of the reconstruction error",
     "integrated_gradients": "integrated gradients from a typical training row (Sundararajan et al. 2017)",
     "tail": "per-column ECOD tail score",
     "occlusion": "score drop when the column is set to its typical training value",
 }
+
+
+#: The Shapley description where the reference takes categories at their training mix (:func:`mixes_categories`).
+SHAPLEY_MIX_DESCRIPTION = (
+    "Shapley value of the column against a typical training row with its categorical columns at their training "
+    "mix (sums to score - that row's score)"
+)
+
+
+def method_description(model, how: str) -> str:
+    """:data:`METHOD_DESCRIPTIONS` ``[how]``, or :data:`SHAPLEY_MIX_DESCRIPTION` where it applies to ``model``."""
+    from deepad.pipeline import TabularDetector
+
+    if (
+        how == "shapley"
+        and isinstance(model, TabularDetector)
+        and mixes_categories(model.detector_)
+        and any(c["kind"] == "categorical" for c in model.preprocessor.columns_)
+    ):
+        return SHAPLEY_MIX_DESCRIPTION
+    return METHOD_DESCRIPTIONS[how]
 
 
 # --------------------------------------------------------------------------- baselines
