@@ -328,3 +328,84 @@ def test_counterfactual_needs_shapley():
         explain(model, np.zeros((1, 5)), method="occlusion", baseline=np.zeros(5), counterfactual=True)
     with pytest.raises(ValueError, match="n_permutations must be an integer >= 2"):
         explain(model, np.zeros((1, 5)), baseline=np.zeros(5), max_exact=0, n_permutations=1)
+
+
+@pytest.fixture(scope="module")
+def forest_table():
+    """An IsolationForest on 6 numeric columns and 2 categories; rows with one value 6-8 sd out and ordinary levels."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    num = [f"x{i}" for i in range(6)]
+    train = pd.DataFrame(rng.normal(size=(n, 6)), columns=num)
+    train["c"] = rng.choice(["c0", "c1", "c2"], size=n, p=[0.55, 0.3, 0.15])
+    train["d"] = rng.choice(["d0", "d1", "d2", "d3"], size=n, p=[0.4, 0.25, 0.2, 0.15])
+    model = TabularDetector(IsolationForest(random_state=0)).fit(train)
+    rows = pd.DataFrame(np.zeros((6, 6)), columns=num)
+    rows["c"], rows["d"] = "c1", "d1"  # 30 % and 25 % of the training rows: not modal, not unusual
+    for j in range(6):
+        rows.iloc[j, j] = [6.0, -7.0, 8.0, 6.5, -6.0, 7.5][j]
+    return model, rows, num
+
+
+def test_isolation_forest_shapley_does_not_blame_an_ordinary_category(forest_table):
+    # Against the modal category (c0, d0), the forest's shorter path for c1 / d1 is credited as a cause, about
+    # as much as a value 6-8 sd out; against the categories' training mix it is not.
+    model, rows, num = forest_table
+    A = explain(model, rows)
+    assert list(A.idxmax(axis=1)) == num
+    against_mode = explain(model, rows, method="shapley", baseline=typical_encoded_row(model.preprocessor))
+    share = (A["c"].abs() + A["d"].abs()) / A[num].max(axis=1)  # categories' credit per unit of the planted one's
+    share_mode = (against_mode["c"] + against_mode["d"]) / against_mode[num].max(axis=1)
+    assert share.mean() < 0.3 and share_mode.mean() > 0.6
+    assert (share < share_mode / 2).all()
+
+
+def test_isolation_forest_shapley_reference_is_the_category_mix(forest_table):
+    from deepad.explain._methods import category_mix_row
+
+    model, rows, _ = forest_table
+    prep = model.preprocessor
+    Z = prep.transform(model._validate_for_scoring(rows))
+    typical = typical_encoded_row(prep)
+    mix = category_mix_row(prep, typical)
+    sources = np.asarray(model.feature_sources_)
+    hot = np.isin(sources, ["c", "d"])
+    assert np.array_equal(mix[~hot], typical[~hot])  # numeric columns stay at the median
+    for col in prep.columns_[-2:]:  # one-hot features at the training shares (the rest in __other__)
+        block = sources == col["name"]
+        counts = dict(zip(col["levels"], col["counts"]))
+        shares = [counts[c] / col["n_rows"] for c in col["categories"]]
+        raw = mix[block] * prep.scale_[block] + prep.center_[block]
+        np.testing.assert_allclose(raw, shares + [1 - sum(shares)], atol=1e-12)
+    score = model.detector_.decision_function
+    A = explain(model, rows)  # efficiency against that row
+    np.testing.assert_allclose(A.sum(axis=1), score(Z) - score(mix[None])[0], atol=1e-10)
+    B = explain(model, rows, method="shapley", baseline=typical)  # an explicit baseline is used as given
+    np.testing.assert_allclose(B.sum(axis=1), score(Z) - score(typical[None])[0], atol=1e-10)
+    O = explain(model, rows.assign(c="c0"), method="occlusion")  # occlusion still repairs to the typical row
+    assert (O["c"] == 0).all()
+
+
+def test_isolation_forest_counterfactual_still_repairs_to_the_typical_row(forest_table):
+    model, rows, _ = forest_table
+    rows = rows.assign(c="c2", d="d3", x5=9.0)
+    assert (model.decision_function(rows) > model.threshold_).all()
+    A = explain(model, rows, counterfactual=True)
+    cf = counterfactual(model, rows)
+    assert [r["repair"] for r in A.attrs["counterfactual"]] == list(cf["repair"])
+    assert [r["text"] for r in A.attrs["counterfactual"]] == list(cf["text"])
+    assert all(r["found"] and r["score_after"] <= model.threshold_ for r in A.attrs["counterfactual"])
+    repaired_c = [r for r in A.attrs["counterfactual"] if "c" in r["repair"]]
+    assert repaired_c and all("c = c0" in r["text"] for r in repaired_c)  # a real row: the modal category
+
+
+def test_method_description_says_when_categories_are_mixed(forest_table):
+    from deepad.explain import METHOD_DESCRIPTIONS, method_description
+
+    model, rows, num = forest_table
+    assert "categorical columns at their training mix" in method_description(model, "shapley")
+    assert method_description(model, "occlusion") == METHOD_DESCRIPTIONS["occlusion"]
+    numeric_only = TabularDetector(IsolationForest(n_estimators=50, random_state=0)).fit(rows[num])
+    knn = TabularDetector(KNN(n_neighbors=5)).fit(rows.assign(c=["c0", "c1"] * 3))
+    assert method_description(numeric_only, "shapley") == METHOD_DESCRIPTIONS["shapley"]
+    assert method_description(knn, "shapley") == METHOD_DESCRIPTIONS["shapley"]

@@ -85,7 +85,7 @@ def explain_rows(
 
     import deepad
     from deepad import thresholds
-    from deepad.explain import METHOD_DESCRIPTIONS, counterfactual, explain, explanation_method, top_feature_table
+    from deepad.explain import counterfactual, explain, explanation_method, method_description, top_feature_table
     from deepad.pipeline import TabularDetector
 
     from deepad.data.images import is_image_source
@@ -113,7 +113,7 @@ def explain_rows(
     ids = [c for c in model.schema_.id_columns if c in frame.columns] if tabular else []
     how = attributions.attrs["method"]
     typer.echo(
-        f"Attributions: {how} ({METHOD_DESCRIPTIONS[how]}); positive values raised the score. "
+        f"Attributions: {how} ({method_description(model, how)}); positive values raised the score. "
         f"Threshold {model.threshold_:.4g}."
     )
     header = ["row", *ids, "score", "p_value", "anomaly", "rank", "column", "value", "attribution"]

@@ -22,7 +22,14 @@ are summed into that column (:attr:`deepad.pipeline.TabularDetector.feature_sour
     columns at once it names the planted columns as often as occlusion or
     more for every family but DAGMM, far more often when several columns
     move (``benchmarks/explanations.py``; the choice is argued in
-    ``docs/design/explanations.md``).
+    ``docs/design/explanations.md``).  One exception to "the typical row":
+    for an :class:`~deepad.detectors.IsolationForest` in a TabularDetector
+    the game's reference takes each categorical column at its training
+    mix (one-hot features at the categories' training shares), which a
+    tree reads as the expected path over the categories, so an ordinary
+    non-modal category is not credited as a cause (``mixes_categories``;
+    ``benchmarks/results/explanations/MISSES.md``); attributions then sum
+    to ``f(x) - f(that row)``.
 
 :func:`counterfactual` (or ``explain(..., counterfactual=True)``): the
 smallest set of columns whose repair to typical values takes a flagged
@@ -100,8 +107,11 @@ from deepad.explain._methods import (
     _is_neural,
     _occlusion,
     _reconstruction,
+    category_mix_row,
     explanation_method,
     family_method,
+    method_description,
+    mixes_categories,
     typical_encoded_row,
 )
 from deepad.explain.shapley import MAX_EXACT, shapley_values
@@ -113,6 +123,7 @@ __all__ = [
     "top_feature_table",
     "explanation_method",
     "family_method",
+    "method_description",
     "typical_encoded_row",
     "METHODS",
     "BASELINE_METHODS",
@@ -141,6 +152,8 @@ class _Problem:
     columns: list[str]
     index: pd.Index
     preprocessor: Any = None
+    #: the Shapley game's reference row when it is not ``base`` (IsolationForest: categories at their training mix)
+    shapley_base: np.ndarray | None = None
 
 
 def _as_baseline(baseline, how: str) -> np.ndarray:
@@ -164,6 +177,8 @@ def _problem(model, X, how: str, baseline, reference) -> _Problem:
         else:
             base = _as_baseline(baseline, how)
         problem = _Problem(model.detector_, Z, base, groups, columns, df.index, model.preprocessor)
+        if baseline is None and mixes_categories(model.detector_):
+            problem.shapley_base = category_mix_row(model.preprocessor, base)
     else:
         Z = model._validate_for_scoring(X)
         d = Z.shape[1]
@@ -271,13 +286,15 @@ def explain(
     elif how == "occlusion":
         values = _occlusion(det, Z, p.base, p.groups)
     else:
-        values, masks, V = shapley_values(
-            det, Z, p.base, p.groups, max_exact=max_exact, n_permutations=n_permutations, random_state=random_state
-        )
+        shap = {"max_exact": max_exact, "n_permutations": n_permutations, "random_state": random_state}
+        base = p.base if p.shapley_base is None else p.shapley_base
+        values, masks, V = shapley_values(det, Z, base, p.groups, **shap)
     result = pd.DataFrame(values, columns=p.columns, index=p.index)
     result.attrs["method"] = how
     result.attrs["top_features"] = top_features(result, top_k)
     if counterfactual:
+        if p.shapley_base is not None:  # the repair is to the typical (real) row: its own game
+            values, masks, V = shapley_values(det, Z, p.base, p.groups, **shap)
         result.attrs["counterfactual"] = _counterfactuals(model, p, values, masks, V)
     return result
 

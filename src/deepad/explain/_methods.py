@@ -73,6 +73,27 @@ METHOD_DESCRIPTIONS = {
 }
 
 
+#: The Shapley description where the reference takes categories at their training mix (:func:`mixes_categories`).
+SHAPLEY_MIX_DESCRIPTION = (
+    "Shapley value of the column against a typical training row with its categorical columns at their training "
+    "mix (sums to score - that row's score)"
+)
+
+
+def method_description(model, how: str) -> str:
+    """:data:`METHOD_DESCRIPTIONS` ``[how]``, or :data:`SHAPLEY_MIX_DESCRIPTION` where it applies to ``model``."""
+    from deepad.pipeline import TabularDetector
+
+    if (
+        how == "shapley"
+        and isinstance(model, TabularDetector)
+        and mixes_categories(model.detector_)
+        and any(c["kind"] == "categorical" for c in model.preprocessor.columns_)
+    ):
+        return SHAPLEY_MIX_DESCRIPTION
+    return METHOD_DESCRIPTIONS[how]
+
+
 # --------------------------------------------------------------------------- baselines
 def typical_encoded_row(preprocessor) -> np.ndarray:
     """The encoded (scaled) typical training row of a fitted :class:`~deepad.data.TabularPreprocessor`.
@@ -110,6 +131,54 @@ def typical_encoded_row(preprocessor) -> np.ndarray:
     if row.shape != (preprocessor.n_features_out_,):  # pragma: no cover - the layout and this function disagree
         raise RuntimeError("typical row does not match the preprocessor's feature layout.")
     return (row - preprocessor.center_) / preprocessor.scale_
+
+
+def mixes_categories(det) -> bool:
+    """Whether Shapley values for ``det`` take categorical columns at their training mix (see :func:`category_mix_row`).
+
+    True for :class:`~deepad.detectors.IsolationForest`: its trees split a
+    one-hot column at a threshold drawn uniformly between the node's
+    values, so a column at its training share ``p`` takes the "has this
+    category" side of each such split with probability ``p`` -- the
+    expected path over the category's training distribution.  Against the
+    modal category instead, any common but non-modal value (14 % of the
+    rows) is credited as a cause, more than a value 5-8 standard deviations
+    out (benchmarks/results/explanations/MISSES.md).  Detectors that score
+    the encoded value itself (histograms, ranks, distances, networks) would
+    see the fractional row as an outlier, so they keep the typical row.
+    """
+    from deepad.detectors.classical import IsolationForest
+
+    return isinstance(det, IsolationForest)
+
+
+def category_mix_row(preprocessor, base: np.ndarray) -> np.ndarray:
+    """``base`` (an encoded row) with each categorical column's features at their training mean.
+
+    A one-hot feature becomes the share of training rows with that category
+    (``__other__``: the rest), the log-frequency feature (wide columns) its
+    training mean ``sum_l p_l log p_l``; then centred and scaled like every
+    encoded row.  Built from the saved preprocessing state, so old models
+    need nothing new.
+    """
+    row = np.array(base, dtype=np.float64, copy=True)
+    sources = np.asarray(preprocessor.feature_sources_, dtype=object)
+    names = np.asarray(preprocessor.feature_names_out_, dtype=object)
+    for col in preprocessor.columns_:
+        if col["kind"] != "categorical":
+            continue
+        n = max(int(col["n_rows"]), 1)
+        share = dict(zip(col["levels"], np.asarray(col["counts"], dtype=np.float64) / n))
+        onehot = [share.get(c, 0.0) for c in col["categories"]]
+        raw = onehot + [max(1.0 - sum(onehot), 0.0)]
+        if col["frequency"]:
+            p = np.asarray(col["counts"], dtype=np.float64) / n
+            raw.append(float(np.sum(p * np.log(p))) if p.size else math.log(0.5 / n))
+        idx = np.flatnonzero((sources == col["name"]) & ~np.char.endswith(names.astype(str), "__missing"))
+        if idx.size != len(raw):  # pragma: no cover - the layout and this function disagree
+            raise RuntimeError(f"category mix row does not match the feature layout of column {col['name']!r}.")
+        row[idx] = (np.asarray(raw) - preprocessor.center_[idx]) / preprocessor.scale_[idx]
+    return row
 
 
 def _detector_baseline(det) -> np.ndarray | None:

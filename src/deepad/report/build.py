@@ -149,7 +149,7 @@ def build_report(
     import jinja2
 
     import deepad
-    from deepad.explain import METHOD_DESCRIPTIONS, explain, top_feature_table
+    from deepad.explain import explain, method_description, top_feature_table
     from deepad.pipeline import TabularDetector
     from deepad.report import plots
     from deepad.report.fingerprint import model_fingerprint
@@ -335,7 +335,7 @@ def build_report(
         id_columns=id_columns,
         row_header="index" if row_labels is not None else "row",
         has_labels=labels is not None,
-        method_text=f"{method} -- {METHOD_DESCRIPTIONS[method]}",
+        method_text=f"{method} -- {method_description(model, method)}",
         explain_note=explain_note,
         data_sha256=sha,
         data_hash_of=data_hash_of,
