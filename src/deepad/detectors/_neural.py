@@ -83,14 +83,43 @@ class NeuralDetector(BaseDetector):
         reported with its location instead of turning into inf inside torch.
         """
         scaled = (X - self.scaler_center_) / self.scaler_scale_
+        self._check_float32_range(X, scaled, 0)
+        return scaled.astype(np.float32)
+
+    @staticmethod
+    def _check_float32_range(X: np.ndarray, scaled: np.ndarray, start: int) -> None:
         too_large = np.abs(scaled) > np.finfo(np.float32).max
         if too_large.any():
             r, c = map(int, np.argwhere(too_large)[0])
             raise ValueError(
-                f"X has a value too large for this model at row {r}, column {c} ({X[r, c]:g}, "
+                f"X has a value too large for this model at row {start + r}, column {c} ({X[r, c]:g}, "
                 f"{scaled[r, c]:.3g} after scaling); check the units of that column."
             )
-        return scaled.astype(np.float32)
+
+    def _batch_transform(self, batch_size: int):
+        """``prepare(rows, start)`` for :func:`~deepad.training.batched_apply`: :meth:`_transform` of one batch.
+
+        The same float64 arithmetic as :meth:`_transform` (so the same float32
+        values), done in two buffers reused across batches instead of four
+        full-size temporaries; the exact range check runs only on a batch whose
+        float32 values reach the float32 limit.
+        """
+        d = self.scaler_center_.shape[-1]
+        buf64 = np.empty((batch_size, d), dtype=np.float64)
+        buf32 = np.empty((batch_size, d), dtype=np.float32)
+        limit = np.finfo(np.float32).max
+
+        def prepare(rows: np.ndarray, start: int) -> np.ndarray:
+            n = rows.shape[0]
+            scaled, out = buf64[:n], buf32[:n]
+            np.subtract(rows, self.scaler_center_, out=scaled)
+            np.divide(scaled, self.scaler_scale_, out=scaled)
+            out[...] = scaled
+            if out.max() >= limit or out.min() <= -limit:
+                self._check_float32_range(rows, scaled, start)
+            return out
+
+        return prepare
 
     def _make_trainer(self, device: torch.device, callbacks) -> Trainer:
         return Trainer(
@@ -141,6 +170,9 @@ class NeuralDetector(BaseDetector):
     def _device(self) -> torch.device:
         return next(self.module_.parameters()).device
 
+    #: rows per inference batch
+    _inference_batch_size: int = 4096
+
     @property
     def _inference_work(self) -> int:
         return 4096 * sum(p.numel() for p in self.module_.parameters())
@@ -148,8 +180,15 @@ class NeuralDetector(BaseDetector):
     def _apply(self, fn, X: np.ndarray) -> np.ndarray:
         """Run ``fn(module, batch)`` over validated raw rows ``X`` in inference mode, batched."""
         self.module_.eval()
+        bs = self._inference_batch_size
         with torch_context(None, self._device, self.n_threads, work=self._inference_work):
-            return batched_apply(lambda xb: fn(self.module_, xb), self._transform(X), device=self._device)
+            return batched_apply(
+                lambda xb: fn(self.module_, xb),
+                X,
+                device=self._device,
+                batch_size=bs,
+                prepare=self._batch_transform(bs),
+            )
 
     def _score(self, X: np.ndarray) -> np.ndarray:
         return self._apply(self._score_batch, X)
