@@ -114,7 +114,8 @@ class NeuralDetector(BaseDetector):
             scaled, out = buf64[:n], buf32[:n]
             np.subtract(rows, self.scaler_center_, out=scaled)
             np.divide(scaled, self.scaler_scale_, out=scaled)
-            out[...] = scaled
+            with np.errstate(over="ignore"):  # a value beyond float32 is reported just below
+                out[...] = scaled
             if out.max() >= limit or out.min() <= -limit:
                 self._check_float32_range(rows, scaled, start)
             return out

@@ -1,0 +1,85 @@
+"""Neural scoring standardises batch by batch (issue 18, target 3): same scores, same errors as before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from deepad.detectors import VAE, AutoEncoder, DeepSVDD
+from deepad.training import batched_apply, torch_context
+
+DETECTORS = [
+    lambda: AutoEncoder(epochs=1, random_state=0),
+    lambda: VAE(epochs=1, random_state=0),
+    lambda: DeepSVDD(epochs=1, pretrain_epochs=1, random_state=0),
+]
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(3)
+    scale = rng.uniform(0.5, 4.0, 6)
+    return rng.standard_normal((300, 6)) * scale + 2.0, rng.standard_normal((1000, 6)) * scale + 2.0
+
+
+def _whole_array_scores(det, X: np.ndarray) -> np.ndarray:
+    """The old path: standardise the whole array, then batch the float32 rows."""
+    with torch_context(None, det._device, det.n_threads, work=det._inference_work):
+        return batched_apply(lambda xb: det._score_batch(det.module_, xb), det._transform(X), device=det._device)
+
+
+@pytest.mark.parametrize("make", DETECTORS, ids=["AutoEncoder", "VAE", "DeepSVDD"])
+def test_streamed_standardisation_scores_like_the_whole_array(make, data):
+    X_fit, X = data
+    det = make().fit(X_fit)
+    np.testing.assert_array_equal(det.decision_function(X), _whole_array_scores(det, X))
+
+
+@pytest.mark.parametrize("make", DETECTORS, ids=["AutoEncoder", "VAE", "DeepSVDD"])
+@pytest.mark.parametrize("batch", [2, 97, 1000, 5000])
+def test_scores_do_not_depend_on_the_inference_batch_size(make, batch, data):
+    """Within float32 rounding: BLAS picks its kernel (and summation order) by batch size, so not bit for bit."""
+    X_fit, X = data
+    det = make().fit(X_fit)
+    reference = det.decision_function(X)
+    det._inference_batch_size = batch
+    np.testing.assert_allclose(det.decision_function(X), reference, rtol=2e-6, atol=1e-6)
+    # a last batch of one row is scored as in any other batch
+    np.testing.assert_allclose(det.decision_function(X[: batch + 1]), reference[: batch + 1], rtol=2e-6, atol=1e-6)
+
+
+def test_a_value_too_large_for_float32_in_a_later_batch_names_its_row(data):
+    X_fit, X = data
+    det = AutoEncoder(epochs=1, random_state=0).fit(X_fit)
+    det._inference_batch_size = 64
+    X = X.copy()
+    X[200, 4] = 1e300
+    with pytest.raises(ValueError, match=r"too large for this model at row 200, column 4"):
+        det.decision_function(X)
+    X[200, 4] = -1e300
+    with pytest.raises(ValueError, match=r"row 200, column 4"):
+        det.decision_function(X)
+
+
+def test_a_value_just_inside_float32_still_scores(data):
+    """Only values beyond float32 are errors: one at the float32 limit after scaling is scored (as +inf or finite)."""
+    X_fit, X = data
+    det = AutoEncoder(epochs=1, random_state=0).fit(X_fit)
+    X = X[:10].copy()
+    X[3, 0] = det.scaler_center_[0] + float(np.finfo(np.float32).max) * det.scaler_scale_[0] * 0.5
+    scores = det.decision_function(X)
+    assert scores.shape == (10,) and not np.isnan(scores).any()
+
+
+def test_batched_apply_prepare_gets_each_batch_and_its_first_row():
+    seen = []
+
+    def prepare(rows, start):
+        seen.append((start, rows.shape[0]))
+        return rows.astype(np.float32)
+
+    X = np.arange(20.0).reshape(10, 2)
+    out = batched_apply(lambda xb: xb.sum(dim=1), X, device=torch.device("cpu"), batch_size=4, prepare=prepare)
+    assert seen == [(0, 4), (4, 4), (8, 2)]
+    np.testing.assert_array_equal(out, X.sum(axis=1))
