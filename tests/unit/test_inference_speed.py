@@ -83,3 +83,26 @@ def test_batched_apply_prepare_gets_each_batch_and_its_first_row():
     out = batched_apply(lambda xb: xb.sum(dim=1), X, device=torch.device("cpu"), batch_size=4, prepare=prepare)
     assert seen == [(0, 4), (4, 4), (8, 2)]
     np.testing.assert_array_equal(out, X.sum(axis=1))
+
+
+@pytest.mark.parametrize("make", DETECTORS[:2], ids=["AutoEncoder", "VAE"])
+def test_feature_errors_stream_like_the_whole_array(make, data):
+    X_fit, X = data
+    det = make().fit(X_fit)
+    module = det.module_
+    if isinstance(det, VAE):
+
+        def errors(xb):
+            mu, logvar = module.encode(xb)
+            return (module.decode_shared(mu, logvar, det._noise(xb.device)) - xb.unsqueeze(1)).pow(2).mean(dim=1)
+
+        context = torch_context(None, det._device, det.n_threads)
+    else:
+
+        def errors(xb):
+            return (module(xb) - xb) ** 2
+
+        context = torch_context(None, det._device, det.n_threads, work=det._inference_work)
+    with context:
+        expected = batched_apply(errors, det._transform(X), device=det._device)
+    np.testing.assert_array_equal(det.feature_errors(X), expected)

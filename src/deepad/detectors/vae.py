@@ -172,5 +172,6 @@ class VAE(NeuralDetector):
             recon = self.module_.decode_shared(mu, logvar, self._noise(xb.device))
             return (recon - xb.unsqueeze(1)).pow(2).mean(dim=1)
 
+        bs = self._inference_batch_size
         with torch_context(None, self._device, self.n_threads):
-            return batched_apply(errors, self._transform(Xv), device=self._device)
+            return batched_apply(errors, Xv, device=self._device, batch_size=bs, prepare=self._batch_transform(bs))
