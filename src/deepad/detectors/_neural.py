@@ -82,9 +82,7 @@ class NeuralDetector(BaseDetector):
         A finite float64 value can still be too large for float32; that is
         reported with its location instead of turning into inf inside torch.
         """
-        scaled = (X - self.scaler_center_) / self.scaler_scale_
-        self._check_float32_range(X, scaled, 0)
-        return scaled.astype(np.float32)
+        return self._batch_transform(X.shape[0])(X, 0)  # the whole array as one batch: one arithmetic, one check
 
     @staticmethod
     def _check_float32_range(X: np.ndarray, scaled: np.ndarray, start: int) -> None:
@@ -116,7 +114,7 @@ class NeuralDetector(BaseDetector):
             np.divide(scaled, self.scaler_scale_, out=scaled)
             with np.errstate(over="ignore"):  # a value beyond float32 is reported just below
                 out[...] = scaled
-            if out.max() >= limit or out.min() <= -limit:
+            if n and (out.max() >= limit or out.min() <= -limit):
                 self._check_float32_range(rows, scaled, start)
             return out
 
