@@ -38,6 +38,7 @@ from sklearn.utils.validation import check_is_fitted
 from deepad.base import BaseDetector, check_int_param
 from deepad.data.preprocessing import ScoringReport, TabularPreprocessor
 from deepad.data.readers import to_frame
+from deepad.data.reference import build_reference
 from deepad.data.schema import DataValidationError, Schema
 
 __all__ = ["TabularDetector", "ExtraColumnsWarning"]
@@ -207,6 +208,14 @@ class TabularDetector(BaseDetector):
                 f"preprocessor_state_ encodes {prep.n_features_out_} features but detector_ takes "
                 f"{self.detector_.n_features_in_}."
             )
+        reference = getattr(self, "drift_reference_", None)  # absent in models saved before issue 20
+        if reference is not None and not (
+            isinstance(reference, np.ndarray) and reference.ndim == 2 and reference.shape[1] == len(prep.columns_)
+        ):
+            raise ValueError(
+                f"drift_reference_ must be an array with one column per feature column ({len(prep.columns_)}), got "
+                f"{getattr(reference, 'shape', type(reference).__name__)}."
+            )
 
     # ------------------------------------------------------------------ BaseDetector hooks
     def _validate_for_fit(self, X):
@@ -253,6 +262,10 @@ class TabularDetector(BaseDetector):
         if fingerprints.size > FINGERPRINT_ROWS:
             fingerprints = np.random.default_rng(seed).choice(fingerprints, size=FINGERPRINT_ROWS, replace=False)
         self.train_fingerprints_ = np.sort(fingerprints)
+        # The reference of deepad.drift's feature tests: a bounded seeded sample of the training rows' values.
+        self.drift_reference_, self.drift_reference_info_ = build_reference(
+            prep.columns_, X, Z, prep.feature_sources_, seed
+        )
         # When the model was trained (UTC), for `deepad info` and reports.
         self.fitted_at_ = datetime.now(timezone.utc).isoformat(timespec="seconds")
 

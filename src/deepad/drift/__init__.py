@@ -1,0 +1,31 @@
+"""Drift: does the data a model scores still look like the data it learned from?  And re-calibrating when it does not.
+
+A detector learns normal from history; when normal moves (a new product, a
+replaced sensor, doubled traffic) its scores creep and the flag rate drifts
+from the rate it was set to.  :func:`detect_drift` tests a fitted model
+against new rows with no labels, in three sections:
+
+* **features** -- one test per column of the saved schema, suited to its
+  kind (numeric: Kolmogorov-Smirnov; categorical and boolean: chi-squared
+  on the frequencies, unseen categories in their own cell; datetime: KS of
+  hour, weekday and month; missing rate: Fisher's exact test), against the
+  bounded training sample the model keeps, with Holm's or
+  Benjamini-Hochberg's correction;
+* **multivariate** -- maximum mean discrepancy (Gaussian kernel, median
+  heuristic) on the encoded features the detector sees, permutation p-value;
+* **score** -- the new rows' anomaly scores against the model's reference
+  scores (KS) and the flag rate at ``threshold_`` (Fisher's exact test):
+  conformal p-values make the no-drift flag rate known, so this is the
+  sharpest signal for what the user cares about, the alarms.
+
+The top level is ``drift`` (bool) and ``p_value``: Bonferroni over the
+sections that ran.  :func:`recalibrate` re-fits the reference scores and
+threshold on recent rows the user declares clean, so the conformal
+false-alarm guarantee holds again.  ``deepad monitor`` is the command line.
+See docs/drift.md.
+"""
+
+from deepad.drift._mmd import mmd_test
+from deepad.drift.core import DriftReport, detect_drift, score_drift
+
+__all__ = ["DriftReport", "detect_drift", "score_drift", "mmd_test"]

@@ -1,0 +1,356 @@
+"""``detect_drift``: has the data a fitted model scores moved away from the data it learned from?"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from deepad.drift._mmd import mmd_test
+from deepad.drift._stats import CORRECTIONS, family_p, adjust, frequency_test, numeric_test, proportion_test
+
+__all__ = ["DriftReport", "detect_drift", "score_drift"]
+
+#: the sections of a report, in the order the combined p-value lists them
+SECTIONS = ("features", "multivariate", "score")
+
+
+@dataclass
+class DriftReport:
+    """The result of :func:`detect_drift`: ``drift`` and ``p_value`` on top, then one entry per section.
+
+    ``features``: one dict per test (``column``, ``kind``, ``test``,
+    ``p_value``, ``adjusted_p_value``, ``drift`` and effect sizes);
+    ``multivariate``: the MMD test; ``score``: the score distribution and
+    flag rate; ``unavailable``: why a section was not run.  ``to_dict()``
+    is the JSON ``deepad monitor`` writes.
+    """
+
+    drift: bool
+    p_value: float
+    alpha: float
+    rule: str
+    n_rows: int
+    correction: str
+    sections: dict[str, float] = field(default_factory=dict)
+    features: list[dict] = field(default_factory=list)
+    multivariate: dict | None = None
+    score: dict | None = None
+    unavailable: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def moved(self) -> list[str]:
+        """What moved: the drifted feature tests (``column`` or ``column (missing rate)``), most significant first."""
+        hits = sorted((f for f in self.features if f.get("drift")), key=lambda f: f["adjusted_p_value"])
+        return [f["name"] for f in hits]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "drift": bool(self.drift),
+            "p_value": float(self.p_value),
+            "alpha": float(self.alpha),
+            "rule": self.rule,
+            "rows": int(self.n_rows),
+            "moved": self.moved,
+            "sections": dict(self.sections),
+            "unavailable": dict(self.unavailable),
+            "score": self.score,
+            "multivariate": self.multivariate,
+            "features": {"correction": self.correction, "tests": list(self.features)},
+        }
+
+    def summary(self) -> str:
+        """One line: drift or not, the combined p-value, and what moved."""
+        verdict = "drift" if self.drift else "no drift"
+        parts = [f"{verdict} (p = {self.p_value:.3g}, alpha {self.alpha:g}, {self.n_rows:,} rows)"]
+        if self.score is not None:
+            s = self.score
+            rate = s["flag_rate"]
+            parts.append(
+                f"flag rate {rate['new_rate']:.2%} vs {rate['reference_rate']:.2%} expected (p = {rate['p_value']:.3g})"
+            )
+        if self.moved:
+            parts.append("moved: " + ", ".join(self.moved[:8]) + (" ..." if len(self.moved) > 8 else ""))
+        return "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- score drift
+def score_drift(model, scores: np.ndarray) -> dict:
+    """Score drift of ``scores`` (the model's scores of new rows) against the reference scores the model stores.
+
+    The reference is ``model.p_value_reference``: the calibration scores
+    when the model has them, else the training reference scores.  Two tests:
+
+    * distribution: Kolmogorov-Smirnov two-sample test of the new scores vs
+      the reference scores.  This is the test that the conformal p-values
+      of the new rows are uniform, with the reference's own sampling error
+      accounted for (a one-sample KS of the p-values against U(0, 1)
+      ignores it and raises false alarms once the new rows outnumber the
+      reference rows);
+    * flag rate: the rows above ``threshold_``, new vs reference, by
+      Fisher's exact test.  Under no drift the new rows are exchangeable
+      with the reference, so a new row is flagged with probability
+      ``(1 + #reference above) / (n + 1)`` and the count is (nearly)
+      binomial; the exact 2x2 test also carries the reference's
+      uncertainty about that rate.
+
+    The section's p-value is Holm's over the two (``2 * min``).
+    """
+    from scipy import stats
+
+    ref = np.asarray(model.p_value_reference, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    threshold = float(model.threshold_)
+    calibrated = getattr(model, "calibration_scores_", None) is not None
+    kind = "calibration scores (held out of training)" if calibrated else model.training_scores_kind()
+    ks = stats.ks_2samp(ref, scores, method="asymp" if ref.size * scores.size > 10_000 else "auto")
+    p_values = (1.0 + ref.size - np.searchsorted(np.sort(ref), scores, side="left")) / (ref.size + 1.0)
+    rate = proportion_test(
+        int(np.count_nonzero(ref > threshold)), ref.size, int(np.count_nonzero(scores > threshold)), scores.size
+    )
+    rate["expected_rate"] = (1.0 + rate["reference_count"]) / (ref.size + 1.0)
+    rate["ratio"] = rate["new_rate"] / rate["expected_rate"]
+    std = float(np.std(ref)) or 1.0
+    note = None
+    if not calibrated and "leave-one-out" not in kind:
+        note = (
+            f"the reference is the {kind}, which are optimistic (the model has seen those rows), so new normal "
+            "rows may score a little higher; calibrate on held-out clean rows (deepad train --calibration-fraction, "
+            "or deepad.drift.recalibrate) for the conformal guarantee"
+        )
+    return {
+        "p_value": float(min(1.0, 2.0 * min(ks.pvalue, rate["p_value"]))),
+        "reference": kind,
+        "reference_rows": int(ref.size),
+        "threshold": threshold,
+        "distribution": {
+            "test": "ks",
+            "statistic": float(ks.statistic),
+            "p_value": float(ks.pvalue),
+            "median_p_value": float(np.median(p_values)),
+            "reference_median": float(np.median(ref)),
+            "new_median": float(np.median(scores)),
+            "median_shift_std": float((np.median(scores) - np.median(ref)) / std),
+        },
+        "flag_rate": rate,
+        **({"note": note} if note else {}),
+    }
+
+
+# --------------------------------------------------------------------------- per-feature tests
+def _feature_tests(model, df: pd.DataFrame) -> tuple[list[dict], str | None]:
+    """One test per feature column (values) and per column with missing values (missing rate)."""
+    from deepad.data.reference import raw_values
+    from deepad.data.values import MISSING, category_values
+
+    prep = model.preprocessor
+    reference = getattr(model, "drift_reference_", None)
+    info = getattr(model, "drift_reference_info_", None) or {}
+    why = None
+    if reference is None:
+        why = (
+            "the model was saved before deepad kept a training sample for drift tests (retrain it to get the "
+            "numeric, boolean and datetime tests); categorical columns are tested against the category counts "
+            "the model keeps"
+        )
+    n_train = int(prep.n_rows_fit_)
+    tests: list[dict] = []
+    for j, col in enumerate(prep.columns_):
+        name, kind = col["name"], col["kind"]
+        s = df[name]
+        if kind == "categorical":
+            levels = list(col["levels"])
+            counts = np.asarray(col["counts"], dtype=np.float64)
+            text = category_values(s)
+            is_missing = (text == MISSING).to_numpy()
+            new_counts = text[~is_missing].value_counts(sort=False)
+            # Cells: the categories the model one-hot encodes, then one for everything else -- rarer values and
+            # values never seen in training, which the model maps to __other__ alike.
+            cells = [c for c in col["categories"] if c != MISSING]
+            position = {v: i for i, v in enumerate(levels)}
+            ref_c = counts[[position[c] for c in cells]]
+            new_c = new_counts.reindex(cells, fill_value=0).to_numpy(dtype=np.float64)
+            ref_other = counts.sum() - ref_c.sum() - (counts[position[MISSING]] if MISSING in position else 0.0)
+            new_other = float(new_counts.sum() - new_c.sum())
+            result = frequency_test(
+                cells + ["(other or unseen)"], np.append(ref_c, ref_other), np.append(new_c, new_other)
+            )
+            seen = new_counts.index.isin(levels)
+            singletons = float(np.count_nonzero(counts == 1))
+            result["unseen_share"] = float(new_counts[~seen].sum()) / max(float(new_counts.sum()), 1.0)
+            # Good-Turing: the share of new rows with a value the training rows never had, under no drift
+            result["expected_unseen_share"] = singletons / max(float(counts.sum()), 1.0)
+            tests.append({"name": name, "column": name, "kind": kind, **result})
+            k_ref = int(counts[levels.index(MISSING)]) if MISSING in levels else 0
+            k_new, n_new = int(is_missing.sum()), len(s)
+        else:
+            values = raw_values(col, s)
+            k_new, n_new = int(np.isnan(values).sum()), len(s)
+            k_ref = int(info["missing"][j]) if reference is not None else (0 if not col.get("indicator") else None)
+            if reference is not None:
+                ref = reference[:, j]
+                if kind == "datetime":
+                    tests.extend(_datetime_tests(col, ref, values))
+                elif kind == "boolean":
+                    r, v = ref[~np.isnan(ref)], values[~np.isnan(values)]
+                    result = frequency_test(
+                        ["false", "true"],
+                        np.bincount(r.astype(int), minlength=2),
+                        np.bincount(v.astype(int), minlength=2),
+                    )
+                    tests.append({"name": name, "column": name, "kind": kind, **result})
+                else:
+                    tests.append({"name": name, "column": name, "kind": kind, **numeric_test(ref, values)})
+        if k_ref is None:
+            continue  # an old model that had missing values in this column: its count was not kept
+        if k_ref + k_new == 0:
+            continue  # no missing value on either side: nothing can have moved (Fisher's p would be 1)
+        result = proportion_test(k_ref, n_train, k_new, n_new)
+        tests.append({"name": f"{name} (missing rate)", "column": name, "kind": "missing", **result})
+    return tests, why
+
+
+def _datetime_tests(col: dict, ref: np.ndarray, values: np.ndarray) -> list[dict]:
+    """KS tests of the cyclic quantities the model derives from a datetime column (hour of day, ...), not the instant.
+
+    The instant always moves forward, so it is not tested; what the model
+    sees (hour, day of week, month) is.
+    """
+    from deepad.data.preprocessing import _datetime_raw
+
+    out = []
+    ts_ref = pd.Series(pd.to_datetime(ref, unit="s", utc=True))
+    ts_new = pd.Series(pd.to_datetime(values, unit="s", utc=True))
+    features = [f for f in col["features"] if f != "unix"]
+    raw_ref, raw_new = _datetime_raw(ts_ref, features), _datetime_raw(ts_new, features)
+    for f in features:
+        result = numeric_test(raw_ref[f], raw_new[f])
+        out.append({"name": f"{col['name']}.{f}", "column": col["name"], "kind": "datetime", **result})
+    return out
+
+
+# --------------------------------------------------------------------------- the whole report
+def detect_drift(
+    model,
+    X,
+    *,
+    alpha: float = 0.05,
+    correction: str = "holm",
+    multivariate: bool = True,
+    max_rows: int = 500,
+    n_permutations: int = 500,
+    random_state: int = 0,
+) -> DriftReport:
+    """Test whether ``X`` (new rows, no labels) still looks like the data ``model`` learned from.
+
+    ``model``: a fitted :class:`~deepad.pipeline.TabularDetector` (all
+    sections) or any fitted deepad detector (the score section only).
+    Sections:
+
+    * ``features``: per feature column of the saved schema -- numeric: KS
+      two-sample; categorical: chi-squared on the category frequencies
+      (unseen categories in a cell of their own) against the training
+      counts; boolean: chi-squared on true/false; datetime: KS of hour of
+      day, day of week and month; and per column with missing values, the
+      missing rate by Fisher's exact test.  The reference is the training
+      sample the model saved (``drift_reference_``).  ``correction``:
+      ``"holm"`` (family-wise error, default) or ``"bh"``
+      (Benjamini-Hochberg false discovery rate) says which features
+      drifted and gives the section's p-value (Bonferroni / Simes);
+    * ``multivariate``: MMD with a Gaussian kernel on the encoded features
+      the detector sees (:func:`~deepad.drift._mmd.mmd_test`; ``max_rows``
+      rows per side, ``n_permutations``), which sees shifts in the joint
+      distribution (a swapped pair of columns, a broken correlation) that
+      no single column shows;
+    * ``score``: :func:`score_drift`, the anomaly scores and the flag rate.
+
+    Combined rule: ``p_value = min(1, S * min(section p-values))`` over the
+    ``S`` sections that ran (Bonferroni across sections, so each section
+    keeps its power however many columns the table has) and ``drift =
+    p_value <= alpha``: the chance of ``drift`` on data that did not move
+    is at most ``alpha``.
+
+    Bad input -- a missing column, a value that cannot be read as its
+    column's kind -- raises the same :class:`~deepad.data.DataValidationError`
+    scoring does, before any test runs.
+    """
+    if not (isinstance(alpha, (int, float)) and 0.0 < float(alpha) < 1.0):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
+    tabular = hasattr(model, "preprocessor_state_")
+    unavailable: dict[str, str] = {}
+    features: list[dict] = []
+    mmd = None
+    if tabular:
+        from deepad.data.readers import to_frame
+
+        df = to_frame(X)
+        df = model._validate_for_scoring(df)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # unseen categories: reported by the categorical tests
+            Z = model.transform(df)
+        scores = np.asarray(model.detector_.decision_function(Z), dtype=np.float64)
+        features, why = _feature_tests(model, df)
+        if why:
+            unavailable["features"] = why
+        reference = getattr(model, "drift_reference_", None)
+        if not multivariate:
+            unavailable["multivariate"] = "turned off (multivariate=False)"
+        elif reference is None:
+            unavailable["multivariate"] = "the model was saved without a training sample (retrain it)"
+        else:
+            from deepad.data.reference import reference_frame
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                Z_ref = model.transform(reference_frame(model.preprocessor.columns_, reference))
+            mmd = mmd_test(Z_ref, Z, max_rows=max_rows, n_permutations=n_permutations, random_state=random_state)
+    else:
+        scores = np.asarray(model.decision_function(X), dtype=np.float64)
+        unavailable["features"] = f"{type(model).__name__} on arrays keeps no schema or training sample"
+        unavailable["multivariate"] = unavailable["features"]
+    n_rows = int(scores.size)
+    score = score_drift(model, scores)
+
+    tested = [f for f in features if f.get("p_value") is not None]
+    p_raw = np.array([f["p_value"] for f in tested], dtype=np.float64)
+    sections: dict[str, float] = {}
+    if tested:
+        sections["features"] = family_p(p_raw, correction)
+    elif "features" not in unavailable:
+        unavailable["features"] = "no column could be tested"
+    if mmd is not None and mmd.get("p_value") is not None:
+        sections["multivariate"] = float(mmd["p_value"])
+    elif mmd is not None:
+        unavailable["multivariate"] = mmd["skipped"]
+    sections["score"] = score["p_value"]
+    # A test "drifted" when it alone makes the combined rule fire: p (adjusted in its section) * S <= alpha.
+    bound = alpha / len(sections)
+    for f, adj in zip(tested, adjust(p_raw, correction)):
+        f["adjusted_p_value"] = float(adj)
+        f["drift"] = bool(adj <= bound)
+    if "multivariate" in sections:
+        mmd["drift"] = bool(mmd["p_value"] <= bound)
+    score["drift"] = bool(score["p_value"] <= bound)
+    p_value = float(min(1.0, len(sections) * min(sections.values())))
+    rule = (
+        f"drift when min(1, {len(sections)} x the smallest section p-value) <= alpha (Bonferroni over the sections "
+        f"{', '.join(sections)}; feature tests combined by {'Holm' if correction == 'holm' else 'Benjamini-Hochberg'})"
+    )
+    return DriftReport(
+        drift=bool(p_value <= alpha),
+        p_value=p_value,
+        alpha=float(alpha),
+        rule=rule,
+        n_rows=n_rows,
+        correction=correction,
+        sections=sections,
+        features=features,
+        multivariate=mmd,
+        score=score,
+        unavailable=unavailable,
+    )
