@@ -1,0 +1,176 @@
+"""deepad.drift (issue 20): per-feature, multivariate and score drift of a fitted model against new rows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import deepad
+from deepad.data.schema import DataValidationError
+from deepad.detectors import PCA, KNN
+from deepad.drift import detect_drift, mmd_test
+from deepad.drift._stats import adjust, family_p
+from deepad.pipeline import TabularDetector
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+
+
+def _table(n: int, seed: int) -> pd.DataFrame:
+    """A mixed table: two correlated numbers, a number with holes, a category, a boolean, a timestamp."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0.0, 1.0, n)
+    return pd.DataFrame(
+        {
+            "a": a,
+            "b": 2.0 * a + rng.normal(0.0, 0.3, n),
+            "c": np.where(rng.random(n) < 0.05, np.nan, rng.gamma(2.0, 3.0, n)),
+            "shop": rng.choice(np.array(["x", "y", "z", "w"], dtype=object), n, p=[0.4, 0.3, 0.2, 0.1]),
+            "flag": rng.random(n) < 0.3,
+            "when": pd.Timestamp("2024-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 86400 * 60, n), unit="s"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    return TabularDetector(PCA(), contamination=0.05, random_state=0).fit(_table(3000, 0))
+
+
+def _test(report, name):
+    (hit,) = [f for f in report.features if f["name"] == name]
+    return hit
+
+
+def test_reference_sample_is_bounded_seeded_and_saved(model, tmp_path):
+    ref, info = model.drift_reference_, model.drift_reference_info_
+    assert ref.shape == (2000, 6) and info["rows"] == 2000 and info["of"] == 3000
+    assert info["missing"][
+        model.preprocessor.columns_.index(next(c for c in model.preprocessor.columns_ if c["name"] == "c"))
+    ] == int(_table(3000, 0)["c"].isna().sum())
+    model.save(tmp_path / "m")
+    loaded = deepad.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.drift_reference_, ref)
+    assert loaded.drift_reference_info_ == info
+    again = TabularDetector(PCA(), contamination=0.05, random_state=0).fit(_table(3000, 0))
+    np.testing.assert_array_equal(again.drift_reference_, ref)  # the same seed, the same sample
+
+
+def test_no_drift_on_fresh_rows_from_the_same_source(model):
+    reports = [detect_drift(model, _table(800, seed)) for seed in range(1, 9)]
+    assert sum(r.drift for r in reports) <= 1  # 5 % nominal; 8 trials
+    r = reports[0]
+    doc = r.to_dict()
+    assert set(doc) >= {"drift", "p_value", "features", "score", "multivariate", "sections", "moved"}
+    json.dumps(doc)  # JSON-able as it is
+    assert {f["kind"] for f in r.features} == {"numeric", "categorical", "boolean", "datetime", "missing"}
+    assert set(r.sections) == {"features", "multivariate", "score"}
+    assert r.p_value == pytest.approx(min(1.0, 3 * min(r.sections.values())))
+
+
+def test_mean_shift_of_one_column_is_found_with_its_size(model):
+    new = _table(800, 1)
+    new["c"] = new["c"] + 0.5 * np.nanstd(new["c"])
+    r = detect_drift(model, new)
+    assert r.drift and r.moved[0] == "c"
+    hit = _test(r, "c")
+    assert hit["test"] == "ks" and hit["mean_shift_std"] == pytest.approx(0.5, abs=0.12)
+    assert hit["wasserstein_std"] > 0.3 and hit["psi"] > 0.05
+    assert not _test(r, "a")["drift"]
+
+
+def test_category_frequency_change_and_unseen_category(model):
+    new = _table(800, 1)
+    new.loc[new.index[:200], "shop"] = "w"  # w: 10 % -> ~33 %
+    r = detect_drift(model, new)
+    hit = _test(r, "shop")
+    assert hit["drift"] and hit["test"] == "chi2"
+    assert hit["top_changes"][0]["category"] == "w" and hit["top_changes"][0]["new_share"] > 0.3
+    new = _table(800, 1)
+    new.loc[new.index[:40], "shop"] = "brand-new"
+    hit = _test(detect_drift(model, new), "shop")
+    assert hit["drift"] and hit["unseen_share"] == pytest.approx(0.05)
+
+
+def test_rising_missing_rate_is_its_own_test(model):
+    new = _table(800, 1)
+    new.loc[new.index[:120], "a"] = np.nan  # a never had holes in training
+    r = detect_drift(model, new)
+    hit = _test(r, "a (missing rate)")
+    assert hit["drift"] and hit["reference_rate"] == 0.0 and hit["new_rate"] == pytest.approx(0.15)
+    assert "a (missing rate)" in r.moved
+
+
+def test_broken_correlation_is_seen_by_the_joint_tests_only(model):
+    new = _table(800, 1)
+    new["b"] = np.random.default_rng(5).permutation(new["b"].to_numpy())  # same marginals, no correlation
+    r = detect_drift(model, new)
+    assert not _test(r, "a")["drift"] and not _test(r, "b")["drift"]
+    # the joint tests see it: MMD on the encoded features, and the PCA detector's scores (its residuals explode)
+    assert r.multivariate["p_value"] < 0.05 and r.score["flag_rate"]["new_rate"] > 0.5 and r.drift
+    assert r.moved == []
+
+
+def test_score_drift_finds_a_doubled_flag_rate(model):
+    new = _table(800, 1)
+    rng = np.random.default_rng(3)
+    extreme = rng.random(len(new)) < 0.06  # about 6 % more rows far out: the flag rate roughly doubles
+    new.loc[extreme, "b"] = new.loc[extreme, "b"] + 6.0
+    r = detect_drift(model, new)
+    rate = r.score["flag_rate"]
+    assert rate["new_rate"] > 1.8 * rate["reference_rate"] and rate["p_value"] < 1e-4
+    assert r.score["drift"] and r.drift
+
+
+def test_bh_correction_and_the_adjustments():
+    p = np.array([0.01, 0.04, 0.03, 0.5])
+    np.testing.assert_allclose(adjust(p, "holm"), [0.04, 0.09, 0.09, 0.5])
+    np.testing.assert_allclose(adjust(p, "bh"), [0.04, 0.0533333, 0.0533333, 0.5], rtol=1e-5)
+    assert family_p(p, "holm") == pytest.approx(0.04) and family_p(np.array([]), "bh") == 1.0
+    with pytest.raises(ValueError, match="correction"):
+        adjust(p, "fdr")
+
+
+def test_bad_input_gives_the_errors_scoring_gives(model):
+    new = _table(50, 1)
+    with pytest.raises(DataValidationError, match="missing column.*'shop'"):
+        detect_drift(model, new.drop(columns=["shop"]))
+    new["a"] = new["a"].astype(object)
+    new.loc[3, "a"] = "abc"
+    with pytest.raises(DataValidationError, match="column 'a'.*row 3"):
+        detect_drift(model, new)
+    with pytest.raises(ValueError, match="alpha"):
+        detect_drift(model, _table(50, 1), alpha=2)
+    with pytest.raises(ValueError, match="correction"):
+        detect_drift(model, _table(50, 1), correction="bonferroni")
+
+
+def test_model_saved_before_the_reference_reports_what_it_can():
+    old = deepad.load(FIXTURES / "TabularDetector")
+    assert getattr(old, "drift_reference_", None) is None
+    X = pd.read_csv(FIXTURES / "TabularDetector.input.csv")
+    r = detect_drift(old, X)
+    assert "saved before" in r.unavailable["features"] and "multivariate" in r.unavailable
+    assert {f["kind"] for f in r.features} <= {"categorical", "missing"} and r.features  # counts the state keeps
+    assert r.score is not None and "score" in r.sections
+
+
+def test_array_detector_gets_the_score_section_only():
+    rng = np.random.default_rng(0)
+    det = KNN(n_neighbors=5, contamination=0.05).fit(rng.normal(size=(600, 3)))
+    r = detect_drift(det, rng.normal(size=(400, 3)) + np.array([0.0, 0.0, 1.5]))
+    assert set(r.sections) == {"score"} and "features" in r.unavailable
+    assert r.drift and r.score["flag_rate"]["new_rate"] > 0.2
+
+
+def test_mmd_permutation_p_value():
+    rng = np.random.default_rng(0)
+    same = [
+        mmd_test(rng.normal(size=(200, 4)), rng.normal(size=(200, 4)), random_state=i)["p_value"] for i in range(20)
+    ]
+    assert np.mean(np.array(same) <= 0.05) <= 0.15 and min(same) >= 1 / 501
+    shifted = mmd_test(rng.normal(size=(200, 4)), rng.normal(size=(200, 4)) + 0.4)
+    assert shifted["p_value"] < 0.01 and shifted["statistic"] > 0 and shifted["bandwidth"] > 0
