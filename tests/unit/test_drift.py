@@ -174,3 +174,50 @@ def test_mmd_permutation_p_value():
     assert np.mean(np.array(same) <= 0.05) <= 0.15 and min(same) >= 1 / 501
     shifted = mmd_test(rng.normal(size=(200, 4)), rng.normal(size=(200, 4)) + 0.4)
     assert shifted["p_value"] < 0.01 and shifted["statistic"] > 0 and shifted["bandwidth"] > 0
+
+
+# --------------------------------------------------------------------------- recalibrate
+def _shifted(n: int, seed: int) -> pd.DataFrame:
+    """Normal has moved: every number larger and more spread out, the shop mix changed; still clean."""
+    new = _table(n, seed)
+    new["a"] = 0.6 + 1.3 * new["a"]
+    new["b"] = 2.0 * new["a"] + np.random.default_rng(seed + 100).normal(0.0, 0.6, n)
+    new["c"] = new["c"] * 1.4
+    return new
+
+
+def test_recalibrate_brings_the_false_alarm_rate_back_within_the_conformal_bound(model, tmp_path):
+    from deepad.drift import history, recalibrate
+    from sklearn.base import clone
+
+    m = clone(model).fit(_table(3000, 0))
+    later = _shifted(6000, 21)  # "more shifted clean data": rows after the recalibration window
+    before = float(m.predict(later).mean())
+    assert before > 0.12  # the 5 % model now flags far too much
+    clean = _shifted(1500, 20)
+    recalibrate(m, clean, note="new sensor", path=tmp_path / "m")
+    n, a = len(clean), 0.05
+    after = float(m.predict(later).mean())
+    # conformal: the rate a calibration set of n rows gives is about Beta around a, sd sqrt(a(1-a)/n); plus binomial
+    bound = a + 3 * np.sqrt(a * (1 - a) / n) + 3 * np.sqrt(a * (1 - a) / len(later))
+    assert after <= bound and after > a / 2
+    assert detect_drift(m, _shifted(800, 22)).score["drift"] is False  # the score section compares with the new rows
+    loaded = deepad.load(tmp_path / "m")
+    steps = history(loaded)
+    assert [e["action"] for e in steps] == ["fit", "recalibrate"] and steps[-1]["version"] == 2
+    assert steps[-1]["rows"] == 1500 and steps[-1]["fpr"] == a and steps[-1]["note"] == "new sensor"
+    assert steps[-1]["threshold"] == loaded.threshold_ and steps[-1]["threshold_before"] < loaded.threshold_
+    np.testing.assert_array_equal(loaded.predict(later), m.predict(later))
+
+
+def test_recalibrate_refuses_too_few_rows_and_bad_rates(model):
+    from deepad.drift import recalibrate
+    from sklearn.base import clone
+
+    m = clone(model).fit(_table(600, 0))
+    with pytest.raises(ValueError, match="needs at least 99 clean rows"):
+        recalibrate(m, _table(50, 1), fpr=0.01)
+    with pytest.raises(ValueError, match="fpr must be in"):
+        recalibrate(m, _table(200, 1), fpr=1.5)
+    with pytest.raises(DataValidationError, match="missing column"):
+        recalibrate(m, _table(200, 1).drop(columns=["a"]))

@@ -27,5 +27,6 @@ See docs/drift.md.
 
 from deepad.drift._mmd import mmd_test
 from deepad.drift.core import DriftReport, detect_drift, score_drift
+from deepad.drift.recalibrate import history, recalibrate
 
-__all__ = ["DriftReport", "detect_drift", "score_drift", "mmd_test"]
+__all__ = ["DriftReport", "detect_drift", "score_drift", "mmd_test", "recalibrate", "history"]
