@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli import bench, demo, detectors, explain, info, report, score, serve, stream, train, tune
+from deepad.cli import bench, demo, detectors, explain, info, monitor, report, score, serve, stream, train, tune
 from deepad.cli._common import quiet_option, with_quiet
 
 __all__ = ["app", "main"]
@@ -48,6 +48,7 @@ app.command("detectors")(with_quiet(detectors.detectors_cmd))
 app.command("explain")(with_quiet(explain.explain_rows))
 app.command("report")(with_quiet(report.report))
 app.command()(with_quiet(stream.stream))
+app.command()(with_quiet(monitor.monitor))
 app.command("tune", cls=detectors.TableDetectorListHelp)(with_quiet(tune.tune_cmd))
 
 

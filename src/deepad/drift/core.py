@@ -12,7 +12,7 @@ import pandas as pd
 from deepad.drift._mmd import mmd_test
 from deepad.drift._stats import CORRECTIONS, family_p, adjust, frequency_test, numeric_test, proportion_test
 
-__all__ = ["DriftReport", "detect_drift", "score_drift"]
+__all__ = ["DriftReport", "detect_drift", "score_drift", "json_safe"]
 
 #: the sections of a report, in the order the combined p-value lists them
 SECTIONS = ("features", "multivariate", "score")
@@ -40,6 +40,8 @@ class DriftReport:
     multivariate: dict | None = None
     score: dict | None = None
     unavailable: dict[str, str] = field(default_factory=dict)
+    #: the new rows' anomaly scores (not in ``to_dict``)
+    scores: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def moved(self) -> list[str]:
@@ -48,19 +50,22 @@ class DriftReport:
         return [f["name"] for f in hits]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "drift": bool(self.drift),
-            "p_value": float(self.p_value),
-            "alpha": float(self.alpha),
-            "rule": self.rule,
-            "rows": int(self.n_rows),
-            "moved": self.moved,
-            "sections": dict(self.sections),
-            "unavailable": dict(self.unavailable),
-            "score": self.score,
-            "multivariate": self.multivariate,
-            "features": {"correction": self.correction, "tests": list(self.features)},
-        }
+        """The report as JSON types (non-finite numbers as ``None``)."""
+        return json_safe(
+            {
+                "drift": bool(self.drift),
+                "p_value": float(self.p_value),
+                "alpha": float(self.alpha),
+                "rule": self.rule,
+                "rows": int(self.n_rows),
+                "moved": self.moved,
+                "sections": dict(self.sections),
+                "unavailable": dict(self.unavailable),
+                "score": self.score,
+                "multivariate": self.multivariate,
+                "features": {"correction": self.correction, "tests": list(self.features)},
+            }
+        )
 
     def summary(self) -> str:
         """One line: drift or not, the combined p-value, and what moved."""
@@ -75,6 +80,21 @@ class DriftReport:
         if self.moved:
             parts.append("moved: " + ", ".join(self.moved[:8]) + (" ..." if len(self.moved) > 8 else ""))
         return "; ".join(parts)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and NaN / infinity as ``None`` (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 # --------------------------------------------------------------------------- score drift
@@ -141,7 +161,7 @@ def score_drift(model, scores: np.ndarray) -> dict:
 
 
 # --------------------------------------------------------------------------- per-feature tests
-def _feature_tests(model, df: pd.DataFrame) -> tuple[list[dict], str | None]:
+def _feature_tests(model, df: pd.DataFrame, ignore=frozenset()) -> tuple[list[dict], str | None]:
     """One test per feature column (values) and per column with missing values (missing rate)."""
     from deepad.data.reference import raw_values
     from deepad.data.values import MISSING, category_values
@@ -160,6 +180,8 @@ def _feature_tests(model, df: pd.DataFrame) -> tuple[list[dict], str | None]:
     tests: list[dict] = []
     for j, col in enumerate(prep.columns_):
         name, kind = col["name"], col["kind"]
+        if name in ignore:
+            continue
         s = df[name]
         if kind == "categorical":
             levels = list(col["levels"])
@@ -243,6 +265,7 @@ def detect_drift(
     max_rows: int = 500,
     n_permutations: int = 500,
     random_state: int = 0,
+    ignore=(),
 ) -> DriftReport:
     """Test whether ``X`` (new rows, no labels) still looks like the data ``model`` learned from.
 
@@ -273,6 +296,11 @@ def detect_drift(
     p_value <= alpha``: the chance of ``drift`` on data that did not move
     is at most ``alpha``.
 
+    ``ignore``: feature columns left out of the feature and multivariate
+    sections (e.g. the timestamp a window was cut by: within a week, its
+    month and weekday cannot look like the training year's).  The score
+    section always uses the whole row.
+
     Bad input -- a missing column, a value that cannot be read as its
     column's kind -- raises the same :class:`~deepad.data.DataValidationError`
     scoring does, before any test runs.
@@ -294,7 +322,10 @@ def detect_drift(
             warnings.simplefilter("ignore", UserWarning)  # unseen categories: reported by the categorical tests
             Z = model.transform(df)
         scores = np.asarray(model.detector_.decision_function(Z), dtype=np.float64)
-        features, why = _feature_tests(model, df)
+        unknown = sorted(set(ignore) - set(model.preprocessor.schema_.feature_columns))
+        if unknown:
+            raise ValueError(f"ignore names {unknown}, which are not feature columns of the model.")
+        features, why = _feature_tests(model, df, frozenset(ignore))
         if why:
             unavailable["features"] = why
         reference = getattr(model, "drift_reference_", None)
@@ -308,7 +339,17 @@ def detect_drift(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 Z_ref = model.transform(reference_frame(model.preprocessor.columns_, reference))
-            mmd = mmd_test(Z_ref, Z, max_rows=max_rows, n_permutations=n_permutations, random_state=random_state)
+            keep = ~np.isin(np.asarray(model.feature_sources_, dtype=object), list(ignore))
+            if keep.any():
+                mmd = mmd_test(
+                    Z_ref[:, keep],
+                    Z[:, keep],
+                    max_rows=max_rows,
+                    n_permutations=n_permutations,
+                    random_state=random_state,
+                )
+            else:
+                unavailable["multivariate"] = "every feature is ignored"
     else:
         scores = np.asarray(model.decision_function(X), dtype=np.float64)
         unavailable["features"] = f"{type(model).__name__} on arrays keeps no schema or training sample"
@@ -353,4 +394,5 @@ def detect_drift(
         multivariate=mmd,
         score=score,
         unavailable=unavailable,
+        scores=scores,
     )

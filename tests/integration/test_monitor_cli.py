@@ -1,0 +1,109 @@
+"""`deepad monitor MODEL_DIR DATA [-o drift.json|drift.html]` (issue 20): the drift report on the command line."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepad.cli import app
+
+from data_fraud import make_fraud_frame
+
+
+def run(*args):
+    result = CliRunner().invoke(app, ["--quiet", *map(str, args)])
+    assert "Traceback" not in result.output, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    d = tmp_path_factory.mktemp("monitor")
+    make_fraud_frame(2500, seed=1).to_csv(d / "train.csv", index=False)
+    make_fraud_frame(1200, seed=2, start_index=10_000).to_csv(d / "same.csv", index=False)
+    moved = make_fraud_frame(1200, seed=3, start_index=20_000)
+    moved.loc[600:, "amount"] = moved.loc[600:, "amount"] * 3.0  # the second half moved
+    moved.loc[600:, "channel"] = "online"
+    moved.to_csv(d / "moved.csv", index=False)
+    result = run(
+        "train",
+        d / "train.csv",
+        "-o",
+        d / "model",
+        "--detector",
+        "IsolationForest",
+        "--exclude",
+        "is_fraud",
+        "--params",
+        '{"n_estimators": 50}',
+        "--calibration-fraction",
+        "0.3",
+        "--fpr",
+        "0.05",
+    )
+    assert result.exit_code == 0, result.output
+    return d
+
+
+def test_json_report_on_stdout_and_to_a_file(work):
+    result = run("monitor", work / "model", work / "same.csv")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # stdout is the JSON alone
+    assert doc["drift"] is False and 0.05 < doc["p_value"] <= 1.0
+    assert doc["score"]["reference"].startswith("calibration") and "features" in doc and "multivariate" in doc
+    out = work / "moved.json"
+    result = run("monitor", work / "model", work / "moved.csv", "-o", out, "--window", "300")
+    assert result.exit_code == 0, result.output  # exit 0 on drift too
+    doc = json.loads(out.read_text())
+    assert doc["drift"] is True and doc["p_value"] < 1e-6
+    assert {"amount", "channel"} <= set(doc["moved"])
+    assert [w["label"] for w in doc["windows"]] == ["rows 0-299", "rows 300-599", "rows 600-899", "rows 900-1,199"]
+    assert [w["drift"] for w in doc["windows"]] == [False, False, True, True]
+    assert "drift" in result.output and "Wrote" in result.output
+
+
+def test_html_page_with_drift_over_time(work):
+    out = work / "drift.html"
+    result = run(
+        "monitor", work / "model", work / "moved.csv", "-o", out, "--time-column", "timestamp", "--every", "7D"
+    )
+    assert result.exit_code == 0, result.output
+    html = out.read_text()
+    for heading in ("Verdict", "Drift over time", "Scores and flag rate", "Multivariate (MMD)", "Per-feature tests"):
+        assert heading in html
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
+    assert len(images) == 2 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+    assert "timestamp is left out" in html and "<script" not in html and "http" not in html.split("<body>")[1]
+
+
+def test_bad_input_exits_2_with_one_line(work):
+    df = make_fraud_frame(100, seed=4)
+    df.drop(columns=["amount"]).to_csv(work / "no_amount.csv", index=False)
+    df2 = df.astype({"amount": object})
+    df2.loc[7, "amount"] = "lots"
+    df2.to_csv(work / "bad_amount.csv", index=False)
+    cases = [
+        (("monitor", work / "model", work / "no_amount.csv"), "missing column(s) ['amount']"),
+        (("monitor", work / "model", work / "bad_amount.csv"), "column 'amount'"),
+        (("monitor", work / "model", work / "nope.csv"), "nope.csv"),
+        (("monitor", work / "no_model", work / "same.csv"), "no model at"),
+        (("monitor", work / "model", work / "same.csv", "-o", work / "x.txt"), "must end in .json or .html"),
+        (("monitor", work / "model", work / "same.csv", "--time-column", "when"), "no time column 'when'"),
+        (("monitor", work / "model", work / "same.csv", "--window", "5", "--time-column", "timestamp"), "not both"),
+        (("monitor", work / "model", work / "same.csv", "--every", "1D"), "--every applies to --time-column"),
+        (("monitor", work / "model", work / "same.csv", "--time-column", "amount"), "amount"),
+        (("monitor", work / "model", work / "same.csv", "--alpha", "1.5"), "--alpha must be in (0, 1)"),
+        (("monitor", work / "model", work / "same.csv", "-o", work / "nodir" / "d.json"), "does not exist"),
+    ]
+    for args, message in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (work / "x.txt").exists()
+    np.testing.assert_equal(sorted(p.name for p in work.iterdir() if p.suffix == ".part"), [])
