@@ -1,0 +1,311 @@
+"""Drift detection on ADBench: false alarms, power per shift kind, rows needed; deepad.drift vs Alibi Detect.
+
+Protocol, per data set (``/work/shared/datasets/adbench/*.npz``, normal rows only):
+
+* shuffle (seed 0); the first half (at most 3,000 rows) is the *reference*:
+  a ``TabularDetector(IsolationForest)`` is fitted on 70 % of it and
+  calibrated (threshold at a conformal false-positive rate of 5 %) on
+  the other 30 %; the rest is the *test pool*.  A numeric column is also
+  discretised into 5 quantile bins of the reference and added as a
+  categorical column ``cat`` (so there is a categorical column to shift);
+* each trial draws ``m = min(500, pool / 2)`` test rows and applies one
+  shift to a random (non-constant) column: none; mean shift of
+  ``MEAN_SHIFT`` standard deviations; scale change by ``SCALE`` around the
+  median; ``CAT_SHARE`` of the rows moved to category ``b0``; ``MISSING``
+  of the values made missing; two columns swapped;
+* deepad: ``detect_drift(model, rows)`` (its verdict, and each section
+  alone); Alibi Detect: ``KSDrift`` (Bonferroni) and ``MMDDrift``
+  (pytorch backend, 100 permutations) with the same reference rows the
+  model was fitted on (MMD: the first 500 of them, as deepad's MMD uses
+  500 per side), standardised by their mean/std, ``cat`` as its bin
+  number, missing values imputed with the reference median (Alibi's
+  detectors take no NaN);
+* rows needed: two shifts that double the model's flag rate -- a mean
+  shift of one column sized by bisection on the pool, and the data set's
+  own anomalies mixed in at the share that doubles it (the anomaly rate
+  itself rises) -- tested at growing ``n``; the smallest ``n`` at which
+  the score section alone, and the feature section alone, detect it in at
+  least 80 % of the trials.
+
+Run (quick: 6 sets; ``--all``: the 28)::
+
+    PYTHONPATH=src:/work/alibi-site:/work/alibi-stubs DEEPAD_NUM_THREADS=1 OMP_NUM_THREADS=1 \\
+        python benchmarks/drift_power.py [--all] [--trials 10] [--out benchmarks/results/drift_power.json]
+
+``/work/alibi-stubs`` holds an empty ``transformers`` module: alibi-detect
+imports it at import time for text embeddings, which this benchmark never
+uses.  Without alibi-detect the deepad columns are still measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from deepad.detectors import IsolationForest
+from deepad.drift import detect_drift
+from deepad.pipeline import TabularDetector
+
+DATA = Path("/work/shared/datasets/adbench")
+QUICK = ["4_breastw", "6_cardio", "23_mammography", "28_pendigits", "38_thyroid", "19_landsat"]
+KINDS = ["none", "mean", "scale", "category", "missing", "swap"]
+MEAN_SHIFT, SCALE, CAT_SHARE, MISSING = 0.25, 1.25, 0.15, 0.10
+ALPHA = 0.05
+GRID = [25, 50, 100, 200, 400, 800]
+MMD_ROWS = 500
+
+
+def _frame(X: np.ndarray, cat: np.ndarray) -> pd.DataFrame:
+    df = pd.DataFrame(X, columns=[f"x{j}" for j in range(X.shape[1])])
+    df["cat"] = pd.Series(np.char.add("b", cat.astype(str)), dtype=object)
+    return df
+
+
+class Setup:
+    """One data set: the model, the reference rows, the test pool, and Alibi's view of both."""
+
+    def __init__(self, name: str, seed: int = 0):
+        d = np.load(DATA / f"{name}.npz")
+        X = np.asarray(d["X"], dtype=np.float64)[np.asarray(d["y"]) == 0]
+        self.anomalies = np.asarray(d["X"], dtype=np.float64)[np.asarray(d["y"]) == 1]
+        rng = np.random.default_rng(seed)
+        X = X[rng.permutation(len(X))]
+        n_ref = min(len(X) // 2, 3000)
+        self.name, self.rng = name, rng
+        ref, self.pool = X[:n_ref], X[n_ref:]
+        std = ref.std(axis=0)
+        self.columns = np.flatnonzero(std > 0)
+        self.cat_source = int(self.columns[np.argmax(std[self.columns] > 0)])  # first non-constant column
+        self.edges = np.unique(np.quantile(ref[:, self.cat_source], [0.2, 0.4, 0.6, 0.8]))
+        n_fit = int(0.7 * n_ref)
+        fit, cal = ref[:n_fit], ref[n_fit:]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.model = TabularDetector(IsolationForest(n_estimators=100), contamination=0.05, random_state=seed)
+            self.model.fit(self._df(fit))
+            if len(cal) >= 19:
+                self.model.calibrate(self._df(cal))
+                self.model.set_threshold(fpr=ALPHA)
+        self.fit_rows = fit
+        self.mean, self.std = fit.mean(axis=0), np.where(fit.std(axis=0) > 0, fit.std(axis=0), 1.0)
+        self.median = np.median(fit, axis=0)
+        self.m = int(min(500, len(self.pool) // 2))
+        # Alibi's KS gets every fitted row; its MMD the first 500 (deepad's MMD subsamples 500 per side too:
+        # same data budget, and Alibi's MMD on 1,300 reference rows took 13 s a test here)
+        view = self._alibi_view(self._df(fit))
+        self.alibi = _alibi(view, view[:MMD_ROWS])
+
+    def _df(self, X: np.ndarray) -> pd.DataFrame:
+        return _frame(X, np.searchsorted(self.edges, X[:, self.cat_source], side="right"))
+
+    def _alibi_view(self, df: pd.DataFrame) -> np.ndarray:
+        X = df[[f"x{j}" for j in range(self.pool.shape[1])]].to_numpy(dtype=np.float64)
+        X = np.where(np.isnan(X), self.median, X)
+        cat = df["cat"].str[1:].astype(float).to_numpy()[:, None]
+        mean = getattr(self, "mean", X.mean(axis=0))
+        std = getattr(self, "std", np.where(X.std(axis=0) > 0, X.std(axis=0), 1.0))
+        return np.hstack([(X - mean) / std, cat]).astype(np.float32)
+
+    def sample(self, kind: str) -> pd.DataFrame:
+        X = self.pool[self.rng.choice(len(self.pool), size=self.m, replace=False)].copy()
+        j = int(self.rng.choice(self.columns))
+        if kind == "mean":
+            X[:, j] += MEAN_SHIFT * self.std[j]
+        elif kind == "scale":
+            X[:, j] = self.median[j] + SCALE * (X[:, j] - self.median[j])
+        elif kind == "swap" and len(self.columns) > 1:
+            k = int(self.rng.choice(self.columns[self.columns != j]))
+            X[:, [j, k]] = X[:, [k, j]]
+        df = self._df(X)
+        if kind == "category":
+            rows = self.rng.random(len(df)) < CAT_SHARE
+            df.loc[rows, "cat"] = "b0"
+        elif kind == "missing":
+            rows = self.rng.random(len(df)) < MISSING
+            df.loc[rows, f"x{j}"] = np.nan
+        return df
+
+
+def _alibi(x_ref: np.ndarray, x_ref_mmd: np.ndarray):
+    try:
+        from alibi_detect.cd import KSDrift, MMDDrift
+    except ImportError as exc:
+        print(f"alibi-detect not importable ({exc}); measuring deepad only")
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "ks": KSDrift(x_ref, p_val=ALPHA, correction="bonferroni"),
+            "mmd": MMDDrift(x_ref_mmd, backend="pytorch", p_val=ALPHA, n_permutations=100, device="cpu"),
+        }
+
+
+def _trial(s: Setup, df: pd.DataFrame) -> dict:
+    out = {}
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = detect_drift(s.model, df, alpha=ALPHA)
+    out["deepad_s"] = time.perf_counter() - t
+    out["deepad"] = r.drift
+    for k in ("features", "multivariate", "score"):
+        out[f"deepad_{k}"] = bool(r.sections.get(k, 1.0) <= ALPHA)
+    if s.alibi is not None:
+        x = s._alibi_view(df)
+        for k, det in s.alibi.items():
+            t = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out[f"alibi_{k}"] = bool(det.predict(x)["data"]["is_drift"])
+            out[f"alibi_{k}_s"] = time.perf_counter() - t
+    return out
+
+
+def _doubling_shift(s: Setup) -> tuple[int, float] | None:
+    """A column and a mean shift (in sd) that doubles the model's flag rate on the pool, or None."""
+    pool = s._df(s.pool)
+    base = float(s.model.predict(pool).mean())
+    for j in s.rng.permutation(s.columns)[:6]:
+
+        def rate(delta):
+            X = s.pool.copy()
+            X[:, j] += delta * s.std[j]
+            return float(s.model.predict(s._df(X)).mean())
+
+        if rate(8.0) < 2 * base:
+            continue
+        lo, hi = 0.0, 8.0
+        for _ in range(12):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if rate(mid) < 2 * base else (lo, mid)
+        return int(j), hi
+    return None
+
+
+def _power(s: Setup, trials: int, make) -> dict:
+    """Detection rate of the score section and of the feature section alone, per ``n`` of ``GRID``."""
+    out = {"power": {}}
+    for n in [n for n in GRID if n <= len(s.pool) // 2]:
+        hits = {"score": 0, "features": 0}
+        for _ in range(trials):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = detect_drift(s.model, make(n), alpha=ALPHA, multivariate=False)
+            hits["score"] += r.sections["score"] <= ALPHA
+            hits["features"] += r.sections["features"] <= ALPHA
+        out["power"][n] = {k: v / trials for k, v in hits.items()}
+    for k in ("score", "features"):
+        ok = [n for n, p in out["power"].items() if p[k] >= 0.8]
+        out[f"rows_{k}"] = min(ok) if ok else None
+    return out
+
+
+def _rows_needed(s: Setup, trials: int) -> dict:
+    """Rows each section needs for 80 % power, for two shifts that double the flag rate."""
+    out = {}
+    found = _doubling_shift(s)
+    if found is None:
+        out["mean"] = {"skipped": "no single-column shift doubles the flag rate"}
+    else:
+        j, delta = found
+
+        def shifted(n):
+            X = s.pool[s.rng.choice(len(s.pool), size=n, replace=False)].copy()
+            X[:, j] += delta * s.std[j]
+            return s._df(X)
+
+        out["mean"] = {"column": j, "shift": delta, **_power(s, trials, shifted)}
+    # the anomaly rate itself rises: a share of the data set's own anomalies mixed in (a fraud wave)
+    r0 = float(s.model.predict(s._df(s.pool)).mean())
+    ra = float(s.model.predict(s._df(s.anomalies)).mean()) if len(s.anomalies) else 0.0
+    if ra <= 2 * r0 or len(s.anomalies) < 10:
+        out["mixture"] = {
+            "skipped": f"the model flags {ra:.0%} of the anomalies: mixing them in cannot double {r0:.1%}"
+        }
+    else:
+        share = r0 / (ra - r0)
+
+        def mixed(n):
+            k = int(s.rng.binomial(n, share))
+            X = s.pool[s.rng.choice(len(s.pool), size=n - k, replace=False)]
+            A = s.anomalies[s.rng.choice(len(s.anomalies), size=k, replace=True)]
+            return s._df(np.vstack([X, A]))
+
+        out["mixture"] = {"share": share, **_power(s, trials, mixed)}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true", help="all 28 ADBench sets (default: 6)")
+    parser.add_argument("--sets", nargs="*", help="these sets (names without .npz)")
+    parser.add_argument("--trials", type=int, default=10, help="trials per shift kind (no-shift: twice as many)")
+    parser.add_argument("--rows-trials", type=int, default=10, help="trials per n in the rows-needed study")
+    parser.add_argument("--out", default="benchmarks/results/drift_power.json")
+    args = parser.parse_args()
+    names = args.sets or (sorted(p.stem for p in DATA.glob("*.npz")) if args.all else QUICK)
+    results = {}
+    for name in names:
+        t0 = time.perf_counter()
+        s = Setup(name)
+        res = {"rows_per_trial": s.m, "features": int(s.pool.shape[1]), "kinds": {}}
+        for kind in KINDS:
+            n = args.trials * (2 if kind == "none" else 1)
+            res["kinds"][kind] = [_trial(s, s.sample(kind)) for _ in range(n)]
+        res["rows_needed"] = _rows_needed(s, args.rows_trials)
+        results[name] = res
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(results, indent=1, default=float))
+    print(table(results))
+
+
+def table(results: dict) -> str:
+    """The markdown tables: false alarms / power per method and shift kind, times, rows needed."""
+    methods = ["deepad", "deepad_features", "deepad_multivariate", "deepad_score", "alibi_ks", "alibi_mmd"]
+    lines = ["| shift | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+    for kind in KINDS:
+        trials = [t for r in results.values() for t in r["kinds"][kind]]
+        cells = []
+        for m in methods:
+            v = [t[m] for t in trials if m in t]
+            cells.append(f"{np.mean(v):.1%} ({len(v)})" if v else "-")
+        label = "none (false alarms)" if kind == "none" else kind
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines.append("")
+    trials = [t for r in results.values() for k in r["kinds"].values() for t in k]
+    lines.append("| time per test (median) | deepad (all sections) | alibi KSDrift | alibi MMDDrift |")
+    lines.append("|---|---|---|---|")
+    med = [
+        np.median([t[k] for t in trials if k in t]) if any(k in t for t in trials) else float("nan")
+        for k in ("deepad_s", "alibi_ks_s", "alibi_mmd_s")
+    ]
+    lines.append("| seconds | " + " | ".join(f"{v:.3f}" for v in med) + " |")
+    lines.append("")
+    lines.append(
+        "| data set | mean shift doubling the flag rate | rows: score | rows: features "
+        "| anomalies mixed in, doubling it | rows: score | rows: features |"
+    )
+    lines.append("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        cells = []
+        for study in ("mean", "mixture"):
+            rn = r["rows_needed"][study]
+            if "skipped" in rn:
+                cells += [rn["skipped"], "-", "-"]
+                continue
+            top = f"> {max(rn['power'], key=int)}" if rn["power"] else "-"
+            what = f"x{rn['column']} +{rn['shift']:.2f} sd" if study == "mean" else f"{rn['share']:.1%} of rows"
+            cells += [what, str(rn["rows_score"] or top), str(rn["rows_features"] or top)]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
