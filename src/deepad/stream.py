@@ -33,6 +33,13 @@ needs between calls:
 
 ``threshold="fixed"`` uses the detector's own ``threshold_`` instead of SPOT.
 
+With ``drift=True`` the scorer also watches for *score drift* -- scores
+creeping up or sinking as a whole, not single alarms: a two-sided CUSUM
+(:class:`PValueCUSUM`) on each point's conformal p-value against the
+reference scores, whose mean under no drift is known exactly.  Its events
+come in :attr:`StreamUpdate.drift_events`; its state is saved and resumed
+with the stream's.
+
 Every update also reports a *unit score* in [0, 1] (NAB's score format):
 ``-log10(P) / 10`` where ``P`` is the estimated probability that a normal
 score is at least this high -- the GPD tail of SPOT above ``t`` (``n_t / n``
@@ -58,7 +65,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["StreamScorer", "StreamUpdate", "SPOT", "default_threshold", "is_series_detector", "series_scores"]
+__all__ = [
+    "StreamScorer",
+    "StreamUpdate",
+    "SPOT",
+    "PValueCUSUM",
+    "default_threshold",
+    "is_series_detector",
+    "series_scores",
+]
 
 
 def is_series_detector(model) -> bool:
@@ -170,6 +185,53 @@ class SPOT:
         return obj
 
 
+class PValueCUSUM:
+    """Online score drift: a two-sided CUSUM (Page, 1954) of ``x = -ln p`` over the stream's conformal p-values.
+
+    Under no drift each point's conformal p-value against the reference
+    scores is uniform, so ``x`` is Exp(1) with mean exactly 1: this is the
+    Page-Hinkley test with the in-control mean known rather than
+    estimated.  ``up = max(0, up + x - 1 - slack)`` grows when scores creep
+    up (p-values shrink, the flag rate rises); ``down = max(0, down + 1 - x -
+    slack)`` when they sink (p-values near 1, the flag rate goes to 0).  A
+    side above ``threshold`` is a drift event; both sides then restart.
+    Defaults ``slack=0.5``, ``threshold=12``: on exchangeable normal points
+    the median run between false events is about 8,000 points (simulated);
+    a shift that doubles ``x``'s mean is found after about 24 points (12 / 0.5) on average.  With
+    autocorrelated scores (series windows, ``smoothing > 1``) false events
+    come sooner.  O(1) per point.
+    """
+
+    def __init__(self, threshold: float = 12.0, slack: float = 0.5):
+        if not (threshold > 0 and slack >= 0):
+            raise ValueError(f"threshold must be > 0 and slack >= 0, got {threshold}, {slack}.")
+        self.threshold, self.slack = float(threshold), float(slack)
+        self.up = self.down = 0.0
+        self.n = self.n_events = 0
+
+    def step(self, p: float) -> str | None:
+        """Process one p-value; return ``"up"`` or ``"down"`` on a drift event, else ``None``."""
+        x = -np.log(max(float(p), 1e-300))
+        self.n += 1
+        self.up = max(0.0, self.up + x - 1.0 - self.slack)
+        self.down = max(0.0, self.down + 1.0 - x - self.slack)
+        side = "up" if self.up > self.threshold else "down" if self.down > self.threshold else None
+        if side is not None:
+            self.n_events += 1
+            self.up = self.down = 0.0
+        return side
+
+    def state(self) -> dict:
+        return {k: getattr(self, k) for k in ("threshold", "slack", "up", "down", "n", "n_events")}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "PValueCUSUM":
+        obj = cls(state["threshold"], state["slack"])
+        obj.up, obj.down = float(state["up"]), float(state["down"])
+        obj.n, obj.n_events = int(state["n"]), int(state["n_events"])
+        return obj
+
+
 @dataclass
 class StreamUpdate:
     """What :meth:`StreamScorer.update` returns for a batch of new points (one entry per point)."""
@@ -184,6 +246,8 @@ class StreamUpdate:
     #: the probability, as the alert rule estimates it, that a normal point scores at least this high: below the
     #: alert level (SPOT's ``risk``; ConformalKNN's ``contamination``) exactly where the score is above the threshold
     p_values: np.ndarray | None = None
+    #: with ``drift=True``: the drift events of this batch, ``{"index", "direction" ("up": scores rose), "points"}``
+    drift_events: list | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -229,6 +293,10 @@ class StreamScorer:
         long the incident lasts.  0: ``refractory`` alone.
     smoothing:
         the reported score is the mean of the last ``smoothing`` raw scores.
+    drift:
+        also watch for score drift: :class:`PValueCUSUM` on each point's
+        conformal p-value against the reference scores; events are in
+        :attr:`StreamUpdate.drift_events` and saved with the state.
     """
 
     def __init__(
@@ -241,6 +309,7 @@ class StreamScorer:
         refractory: int = 0,
         smoothing: int = 1,
         rearm: int = 0,
+        drift: bool = False,
     ):
         from sklearn.utils.validation import check_is_fitted
 
@@ -272,6 +341,7 @@ class StreamScorer:
         self._sorted_reference = np.sort(reference[np.isfinite(reference)])
         if threshold == "spot":
             self.spot = SPOT(risk, init_quantile).initialize(reference)
+        self.drift = PValueCUSUM() if drift else None
 
     # ------------------------------------------------------------------ streaming
     def prime(self, history) -> "StreamScorer":
@@ -311,12 +381,18 @@ class StreamScorer:
         )
         native_unit = bool(getattr(self.detector, "_unit_scores", False))
         alarms, alerts, suppressed = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
+        events = [] if self.drift is not None else None
         for i in range(k):
             if not np.isfinite(raw[i]):
                 continue
             self._recent.append(float(raw[i]))
             s = sum(self._recent) / len(self._recent)
             scores[i] = s
+            if self.drift is not None:
+                ref = self._sorted_reference
+                side = self.drift.step((1 + ref.size - np.searchsorted(ref, s, side="left")) / (ref.size + 1))
+                if side is not None:
+                    events.append({"index": i, "direction": side, "points": self.n_seen + i + 1})
             if native_unit:  # the score is -log10(p) / 10 of the detector's own p-value (ConformalKNN)
                 units[i] = min(max(s, 0.0), 1.0)
                 pvals[i] = 10.0 ** (-10.0 * units[i])
@@ -353,7 +429,7 @@ class StreamScorer:
         self.total_latency_s += elapsed
         self.total_cpu_s = getattr(self, "total_cpu_s", 0.0) + (time.process_time() - cpu_start)
         self.n_scored += k
-        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals)
+        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals, events)
 
     @property
     def latency_per_point_s(self) -> float:
@@ -398,6 +474,7 @@ class StreamScorer:
             "total_latency_s": self.total_latency_s,
             "n_scored": self.n_scored,
             "spot": self.spot.state() if self.spot is not None else None,
+            "drift": self.drift.state() if self.drift is not None else None,
         }
         (path / "stream.json").write_text(json.dumps(state, indent=2))
         state_arrays = {f"state_{k}": np.asarray(v) for k, v in (self._state or {}).items()}
@@ -439,6 +516,8 @@ class StreamScorer:
             setattr(obj, key, int(state[key]))
         obj.total_latency_s = float(state["total_latency_s"])
         obj.spot = SPOT.from_state(state["spot"]) if state["spot"] is not None else None
+        drift = state.get("drift")  # absent in states saved before issue 20
+        obj.drift = PValueCUSUM.from_state(drift) if drift is not None else None
         return obj
 
 

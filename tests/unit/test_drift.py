@@ -221,3 +221,45 @@ def test_recalibrate_refuses_too_few_rows_and_bad_rates(model):
         recalibrate(m, _table(200, 1), fpr=1.5)
     with pytest.raises(DataValidationError, match="missing column"):
         recalibrate(m, _table(200, 1).drop(columns=["a"]))
+
+
+# --------------------------------------------------------------------------- online score drift in streams
+def test_stream_drift_events_saved_and_resumed(tmp_path):
+    from deepad.stream import PValueCUSUM, StreamScorer
+
+    rng = np.random.default_rng(0)
+    det = KNN(n_neighbors=5, contamination=0.05).fit(rng.normal(size=(800, 3)))
+    det.calibrate(rng.normal(size=(1000, 3)))  # held-out reference: the p-values of new normal points are uniform
+    calm, moved = rng.normal(size=(3000, 3)), rng.normal(size=(400, 3)) + np.array([1.0, 0.0, 0.0])
+
+    def events(updates):
+        return [e for u in updates for e in u.drift_events]
+
+    sc = StreamScorer(det, threshold="fixed", drift=True)
+    quiet = events([sc.update(calm[i : i + 500]) for i in range(0, 3000, 500)])
+    assert len(quiet) <= 1  # median run between false events ~8,000 points
+    loud = sc.update(moved[:200]).drift_events
+    assert loud and loud[0]["direction"] == "up" and loud[0]["index"] < 100
+    assert loud[0]["points"] == 3000 + loud[0]["index"] + 1
+    # sinking scores (points at the centre of the training data) are the other side
+    low = StreamScorer(det, threshold="fixed", drift=True).update(np.zeros((200, 3)) + 0.01 * calm[:200])
+    assert low.drift_events and low.drift_events[0]["direction"] == "down"
+    # saved mid-stream and resumed: the same events as the uninterrupted stream
+    whole = StreamScorer(det, threshold="fixed", drift=True)
+    whole.update(calm[:1500])
+    expected = whole.update(moved).drift_events
+    first = StreamScorer(det, threshold="fixed", drift=True)
+    first.update(calm[:1500])
+    first.save(tmp_path / "s")
+    resumed = StreamScorer.load(tmp_path / "s")
+    assert isinstance(resumed.drift, PValueCUSUM) and resumed.drift.n == 1500
+    assert resumed.update(moved).drift_events == expected
+    # a stream saved without drift (or before it existed) resumes without it
+    plain = StreamScorer(det, threshold="fixed")
+    plain.update(calm[:10])
+    plain.save(tmp_path / "p")
+    state = json.loads((tmp_path / "p" / "stream.json").read_text())
+    del state["drift"]
+    (tmp_path / "p" / "stream.json").write_text(json.dumps(state))
+    again = StreamScorer.load(tmp_path / "p")
+    assert again.drift is None and again.update(calm[:5]).drift_events is None
