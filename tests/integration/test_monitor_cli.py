@@ -107,3 +107,28 @@ def test_bad_input_exits_2_with_one_line(work):
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not (work / "x.txt").exists()
     np.testing.assert_equal(sorted(p.name for p in work.iterdir() if p.suffix == ".part"), [])
+
+
+def test_stream_drift_events_on_the_command_line(tmp_path):
+    from deepad.detectors import KNN
+
+    rng = np.random.default_rng(0)
+    det = KNN(n_neighbors=5, contamination=0.05).fit(rng.normal(size=(600, 2)))
+    det.calibrate(rng.normal(size=(600, 2)))
+    det.save(tmp_path / "knn")
+    points = np.vstack([rng.normal(size=(300, 2)), rng.normal(size=(150, 2)) + 1.5])
+    lines = ["timestamp,a,b"] + [f"{i},{a:.4f},{b:.4f}" for i, (a, b) in enumerate(points)]
+    result = CliRunner().invoke(
+        app,
+        ["stream", str(tmp_path / "knn"), "--fixed-threshold", "--drift", "--save-state", str(tmp_path / "s")],
+        input="\n".join(lines) + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    events = [o for o in out if o.get("event") == "drift"]
+    assert len(out) - len(events) == 450  # one line per point, plus the events
+    assert events and events[0]["direction"] == "up" and 300 < int(events[0]["timestamp"]) < 360
+    state = json.loads((tmp_path / "s" / "stream.json").read_text())
+    assert state["drift"]["n"] == 450 and state["drift"]["n_events"] == len(events)
+    again = CliRunner().invoke(app, ["stream", str(tmp_path / "s"), "--drift"], input="timestamp,a,b\n1,0,0\n")
+    assert again.exit_code == 2 and "--drift" in again.output  # a saved state keeps its own settings

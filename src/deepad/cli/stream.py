@@ -44,6 +44,12 @@ def stream(
     ),
     timestamp_old: str = typer.Option(None, "--timestamp", hidden=True, help="Old name of --timestamp-column."),
     save_state: str = typer.Option(None, "--save-state", help="Directory to save the stream state to at end of input."),
+    drift: bool = typer.Option(
+        False,
+        "--drift",
+        help="Also watch for score drift (scores creeping up or sinking as a whole: a CUSUM on the conformal "
+        'p-values); each drift event is one more line, {"event": "drift", "timestamp", "direction", "points"}.',
+    ),
 ) -> None:
     """Score JSON Lines or CSV rows from stdin as they arrive; write one JSON line per row to stdout.
 
@@ -71,6 +77,7 @@ def stream(
     timestamp = _renamed(timestamp_column, timestamp_old, "--timestamp-column", "--timestamp")
     settings = {"--risk": risk, "--refractory": refractory, "--rearm": rearm, "--smoothing": smoothing}
     given = [flag for flag, v in settings.items() if v is not None] + (["--fixed-threshold"] if fixed_threshold else [])
+    given += ["--drift"] if drift else []
     with _UserErrors():
         if os.path.exists(os.path.join(model_dir, "stream.json")):
             if given:
@@ -93,6 +100,7 @@ def stream(
                 refractory=refractory or 0,
                 rearm=rearm or 0,
                 smoothing=smoothing or 1,
+                drift=drift,
             )
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
@@ -137,6 +145,10 @@ def stream(
                 u = scorer.update(values(record, line_no))
             (out,) = u.records([record.get(timestamp)])
             sys.stdout.write(json.dumps(out) + "\n")
+            for event in u.drift_events or ():
+                event = {"event": "drift", "timestamp": record.get(timestamp), **event}
+                event.pop("index")
+                sys.stdout.write(json.dumps(event) + "\n")
             sys.stdout.flush()
         line_no, line = line_no + 1, sys.stdin.readline()
     if save_state:
