@@ -97,6 +97,11 @@ class TabularDetector(BaseDetector):
     random_state:
         seed of that sample (the wrapped detector has its own).
 
+    A bounded seeded sample of the training rows' values (at most 2,000
+    rows, :mod:`deepad.data.reference`) is kept in ``drift_reference_``:
+    the reference of :func:`deepad.drift.detect_drift`'s feature tests.
+    Models saved before it load without it.
+
     At scoring time a column of the schema that is missing, or a value
     that cannot be read as its column's kind, raises
     :class:`~deepad.data.DataValidationError` (a ``ValueError``) naming the
