@@ -263,3 +263,15 @@ def test_stream_drift_events_saved_and_resumed(tmp_path):
     (tmp_path / "p" / "stream.json").write_text(json.dumps(state))
     again = StreamScorer.load(tmp_path / "p")
     assert again.drift is None and again.update(calm[:5]).drift_events is None
+
+
+def test_one_drift_event_per_episode():
+    from deepad.stream import PValueCUSUM
+
+    d = PValueCUSUM()
+    tiny = [1e-3] * 200  # x = 6.9 per point: a long drift upwards
+    events = [d.step(p) for p in tiny]
+    assert events.count("up") == 1 and events.index("up") == 2 and d.up == 24.0  # capped at twice the threshold
+    events = [d.step(0.6) for _ in range(300)]  # back to normal-looking p-values: the episode ends...
+    assert "up" not in events and not d.up_on
+    assert [d.step(p) for p in tiny].count("up") == 1  # ...and the next drift is a new event
