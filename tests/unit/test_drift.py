@@ -164,6 +164,7 @@ def test_array_detector_gets_the_score_section_only():
     r = detect_drift(det, rng.normal(size=(400, 3)) + np.array([0.0, 0.0, 1.5]))
     assert set(r.sections) == {"score"} and "features" in r.unavailable
     assert r.drift and r.score["flag_rate"]["new_rate"] > 0.2
+    assert "only 600 reference scores" in r.score["note"]  # a small reference says how loosely it knows the rate
 
 
 def test_mmd_permutation_p_value():

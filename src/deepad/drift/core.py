@@ -141,6 +141,14 @@ def score_drift(model, scores: np.ndarray) -> dict:
             "rows may score a little higher; calibrate on held-out clean rows (deepad train --calibration-fraction, "
             "or deepad.drift.recalibrate) for the conformal guarantee"
         )
+    if ref.size < 1000:
+        spread = np.sqrt(max(rate["expected_rate"] * (1 - rate["expected_rate"]), 1e-12) / ref.size)
+        small = (
+            f"only {ref.size:,} reference scores: the no-drift flag rate is known to about +-{spread:.1%}, and "
+            "a given small reference can be unlucky -- the tests hold at alpha over the draw of the reference, "
+            "not for every reference; calibrate on more clean rows for a steadier verdict"
+        )
+        note = f"{note}; {small}" if note else small
     return {
         "p_value": float(min(1.0, 2.0 * min(ks.pvalue, rate["p_value"]))),
         "reference": kind,
