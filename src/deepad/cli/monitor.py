@@ -92,6 +92,8 @@ def monitor(
     if is_series_detector(model) or getattr(model, "_image_input", False):
         fail(f"{model_dir} holds a {type(model).__name__}; deepad monitor tests table models.")
     tabular = hasattr(model, "preprocessor_state_")
+    if time_column is not None and not tabular:
+        fail(f"--time-column applies to models trained on tables; {model_dir} was fitted on arrays (use --window).")
     with _UserErrors(f"{data}: "):
         frame = read_table(data, options=read_options, keep_text=model_text_columns(model))
         if time_column is not None and time_column not in frame.columns:
