@@ -136,14 +136,14 @@ class KDSM(NeuralDetector):
 
     def __init__(
         self,
-        width: int = 256,
+        width: int = 128,
         n_blocks: int = 2,
         *,
         noise: str = "kurtosis",
         base_noise: float = 0.5,
         kurtosis_weight: float = 0.33,
         n_noise: int = 3,
-        n_steps: int = 2000,
+        n_steps: int = 1000,
         filter_fraction: float = 0.0,
         ema_decay: float = 0.999,
         dropout: float = 0.0,

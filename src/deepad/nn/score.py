@@ -34,7 +34,7 @@ class ScoreNet(nn.Module):
     seconds.
     """
 
-    def __init__(self, n_features: int, width: int = 256, n_blocks: int = 2, dropout: float = 0.0) -> None:
+    def __init__(self, n_features: int, width: int = 128, n_blocks: int = 2, dropout: float = 0.0) -> None:
         super().__init__()
         self.first = nn.Linear(int(n_features), int(width))
         self.blocks = nn.Sequential(*(ResidualBlock(int(width), dropout) for _ in range(int(n_blocks))))
