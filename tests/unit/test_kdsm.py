@@ -84,24 +84,24 @@ def test_planted_off_manifold_anomalies_beat_the_density_bulk():
     anomalies = rng.uniform(lo, hi, size=(60, 4))
     X_test = np.vstack([curve[1000:] + rng.normal(scale=0.05, size=(200, 4)), anomalies])
     y_test = np.r_[np.zeros(200), np.ones(60)]
-    det = KDSM(width=64, n_blocks=2, n_steps=600, random_state=0).fit(X_train)
+    det = KDSM(width=64, n_blocks=2, n_steps=300, random_state=0).fit(X_train)
     assert roc_auc_score(y_test, det.decision_function(X_test)) > 0.95
 
 
 def test_teacher_filter_trains_away_from_planted_contamination():
-    """With 10 % far-away rows in training, the filter keeps them scoring higher than without it."""
+    """A tight cluster of 10 % far-away rows in training: without the filter the network learns it as normal."""
     rng = np.random.default_rng(0)
     normal = rng.normal(size=(900, 5))
     far = rng.normal(loc=6.0, scale=0.3, size=(100, 5))
     X = np.vstack([normal, far])
     X_test = np.vstack([rng.normal(size=(200, 5)), rng.normal(loc=6.0, scale=0.3, size=(20, 5))])
     y_test = np.r_[np.zeros(200), np.ones(20)]
-    params = dict(width=64, n_blocks=1, n_steps=400, batch_size=100, random_state=0)
+    params = dict(width=64, n_blocks=1, n_steps=250, batch_size=100, random_state=0)
     plain = roc_auc_score(y_test, KDSM(**params).fit(X).decision_function(X_test))
     filtered = roc_auc_score(
         y_test, KDSM(**params, filter_fraction=0.2, ema_decay=0.9).fit(X).decision_function(X_test)
     )
-    assert filtered > plain + 0.05
+    assert plain < 0.5 < 0.9 < filtered  # measured: 0.07 without the filter, 1.00 with it
 
 
 @pytest.mark.parametrize(
