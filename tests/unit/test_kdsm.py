@@ -55,7 +55,7 @@ def test_score_is_the_norm_of_the_network_output_on_the_standardised_row(kdsm, p
     with torch.no_grad():
         expected = kdsm.module_(z).norm(dim=1).double().numpy()
     np.testing.assert_allclose(kdsm.decision_function(X_test), expected, rtol=1e-5)
-    np.testing.assert_allclose(kdsm.feature_errors(X_test).sum(axis=1), expected**2, rtol=1e-4)
+    np.testing.assert_allclose(kdsm.score_components(X_test).sum(axis=1), expected**2, rtol=1e-4)
 
 
 def test_a_row_scores_the_same_alone_and_in_a_batch(kdsm, planted):
@@ -126,3 +126,15 @@ def test_constant_noise_uses_the_base_scale(planted):
         planted[0]
     )
     np.testing.assert_array_equal(det.noise_scales_, np.full(planted[0].shape[1], 0.7))
+
+
+def test_explanations_use_the_neural_methods_and_sum_to_the_score_difference(kdsm, planted):
+    from deepad.explain import explain, family_method
+
+    _, X_test, y_test = planted
+    rows = X_test[y_test == 1][:3]
+    assert family_method(kdsm) == "integrated_gradients"  # not "reconstruction": the score is no reconstruction
+    baseline = np.median(planted[0], axis=0)
+    ig = explain(kdsm, rows, method="integrated_gradients", baseline=baseline, n_steps=64)
+    gap = kdsm.decision_function(rows) - kdsm.decision_function(baseline[None, :])[0]
+    np.testing.assert_allclose(ig.to_numpy().sum(axis=1), gap, rtol=0.05)

@@ -245,6 +245,10 @@ class KDSM(NeuralDetector):
     def _score_batch(self, module, xb: torch.Tensor) -> torch.Tensor:
         return module(xb).norm(dim=1)
 
-    def feature_errors(self, X):
-        """Per-feature squared score ``s_j(x)^2``, shape ``(n, d)``; each row sums to ``score(x)^2``."""
+    def score_components(self, X):
+        """Per-feature squared score ``s_j(x)^2``, shape ``(n, d)``; each row sums to ``score(x)^2``.
+
+        Not named ``feature_errors``: that would make :mod:`deepad.explain` read it as a reconstruction
+        error; explanations of KDSM use the methods every neural detector has.
+        """
         return self._apply(lambda module, xb: module(xb).pow(2), self._validate_for_scoring(X))
