@@ -132,6 +132,12 @@ class KDSM(NeuralDetector):
 
     Scoring rule: ``score(x) = ||s(x)||_2`` on the standardised row (the
     clean row, no noise), higher = less consistent with the training density.
+
+    Cost and accuracy: the defaults (width 128, 2 blocks, 1000 steps) fit
+    in about 15x the time of an exact 5-NN self-query on 10,000 x 30 rows
+    and score in about 0.1x the 5-NN query; on the ADBench confirmation
+    half they score below kNN one-class and well below Isolation Forest
+    unsupervised (``docs/design/kdsm.md``).
     """
 
     def __init__(
