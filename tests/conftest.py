@@ -40,6 +40,7 @@ FAST_PARAMS: dict[str, dict] = {
     "ConvVAE": dict(epochs=8, hidden_dims=(8, 16), latent_dim=8, batch_size=32, n_samples=2),
     "ConvDeepSVDD": dict(epochs=8, pretrain_epochs=4, hidden_dims=(8, 4), latent_dim=16, batch_size=32),
     "GANomaly": dict(epochs=8, hidden_dims=(8, 16), latent_dim=8, batch_size=32),
+    "KDSM": dict(width=32, n_blocks=1, n_steps=150, batch_size=64),
 }
 
 

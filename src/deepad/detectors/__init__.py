@@ -33,6 +33,7 @@ _WHERE = {
     "ECOD": "ecod",
     "HBOS": "hbos",
     "DeepIsolationForest": "dif",
+    "KDSM": "kdsm",
     "LocalGlobalEnsemble": "ensemble",
     "PyODDetector": "pyod_adapter",
     "RollingZScore": "series",
@@ -96,6 +97,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names ar
     from deepad.detectors.dif import DeepIsolationForest  # noqa: F401
     from deepad.detectors.ecod import ECOD  # noqa: F401
     from deepad.detectors.gan import GANomaly  # noqa: F401
+    from deepad.detectors.kdsm import KDSM  # noqa: F401
     from deepad.detectors.ensemble import LocalGlobalEnsemble  # noqa: F401
     from deepad.detectors.hbos import HBOS  # noqa: F401
     from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE  # noqa: F401
