@@ -15,6 +15,18 @@ __all__ = ["LocalGlobalEnsemble"]
 #: Column order of :meth:`LocalGlobalEnsemble.member_scores`.
 MEMBERS = ("knn_local", "knn_global", "hbos")
 
+#: Default ``max_reference``: most training rows the kNN members search (docs/design/default.md, "Large n").
+MAX_REFERENCE = None
+
+
+#: Query rows per ``kneighbors`` call: a multiple of scikit-learn's internal chunk (256 rows), so a chunked query
+#: computes the same distances as one call, and ``n x k`` distances and indices never exist at once at large n.
+_QUERY_CHUNK_VALUES = 1 << 22
+
+
+def _query_chunk(k: int) -> int:
+    return max(256, (_QUERY_CHUNK_VALUES // (k + 1)) // 256 * 256)
+
 
 def _location_scale(ref: np.ndarray) -> tuple[float, float]:
     """Median and inter-quartile range of reference scores (std, then 1, when the IQR is 0)."""
@@ -140,6 +152,8 @@ class LocalGlobalEnsemble(BaseDetector):
     """
 
     _reference_needs_in_sample = False
+    #: what a model saved before the parameter existed did: an exact kNN over all training rows
+    _params_before_added = {"max_reference": None}
     _training_scores_kind = "leave-one-out training scores"
 
     def __init__(
@@ -148,9 +162,10 @@ class LocalGlobalEnsemble(BaseDetector):
         n_neighbors_global: int = 200,
         n_bins: int | str = "auto",
         local_weight: float = 0.65,
-        deep_weight: float = 0.25,
+        deep_weight: float = 0.0,
         deep_trim: float = 0.1,
         *,
+        max_reference: int | None = MAX_REFERENCE,
         preprocessing: str | None = "standard",
         algorithm: str = "auto",
         contamination: float = 0.1,
@@ -163,6 +178,7 @@ class LocalGlobalEnsemble(BaseDetector):
         self.local_weight = local_weight
         self.deep_weight = deep_weight
         self.deep_trim = deep_trim
+        self.max_reference = max_reference
         self.preprocessing = preprocessing
         self.algorithm = algorithm
         self.contamination = contamination
@@ -176,8 +192,15 @@ class LocalGlobalEnsemble(BaseDetector):
         return self._check_int(self.n_neighbors, "n_neighbors") + 1
 
     def _check_params(self) -> None:
-        self._check_int(self.n_neighbors, "n_neighbors")
+        k = self._check_int(self.n_neighbors, "n_neighbors")
         self._check_int(self.n_neighbors_global, "n_neighbors_global")
+        if self.max_reference is not None:
+            m = self._check_int(self.max_reference, "max_reference", allowed="None or a positive integer")
+            if m < k + 1:
+                raise ValueError(
+                    f"max_reference={m} keeps fewer reference rows than the local view needs "
+                    f"(n_neighbors + 1 = {k + 1}); raise it or pass None for all training rows."
+                )
         for name, low, high, closed in (
             ("local_weight", 0.0, 1.0, True),
             ("deep_weight", 0.0, np.inf, True),
@@ -197,28 +220,46 @@ class LocalGlobalEnsemble(BaseDetector):
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.scaler_center_) / self.scaler_scale_
 
-    def _fit(self, X, y, seed, **fit_params):
+    def _neighbour_index(self, ref: np.ndarray, k: int):
+        """The nearest-neighbour search over the reference rows (``kneighbors`` as scikit-learn's)."""
         from sklearn.neighbors import NearestNeighbors
 
+        return NearestNeighbors(n_neighbors=k, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(ref)
+
+    def _fit(self, X, y, seed, **fit_params):
         from deepad.data.progress import progress_bar
 
         self._check_params()
         self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         Z = self._transform(X)
         n = Z.shape[0]
+        m = n if self.max_reference is None else min(n, int(self.max_reference))
+        in_ref = None
+        if m < n:  # a seeded uniform sample of the rows is the kNN members' reference set
+            in_ref = np.zeros(n, dtype=bool)
+            in_ref[np.random.default_rng(seed).choice(n, size=m, replace=False)] = True
+        ref = Z if in_ref is None else Z[in_ref]
+        self.n_reference_ = m
         self.k_local_ = int(self.n_neighbors)
-        self.k_global_ = min(int(self.n_neighbors_global), n - 1)
+        self.k_global_ = min(int(self.n_neighbors_global), m - 1)
         k_max = max(self.k_local_, self.k_global_)
         steps = 3 if float(self.deep_weight) > 0 else 2
-        bar = progress_bar(steps, f"DEFAULT on {n:,} rows: {k_max} nearest neighbours", unit="member")
-        self.neighbors_ = NearestNeighbors(n_neighbors=k_max, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(Z)
-        # X=None: every training row's neighbours among the *other* rows (dropped by index, so duplicates count).
-        dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k_max)
+        what = f"{k_max} nearest of {m:,} reference rows" if in_ref is not None else f"{k_max} nearest neighbours"
+        bar = progress_bar(steps, f"DEFAULT on {n:,} rows: {what}", unit="member")
+        self.neighbors_ = self._neighbour_index(ref, k_max)
+        # every training row's neighbours among the *other* reference rows: a reference row without itself
+        # (dropped by index, so duplicates count), any other row against the whole reference set
+        if in_ref is None:
+            means = self._knn_means(ref, self_query=True)
+        else:
+            means = np.empty((n, 2))
+            means[in_ref] = self._knn_means(ref, self_query=True)
+            means[~in_ref] = self._knn_means(Z[~in_ref])
         bar.set_description(f"DEFAULT on {n:,} rows: histograms", refresh=False)
         bar.update(1)
         self.hbos_ = HBOS(n_bins=self.n_bins, contamination=self.contamination).fit(Z)
         bar.update(1)
-        raw = self._raw(dist, self.hbos_._reference_scores_)
+        raw = self._raw(means, self.hbos_._reference_scores_)
         stats = [_location_scale(raw[:, m]) for m in range(raw.shape[1])]
         self.member_center_ = np.array([c for c, _ in stats])
         self.member_scale_ = np.array([s for _, s in stats])
@@ -234,6 +275,31 @@ class LocalGlobalEnsemble(BaseDetector):
             self._fit_deep_view(X, seed)
             bar.update(1)
         bar.close()
+
+    def _knn_means(self, Z: np.ndarray, self_query: bool = False) -> np.ndarray:
+        """Mean distance of each row of ``Z`` to its ``k_local_`` and ``k_global_`` nearest reference rows, ``(n, 2)``.
+
+        ``self_query``: ``Z`` is the reference set itself, each row scored
+        without itself (as ``kneighbors(None)`` does).  Queried in chunks of
+        rows, so memory stays ``O(chunk x k)``.
+        """
+        k = max(self.k_local_, self.k_global_)
+        n, step = Z.shape[0], _query_chunk(k)
+        out = np.empty((n, 2))
+        for start in range(0, n, step):  # chunks of rows, not rows
+            stop = min(start + step, n)
+            if self_query and stop - start == n:
+                dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k)
+            elif self_query:
+                dist, ind = self.neighbors_.kneighbors(Z[start:stop], n_neighbors=k + 1)
+                keep = ind != np.arange(start, stop)[:, None]
+                keep[keep.all(axis=1), 0] = False  # more duplicates than neighbours: drop one of them (as sklearn)
+                dist = dist[keep].reshape(stop - start, k)
+            else:
+                dist, _ = self.neighbors_.kneighbors(Z[start:stop], n_neighbors=k)
+            out[start:stop, 0] = dist[:, : self.k_local_].mean(axis=1)
+            out[start:stop, 1] = dist[:, : self.k_global_].mean(axis=1)
+        return out
 
     def _fit_deep_view(self, X: np.ndarray, seed: int) -> None:
         """Deep Isolation Forest on the rows the kNN views find least unusual, calibrated on all training rows."""
@@ -273,10 +339,8 @@ class LocalGlobalEnsemble(BaseDetector):
         return views
 
     # ------------------------------------------------------------------ scoring
-    def _raw(self, dist: np.ndarray, hbos_scores: np.ndarray) -> np.ndarray:
-        return np.column_stack(
-            [dist[:, : self.k_local_].mean(axis=1), dist[:, : self.k_global_].mean(axis=1), hbos_scores]
-        )
+    def _raw(self, knn_means: np.ndarray, hbos_scores: np.ndarray) -> np.ndarray:
+        return np.column_stack([knn_means, hbos_scores])
 
     def _views(self, raw: np.ndarray) -> np.ndarray:
         z = (raw - self.member_center_) / self.member_scale_
@@ -291,8 +355,7 @@ class LocalGlobalEnsemble(BaseDetector):
 
     def _member_raw(self, X: np.ndarray) -> np.ndarray:
         Z = self._transform(X)
-        dist, _ = self.neighbors_.kneighbors(Z, n_neighbors=max(self.k_local_, self.k_global_))
-        return self._raw(dist, self.hbos_._score(Z))
+        return self._raw(self._knn_means(Z), self.hbos_._score(Z))
 
     def _score(self, X):
         cal = self._calibrated(self._views(self._member_raw(X)))
