@@ -253,6 +253,7 @@ def test_default_has_no_deep_view_and_imports_no_torch():
     import sys
 
     assert LocalGlobalEnsemble().get_params()["deep_weight"] == 0.0
+    assert LocalGlobalEnsemble().get_params()["max_reference"] == 20_000
     code = (
         "import sys, numpy as np; import deepad.detectors as D; "
         "X = np.random.default_rng(0).normal(size=(300, 4)); m = D.DEFAULT().fit(X); m.decision_function(X[:5]); "

@@ -1,4 +1,4 @@
-"""LocalGlobalEnsemble: deepad's default detector (calibrated local and global kNN views, and a deep view)."""
+"""LocalGlobalEnsemble: deepad's default detector (calibrated local and global kNN views; a deep view on request)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ __all__ = ["LocalGlobalEnsemble"]
 MEMBERS = ("knn_local", "knn_global", "hbos")
 
 #: Default ``max_reference``: most training rows the kNN members search (docs/design/default.md, "Large n").
-MAX_REFERENCE = None
+MAX_REFERENCE = 20_000
 
 
 #: Query rows per ``kneighbors`` call: a multiple of scikit-learn's internal chunk (256 rows), so a chunked query
@@ -49,7 +49,7 @@ class LocalGlobalEnsemble(BaseDetector):
     Members (all fitted on features standardised with the training mean and
     standard deviation, so the units of a feature do not matter):
 
-    * **local** -- mean distance to the ``n_neighbors`` (5) nearest training
+    * **local** -- mean distance to the ``n_neighbors`` (5) nearest reference
       rows (Angiulli & Pizzuti, "Fast outlier detection in high dimensional
       spaces", PKDD 2002).  On clean training data this is the strongest
       single score we measured; it is also what the non-parametric
@@ -57,10 +57,18 @@ class LocalGlobalEnsemble(BaseDetector):
       modeling for anomaly detection", ICLR 2024) reduces to -- its authors
       recommend kNN with ``method="mean"`` in its place.
     * **global**, the mean of two calibrated members:
-      mean distance to the ``n_neighbors_global`` (200, at most ``n - 1``)
-      nearest rows -- the distance to the bulk of the data -- and
+      mean distance to the ``n_neighbors_global`` (200, at most ``m - 1``)
+      nearest reference rows -- the distance to the bulk of the data -- and
       :class:`~deepad.detectors.HBOS` (Goldstein & Dengel, KI 2012) with
-      ``n_bins`` histogram bins per feature (``"auto"``: the Rice rule).
+      ``n_bins`` histogram bins per feature (``"auto"``: the Rice rule),
+      built on all training rows.
+
+    The **reference rows** of the kNN members are the training rows, or a
+    seeded uniform random sample of ``m = max_reference`` (20,000) of them
+    when there are more: fitting is then linear in the rows (every training
+    row is still scored leave-one-out: a reference row without itself) and
+    scoring costs ``O(m)`` per row.  What the bound costs in ROC-AUC on the
+    large ADBench sets, and why 20,000: ``docs/design/default.md``.
 
     Why two views.  A small-``k`` kNN score is local and precise, but it
     *memorises*: when the training data holds a clump of similar anomalies
@@ -95,7 +103,9 @@ class LocalGlobalEnsemble(BaseDetector):
     alone; the default 0.65 leans towards the global view, which is the
     robust one.
 
-    The **deep view** ``D`` is a :class:`~deepad.detectors.DeepIsolationForest`
+    The optional **deep view** ``D`` (``deep_weight > 0``; off by default
+    since issue 17: on the bench's confirmation half it added __DEEPGAIN__
+    mean ROC-AUC for 7-10x the fit time) is a :class:`~deepad.detectors.DeepIsolationForest`
     (Xu et al., "Deep isolation forest for anomaly detection", TKDE 2023:
     isolation trees in the spaces of random neural networks) fitted on the
     ``1 - deep_trim`` (90 %) of training rows the two kNN views find least
@@ -105,16 +115,16 @@ class LocalGlobalEnsemble(BaseDetector):
     views do: a second opinion from a different geometry (random non-linear
     projections and axis-parallel cuts instead of Euclidean distances).
 
-    Measured (28 ADBench sets x 3 seeds, mean ROC-AUC, ``benchmarks/results``;
-    ``python benchmarks/run_adbench.py --setting oneclass --seeds 3
-    --detectors LocalGlobalEnsemble,KNN``, and the same with ``--setting
-    unsupervised --detectors LocalGlobalEnsemble,IsolationForest``): 87.14
-    with clean training data (5-NN: 85.87) and 79.35 with contaminated
-    training data (Isolation Forest: 77.14).  ``local_weight`` and
-    ``deep_weight`` were chosen on these 28 sets, so expect smaller margins
-    on other data.  Design study and history (each view alone,
-    ``local_weight``, how the deep view was chosen, fit times):
-    ``docs/design/default.md``.
+    Measured (28 ADBench sets x 3 seeds, mean test ROC-AUC,
+    ``benchmarks/results/default-v2``, commands in its ``PROVENANCE.md``):
+    __ONECLASS__ with clean training data (5-NN: 85.87) and __UNSUP__ with
+    contaminated training data (Isolation Forest: 77.14); ``local_weight``
+    was chosen on these 28 sets, so expect smaller margins on other data.
+    Cost (``python benchmarks/default_speed.py``, one thread, 10,000 x 30
+    Gaussian training rows, 40,000 scored): fit __FITX__ and
+    ``decision_function`` __SCOREX__ the time of scikit-learn's exact
+    brute-force 5-NN query on the same rows; one row scored alone
+    __ROWMS__.  Design study and history: ``docs/design/default.md``.
 
     Training scores.  ``decision_scores_`` (and so ``threshold_``,
     ``labels_`` and p-values) are the leave-one-out scores above;
@@ -131,12 +141,19 @@ class LocalGlobalEnsemble(BaseDetector):
         Histogram bins per feature of the HBOS member.
     local_weight : float in [0, 1], default 0.65
         Weight of the local view's excess over the global view.
-    deep_weight : float >= 0, default 0.25
-        Weight of the deep view's excess over both kNN views; 0 fits no
-        deep view (the detector is then deterministic and torch-free).
+    deep_weight : float >= 0, default 0.0
+        Weight of the deep view's excess over both kNN views; 0 (the
+        default) fits no deep view: the detector is deterministic and
+        torch-free.  Models saved with the old default 0.25 keep theirs.
     deep_trim : float in [0, 0.5), default 0.1
         Fraction of training rows, the most unusual by the kNN views' own
         leave-one-out score, that the deep view is not fitted on.
+    max_reference : int or None, default 20000 (:data:`MAX_REFERENCE`)
+        Most training rows the kNN members search; more rows are sampled
+        (seeded by ``random_state``).  ``None``: all rows, an exact kNN whose
+        fit is quadratic in the rows.  ``deepad train`` first samples
+        50,000 rows of a larger table (``--max-train-rows``), so by default
+        it fits on 50,000 rows with 20,000 of them as the reference set.
     preprocessing : {"standard", "robust", "minmax", None}, default "standard"
         Per-feature scaling fitted on the training data before every member.
     algorithm : str, default "auto"
@@ -146,9 +163,9 @@ class LocalGlobalEnsemble(BaseDetector):
     n_jobs : int or None
         Parallel jobs for the neighbour search.
     random_state : int, generator or None, default 0
-        Seed of the deep view's random networks and trees.  Fixed by default
-        so that DEFAULT gives the same scores on every fit, as it did before
-        it had a deep view.
+        Seed of the reference sample and of the deep view's random networks
+        and trees.  Fixed by default, so DEFAULT gives the same scores on
+        every fit.
     """
 
     _reference_needs_in_sample = False
