@@ -121,8 +121,8 @@ class LocalGlobalEnsemble(BaseDetector):
     contaminated training data (Isolation Forest: 77.14); ``local_weight``
     was chosen on these 28 sets, so expect smaller margins on other data.
     Cost (``python benchmarks/default_speed.py``, one thread, 10,000 x 30
-    Gaussian training rows, 40,000 scored): fit 2.6x and
-    ``decision_function`` 3.1x the time of scikit-learn's exact
+    Gaussian training rows, 40,000 scored): fit 2.5x and
+    ``decision_function`` 3.1-3.2x the time of scikit-learn's exact
     brute-force 5-NN query on the same rows (a busy machine; at 100,000 and
     1,000,000 rows, with the bound, 0.4x and 0.04x); one row scored alone
     takes 2.1 ms (median; p99 2.7 ms of CPU time).  Design study and
