@@ -185,10 +185,14 @@ def test_fit_progress_is_on_stderr_only_when_asked(capsys, no_progress_delay):
     DEFAULT(n_neighbors_global=20).fit(X)
     assert capsys.readouterr().err == ""  # the library is silent by default
     with show_progress():
-        DEFAULT(n_neighbors_global=20).fit(X)
+        DEFAULT(n_neighbors_global=20, deep_weight=0.25).fit(X)  # the deep view is off by default (issue 17)
     err = capsys.readouterr().err
     assert "DEFAULT on 300 rows: 20 nearest neighbours" in err and "deep view: random networks" in err
     assert "deep view: isolation trees" in err and "row" in err
+    with show_progress():
+        DEFAULT(n_neighbors_global=20, max_reference=100).fit(X)
+    err = capsys.readouterr().err
+    assert "DEFAULT on 300 rows: 20 nearest of 100 reference rows" in err and "deep view" not in err
     with show_progress(False):
         DEFAULT(n_neighbors_global=20).fit(X)
     assert capsys.readouterr().err == ""

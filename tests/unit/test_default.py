@@ -209,13 +209,13 @@ def test_fit_cost_on_10000_by_100():
 def test_deep_view_is_fitted_on_the_rows_the_knn_views_find_least_unusual(planted):
     X_train, _, _ = planted
     two_view = LocalGlobalEnsemble(deep_weight=0.0).fit(X_train)
-    det = LocalGlobalEnsemble(deep_trim=0.2).fit(X_train)
+    det = LocalGlobalEnsemble(deep_weight=0.25, deep_trim=0.2).fit(X_train)
     loo = two_view._reference_scores_
     kept = loo <= np.quantile(loo, 0.8)
     assert det.deep_.decision_scores_.shape[0] == kept.sum()
     np.testing.assert_allclose(det.deep_.scaler_center_, X_train[kept].min(axis=0))  # DIF's min-max scaler
     # seeded: the default random_state makes DEFAULT give the same scores on every fit
-    again = LocalGlobalEnsemble(deep_trim=0.2).fit(X_train)
+    again = LocalGlobalEnsemble(deep_weight=0.25, deep_trim=0.2).fit(X_train)
     np.testing.assert_array_equal(det.decision_scores_, again.decision_scores_)
 
 
@@ -244,3 +244,128 @@ def test_a_row_scores_the_same_alone_and_in_any_batch(n_features):
     chunks = np.concatenate([model.decision_function(T[i : i + 7]) for i in range(0, len(T), 7)])
     np.testing.assert_array_equal(alone, whole)
     np.testing.assert_array_equal(chunks, whole)
+
+
+# --------------------------------------------------------------------------- issue 17: no deep view by default
+def test_default_has_no_deep_view_and_imports_no_torch():
+    """DEFAULT is the two kNN views and HBOS: deterministic, and fitting and scoring it never imports torch."""
+    import subprocess
+    import sys
+
+    assert LocalGlobalEnsemble().get_params()["deep_weight"] == 0.0
+    assert LocalGlobalEnsemble().get_params()["max_reference"] == 20_000
+    code = (
+        "import sys, numpy as np; import deepad.detectors as D; "
+        "X = np.random.default_rng(0).normal(size=(300, 4)); m = D.DEFAULT().fit(X); m.decision_function(X[:5]); "
+        "assert m.deep_ is None; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_a_model_saved_with_the_old_default_keeps_its_deep_view():
+    """Saved with deep_weight=0.25 (the default before issue 17): it loads with its deep view and exact kNN."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "models" / "LocalGlobalEnsemble"
+    model = deepad.load(folder)
+    params = model.get_params()
+    assert params["deep_weight"] == 0.25 and model.deep_ is not None
+    assert params["max_reference"] is None  # saved before the parameter existed: every training row is a reference
+    X = np.load(folder.parent / "LocalGlobalEnsemble.input.npy")
+    np.testing.assert_array_equal(model.decision_function(X), np.load(folder.parent / "LocalGlobalEnsemble.scores.npy"))
+
+
+# --------------------------------------------------------------------------- issue 17: the bounded reference set
+def _raw_loo(det, X):
+    """Raw leave-one-out (local, global) kNN means of the training rows, from the views ``fit`` leaves behind."""
+    views = det.pop_training_views()
+    z_local = views[:, 0] * det.view_scale_[0] + det.view_center_[0]
+    return z_local * det.member_scale_[0] + det.member_center_[0]
+
+
+def test_bounded_reference_scores_every_training_row_leave_one_out():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(300, 4))
+    det = LocalGlobalEnsemble(n_neighbors_global=20, max_reference=60).fit(X)
+    assert det.n_reference_ == 60 and det.k_global_ == 20
+    ref = det.neighbors_._fit_X
+    assert ref.shape == (60, 4)
+    Z = (X - X.mean(0)) / X.std(0)
+    d = np.sqrt(((Z[:, None, :] - ref[None, :, :]) ** 2).sum(-1))
+    in_ref = np.isclose(d, 0.0, atol=1e-12)
+    assert in_ref.sum() == 60 and (in_ref.sum(axis=1) <= 1).all()
+    d[in_ref] = np.inf  # a reference row is scored without itself, the other rows against all 60
+    d.sort(axis=1)
+    np.testing.assert_allclose(_raw_loo(det, X), d[:, :5].mean(1), rtol=1e-9)
+    # HBOS keeps every training row; new rows are scored against the 60 reference rows
+    assert det.hbos_._reference_scores_.shape == (300,)
+    T = rng.normal(size=(7, 4))
+    Zt = (T - X.mean(0)) / X.std(0)
+    dt = np.sort(np.sqrt(((Zt[:, None, :] - ref[None, :, :]) ** 2).sum(-1)), axis=1)
+    np.testing.assert_allclose(det.member_scores(T)[:, :2], np.c_[dt[:, :5].mean(1), dt[:, :20].mean(1)], rtol=1e-9)
+    # seeded by random_state: the same reference rows on every fit, other ones for another seed
+    np.testing.assert_array_equal(
+        LocalGlobalEnsemble(n_neighbors_global=20, max_reference=60).fit(X).decision_scores_, det.decision_scores_
+    )
+    other = LocalGlobalEnsemble(n_neighbors_global=20, max_reference=60, random_state=1).fit(X)
+    assert not np.array_equal(other.neighbors_._fit_X, ref)
+
+
+def test_a_bound_above_the_rows_is_the_exact_model(planted):
+    X_train, X_test, _ = planted
+    exact = LocalGlobalEnsemble(max_reference=None).fit(X_train)
+    bounded = LocalGlobalEnsemble(max_reference=len(X_train)).fit(X_train)
+    assert bounded.n_reference_ == exact.n_reference_ == len(X_train)
+    np.testing.assert_array_equal(bounded.decision_scores_, exact.decision_scores_)
+    np.testing.assert_array_equal(bounded.decision_function(X_test), exact.decision_function(X_test))
+
+
+def test_chunked_neighbour_queries_give_the_same_scores(monkeypatch):
+    """Large inputs are queried in chunks of rows (memory O(chunk x k)); the scores do not change, to the bit."""
+    import deepad.detectors.ensemble as ens
+
+    rng = np.random.default_rng(2)
+    X, T = rng.normal(size=(1500, 6)), rng.normal(size=(700, 6))
+    whole = LocalGlobalEnsemble(n_neighbors_global=30).fit(X)
+    monkeypatch.setattr(ens, "_QUERY_CHUNK_VALUES", 256 * 31)  # 256 rows per query
+    assert ens._query_chunk(30) == 256
+    chunked = LocalGlobalEnsemble(n_neighbors_global=30).fit(X)
+    np.testing.assert_array_equal(chunked.decision_scores_, whole.decision_scores_)
+    np.testing.assert_array_equal(chunked.decision_function(T), whole.decision_function(T))
+    # and with a bounded reference set, whose own rows are queried in chunks too
+    monkeypatch.setattr(ens, "_QUERY_CHUNK_VALUES", 1 << 22)
+    one = LocalGlobalEnsemble(n_neighbors_global=30, max_reference=900).fit(X)
+    monkeypatch.setattr(ens, "_QUERY_CHUNK_VALUES", 256 * 31)
+    many = LocalGlobalEnsemble(n_neighbors_global=30, max_reference=900).fit(X)
+    np.testing.assert_array_equal(many.decision_scores_, one.decision_scores_)
+
+
+def test_duplicates_beyond_the_neighbours_in_a_chunked_self_query(monkeypatch):
+    """More identical rows than neighbours: each reference row still drops exactly one copy of itself."""
+    import deepad.detectors.ensemble as ens
+
+    X = np.vstack([np.zeros((600, 2)), np.random.default_rng(0).normal(size=(400, 2))])
+    whole = LocalGlobalEnsemble(n_neighbors_global=10).fit(X)
+    monkeypatch.setattr(ens, "_QUERY_CHUNK_VALUES", 256 * 11)
+    chunked = LocalGlobalEnsemble(n_neighbors_global=10).fit(X)
+    np.testing.assert_array_equal(chunked.decision_scores_, whole.decision_scores_)
+
+
+@pytest.mark.parametrize(
+    "value, error, match",
+    [
+        (0, ValueError, "max_reference must be None or a positive integer, got 0"),
+        (2.5, TypeError, "max_reference must be None or a positive integer, got 2.5"),
+        (True, TypeError, "max_reference must be None or a positive integer"),
+        (
+            5,
+            ValueError,
+            r"max_reference=5 keeps fewer reference rows than the local view needs \(n_neighbors \+ 1 = 6\)",
+        ),
+    ],
+)
+def test_bad_max_reference_is_rejected(planted, value, error, match):
+    with pytest.raises(error, match=match):
+        LocalGlobalEnsemble(max_reference=value).fit(planted[0])

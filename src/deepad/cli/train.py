@@ -24,7 +24,8 @@ from deepad.cli._common import (
 
 __all__ = ["train", "DEFAULT_MAX_TRAIN_ROWS"]
 
-#: rows DEFAULT trains on unless --max-train-rows says otherwise (benchmarks/large_inputs.md: fit time and memory)
+#: rows DEFAULT trains on unless --max-train-rows says otherwise (benchmarks/large_inputs.md: fit time and memory);
+#: within them its kNN members search at most LocalGlobalEnsemble.max_reference (20,000) rows (issue 17)
 DEFAULT_MAX_TRAIN_ROWS = 50_000
 
 
@@ -125,7 +126,8 @@ def train(
         "--max-train-rows",
         min=0,
         help="Train on a uniform random sample (--seed) of at most this many rows; the note and the model "
-        "metadata say so. DEFAULT samples 50,000 rows of a larger table unless given; 0: all rows.",
+        "metadata say so. DEFAULT samples 50,000 rows of a larger table unless given (its kNN members then "
+        "search 20,000 of them: max_reference); 0: all rows.",
     ),
     tensorboard: str = typer.Option(
         None,
@@ -324,7 +326,7 @@ def train(
         if col["kind"] == "id" and col["name"] not in type_map and not _quiet():
             typer.echo(f"note: column {col['name']!r} excluded as an id: {col['reason']}.", err=True)
     limit = max_train_rows
-    if limit is None and cls is _detector_class(None):  # DEFAULT's kNN views fit in time quadratic in the rows
+    if limit is None and cls is _detector_class(None):  # fit time n x max_reference, and the rows held in memory
         limit = DEFAULT_MAX_TRAIN_ROWS
     model = TabularDetector(
         inner,

@@ -1,4 +1,4 @@
-"""LocalGlobalEnsemble: deepad's default detector (calibrated local and global kNN views, and a deep view)."""
+"""LocalGlobalEnsemble: deepad's default detector (calibrated local and global kNN views; a deep view on request)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,18 @@ __all__ = ["LocalGlobalEnsemble"]
 
 #: Column order of :meth:`LocalGlobalEnsemble.member_scores`.
 MEMBERS = ("knn_local", "knn_global", "hbos")
+
+#: Default ``max_reference``: most training rows the kNN members search (docs/design/default.md, "Large n").
+MAX_REFERENCE = 20_000
+
+
+#: Query rows per ``kneighbors`` call: a multiple of scikit-learn's internal chunk (256 rows), so a chunked query
+#: computes the same distances as one call, and ``n x k`` distances and indices never exist at once at large n.
+_QUERY_CHUNK_VALUES = 1 << 22
+
+
+def _query_chunk(k: int) -> int:
+    return max(256, (_QUERY_CHUNK_VALUES // (k + 1)) // 256 * 256)
 
 
 def _location_scale(ref: np.ndarray) -> tuple[float, float]:
@@ -37,7 +49,7 @@ class LocalGlobalEnsemble(BaseDetector):
     Members (all fitted on features standardised with the training mean and
     standard deviation, so the units of a feature do not matter):
 
-    * **local** -- mean distance to the ``n_neighbors`` (5) nearest training
+    * **local** -- mean distance to the ``n_neighbors`` (5) nearest reference
       rows (Angiulli & Pizzuti, "Fast outlier detection in high dimensional
       spaces", PKDD 2002).  On clean training data this is the strongest
       single score we measured; it is also what the non-parametric
@@ -45,10 +57,18 @@ class LocalGlobalEnsemble(BaseDetector):
       modeling for anomaly detection", ICLR 2024) reduces to -- its authors
       recommend kNN with ``method="mean"`` in its place.
     * **global**, the mean of two calibrated members:
-      mean distance to the ``n_neighbors_global`` (200, at most ``n - 1``)
-      nearest rows -- the distance to the bulk of the data -- and
+      mean distance to the ``n_neighbors_global`` (200, at most ``m - 1``)
+      nearest reference rows -- the distance to the bulk of the data -- and
       :class:`~deepad.detectors.HBOS` (Goldstein & Dengel, KI 2012) with
-      ``n_bins`` histogram bins per feature (``"auto"``: the Rice rule).
+      ``n_bins`` histogram bins per feature (``"auto"``: the Rice rule),
+      built on all training rows.
+
+    The **reference rows** of the kNN members are the training rows, or a
+    seeded uniform random sample of ``m = max_reference`` (20,000) of them
+    when there are more: fitting is then linear in the rows (every training
+    row is still scored leave-one-out: a reference row without itself) and
+    scoring costs ``O(m)`` per row.  What the bound costs in ROC-AUC on the
+    large ADBench sets, and why 20,000: ``docs/design/default.md``.
 
     Why two views.  A small-``k`` kNN score is local and precise, but it
     *memorises*: when the training data holds a clump of similar anomalies
@@ -83,8 +103,10 @@ class LocalGlobalEnsemble(BaseDetector):
     alone; the default 0.65 leans towards the global view, which is the
     robust one.
 
-    The **deep view** ``D`` is a :class:`~deepad.detectors.DeepIsolationForest`
-    (Xu et al., "Deep isolation forest for anomaly detection", TKDE 2023:
+    The optional **deep view** ``D`` (``deep_weight > 0``; off by default
+    since issue 17: on the bench's confirmation half it added -0.03 one-class
+    and +0.27 unsupervised mean ROC-AUC for about 7x the fit's CPU time) is a
+    :class:`~deepad.detectors.DeepIsolationForest` (Xu et al., "Deep isolation forest for anomaly detection", TKDE 2023:
     isolation trees in the spaces of random neural networks) fitted on the
     ``1 - deep_trim`` (90 %) of training rows the two kNN views find least
     unusual -- so anomalies in contaminated training data do not shape it
@@ -93,16 +115,18 @@ class LocalGlobalEnsemble(BaseDetector):
     views do: a second opinion from a different geometry (random non-linear
     projections and axis-parallel cuts instead of Euclidean distances).
 
-    Measured (28 ADBench sets x 3 seeds, mean ROC-AUC, ``benchmarks/results``;
-    ``python benchmarks/run_adbench.py --setting oneclass --seeds 3
-    --detectors LocalGlobalEnsemble,KNN``, and the same with ``--setting
-    unsupervised --detectors LocalGlobalEnsemble,IsolationForest``): 87.14
-    with clean training data (5-NN: 85.87) and 79.35 with contaminated
-    training data (Isolation Forest: 77.14).  ``local_weight`` and
-    ``deep_weight`` were chosen on these 28 sets, so expect smaller margins
-    on other data.  Design study and history (each view alone,
-    ``local_weight``, how the deep view was chosen, fit times):
-    ``docs/design/default.md``.
+    Measured (28 ADBench sets x 3 seeds, mean test ROC-AUC,
+    ``benchmarks/results/default-v2``, commands in its ``PROVENANCE.md``):
+    87.09 with clean training data (5-NN: 85.87) and 79.35 with
+    contaminated training data (Isolation Forest: 77.14); ``local_weight``
+    was chosen on these 28 sets, so expect smaller margins on other data.
+    Cost (``python benchmarks/default_speed.py``, one thread, 10,000 x 30
+    Gaussian training rows, 40,000 scored): fit 2.5x and
+    ``decision_function`` 3.1-3.2x the time of scikit-learn's exact
+    brute-force 5-NN query on the same rows (a busy machine; at 100,000 and
+    1,000,000 rows, with the bound, 0.4x and 0.04x); one row scored alone
+    takes 2.1 ms (median; p99 2.7 ms of CPU time).  Design study and
+    history: ``docs/design/default.md``.
 
     Training scores.  ``decision_scores_`` (and so ``threshold_``,
     ``labels_`` and p-values) are the leave-one-out scores above;
@@ -114,17 +138,24 @@ class LocalGlobalEnsemble(BaseDetector):
     n_neighbors : int, default 5
         ``k`` of the local kNN view; needs ``n_neighbors + 1`` training rows.
     n_neighbors_global : int, default 200
-        ``k`` of the global kNN member (capped at ``n_samples - 1``).
+        ``k`` of the global kNN member (capped at the reference rows - 1).
     n_bins : int or "auto", default "auto"
         Histogram bins per feature of the HBOS member.
     local_weight : float in [0, 1], default 0.65
         Weight of the local view's excess over the global view.
-    deep_weight : float >= 0, default 0.25
-        Weight of the deep view's excess over both kNN views; 0 fits no
-        deep view (the detector is then deterministic and torch-free).
+    deep_weight : float >= 0, default 0.0
+        Weight of the deep view's excess over both kNN views; 0 (the
+        default) fits no deep view: the detector is deterministic and
+        torch-free.  Models saved with the old default 0.25 keep theirs.
     deep_trim : float in [0, 0.5), default 0.1
         Fraction of training rows, the most unusual by the kNN views' own
         leave-one-out score, that the deep view is not fitted on.
+    max_reference : int or None, default 20000 (:data:`MAX_REFERENCE`)
+        Most training rows the kNN members search; more rows are sampled
+        (seeded by ``random_state``).  ``None``: all rows, an exact kNN whose
+        fit is quadratic in the rows.  ``deepad train`` first samples
+        50,000 rows of a larger table (``--max-train-rows``), so by default
+        it fits on 50,000 rows with 20,000 of them as the reference set.
     preprocessing : {"standard", "robust", "minmax", None}, default "standard"
         Per-feature scaling fitted on the training data before every member.
     algorithm : str, default "auto"
@@ -134,12 +165,14 @@ class LocalGlobalEnsemble(BaseDetector):
     n_jobs : int or None
         Parallel jobs for the neighbour search.
     random_state : int, generator or None, default 0
-        Seed of the deep view's random networks and trees.  Fixed by default
-        so that DEFAULT gives the same scores on every fit, as it did before
-        it had a deep view.
+        Seed of the reference sample and of the deep view's random networks
+        and trees.  Fixed by default, so DEFAULT gives the same scores on
+        every fit.
     """
 
     _reference_needs_in_sample = False
+    #: what a model saved before the parameter existed did: an exact kNN over all training rows
+    _params_before_added = {"max_reference": None}
     _training_scores_kind = "leave-one-out training scores"
 
     def __init__(
@@ -148,9 +181,10 @@ class LocalGlobalEnsemble(BaseDetector):
         n_neighbors_global: int = 200,
         n_bins: int | str = "auto",
         local_weight: float = 0.65,
-        deep_weight: float = 0.25,
+        deep_weight: float = 0.0,
         deep_trim: float = 0.1,
         *,
+        max_reference: int | None = MAX_REFERENCE,
         preprocessing: str | None = "standard",
         algorithm: str = "auto",
         contamination: float = 0.1,
@@ -163,6 +197,7 @@ class LocalGlobalEnsemble(BaseDetector):
         self.local_weight = local_weight
         self.deep_weight = deep_weight
         self.deep_trim = deep_trim
+        self.max_reference = max_reference
         self.preprocessing = preprocessing
         self.algorithm = algorithm
         self.contamination = contamination
@@ -176,8 +211,15 @@ class LocalGlobalEnsemble(BaseDetector):
         return self._check_int(self.n_neighbors, "n_neighbors") + 1
 
     def _check_params(self) -> None:
-        self._check_int(self.n_neighbors, "n_neighbors")
+        k = self._check_int(self.n_neighbors, "n_neighbors")
         self._check_int(self.n_neighbors_global, "n_neighbors_global")
+        if self.max_reference is not None:
+            m = self._check_int(self.max_reference, "max_reference", allowed="None or a positive integer")
+            if m < k + 1:
+                raise ValueError(
+                    f"max_reference={m} keeps fewer reference rows than the local view needs "
+                    f"(n_neighbors + 1 = {k + 1}); raise it or pass None for all training rows."
+                )
         for name, low, high, closed in (
             ("local_weight", 0.0, 1.0, True),
             ("deep_weight", 0.0, np.inf, True),
@@ -197,28 +239,46 @@ class LocalGlobalEnsemble(BaseDetector):
     def _transform(self, X: np.ndarray) -> np.ndarray:
         return (X - self.scaler_center_) / self.scaler_scale_
 
-    def _fit(self, X, y, seed, **fit_params):
+    def _neighbour_index(self, ref: np.ndarray, k: int):
+        """The nearest-neighbour search over the reference rows (``kneighbors`` as scikit-learn's)."""
         from sklearn.neighbors import NearestNeighbors
 
+        return NearestNeighbors(n_neighbors=k, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(ref)
+
+    def _fit(self, X, y, seed, **fit_params):
         from deepad.data.progress import progress_bar
 
         self._check_params()
         self.scaler_center_, self.scaler_scale_ = fit_scaler(X, self.preprocessing, constant="evidence")
         Z = self._transform(X)
         n = Z.shape[0]
+        m = n if self.max_reference is None else min(n, int(self.max_reference))
+        in_ref = None
+        if m < n:  # a seeded uniform sample of the rows is the kNN members' reference set
+            in_ref = np.zeros(n, dtype=bool)
+            in_ref[np.random.default_rng(seed).choice(n, size=m, replace=False)] = True
+        ref = Z if in_ref is None else Z[in_ref]
+        self.n_reference_ = m
         self.k_local_ = int(self.n_neighbors)
-        self.k_global_ = min(int(self.n_neighbors_global), n - 1)
+        self.k_global_ = min(int(self.n_neighbors_global), m - 1)
         k_max = max(self.k_local_, self.k_global_)
         steps = 3 if float(self.deep_weight) > 0 else 2
-        bar = progress_bar(steps, f"DEFAULT on {n:,} rows: {k_max} nearest neighbours", unit="member")
-        self.neighbors_ = NearestNeighbors(n_neighbors=k_max, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(Z)
-        # X=None: every training row's neighbours among the *other* rows (dropped by index, so duplicates count).
-        dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k_max)
+        what = f"{k_max} nearest of {m:,} reference rows" if in_ref is not None else f"{k_max} nearest neighbours"
+        bar = progress_bar(steps, f"DEFAULT on {n:,} rows: {what}", unit="member")
+        self.neighbors_ = self._neighbour_index(ref, k_max)
+        # every training row's neighbours among the *other* reference rows: a reference row without itself
+        # (dropped by index, so duplicates count), any other row against the whole reference set
+        if in_ref is None:
+            means = self._knn_means(ref, self_query=True)
+        else:
+            means = np.empty((n, 2))
+            means[in_ref] = self._knn_means(ref, self_query=True)
+            means[~in_ref] = self._knn_means(Z[~in_ref])
         bar.set_description(f"DEFAULT on {n:,} rows: histograms", refresh=False)
         bar.update(1)
         self.hbos_ = HBOS(n_bins=self.n_bins, contamination=self.contamination).fit(Z)
         bar.update(1)
-        raw = self._raw(dist, self.hbos_._reference_scores_)
+        raw = self._raw(means, self.hbos_._reference_scores_)
         stats = [_location_scale(raw[:, m]) for m in range(raw.shape[1])]
         self.member_center_ = np.array([c for c, _ in stats])
         self.member_scale_ = np.array([s for _, s in stats])
@@ -234,6 +294,31 @@ class LocalGlobalEnsemble(BaseDetector):
             self._fit_deep_view(X, seed)
             bar.update(1)
         bar.close()
+
+    def _knn_means(self, Z: np.ndarray, self_query: bool = False) -> np.ndarray:
+        """Mean distance of each row of ``Z`` to its ``k_local_`` and ``k_global_`` nearest reference rows, ``(n, 2)``.
+
+        ``self_query``: ``Z`` is the reference set itself, each row scored
+        without itself (as ``kneighbors(None)`` does).  Queried in chunks of
+        rows, so memory stays ``O(chunk x k)``.
+        """
+        k = max(self.k_local_, self.k_global_)
+        n, step = Z.shape[0], _query_chunk(k)
+        out = np.empty((n, 2))
+        for start in range(0, n, step):  # chunks of rows, not rows
+            stop = min(start + step, n)
+            if self_query and stop - start == n:
+                dist, _ = self.neighbors_.kneighbors(None, n_neighbors=k)
+            elif self_query:
+                dist, ind = self.neighbors_.kneighbors(Z[start:stop], n_neighbors=k + 1)
+                keep = ind != np.arange(start, stop)[:, None]
+                keep[keep.all(axis=1), 0] = False  # more duplicates than neighbours: drop one of them (as sklearn)
+                dist = dist[keep].reshape(stop - start, k)
+            else:
+                dist, _ = self.neighbors_.kneighbors(Z[start:stop], n_neighbors=k)
+            out[start:stop, 0] = dist[:, : self.k_local_].mean(axis=1)
+            out[start:stop, 1] = dist[:, : self.k_global_].mean(axis=1)
+        return out
 
     def _fit_deep_view(self, X: np.ndarray, seed: int) -> None:
         """Deep Isolation Forest on the rows the kNN views find least unusual, calibrated on all training rows."""
@@ -273,10 +358,8 @@ class LocalGlobalEnsemble(BaseDetector):
         return views
 
     # ------------------------------------------------------------------ scoring
-    def _raw(self, dist: np.ndarray, hbos_scores: np.ndarray) -> np.ndarray:
-        return np.column_stack(
-            [dist[:, : self.k_local_].mean(axis=1), dist[:, : self.k_global_].mean(axis=1), hbos_scores]
-        )
+    def _raw(self, knn_means: np.ndarray, hbos_scores: np.ndarray) -> np.ndarray:
+        return np.column_stack([knn_means, hbos_scores])
 
     def _views(self, raw: np.ndarray) -> np.ndarray:
         z = (raw - self.member_center_) / self.member_scale_
@@ -291,8 +374,7 @@ class LocalGlobalEnsemble(BaseDetector):
 
     def _member_raw(self, X: np.ndarray) -> np.ndarray:
         Z = self._transform(X)
-        dist, _ = self.neighbors_.kneighbors(Z, n_neighbors=max(self.k_local_, self.k_global_))
-        return self._raw(dist, self.hbos_._score(Z))
+        return self._raw(self._knn_means(Z), self.hbos_._score(Z))
 
     def _score(self, X):
         cal = self._calibrated(self._views(self._member_raw(X)))
