@@ -238,7 +238,9 @@ def _score_partition(
     threshold = float(model.threshold_)
     report = ScoringReport()
     pf = pq.ParquetFile(part.file)
-    writer = _Writer(Path(out_dir) / f"part-{part.index:05d}.parquet", "parquet", make_parent=False)
+    writer = _Writer(
+        Path(out_dir) / f"part-{part.index:05d}.parquet", "parquet", make_parent=False, plain=id_columns or ["row"]
+    )
     flagged = done = 0
     first, stop = part.skip, part.skip + part.rows
     try:
