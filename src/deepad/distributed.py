@@ -34,7 +34,10 @@ model directory, the input and the output directory's parent *at the same
 paths* as the client (a shared or network file system; paths are made
 absolute on the client).  Without ``--scheduler`` a
 :class:`~dask.distributed.LocalCluster` with one single-threaded worker
-process per core (at most 8) is started for the run.
+process per core (at most 8) is started for the run, with the workers'
+profiler off (:data:`WORKER_CONFIG`); on a cluster of your own, set the
+same in the workers' Dask configuration.  Sizing partitions and workers:
+``docs/scale-out.md``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-__all__ = ["score_parquet", "plan_partitions", "Partition", "DaskScoreSummary", "SUMMARY_FILE"]
+__all__ = ["score_parquet", "plan_partitions", "Partition", "DaskScoreSummary", "SUMMARY_FILE", "WORKER_CONFIG"]
 
 SUMMARY_FILE = "_deepad_score.json"
 DEFAULT_PARTITION_ROWS = 500_000
@@ -237,7 +240,7 @@ def _score_partition(
     reference = model.p_value_reference
     threshold = float(model.threshold_)
     report = ScoringReport()
-    pf = pq.ParquetFile(part.file)
+    pf = pq.ParquetFile(part.file, pre_buffer=False)  # as deepad.data.readers: pre-buffered ranges stay in memory
     writer = _Writer(
         Path(out_dir) / f"part-{part.index:05d}.parquet", "parquet", make_parent=False, plain=id_columns or ["row"]
     )
@@ -347,15 +350,26 @@ def _discard_output(tmp: Path, patience_s: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+#: Dask settings of the local cluster's workers.  The worker's statistical profiler walks the task thread's
+#: stack every 10 ms while holding the GIL; on a CPU-bound scoring task that made one worker take twice the
+#: time of the same function in a plain process (docs/scale-out.md).  The GIL monitor samples every 1 ms.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+}
+
+
 def _local_cluster(n_workers: int | None):
+    import dask
     from distributed import LocalCluster
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = int(n_workers) if n_workers else max(1, min(8, cores))
     one = {"DEEPAD_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    return LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=one, silence_logs=40
-    )
+    with dask.config.set(WORKER_CONFIG):  # the nannies hand the configuration to their worker processes
+        return LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=one, silence_logs=40
+        )
 
 
 def score_parquet(
