@@ -244,9 +244,9 @@ import json, sys, time
 import deepad
 from deepad.scoring import score_file
 model = deepad.load(sys.argv[1])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 s = score_file(model, sys.argv[2], sys.argv[3])
-print(json.dumps({"seconds": time.perf_counter() - t0, "rows": s.rows}))
+print(json.dumps({"seconds": time.perf_counter() - t0, "cpu": time.process_time() - c0, "rows": s.rows}))
 """
 
 
@@ -267,8 +267,9 @@ def dask_scaling(data_dir: Path, rows: int, workers: list[int], partition_rows: 
         text=True,
         check=True,
     )
-    single = json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
-    result = {"rows": rows, "single_s": single, "dask": []}
+    done = json.loads(proc.stdout.strip().splitlines()[-1])
+    single = done["seconds"]
+    result = {"rows": rows, "single_s": single, "single_cpu_s": done["cpu"], "dask": []}
     for k in workers:
         parts = data_dir / f"dask-{k}w"
         shutil.rmtree(parts, ignore_errors=True)
@@ -282,6 +283,8 @@ def dask_scaling(data_dir: Path, rows: int, workers: list[int], partition_rows: 
                 "load_s": s.load_seconds,
                 "partitions": s.partitions,
                 "speedup": single / s.seconds,
+                "cpu_s": s.cpu_seconds,
+                "cpu_ratio": done["cpu"] / s.cpu_seconds,
                 "identical": same["identical"],
                 "peak_rss_mib": max(s.peak_rss_bytes.values()) / 2**20,
             }
@@ -332,15 +335,18 @@ def _print_target4(results: list[dict]) -> None:
 def _print_target5(result: dict) -> None:
     print(f"== target 5: Dask local cluster vs one process (1 thread), {result['rows']:,} rows ==")
     print("speedup = single-process seconds / Dask seconds (scoring, after cluster start and model load).")
-    print(f"single process: {result['single_s']:.1f} s")
+    print("cpu = single-process CPU seconds / the workers' CPU seconds during their tasks: the cost of")
+    print("distributing, measurable on a loaded machine (1.00 = none; the speed-up cannot exceed workers x cpu).")
+    print(f"single process: {result['single_s']:.1f} s, {result['single_cpu_s']:.1f} CPU s")
     print(
-        f"{'workers':>7} {'dask s':>7} {'speedup':>8} {'startup s':>10} {'load s':>7} {'partitions':>10} "
-        f"{'peak RSS MiB/worker':>20} {'identical':>9}"
+        f"{'workers':>7} {'dask s':>7} {'speedup':>8} {'cpu s':>6} {'cpu':>5} {'startup s':>10} {'load s':>7} "
+        f"{'partitions':>10} {'peak RSS MiB/worker':>20} {'identical':>9}"
     )
     for d in result["dask"]:
         print(
-            f"{d['workers']:>7} {d['seconds']:>7.1f} {d['speedup']:>8.2f} {d['startup_s']:>10.1f} {d['load_s']:>7.1f} "
-            f"{d['partitions']:>10} {d['peak_rss_mib']:>20.0f} {str(d['identical']):>9}"
+            f"{d['workers']:>7} {d['seconds']:>7.1f} {d['speedup']:>8.2f} {d['cpu_s']:>6.1f} {d['cpu_ratio']:>5.2f} "
+            f"{d['startup_s']:>10.1f} {d['load_s']:>7.1f} {d['partitions']:>10} {d['peak_rss_mib']:>20.0f} "
+            f"{str(d['identical']):>9}"
         )
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores: other work shares them)")
 

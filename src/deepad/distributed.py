@@ -75,6 +75,9 @@ class DaskScoreSummary:
     seconds: float = 0.0  # scoring, from the first task submitted to the last part written
     startup_seconds: float = 0.0  # connecting to the scheduler / starting the local cluster
     load_seconds: float = 0.0  # importing deepad and loading the model on every worker
+    #: CPU seconds (user + system) of the worker processes while they ran the tasks, summed: against one
+    #: process's CPU seconds for the same rows, the cost of distributing (1.0 = none), whatever else runs
+    cpu_seconds: float = 0.0
     output: str = ""
     partitions: int = 0
     workers: int = 0
@@ -208,6 +211,14 @@ def _preload(model_dir: str, fingerprint: tuple, sample: str | None = None, read
     return os.getpid()
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process so far, every thread (the worker's own and Arrow's readers) included."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_rss() -> int:
     import resource
     import sys
@@ -235,6 +246,7 @@ def _score_partition(
     from deepad.pipeline import TabularDetector
     from deepad.scoring import score_chunk_columns
 
+    cpu0 = _cpu_seconds()
     model = _cached_model(model_dir, fingerprint)
     tabular = isinstance(model, TabularDetector)
     reference = model.p_value_reference
@@ -293,6 +305,7 @@ def _score_partition(
         "worker": address,
         "loads": _LOADS.get(model_dir, 0),
         "peak_rss": _peak_rss(),
+        "cpu_seconds": _cpu_seconds() - cpu0,
     }
 
 
@@ -505,6 +518,7 @@ def score_parquet(
         for r in sorted(results, key=lambda r: r["index"]):
             summary.rows += r["rows"]
             summary.flagged += r["flagged"]
+            summary.cpu_seconds += r["cpu_seconds"]
             summary.model_loads[r["worker"]] = max(summary.model_loads.get(r["worker"], 0), r["loads"])
             summary.peak_rss_bytes[r["worker"]] = max(summary.peak_rss_bytes.get(r["worker"], 0), r["peak_rss"])
             _merge_report(report, r["report"])

@@ -61,6 +61,7 @@ def test_cli_partition_rows_sets_the_partitions(small):
     assert result.exit_code == 0, result.output
     summary = json.loads((out / SUMMARY_FILE).read_text())
     assert summary["partitions"] == 3 and summary["rows"] == 3000  # row groups of 500, two per partition
+    assert summary["cpu_seconds"] > 0  # the workers' CPU time during their tasks
     assert "3 partition(s)" in result.output
 
 
