@@ -50,8 +50,12 @@ def validate_X(
     n_features: int | None = None,
     feature_names: list[str] | None = None,
     who: str = "detector",
+    contiguous: bool = True,
 ) -> np.ndarray:
     """Return ``X`` as a C-contiguous float64 2-D array or raise a message that names the problem.
+
+    ``contiguous=False`` returns a float64 array in whatever memory layout it already has (a column-major
+    matrix is not copied into row-major): for callers that read it in row batches into buffers of their own.
 
     Accepts NumPy arrays, nested lists and pandas DataFrames with numeric
     columns.  Errors name the shape, the offending column and the first bad
@@ -127,7 +131,7 @@ def validate_X(
             "values in total). Impute missing values first, e.g. with "
             "deepad.data.TabularPreprocessor or sklearn.impute.SimpleImputer."
         )
-    return np.ascontiguousarray(arr)
+    return np.ascontiguousarray(arr) if contiguous else arr
 
 
 def validate_labels(y: Any, n_samples: int) -> np.ndarray:
@@ -274,6 +278,10 @@ class BaseDetector(BaseEstimator):
     _reference_needs_in_sample: bool = True
     #: What the training scores are, in the words of the threshold rule ("leave-one-out training scores").
     _training_scores_kind: str = "in-sample training scores"
+    #: Whether :meth:`_score` reads its rows in batches into buffers of its own, so the rows it is given may be
+    #: column-major (the layout :class:`~deepad.data.TabularPreprocessor` encodes in): the scores are the same
+    #: and the row-major copy of the whole matrix is saved.  Set by the detectors whose scoring does this.
+    _scores_any_layout: bool = False
 
     def _training_reference_scores(self, X: np.ndarray) -> np.ndarray:
         """Scores of the training rows as *new* data would see them: ``decision_scores_``, ``threshold_`` and ``labels_``.
@@ -356,7 +364,13 @@ class BaseDetector(BaseEstimator):
     def _validate_for_scoring(self, X) -> np.ndarray:
         check_is_fitted(self, "decision_scores_")
         names = list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
-        return validate_X(X, n_features=self.n_features_in_, feature_names=names, who=type(self).__name__)
+        return validate_X(
+            X,
+            n_features=self.n_features_in_,
+            feature_names=names,
+            who=type(self).__name__,
+            contiguous=not self._scores_any_layout,
+        )
 
     def decision_function(self, X) -> np.ndarray:
         """Anomaly score of each row; higher means more anomalous.

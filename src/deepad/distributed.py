@@ -34,7 +34,10 @@ model directory, the input and the output directory's parent *at the same
 paths* as the client (a shared or network file system; paths are made
 absolute on the client).  Without ``--scheduler`` a
 :class:`~dask.distributed.LocalCluster` with one single-threaded worker
-process per core (at most 8) is started for the run.
+process per core (at most 8) is started for the run, with the workers'
+profiler off (:data:`WORKER_CONFIG`); on a cluster of your own, set the
+same in the workers' Dask configuration.  Sizing partitions and workers:
+``docs/scale-out.md``.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-__all__ = ["score_parquet", "plan_partitions", "Partition", "DaskScoreSummary", "SUMMARY_FILE"]
+__all__ = ["score_parquet", "plan_partitions", "Partition", "DaskScoreSummary", "SUMMARY_FILE", "WORKER_CONFIG"]
 
 SUMMARY_FILE = "_deepad_score.json"
 DEFAULT_PARTITION_ROWS = 500_000
@@ -72,6 +75,9 @@ class DaskScoreSummary:
     seconds: float = 0.0  # scoring, from the first task submitted to the last part written
     startup_seconds: float = 0.0  # connecting to the scheduler / starting the local cluster
     load_seconds: float = 0.0  # importing deepad and loading the model on every worker
+    #: CPU seconds (user + system) of the worker processes while they ran the tasks, summed: against one
+    #: process's CPU seconds for the same rows, the cost of distributing (1.0 = none), whatever else runs
+    cpu_seconds: float = 0.0
     output: str = ""
     partitions: int = 0
     workers: int = 0
@@ -205,6 +211,14 @@ def _preload(model_dir: str, fingerprint: tuple, sample: str | None = None, read
     return os.getpid()
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process so far, every thread (the worker's own and Arrow's readers) included."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _peak_rss() -> int:
     import resource
     import sys
@@ -232,13 +246,16 @@ def _score_partition(
     from deepad.pipeline import TabularDetector
     from deepad.scoring import score_chunk_columns
 
+    cpu0 = _cpu_seconds()
     model = _cached_model(model_dir, fingerprint)
     tabular = isinstance(model, TabularDetector)
     reference = model.p_value_reference
     threshold = float(model.threshold_)
     report = ScoringReport()
-    pf = pq.ParquetFile(part.file)
-    writer = _Writer(Path(out_dir) / f"part-{part.index:05d}.parquet", "parquet", make_parent=False)
+    pf = pq.ParquetFile(part.file, pre_buffer=False)  # as deepad.data.readers: pre-buffered ranges stay in memory
+    writer = _Writer(
+        Path(out_dir) / f"part-{part.index:05d}.parquet", "parquet", make_parent=False, plain=id_columns or ["row"]
+    )
     flagged = done = 0
     first, stop = part.skip, part.skip + part.rows
     try:
@@ -288,6 +305,7 @@ def _score_partition(
         "worker": address,
         "loads": _LOADS.get(model_dir, 0),
         "peak_rss": _peak_rss(),
+        "cpu_seconds": _cpu_seconds() - cpu0,
     }
 
 
@@ -345,15 +363,26 @@ def _discard_output(tmp: Path, patience_s: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+#: Dask settings of the local cluster's workers.  The worker's statistical profiler walks the task thread's
+#: stack every 10 ms while holding the GIL; on a CPU-bound scoring task that made one worker take twice the
+#: time of the same function in a plain process (docs/scale-out.md).  The GIL monitor samples every 1 ms.
+WORKER_CONFIG = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.system-monitor.gil.enabled": False,
+}
+
+
 def _local_cluster(n_workers: int | None):
+    import dask
     from distributed import LocalCluster
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = int(n_workers) if n_workers else max(1, min(8, cores))
     one = {"DEEPAD_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    return LocalCluster(
-        n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=one, silence_logs=40
-    )
+    with dask.config.set(WORKER_CONFIG):  # the nannies hand the configuration to their worker processes
+        return LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=one, silence_logs=40
+        )
 
 
 def score_parquet(
@@ -489,6 +518,7 @@ def score_parquet(
         for r in sorted(results, key=lambda r: r["index"]):
             summary.rows += r["rows"]
             summary.flagged += r["flagged"]
+            summary.cpu_seconds += r["cpu_seconds"]
             summary.model_loads[r["worker"]] = max(summary.model_loads.get(r["worker"], 0), r["loads"])
             summary.peak_rss_bytes[r["worker"]] = max(summary.peak_rss_bytes.get(r["worker"], 0), r["peak_rss"])
             _merge_report(report, r["report"])

@@ -307,14 +307,17 @@ class TabularDetector(BaseDetector):
         return df
 
     def _score(self, X: pd.DataFrame) -> np.ndarray:
-        return self.detector_.decision_function(self.preprocessor.transform(X))
+        order = "F" if getattr(self.detector_, "_scores_any_layout", False) else "C"
+        return self.detector_.decision_function(self.preprocessor.transform(X, order=order))
 
     def score_frame(
         self, X, *, row_offset: int = 0, report: ScoringReport | None = None, warn_extra: bool = True
     ) -> np.ndarray:
         """``decision_function`` with chunk-aware error messages (``row_offset``) and a :class:`ScoringReport`."""
         df = self._validate_for_scoring(X, warn_extra=warn_extra)
-        Z = self.preprocessor.transform(df, row_offset=row_offset, report=report)
+        order = "F" if getattr(self.detector_, "_scores_any_layout", False) else "C"
+        # The encoded chunk is used once, right here: it can live in the thread's reused buffer.
+        Z = self.preprocessor.transform(df, row_offset=row_offset, report=report, order=order, scratch=True)
         return np.asarray(self.detector_.decision_function(Z), dtype=np.float64)
 
     def __sklearn_tags__(self):

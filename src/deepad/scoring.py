@@ -282,7 +282,12 @@ def score_file(
 
         bar = progress_bar(total, "scoring", unit="row", enabled=True, unit_scale=True)
     t0 = time.perf_counter()
-    writer = TableWriter(out, fmt, during=f"scoring {os.fspath(source) if source_path is not None else 'the data'}")
+    writer = TableWriter(
+        out,
+        fmt,
+        during=f"scoring {os.fspath(source) if source_path is not None else 'the data'}",
+        plain=plan.id_columns or ["row"],
+    )
     try:
         import pyarrow as pa
 

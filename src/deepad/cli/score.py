@@ -76,6 +76,13 @@ def score(
         "--scheduler",
         help="With --engine dask: scheduler address, e.g. tcp://host:8786 (default: a local cluster).",
     ),
+    partition_rows: int = typer.Option(
+        None,
+        "--partition-rows",
+        min=1,
+        help="With --engine dask: rows per partition, one task each (whole row groups; default 500,000). "
+        "See docs/scale-out.md.",
+    ),
     explain: bool = typer.Option(
         False,
         "--explain/--no-explain",
@@ -145,11 +152,13 @@ def score(
     if explain and engine.lower() != "local":
         fail("--explain works with --engine local; use `deepad explain` for chosen rows.")
     if engine.lower() == "dask":
-        return _score_dask(model_dir, data, output, batch_rows, scheduler, kept)
+        return _score_dask(model_dir, data, output, batch_rows, scheduler, kept, partition_rows)
     if engine.lower() != "local":
         fail(f"--engine must be local or dask, got {engine!r}.")
     if scheduler:
         fail("--scheduler needs --engine dask.")
+    if partition_rows is not None:
+        fail("--partition-rows needs --engine dask; --batch-rows sets the chunk size of local scoring.")
     with _UserErrors():
         output_format(output)
         model = deepad.load(model_dir)
@@ -188,18 +197,31 @@ def score(
 
 
 def _score_dask(
-    model_dir: str, data: str, output: str, batch_rows: int, scheduler: str | None, keep: list[str]
+    model_dir: str,
+    data: str,
+    output: str,
+    batch_rows: int,
+    scheduler: str | None,
+    keep: list[str],
+    partition_rows: int | None = None,
 ) -> None:
     """`deepad score --engine dask`: see deepad.distributed."""
     try:
         import distributed  # noqa: F401
     except ImportError:
         fail("--engine dask needs the dask extra: pip install 'deepad[dask]'")
-    from deepad.distributed import score_parquet
+    from deepad.distributed import DEFAULT_PARTITION_ROWS, score_parquet
 
     with _UserErrors(f"{data}: "):
         summary = score_parquet(
-            model_dir, data, output, scheduler=scheduler, batch_rows=batch_rows, progress=not _quiet(), keep=keep
+            model_dir,
+            data,
+            output,
+            scheduler=scheduler,
+            batch_rows=batch_rows,
+            progress=not _quiet(),
+            keep=keep,
+            partition_rows=DEFAULT_PARTITION_ROWS if partition_rows is None else partition_rows,
         )
     for note in summary.notes:
         typer.echo(f"note: {note}", err=True)

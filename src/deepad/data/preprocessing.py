@@ -69,6 +69,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from deepad.data.encoding import _PERIODS, _circle, _datetime_raw, _rarity_scale, _scratch_matrix  # noqa: F401
 from deepad.data.scaling import SCALERS, fit_scaler
 from deepad.data.schema import (
     DataValidationError,
@@ -125,25 +126,6 @@ _STATE_VERSION = 1
 _CATEGORY_ENCODINGS = ("rarity", "onehot")
 
 
-def _rarity_scale(p: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale of one-hot columns with training frequencies ``p`` under ``category_encoding="rarity"``.
-
-    The indicator is centred on ``p`` and scaled so that having the category
-    puts the row ``z(p) = Phi^-1(1 - p / 2)`` units out: as far as a normal
-    value with the same two-sided tail probability (p = 0.3 % -> 2.97, 5 % ->
-    1.96, 40 % -> 0.84).  ``p`` is kept half a row away from 0 and 1, so a
-    category never seen in training (``__other__``) is 3.7 units out at
-    2,000 rows and no scale is 0.  Plain standardization, ``sqrt(p (1 - p))``,
-    puts a 0.3 % category 18 units out, which makes LOF treat the rare rows
-    as a cluster of their own (docs/design/explanations.md).
-    """
-    from scipy.special import ndtri
-
-    p = np.clip(np.asarray(p, dtype=np.float64), 0.5 / n, 1.0 - 0.5 / n)
-    z = ndtri(1.0 - p / 2.0)
-    return p, (1.0 - p) / z
-
-
 @dataclass
 class ScoringReport:
     """What happened to a scored table that was not an error, accumulated over chunks."""
@@ -170,32 +152,6 @@ class ScoringReport:
         for col, n in self.unexpected_missing.items():
             out.append(f"{n} missing value(s) in column {col!r}, which had none in training; imputed.")
         return out
-
-
-# --------------------------------------------------------------------------- value coercion
-def _circle(values: np.ndarray, period: float) -> tuple[np.ndarray, np.ndarray]:
-    angle = 2.0 * np.pi * values / period
-    return np.sin(angle), np.cos(angle)
-
-
-def _datetime_raw(ts: pd.Series, features: list[str]) -> dict[str, np.ndarray]:
-    """Raw derived quantities (NaN where missing): hour (fractional), dayofweek, month (fractional), unix days."""
-    out = {}
-    dt = ts.dt
-    for f in features:
-        if f == "hour":
-            v = dt.hour + dt.minute / 60.0 + dt.second / 3600.0
-        elif f == "dayofweek":
-            v = dt.day_of_week + (dt.hour / 24.0)
-        elif f == "month":
-            v = (dt.month - 1) + (dt.day - 1) / dt.days_in_month
-        else:  # unix days
-            v = (ts - pd.Timestamp("1970-01-01", tz="UTC")) / pd.Timedelta(days=1)
-        out[f] = pd.Series(v).to_numpy(dtype=np.float64, na_value=np.nan)
-    return out
-
-
-_PERIODS = {"hour": 24.0, "dayofweek": 7.0, "month": 12.0}
 
 
 # --------------------------------------------------------------------------- scaling
@@ -421,11 +377,40 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ transform
     def _encode(
-        self, df: pd.DataFrame, *, row_offset: int, report: ScoringReport | None, warn_unseen: bool = False
+        self,
+        df: pd.DataFrame,
+        *,
+        row_offset: int,
+        report: ScoringReport | None,
+        warn_unseen: bool = False,
+        scale: bool = False,
+        scratch: bool = False,
     ) -> np.ndarray:
+        """The feature matrix of ``df`` (column-major); ``scale=True`` applies ``(z - center_) / scale_`` as it fills.
+
+        Scaling each column as it is written is the same float64 arithmetic as scaling the whole matrix after
+        (so the same values), without two more passes over it; a one-hot block is filled with its scaled 0
+        and its scaled 1 written where the category occurs.  ``scratch=True`` fills this thread's reused
+        buffer (:func:`_scratch_matrix`), which the next scratch call overwrites.
+        """
         n = len(df)
         # Column-major while filling column by column (contiguous writes); made row-major in transform.
-        Z = np.zeros((n, self.n_features_out_), dtype=np.float64, order="F")
+        # Scaled, every column is written in full; unscaled, the one-hot blocks rely on the zeros.
+        if scratch:
+            Z = _scratch_matrix(n, self.n_features_out_)
+            if not scale:
+                Z[...] = 0.0
+        else:
+            Z = (np.empty if scale else np.zeros)((n, self.n_features_out_), dtype=np.float64, order="F")
+        center, spread = self.center_, self.scale_
+
+        def put(j: int, v: np.ndarray) -> None:
+            if scale:
+                np.subtract(v, center[j], out=Z[:, j])
+                np.divide(Z[:, j], spread[j], out=Z[:, j])
+            else:
+                Z[:, j] = v
+
         j = 0
         lookups = self._lookups()
         for col in self.columns_:
@@ -434,7 +419,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             if kind in ("numeric", "boolean"):
                 v = (numeric_values if kind == "numeric" else boolean_values)(s, name, row_offset)
                 miss = np.isnan(v)
-                Z[:, j] = np.where(miss, col["fill"], v)
+                put(j, np.where(miss, col["fill"], v))
                 j += 1
             elif kind == "datetime":
                 ts = datetime_values(s, name, row_offset)
@@ -443,19 +428,27 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 for f, fill in zip(col["features"], col["fill"]):
                     v = np.where(np.isnan(raw[f]), fill, raw[f])
                     if f in _PERIODS:
-                        Z[:, j], Z[:, j + 1] = _circle(v, _PERIODS[f])
+                        sin, cos = _circle(v, _PERIODS[f])
+                        put(j, sin)
+                        put(j + 1, cos)
                         j += 2
                     else:
-                        Z[:, j] = v
+                        put(j, v)
                         j += 1
             else:
                 levels, onehot, log_freq = lookups[name]
                 codes, text = self._level_codes(s, levels)
                 k = len(col["categories"])
-                Z[np.arange(n), j + onehot[codes]] = 1.0
+                hit = j + onehot[codes]
+                if scale:
+                    block = slice(j, j + k + 1)
+                    Z[:, block] = (0.0 - center[block]) / spread[block]
+                    Z[np.arange(n), hit] = ((1.0 - center[block]) / spread[block])[onehot[codes]]
+                else:
+                    Z[np.arange(n), hit] = 1.0
                 j += k + 1
                 if col["frequency"]:
-                    Z[:, j] = log_freq[codes]
+                    put(j, log_freq[codes])
                     j += 1
                 unseen = codes < 0
                 if warn_unseen:
@@ -471,7 +464,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
                 miss = None
             if kind != "categorical":
                 if col.get("indicator"):
-                    Z[:, j] = miss
+                    put(j, miss)
                     j += 1
                 elif report is not None and miss.any():
                     report.unexpected_missing[name] = report.unexpected_missing.get(name, 0) + int(miss.sum())
@@ -488,8 +481,24 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         extra = [c for c in columns if c not in known]
         return missing, extra
 
-    def transform(self, X, *, row_offset: int = 0, report: ScoringReport | None = None) -> np.ndarray:
-        """Encode a table with the fitted state; ``row_offset`` is added to row numbers in error messages."""
+    def transform(
+        self,
+        X,
+        *,
+        row_offset: int = 0,
+        report: ScoringReport | None = None,
+        order: str = "C",
+        scratch: bool = False,
+    ) -> np.ndarray:
+        """Encode a table with the fitted state; ``row_offset`` is added to row numbers in error messages.
+
+        ``order="F"`` returns the matrix column-major, as it is encoded, without the row-major copy (for a
+        detector that reads its rows in batches, see ``BaseDetector._scores_any_layout``); same values.
+        With ``order="F"``, ``scratch=True`` returns a buffer this thread reuses: the next such call overwrites
+        it, so use the matrix before encoding again (chunked scoring does).
+        """
+        if order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', got {order!r}.")
         from deepad.data.readers import to_frame
 
         check_is_fitted(self, "columns_")
@@ -501,10 +510,17 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             )
         if len(df) == 0:
             raise ValueError("X is empty: the table has no rows.")
-        Z = self._encode(df, row_offset=row_offset, report=report, warn_unseen=report is None)
-        Z -= self.center_
-        Z /= self.scale_
-        Z = np.ascontiguousarray(Z)
+        # Row-major output is a copy anyway, so its column-major original can always be the reused buffer.
+        Z = self._encode(
+            df,
+            row_offset=row_offset,
+            report=report,
+            warn_unseen=report is None,
+            scale=True,
+            scratch=scratch or order == "C",
+        )
+        if order == "C":
+            Z = np.ascontiguousarray(Z)
         if report is not None:
             report.rows += len(df)
         return Z

@@ -27,7 +27,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -345,8 +345,12 @@ class TableWriter:
     ``out`` (and ``during``).
     """
 
-    def __init__(self, out: Path, fmt: str, *, make_parent: bool = True, during: str | None = None):
+    def __init__(
+        self, out: Path, fmt: str, *, make_parent: bool = True, during: str | None = None, plain: Sequence[str] = ()
+    ):
         self.out, self.fmt = out, fmt
+        #: Parquet columns written without dictionary encoding (besides the floating-point ones): unique ids
+        self.plain = frozenset(plain)
         if make_parent:
             self.part: AtomicOutput | None = AtomicOutput(out, during=during)
             self.tmp = self.part.path
@@ -375,7 +379,12 @@ class TableWriter:
                 else:
                     import pyarrow.parquet as pq
 
-                    self.writer = pq.ParquetWriter(str(self.tmp), self.schema)
+                    # Dictionary encoding pays for repeated values only: scores, p-values and ids are (nearly) all
+                    # distinct, and trying it cost 6x the write time of 1M scored rows (benchmarks/throughput.py).
+                    dictionary = [
+                        f.name for f in self.schema if f.name not in self.plain and not pa.types.is_floating(f.type)
+                    ]
+                    self.writer = pq.ParquetWriter(str(self.tmp), self.schema, use_dictionary=dictionary)
             self.writer.write_table(table.cast(self.schema))
         except OSError as exc:
             raise self._error(exc) from exc

@@ -46,6 +46,8 @@ class AutoEncoder(NeuralDetector):
     ``validation_fraction`` > 0 to train longer with early stopping.
     """
 
+    _scores_any_layout = True  # scored through NeuralDetector._apply: rows are copied batch by batch
+
     def __init__(
         self,
         hidden_dims: Sequence[int] = (64, 32),

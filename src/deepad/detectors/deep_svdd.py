@@ -94,6 +94,8 @@ class DeepSVDD(NeuralDetector):
     and ``activation``.
     """
 
+    _scores_any_layout = True  # scored through NeuralDetector._apply: rows are copied batch by batch
+
     #: coordinates of the centre closer to 0 than this are pushed to ±eps (Ruff et al.'s reference code)
     center_eps: float = 0.1
     #: soft-boundary: epochs trained with R = 0 before R is updated (reference code: 10)

@@ -61,6 +61,8 @@ class VAE(NeuralDetector):
     ``activation``.
     """
 
+    _scores_any_layout = True  # scored through NeuralDetector._apply: rows are copied batch by batch
+
     def __init__(
         self,
         hidden_dims: Sequence[int] = (64, 32),
