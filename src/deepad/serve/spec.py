@@ -148,16 +148,10 @@ class InputSpec:
         :class:`RowLimitError` if it has more than ``max_rows`` rows (checked first)."""
         from pydantic import ValidationError
 
-        _check_rows(body, max_rows)
         start = body.lstrip()[:1]
         if start == b"[":
-            try:
-                records = self._records.validate_json(body)
-            except ValidationError as exc:
-                raise BodyError(_details(exc, shape="records")) from None
-            if not records:
-                raise BodyError([{"loc": ["body"], "msg": "no records: send at least one", "type": "too_short"}])
-            return self._frame_from_records(records)
+            return self.frame_from_records(self.parse_records(body, max_rows))
+        _check_rows(body, max_rows)
         if start == b"{":
             try:
                 cols = self._columns.validate_json(body)
@@ -174,7 +168,21 @@ class InputSpec:
             ]
         )
 
-    def _frame_from_records(self, records: list[BaseModel]) -> pd.DataFrame:
+    def parse_records(self, body: bytes, max_rows: int | None = None) -> list[BaseModel]:
+        """Validate a JSON array of records (at least one; at most ``max_rows``): the request models' instances."""
+        from pydantic import ValidationError
+
+        _check_rows(body, max_rows)
+        try:
+            records = self._records.validate_json(body)
+        except ValidationError as exc:
+            raise BodyError(_details(exc, shape="records")) from None
+        if not records:
+            raise BodyError([{"loc": ["body"], "msg": "no records: send at least one", "type": "too_short"}])
+        return records
+
+    def frame_from_records(self, records: list[BaseModel]) -> pd.DataFrame:
+        """The table of validated records (the columns the model knows, in its schema's order)."""
         data = {}
         for c in self.columns:
             if c.kind == "excluded":
