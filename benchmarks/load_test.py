@@ -255,7 +255,11 @@ def make_bodies(tmp: Path, batch_rows: int, n_batches: int) -> tuple[dict[str, P
     save(
         "json_records", [json.dumps(records[i * batch_rows : (i + 1) * batch_rows]).encode() for i in range(n_batches)]
     )
-    save("json_columns", [f'{{"columns": {f.to_json(orient="columns", index=False)}}}'.encode() for f in frames])
+    columns = []
+    for i in range(n_batches):
+        chunk = records[i * batch_rows : (i + 1) * batch_rows]
+        columns.append(json.dumps({"columns": {c: [r[c] for r in chunk] for c in chunk[0]}}).encode())
+    save("json_columns", columns)
     save("csv", [f.to_csv(index=False).encode() for f in frames])
     parquet = []
     for f in frames:
@@ -268,16 +272,19 @@ def make_bodies(tmp: Path, batch_rows: int, n_batches: int) -> tuple[dict[str, P
 
 def in_process_rows_per_s(model_dir: Path, frames: list, repeats: int = 3) -> float:
     """Rows/s of ``model.decision_function`` on the DataFrames (median over the frames and repeats)."""
+    from threadpoolctl import threadpool_limits
+
     import deepad
 
     model = deepad.load(model_dir)
-    model.decision_function(frames[0])  # warm-up
-    times = []
-    for _ in range(repeats):
-        for f in frames:
-            t0 = time.perf_counter()
-            model.decision_function(f)
-            times.append(time.perf_counter() - t0)
+    with threadpool_limits(int(os.environ["DEEPAD_NUM_THREADS"])):  # BLAS and OpenMP as the servers have them
+        model.decision_function(frames[0])  # warm-up
+        times = []
+        for _ in range(repeats):
+            for f in frames:
+                t0 = time.perf_counter()
+                model.decision_function(f)
+                times.append(time.perf_counter() - t0)
     return len(frames[0]) / float(np.median(times))
 
 
@@ -345,7 +352,9 @@ def report(i: int, res: dict, args) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--client", help=argparse.SUPPRESS)  # the load generator's own process
-    ap.add_argument("--models", help="A directory of the three models (default: train them in a temporary one).")
+    ap.add_argument(
+        "--models", help="A directory for the three models (trained into it unless there; default: a temporary one)."
+    )
     ap.add_argument("--train-rows", type=int, default=5000)
     ap.add_argument("--single", type=int, default=1500, help="Single-record requests per server and model.")
     ap.add_argument("--batch", type=int, default=16, help="Requests per model and body kind.")
@@ -363,7 +372,7 @@ def main() -> int:
     tmp_dir = tempfile.TemporaryDirectory(prefix="deepad-load-")
     tmp = Path(tmp_dir.name)
     models = Path(args.models) if args.models else tmp / "models"
-    if not args.models:
+    if not all((models / name / "model.json").is_file() for name in SINGLE_MODELS):
         print(f"training the models on {args.train_rows:,} rows ...", flush=True)
         train_models(models, args.train_rows)
     files, frames = make_bodies(tmp, args.batch_rows, max(4, min(args.batch, 8)))

@@ -119,12 +119,15 @@ from deepad.serve.responses import (
     ValidationErrorResponse,
 )
 from deepad.serve.scoring import (
+    INLINE_BODY_BYTES,
     _can_explain,
+    _is_json,
+    _score_body,
     _data_error,
     _explain_rows,
     _plain,
-    _score,
-    _score_records,
+    _score,  # noqa: F401
+    _score_records,  # noqa: F401
     is_series_detector,
 )
 from deepad.serve.security import (
@@ -145,8 +148,11 @@ from deepad.serve.server import (
     DEFAULT_KEEP_ALIVE_TIMEOUT,  # noqa: F401
     HeaderTimeoutH11Protocol,
     ServeConfig,
+    ThreadLimiter,
     _app_kwargs,
     _check_limits,
+    compute_threads,
+    set_thread_env,
     uvicorn_options,
 )
 from deepad.serve.spec import BodyError, RowLimitError
@@ -180,6 +186,7 @@ def create_app(
     max_rows: int = DEFAULT_MAX_ROWS,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+    compute_threads: int | None = None,
 ) -> FastAPI:
     """The ASGI app serving the model(s) in ``models`` (a model directory or a directory of them).
 
@@ -207,6 +214,9 @@ def create_app(
         raise ValueError(f"max_decompressed_bytes must be at least 1, got {max_decompressed_bytes}.")
     limits = _Limits(int(max_rows), int(max_decompressed_bytes))
     registry = models if isinstance(models, ModelRegistry) else ModelRegistry.from_root(models)
+    if compute_threads is not None and int(compute_threads) < 1:
+        raise ValueError(f"compute_threads must be at least 1, got {compute_threads}.")
+    threads = None if compute_threads is None else ThreadLimiter(int(compute_threads))  # after loading: libraries in
     names = registry.names
     watch_task: dict[str, asyncio.Task] = {}
 
@@ -274,7 +284,12 @@ def create_app(
     app.state.score_paths = {}
     app.state.stream_paths = {}
     routes = dict(
-        limits=limits, max_body_bytes=max_body_bytes, body_timeout=body_timeout, streams=streams, secured=secured
+        limits=limits,
+        max_body_bytes=max_body_bytes,
+        body_timeout=body_timeout,
+        streams=streams,
+        secured=secured,
+        threads=threads,
     )
     for name in names:
         _add_model_routes(app, registry, live, name, f"/v1/models/{name}", **routes)
@@ -286,23 +301,6 @@ def create_app(
     if api_key:
         app.add_middleware(_APIKeyMiddleware, key=api_key)  # outermost: a 401 before anything else runs
     return app
-
-
-#: JSON bodies up to this size (a few records) are scored on the event loop rather than in a pool thread
-INLINE_BODY_BYTES = 4096
-
-
-def _is_json(media: str) -> bool:
-    return media in JSON_TYPES or media.endswith("+json")
-
-
-def _score_body(body: bytes, media: str, loaded: LoadedModel, limits: _Limits, explain: str, top: int) -> bytes:
-    """The JSON answer for a score request's body: records through :func:`_score_records` (which takes the fast
-    path when it can), column arrays, CSV and Parquet through their table and :func:`_score`."""
-    if _is_json(media) and body.lstrip()[:1] == b"[":
-        return _score_records(loaded, loaded.spec.parse_records(body, max_rows=limits.max_rows), explain, top)
-    df, shape = _table(body, media, loaded, limits)
-    return _score(loaded, df, shape, explain, top)
 
 
 def _add_model_routes(
@@ -317,6 +315,7 @@ def _add_model_routes(
     body_timeout: float | None,
     streams: bool,
     secured: dict,
+    threads: ThreadLimiter | None = None,
 ) -> None:
     """The routes of model ``name`` under ``prefix`` (``/v1/models/{name}``, or ``/v1`` for the only model):
     score, info, and for ``/v1/models/...`` reload and, for a time-series model, stream and stream/reset."""
@@ -340,6 +339,8 @@ def _add_model_routes(
         body = await _read_body(request, max_body_bytes, body_timeout)
 
         def work() -> bytes:
+            if threads is not None:
+                threads.ensure()
             return _score_body(body, media, loaded, limits, explain, top)
 
         if explain == "none" and loaded.rows is not None and len(body) <= INLINE_BODY_BYTES and _is_json(media):
@@ -395,6 +396,8 @@ def _add_model_routes(
             )
 
         def work() -> bytes:
+            if threads is not None:
+                threads.ensure()
             rows = loaded.spec.parse_json(body, max_rows=limits.max_rows)
             return json.dumps(live.update(loaded, rows), allow_nan=False, default=_plain).encode()
 
@@ -576,6 +579,7 @@ def serve(cfg: ServeConfig) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     common = uvicorn_options(cfg)
+    set_thread_env(compute_threads(cfg.threads))  # for what loads from now on, and for the worker processes
     if cfg.workers > 1:
         # Each worker process loads the models itself and watches their directories.
         from deepad.serve.registry import discover_models
