@@ -127,13 +127,12 @@ def _answer(
             f"{int(broken.sum())} row(s) got a non-finite score (values far outside the training range); "
             "their score is null and they are flagged as anomalies."
         )
-    ids = list(id_values)
-    results = []
-    for i, (s, pv, f) in enumerate(zip(scores.tolist(), p.tolist(), flags.tolist())):
-        r = {"score": s if math.isfinite(s) else None, "p_value": pv, "is_anomaly": f}
-        if ids:
-            r["ids"] = {c: _plain(id_values[c][i]) for c in ids}
-        results.append(r)
+    values = [s if math.isfinite(s) else None for s in scores.tolist()] if broken.any() else scores.tolist()
+    results = [{"score": s, "p_value": pv, "is_anomaly": f} for s, pv, f in zip(values, p.tolist(), flags.tolist())]
+    if id_values:
+        names = list(id_values)
+        for r, row in zip(results, zip(*(id_values[c] for c in names))):
+            r["ids"] = {c: _plain(v) for c, v in zip(names, row)}
     out = {
         "model": loaded.name,
         "version": loaded.version,
