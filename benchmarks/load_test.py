@@ -7,16 +7,20 @@ What one run does, on the loopback interface only (127.0.0.1):
    ``LocalGlobalEnsemble(deep_weight=0)`` (no Deep Isolation Forest view), today's DEFAULT
    (``deep_weight=0.25``) and ``AutoEncoder(64, 32; latent 8)``, each in a TabularDetector;
 2. starts, each in its own process and on the same Uvicorn with the same h11 protocol and no
-   access log: a **bare FastAPI app** whose one route reads the body, parses it with ``json.loads``
-   and answers ``{"n": rows}``; ``deepad serve`` with one worker; ``deepad serve --workers 2``;
-3. drives each with the same **bounded asyncio httpx client** (``--concurrency`` requests in
-   flight, 8 by default; a fixed number of requests), run in a process of its own so that it does
-   not share an interpreter with a server (it still shares the machine's cores with them);
+   access log, and all at once (an idle server costs nothing): a **bare FastAPI app** whose one
+   route reads the body, parses it with ``json.loads`` and answers ``{"n": rows}``; ``deepad serve``
+   with one worker; ``deepad serve --workers 2``;
+3. drives them with one **bounded asyncio httpx client** (``--concurrency`` requests in flight, 8 by
+   default; a fixed number of requests), run in a process of its own so that it does not share an
+   interpreter with a server (it still shares the machine's cores with them).  The targets take
+   turns (``--chunks`` turns of ``--single / --chunks`` requests each), so that all of them see the
+   same machine load, which on a shared machine changes by the minute;
 4. prints, for single-record JSON requests: requests/s, p50, p99, failed requests, and the ratios
    to the bare app's (targets: throughput >= 0.40, p99 <= 4x, 0 failures); and for 1,000-record
    requests as JSON records, JSON column arrays, CSV and Parquet bodies: rows/s and the ratio to
    in-process ``decision_function`` on the same rows of the same model (target >= 0.50), that
-   reference timed in this process on the same DataFrames, one thread, while the servers are idle.
+   reference timed in this process on the same DataFrames with one thread, right before and right
+   after the service's turn (the mean of the two), while the servers are idle.
 
 Everything is repeated ``--rounds`` times (default 2), each round printed on its own: on a shared
 machine one round's numbers can be off by a factor, the ratios within a round are what count.
@@ -73,53 +77,71 @@ CONTENT_TYPES = {
 
 # --------------------------------------------------------------------------- the load generator (its own process)
 async def _drive(spec: dict) -> dict:
+    """Each target gets its warm-up, then the targets take turns, ``chunks`` times, each sending ``requests /
+    chunks`` requests with ``concurrency`` in flight: every target sees the same machine load, in turn."""
     import httpx
 
-    with open(spec["bodies"], "rb") as fh:
-        bodies: list[bytes] = pickle.load(fh)
-    latencies: list[float] = []
-    failures: list[str] = []
-    headers = {"content-type": spec["content_type"]}
-    concurrency, rows = spec["concurrency"], spec["rows_per_request"]
+    targets = spec["targets"]
+    bodies = {}
+    for t in targets:
+        if t["bodies"] not in bodies:
+            with open(t["bodies"], "rb") as fh:
+                bodies[t["bodies"]] = pickle.load(fh)
+    concurrency = spec["concurrency"]
+    stats = {t["name"]: {"latencies": [], "failures": [], "wall": 0.0, "requests": 0} for t in targets}
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=spec["url"], timeout=120, limits=limits) as client:
+    clients = {t["name"]: httpx.AsyncClient(base_url=t["url"], timeout=120, limits=limits) for t in targets}
+    try:
 
-        async def one(i: int, record: bool) -> None:
+        async def burst(t: dict, n: int, record: bool) -> None:
+            st, client, body = stats[t["name"]], clients[t["name"]], bodies[t["bodies"]]
+            headers = {"content-type": t["content_type"]}
+            queue = iter(range(st["requests"], st["requests"] + n))
+
+            async def worker() -> None:
+                for i in queue:
+                    t0 = time.perf_counter()
+                    try:
+                        r = await client.post(t["path"], content=body[i % len(body)], headers=headers)
+                        if r.status_code != 200 or r.json()["n"] != t["rows"]:
+                            st["failures"].append(f"{r.status_code}: {r.text[:200]}")
+                            continue
+                    except Exception as exc:  # noqa: BLE001 - a failure to report, not to hide
+                        st["failures"].append(repr(exc))
+                        continue
+                    if record:
+                        st["latencies"].append(time.perf_counter() - t0)
+
             t0 = time.perf_counter()
-            try:
-                r = await client.post(spec["path"], content=bodies[i % len(bodies)], headers=headers)
-                ok = r.status_code == 200 and r.json()["n"] == rows
-                if not ok:
-                    failures.append(f"{r.status_code}: {r.text[:200]}")
-                    return
-            except Exception as exc:  # noqa: BLE001 - a failure to report, not to hide
-                failures.append(repr(exc))
-                return
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
             if record:
-                latencies.append(time.perf_counter() - t0)
+                st["wall"] += time.perf_counter() - t0
+                st["requests"] += n
 
-        warm = iter(range(spec["warmup"]))
-        await asyncio.gather(*(_worker(warm, one, False) for _ in range(concurrency)))  # failures count too
-        queue = iter(range(spec["requests"]))
-        t0 = time.perf_counter()
-        await asyncio.gather(*(_worker(queue, one, True) for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    n = spec["requests"]
-    return {
-        "requests": n,
-        "failed": len(failures),
-        "failures_sample": failures[:3],
-        "wall_s": round(wall, 3),
-        "requests_per_s": round(n / wall, 1),
-        "rows_per_s": round(n * rows / wall, 0),
-        "p50_ms": round(1000 * float(np.percentile(latencies, 50)), 2) if latencies else None,
-        "p99_ms": round(1000 * float(np.percentile(latencies, 99)), 2) if latencies else None,
-    }
-
-
-async def _worker(queue, one, record: bool) -> None:
-    for i in queue:
-        await one(i, record)
+        for t in targets:  # warm-up (its failures count too)
+            await burst(t, spec["warmup"], False)
+        per_chunk = max(1, spec["requests"] // spec["chunks"])
+        for _ in range(spec["chunks"]):
+            for t in targets:
+                await burst(t, per_chunk, True)
+    finally:
+        for c in clients.values():
+            await c.aclose()
+    out = {}
+    for t in targets:
+        st = stats[t["name"]]
+        lat, n = st["latencies"], st["requests"]
+        out[t["name"]] = {
+            "requests": n,
+            "failed": len(st["failures"]),
+            "failures_sample": st["failures"][:3],
+            "wall_s": round(st["wall"], 3),
+            "requests_per_s": round(n / st["wall"], 1),
+            "rows_per_s": round(n * t["rows"] / st["wall"], 0),
+            "p50_ms": round(1000 * float(np.percentile(lat, 50)), 2) if lat else None,
+            "p99_ms": round(1000 * float(np.percentile(lat, 99)), 2) if lat else None,
+        }
+    return out
 
 
 def client_main(spec_path: str) -> None:
@@ -127,17 +149,13 @@ def client_main(spec_path: str) -> None:
     print(json.dumps(asyncio.run(_drive(spec))))
 
 
-def run_client(tmp: Path, url: str, path: str, bodies_file: Path, kind: str, rows: int, n: int, args) -> dict:
-    spec = {
-        "url": url,
-        "path": path,
-        "bodies": str(bodies_file),
-        "content_type": CONTENT_TYPES[kind],
-        "rows_per_request": rows,
-        "requests": n,
-        "concurrency": args.concurrency,
-        "warmup": max(args.concurrency * 2, 10) if rows == 1 else args.concurrency,
-    }
+def run_client(tmp: Path, targets: list[dict], requests: int, chunks: int, warmup: int, args) -> dict:
+    """Run the load generator in a process of its own over ``targets`` (name, url, path, bodies, kind, rows)."""
+    for t in targets:
+        t["content_type"] = CONTENT_TYPES[t.pop("kind")]
+        t["bodies"] = str(t["bodies"])
+    spec = {"targets": targets, "requests": requests, "chunks": chunks, "warmup": warmup}
+    spec["concurrency"] = args.concurrency
     spec_file = tmp / "client.json"
     spec_file.write_text(json.dumps(spec))
     out = subprocess.run(
@@ -290,34 +308,56 @@ def in_process_rows_per_s(model_dir: Path, frames: list, repeats: int = 3) -> fl
 
 # --------------------------------------------------------------------------- one round
 def one_round(tmp: Path, models: Path, files: dict, frames: list, args) -> dict:
+    """All servers up at once (an idle one costs nothing); the load generator takes them in turns."""
     out: dict = {"single": {}, "batch": {}, "in_process_rows_per_s": {}}
-    proc, url = bare_server(tmp, args)
+    procs = []
     try:
-        out["single"]["bare"] = run_client(tmp, url, "/score", files["single"], "json_records", 1, args.single, args)
-    finally:
-        stop(proc)
-    print(f"    bare app: {out['single']['bare']['requests_per_s']} req/s", flush=True)
-    for name in BATCH_MODELS:
-        out["in_process_rows_per_s"][name] = round(in_process_rows_per_s(models / name, frames), 0)
-    for workers in args.workers:
-        proc, url = deepad_server(models, workers, args)
-        try:
+        proc, bare_url = bare_server(tmp, args)
+        procs.append(proc)
+        urls = {}
+        for workers in args.workers:
+            proc, urls[workers] = deepad_server(models, workers, args)
+            procs.append(proc)
+        targets = [dict(name="bare", url=bare_url, path="/score", bodies=files["single"], kind="json_records", rows=1)]
+        for workers, url in urls.items():
             for name in SINGLE_MODELS:
-                r = run_client(
-                    tmp, url, f"/v1/models/{name}/score", files["single"], "json_records", 1, args.single, args
-                )
-                out["single"][f"{name} w{workers}"] = r
-                print(f"    {name}, {workers} worker(s): {r['requests_per_s']} req/s", flush=True)
-            for name in BATCH_MODELS:
-                for kind in BODY_KINDS:
-                    r = run_client(
-                        tmp, url, f"/v1/models/{name}/score", files[kind], kind, args.batch_rows, args.batch, args
+                path = f"/v1/models/{name}/score"
+                targets.append(
+                    dict(
+                        name=f"{name} w{workers}",
+                        url=url,
+                        path=path,
+                        bodies=files["single"],
+                        kind="json_records",
+                        rows=1,
                     )
-                    out["batch"][f"{name} {kind} w{workers}"] = r
-        finally:
+                )
+        warmup = max(2 * args.concurrency, 10)
+        out["single"] = run_client(tmp, targets, args.single, args.chunks, warmup, args)
+        print("    single-record requests done", flush=True)
+        for name in BATCH_MODELS:
+            before = in_process_rows_per_s(models / name, frames)
+            targets = [
+                dict(
+                    name=f"{name} {kind} w{workers}",
+                    url=url,
+                    path=f"/v1/models/{name}/score",
+                    bodies=files[kind],
+                    kind=kind,
+                    rows=args.batch_rows,
+                )
+                for workers, url in urls.items()
+                for kind in BODY_KINDS
+            ]
+            out["batch"].update(run_client(tmp, targets, args.batch, 2, args.concurrency, args))
+            after = in_process_rows_per_s(models / name, frames)
+            out["in_process_rows_per_s"][name] = round((before + after) / 2, 0)  # timed before and after the service
+            print(f"    {args.batch_rows:,}-record requests done for {name}", flush=True)
+    finally:
+        for proc in procs:
             log = stop(proc)
-        if "Traceback" in log:
-            print(log[-3000:])
+            if "Traceback" in log:
+                print(log[-3000:])
     return out
 
 
@@ -356,13 +396,14 @@ def main() -> int:
         "--models", help="A directory for the three models (trained into it unless there; default: a temporary one)."
     )
     ap.add_argument("--train-rows", type=int, default=5000)
-    ap.add_argument("--single", type=int, default=1500, help="Single-record requests per server and model.")
+    ap.add_argument("--single", type=int, default=1000, help="Single-record requests per server and model.")
     ap.add_argument("--batch", type=int, default=16, help="Requests per model and body kind.")
     ap.add_argument("--batch-rows", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=8, help="Requests in flight.")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="deepad serve --workers to run.")
     ap.add_argument("--threads", default="1", help="DEEPAD_NUM_THREADS of every process.")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--chunks", type=int, default=5, help="Turns the single-record targets take.")
     ap.add_argument("--json", help="Also write the results to this JSON file.")
     args = ap.parse_args()
     if args.client:
