@@ -146,6 +146,7 @@ from deepad.serve.server import (
     _ENV_CONFIG,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,  # noqa: F401
+    WORKER_HEALTHCHECK_TIMEOUT,
     HeaderTimeoutH11Protocol,
     ServeConfig,
     ThreadLimiter,
@@ -586,7 +587,14 @@ def serve(cfg: ServeConfig) -> None:
 
         discover_models(cfg.models)  # fail here, not in every worker
         os.environ[_ENV_CONFIG] = json.dumps(asdict(cfg))
-        uvicorn.run("deepad.serve.app:_app_from_env", factory=True, workers=cfg.workers, **common)
+        # Uvicorn's default 5 s health check killed and restarted workers still starting up, for ever, under load.
+        uvicorn.run(
+            "deepad.serve.app:_app_from_env",
+            factory=True,
+            workers=cfg.workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
+            **common,
+        )
     else:
         app = create_app(cfg.models, api_key=key, **_app_kwargs(cfg))
         uvicorn.run(app, **common)

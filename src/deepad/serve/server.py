@@ -37,6 +37,8 @@ log = logging.getLogger("deepad.serve")
 DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
 _ENV_CONFIG = "DEEPAD_SERVE_CONFIG"
+#: seconds Uvicorn waits for a worker process to answer its health check (``--workers`` above 1) before it kills it
+WORKER_HEALTHCHECK_TIMEOUT = 120
 
 
 @dataclass
