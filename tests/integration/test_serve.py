@@ -324,7 +324,8 @@ def test_deepad_serve_command_in_a_subprocess(models, workers):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
+        # spawned workers import and load the models before answering: minutes on a loaded 2-core machine
+        deadline = time.monotonic() + 240
         while True:
             assert proc.poll() is None, proc.communicate()[0]
             try:
