@@ -220,6 +220,8 @@ def bare_server(tmp: Path, args) -> tuple[subprocess.Popen, str]:
         str(port),
         "--http",
         "h11",
+        "--timeout-keep-alive",
+        "600",  # connections wait idle while the other targets take their turns (deepad: the same, below)
         "--no-access-log",
         "--no-server-header",
         "--log-level",
@@ -232,7 +234,7 @@ def bare_server(tmp: Path, args) -> tuple[subprocess.Popen, str]:
 def deepad_server(models: Path, workers: int, args) -> tuple[subprocess.Popen, str]:
     port = free_port()
     cmd = [sys.executable, "-m", "deepad.cli", "serve", str(models), "--port", str(port), "--workers", str(workers)]
-    cmd += ["--reload-interval", "0"]
+    cmd += ["--reload-interval", "0", "--keep-alive-timeout", "600"]
     url = f"http://127.0.0.1:{port}"
     return start(cmd, url, args), url
 
