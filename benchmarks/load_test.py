@@ -1,26 +1,44 @@
-"""Bounded load test of `deepad serve` on the loopback interface.
+"""Bounded load test of `deepad serve` against a bare FastAPI app, side by side in one run (issue 18, targets 1-2).
 
-Starts the real command (`python -m deepad.cli serve MODEL --port P`) in a
-subprocess, waits for /readyz, then sends a *fixed* number of requests with
-a small asyncio httpx client (a few connections in flight) and reports, for
-single-record and 1,000-record requests: throughput (requests/s and
-rows/s), p50 / p99 latency, and failed requests (any non-200 answer or
-transport error; the script exits 1 if there is one).
+What one run does, on the loopback interface only (127.0.0.1):
 
-    .venv/bin/python benchmarks/load_test.py                  # trains a small model first
-    .venv/bin/python benchmarks/load_test.py --model DIR --single 2000 --batch 100 --concurrency 8
+1. trains three models on the synthetic card-transaction table of
+   ``deepad.data.synthetic.make_fraud_frame`` (12 mixed-type columns): DEFAULT as
+   ``LocalGlobalEnsemble(deep_weight=0)`` (no Deep Isolation Forest view), today's DEFAULT
+   (``deep_weight=0.25``) and ``AutoEncoder(64, 32; latent 8)``, each in a TabularDetector;
+2. starts, each in its own process and on the same Uvicorn with the same h11 protocol and no
+   access log, and all at once (an idle server costs nothing): a **bare FastAPI app** whose one
+   route reads the body, parses it with ``json.loads`` and answers ``{"n": rows}``; ``deepad serve``
+   with one worker; ``deepad serve --workers 2``;
+3. drives them with one **bounded asyncio httpx client** (``--concurrency`` requests in flight, 8 by
+   default; a fixed number of requests), run in a process of its own so that it does not share an
+   interpreter with a server (it still shares the machine's cores with them).  The targets take
+   turns (``--chunks`` turns of ``--single / --chunks`` requests each), so that all of them see the
+   same machine load, which on a shared machine changes by the minute;
+4. prints, for single-record JSON requests: requests/s, p50, p99, failed requests, and the ratios
+   to the bare app's (targets: throughput >= 0.40, p99 <= 4x, 0 failures); and for 1,000-record
+   requests as JSON records, JSON column arrays, CSV and Parquet bodies: rows/s and the ratio to
+   in-process ``decision_function`` on the same rows of the same model (target >= 0.50), that
+   reference timed in this process on the same DataFrames with one thread, right before and right
+   after the service's turn (the mean of the two), while the servers are idle.
 
-Only 127.0.0.1 is ever contacted.  The model by default: TabularDetector
-(AutoEncoder) on 5,000 rows of the synthetic card-transaction table of
-deepad.data.synthetic (12 mixed-type columns).
+Everything is repeated ``--rounds`` times (default 2), each round printed on its own: on a shared
+machine one round's numbers can be off by a factor, the ratios within a round are what count.
+Every process gets ``DEEPAD_NUM_THREADS=1`` unless ``--threads`` says otherwise.  The script exits 1
+if any request failed.
+
+    python benchmarks/load_test.py                            # ~10 minutes on a loaded 2-core machine
+    python benchmarks/load_test.py --single 600 --batch 10 --rounds 1 --json load.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import io
 import json
 import os
+import pickle
 import platform
 import socket
 import subprocess
@@ -31,19 +49,126 @@ from pathlib import Path
 
 import numpy as np
 
+BARE_APP = """
+import json
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
 
-def train_model(path: Path, rows: int) -> None:
-    from deepad.data.synthetic import make_fraud_frame
+app = FastAPI()
 
-    from deepad.detectors import AutoEncoder
-    from deepad.pipeline import TabularDetector
 
-    df = make_fraud_frame(rows, seed=1).drop(columns=["is_fraud"])
-    model = TabularDetector(
-        AutoEncoder(epochs=10, hidden_dims=(64, 32), latent_dim=8, random_state=0), contamination=0.01
+@app.post("/score")
+async def score(request: Request):
+    data = json.loads(await request.body())
+    n = len(data) if isinstance(data, list) else len(next(iter(data["columns"].values())))
+    return Response(json.dumps({"n": n}).encode(), media_type="application/json")
+"""
+
+SINGLE_MODELS = ("default_dw0", "default_today", "autoencoder")
+BATCH_MODELS = ("default_dw0", "autoencoder")
+BODY_KINDS = ("json_records", "json_columns", "csv", "parquet")
+CONTENT_TYPES = {
+    "json_records": "application/json",
+    "json_columns": "application/json",
+    "csv": "text/csv",
+    "parquet": "application/vnd.apache.parquet",
+}
+
+
+# --------------------------------------------------------------------------- the load generator (its own process)
+async def _drive(spec: dict) -> dict:
+    """Each target gets its warm-up, then the targets take turns, ``chunks`` times, each sending ``requests /
+    chunks`` requests with ``concurrency`` in flight: every target sees the same machine load, in turn."""
+    import httpx
+
+    targets = spec["targets"]
+    bodies = {}
+    for t in targets:
+        if t["bodies"] not in bodies:
+            with open(t["bodies"], "rb") as fh:
+                bodies[t["bodies"]] = pickle.load(fh)
+    concurrency = spec["concurrency"]
+    stats = {t["name"]: {"latencies": [], "failures": [], "wall": 0.0, "requests": 0} for t in targets}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    clients = {t["name"]: httpx.AsyncClient(base_url=t["url"], timeout=120, limits=limits) for t in targets}
+    try:
+
+        async def burst(t: dict, n: int, record: bool) -> None:
+            st, client, body = stats[t["name"]], clients[t["name"]], bodies[t["bodies"]]
+            headers = {"content-type": t["content_type"]}
+            queue = iter(range(st["requests"], st["requests"] + n))
+
+            async def worker() -> None:
+                for i in queue:
+                    t0 = time.perf_counter()
+                    try:
+                        r = await client.post(t["path"], content=body[i % len(body)], headers=headers)
+                        if r.status_code != 200 or r.json()["n"] != t["rows"]:
+                            st["failures"].append(f"{r.status_code}: {r.text[:200]}")
+                            continue
+                    except Exception as exc:  # noqa: BLE001 - a failure to report, not to hide
+                        st["failures"].append(repr(exc))
+                        continue
+                    if record:
+                        st["latencies"].append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            if record:
+                st["wall"] += time.perf_counter() - t0
+                st["requests"] += n
+
+        for t in targets:  # warm-up (its failures count too)
+            await burst(t, spec["warmup"], False)
+        per_chunk = max(1, spec["requests"] // spec["chunks"])
+        for _ in range(spec["chunks"]):
+            for t in targets:
+                await burst(t, per_chunk, True)
+    finally:
+        for c in clients.values():
+            await c.aclose()
+    out = {}
+    for t in targets:
+        st = stats[t["name"]]
+        lat, n = st["latencies"], st["requests"]
+        out[t["name"]] = {
+            "requests": n,
+            "failed": len(st["failures"]),
+            "failures_sample": st["failures"][:3],
+            "wall_s": round(st["wall"], 3),
+            "requests_per_s": round(n / st["wall"], 1),
+            "rows_per_s": round(n * t["rows"] / st["wall"], 0),
+            "p50_ms": round(1000 * float(np.percentile(lat, 50)), 2) if lat else None,
+            "p99_ms": round(1000 * float(np.percentile(lat, 99)), 2) if lat else None,
+        }
+    return out
+
+
+def client_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    print(json.dumps(asyncio.run(_drive(spec))))
+
+
+def run_client(tmp: Path, targets: list[dict], requests: int, chunks: int, warmup: int, args) -> dict:
+    """Run the load generator in a process of its own over ``targets`` (name, url, path, bodies, kind, rows)."""
+    for t in targets:
+        t["content_type"] = CONTENT_TYPES[t.pop("kind")]
+        t["bodies"] = str(t["bodies"])
+    spec = {"targets": targets, "requests": requests, "chunks": chunks, "warmup": warmup}
+    spec["concurrency"] = args.concurrency
+    spec_file = tmp / "client.json"
+    spec_file.write_text(json.dumps(spec))
+    out = subprocess.run(
+        [sys.executable, __file__, "--client", str(spec_file)], capture_output=True, text=True, env=_env(args)
     )
-    model.fit(df)
-    model.save(path)
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------------- servers
+def _env(args) -> dict:
+    return {**os.environ, "DEEPAD_NUM_THREADS": str(args.threads), "DEEPAD_QUIET": "1"}
 
 
 def free_port() -> int:
@@ -52,161 +177,271 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float("nan")
-
-
-async def run_phase(
-    url: str, bodies: list[bytes], n_requests: int, concurrency: int, rows_per_request: int, warmup: int
-) -> dict:
+def start(cmd: list[str], url: str, args, cwd: Path | None = None) -> subprocess.Popen:
     import httpx
 
-    latencies: list[float] = []
-    failures: list[str] = []
-    headers = {"content-type": "application/json"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
-        for i in range(warmup):
-            r = await client.post("/v1/score", content=bodies[i % len(bodies)], headers=headers)
-            r.raise_for_status()
-        queue = iter(range(n_requests))
+    proc = subprocess.Popen(cmd, env=_env(args), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    probe = f"{url}/readyz" if "deepad.cli" in cmd else f"{url}/docs"
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.communicate()[0][-3000:]}")
+        try:
+            if httpx.get(probe, timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            stop(proc)
+            raise RuntimeError(f"server did not become ready: {cmd}")
+        time.sleep(0.25)
 
-        async def worker():
-            for i in queue:
-                t0 = time.perf_counter()
-                try:
-                    r = await client.post("/v1/score", content=bodies[i % len(bodies)], headers=headers)
-                    ok = r.status_code == 200 and r.json()["n"] == rows_per_request
-                    if not ok:
-                        failures.append(f"{r.status_code}: {r.text[:200]}")
-                except Exception as exc:  # noqa: BLE001 - a failure to report, not to hide
-                    failures.append(repr(exc))
-                    continue
-                latencies.append(time.perf_counter() - t0)
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    return {
-        "requests": n_requests,
-        "rows_per_request": rows_per_request,
-        "concurrency": concurrency,
-        "failed": len(failures),
-        "failures_sample": failures[:3],
-        "wall_s": round(wall, 3),
-        "requests_per_s": round(n_requests / wall, 1),
-        "rows_per_s": round(n_requests * rows_per_request / wall, 0),
-        "p50_ms": round(1000 * percentile(latencies, 50), 2),
-        "p99_ms": round(1000 * percentile(latencies, 99), 2),
-        "max_ms": round(1000 * max(latencies), 2) if latencies else None,
+def stop(proc: subprocess.Popen) -> str:
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()[0]
+
+
+def bare_server(tmp: Path, args) -> tuple[subprocess.Popen, str]:
+    (tmp / "bare_app.py").write_text(BARE_APP)
+    port = free_port()
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bare_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--http",
+        "h11",
+        "--timeout-keep-alive",
+        "600",  # connections wait idle while the other targets take their turns (deepad: the same, below)
+        "--no-access-log",
+        "--no-server-header",
+        "--log-level",
+        "warning",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    return start(cmd, url, args, cwd=tmp), url
+
+
+def deepad_server(models: Path, workers: int, args) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "deepad.cli", "serve", str(models), "--port", str(port), "--workers", str(workers)]
+    cmd += ["--reload-interval", "0", "--keep-alive-timeout", "600"]
+    url = f"http://127.0.0.1:{port}"
+    return start(cmd, url, args), url
+
+
+# --------------------------------------------------------------------------- models and bodies
+def train_models(root: Path, rows: int) -> None:
+    from deepad.data.synthetic import make_fraud_frame
+    from deepad.detectors import AutoEncoder
+    from deepad.detectors.ensemble import LocalGlobalEnsemble
+    from deepad.pipeline import TabularDetector
+
+    df = make_fraud_frame(rows, seed=1).drop(columns=["is_fraud"])
+    detectors = {
+        "default_dw0": LocalGlobalEnsemble(deep_weight=0),
+        "default_today": LocalGlobalEnsemble(deep_weight=0.25),
+        "autoencoder": AutoEncoder(epochs=10, hidden_dims=(64, 32), latent_dim=8, random_state=0),
     }
+    for name, det in detectors.items():
+        t0 = time.perf_counter()
+        TabularDetector(det, contamination=0.01).fit(df).save(root / name)
+        print(f"  trained {name} on {rows:,} rows in {time.perf_counter() - t0:.1f} s", flush=True)
+
+
+def make_bodies(tmp: Path, batch_rows: int, n_batches: int) -> tuple[dict[str, Path], list]:
+    from deepad.data.synthetic import make_fraud_frame
+
+    pool = make_fraud_frame(max(1000, batch_rows * n_batches), seed=9, start_index=1_000_000).drop(columns=["is_fraud"])
+    records = json.loads(pool.to_json(orient="records"))
+    files: dict[str, Path] = {}
+
+    def save(name: str, bodies: list[bytes]) -> None:
+        files[name] = tmp / f"{name}.pkl"
+        with open(files[name], "wb") as fh:
+            pickle.dump(bodies, fh)
+
+    save("single", [json.dumps([r]).encode() for r in records[:1000]])
+    frames = [pool.iloc[i * batch_rows : (i + 1) * batch_rows].reset_index(drop=True) for i in range(n_batches)]
+    save(
+        "json_records", [json.dumps(records[i * batch_rows : (i + 1) * batch_rows]).encode() for i in range(n_batches)]
+    )
+    columns = []
+    for i in range(n_batches):
+        chunk = records[i * batch_rows : (i + 1) * batch_rows]
+        columns.append(json.dumps({"columns": {c: [r[c] for r in chunk] for c in chunk[0]}}).encode())
+    save("json_columns", columns)
+    save("csv", [f.to_csv(index=False).encode() for f in frames])
+    parquet = []
+    for f in frames:
+        buf = io.BytesIO()
+        f.to_parquet(buf, index=False)
+        parquet.append(buf.getvalue())
+    save("parquet", parquet)
+    return files, frames  # the same rows, as the DataFrames an in-process user scores
+
+
+def in_process_rows_per_s(model_dir: Path, frames: list, repeats: int = 3) -> float:
+    """Rows/s of ``model.decision_function`` on the DataFrames (median over the frames and repeats)."""
+    from threadpoolctl import threadpool_limits
+
+    import deepad
+
+    model = deepad.load(model_dir)
+    with threadpool_limits(int(os.environ["DEEPAD_NUM_THREADS"])):  # BLAS and OpenMP as the servers have them
+        model.decision_function(frames[0])  # warm-up
+        times = []
+        for _ in range(repeats):
+            for f in frames:
+                t0 = time.perf_counter()
+                model.decision_function(f)
+                times.append(time.perf_counter() - t0)
+    return len(frames[0]) / float(np.median(times))
+
+
+# --------------------------------------------------------------------------- one round
+def one_round(tmp: Path, models: Path, files: dict, frames: list, args) -> dict:
+    """All servers up at once (an idle one costs nothing); the load generator takes them in turns."""
+    out: dict = {"single": {}, "batch": {}, "in_process_rows_per_s": {}}
+    procs = []
+    try:
+        proc, bare_url = bare_server(tmp, args)
+        procs.append(proc)
+        urls = {}
+        for workers in args.workers:
+            proc, urls[workers] = deepad_server(models, workers, args)
+            procs.append(proc)
+        targets = [dict(name="bare", url=bare_url, path="/score", bodies=files["single"], kind="json_records", rows=1)]
+        for workers, url in urls.items():
+            for name in SINGLE_MODELS:
+                path = f"/v1/models/{name}/score"
+                targets.append(
+                    dict(
+                        name=f"{name} w{workers}",
+                        url=url,
+                        path=path,
+                        bodies=files["single"],
+                        kind="json_records",
+                        rows=1,
+                    )
+                )
+        warmup = max(2 * args.concurrency, 10)
+        out["single"] = run_client(tmp, targets, args.single, args.chunks, warmup, args)
+        print("    single-record requests done", flush=True)
+        for name in BATCH_MODELS:
+            before = in_process_rows_per_s(models / name, frames)
+            targets = [
+                dict(
+                    name=f"{name} {kind} w{workers}",
+                    url=url,
+                    path=f"/v1/models/{name}/score",
+                    bodies=files[kind],
+                    kind=kind,
+                    rows=args.batch_rows,
+                )
+                for workers, url in urls.items()
+                for kind in BODY_KINDS
+            ]
+            out["batch"].update(run_client(tmp, targets, args.batch, 2, args.concurrency, args))
+            after = in_process_rows_per_s(models / name, frames)
+            out["in_process_rows_per_s"][name] = round((before + after) / 2, 0)  # timed before and after the service
+            print(f"    {args.batch_rows:,}-record requests done for {name}", flush=True)
+    finally:
+        for proc in procs:
+            log = stop(proc)
+            if "Traceback" in log:
+                print(log[-3000:])
+    return out
+
+
+def report(i: int, res: dict, args) -> None:
+    bare = res["single"]["bare"]
+    print(f"\nround {i}: single-record JSON requests, {args.concurrency} in flight")
+    head = f"{'server / model':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6} {'x bare req/s':>12} {'x bare p99':>10}"
+    print(head)
+    for name, r in res["single"].items():
+        tput = r["requests_per_s"] / bare["requests_per_s"]
+        p99 = r["p99_ms"] / bare["p99_ms"] if r["p99_ms"] and bare["p99_ms"] else float("nan")
+        ok = "" if name == "bare" else ("  ok" if tput >= 0.40 and p99 <= 4 and r["failed"] == 0 else "  MISSED")
+        print(
+            f"{name:<28} {r['requests_per_s']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['failed']:>6} "
+            f"{tput:>12.2f} {p99:>10.2f}{ok}"
+        )
+    print(f"\nround {i}: {args.batch_rows:,}-record requests, {args.concurrency} in flight")
+    print(
+        f"{'model / body / workers':<36} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6} {'x in-process':>12}"
+    )
+    for name, ref in res["in_process_rows_per_s"].items():
+        print(f"{name + ' in-process decision_function':<36} {ref:>9,.0f}")
+    for key, r in res["batch"].items():
+        ratio = r["rows_per_s"] / res["in_process_rows_per_s"][key.split()[0]]
+        ok = "  ok" if ratio >= 0.50 and r["failed"] == 0 else "  MISSED"
+        print(
+            f"{key:<36} {r['rows_per_s']:>9,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['failed']:>6} "
+            f"{ratio:>12.2f}{ok}"
+        )
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", help="A saved model directory (default: train a small one).")
+    ap.add_argument("--client", help=argparse.SUPPRESS)  # the load generator's own process
+    ap.add_argument(
+        "--models", help="A directory for the three models (trained into it unless there; default: a temporary one)."
+    )
     ap.add_argument("--train-rows", type=int, default=5000)
-    ap.add_argument("--single", type=int, default=2000, help="Single-record requests to send.")
-    ap.add_argument("--batch", type=int, default=100, help="1,000-record requests to send.")
+    ap.add_argument("--single", type=int, default=1000, help="Single-record requests per server and model.")
+    ap.add_argument("--batch", type=int, default=16, help="Requests per model and body kind.")
     ap.add_argument("--batch-rows", type=int, default=1000)
     ap.add_argument("--concurrency", type=int, default=8, help="Requests in flight.")
-    ap.add_argument("--workers", type=int, default=1, help="Server worker processes.")
-    ap.add_argument("--threads", default="1", help="DEEPAD_NUM_THREADS for the server (torch threads).")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="deepad serve --workers to run.")
+    ap.add_argument("--threads", default="1", help="DEEPAD_NUM_THREADS of every process.")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--chunks", type=int, default=5, help="Turns the single-record targets take.")
     ap.add_argument("--json", help="Also write the results to this JSON file.")
     args = ap.parse_args()
-
-    import httpx
-
-    from deepad.data.synthetic import make_fraud_frame
-
-    tmp = tempfile.TemporaryDirectory(prefix="deepad-load-")
-    model_dir = Path(args.model) if args.model else Path(tmp.name) / "model"
-    if not args.model:
-        print(f"training a model on {args.train_rows:,} rows ...", flush=True)
-        train_model(model_dir, args.train_rows)
-
-    pool = make_fraud_frame(20_000, seed=9, start_index=1_000_000).drop(columns=["is_fraud"])
-    records = json.loads(pool.to_json(orient="records"))
-    singles = [json.dumps([r]).encode() for r in records[:1000]]
-    batches = [
-        json.dumps(records[i : i + args.batch_rows]).encode()
-        for i in range(0, len(records) - args.batch_rows + 1, args.batch_rows)
-    ]
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "DEEPAD_NUM_THREADS": str(args.threads), "DEEPAD_QUIET": "1"}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "deepad.cli",
-            "serve",
-            str(model_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(args.workers),
-            "--reload-interval",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                print(server.communicate()[0])
-                return 1
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                print("server did not become ready")
-                return 1
-            time.sleep(0.25)
-        results = {
-            "single_record": asyncio.run(run_phase(url, singles, args.single, args.concurrency, 1, warmup=20)),
-            f"{args.batch_rows}_records": asyncio.run(
-                run_phase(url, batches, args.batch, args.concurrency, args.batch_rows, warmup=3)
-            ),
-        }
-    finally:
-        server.terminate()
-        try:
-            server.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    if args.client:
+        client_main(args.client)
+        return 0
+    os.environ["DEEPAD_NUM_THREADS"] = str(args.threads)
+    tmp_dir = tempfile.TemporaryDirectory(prefix="deepad-load-")
+    tmp = Path(tmp_dir.name)
+    models = Path(args.models) if args.models else tmp / "models"
+    if not all((models / name / "model.json").is_file() for name in SINGLE_MODELS):
+        print(f"training the models on {args.train_rows:,} rows ...", flush=True)
+        train_models(models, args.train_rows)
+    files, frames = make_bodies(tmp, args.batch_rows, max(4, min(args.batch, 8)))
+    rounds = []
+    for i in range(1, args.rounds + 1):
+        print(f"round {i} ...", flush=True)
+        rounds.append(one_round(tmp, models, files, frames, args))
     meta = {
         "cpus": os.cpu_count(),
-        "load_average": os.getloadavg(),
+        "load_average_end": os.getloadavg(),
         "python": platform.python_version(),
-        "server_workers": args.workers,
-        "server_torch_threads": args.threads,
-        "body_bytes": {"single": len(singles[0]), "batch": len(batches[0])},
+        "threads": args.threads,
+        "concurrency": args.concurrency,
     }
     print(
-        f"\nmachine: {meta['cpus']} CPUs, load average {meta['load_average'][0]:.1f}; server workers "
-        f"{args.workers}, torch threads {args.threads}; {args.concurrency} requests in flight"
+        f"\nmachine: {meta['cpus']} CPUs, load average {meta['load_average_end'][0]:.1f} at the end; "
+        f"DEEPAD_NUM_THREADS={args.threads}; {args.concurrency} requests in flight; targets: single >= 0.40 x bare "
+        f"req/s, p99 <= 4 x bare, 0 failed; {args.batch_rows:,} rows >= 0.50 x in-process"
     )
-    print(f"{'request':>14} {'requests':>8} {'failed':>6} {'req/s':>8} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, r in results.items():
-        print(
-            f"{name:>14} {r['requests']:>8} {r['failed']:>6} {r['requests_per_s']:>8.1f} {r['rows_per_s']:>9,.0f} "
-            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f}"
-        )
+    for i, res in enumerate(rounds, 1):
+        report(i, res, args)
     if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, "results": results}, indent=2))
-    failed = sum(r["failed"] for r in results.values())
+        Path(args.json).write_text(json.dumps({"meta": meta, "rounds": rounds}, indent=2))
+    failed = sum(r["failed"] for res in rounds for part in ("single", "batch") for r in res[part].values())
     if failed:
-        print(f"{failed} failed requests, e.g. {[r['failures_sample'] for r in results.values()]}")
+        print(f"\n{failed} failed requests")
     return 1 if failed else 0
 
 

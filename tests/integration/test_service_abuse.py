@@ -286,7 +286,7 @@ def test_internal_error_leaves_the_keep_alive_connection_usable(models, monkeypa
             assert first.status_code == 200
             local = first.extensions["network_stream"].get_extra_info("socket").getsockname()
             with monkeypatch.context() as m:
-                m.setattr(app_module, "_score", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom /etc")))
+                m.setattr(app_module, "_score_body", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom /etc")))
                 r = c.post("/v1/models/fraud/score", json=one)
             assert r.status_code == 500 and r.json() == {"detail": "internal server error"}
             assert r.headers.get("connection", "").lower() != "close"
@@ -296,7 +296,7 @@ def test_internal_error_leaves_the_keep_alive_connection_usable(models, monkeypa
             # the same TCP connection served all three requests
             assert again.extensions["network_stream"].get_extra_info("socket").getsockname() == local
         # and on a raw socket: the next request on the connection is answered, not reset
-        monkeypatch.setattr(app_module, "_score", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
+        monkeypatch.setattr(app_module, "_score_body", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("boom")))
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(http_request("/v1/models/fraud/score", json.dumps(one).encode()))
             assert recv_response(s).startswith(b"HTTP/1.1 500")

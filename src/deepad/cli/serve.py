@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
 from deepad.cli._common import _UserErrors, _quiet, fail
@@ -46,11 +48,23 @@ def serve(
     keep_alive_timeout: float = typer.Option(
         5.0, "--keep-alive-timeout", min=0.001, help="Seconds an idle keep-alive connection stays open."
     ),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Compute threads (torch, BLAS, OpenMP) per worker process. Default: DEEPAD_NUM_THREADS, else 1. "
+        "Scale with --workers; keep workers x threads at most the cores.",
+    ),
 ) -> None:
     """Serve saved models over HTTP (FastAPI/Uvicorn): POST /v1/score, GET /v1/model, /healthz, /readyz.
 
     See docs/serving.md.  Needs the serve extra: pip install 'deepad[serve]'.
     """
+    # Before the libraries load (OpenMP reads its thread count once, when it loads): see docs/serving.md.
+    n = threads if threads is not None else os.environ.get("DEEPAD_NUM_THREADS", "").strip()
+    n = int(n) if str(n).isdigit() and int(n) >= 1 else 1
+    for var in ("DEEPAD_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
     try:
         from deepad.serve.app import ServeConfig, serve as run_server
     except ImportError:
@@ -70,6 +84,7 @@ def serve(
         body_timeout=body_timeout,
         header_timeout=header_timeout,
         keep_alive_timeout=keep_alive_timeout,
+        threads=n,
     )
     with _UserErrors():
         run_server(cfg)

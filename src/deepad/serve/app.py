@@ -119,11 +119,15 @@ from deepad.serve.responses import (
     ValidationErrorResponse,
 )
 from deepad.serve.scoring import (
+    INLINE_BODY_BYTES,
     _can_explain,
+    _is_json,
+    _score_body,
     _data_error,
     _explain_rows,
     _plain,
     _score,  # noqa: F401
+    _score_records,  # noqa: F401
     is_series_detector,
 )
 from deepad.serve.security import (
@@ -142,10 +146,14 @@ from deepad.serve.server import (
     _ENV_CONFIG,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_KEEP_ALIVE_TIMEOUT,  # noqa: F401
+    WORKER_HEALTHCHECK_TIMEOUT,
     HeaderTimeoutH11Protocol,
     ServeConfig,
+    ThreadLimiter,
     _app_kwargs,
     _check_limits,
+    compute_threads,
+    set_thread_env,
     uvicorn_options,
 )
 from deepad.serve.spec import BodyError, RowLimitError
@@ -179,6 +187,7 @@ def create_app(
     max_rows: int = DEFAULT_MAX_ROWS,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
+    compute_threads: int | None = None,
 ) -> FastAPI:
     """The ASGI app serving the model(s) in ``models`` (a model directory or a directory of them).
 
@@ -206,6 +215,9 @@ def create_app(
         raise ValueError(f"max_decompressed_bytes must be at least 1, got {max_decompressed_bytes}.")
     limits = _Limits(int(max_rows), int(max_decompressed_bytes))
     registry = models if isinstance(models, ModelRegistry) else ModelRegistry.from_root(models)
+    if compute_threads is not None and int(compute_threads) < 1:
+        raise ValueError(f"compute_threads must be at least 1, got {compute_threads}.")
+    threads = None if compute_threads is None else ThreadLimiter(int(compute_threads))  # after loading: libraries in
     names = registry.names
     watch_task: dict[str, asyncio.Task] = {}
 
@@ -273,7 +285,12 @@ def create_app(
     app.state.score_paths = {}
     app.state.stream_paths = {}
     routes = dict(
-        limits=limits, max_body_bytes=max_body_bytes, body_timeout=body_timeout, streams=streams, secured=secured
+        limits=limits,
+        max_body_bytes=max_body_bytes,
+        body_timeout=body_timeout,
+        streams=streams,
+        secured=secured,
+        threads=threads,
     )
     for name in names:
         _add_model_routes(app, registry, live, name, f"/v1/models/{name}", **routes)
@@ -299,6 +316,7 @@ def _add_model_routes(
     body_timeout: float | None,
     streams: bool,
     secured: dict,
+    threads: ThreadLimiter | None = None,
 ) -> None:
     """The routes of model ``name`` under ``prefix`` (``/v1/models/{name}``, or ``/v1`` for the only model):
     score, info, and for ``/v1/models/...`` reload and, for a time-series model, stream and stream/reset."""
@@ -313,7 +331,7 @@ def _add_model_routes(
     ):
         loaded = registry.get(name)  # this request's version, whatever reloads happen meanwhile
         media = _media_type(request)
-        if not (media in JSON_TYPES or media.endswith("+json") or media in CSV_TYPES or media in PARQUET_TYPES):
+        if not (_is_json(media) or media in CSV_TYPES or media in PARQUET_TYPES):
             raise HTTPException(
                 415,
                 f"unsupported Content-Type {media!r}: send application/json, text/csv "
@@ -322,9 +340,14 @@ def _add_model_routes(
         body = await _read_body(request, max_body_bytes, body_timeout)
 
         def work() -> bytes:
-            df, shape = _table(body, media, loaded, limits)
-            return _score(loaded, df, shape, explain, top)
+            if threads is not None:
+                threads.ensure()
+            return _score_body(body, media, loaded, limits, explain, top)
 
+        if explain == "none" and loaded.rows is not None and len(body) <= INLINE_BODY_BYTES and _is_json(media):
+            # A few records through the fast path take about a millisecond: scored here, without the two thread
+            # hops (and the GIL hand-overs between the event loop and a pool thread) that cost as much again.
+            return Response(work(), media_type="application/json")
         return Response(await run_in_threadpool(work), media_type="application/json")
 
     async def info():
@@ -374,6 +397,8 @@ def _add_model_routes(
             )
 
         def work() -> bytes:
+            if threads is not None:
+                threads.ensure()
             rows = loaded.spec.parse_json(body, max_rows=limits.max_rows)
             return json.dumps(live.update(loaded, rows), allow_nan=False, default=_plain).encode()
 
@@ -555,13 +580,21 @@ def serve(cfg: ServeConfig) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     common = uvicorn_options(cfg)
+    set_thread_env(compute_threads(cfg.threads))  # for what loads from now on, and for the worker processes
     if cfg.workers > 1:
         # Each worker process loads the models itself and watches their directories.
         from deepad.serve.registry import discover_models
 
         discover_models(cfg.models)  # fail here, not in every worker
         os.environ[_ENV_CONFIG] = json.dumps(asdict(cfg))
-        uvicorn.run("deepad.serve.app:_app_from_env", factory=True, workers=cfg.workers, **common)
+        # Uvicorn's default 5 s health check killed and restarted workers still starting up, for ever, under load.
+        uvicorn.run(
+            "deepad.serve.app:_app_from_env",
+            factory=True,
+            workers=cfg.workers,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_TIMEOUT,
+            **common,
+        )
     else:
         app = create_app(cfg.models, api_key=key, **_app_kwargs(cfg))
         uvicorn.run(app, **common)

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from deepad.persistence import CONFIG, ModelFormatError
+from deepad.serve.rows import row_encoder, sorted_reference
 from deepad.serve.spec import InputSpec, input_spec
 
 __all__ = ["LoadedModel", "ModelRegistry", "discover_models", "fingerprint", "CONFIG_FILE"]
@@ -73,6 +74,10 @@ class LoadedModel:
     fingerprint: tuple
     version: str
     loaded_at: float
+    #: the single-record fast path (:mod:`deepad.serve.rows`), or ``None``: built with the version, swapped with it
+    rows: Any = None
+    #: the p-value reference scores, sorted once (``model.p_value_reference``), or ``None``: sort per request
+    reference: Any = None
 
     def info(self) -> dict[str, Any]:
         """Detector, schema, threshold and versions, for ``GET /v1/model``."""
@@ -197,7 +202,15 @@ class ModelRegistry:
                 continue
             spec = input_spec(model, name)
             return LoadedModel(
-                name=name, path=path, model=model, spec=spec, fingerprint=before, version=version, loaded_at=time.time()
+                name=name,
+                path=path,
+                model=model,
+                spec=spec,
+                fingerprint=before,
+                version=version,
+                loaded_at=time.time(),
+                rows=row_encoder(model, spec),
+                reference=sorted_reference(model),
             )
         raise ReloadError(f"model {name!r} kept changing while it was being loaded; try again")
 

@@ -18,13 +18,31 @@ import numpy as np
 import pandas as pd
 
 from deepad.data.schema import DataValidationError
+from deepad.serve.bodies import JSON_TYPES, _Limits, _table
 from deepad.serve.registry import LoadedModel
+from deepad.serve.rows import p_values
 from deepad.serve.spec import BodyError
 from deepad.stream import is_series_detector
 
 
+#: JSON bodies up to this size (a few records) are scored on the event loop rather than in a pool thread
+INLINE_BODY_BYTES = 4096
+
+
+def _is_json(media: str) -> bool:
+    return media in JSON_TYPES or media.endswith("+json")
+
+
+def _score_body(body: bytes, media: str, loaded: LoadedModel, limits: _Limits, explain: str, top: int) -> bytes:
+    """The JSON answer for a score request's body: records through :func:`_score_records` (which takes the fast
+    path when it can), column arrays, CSV and Parquet through their table and :func:`_score`."""
+    if _is_json(media) and body.lstrip()[:1] == b"[":
+        return _score_records(loaded, loaded.spec.parse_records(body, max_rows=limits.max_rows), explain, top)
+    df, shape = _table(body, media, loaded, limits)
+    return _score(loaded, df, shape, explain, top)
+
+
 def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "none", top: int = 3) -> bytes:
-    from deepad import thresholds as thr
     from deepad.data.preprocessing import ScoringReport
 
     model, spec = loaded.model, loaded.spec
@@ -62,7 +80,43 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
         raise BodyError([_data_error(exc, shape)]) from None
     except (ValueError, TypeError) as exc:  # e.g. encoded values out of range
         raise BodyError([{"loc": ["body"], "msg": " ".join(str(exc).split()), "type": "value_error"}]) from None
-    p = thr.conformal_p_values(model.p_value_reference, scores)
+    ids = [c for c in spec.id_columns if c in df.columns]
+    id_values = {c: df[c].astype(object).where(df[c].notna(), None).tolist() for c in ids}
+    return _answer(loaded, scores, notes, id_values, explain, top, df if spec.tabular else X)
+
+
+def _score_records(loaded: LoadedModel, records: list, explain: str = "none", top: int = 3) -> bytes:
+    """The answer for validated JSON records: through the fast path (:mod:`deepad.serve.rows`) when the request is
+    small and it can take every value, else through their table and :func:`_score` (the same scores, bit for bit)."""
+    fast = loaded.rows
+    if fast is not None and explain == "none" and 0 < len(records) <= fast.max_rows:
+        try:
+            got = fast.scores(records)
+        except (ValueError, TypeError):  # e.g. values out of a network's range: the table path words the 422
+            got = None
+        if got is not None:
+            scores, notes = got
+            return _answer(loaded, scores, notes, fast.id_values(records), explain, top, None)
+    return _score(loaded, loaded.spec.frame_from_records(records), "records", explain, top)
+
+
+def _answer(
+    loaded: LoadedModel,
+    scores: np.ndarray,
+    notes: list[str],
+    id_values: dict[str, list],
+    explain: str,
+    top: int,
+    data,
+) -> bytes:
+    """The JSON answer: scores, p-values, flags, ids and notes (and explanations of ``data``'s rows)."""
+    from deepad import thresholds as thr
+
+    model = loaded.model
+    if loaded.reference is not None:
+        p = p_values(loaded.reference, scores)
+    else:
+        p = thr.conformal_p_values(model.p_value_reference, scores)
     threshold = float(model.threshold_)
     # A score that is not a number comes from inputs far outside anything seen in training (e.g. values that
     # overflow the network's float32): flag it rather than call it normal.
@@ -73,14 +127,12 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
             f"{int(broken.sum())} row(s) got a non-finite score (values far outside the training range); "
             "their score is null and they are flagged as anomalies."
         )
-    ids = [c for c in spec.id_columns if c in df.columns]
-    id_values = {c: df[c].astype(object).where(df[c].notna(), None).tolist() for c in ids}
-    results = []
-    for i, (s, pv, f) in enumerate(zip(scores.tolist(), p.tolist(), flags.tolist())):
-        r = {"score": s if math.isfinite(s) else None, "p_value": pv, "is_anomaly": f}
-        if ids:
-            r["ids"] = {c: _plain(id_values[c][i]) for c in ids}
-        results.append(r)
+    values = [s if math.isfinite(s) else None for s in scores.tolist()] if broken.any() else scores.tolist()
+    results = [{"score": s, "p_value": pv, "is_anomaly": f} for s, pv, f in zip(values, p.tolist(), flags.tolist())]
+    if id_values:
+        names = list(id_values)
+        for r, row in zip(results, zip(*(id_values[c] for c in names))):
+            r["ids"] = {c: _plain(v) for c, v in zip(names, row)}
     out = {
         "model": loaded.name,
         "version": loaded.version,
@@ -91,10 +143,10 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
         "notes": notes,
     }
     if explain != "none":
-        rows = np.flatnonzero(flags) if explain == "anomalies" else np.arange(len(df))
+        rows = np.flatnonzero(flags) if explain == "anomalies" else np.arange(len(scores))
         for r in results:
             r["top_features"] = None
-        out["explanation_method"] = _explain_rows(model, df if spec.tabular else X, rows, top, results)
+        out["explanation_method"] = _explain_rows(model, data, rows, top, results)
     return json.dumps(out, allow_nan=False, default=_plain).encode()
 
 

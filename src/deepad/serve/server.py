@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,8 @@ log = logging.getLogger("deepad.serve")
 DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
 _ENV_CONFIG = "DEEPAD_SERVE_CONFIG"
+#: seconds Uvicorn waits for a worker process to answer its health check (``--workers`` above 1) before it kills it
+WORKER_HEALTHCHECK_TIMEOUT = 120
 
 
 @dataclass
@@ -55,6 +59,68 @@ class ServeConfig:
     body_timeout: float = DEFAULT_BODY_TIMEOUT  # seconds to receive a request body (408 after)
     header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds to receive a request head (connection closed after)
     keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT  # an idle keep-alive connection is closed after this
+    threads: int | None = None  # compute threads per worker (torch, BLAS, OpenMP); None: DEEPAD_NUM_THREADS, else 1
+
+
+#: the environment variables that size the compute thread pools of a process (read when each library loads)
+THREAD_ENV = ("DEEPAD_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def compute_threads(threads: int | None) -> int:
+    """Compute threads per worker process: ``threads``, else ``DEEPAD_NUM_THREADS``, else 1.
+
+    Why 1: a scoring service runs many small requests side by side, and each
+    pool thread (or worker process) that scores calls torch, BLAS and
+    OpenMP (scikit-learn's neighbour search), each of which starts one
+    thread per core by default.  With more threads than cores, OpenMP's
+    threads wait for each other: on this project's 2-core machine under
+    load, DEFAULT's neighbour search for one row took 398 ms with OpenMP's
+    default 2 threads against 1.7 ms with one (``docs/serving.md``).  Scale
+    with ``--workers`` instead, one thread each; raise ``--threads`` only
+    for a few large requests on free cores.
+    """
+    if threads is None:
+        env = os.environ.get("DEEPAD_NUM_THREADS")
+        threads = int(env) if env and env.strip().isdigit() else 1
+    return max(1, int(threads))
+
+
+def set_thread_env(threads: int) -> None:
+    """Size the thread pools of libraries loaded from now on, in this process and the worker processes it starts."""
+    for var in THREAD_ENV:
+        os.environ[var] = str(int(threads))
+
+
+class ThreadLimiter:
+    """Caps BLAS and OpenMP threads at ``threads`` in every thread that scores, once per thread.
+
+    OpenMP's thread count is a per-thread setting: a limit set in the main
+    thread (``threadpoolctl.threadpool_limits``) does not reach the pool
+    threads that score requests, which start from the value
+    ``OMP_NUM_THREADS`` had when the library loaded (default: one per
+    core).  So each scoring thread applies the limit itself, the first time
+    it scores (about 0.1 ms, once).
+    """
+
+    def __init__(self, threads: int):
+        from threadpoolctl import ThreadpoolController
+
+        self.threads = int(threads)
+        self._controller = ThreadpoolController()  # the libraries loaded now (the models are)
+        self._local = threading.local()
+
+    def ensure(self) -> None:
+        if not getattr(self._local, "done", False):
+            self._controller.limit(limits=self.threads)
+            try:
+                import sys
+
+                torch = sys.modules.get("torch")
+                if torch is not None and torch.get_num_threads() != self.threads:
+                    torch.set_num_threads(self.threads)
+            except (AttributeError, RuntimeError):  # pragma: no cover - an odd torch build
+                pass
+            self._local.done = True
 
 
 class HeaderTimeoutH11Protocol(H11Protocol):
@@ -134,6 +200,7 @@ def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
 
 def _app_kwargs(cfg: ServeConfig) -> dict[str, Any]:
     return dict(
+        compute_threads=compute_threads(cfg.threads),
         max_body_bytes=cfg.max_body_bytes,
         reload_interval=cfg.reload_interval,
         max_rows=cfg.max_rows,
@@ -149,6 +216,8 @@ def _check_limits(cfg: ServeConfig) -> None:
         raise ValueError(f"--max-rows must be at least 1, got {cfg.max_rows}.")
     if cfg.max_decompressed_bytes < 1:
         raise ValueError("the decompressed size limit must be positive.")
+    if cfg.threads is not None and (isinstance(cfg.threads, bool) or int(cfg.threads) < 1):
+        raise ValueError(f"--threads must be at least 1, got {cfg.threads}.")
     for flag, value in (
         ("--body-timeout", cfg.body_timeout),
         ("--header-timeout", cfg.header_timeout),

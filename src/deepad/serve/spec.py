@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import copy
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional, Union
@@ -148,16 +149,10 @@ class InputSpec:
         :class:`RowLimitError` if it has more than ``max_rows`` rows (checked first)."""
         from pydantic import ValidationError
 
-        _check_rows(body, max_rows)
         start = body.lstrip()[:1]
         if start == b"[":
-            try:
-                records = self._records.validate_json(body)
-            except ValidationError as exc:
-                raise BodyError(_details(exc, shape="records")) from None
-            if not records:
-                raise BodyError([{"loc": ["body"], "msg": "no records: send at least one", "type": "too_short"}])
-            return self._frame_from_records(records)
+            return self.frame_from_records(self.parse_records(body, max_rows))
+        _check_rows(body, max_rows)
         if start == b"{":
             try:
                 cols = self._columns.validate_json(body)
@@ -174,12 +169,29 @@ class InputSpec:
             ]
         )
 
-    def _frame_from_records(self, records: list[BaseModel]) -> pd.DataFrame:
+    def parse_records(self, body: bytes, max_rows: int | None = None) -> list[BaseModel]:
+        """Validate a JSON array of records (at least one; at most ``max_rows``): the request models' instances."""
+        from pydantic import ValidationError
+
+        _check_rows(body, max_rows)
+        try:
+            records = self._records.validate_json(body)
+        except ValidationError as exc:
+            raise BodyError(_details(exc, shape="records")) from None
+        if not records:
+            raise BodyError([{"loc": ["body"], "msg": "no records: send at least one", "type": "too_short"}])
+        return records
+
+    def frame_from_records(self, records: list[BaseModel]) -> pd.DataFrame:
+        """The table of validated records (the columns the model knows, in its schema's order)."""
+        used = [c for c in self.columns if c.kind != "excluded"]
+        if not used:
+            return pd.DataFrame(index=range(len(records)))
+        # one C-level attrgetter call per record, then one transpose: the columns' values
+        by_column = zip(*map(operator.attrgetter(*(c.field for c in used)), records)) if len(used) > 1 else None
         data = {}
-        for c in self.columns:
-            if c.kind == "excluded":
-                continue
-            values = [getattr(r, c.field) for r in records]
+        for c in used:
+            values = list(next(by_column)) if by_column is not None else [getattr(r, c.field) for r in records]
             if c.kind == "id" and all(v is None for v in values):
                 continue
             data[c.name] = _series(values, c.kind)
@@ -266,8 +278,17 @@ class InputSpec:
 def _series(values: list, kind: str) -> pd.Series:
     if kind == "numeric":
         return pd.Series(np.array([np.nan if v is None else v for v in values], dtype=np.float64))
-    if kind == "boolean":
-        return pd.Series(values, dtype="boolean")
+    if kind == "boolean":  # the validated values are True, False or None
+        mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+        data = np.fromiter((v is True for v in values), dtype=bool, count=len(values))
+        return pd.Series(pd.arrays.BooleanArray(data, mask))
+    if kind in ("categorical", "datetime", "id") and all(v is None or type(v) is str for v in values):
+        # Text as pandas' string dtype (Arrow-backed): the preprocessor reads its categories through Arrow directly,
+        # not value by value as it must for object columns (same codes, same notes; 1,000-row requests ~2x faster).
+        try:
+            return pd.Series(values, dtype="str")
+        except (TypeError, ValueError, UnicodeError):  # e.g. a lone surrogate Arrow cannot encode
+            pass
     return pd.Series(values, dtype=object)
 
 
