@@ -24,8 +24,8 @@ Endpoints (``{name}`` is a served model; see ``docs/serving.md``):
     and swap the new version in atomically.
 ``POST /v1/score``, ``GET /v1/model``
     The same for the only model, when exactly one is served.
-``GET /healthz``, ``GET /readyz``
-    Liveness and readiness (no API key needed).
+``GET /healthz``, ``GET /readyz``; ``GET /metrics``, ``GET /v1/models/{name}/drift``
+    Liveness and readiness (no API key needed); Prometheus metrics, score drift (:mod:`deepad.serve.monitoring`).
 
 Errors are JSON ``{"detail": ...}``: 401 (API key), 404, 408 (the body
 did not arrive within ``body_timeout``), 409 (reload failed; old version
@@ -53,13 +53,11 @@ runs it (:func:`serve`).  The rest lives in:
   key and internal-error middlewares, server paths kept out of answers;
 * :mod:`deepad.serve.scoring` -- a table to the score answer, explanations,
   data errors as 422 entries;
-* :mod:`deepad.serve.responses` -- the response models and documented errors
-  of the OpenAPI document;
+* :mod:`deepad.serve.responses` -- the response models and documented errors of the OpenAPI document;
 * :mod:`deepad.serve.server` -- :class:`ServeConfig`, its checks, the
   request-head timeout and the Uvicorn options;
-* :mod:`deepad.serve.registry`, :mod:`deepad.serve.spec`,
-  :mod:`deepad.serve.streams` -- models and their versions, request schemas,
-  live streams.
+* :mod:`deepad.serve.registry`, :mod:`deepad.serve.spec`, :mod:`deepad.serve.streams`,
+  :mod:`deepad.serve.monitoring` -- models and versions, request schemas, live streams, metrics and drift.
 
 The names tests and callers use from here (``ServeConfig``, ``check_bind``,
 ``uvicorn_options``, ``HeaderTimeoutH11Protocol``, the ``DEFAULT_*`` limits,
@@ -104,6 +102,7 @@ from deepad.serve.bodies import (
     _table,
     _too_big,
 )
+from deepad.serve.monitoring import install as install_monitoring
 from deepad.serve.registry import LoadedModel, ModelRegistry, ReloadError
 from deepad.serve.responses import (
     _AUTH_ERROR,
@@ -299,6 +298,7 @@ def create_app(
 
     app.openapi = _openapi_hook(app, registry, limits, api_key)  # type: ignore[method-assign]
     app.add_middleware(_InternalErrors)
+    install_monitoring(app, registry, secured)  # /metrics, .../drift; counts what _InternalErrors answers too
     if api_key:
         app.add_middleware(_APIKeyMiddleware, key=api_key)  # outermost: a 401 before anything else runs
     return app

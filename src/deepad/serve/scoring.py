@@ -19,6 +19,7 @@ import pandas as pd
 
 from deepad.data.schema import DataValidationError
 from deepad.serve.bodies import JSON_TYPES, _Limits, _table
+from deepad.serve.monitoring import record
 from deepad.serve.registry import LoadedModel
 from deepad.serve.rows import p_values
 from deepad.serve.spec import BodyError
@@ -122,6 +123,7 @@ def _answer(
     # overflow the network's float32): flag it rather than call it normal.
     broken = ~np.isfinite(scores)
     flags = (scores > threshold) | broken
+    record(loaded.name, loaded.version, scores, flags)  # rows scored / flagged and the drift window (/metrics)
     if broken.any():
         notes.append(
             f"{int(broken.sum())} row(s) got a non-finite score (values far outside the training range); "
