@@ -132,3 +132,32 @@ def test_score_window_keeps_the_last_scores_in_order():
     np.testing.assert_array_equal(w.values(), [12, 13, 14, 15, 16])
     w.add(np.array([20.0]))
     np.testing.assert_array_equal(w.values(), [13, 14, 15, 16, 20])
+
+
+def test_stream_rows_and_alarms_are_counted_but_kept_out_of_the_drift_window(tmp_path):
+    from typer.testing import CliRunner
+
+    from deepad.cli import app as cli
+
+    rng = np.random.default_rng(0)
+    t = pd.date_range("2024-01-01", periods=1400, freq="5min")
+    v = np.sin(np.arange(1400) * 2 * np.pi / 144) + 0.05 * rng.normal(size=1400)
+    v[1250:1255] += 3.0
+    pd.DataFrame({"time": t[:1000], "cpu": v[:1000]}).to_csv(tmp_path / "hist.csv", index=False)
+    params = '{"window": 8, "coarse_chunks": 4, "coarse_width": 8}'
+    res = CliRunner().invoke(
+        cli,
+        ["train", str(tmp_path / "hist.csv"), "-d", "ConformalKNN", "-o", str(tmp_path / "cpu"), "--params", params],
+    )
+    assert res.exit_code == 0, res.output
+    client = TestClient(create_app(tmp_path / "cpu", reload_interval=0))
+    live = [{"time": str(a), "cpu": float(b)} for a, b in zip(t[1000:], v[1000:])]
+    r = client.post("/v1/models/cpu/stream", json=live)
+    assert r.status_code == 200, r.text
+    alarms = sum(g["alarm"] for g in r.json()["results"])
+    assert alarms > 0
+    s = _samples(client.get("/metrics").text)
+    assert s[("deepad_rows_scored_total", (("model", "cpu"),))] == 400
+    assert s[("deepad_rows_flagged_total", (("model", "cpu"),))] == alarms
+    assert s[("deepad_requests_total", (("endpoint", "stream"), ("model", "cpu"), ("status", "200")))] == 1
+    assert client.get("/v1/models/cpu/drift").json()["n_rows"] == 0

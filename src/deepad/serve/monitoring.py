@@ -31,11 +31,15 @@ DRIFT_ALPHA = 0.05
 _SLOT: contextvars.ContextVar[dict | None] = contextvars.ContextVar("deepad_serve_monitor_slot", default=None)
 
 
-def record(name: str, version: str, scores: np.ndarray, flags: np.ndarray) -> None:
-    """Called by the scoring path with one request's scores and flags (a no-op outside a monitored app)."""
+def record(name: str, version: str, scores: np.ndarray, flags: np.ndarray, window: bool = True) -> None:
+    """Called by the scoring path with one request's scores and flags (a no-op outside a monitored app).
+
+    ``window=False`` (live streams: smoothed scores against an adaptive threshold, not comparable with the
+    model's reference scores): count the rows and alarms, keep the scores out of the drift window.
+    """
     slot = _SLOT.get()
     if slot is not None:
-        slot["scored"] = (name, version, scores, flags)
+        slot["scored"] = (name, version, scores, flags, window)
 
 
 class ScoreWindow:
@@ -45,7 +49,6 @@ class ScoreWindow:
         self.buf = np.empty(int(size), dtype=np.float64)
         self.version = version
         self.n = 0  # scores ever added
-        self.flagged = 0
 
     def add(self, scores: np.ndarray) -> None:
         s = np.asarray(scores, dtype=np.float64)
@@ -124,14 +127,15 @@ class Monitor:
             return "", parts[-1]
         return "", "other"
 
-    def observe(self, name: str, version: str, scores: np.ndarray, flags: np.ndarray) -> None:
+    def observe(self, name: str, version: str, scores: np.ndarray, flags: np.ndarray, window: bool = True) -> None:
         self.rows.labels(name).inc(int(scores.size))
         self.flagged.labels(name).inc(int(np.count_nonzero(flags)))
+        if not window:
+            return
         w = self.windows.get(name)
         if w is None or w.version != version:
             w = self.windows[name] = ScoreWindow(self.window, version)
         w.add(scores)
-        w.flagged += int(np.count_nonzero(flags))
 
 
 class _MetricsMiddleware:
@@ -203,7 +207,8 @@ def install(app, registry, secured: dict) -> Monitor:
                 "p_value": None,
                 "min_rows": MIN_DRIFT_ROWS,
                 "detail": f"only {scores.size} row(s) scored by version {loaded.version} so far; the drift test "
-                f"needs at least {MIN_DRIFT_ROWS}: score more rows and ask again.",
+                f"needs at least {MIN_DRIFT_ROWS}: score more rows and ask again (rows fed to .../stream do not count: "
+                "their smoothed scores are not comparable with the model's reference scores).",
             }
         from deepad.drift import score_drift
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from deepad.serve.monitoring import record
 from deepad.serve.registry import LoadedModel
 from deepad.serve.spec import BodyError
 
@@ -96,6 +97,7 @@ class LiveStreams:
                     raise BodyError([{"loc": ["body", i, ts_col], "msg": str(exc), "type": "value_error"}]) from None
             u = live.scorer.update(X)
             n_seen, n_alerts = int(live.scorer.n_seen), int(live.scorer.n_alerts)
+        record(loaded.name, loaded.version, u.scores, u.alarms, window=False)  # /metrics: rows and alarms
         results = u.records(stamps)  # the records `deepad stream` prints
         return {
             "model": loaded.name,
