@@ -161,3 +161,17 @@ def test_stream_rows_and_alarms_are_counted_but_kept_out_of_the_drift_window(tmp
     assert s[("deepad_rows_flagged_total", (("model", "cpu"),))] == alarms
     assert s[("deepad_requests_total", (("endpoint", "stream"), ("model", "cpu"), ("status", "200")))] == 1
     assert client.get("/v1/models/cpu/drift").json()["n_rows"] == 0
+
+
+def test_a_new_version_starts_a_new_drift_window(tmp_path):
+    TabularDetector(PCA(), contamination=0.05, random_state=0).fit(_table(1000, 0)).save(tmp_path / "m")
+    client = TestClient(create_app(tmp_path, reload_interval=0))
+    assert client.post("/v1/models/m/score", json=_records(_table(300, 4))).status_code == 200
+    old = client.get("/v1/models/m/drift").json()
+    assert old["n_rows"] == 300 and old["drift"] is not None
+    TabularDetector(PCA(), contamination=0.05, random_state=0).fit(_table(1000, 9)).save(tmp_path / "m")
+    assert client.post("/v1/models/m/reload").status_code == 200
+    new = client.get("/v1/models/m/drift").json()
+    assert new["version"] != old["version"] and new["n_rows"] == 0 and new["drift"] is None  # old scores dropped
+    assert client.post("/v1/models/m/score", json=_records(_table(150, 5))).status_code == 200
+    assert client.get("/v1/models/m/drift").json()["n_rows"] == 150
