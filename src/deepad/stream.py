@@ -65,6 +65,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepad.thresholds import conformal_p_values_sorted
+
 __all__ = [
     "StreamScorer",
     "StreamUpdate",
@@ -400,7 +402,7 @@ class StreamScorer:
             scores[i] = s
             if self.drift is not None:
                 ref = self._sorted_reference
-                side = self.drift.step((1 + ref.size - np.searchsorted(ref, s, side="left")) / (ref.size + 1))
+                side = self.drift.step(float(conformal_p_values_sorted(ref, s)))
                 if side is not None:
                     events.append({"index": i, "direction": side, "points": self.n_seen + i + 1})
             if native_unit:  # the score is -log10(p) / 10 of the detector's own p-value (ConformalKNN)
@@ -415,7 +417,7 @@ class StreamScorer:
             else:
                 if not native_unit:
                     ref = self._sorted_reference
-                    pvals[i] = (1 + ref.size - np.searchsorted(ref, s, side="left")) / (ref.size + 1)
+                    pvals[i] = conformal_p_values_sorted(ref, s)
                     units[i] = _unit(pvals[i])
                 thresholds[i] = float(self.detector.threshold_)
                 alarm = s > thresholds[i]

@@ -28,6 +28,7 @@ __all__ = [
     "fpr_threshold",
     "pot_threshold",
     "conformal_p_values",
+    "conformal_p_values_sorted",
     "validate_contamination",
     "THRESHOLD_RULES",
     "threshold_rule",
@@ -114,10 +115,14 @@ def conformal_p_values(reference_scores: np.ndarray, scores: np.ndarray) -> np.n
     ``x``.  Computed with one sort and a binary search, so it costs
     O((n + m) log n) rather than O(n * m).
     """
-    ref = np.sort(np.asarray(reference_scores, dtype=np.float64))
+    return conformal_p_values_sorted(np.sort(np.asarray(reference_scores, dtype=np.float64)), scores)
+
+
+def conformal_p_values_sorted(sorted_reference: np.ndarray, scores) -> np.ndarray:
+    """:func:`conformal_p_values` against a reference already sorted ascending (sorted once, queried many times)."""
     s = np.asarray(scores, dtype=np.float64)
-    n_greater_equal = ref.size - np.searchsorted(ref, s, side="left")
-    return (1.0 + n_greater_equal) / (ref.size + 1.0)
+    n_greater_equal = sorted_reference.size - np.searchsorted(sorted_reference, s, side="left")
+    return (1.0 + n_greater_equal) / (sorted_reference.size + 1.0)
 
 
 # --------------------------------------------------------------------------- the threshold rule of a fitted model

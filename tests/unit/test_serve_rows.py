@@ -23,10 +23,10 @@ from deepad.detectors import HBOS  # noqa: E402
 from deepad.detectors.ensemble import LocalGlobalEnsemble  # noqa: E402
 from deepad.pipeline import TabularDetector  # noqa: E402
 from deepad.serve.registry import ModelRegistry  # noqa: E402
-from deepad.serve.rows import parse_iso_datetime, p_values  # noqa: E402
+from deepad.serve.rows import parse_iso_datetime  # noqa: E402
 from deepad.serve.scoring import _score, _score_records  # noqa: E402
 from deepad.serve.spec import BodyError  # noqa: E402
-from deepad.thresholds import conformal_p_values  # noqa: E402
+from deepad.thresholds import conformal_p_values, conformal_p_values_sorted  # noqa: E402
 
 from data_fraud import make_fraud_frame  # noqa: E402
 
@@ -183,7 +183,7 @@ def test_sorted_reference_p_values_equal_conformal_p_values():
     ref = rng.normal(size=500)
     ref[:20] = ref[20]  # ties
     scores = np.concatenate([rng.normal(size=50), ref[:5], [np.inf, -np.inf, np.nan]])
-    np.testing.assert_array_equal(p_values(np.sort(ref), scores), conformal_p_values(ref, scores))
+    np.testing.assert_array_equal(conformal_p_values_sorted(np.sort(ref), scores), conformal_p_values(ref, scores))
 
 
 def test_plain_detector_fast_path(tmp_path):

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from deepad.drift._mmd import mmd_test
+from deepad.thresholds import conformal_p_values
 from deepad.drift._stats import CORRECTIONS, family_p, adjust, frequency_test, numeric_test, proportion_test
 
 __all__ = ["DriftReport", "detect_drift", "score_drift", "json_safe"]
@@ -127,7 +128,7 @@ def score_drift(model, scores: np.ndarray) -> dict:
     calibrated = getattr(model, "calibration_scores_", None) is not None
     kind = "calibration scores (held out of training)" if calibrated else model.training_scores_kind()
     ks = stats.ks_2samp(ref, scores, method="asymp" if ref.size * scores.size > 10_000 else "auto")
-    p_values = (1.0 + ref.size - np.searchsorted(np.sort(ref), scores, side="left")) / (ref.size + 1.0)
+    p_values = conformal_p_values(ref, scores)
     rate = proportion_test(
         int(np.count_nonzero(ref > threshold)), ref.size, int(np.count_nonzero(scores > threshold)), scores.size
     )

@@ -37,7 +37,7 @@ from deepad.data.preprocessing import _PERIODS, MISSING, ScoringReport, _circle
 from deepad.data.values import _canonical_scalar
 from deepad.serve.spec import InputSpec
 
-__all__ = ["RowEncoder", "row_encoder", "parse_iso_datetime", "sorted_reference", "p_values"]
+__all__ = ["RowEncoder", "row_encoder", "parse_iso_datetime", "sorted_reference"]
 
 #: the rows up to which the fast path is used (above, pandas' vectorised path is faster)
 FAST_ROWS = 64
@@ -246,10 +246,3 @@ def sorted_reference(model) -> np.ndarray | None:
         return np.sort(np.asarray(model.p_value_reference, dtype=np.float64))
     except (AttributeError, TypeError, ValueError):
         return None
-
-
-def p_values(reference: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """:func:`deepad.thresholds.conformal_p_values` against an already sorted reference (the same arithmetic)."""
-    s = np.asarray(scores, dtype=np.float64)
-    n_greater_equal = reference.size - np.searchsorted(reference, s, side="left")
-    return (1.0 + n_greater_equal) / (reference.size + 1.0)

@@ -21,7 +21,6 @@ from deepad.data.schema import DataValidationError
 from deepad.serve.bodies import JSON_TYPES, _Limits, _table
 from deepad.serve.monitoring import record
 from deepad.serve.registry import LoadedModel
-from deepad.serve.rows import p_values
 from deepad.serve.spec import BodyError
 from deepad.stream import is_series_detector
 
@@ -115,7 +114,7 @@ def _answer(
 
     model = loaded.model
     if loaded.reference is not None:
-        p = p_values(loaded.reference, scores)
+        p = thr.conformal_p_values_sorted(loaded.reference, scores)
     else:
         p = thr.conformal_p_values(model.p_value_reference, scores)
     threshold = float(model.threshold_)
