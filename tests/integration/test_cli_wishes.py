@@ -170,7 +170,8 @@ def test_score_keep_carries_columns_in_order_through_chunks(fraud, tmp_path, fmt
     assert got["is_fraud"].tolist() == df["is_fraud"].tolist() and got["country"].tolist() == df["country"].tolist()
     # the scores do not change when columns are kept, and the keys join back onto the table
     plain = tmp_path / f"plain.{out_ext}"
-    assert CliRunner().invoke(app, [*args[:4], "-o", str(plain)]).exit_code == 0
+    # same chunks as above: on some CPUs BLAS rounds a chunk's last row differently (1e-16), which is not --keep's doing
+    assert CliRunner().invoke(app, [*args[:4], "-o", str(plain), "--batch-rows", "97"]).exit_code == 0
     ref = pd.read_csv(plain) if out_ext == "csv" else pd.read_parquet(plain)
     np.testing.assert_array_equal(got["score"].to_numpy(), ref["score"].to_numpy())
     joined = df.merge(got[["order_ref", "is_fraud", "score"]], on=["order_ref", "is_fraud"], validate="one_to_one")

@@ -9,8 +9,14 @@ from the *old* source, never from the code under test).
 
 Every model must load with the code under test, the class path recorded in
 each ``model.json`` (nested members included) must still resolve, and
-``decision_function``, ``predict`` and ``threshold_`` must be exactly what
-the old code gave.
+``predict`` and ``threshold_`` must be exactly what the old code gave, and
+``decision_function`` too, up to the last bits of float arithmetic: BLAS and
+torch pick their kernels by CPU, so the same code on another processor rounds
+differently.  Measured on an AMD EPYC against the fixtures' writer: 22 of 30
+models differ, by at most 8.9e-7 of the score scale (DAGMM; float32 networks
+about 1e-7, classical float64 models 2e-16), with every flag the same.
+``FLOAT_TOLERANCE`` allows 5e-6 of the scale; a changed rule (scaling, a
+kernel, a threshold) moves scores by orders of magnitude more.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ import deepad
 from deepad.base import BaseDetector
 
 MODELS = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+#: the largest score difference allowed, as a share of max(1, |score|): float rounding that differs between CPUs
+FLOAT_TOLERANCE = 5e-6
 MANIFEST = json.loads((MODELS / "manifest.json").read_text())
 NAMES = sorted(p.name for p in MODELS.iterdir() if p.is_dir())
 
@@ -123,7 +131,10 @@ def test_scores_threshold_and_flags_unchanged(name, loaded):
     expected = np.load(MODELS / f"{name}.scores.npy")
     scores = np.asarray(model.decision_function(X))
     assert scores.dtype == expected.dtype and scores.shape == expected.shape
-    np.testing.assert_array_equal(scores, expected, err_msg=f"{name} scores its saved input differently")
+    scale = max(1.0, float(np.abs(expected).max()))
+    np.testing.assert_allclose(
+        scores, expected, rtol=0, atol=FLOAT_TOLERANCE * scale, err_msg=f"{name} scores its saved input differently"
+    )
     assert model.threshold_ == MANIFEST[name]["threshold"]
     saved = json.loads((MODELS / name / "model.json").read_text())["attributes"]["threshold_"]
     assert model.threshold_ == saved
