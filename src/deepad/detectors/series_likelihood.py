@@ -28,9 +28,11 @@ allows.
 Changes from nupic, each for a failure seen on NAB (``benchmarks/results/nab-v2``):
 
 * one-sided tail: a *low* recent mean is not an anomaly (nupic reflects it);
-* ``learn_alarms=False``: a mean whose ``q_t`` is below ``epsilon`` does not
-  join the long window, so an incident does not widen the distribution that
-  must flag the next one (repeated spikes);
+* ``alarm_update``: what a mean whose ``q_t`` is below ``epsilon`` does to the
+  long window -- ``"learn"`` joins it (nupic), ``"skip"`` leaves it out,
+  ``"clip"`` joins it at the alarm level ``mu + z_eps sigma``, so an incident
+  cannot widen the distribution that must flag the next one (repeated
+  spikes) and a level shift is still learnt, slowly;
 * sums are running sums over ring buffers, so an update is O(1) instead of
   nupic's O(long_window) re-estimation.
 
@@ -43,8 +45,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import ndtri as _ndtri
 
-__all__ = ["AnomalyLikelihood", "log_likelihood"]
+__all__ = ["AnomalyLikelihood", "log_likelihood", "LikelihoodStreamMixin"]
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -70,7 +73,7 @@ class AnomalyLikelihood:
         "rel_std",
         "reestimation",
         "min_history",
-        "learn_alarms",
+        "alarm_update",
     )
 
     def __init__(
@@ -83,7 +86,7 @@ class AnomalyLikelihood:
         rel_std: float = 0.0,
         reestimation: int = 1,
         min_history: int = 100,
-        learn_alarms: bool = True,
+        alarm_update: str = "learn",
     ):
         for name, v, low in (
             ("short_window", short_window, 1),
@@ -102,7 +105,10 @@ class AnomalyLikelihood:
         self.short_window, self.long_window = int(short_window), int(long_window)
         self.epsilon, self.min_std, self.rel_std = float(epsilon), float(min_std), float(rel_std)
         self.reestimation, self.min_history = int(reestimation), int(min_history)
-        self.learn_alarms = bool(learn_alarms)
+        if alarm_update not in ("learn", "skip", "clip"):
+            raise ValueError(f"alarm_update must be 'learn', 'skip' or 'clip', got {alarm_update!r}.")
+        self.alarm_update = alarm_update
+        self._z_eps = float(-_ndtri(self.epsilon))  # the z of the alarm level: Q(z_eps) = epsilon
         self._short = np.zeros(self.short_window)
         self._long = np.zeros(self.long_window)
         self.n_short = self.n_long = 0  # values ever pushed into each ring buffer
@@ -167,8 +173,10 @@ class AnomalyLikelihood:
             self._estimate()
         m = self._short_mean(score)
         q = self.tail(m)
-        if self.learn_alarms or not q < self.epsilon:
+        if not q < self.epsilon or self.alarm_update == "learn":
             self._push_long(m)
+        elif self.alarm_update == "clip":  # the incident joins the estimate at the alarm level, not beyond
+            self._push_long(self.mu + self._z_eps * self.sigma)
         self.n_updates += 1
         return q
 
@@ -202,7 +210,32 @@ class AnomalyLikelihood:
         obj._short = np.asarray(arrays["short"], dtype=np.float64).copy()
         obj._long = np.asarray(arrays["long"], dtype=np.float64).copy()
         obj.n_short, obj.n_long, obj.n_updates = int(js["n_short"]), int(js["n_long"]), int(js["n_updates"])
-        obj.short_sum, obj.long_sum, obj.long_sumsq = float(js["short_sum"]), float(js["long_sum"]), float(js["long_sumsq"])
+        obj.short_sum, obj.long_sum, obj.long_sumsq = (
+            float(js["short_sum"]),
+            float(js["long_sum"]),
+            float(js["long_sumsq"]),
+        )
         obj.mu = float(js["mu"])
         obj.sigma = float("inf") if js["sigma"] is None else float(js["sigma"])
         return obj
+
+
+class LikelihoodStreamMixin:
+    """For a detector whose streams alarm by the likelihood: hyper-parameters ``short_window``, ``long_window``,
+    ``epsilon``, ``alarm_update`` and ``range_tolerance`` become the :class:`deepad.stream.StreamScorer` rules."""
+
+    def _stream_likelihood(self) -> dict:
+        """The :class:`AnomalyLikelihood` settings a stream of this detector uses (validated here)."""
+        lw = self.long_window
+        lk = dict(
+            short_window=self.short_window,
+            long_window=lw,
+            epsilon=self.epsilon,
+            alarm_update=self.alarm_update,
+            min_history=min(100, int(lw)) if isinstance(lw, (int, np.integer)) and not isinstance(lw, bool) else 100,
+        )
+        AnomalyLikelihood(**lk)  # raises a clear ValueError on a bad setting
+        tol = self.range_tolerance
+        if tol is not None and not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
+            raise ValueError(f"range_tolerance must be None or a number >= 0, got {tol!r}.")
+        return lk
