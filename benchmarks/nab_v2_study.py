@@ -45,6 +45,7 @@ CONFIGS = {
     "online_frozen": dict(random_state=0, online_lr=0.0),
     "online_lr3e-3": dict(random_state=0, online_lr=3e-3),
     "online_every1": dict(random_state=0, train_every=1),
+    "online_lr3e-4": dict(random_state=0, online_lr=3e-4),
 }
 
 

@@ -37,7 +37,8 @@ initialised on the reference scores): the reported score is its log score, an al
 the recent mean below ``epsilon``, and ``warmup`` streamed points raise no alert.  ``range_tolerance=r`` adds
 HTM's NAB range check: a value beyond ``[min - r (max - min), max + r (max - min)]`` of everything seen so far (the
 detector's ``value_range_`` of its training rows, primed and streamed rows) is an alarm.  Both default to
-``"auto"``: what the detector asks for (``_stream_likelihood()``, ``range_tolerance``; e.g. ``LikelihoodKNN``).
+``"auto"``: what the detector asks for (``_stream_likelihood()``, ``range_tolerance``; e.g. ``LikelihoodKNN``), unless
+``threshold="fixed"`` is asked for.
 
 With ``drift=True`` the scorer also watches for *score drift* -- scores
 creeping up or sinking as a whole, not single alarms: a two-sided CUSUM
@@ -266,12 +267,15 @@ class StreamScorer:
         self.spot = None
         reference = _moving_average(np.asarray(detector.p_value_reference, dtype=np.float64), self.smoothing)
         self._sorted_reference = np.sort(reference[np.isfinite(reference)])
+        auto = threshold != "fixed"  # a fixed threshold asked for wins over the detector's own rules
         if isinstance(likelihood, str) and likelihood == "auto":
             hook = getattr(detector, "_stream_likelihood", None)
-            likelihood = hook() if callable(hook) else None
+            likelihood = hook() if callable(hook) and auto else None
         self.likelihood = None if likelihood is None else AnomalyLikelihood(**likelihood).initialize(reference)
         if isinstance(range_tolerance, str) and range_tolerance == "auto":
-            range_tolerance = getattr(detector, "range_tolerance", None) if hasattr(detector, "value_range_") else None
+            range_tolerance = (
+                getattr(detector, "range_tolerance", None) if hasattr(detector, "value_range_") and auto else None
+            )
         if range_tolerance is not None and not (np.isfinite(range_tolerance) and range_tolerance >= 0):
             raise ValueError(f"range_tolerance must be None, 'auto' or a number >= 0, got {range_tolerance!r}.")
         self.range_tolerance = None if range_tolerance is None else float(range_tolerance)
@@ -448,7 +452,10 @@ class StreamScorer:
         }
         (path / "stream.json").write_text(json.dumps(state, indent=2))
         lk_arrays = {f"likelihood_{k}": v for k, v in (lk_state[1] if lk_state else {}).items()}
-        # keys starting with "__" hold live objects the detector rebuilds from the arrays (an online model)
+        flush = getattr(self.detector, "_stream_flush", None)  # a detector keeping live objects: arrays up to date
+        if self._state is not None and callable(flush):
+            flush(self._state)
+        # keys starting with "__" hold live objects the detector rebuilds from the arrays (LikelihoodEnsemble)
         state_arrays = {f"state_{k}": np.asarray(v) for k, v in (self._state or {}).items() if not k.startswith("__")}
         np.savez(
             path / "stream.npz",

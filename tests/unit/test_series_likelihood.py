@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import deepad
-from deepad.detectors import LikelihoodKNN, OnlineForecaster, RollingZScore
+from deepad.detectors import LikelihoodEnsemble, LikelihoodKNN, OnlineForecaster, RollingZScore
 from deepad.detectors.series_likelihood import AnomalyLikelihood, log_likelihood
-from deepad.stream import StreamScorer
+from deepad.stream import StreamScorer, default_threshold
 
 
 def _q(z: float) -> float:
@@ -99,7 +99,7 @@ def lknn():
 
 
 def _stream(det, X, start=400, **kw):
-    sc = StreamScorer(det, refractory=16, rearm=64, **kw)
+    sc = StreamScorer(det, threshold=default_threshold(det), refractory=16, rearm=64, **kw)
     sc.prime(X[:start])
     return sc, sc.update(X[start:])
 
@@ -121,9 +121,9 @@ def test_likelihood_knn_stream_alerts_on_the_spike_and_reports_consistently(lknn
     np.testing.assert_array_equal(u.p_values[in_range], q[in_range])
 
 
-@pytest.mark.parametrize("make", ["lknn", "online"])
-def test_streams_are_causal_and_resume_exactly(make, lknn, online, tmp_path):
-    det = lknn if make == "lknn" else online
+@pytest.mark.parametrize("make", ["lknn", "online", "ensemble"])
+def test_streams_are_causal_and_resume_exactly(make, lknn, online, ensemble, tmp_path):
+    det = {"lknn": lknn, "online": online, "ensemble": ensemble}[make]
     X = _series()
     _, full = _stream(det, X)
     Y = X.copy()
@@ -133,7 +133,7 @@ def test_streams_are_causal_and_resume_exactly(make, lknn, online, tmp_path):
     assert np.array_equal(full.scores[:k], changed.scores[:k], equal_nan=True)
     assert np.array_equal(full.alerts[:k], changed.alerts[:k]) and not np.array_equal(full.scores, changed.scores)
     # save mid-stream, resume: the same scores and alerts as one uninterrupted stream
-    sc = StreamScorer(det, refractory=16, rearm=64)
+    sc = StreamScorer(det, threshold=default_threshold(det), refractory=16, rearm=64)
     sc.prime(X[:400])
     first = sc.update(X[400:900])
     sc.save(tmp_path / "s")
@@ -142,7 +142,8 @@ def test_streams_are_causal_and_resume_exactly(make, lknn, online, tmp_path):
     scores = np.concatenate([first.scores] + [r.scores for r in rest])
     alerts = np.concatenate([first.alerts] + [r.alerts for r in rest])
     assert np.array_equal(scores, full.scores, equal_nan=True) and np.array_equal(alerts, full.alerts)
-    assert resumed.likelihood.n_updates == sc.likelihood.n_updates + X.shape[0] - 900
+    if sc.likelihood is not None:
+        assert resumed.likelihood.n_updates == sc.likelihood.n_updates + X.shape[0] - 900
 
 
 def test_range_check_and_warmup_on_any_detector():
@@ -207,3 +208,41 @@ def test_online_forecaster_contract(online, tmp_path):
         OnlineForecaster(window=1).fit(X[:400])
     with pytest.raises(ValueError):
         OnlineForecaster(train_every=0, epochs=1).fit(X[:400])
+
+
+# --------------------------------------------------------------------------- the ensemble
+@pytest.fixture(scope="module")
+def ensemble():
+    knn = dict(window=8, coarse_chunks=4, coarse_width=8, memory=500)
+    fc = dict(window=16, hidden=8, epochs=3)
+    return LikelihoodEnsemble(knn, fc, random_state=0).fit(_series()[:400])
+
+
+def test_ensemble_alarms_exactly_when_a_member_likelihood_or_the_range_does(ensemble):
+    X = _series()
+    sc, u = _stream(ensemble, X)
+    assert sc.threshold == "fixed" and sc.likelihood is None and ensemble.threshold_ == 1.0
+    # recompute each member's likelihood on its own stream of raw scores
+    member_alarm = np.zeros(X.shape[0] - 400, dtype=bool)
+    for m in ensemble.members_:
+        state = m._stream_state()
+        m._stream_prime(state, X[:400])
+        raw = m._stream_scores(state, X[400:])
+        al = AnomalyLikelihood(**m._stream_likelihood()).initialize(m.p_value_reference)
+        member_alarm |= np.array([al.update(v) < al.epsilon if np.isfinite(v) else False for v in raw])
+    lo, hi = X[:400].min(), X[:400].max()
+    seen_hi = np.maximum.accumulate(np.r_[hi, X[400:, 0]])[:-1]
+    seen_lo = np.minimum.accumulate(np.r_[lo, X[400:, 0]])[:-1]
+    span = seen_hi - seen_lo
+    out = (X[400:, 0] > seen_hi + 0.05 * span) | (X[400:, 0] < seen_lo - 0.05 * span)
+    np.testing.assert_array_equal(u.alarms, member_alarm | out)
+    assert out.any() and any(1200 <= a + 400 <= 1210 for a in np.flatnonzero(u.alerts))
+
+
+def test_ensemble_save_load_and_bad_params(ensemble, tmp_path):
+    X = _series()
+    ensemble.save(tmp_path / "m")
+    loaded = deepad.load(tmp_path / "m")
+    np.testing.assert_array_equal(loaded.decision_function(X), ensemble.decision_function(X))
+    with pytest.raises(ValueError):
+        LikelihoodEnsemble(range_tolerance=-1).fit(X[:400])

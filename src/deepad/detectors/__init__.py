@@ -42,6 +42,7 @@ _WHERE = {
     "ConformalKNN": "series",
     "LikelihoodKNN": "series_knn",
     "OnlineForecaster": "series_online",
+    "LikelihoodEnsemble": "series_ensemble",
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
@@ -107,6 +108,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names ar
     from deepad.detectors.series import ConformalKNN, GRUForecaster, RollingZScore, TCNAutoEncoder  # noqa: F401
     from deepad.detectors.series_knn import LikelihoodKNN  # noqa: F401
     from deepad.detectors.series_online import OnlineForecaster  # noqa: F401
+    from deepad.detectors.series_ensemble import LikelihoodEnsemble  # noqa: F401
     from deepad.detectors.vae import VAE  # noqa: F401
 
     DEFAULT = LocalGlobalEnsemble
