@@ -35,6 +35,7 @@ FAST_PARAMS: dict[str, dict] = {
     "DeepSVDD": dict(epochs=15, hidden_dims=(16, 8), latent_dim=4, batch_size=64),
     "RollingZScore": dict(window=32, diff=True),
     "GRUForecaster": dict(window=16, epochs=8, hidden_dims=(16,), batch_size=64),
+    "OnlineForecaster": dict(window=16, epochs=8, hidden=16, batch_size=64),
     "TCNAutoEncoder": dict(window=16, epochs=8, hidden_dims=(8, 8), latent_dim=2, batch_size=64),
     "ConvAutoEncoder": dict(epochs=8, hidden_dims=(8, 16), latent_dim=8, batch_size=32),
     "ConvVAE": dict(epochs=8, hidden_dims=(8, 16), latent_dim=8, batch_size=32, n_samples=2),

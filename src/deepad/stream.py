@@ -31,7 +31,14 @@ needs between calls:
   hours) also silences the *next* incident in hourly data (see
   ``benchmarks/results/nab-heldout``).
 
-``threshold="fixed"`` uses the detector's own ``threshold_`` instead of SPOT.
+``threshold="fixed"`` uses the detector's own ``threshold_`` instead of SPOT.  With ``likelihood={...}`` the
+alarm rule is HTM's anomaly likelihood instead (:class:`~deepad.detectors.series_likelihood.AnomalyLikelihood`,
+initialised on the reference scores): the reported score is its log score, an alarm is a tail probability of
+the recent mean below ``epsilon``, and ``warmup`` streamed points raise no alert.  ``range_tolerance=r`` adds
+HTM's NAB range check: a value beyond ``[min - r (max - min), max + r (max - min)]`` of everything seen so far (the
+detector's ``value_range_`` of its training rows, primed and streamed rows) is an alarm.  Both default to
+``"auto"``: what the detector asks for (``_stream_likelihood()``, ``range_tolerance``; e.g. ``LikelihoodKNN``), unless
+``threshold="fixed"`` is asked for.
 
 With ``drift=True`` the scorer also watches for *score drift* -- scores
 creeping up or sinking as a whole, not single alarms: a two-sided CUSUM
@@ -65,6 +72,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from deepad.detectors.series_likelihood import AnomalyLikelihood, log_likelihood
+from deepad.detectors.series_spot import SPOT
 from deepad.thresholds import conformal_p_values_sorted
 
 __all__ = [
@@ -81,110 +90,6 @@ __all__ = [
 def is_series_detector(model) -> bool:
     """Whether ``model`` scores rows as a time series (a ``window`` or a stream state), not as exchangeable rows."""
     return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
-
-
-class SPOT:
-    """Streaming peaks-over-threshold threshold (Siffer et al., KDD 2017), method-of-moments GPD fit.
-
-    ``risk`` is the target probability that a normal score exceeds the
-    threshold; ``init_quantile`` sets the tail threshold ``t``.
-    """
-
-    def __init__(self, risk: float = 1e-4, init_quantile: float = 0.98):
-        if not (0.0 < risk < 1.0):
-            raise ValueError(f"risk must be in (0, 1), got {risk}.")
-        if not (0.5 <= init_quantile < 1.0):
-            raise ValueError(f"init_quantile must be in [0.5, 1), got {init_quantile}.")
-        self.risk, self.init_quantile = float(risk), float(init_quantile)
-        self.t = self.n = self.n_peaks = self.sum = self.sumsq = None
-        self.z = float("inf")
-        self.gamma = self.sigma = None
-
-    def initialize(self, scores: np.ndarray) -> "SPOT":
-        s = np.asarray(scores, dtype=np.float64)
-        s = s[np.isfinite(s)]
-        if s.size < 10:
-            raise ValueError(f"SPOT needs at least 10 finite initial scores, got {s.size}.")
-        self.t = float(np.quantile(s, self.init_quantile))
-        peaks = s[s > self.t] - self.t
-        self.n, self.n_peaks = int(s.size), int(peaks.size)
-        self.sum, self.sumsq = float(peaks.sum()), float((peaks**2).sum())
-        self._max_init = float(s.max())
-        self._refresh()
-        return self
-
-    def _refresh(self) -> None:
-        if self.n_peaks < 5:
-            # too few peaks to fit a tail: fall back to the largest initial score plus its distance to t
-            self.z = self.t + 2.0 * max(self._max_init - self.t, 1e-12)
-            return
-        m = self.sum / self.n_peaks
-        v = self.sumsq / self.n_peaks - m * m
-        if not (v > 1e-18 and m > 0):
-            self.z = self.t + 2.0 * max(m, 1e-12)
-            return
-        gamma = 0.5 * (1.0 - m * m / v)
-        sigma = 0.5 * m * (m * m / v + 1.0)
-        self.gamma, self.sigma = gamma, sigma
-        ratio = self.risk * self.n / self.n_peaks
-        if abs(gamma) < 1e-8:
-            self.z = self.t - sigma * np.log(ratio)
-        else:
-            self.z = self.t + sigma / gamma * (ratio ** (-gamma) - 1.0)
-        self.z = float(max(self.z, self.t))
-
-    def tail_probability(self, s: float) -> float:
-        """Estimated probability that a normal score is ``>= s``: ``n_t / n`` up to ``t``, the fitted GPD tail above."""
-        frac = self.n_peaks / max(self.n, 1) if self.n_peaks else 1.0 / max(self.n, 1)
-        if not np.isfinite(s) or s <= self.t:
-            return frac
-        if self.gamma is None or self.sigma is None or self.sigma <= 0:
-            scale = max(self.z - self.t, 1e-12) / max(np.log(max(frac / self.risk, 1.0 + 1e-12)), 1e-12)
-            return frac * float(np.exp(-(s - self.t) / scale))  # exponential tail through z
-        y = (s - self.t) / self.sigma
-        if abs(self.gamma) < 1e-8:
-            return frac * float(np.exp(-y))
-        base = 1.0 + self.gamma * y
-        return frac * float(base ** (-1.0 / self.gamma)) if base > 0 else 0.0
-
-    def step(self, s: float) -> bool:
-        """Process one score; return whether it is an alarm (above the current threshold)."""
-        if not np.isfinite(s):
-            return False
-        if s > self.z:
-            return True
-        self.n += 1
-        if s > self.t:
-            e = s - self.t
-            self.n_peaks += 1
-            self.sum += e
-            self.sumsq += e * e
-            self._refresh()
-        elif self.n_peaks < 5:
-            self._refresh()
-        return False
-
-    def state(self) -> dict:
-        return {
-            "risk": self.risk,
-            "init_quantile": self.init_quantile,
-            "t": self.t,
-            "n": self.n,
-            "n_peaks": self.n_peaks,
-            "sum": self.sum,
-            "sumsq": self.sumsq,
-            "z": self.z,
-            "max_init": getattr(self, "_max_init", None),
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> "SPOT":
-        obj = cls(state["risk"], state["init_quantile"])
-        obj.t, obj.n, obj.n_peaks = state["t"], state["n"], state["n_peaks"]
-        obj.sum, obj.sumsq, obj.z, obj._max_init = state["sum"], state["sumsq"], state["z"], state["max_init"]
-        obj._refresh()
-        obj.z = state["z"]
-        return obj
 
 
 class PValueCUSUM:
@@ -260,6 +165,7 @@ class StreamUpdate:
     p_values: np.ndarray | None = None
     #: with ``drift=True``: the drift events of this batch, ``{"index", "direction" ("up": scores rose), "points"}``
     drift_events: list | None = None
+    raw_scores: np.ndarray | None = None  #: the detector's (smoothed) score before the likelihood layer
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -309,6 +215,13 @@ class StreamScorer:
         also watch for score drift: :class:`PValueCUSUM` on each point's
         conformal p-value against the reference scores; events are in
         :attr:`StreamUpdate.drift_events` and saved with the state.
+    likelihood:
+        ``None``, the settings of an :class:`AnomalyLikelihood` (a dict) that replaces ``threshold``, or
+        ``"auto"``: the detector's ``_stream_likelihood()`` where it has one.
+    range_tolerance:
+        ``None``, a tolerance ``r >= 0`` for the range check (see the module docstring), or ``"auto"``.
+    warmup:
+        the first ``warmup`` scored points raise no alert (their scores still update every state).
     """
 
     def __init__(
@@ -322,13 +235,16 @@ class StreamScorer:
         smoothing: int = 1,
         rearm: int = 0,
         drift: bool = False,
+        likelihood: dict | str | None = "auto",
+        warmup: int = 0,
+        range_tolerance: float | str | None = "auto",
     ):
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(detector, "decision_scores_")
         if threshold not in ("spot", "fixed"):
             raise ValueError(f"threshold must be 'spot' or 'fixed', got {threshold!r}.")
-        for name, v in (("refractory", refractory), ("smoothing", smoothing), ("rearm", rearm)):
+        for name, v in (("refractory", refractory), ("smoothing", smoothing), ("rearm", rearm), ("warmup", warmup)):
             low = 1 if name == "smoothing" else 0
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {v!r}.")
@@ -336,7 +252,7 @@ class StreamScorer:
         self.threshold = threshold
         self.refractory = int(refractory)
         self.smoothing = int(smoothing)
-        self.rearm = int(rearm)
+        self.rearm, self.warmup = int(rearm), int(warmup)
         self.quiet_run = -1  # points in a row at/below the threshold since the last alert; -1: armed
         self._state = detector._stream_state() if hasattr(detector, "_stream_state") else None
         self.context = 0 if self._state is not None else max(int(getattr(detector, "window", 1)) - 1, 0)
@@ -351,7 +267,22 @@ class StreamScorer:
         self.spot = None
         reference = _moving_average(np.asarray(detector.p_value_reference, dtype=np.float64), self.smoothing)
         self._sorted_reference = np.sort(reference[np.isfinite(reference)])
-        if threshold == "spot":
+        auto = threshold != "fixed"  # a fixed threshold asked for wins over the detector's own rules
+        if isinstance(likelihood, str) and likelihood == "auto":
+            hook = getattr(detector, "_stream_likelihood", None)
+            likelihood = hook() if callable(hook) and auto else None
+        self.likelihood = None if likelihood is None else AnomalyLikelihood(**likelihood).initialize(reference)
+        if isinstance(range_tolerance, str) and range_tolerance == "auto":
+            range_tolerance = (
+                getattr(detector, "range_tolerance", None) if hasattr(detector, "value_range_") and auto else None
+            )
+        if range_tolerance is not None and not (np.isfinite(range_tolerance) and range_tolerance >= 0):
+            raise ValueError(f"range_tolerance must be None, 'auto' or a number >= 0, got {range_tolerance!r}.")
+        self.range_tolerance = None if range_tolerance is None else float(range_tolerance)
+        vr = getattr(detector, "value_range_", None)
+        inf = np.full(self.n_features, np.inf)
+        self._range = np.array(vr, dtype=np.float64) if vr is not None else np.stack([inf, -inf])
+        if threshold == "spot" and self.likelihood is None:
             self.spot = SPOT(risk, init_quantile).initialize(reference)
         self.drift = PValueCUSUM() if drift else None
 
@@ -359,6 +290,7 @@ class StreamScorer:
     def prime(self, history) -> "StreamScorer":
         """Fill the point buffer (e.g. with the end of the training series) without scoring or alarming."""
         H = self._validate(history)
+        self._out_of_range(H)
         if self._state is not None:
             # a recurrent state runs through the history; a detector with a memory of windows (which
             # already holds the training windows) takes only the context, via its own _stream_prime
@@ -394,21 +326,27 @@ class StreamScorer:
         native_unit = bool(getattr(self.detector, "_unit_scores", False))
         alarms, alerts, suppressed = np.zeros(k, dtype=bool), np.zeros(k, dtype=bool), np.zeros(k, dtype=bool)
         events = [] if self.drift is not None else None
+        out_of_range = self._out_of_range(P)
+        smoothed = np.full(k, np.nan)
         for i in range(k):
             if not np.isfinite(raw[i]):
                 continue
             self._recent.append(float(raw[i]))
-            s = sum(self._recent) / len(self._recent)
-            scores[i] = s
+            s = smoothed[i] = scores[i] = sum(self._recent) / len(self._recent)
             if self.drift is not None:
                 ref = self._sorted_reference
                 side = self.drift.step(float(conformal_p_values_sorted(ref, s)))
                 if side is not None:
                     events.append({"index": i, "direction": side, "points": self.n_seen + i + 1})
-            if native_unit:  # the score is -log10(p) / 10 of the detector's own p-value (ConformalKNN)
+            if native_unit and self.likelihood is None:  # the score is -log10(p) / 10 of the detector's own p-value
                 units[i] = min(max(s, 0.0), 1.0)
                 pvals[i] = 10.0 ** (-10.0 * units[i])
-            if self.spot is not None:
+            if self.likelihood is not None:  # HTM's rule: the recent mean's tail probability under the estimate
+                pvals[i] = self.likelihood.update(s)
+                scores[i] = units[i] = log_likelihood(pvals[i])
+                thresholds[i] = self.likelihood.threshold
+                alarm = self.likelihood.alarm(pvals[i])
+            elif self.spot is not None:
                 thresholds[i] = self.spot.z
                 if not native_unit:
                     pvals[i] = self.spot.tail_probability(s)
@@ -421,10 +359,17 @@ class StreamScorer:
                     units[i] = _unit(pvals[i])
                 thresholds[i] = float(self.detector.threshold_)
                 alarm = s > thresholds[i]
+            if out_of_range[i]:  # HTM's "spatial anomaly": the top score
+                alarm, units[i], pvals[i] = True, 1.0, 0.0
+                scores[i] = 1.0 if self.likelihood is not None else scores[i]
             alarms[i] = alarm
-            if self.quiet_run >= 0:  # an incident is open: count the quiet points that close it
+            if self.n_scored + i < self.warmup:  # n_scored: points of earlier calls
+                suppressed[i] = True
+            elif self.quiet_run >= 0:  # an incident is open: count the quiet points that close it
                 self.quiet_run = 0 if alarm else self.quiet_run + 1
-            if self.cooldown > 0:
+            if suppressed[i]:
+                pass
+            elif self.cooldown > 0:
                 self.cooldown -= 1
                 suppressed[i] = True
             elif self.quiet_run >= 0 and self.quiet_run < self.rearm:
@@ -441,7 +386,20 @@ class StreamScorer:
         self.total_latency_s += elapsed
         self.total_cpu_s = getattr(self, "total_cpu_s", 0.0) + (time.process_time() - cpu_start)
         self.n_scored += k
-        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals, events)
+        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals, events, smoothed)
+
+    def _out_of_range(self, P: np.ndarray) -> np.ndarray:
+        """Whether each row leaves the range seen so far by more than ``range_tolerance`` of it; the range grows."""
+        out = np.zeros(P.shape[0], dtype=bool)
+        lo, hi = self._range
+        for i in range(P.shape[0]):
+            if self.range_tolerance is not None:
+                span = hi - lo
+                tol = self.range_tolerance * span
+                out[i] = bool(np.any((span > 0) & ((P[i] > hi + tol) | (P[i] < lo - tol))))
+            np.minimum(lo, P[i], out=lo)
+            np.maximum(hi, P[i], out=hi)
+        return out
 
     @property
     def latency_per_point_s(self) -> float:
@@ -472,6 +430,7 @@ class StreamScorer:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.detector.save(path / "detector")
+        lk_state = self.likelihood.state() if self.likelihood is not None else None
         state = {
             "format": "deepad-stream",
             "version": 1,
@@ -487,15 +446,25 @@ class StreamScorer:
             "n_scored": self.n_scored,
             "spot": self.spot.state() if self.spot is not None else None,
             "drift": self.drift.state() if self.drift is not None else None,
+            "warmup": self.warmup,
+            "range_tolerance": self.range_tolerance,
+            "likelihood": lk_state[0] if lk_state else None,
         }
         (path / "stream.json").write_text(json.dumps(state, indent=2))
-        state_arrays = {f"state_{k}": np.asarray(v) for k, v in (self._state or {}).items()}
+        lk_arrays = {f"likelihood_{k}": v for k, v in (lk_state[1] if lk_state else {}).items()}
+        flush = getattr(self.detector, "_stream_flush", None)  # a detector keeping live objects: arrays up to date
+        if self._state is not None and callable(flush):
+            flush(self._state)
+        # keys starting with "__" hold live objects the detector rebuilds from the arrays (LikelihoodEnsemble)
+        state_arrays = {f"state_{k}": np.asarray(v) for k, v in (self._state or {}).items() if not k.startswith("__")}
         np.savez(
             path / "stream.npz",
             points=self._points,
             recent=np.asarray(self._recent, dtype=np.float64),
             sorted_reference=self._sorted_reference,
+            value_range=self._range,
             **state_arrays,
+            **lk_arrays,
         )
 
     @classmethod
@@ -522,8 +491,16 @@ class StreamScorer:
             obj._points = arrays["points"].reshape(-1, obj.n_features)
             obj._recent = deque(arrays["recent"].tolist(), maxlen=obj.smoothing)
             obj._sorted_reference = arrays["sorted_reference"]
+            inf = np.full(obj.n_features, np.inf)
+            obj._range = arrays["value_range"].copy() if "value_range" in arrays else np.stack([inf, -inf])
             if obj._state is not None:
-                obj._state = {k: arrays[f"state_{k}"].copy() for k in obj._state}
+                saved = [k[6:] for k in arrays.files if k.startswith("state_")]  # also caches, e.g. "_wsq"
+                obj._state = {k: arrays[f"state_{k}"].copy() for k in saved}
+            lk = state.get("likelihood")  # absent in states saved before issue 21
+            lk_arrays = {k: arrays[f"likelihood_{k}"] for k in ("short", "long")} if lk else None
+        obj.likelihood = AnomalyLikelihood.from_state(lk, lk_arrays) if lk else None
+        obj.warmup = int(state.get("warmup", 0))
+        obj.range_tolerance = state.get("range_tolerance")
         for key in ("n_seen", "n_alerts", "cooldown", "n_scored"):
             setattr(obj, key, int(state[key]))
         obj.total_latency_s = float(state["total_latency_s"])

@@ -149,10 +149,14 @@ def train_series(
 
         replay = series_scores(model, grid[values].to_numpy(dtype=np.float64))
         n_alarm = int(replay["alarm"].sum())
+        rule = (  # LikelihoodKNN, OnlineForecaster: their streams alarm by the anomaly likelihood (issue 21)
+            "the anomaly likelihood of the scores and a range check, the detector's own stream rules,"
+            if callable(getattr(model, "_stream_likelihood", None))
+            else "an adaptive SPOT threshold that follows the series (risk 1e-4; --risk of stream and report),"
+        )
         typer.echo(
-            "Alerts: deepad score, stream and report on this series use an adaptive SPOT threshold that follows "
-            "the series (risk 1e-4; --risk of stream and report), not the fixed threshold above (deepad stream "
-            "--fixed-threshold uses it); "
+            f"Alerts: deepad score, stream and report on this series use {rule} not the fixed threshold above "
+            "(deepad stream --fixed-threshold uses it); "
             f"replayed on the training series it marks {n_alarm:,} of {len(grid):,} points ({n_alarm / len(grid):.2%})."
         )
     if y is not None:

@@ -40,6 +40,9 @@ _WHERE = {
     "GRUForecaster": "series",
     "TCNAutoEncoder": "series",
     "ConformalKNN": "series",
+    "LikelihoodKNN": "series_knn",
+    "OnlineForecaster": "series_online",
+    "LikelihoodEnsemble": "series_ensemble",
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
@@ -103,6 +106,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names ar
     from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE  # noqa: F401
     from deepad.detectors.pyod_adapter import PyODDetector  # noqa: F401
     from deepad.detectors.series import ConformalKNN, GRUForecaster, RollingZScore, TCNAutoEncoder  # noqa: F401
+    from deepad.detectors.series_knn import LikelihoodKNN  # noqa: F401
+    from deepad.detectors.series_online import OnlineForecaster  # noqa: F401
+    from deepad.detectors.series_ensemble import LikelihoodEnsemble  # noqa: F401
     from deepad.detectors.vae import VAE  # noqa: F401
 
     DEFAULT = LocalGlobalEnsemble
