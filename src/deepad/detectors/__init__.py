@@ -40,6 +40,7 @@ _WHERE = {
     "GRUForecaster": "series",
     "TCNAutoEncoder": "series",
     "ConformalKNN": "series",
+    "MultiSeriesKNN": "series_multi",
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
@@ -103,6 +104,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names ar
     from deepad.detectors.images import ConvAutoEncoder, ConvDeepSVDD, ConvVAE  # noqa: F401
     from deepad.detectors.pyod_adapter import PyODDetector  # noqa: F401
     from deepad.detectors.series import ConformalKNN, GRUForecaster, RollingZScore, TCNAutoEncoder  # noqa: F401
+    from deepad.detectors.series_multi import MultiSeriesKNN  # noqa: F401
     from deepad.detectors.vae import VAE  # noqa: F401
 
     DEFAULT = LocalGlobalEnsemble
