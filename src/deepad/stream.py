@@ -260,6 +260,7 @@ class StreamUpdate:
     p_values: np.ndarray | None = None
     #: with ``drift=True``: the drift events of this batch, ``{"index", "direction" ("up": scores rose), "points"}``
     drift_events: list | None = None
+    columns: list | None = None  #: per point None, or on an alert {column: rarity} (detectors with column_attribution)
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -279,6 +280,7 @@ class StreamUpdate:
                 "threshold": _finite(self.thresholds[i]),
                 "alarm": bool(self.alarms[i]),
                 "alert": bool(self.alerts[i]),
+                **({"columns": self.columns[i]} if self.columns is not None and self.columns[i] is not None else {}),
             }
             for i in range(len(self.scores))
         ]
@@ -436,12 +438,16 @@ class StreamScorer:
                     self.n_alerts += 1
                     self.cooldown = self.refractory
                     self.quiet_run = 0 if self.rearm else -1
+        explain = getattr(self.detector, "column_attribution", None) if self._state is None else None
+        columns = [None] * k if explain is not None else None  # the columns that drove each alert: its window's
+        for i in np.flatnonzero(alerts) if explain is not None else ():
+            columns[i] = explain(buf[buf.shape[0] - k + i - self.context : buf.shape[0] - k + i + 1])
         self.n_seen += k
         elapsed = time.perf_counter() - start
         self.total_latency_s += elapsed
         self.total_cpu_s = getattr(self, "total_cpu_s", 0.0) + (time.process_time() - cpu_start)
         self.n_scored += k
-        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals, events)
+        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals, events, columns)
 
     @property
     def latency_per_point_s(self) -> float:
