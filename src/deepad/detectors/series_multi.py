@@ -91,7 +91,7 @@ class MultiSeriesKNN(BaseDetector):
         memory: int = 4000,
         cross: bool = True,
         ridge: float = 0.01,
-        contamination: float = 0.01,
+        contamination: float = 0.001,
     ):
         self.window = window
         self.n_neighbors = n_neighbors
@@ -138,17 +138,30 @@ class MultiSeriesKNN(BaseDetector):
         windows within ``window`` rows of the query (they overlap it).
         """
         w, k, _ = self._settings()
-        MT, msq = self.memory_windows_, self.memory_sq_  # (d, F, m_mem), (d, m_mem)
-        kk = min(k, MT.shape[2])
+        MT, msq = self.memory_windows_, self.memory_sq_  # (d, F, m_mem) float32, (d, m_mem)
+        d, m = MT.shape[0], MT.shape[2]
+        kk = min(k, m)
+        cand = min(4 * kk + 8, m)
+        rows = np.arange(d)[:, None, None]
         out = np.empty(F.shape[:2])
         for b in range(0, F.shape[0], 128):
-            Fb = F[b : b + 128].transpose(1, 0, 2).astype(np.float32)  # (d, nb, F)
-            d2 = msq[:, None, :] - 2.0 * np.matmul(Fb, MT) + (Fb * Fb).sum(axis=2)[:, :, None]
+            Fb = F[b : b + 128].transpose(1, 0, 2)  # (d, nb, F)
+            Fb32 = Fb.astype(np.float32)
+            # screen in float32 (one matmul: the cost of a stream's every point), then rank the few candidates by
+            # exact float64 distances, so a row scores the same alone or in a batch of any size
+            d2 = msq[:, None, :] - 2.0 * np.matmul(Fb32, MT) + (Fb32 * Fb32).sum(axis=2)[:, :, None]
             if times is not None:
                 near = np.abs(times[b : b + 128, None] - self.memory_times_[None, :]) < w
                 d2[:, near] = np.inf
-            part = np.partition(d2, kk - 1, axis=2)[:, :, :kk] if kk < d2.shape[2] else d2
-            out[b : b + 128] = np.sqrt(np.maximum(part, 0.0)).mean(axis=2).T
+            idx = (
+                np.argpartition(d2, cand - 1, axis=2)[:, :, :cand]
+                if cand < m
+                else np.broadcast_to(np.arange(m), d2.shape)
+            )
+            diff = MT.transpose(0, 2, 1)[rows, idx].astype(np.float64) - Fb[:, :, None, :]  # (d, nb, cand, F)
+            e2 = np.where(np.isinf(np.take_along_axis(d2, idx, axis=2)), np.inf, (diff * diff).sum(axis=3))
+            part = np.sort(np.partition(e2, kk - 1, axis=2)[:, :, :kk], axis=2)
+            out[b : b + 128] = np.sqrt(part).mean(axis=2).T
         return out
 
     # ------------------------------------------------------------------ fit
