@@ -266,7 +266,7 @@ class StreamUpdate:
         return len(self.scores)
 
     def records(self, timestamps) -> list[dict]:
-        """One JSON-able record per point, ``{"timestamp", "score", "threshold", "alarm", "alert"}``.
+        """One JSON-able record per point, ``{"timestamp", "score", "threshold", "alarm", "alert"}`` (+ ``columns``).
 
         What ``deepad stream`` prints per line and the service's ``.../stream``
         endpoint answers per row; ``timestamps`` (one per point) pass through

@@ -57,7 +57,9 @@ def stream(
     CSV header).  Value fields are the model's training columns when it has
     names, else every numeric field except --timestamp-column.  Each output
     line is {"timestamp", "score", "threshold", "alarm", "alert"}; score is
-    null until the model has a full window of history.  Line numbers in error
+    null until the model has a full window of history.  A model that
+    attributes its alerts (MultiSeriesKNN) adds "columns" to an alert's
+    line: the columns that drove it, {column: rarity}, most anomalous first.  Line numbers in error
     messages count input lines from 1 (a CSV header is line 1).
 
     MODEL_DIR is a time-series model (deepad train SERIES --detector
