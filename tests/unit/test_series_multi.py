@@ -188,3 +188,16 @@ def test_frame_with_names_streams_by_name(sensors, model):
     values, _ = sensors
     with pytest.raises(ValueError, match="sensor"):
         model.decision_function(pd.DataFrame(values.iloc[:40].to_numpy(), columns=[f"s{j}" for j in range(6)]))
+
+
+def test_a_saved_stream_resumes_with_the_same_scores_and_columns(tmp_path, sensors, model):
+    values, faults = sensors
+    f = faults.iloc[2]
+    X = values.to_numpy()[f.start - 60 : f.start + 30]
+    whole = StreamScorer(model, threshold="fixed", rearm=16).update(X)
+    first = StreamScorer(model, threshold="fixed", rearm=16)
+    first.update(X[:50])
+    first.save(tmp_path / "st")
+    rest = StreamScorer.load(tmp_path / "st").update(X[50:])
+    np.testing.assert_allclose(rest.scores, whole.scores[50:], rtol=1e-9)
+    assert rest.columns == whole.columns[50:] and any(c is not None for c in rest.columns)
