@@ -85,8 +85,8 @@ def test_score_and_report_show_the_driving_columns_and_each_alert_window(work):
     "mutate, message",
     [
         (lambda t: t.replace(",sensor_5", ",other", 1), "lacks the model's value column(s) ['sensor_5']"),
-        (lambda t: _cell(t, 40, 4, "oops"), "line 41: field 'sensor_3' is not a number ('oops')"),
-        (lambda t: _cell(t, 40, 4, ""), "line 41: field 'sensor_3' is empty"),
+        (lambda t: _cell(t, 40, 4, "oops"), "line 41: non-numeric value in field 'sensor_3' ('oops')"),
+        (lambda t: _cell(t, 40, 4, ""), "line 41: non-numeric value in field 'sensor_3' (empty)"),
         (lambda t: _cell(t, 40, 2, "nan"), "line 41: field 'sensor_1' is 'nan'"),
     ],
 )

@@ -135,8 +135,8 @@ def stream(
             try:
                 x = float(v)
             except (TypeError, ValueError):
-                what = "empty" if v is None or str(v).strip() == "" else f"not a number ({v!r})"
-                fail(f"line {line_no}: field {k!r} is {what}; every value column needs a number.")
+                what = "empty" if v is None or str(v).strip() == "" else repr(v)
+                fail(f"line {line_no}: non-numeric value in field {k!r} ({what}); every value column needs a number.")
             if x != x or x in (float("inf"), float("-inf")):
                 fail(
                     f"line {line_no}: field {k!r} is {v!r}; a stream needs a finite value in every column "

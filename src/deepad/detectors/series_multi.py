@@ -156,15 +156,19 @@ class MultiSeriesKNN(BaseDetector):
         MT, msq = self.memory_windows_, self.memory_sq_  # (d, F, m_mem), (d, m_mem)
         kk = min(k, MT.shape[2])
         out = np.empty(F.shape[:2])
-        for b in range(0, F.shape[0], 128):
-            Fb = F[b : b + 128].transpose(1, 0, 2)  # (d, nb, F)
+        # new windows one at a time: a product's rounding depends on the batch's shape, and a near-copy of a
+        # memory window has a distance of rounding size, so a stream (one row a call) and a whole series would
+        # rank some windows one step apart; training windows (times given) go 128 at a time
+        step = 128 if times is not None else 1
+        for b in range(0, F.shape[0], step):
+            Fb = F[b : b + step].transpose(1, 0, 2)  # (d, nb, F)
             d2 = msq[:, None, :] - 2.0 * np.matmul(Fb, MT) + (Fb * Fb).sum(axis=2)[:, :, None]
             if times is not None:
-                near = np.abs(times[b : b + 128, None] - self.memory_times_[None, :]) < w
+                near = np.abs(times[b : b + step, None] - self.memory_times_[None, :]) < w
                 d2[:, near] = np.inf
             part = np.partition(d2, kk - 1, axis=2)[:, :, :kk] if kk < d2.shape[2] else d2
             # sorted before the mean, so a row's score does not depend on the order partition left them in
-            out[b : b + 128] = np.sqrt(np.maximum(np.sort(part, axis=2), 0.0)).mean(axis=2).T
+            out[b : b + step] = np.sqrt(np.maximum(np.sort(part, axis=2), 0.0)).mean(axis=2).T
         return out
 
     # ------------------------------------------------------------------ fit
