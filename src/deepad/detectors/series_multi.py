@@ -88,7 +88,8 @@ class MultiSeriesKNN(BaseDetector):
     defaults every fault raised an alert, 93 % of the alerts were in fault
     windows and the top columns were the culprits in all of them
     (ConformalKNN on the joint window found 7 of 40 faults); a stream cost
-    0.7-1.0 ms of CPU per point, 1.0-1.4x ConformalKNN's, on a busy machine:
+    about 1 ms of CPU per point (0.99 and 1.18 in two rounds, ConformalKNN
+    0.79 and 1.36 beside it, load 12-14 on 2 cores):
     ``python benchmarks/series_multivariate.py --seeds 5``.
     """
 
