@@ -166,12 +166,13 @@ class StreamUpdate:
     #: with ``drift=True``: the drift events of this batch, ``{"index", "direction" ("up": scores rose), "points"}``
     drift_events: list | None = None
     raw_scores: np.ndarray | None = None  #: the detector's (smoothed) score before the likelihood layer
+    columns: list | None = None  #: per point None, or on an alert {column: rarity} (detectors with column_attribution)
 
     def __len__(self) -> int:
         return len(self.scores)
 
     def records(self, timestamps) -> list[dict]:
-        """One JSON-able record per point, ``{"timestamp", "score", "threshold", "alarm", "alert"}``.
+        """One JSON-able record per point, ``{"timestamp", "score", "threshold", "alarm", "alert"}`` (+ ``columns``).
 
         What ``deepad stream`` prints per line and the service's ``.../stream``
         endpoint answers per row; ``timestamps`` (one per point) pass through
@@ -185,6 +186,7 @@ class StreamUpdate:
                 "threshold": _finite(self.thresholds[i]),
                 "alarm": bool(self.alarms[i]),
                 "alert": bool(self.alerts[i]),
+                **({"columns": self.columns[i]} if self.columns is not None and self.columns[i] is not None else {}),
             }
             for i in range(len(self.scores))
         ]
@@ -381,12 +383,18 @@ class StreamScorer:
                     self.n_alerts += 1
                     self.cooldown = self.refractory
                     self.quiet_run = 0 if self.rearm else -1
+        explain = getattr(self.detector, "column_attribution", None) if self._state is None else None
+        columns = [None] * k if explain is not None else None  # the columns that drove each alert: its window's
+        for i in np.flatnonzero(alerts) if explain is not None else ():
+            columns[i] = explain(buf[buf.shape[0] - k + i - self.context : buf.shape[0] - k + i + 1])
         self.n_seen += k
         elapsed = time.perf_counter() - start
         self.total_latency_s += elapsed
         self.total_cpu_s = getattr(self, "total_cpu_s", 0.0) + (time.process_time() - cpu_start)
         self.n_scored += k
-        return StreamUpdate(scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals, events, smoothed)
+        return StreamUpdate(
+            scores, thresholds, alarms, alerts, elapsed, units, suppressed, pvals, events, smoothed, columns
+        )
 
     def _out_of_range(self, P: np.ndarray) -> np.ndarray:
         """Whether each row leaves the range seen so far by more than ``range_tolerance`` of it; the range grows."""

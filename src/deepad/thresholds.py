@@ -125,6 +125,15 @@ def conformal_p_values_sorted(sorted_reference: np.ndarray, scores) -> np.ndarra
     return (1.0 + n_greater_equal) / (sorted_reference.size + 1.0)
 
 
+def conformal_p_values_columns(sorted_reference: np.ndarray, scores) -> np.ndarray:
+    """:func:`conformal_p_values_sorted` per column: reference ``(n, d)``, each column sorted ascending; scores
+    ``(m, d)``, column ``j`` ranked against reference column ``j`` (per-column p-values of a multivariate model)."""
+    ref = np.asarray(sorted_reference, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    count = np.stack([np.searchsorted(ref[:, j], s[:, j], side="left") for j in range(ref.shape[1])], axis=1)
+    return (1.0 + ref.shape[0] - count) / (ref.shape[0] + 1.0)
+
+
 # --------------------------------------------------------------------------- the threshold rule of a fitted model
 #: the rules a model's threshold can be set by at training time
 THRESHOLD_RULES = ("contamination", "fpr", "pot")

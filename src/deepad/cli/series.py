@@ -208,7 +208,9 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
     level -- the contamination, or SPOT's risk -- exactly where
     ``is_anomaly`` is 1), ``threshold``, ``is_anomaly`` (score above the threshold, as for
     tables) and ``alert`` (``is_anomaly`` after ``refractory`` / ``rearm``
-    suppression: the alerts ``deepad stream`` would raise with those options).
+    suppression: the alerts ``deepad stream`` would raise with those options).  A model that attributes its
+    alerts (MultiSeriesKNN) adds ``columns``: on each alert, the columns that drove it as JSON
+    ``{column: rarity}``, as ``deepad stream`` prints them.
     """
     from deepad.data.writers import write_frame_atomic
     from deepad.data.series import read_model_series
@@ -229,6 +231,16 @@ def score_series(model, data: str, output: str, *, refractory: int = 0, rearm: i
             "alert": result["alert"].to_numpy().astype(np.int64),
         }
     )
+    if hasattr(model, "column_scores"):  # which columns drove each alert, as deepad stream prints it (JSON text)
+        import json
+
+        from deepad.report.series import alert_columns
+
+        rows = np.flatnonzero(out["alert"].to_numpy())
+        text = np.full(len(out), "", dtype=object)
+        with _UserErrors(f"{data}: "):
+            text[rows] = [json.dumps(c) for c in alert_columns(model, frame.to_numpy(dtype=np.float64), rows)]
+        out["columns"] = text
     with _UserErrors():
         write_frame_atomic(out, output)
     typer.echo(

@@ -57,7 +57,9 @@ def stream(
     CSV header).  Value fields are the model's training columns when it has
     names, else every numeric field except --timestamp-column.  Each output
     line is {"timestamp", "score", "threshold", "alarm", "alert"}; score is
-    null until the model has a full window of history.  Line numbers in error
+    null until the model has a full window of history.  A model that
+    attributes its alerts (MultiSeriesKNN) adds "columns" to an alert's
+    line: the columns that drove it, {column: rarity}, most anomalous first.  Line numbers in error
     messages count input lines from 1 (a CSV header is line 1).
 
     MODEL_DIR is a time-series model (deepad train SERIES --detector
@@ -116,15 +118,31 @@ def stream(
         return
     is_json = first.lstrip().startswith("{")
     header = None if is_json else next(csv.reader([first]))
+    if header is not None and names is not None and [c for c in names if c not in header]:
+        fail(
+            f"line 1: the CSV header lacks the model's value column(s) {[c for c in names if c not in header]}; "
+            f"it has {header[:20]}, the model reads {names}."
+        )
 
     def values(record: dict, line_no: int) -> list[float]:
         keys = names or [k for k in record if k != timestamp]
-        try:
-            row = [float(record[k]) for k in keys]
-        except KeyError as exc:
-            fail(f"line {line_no}: missing field {exc}.")
-        except (TypeError, ValueError):
-            fail(f"line {line_no}: non-numeric value in {keys}.")
+        missing = [k for k in keys if k not in record]
+        if missing:
+            fail(f"line {line_no}: missing field(s) {missing}; the model's value columns are {keys}.")
+        row = []
+        for k in keys:  # name the field and its value: one bad sensor in a wide row is otherwise hard to find
+            v = record[k]
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                what = "empty" if v is None or str(v).strip() == "" else repr(v)
+                fail(f"line {line_no}: non-numeric value in field {k!r} ({what}); every value column needs a number.")
+            if x != x or x in (float("inf"), float("-inf")):
+                fail(
+                    f"line {line_no}: field {k!r} is {v!r}; a stream needs a finite value in every column "
+                    "(fill gaps before streaming, e.g. deepad.data.series.regularize)."
+                )
+            row.append(x)
         if len(row) != scorer.n_features:
             fail(f"line {line_no}: {len(row)} values, the model needs {scorer.n_features}.")
         return row

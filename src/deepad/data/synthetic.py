@@ -24,6 +24,11 @@ a far-away distance, a rare foreign country, card-not-present online
 shopping in a rare category, and a burst of transactions.  Each trait alone
 also occurs in normal rows, at lower rates, so detection needs more than
 one rule.
+
+:func:`make_sensor_series` is the multivariate time series with known
+culprits (correlated sensors, faults in known sensors at known times) that
+tests and benchmarks the per-column attribution of
+:class:`deepad.detectors.MultiSeriesKNN`.
 """
 
 from __future__ import annotations
@@ -164,3 +169,77 @@ def write_fraud_csv(path: str | Path, n_rows: int = 5000, **kwargs) -> Path:
     df["card_present"] = np.where(df["card_present"], "true", "false")
     df.to_csv(path, index=False)
     return path
+
+
+def _ar1(rng, n: int, phi: float, sd: float) -> np.ndarray:
+    """A stationary AR(1) series with marginal standard deviation ``sd``."""
+    from scipy.signal import lfilter
+
+    e = rng.normal(0.0, sd * np.sqrt(1.0 - phi * phi), size=n)
+    e[0] = rng.normal(0.0, sd)  # the first value from the stationary distribution
+    return lfilter([1.0], [1.0, -phi], e)
+
+
+def make_sensor_series(
+    n: int = 6000,
+    n_sensors: int = 6,
+    *,
+    train: int = 3000,
+    n_faults: int = 8,
+    fault_length: int = 40,
+    culprit: int = 3,
+    pair: tuple[int, int] = (1, 2),
+    shift: float = 1.0,
+    noise: float = 0.15,
+    seed: int = 0,
+    step: str = "1min",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Correlated sensors with faults in known sensors at known times: ``(frame, faults)``.
+
+    Sensor ``j`` reads ``a_j * f_t + noise`` with a shared factor ``f`` (a
+    slow cycle plus an AR(1) wander) and gains ``a_j`` in [0.6, 1.4]; the
+    sensors of ``pair`` also share a second AR(1) factor ``g``, so they are
+    more correlated with each other than with the rest.  The first ``train``
+    rows are clean.  After them, ``n_faults`` faults of ``fault_length`` rows
+    alternate between two kinds:
+
+    * ``shift``: sensor ``culprit`` is offset by ``shift`` times its standard
+      deviation -- a fault in one sensor, inside the range the shared
+      factor gives it;
+    * ``decouple``: the second sensor of ``pair`` follows an independent
+      copy of ``g`` -- its marginal distribution is unchanged, only its
+      correlation with its partner breaks (both sensors are culprits).
+
+    ``frame``: ``timestamp`` (every ``step``) and ``sensor_0 ..``;
+    ``faults``: one row per fault, ``start``, ``end`` (row indices, end
+    exclusive), ``kind`` and ``columns`` (the culprit column names).
+    """
+    rng = np.random.default_rng(seed)
+    if not (0 <= culprit < n_sensors and all(0 <= p < n_sensors for p in pair) and pair[0] != pair[1]):
+        raise ValueError(f"culprit {culprit} and pair {pair} must name different sensors among 0..{n_sensors - 1}.")
+    t = np.arange(n)
+    f = np.sin(2 * np.pi * t / 240.0) + _ar1(rng, n, 0.98, 0.5)
+    g = _ar1(rng, n, 0.95, 0.6)
+    gains = rng.uniform(0.6, 1.4, size=n_sensors)
+    X = gains[None, :] * f[:, None] + noise * rng.normal(size=(n, n_sensors))
+    X[:, list(pair)] += g[:, None]
+    sd = X[:train].std(axis=0)
+    names = [f"sensor_{j}" for j in range(n_sensors)]
+    gap = (n - train) // max(n_faults, 1)
+    if gap < fault_length + 2:
+        raise ValueError(f"{n_faults} faults of {fault_length} rows do not fit in the {n - train} rows after train.")
+    rows = []
+    for i in range(n_faults):
+        start = train + i * gap + int(rng.integers(fault_length // 2, gap - fault_length))
+        end = start + fault_length
+        if i % 2 == 0:
+            X[start:end, culprit] += shift * sd[culprit]
+            rows.append((start, end, "shift", names[culprit]))
+        else:
+            other = pair[1]
+            X[start:end, other] += _ar1(rng, fault_length, 0.95, 0.6) - g[start:end]
+            rows.append((start, end, "decouple", f"{names[pair[0]]},{names[other]}"))
+    frame = pd.DataFrame(X, columns=names)
+    frame.insert(0, "timestamp", pd.date_range("2024-01-01", periods=n, freq=step))
+    faults = pd.DataFrame(rows, columns=["start", "end", "kind", "columns"])
+    return frame, faults

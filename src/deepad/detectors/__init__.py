@@ -43,6 +43,7 @@ _WHERE = {
     "LikelihoodKNN": "series_knn",
     "OnlineForecaster": "series_online",
     "LikelihoodEnsemble": "series_ensemble",
+    "MultiSeriesKNN": "series_multi",
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names ar
     from deepad.detectors.series_knn import LikelihoodKNN  # noqa: F401
     from deepad.detectors.series_online import OnlineForecaster  # noqa: F401
     from deepad.detectors.series_ensemble import LikelihoodEnsemble  # noqa: F401
+    from deepad.detectors.series_multi import MultiSeriesKNN  # noqa: F401
     from deepad.detectors.vae import VAE  # noqa: F401
 
     DEFAULT = LocalGlobalEnsemble

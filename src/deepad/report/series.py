@@ -20,7 +20,15 @@ import pandas as pd
 from deepad.data.series import read_model_series
 from deepad.stream import is_series_detector, series_scores
 
-__all__ = ["is_series_detector", "read_model_series", "series_scores", "series_figure", "build_series_report"]
+__all__ = [
+    "is_series_detector",
+    "read_model_series",
+    "series_scores",
+    "series_figure",
+    "alert_window_figure",
+    "alert_columns",
+    "build_series_report",
+]
 
 _VALUE, _ALARM, _ALERT, _THRESHOLD, _LABEL = "#4C72B0", "#DD8452", "#C44E52", "#333333", "#55A868"
 
@@ -61,6 +69,60 @@ def series_figure(
     return fig
 
 
+def alert_columns(model, values: np.ndarray, rows: np.ndarray, top: int = 5) -> list[dict[str, float] | None]:
+    """The columns that drove each alert at ``rows``: ``{column: rarity}``, most anomalous first, from the model's
+    ``column_scores`` (MultiSeriesKNN: each column's own conformal p-value); ``None`` per row for a detector that
+    does not attribute, except with one column, which drove every alert (``{column: None}``)."""
+    scorer = getattr(model, "column_scores", None)
+    if scorer is None or not len(rows):
+        names = _names(model, values.shape[1])
+        return [{names[0]: None} if values.shape[1] == 1 else None for _ in rows]
+    scores = scorer(values)[rows]
+    names = model.column_names()
+    out = []
+    for r in scores:
+        order = np.argsort(-r, kind="stable")[:top]
+        out.append({names[j]: float(r[j]) for j in order})
+    return out
+
+
+def _names(model, d: int) -> list[str]:
+    names = getattr(model, "feature_names_in_", None)
+    return [str(c) for c in names] if names is not None else [f"x{j}" for j in range(d)]
+
+
+def alert_window_figure(times, values: np.ndarray, names, row: int, window: int, drivers=()):
+    """A small plot of the rows around an alert: every column in robust units (median / IQR of the data shown, so
+    sensors of different scales share the axis), the columns that drove it in colour, the rest grey; the alert's
+    window (the rows its score saw) shaded."""
+    from matplotlib.figure import Figure
+
+    n = values.shape[0]
+    w = max(int(window), 1)
+    lo, hi = max(0, row - 3 * w), min(n, row + w + 1)
+    seg = values[lo:hi]
+    q1, med, q3 = np.percentile(values, [25, 50, 75], axis=0)
+    scale = np.where(q3 - q1 > 0, q3 - q1, 1.0)
+    t = np.arange(lo, hi)
+    fig = Figure(figsize=(3.8, 1.7), dpi=80)
+    fig.subplots_adjust(left=0.1, right=0.99, bottom=0.16, top=0.97)
+    ax = fig.subplots()
+    driven = [names.index(c) for c in drivers if c in names][:3]
+    palette = ("#C44E52", "#4C72B0", "#55A868")
+    for j in range(values.shape[1]):
+        if j not in driven:
+            ax.plot(t, (seg[:, j] - med[j]) / scale[j], lw=0.6, color="#BBBBBB")
+    for k, j in enumerate(driven):
+        ax.plot(t, (seg[:, j] - med[j]) / scale[j], lw=1.1, color=palette[k], label=str(names[j]))
+    ax.axvspan(max(lo, row - w + 1), row, color="#DD8452", alpha=0.18, lw=0)
+    ax.axvline(row, color="#C44E52", lw=0.8)
+    ax.tick_params(labelsize=6)
+    ax.set_xlabel(f"row (alert at {row}, {times[row]})", fontsize=6, labelpad=1)
+    if driven:
+        ax.legend(loc="upper left", fontsize=6, frameon=False)
+    return fig
+
+
 _TEMPLATE = r"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>body{font-family:-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1150px;
@@ -78,8 +140,9 @@ th,td{border:1px solid #ddd;padding:.3em .6em}th{background:#f4f4f4}.note{color:
 <img src="data:image/png;base64,{{ img }}" alt="The series with alerts, and the anomaly score with its threshold">
 <p class="note">Top: the values; red lines are alerts{% if has_labels %}, green dots labelled anomalies{% endif %}. Bottom: the score of each row (from its own past only, as a stream computes it) and the threshold it was compared with; orange dots are alarms suppressed as repeats of an incident.</p>
 <h2>Alerts</h2>
-{% if alerts %}<table><thead><tr><th>#</th><th>row</th><th>time</th><th>score</th><th>threshold</th></tr></thead><tbody>
-{% for a in alerts %}<tr><td>{{ loop.index }}</td><td>{{ a.row }}</td><td>{{ a.time }}</td><td>{{ "%.5g"|format(a.score) }}</td><td>{{ "%.5g"|format(a.threshold) }}</td></tr>{% endfor %}
+{% if alerts %}<p class="note">Columns that drove each alert: {{ attribution_text }} Each window plot shows the rows around the alert in robust units (median / IQR), the driving columns in colour, the others grey, and shades the window the alert's score saw{% if n_plotted < alerts|length %} (the first {{ n_plotted }} alerts){% endif %}.</p>
+<table><thead><tr><th>#</th><th>row</th><th>time</th><th>score</th><th>threshold</th><th>columns that drove it</th><th>window</th></tr></thead><tbody>
+{% for a in alerts %}<tr><td>{{ loop.index }}</td><td>{{ a.row }}</td><td>{{ a.time }}</td><td>{{ "%.5g"|format(a.score) }}</td><td>{{ "%.5g"|format(a.threshold) }}</td><td>{% if a.columns %}{% for c, r in a.columns.items() %}<code>{{ c }}</code>{% if r is not none %} {{ "%.3f"|format(r) }}{% endif %}{% if not loop.last %}, {% endif %}{% endfor %}{% else %}-{% endif %}</td><td>{% if a.img %}<img src="data:image/png;base64,{{ a.img }}" alt="the window around alert {{ loop.index }}">{% endif %}</td></tr>{% endfor %}
 </tbody></table>{% else %}<p>No alerts.</p>{% endif %}
 </body></html>
 """
@@ -99,12 +162,14 @@ def build_series_report(
     png: str | None = None,
     data_name: str | None = None,
     model_name: str | None = None,
+    max_window_plots: int = 30,
 ) -> Path:
     """Write the time-series HTML report of fitted ``model`` on ``data`` (a CSV/Parquet path or DataFrame).
 
     ``data`` is read as :func:`read_model_series` reads it; ``label_column``
     (1 = anomaly) is plotted, never scored.  ``png``: also write the figure
-    to this file.
+    to this file.  Each alert is listed with the columns that drove it (:func:`alert_columns`) and, for the
+    first ``max_window_plots``, a small plot of its window (:func:`alert_window_figure`).
     """
     import jinja2
     from sklearn.utils.validation import check_is_fitted
@@ -138,6 +203,26 @@ def build_series_report(
         FigureCanvasAgg(fig)
         fig.savefig(png, format="png")
     hits = np.flatnonzero(result["alert"].to_numpy())
+    names = list(map(str, frame.columns))
+    drivers = alert_columns(model, values, hits[:200])
+    window = int(getattr(model, "window", 1) or 1)
+    alerts = []
+    for k, i in enumerate(hits[:200]):
+        cols = drivers[k]
+        img = None
+        if k < max_window_plots:
+            top = [c for c in (cols or {})][:3] if values.shape[1] > 1 else names
+            img = png_base64(alert_window_figure(frame.index, values, names, int(i), window, top))
+        alerts.append(
+            {
+                "row": int(i),
+                "time": str(frame.index[i]),
+                "score": float(result["score"].iloc[i]),
+                "threshold": float(result["threshold"].iloc[i]),
+                "columns": {c: r for c, r in list(cols.items())[:3]} if cols else None,
+                "img": img,
+            }
+        )
     label_text = ""
     if labels is not None:
         lab = np.nan_to_num(labels, nan=0.0) == 1
@@ -169,15 +254,18 @@ def build_series_report(
         label_text=label_text,
         has_labels=labels is not None,
         img=png_base64(fig),
-        alerts=[
-            {
-                "row": int(i),
-                "time": str(frame.index[i]),
-                "score": float(result["score"].iloc[i]),
-                "threshold": float(result["threshold"].iloc[i]),
-            }
-            for i in hits[:200]
-        ],
+        alerts=alerts,
+        n_plotted=min(len(alerts), max(int(max_window_plots), 0)),
+        attribution_text=(
+            "each column's own rarity, -log10 of its conformal p-value / 10 (the same scale as the score)."
+            if hasattr(model, "column_scores")
+            else (
+                f"the series has one column, {frame.columns[0]}."
+                if values.shape[1] == 1
+                else f"{type(model).__name__} scores all columns jointly and does not attribute its alerts to "
+                "columns (MultiSeriesKNN does)."
+            )
+        ),
     )
     html = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined).from_string(_TEMPLATE).render(**ctx)
     _write_atomic(path, html)
