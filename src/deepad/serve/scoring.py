@@ -85,7 +85,7 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
     except (ValueError, TypeError) as exc:  # e.g. encoded values out of range
         raise BodyError([{"loc": ["body"], "msg": " ".join(str(exc).split()), "type": "value_error"}]) from None
     ids = [c for c in spec.id_columns if c in df.columns]
-    id_values = {c: df[c].astype(object).where(df[c].notna(), None).tolist() for c in ids}
+    id_values = {c: _id_list(df[c]) for c in ids}
     return _answer(loaded, scores, notes, id_values, explain, top, df if spec.tabular else X)
 
 
@@ -136,8 +136,9 @@ def _answer(
     results = [{"score": s, "p_value": pv, "is_anomaly": f} for s, pv, f in zip(values, p.tolist(), flags.tolist())]
     if id_values:
         names = list(id_values)
-        for r, row in zip(results, zip(*(id_values[c] for c in names))):
-            r["ids"] = {c: _plain(v) for c, v in zip(names, row)}
+        columns = [[v if v is None or type(v) in _PLAIN else _plain(v) for v in id_values[c]] for c in names]
+        for r, row in zip(results, zip(*columns)):
+            r["ids"] = dict(zip(names, row))
     out = {
         "model": loaded.name,
         "version": loaded.version,
@@ -190,6 +191,17 @@ def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) 
     for i, pairs in zip(rows.tolist(), top_feature_table(attributions, top)):
         results[i]["top_features"] = [{"column": c, "attribution": a if math.isfinite(a) else None} for c, a in pairs]
     return attributions.attrs.get("method", method)
+
+
+_PLAIN = {str, int, bool}
+
+
+def _id_list(s: pd.Series) -> list:
+    """An id column's values as Python values, ``None`` where missing."""
+    values = s.astype(object).tolist()
+    for i in np.flatnonzero(s.isna().to_numpy()).tolist():
+        values[i] = None
+    return values
 
 
 def _plain(v):

@@ -219,7 +219,7 @@ class InputSpec:
             if c.kind == "id" and all(v is None for v in values):
                 continue
             data[c.name] = _series(values, c.kind)
-        return pd.DataFrame(data)
+        return pd.DataFrame(data, copy=False)  # the columns were just built: no second copy
 
     def _frame_from_columns(self, body: BaseModel, drop_missing_ids: bool = False) -> pd.DataFrame:
         """The table of validated column arrays (``drop_missing_ids``: leave out an id column that holds only
@@ -254,7 +254,7 @@ class InputSpec:
             raise BodyError(
                 [{"loc": ["body", "columns"], "msg": "no rows: the columns hold no values", "type": "too_short"}]
             )
-        return pd.DataFrame(data)
+        return pd.DataFrame(data, copy=False)  # the columns were just built: no second copy
 
     # ------------------------------------------------------------------ OpenAPI
     def openapi_body(self, ref: str = "#/components/schemas/{model}", max_rows: int | None = None) -> tuple[dict, dict]:
