@@ -128,3 +128,15 @@ def test_boolean_text_read_once_per_distinct_value():
     np.testing.assert_array_equal(got, [1, np.nan, 0, 1, 1, 0, 0, 1])
     with pytest.raises(ValueError, match=r"row 2 \('maybe'\)"):
         boolean_values(pd.Series(["true", None, "maybe"], dtype="str"), "flag")
+
+
+def test_answers_encode_the_same_values_as_json_dumps():
+    from deepad.serve.scoring import dumps
+
+    rng = np.random.default_rng(0)
+    values = [float(v) for v in rng.standard_normal(200) * 10.0 ** rng.integers(-300, 300, 200)]
+    out = {"results": [{"score": v, "p_value": 0.5, "is_anomaly": v > 0} for v in values], "n": 200, "notes": []}
+    assert json.loads(dumps(out)) == json.loads(json.dumps(out))
+    assert json.loads(dumps({"ids": {"id": np.int64(7)}, "t": float("inf")})) == {"ids": {"id": 7}, "t": None}
+    lone = {"ids": {"id": "a\ud800b"}}  # text JSON carries only escaped: the json.dumps fallback writes it
+    assert json.loads(dumps(lone)) == lone
