@@ -188,8 +188,9 @@ class InputSpec:
         Why: a request-model instance per record made validation about 2x slower than validating the same values as
         column arrays (15-23 ms against 7-12 ms, parsing included, for 1,000 rows of 12 columns).  So the array is
         parsed once (pydantic-core's JSON parser, the one validation uses), transposed to column arrays and
-        validated by the column model; a body that route does not take as is -- not an array of objects, records with different
-        keys, a value the column model rejects -- goes through the record models, which word the 422 as before.
+        validated by the column model; a body that route does not take as is -- not an array of objects, records
+        with different keys, a value the column model rejects -- goes through the record models, which word the
+        422 as before.
         ``tests/unit/test_serve_spec_records.py`` checks that both routes accept the same values, as the same
         values.
         """
