@@ -76,6 +76,36 @@ CONTENT_TYPES = {
 
 
 # --------------------------------------------------------------------------- the load generator (its own process)
+def _descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (``/proc``; uvicorn's ``--workers`` are children of the server)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as fh:
+                    todo.extend(int(c) for c in fh.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds used so far by ``pid`` and its descendants (0 where ``/proc`` cannot say)."""
+    if pid is None:
+        return 0.0
+    total = 0
+    for p in _descendants(pid):
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 async def _drive(spec: dict) -> dict:
     """Each target gets its warm-up, then the targets take turns, ``chunks`` times, each sending ``requests /
     chunks`` requests with ``concurrency`` in flight: every target sees the same machine load, in turn."""
@@ -88,7 +118,10 @@ async def _drive(spec: dict) -> dict:
             with open(t["bodies"], "rb") as fh:
                 bodies[t["bodies"]] = pickle.load(fh)
     concurrency = spec["concurrency"]
-    stats = {t["name"]: {"latencies": [], "failures": [], "wall": 0.0, "requests": 0} for t in targets}
+    stats = {
+        t["name"]: {"latencies": [], "failures": [], "wall": 0.0, "requests": 0, "server_cpu": 0.0, "client_cpu": 0.0}
+        for t in targets
+    }
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     clients = {t["name"]: httpx.AsyncClient(base_url=t["url"], timeout=120, limits=limits) for t in targets}
     try:
@@ -112,11 +145,14 @@ async def _drive(spec: dict) -> dict:
                     if record:
                         st["latencies"].append(time.perf_counter() - t0)
 
+            s0, c0 = _cpu_seconds(t.get("pid")), time.process_time()
             t0 = time.perf_counter()
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             if record:
                 st["wall"] += time.perf_counter() - t0
                 st["requests"] += n
+                st["client_cpu"] += time.process_time() - c0  # the load generator's own CPU for this turn
+                st["server_cpu"] += _cpu_seconds(t.get("pid")) - s0  # the server's (all its processes)
 
         for t in targets:  # warm-up (its failures count too)
             await burst(t, spec["warmup"], False)
@@ -140,6 +176,8 @@ async def _drive(spec: dict) -> dict:
             "rows_per_s": round(n * t["rows"] / st["wall"], 0),
             "p50_ms": round(1000 * float(np.percentile(lat, 50)), 2) if lat else None,
             "p99_ms": round(1000 * float(np.percentile(lat, 99)), 2) if lat else None,
+            "server_cpu_ms_per_request": round(1000 * st["server_cpu"] / max(n, 1), 3),
+            "client_cpu_ms_per_request": round(1000 * st["client_cpu"] / max(n, 1), 3),
         }
     return out
 
@@ -290,8 +328,9 @@ def make_bodies(tmp: Path, batch_rows: int, n_batches: int) -> tuple[dict[str, P
     return files, frames  # the same rows, as the DataFrames an in-process user scores
 
 
-def in_process_rows_per_s(model_dir: Path, frames: list, repeats: int = 3) -> float:
-    """Rows/s of ``model.decision_function`` on the DataFrames (median over the frames and repeats)."""
+def in_process_rows_per_s(model_dir: Path, frames: list, repeats: int = 3) -> tuple[float, float]:
+    """Rows/s of ``model.decision_function`` on the DataFrames (median over the frames and repeats), and its CPU
+    milliseconds per frame (median)."""
     from threadpoolctl import threadpool_limits
 
     import deepad
@@ -299,28 +338,41 @@ def in_process_rows_per_s(model_dir: Path, frames: list, repeats: int = 3) -> fl
     model = deepad.load(model_dir)
     with threadpool_limits(int(os.environ["DEEPAD_NUM_THREADS"])):  # BLAS and OpenMP as the servers have them
         model.decision_function(frames[0])  # warm-up
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
             for f in frames:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 model.decision_function(f)
                 times.append(time.perf_counter() - t0)
-    return len(frames[0]) / float(np.median(times))
+                cpu.append(time.process_time() - c0)
+    return len(frames[0]) / float(np.median(times)), 1000 * float(np.median(cpu))
 
 
 # --------------------------------------------------------------------------- one round
 def one_round(tmp: Path, models: Path, files: dict, frames: list, args) -> dict:
     """All servers up at once (an idle one costs nothing); the load generator takes them in turns."""
-    out: dict = {"single": {}, "batch": {}, "in_process_rows_per_s": {}}
+    out: dict = {"single": {}, "batch": {}, "in_process_rows_per_s": {}, "in_process_cpu_ms": {}}
     procs = []
     try:
         proc, bare_url = bare_server(tmp, args)
         procs.append(proc)
-        urls = {}
+        bare_pid = proc.pid
+        urls, pids = {}, {}
         for workers in args.workers:
             proc, urls[workers] = deepad_server(models, workers, args)
             procs.append(proc)
-        targets = [dict(name="bare", url=bare_url, path="/score", bodies=files["single"], kind="json_records", rows=1)]
+            pids[workers] = proc.pid
+        targets = [
+            dict(
+                name="bare",
+                url=bare_url,
+                path="/score",
+                bodies=files["single"],
+                kind="json_records",
+                rows=1,
+                pid=bare_pid,
+            )
+        ]
         for workers, url in urls.items():
             for name in SINGLE_MODELS:
                 path = f"/v1/models/{name}/score"
@@ -332,6 +384,7 @@ def one_round(tmp: Path, models: Path, files: dict, frames: list, args) -> dict:
                         bodies=files["single"],
                         kind="json_records",
                         rows=1,
+                        pid=pids[workers],
                     )
                 )
         warmup = max(2 * args.concurrency, 10)
@@ -347,13 +400,15 @@ def one_round(tmp: Path, models: Path, files: dict, frames: list, args) -> dict:
                     bodies=files[kind],
                     kind=kind,
                     rows=args.batch_rows,
+                    pid=pids[workers],
                 )
                 for workers, url in urls.items()
                 for kind in BODY_KINDS
             ]
             out["batch"].update(run_client(tmp, targets, args.batch, 2, args.concurrency, args))
             after = in_process_rows_per_s(models / name, frames)
-            out["in_process_rows_per_s"][name] = round((before + after) / 2, 0)  # timed before and after the service
+            out["in_process_rows_per_s"][name] = round((before[0] + after[0]) / 2, 0)  # before and after the service
+            out["in_process_cpu_ms"][name] = round((before[1] + after[1]) / 2, 3)
             print(f"    {args.batch_rows:,}-record requests done for {name}", flush=True)
     finally:
         for proc in procs:
@@ -367,28 +422,37 @@ def report(i: int, res: dict, args) -> None:
     bare = res["single"]["bare"]
     print(f"\nround {i}: single-record JSON requests, {args.concurrency} in flight")
     head = f"{'server / model':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6} {'x bare req/s':>12} {'x bare p99':>10}"
-    print(head)
+    print(head + f" {'server CPU ms/req':>17} {'client CPU ms/req':>17}")
     for name, r in res["single"].items():
         tput = r["requests_per_s"] / bare["requests_per_s"]
         p99 = r["p99_ms"] / bare["p99_ms"] if r["p99_ms"] and bare["p99_ms"] else float("nan")
         ok = "" if name == "bare" else ("  ok" if tput >= 0.40 and p99 <= 4 and r["failed"] == 0 else "  MISSED")
         print(
             f"{name:<28} {r['requests_per_s']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['failed']:>6} "
-            f"{tput:>12.2f} {p99:>10.2f}{ok}"
+            f"{tput:>12.2f} {p99:>10.2f} {r['server_cpu_ms_per_request']:>17.2f} "
+            f"{r['client_cpu_ms_per_request']:>17.2f}{ok}"
         )
     print(f"\nround {i}: {args.batch_rows:,}-record requests, {args.concurrency} in flight")
     print(
-        f"{'model / body / workers':<36} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6} {'x in-process':>12}"
+        f"{'model / body / workers':<36} {'rows/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'failed':>6} {'x in-process':>12} "
+        f"{'server CPU ms/req':>17} {'client CPU ms/req':>17}"
     )
     for name, ref in res["in_process_rows_per_s"].items():
-        print(f"{name + ' in-process decision_function':<36} {ref:>9,.0f}")
+        cpu = res.get("in_process_cpu_ms", {}).get(name, float("nan"))
+        print(
+            f"{name + ' in-process decision_function':<36} {ref:>9,.0f} {'':>8} {'':>8} {'':>6} {'':>12} {cpu:>17.2f}"
+        )
     for key, r in res["batch"].items():
         ratio = r["rows_per_s"] / res["in_process_rows_per_s"][key.split()[0]]
         ok = "  ok" if ratio >= 0.50 and r["failed"] == 0 else "  MISSED"
         print(
             f"{key:<36} {r['rows_per_s']:>9,.0f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['failed']:>6} "
-            f"{ratio:>12.2f}{ok}"
+            f"{ratio:>12.2f} {r['server_cpu_ms_per_request']:>17.2f} {r['client_cpu_ms_per_request']:>17.2f}{ok}"
         )
+    print(
+        "(CPU ms/req: user+system CPU of the server's processes, and of the load generator, per request during the "
+        "timed turns; in-process: CPU ms of one decision_function call on the same rows)"
+    )
 
 
 def main() -> int:

@@ -475,11 +475,15 @@ def batched_apply(
         def batch(start: int) -> torch.Tensor:
             return torch.from_numpy(prepare(X[start : start + batch_size], start))
 
-    out = [
-        forward_rows(fn, batch(start).to(device)).detach().to("cpu", torch.float64)
-        for start in range(0, X.shape[0], batch_size)
-    ]
-    return torch.cat(out).numpy()
+    # Each batch's result is written (float32 -> float64, as .to(torch.float64) converts) straight into the one
+    # output array, instead of a float64 copy per batch and a concatenation of them.
+    out: np.ndarray | None = None
+    for start in range(0, X.shape[0], batch_size):
+        res = forward_rows(fn, batch(start).to(device)).detach()
+        if out is None:
+            out = np.empty((X.shape[0], *res.shape[1:]), dtype=np.float64)
+        torch.from_numpy(out[start : start + res.shape[0]]).copy_(res)
+    return out if out is not None else np.empty((0,), dtype=np.float64)
 
 
 def forward_rows(fn: Callable[[torch.Tensor], torch.Tensor], xb: torch.Tensor) -> torch.Tensor:

