@@ -106,7 +106,7 @@ def test_dagmm_score_independent_of_batch_composition(dagmm, planted):
     perm = np.random.default_rng(0).permutation(len(X_test))
     np.testing.assert_allclose(dagmm.decision_function(X_test[perm]), full[perm], rtol=1e-12)
     singles = np.array([dagmm.decision_function(X_test[i : i + 1])[0] for i in range(0, len(X_test), 37)])
-    np.testing.assert_allclose(singles, full[::37], rtol=1e-6)
+    np.testing.assert_allclose(singles, full[::37], rtol=5e-6)  # float32 kernels by batch size: 1.1e-6 on an AMD EPYC
 
 
 def test_dagmm_training_lowers_loss_and_changes_all_networks(planted):

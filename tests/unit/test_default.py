@@ -274,7 +274,11 @@ def test_a_model_saved_with_the_old_default_keeps_its_deep_view():
     assert params["deep_weight"] == 0.25 and model.deep_ is not None
     assert params["max_reference"] is None  # saved before the parameter existed: every training row is a reference
     X = np.load(folder.parent / "LocalGlobalEnsemble.input.npy")
-    np.testing.assert_array_equal(model.decision_function(X), np.load(folder.parent / "LocalGlobalEnsemble.scores.npy"))
+    expected = np.load(folder.parent / "LocalGlobalEnsemble.scores.npy")
+    # the deep view is a float32 network: to its rounding on this CPU, as in test_fixture_models.py
+    np.testing.assert_allclose(
+        model.decision_function(X), expected, rtol=0, atol=5e-6 * max(1.0, np.abs(expected).max())
+    )
 
 
 # --------------------------------------------------------------------------- issue 17: the bounded reference set

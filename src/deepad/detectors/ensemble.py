@@ -28,6 +28,21 @@ def _query_chunk(k: int) -> int:
     return max(256, (_QUERY_CHUNK_VALUES // (k + 1)) // 256 * 256)
 
 
+#: Brute-force queries are padded to a multiple of this many rows: BLAS computes a GEMM's edge rows with other
+#: kernels (on an AMD EPYC, a chunk's last row differed by 3.6e-15), so a row alone would score differently from
+#: the same row in a batch; padded, every row goes through the same kernel (multiples of 4 sufficed there).
+_BLAS_ROWS = 16
+
+
+def _pad_rows(Z: np.ndarray, neighbors) -> np.ndarray:
+    """``Z`` with its last row repeated up to a multiple of ``_BLAS_ROWS`` rows, for a brute-force search."""
+    n = Z.shape[0]
+    extra = -n % _BLAS_ROWS
+    if getattr(neighbors, "_fit_method", "brute") != "brute" or extra == 0:
+        return Z
+    return np.concatenate([Z, np.repeat(Z[-1:], extra, axis=0)])
+
+
 def _location_scale(ref: np.ndarray) -> tuple[float, float]:
     """Median and inter-quartile range of reference scores (std, then 1, when the IQR is 0)."""
     q25, med, q75 = np.percentile(ref, [25, 50, 75])
@@ -315,7 +330,8 @@ class LocalGlobalEnsemble(BaseDetector):
                 keep[keep.all(axis=1), 0] = False  # more duplicates than neighbours: drop one of them (as sklearn)
                 dist = dist[keep].reshape(stop - start, k)
             else:
-                dist, _ = self.neighbors_.kneighbors(Z[start:stop], n_neighbors=k)
+                dist, _ = self.neighbors_.kneighbors(_pad_rows(Z[start:stop], self.neighbors_), n_neighbors=k)
+                dist = dist[: stop - start]
             out[start:stop, 0] = dist[:, : self.k_local_].mean(axis=1)
             out[start:stop, 1] = dist[:, : self.k_global_].mean(axis=1)
         return out
