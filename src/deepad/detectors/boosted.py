@@ -11,6 +11,11 @@ from deepad.detectors.ensemble import LocalGlobalEnsemble
 
 __all__ = ["BoostedDetector"]
 
+#: the rules ``combine`` names: "bulk" (the default, issue 22), "rank" and "probability" (two members, before it)
+COMBINE = ("bulk", "rank", "probability")
+#: lambda of the "bulk" rule, chosen on the design half of the 28 ADBench sets (docs/design/boosted.md)
+UNSUP_WEIGHT = 0.5
+
 
 def _ecdf(reference_sorted: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Share of reference values ``<= value``: a score's rank among the unlabelled training rows, in [0, 1]."""
@@ -120,7 +125,8 @@ class BoostedDetector(BaseDetector):
         label_pseudocount: float = 0.0,
         n_neighbors: int = 5,
         n_neighbors_global: int = 200,
-        combine: str = "rank",
+        combine: str = "bulk",
+        unsup_weight: float = UNSUP_WEIGHT,
         contamination: float = 0.1,
         n_threads: int | None = None,
         random_state=None,
@@ -133,6 +139,7 @@ class BoostedDetector(BaseDetector):
         self.n_neighbors = n_neighbors
         self.n_neighbors_global = n_neighbors_global
         self.combine = combine
+        self.unsup_weight = unsup_weight
         self.contamination = contamination
         self.n_threads = n_threads
         self.random_state = random_state
@@ -147,8 +154,11 @@ class BoostedDetector(BaseDetector):
         v = self.label_pseudocount
         if isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v) >= 0:
             raise ValueError(f"label_pseudocount must be a number >= 0, got {v!r}.")
-        if self.combine not in ("rank", "probability"):
-            raise ValueError(f"combine must be 'rank' or 'probability', got {self.combine!r}.")
+        if self.combine not in COMBINE:
+            raise ValueError(f"combine must be one of {', '.join(map(repr, COMBINE))}, got {self.combine!r}.")
+        v = self.unsup_weight
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not float(v) >= 0:
+            raise ValueError(f"unsup_weight must be a number >= 0, got {v!r}.")
         lr = self.learning_rate
         if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not 0 < float(lr) <= 1):
             raise ValueError(f"learning_rate must be None or in (0, 1], got {lr!r}.")
@@ -189,6 +199,8 @@ class BoostedDetector(BaseDetector):
         )
         self.ensemble_.fit(X)
         views = self.ensemble_.pop_training_views()
+        if self.combine == "bulk":
+            return self._fit_bulk(X, y, seed)
         # in-sample ensemble scores (each row among its own neighbours), as before decision_scores_ became
         # leave-one-out: the classifiers were tuned on these (docs/design/boosted.md)
         unsup = np.asarray(self.ensemble_._score(X), dtype=np.float64)
@@ -211,8 +223,44 @@ class BoostedDetector(BaseDetector):
         self.plain_reference_ = np.sort(self.plain_classifier_.predict_proba(X)[unlabelled, 1])
         self.augmented_reference_ = np.sort(self.augmented_classifier_.predict_proba(augmented)[unlabelled, 1])
 
+    def _fit_bulk(self, X, y, seed) -> None:
+        """One CatBoost on the features, and how much of the unsupervised score to add (see the class docstring)."""
+        unsup = np.asarray(self.ensemble_.decision_scores_, dtype=np.float64)  # leave-one-out: as on new rows
+        labelled = np.zeros(X.shape[0], dtype=bool) if y is None else (y == 1)
+        self.n_labelled_anomalies_ = n = int(labelled.sum())
+        unlabelled = unsup[~labelled]
+        q25, med, q75 = np.percentile(unlabelled, [25, 50, 75])
+        self.unsup_center_ = float(med)
+        self.unsup_scale_ = float(q75 - q25) if q75 - q25 > 1e-12 else 1.0
+        self.plain_classifier_ = self.augmented_classifier_ = None
+        self.weight_ = 0.0 if n == 0 else 1.0
+        self.unsup_gini_ = self.unsup_coef_ = 0.0
+        if n == 0:
+            return
+        self.plain_classifier_ = self._classifier(seed).fit(X, labelled.astype(np.int64))
+        # the ensemble never saw a label, so how highly it ranks the labelled anomalies among the unlabelled rows
+        # (leave-one-out scores) is an honest check of the unsupervised score on exactly the anomalies we know
+        auc = float(_ecdf(np.sort(unlabelled), unsup[labelled]).mean())
+        self.unsup_gini_ = float(np.clip(2.0 * auc - 1.0, 0.0, 1.0))
+        log_odds = self.plain_classifier_.predict(X[~labelled], prediction_type="RawFormulaVal")
+        self.unsup_coef_ = float(self.unsup_weight) * self.unsup_gini_ * float(np.std(log_odds))
+
     # ------------------------------------------------------------------ scoring
     def _score(self, X):
+        if self.combine == "bulk":
+            return self._score_bulk(X)
+        return self._score_members(X)
+
+    def _score_bulk(self, X):
+        unsup = np.asarray(self.ensemble_._score(X), dtype=np.float64)
+        if self.plain_classifier_ is None:
+            return unsup  # no labelled anomaly: the unsupervised ensemble's own score
+        log_odds = np.asarray(self.plain_classifier_.predict(X, prediction_type="RawFormulaVal"), dtype=np.float64)
+        z = (unsup - self.unsup_center_) / self.unsup_scale_
+        return log_odds + self.unsup_coef_ * np.arctan(z)
+
+    def _score_members(self, X):
+        """The two-member rules ("rank", "probability"): models saved before issue 22 score with these."""
         ens = self.ensemble_
         views = ens._calibrated(ens._views(ens._member_raw(X)))
         unsup = ens._combine(views)
