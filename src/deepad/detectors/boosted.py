@@ -68,10 +68,11 @@ class BoostedDetector(BaseDetector):
     the 28 ADBench sets and checked on the other half
     (``benchmarks/weak_rules.py``; ``docs/design/boosted.md``).
 
-    Measured (``benchmarks/results/weak-v2/RESULTS.md``, the command there:
-    ADBench sets, mean AUC-PR x 100 at 5 % of the train anomalies
-    labelled): this detector 63.19, plain CatBoost 62.71, DEFAULT 35.49,
-    over 35 (set, seed) cells of 24 sets; fit time 1.1x CatBoost's.
+    Measured (``benchmarks/results/weak-v2/RESULTS.md``, the commands
+    there; 28 ADBench sets, 77 (set, seed) cells, 5 % of the train
+    anomalies labelled, mean AUC-PR x 100): this detector 64.65, plain
+    CatBoost 64.34, DEFAULT 39.92; fit time 1.17x CatBoost's (13 cells
+    side by side).
 
     ``combine="rank"`` / ``"probability"`` are the rules before issue 22
     (models saved then load and score as before): a *plain* CatBoost on
