@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["oneclass", "unsupervised", "oneclass-deep", "weak", "nab", "nab-heldout", "nab-v2"]
+ORDER = ["oneclass", "unsupervised", "oneclass-deep", "weak", "weak-v2", "nab", "nab-heldout", "nab-v2"]
 
 
 def main() -> int:

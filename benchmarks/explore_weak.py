@@ -57,7 +57,7 @@ def fit_cmd(args) -> None:
     if args.sets:
         keep = set(args.sets.split(","))
         refs = [r for r in refs if r.name in keep]
-    specs = [LabelledSpec("frac", float(f)) for f in args.labelled.split(",")]
+    specs = [LabelledSpec.parse(f if "=" in f else f"frac={f}") for f in args.labelled.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
     members = args.members.split(",")
     for seed in seeds:
@@ -74,21 +74,31 @@ def fit_cmd(args) -> None:
                 t0 = time.perf_counter()
                 if ens is None:
                     ens = LocalGlobalEnsemble()  # BoostedDetector's defaults
+                    t_ens = time.perf_counter()
                     ens.fit(sp.X_train)
+                    t_ens = time.perf_counter() - t_ens
                     views_tr, unsup_tr = ens.pop_training_views(), ens.decision_scores_
                     views_te = ens._calibrated(ens._views(ens._member_raw(sp.X_test)))
                     unsup_te = ens._combine(views_te)
                 yw = weak_labels(sp.y_train, spec, sp.label_seed)
                 target = (yw == 1).astype(np.int64)
                 out = dict(
-                    old, y_train=sp.y_train, y_test=sp.y_test, y_weak=yw, unsup_train=unsup_tr, unsup_test=unsup_te
+                    old,
+                    t_ens=t_ens,
+                    y_train=sp.y_train,
+                    y_test=sp.y_test,
+                    y_weak=yw,
+                    unsup_train=unsup_tr,
+                    unsup_test=unsup_te,
                 )
                 feats = _members_of(sp.X_train, sp.X_test, views_tr, unsup_tr, views_te, unsup_te)
                 for m in todo:
                     base, oof = (m[:-4], True) if m.endswith("_oof") else (m, False)
                     Xtr, Xte, off = feats[base]
                     if not oof:
+                        t_fit = time.perf_counter()
                         clf = _catboost(seed + off).fit(Xtr, target)
+                        out[f"t_{m}"] = time.perf_counter() - t_fit
                         out[f"{m}_train"] = clf.predict(Xtr, prediction_type="RawFormulaVal")
                         out[f"{m}_test"] = clf.predict(Xte, prediction_type="RawFormulaVal")
                     else:  # out-of-fold raw scores of the unlabelled rows: K folds of them, each model fitted

@@ -201,7 +201,8 @@ def test_weakly_fitted_model_round_trips(name, weak_data, tmp_path):
         ("BoostedDetector", dict(iterations=0), "iterations must be a positive integer"),
         ("BoostedDetector", dict(label_pseudocount=-1), "label_pseudocount must be a number >= 0"),
         ("BoostedDetector", dict(learning_rate=2.0), "learning_rate must be None or in"),
-        ("BoostedDetector", dict(combine="max"), "combine must be 'rank' or 'probability'"),
+        ("BoostedDetector", dict(combine="max"), "combine must be one of 'bulk', 'rank', 'probability'"),
+        ("BoostedDetector", dict(unsup_weight=-0.1), "unsup_weight must be a number >= 0"),
     ],
 )
 def test_bad_hyper_parameters_rejected(name, params, match, planted):
@@ -231,11 +232,11 @@ def test_boosted_weight_grows_with_the_number_of_labels(weak_data):
     X_train, labels, X_test, y_test = weak_data
     few = labels.copy()
     few[np.flatnonzero(labels == 1)[1:]] = -1  # one labelled anomaly
-    one = make("BoostedDetector", label_pseudocount=3).fit(X_train, few)
-    eight = make("BoostedDetector", label_pseudocount=3).fit(X_train, labels)
+    one = make("BoostedDetector", label_pseudocount=3, combine="rank").fit(X_train, few)
+    eight = make("BoostedDetector", label_pseudocount=3, combine="rank").fit(X_train, labels)
     assert one.n_labelled_anomalies_ == 1 and eight.n_labelled_anomalies_ == 8
     assert one.weight_ == pytest.approx(1 / (1 + 3)) and eight.weight_ == pytest.approx(8 / (8 + 3))
-    assert make("BoostedDetector").fit(X_train, few).weight_ == 1.0  # default: the classifiers alone
+    assert make("BoostedDetector", combine="rank").fit(X_train, few).weight_ == 1.0  # the classifiers alone
     # the members' probabilities enter as ranks among the unlabelled training rows
     for ref in (eight.plain_reference_, eight.augmented_reference_):
         assert np.all(np.diff(ref) >= 0) and ref.shape[0] == int((labels != 1).sum())
@@ -244,9 +245,9 @@ def test_boosted_weight_grows_with_the_number_of_labels(weak_data):
 
 
 def test_boosted_ties_broken_by_the_unsupervised_score(weak_data):
-    """Rows beyond every training row tie in both CDFs; the more unusual one must still rank higher."""
+    """Rank rule: rows beyond every training row tie in both CDFs; the more unusual one must still rank higher."""
     X_train, labels, _, _ = weak_data
-    det = make("BoostedDetector").fit(X_train, labels)
+    det = make("BoostedDetector", combine="rank").fit(X_train, labels)
     far = np.tile(X_train[labels == 1][:1], (2, 1))
     far[:, 0] += np.array([20.0, 40.0])
     s = det.decision_function(far)
@@ -297,3 +298,52 @@ def test_boosted_plain_member_is_catboost_with_its_own_defaults(weak_data):
     fixed = make("BoostedDetector", l2_leaf_reg=3.0).fit(X_train, labels)
     assert fixed.plain_classifier_.get_all_params()["l2_leaf_reg"] == pytest.approx(3.0)
     assert fixed.plain_classifier_.get_all_params()["learning_rate"] == pytest.approx(0.03)
+
+
+def test_boosted_bulk_rule_is_catboost_log_odds_plus_bounded_unsupervised_score(weak_data):
+    """Issue 22's rule: score = CatBoost's log-odds + unsup_weight * atan(z), z the ensemble's score standardised
+    by the median and IQR of the unlabelled rows' leave-one-out scores."""
+    from catboost import CatBoostClassifier
+
+    X_train, labels, X_test, y_test = weak_data
+    det = make("BoostedDetector").fit(X_train, labels)
+    assert det.combine == "bulk" and det.augmented_classifier_ is None
+    ref = CatBoostClassifier(
+        iterations=FAST_PARAMS["BoostedDetector"]["iterations"],
+        random_seed=0,
+        thread_count=1,
+        verbose=0,
+        allow_writing_files=False,
+    ).fit(X_train, (labels == 1).astype(int))
+    log_odds = ref.predict(X_test, prediction_type="RawFormulaVal")
+    ens = LocalGlobalEnsemble(n_neighbors_global=50).fit(X_train)
+    loo = ens.decision_scores_[labels != 1]
+    q25, med, q75 = np.percentile(loo, [25, 50, 75])
+    z = (ens.decision_function(X_test) - med) / (q75 - q25)
+    # the weight: unsup_weight x (2 AUC - 1 of the ensemble on the labelled anomalies, clipped to [0, 1]) x the
+    # spread of CatBoost's log-odds over the unlabelled training rows
+    auc = roc_auc_score(np.r_[np.zeros(len(loo)), np.ones(8)], np.r_[loo, ens.decision_scores_[labels == 1]])
+    assert det.unsup_gini_ == pytest.approx(np.clip(2 * auc - 1, 0, 1), abs=2 / len(loo))
+    spread = ref.predict(X_train[labels != 1], prediction_type="RawFormulaVal").std()
+    assert det.unsup_coef_ == pytest.approx(det.unsup_weight * det.unsup_gini_ * spread, rel=1e-9)
+    expected = log_odds + det.unsup_coef_ * np.arctan(z)
+    np.testing.assert_allclose(det.decision_function(X_test), expected, rtol=0, atol=1e-9)
+    assert roc_auc_score(y_test, det.decision_function(X_test)) > 0.75
+
+
+def test_boosted_bulk_rule_keeps_the_classifiers_top_of_the_list(weak_data):
+    """The unsupervised term is bounded by unsup_coef_ * pi / 2, so it never reorders rows whose log-odds differ by
+    more than unsup_coef_ * pi; with unsup_weight=0 the ranking is CatBoost's exactly."""
+    X_train, labels, X_test, _ = weak_data
+    det = make("BoostedDetector").fit(X_train, labels)
+    s = det.decision_function(X_test)
+    log_odds = det.plain_classifier_.predict(X_test, prediction_type="RawFormulaVal")
+    i, j = np.triu_indices(len(s), 1)
+    assert det.unsup_coef_ > 0
+    far = np.abs(log_odds[i] - log_odds[j]) > det.unsup_coef_ * np.pi
+    assert far.any()
+    assert np.all(np.sign(s[i] - s[j])[far] == np.sign(log_odds[i] - log_odds[j])[far])
+    zero = make("BoostedDetector", unsup_weight=0.0).fit(X_train, labels)
+    np.testing.assert_array_equal(
+        zero.decision_function(X_test), zero.plain_classifier_.predict(X_test, prediction_type="RawFormulaVal")
+    )

@@ -80,6 +80,11 @@ def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
             f"Sampled:    a uniform random sample of {sample['rows']:,} of {sample['of']:,} rows (seed "
             f"{sample['seed']}); the training scores and the threshold are the sample's"
         )
+    holdout = attrs.get("label_holdout_")
+    if isinstance(holdout, dict) and "precision" in holdout:
+        from deepad.cli._holdout import describe_holdout
+
+        typer.echo(f"Labels:     {describe_holdout(holdout)}; then refitted on all rows")
     method_info = attrs.get("threshold_method_") if isinstance(attrs.get("threshold_method_"), dict) else {}
     shown = ("method", "reason", "flagged", "training_rows", "scores")
     method = ", ".join(f"{k}={v}" for k, v in method_info.items() if k not in shown)

@@ -78,8 +78,17 @@ def train(
         None,
         "--label-column",
         "-l",
-        help="Label column (1/true = anomaly): never a feature; used to report ROC-AUC "
-        "on the training data, or as weak labels by detectors that learn from them.",
+        help="Label column (1/true = anomaly, 0/false = normal, blank = unknown): never a feature; used to report "
+        "ROC-AUC on the training data, or as weak labels by detectors that learn from them (BoostedDetector, "
+        "DeepSAD, DevNet), which then report precision at the alert budget on held-out labelled rows.",
+    ),
+    label_holdout: float = typer.Option(
+        None,
+        "--label-holdout",
+        min=0.0,
+        max=0.9,
+        help="With weak labels: hold out this share of the labelled rows (stratified; default 0.2), fit on the "
+        "rest, print precision / recall / AUC-PR at the alert budget on them, then refit on all rows. 0: skip.",
     ),
     exclude: list[str] = typer.Option(
         None, "--exclude", "-x", help="Column(s) to leave out; repeat or comma-separate."
@@ -338,17 +347,54 @@ def train(
         random_state=seed,
     )
     use_labels = y is not None and cls._uses_labels
-    _say(f"Training {cls.__name__}{' with weak labels' if use_labels else ''} ...")
-    t0 = time.perf_counter()
+    if label_holdout is not None and not use_labels:
+        fail(
+            "--label-holdout measures what weak labels bought; it needs --label-column and a detector that learns "
+            f"from labels (BoostedDetector, DeepSAD, DevNet), not {cls.__name__}"
+            + ("" if y is None else " (which trains without labels: the ROC-AUC it prints is already out of sample)")
+            + "."
+        )
+    from deepad.cli import _holdout
+
+    if use_labels and (problem := _holdout.check_weak_labels(y, label_column, data)):
+        fail(problem)
     from deepad.data.progress import show_progress
 
-    with _UserErrors(f"{data}: "), warnings.catch_warnings(), show_progress(not _quiet()):
-        warnings.simplefilter("ignore", UserWarning)
-        model.fit(df, np.where(np.isnan(y), -1, y) if use_labels else None, **fit_params)
-        if df_cal is not None:
-            model.calibrate(df_cal)
-        apply_threshold_rule(model, method, fpr=fpr, pot_risk=pot_risk, default=threshold is None and fpr is None)
+    def fit(m, rows, labels) -> None:
+        with _UserErrors(f"{data}: "), warnings.catch_warnings(), show_progress(not _quiet()):
+            warnings.simplefilter("ignore", UserWarning)
+            m.fit(rows, np.where(np.isnan(labels), -1, labels) if use_labels else None, **fit_params)
+            if df_cal is not None:
+                m.calibrate(df_cal)
+            apply_threshold_rule(m, method, fpr=fpr, pot_risk=pot_risk, default=threshold is None and fpr is None)
+
+    holdout = None
+    fraction = _holdout.DEFAULT_LABEL_HOLDOUT if label_holdout is None else float(label_holdout)
+    if use_labels and fraction > 0:
+        held, why = _holdout.holdout_mask(y, fraction, seed)
+        if held is None:
+            typer.echo(f"note: {why}.", err=True)
+        else:
+            from sklearn.base import clone
+
+            _say(
+                f"Training {cls.__name__} with weak labels on {int((~held).sum()):,} rows, holding out {int(held.sum()):,} ..."
+            )
+            probe = clone(model)
+            fit(probe, df[~held].reset_index(drop=True), y[~held])
+            rows = df[held].reset_index(drop=True)
+            with _UserErrors(f"{data}: "):
+                scores, flagged = probe.decision_function(rows), probe.predict(rows)
+            holdout = _holdout.holdout_figures(y[held], scores, flagged, fraction, seed)
+            typer.echo("What the labels bought: " + _holdout.describe_holdout(holdout) + ".")
+            _say(f"Refitting on all {len(df):,} rows ...")
+    if holdout is None:
+        _say(f"Training {cls.__name__}{' with weak labels' if use_labels else ''} ...")
+    t0 = time.perf_counter()
+    fit(model, df, y)
     seconds = time.perf_counter() - t0
+    if holdout is not None:
+        model.label_holdout_ = holdout
     if "verbose" in inner.get_params(deep=False) and "verbose" not in kwargs:  # progress bars were for this run only
         model.detector_.set_params(verbose=False)
         inner.set_params(verbose=False)
@@ -360,7 +406,7 @@ def train(
             f"the training scores and the threshold are the sample's. Saved with the model (train_sample_)."
         )
     typer.echo(
-        f"Trained {cls.__name__} on {n_fit:,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
+        f"Trained {cls.__name__}{' (refitted on all rows)' if holdout is not None else ''} on {n_fit:,} rows ({model.n_features_out_} encoded features) in {seconds:.1f} s; "
         f"threshold {model.threshold_:.4g} flags {n_flag:,} of {n_fit:,} training rows ({n_flag / n_fit:.2%})."
     )
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
