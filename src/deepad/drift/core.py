@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
 from deepad.thresholds import conformal_p_values
 from deepad.drift._stats import CORRECTIONS, family_p, adjust, frequency_test, numeric_test, proportion_test
@@ -17,6 +18,8 @@ __all__ = ["DriftReport", "detect_drift", "score_drift", "json_safe"]
 
 #: the sections of a report, in the order the combined p-value lists them
 SECTIONS = ("features", "multivariate", "score")
+#: the multivariate tests ``detect_drift(multivariate=...)`` knows ("both": MMD and C2ST, Bonferroni over the two)
+MULTIVARIATE = ("mmd", "c2st", "both")
 
 
 @dataclass
@@ -264,13 +267,28 @@ def _datetime_tests(col: dict, ref: np.ndarray, values: np.ndarray) -> list[dict
 
 
 # --------------------------------------------------------------------------- the whole report
+def _multivariate(which: str, Z_ref, Z, max_rows: int, n_permutations: int, random_state: int) -> dict:
+    """The multivariate section: MMD, C2ST, or both (then ``p = min(1, 2 min)`` and each test under its name)."""
+    tests = {}
+    if which in ("mmd", "both"):
+        tests["mmd"] = mmd_test(Z_ref, Z, max_rows=max_rows, n_permutations=n_permutations, random_state=random_state)
+    if which in ("c2st", "both"):
+        tests["c2st"] = c2st_test(Z_ref, Z, max_rows=max_rows, random_state=random_state)
+    if which != "both":
+        return tests[which]
+    ran = [t["p_value"] for t in tests.values() if t.get("p_value") is not None]
+    if not ran:
+        return {"p_value": None, "skipped": "; ".join(t["skipped"] for t in tests.values())}
+    return {"test": "mmd+c2st", "p_value": float(min(1.0, len(ran) * min(ran))), **tests}
+
+
 def detect_drift(
     model,
     X,
     *,
     alpha: float = 0.05,
     correction: str = "holm",
-    multivariate: bool = True,
+    multivariate: bool | str = True,
     max_rows: int = 500,
     n_permutations: int = 500,
     random_state: int = 0,
@@ -292,11 +310,15 @@ def detect_drift(
       ``"holm"`` (family-wise error, default) or ``"bh"``
       (Benjamini-Hochberg false discovery rate) says which features
       drifted and gives the section's p-value (Bonferroni / Simes);
-    * ``multivariate``: MMD with a Gaussian kernel on the encoded features
-      the detector sees (:func:`~deepad.drift._mmd.mmd_test`; ``max_rows``
-      rows per side, ``n_permutations``), which sees shifts in the joint
-      distribution (a swapped pair of columns, a broken correlation) that
-      no single column shows;
+    * ``multivariate``: on the encoded features the detector sees, a test
+      of the joint distribution (a swapped pair of columns, a broken
+      correlation) that no single column shows: ``True`` or ``"mmd"``:
+      MMD with a Gaussian kernel (:func:`~deepad.drift._mmd.mmd_test`;
+      ``max_rows`` rows per side, ``n_permutations``); ``"c2st"``: a
+      classifier two-sample test (:func:`~deepad.drift._c2st.c2st_test`,
+      out-of-fold AUC of gradient boosting, ``max_rows`` rows per side);
+      ``"both"``: the two, the section's p-value twice the smaller;
+      ``False``: not run;
     * ``score``: :func:`score_drift`, the anomaly scores and the flag rate.
 
     Combined rule: ``p_value = min(1, S * min(section p-values))`` over the
@@ -318,6 +340,10 @@ def detect_drift(
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
+    if multivariate is True:
+        multivariate = "mmd"
+    if multivariate is not False and multivariate not in MULTIVARIATE:
+        raise ValueError(f"multivariate must be True, False or one of {MULTIVARIATE}, got {multivariate!r}.")
     tabular = hasattr(model, "preprocessor_state_")
     unavailable: dict[str, str] = {}
     features: list[dict] = []
@@ -350,13 +376,7 @@ def detect_drift(
                 Z_ref = model.transform(reference_frame(model.preprocessor.columns_, reference))
             keep = ~np.isin(np.asarray(model.feature_sources_, dtype=object), list(ignore))
             if keep.any():
-                mmd = mmd_test(
-                    Z_ref[:, keep],
-                    Z[:, keep],
-                    max_rows=max_rows,
-                    n_permutations=n_permutations,
-                    random_state=random_state,
-                )
+                mmd = _multivariate(multivariate, Z_ref[:, keep], Z[:, keep], max_rows, n_permutations, random_state)
             else:
                 unavailable["multivariate"] = "every feature is ignored"
     else:
