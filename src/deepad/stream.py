@@ -206,10 +206,14 @@ class PValueCUSUM:
     come sooner.  O(1) per point.
     """
 
-    def __init__(self, threshold: float = 12.0, slack: float = 0.5):
+    def __init__(self, threshold: float = 12.0, slack: float = 0.5, autocorrelation: bool = False):
         if not (threshold > 0 and slack >= 0):
             raise ValueError(f"threshold must be > 0 and slack >= 0, got {threshold}, {slack}.")
         self.threshold, self.slack = float(threshold), float(slack)
+        # autocorrelation: threshold x v, v = (1 + r) / (1 - r) the long-run variance factor, r the lag-1
+        # autocorrelation of x, 1 - E[(x_t - x_{t-1})^2] / (2 Var x) from running means (starting at Var x = 1,
+        # r = 0): about the same run between false events as on independent points (benchmarks/drift_cusum.py)
+        self.autocorrelation, self.d2, self.last, self.mu, self.s2 = bool(autocorrelation), 2.0, None, 1.0, 1.0
         self.up = self.down = 0.0
         self.up_on = self.down_on = False  # in a drift episode (one event per episode)
         self.n = self.n_events = 0
@@ -217,8 +221,18 @@ class PValueCUSUM:
     def step(self, p: float) -> str | None:
         """Process one p-value; return ``"up"`` or ``"down"`` when a drift episode starts, else ``None``."""
         x = float(-np.log(max(float(p), 1e-300)))
+        h = self.threshold
+        if self.autocorrelation:
+            w = min(self.n + 50.0, 1000.0)  # a mean over the first 1,000 points (50 prior ones at r = 0), then EWMA
+            if self.last is not None:
+                self.d2 += ((x - self.last) ** 2 - self.d2) / w
+            self.mu += (x - self.mu) / w
+            self.s2 += ((x - self.mu) ** 2 - self.s2) / w
+            self.last = x
+            r = min(max(1.0 - self.d2 / (2.0 * max(self.s2, 1e-12)), 0.0), 0.98)
+            h *= (1.0 + r) / (1.0 - r)
         self.n += 1
-        cap = 2.0 * self.threshold  # so the statistic comes back down soon after a long drift ends
+        cap = 2.0 * h  # so the statistic comes back down soon after a long drift ends
         self.up = min(cap, max(0.0, self.up + x - 1.0 - self.slack))
         self.down = min(cap, max(0.0, self.down + 1.0 - x - self.slack))
         side = None
@@ -226,18 +240,35 @@ class PValueCUSUM:
             value, on = getattr(self, name), getattr(self, f"{name}_on")
             if on and value == 0.0:
                 setattr(self, f"{name}_on", False)  # the episode is over: the evidence has cleared
-            elif not on and value > self.threshold:
+            elif not on and value > h:
                 setattr(self, f"{name}_on", True)
                 side = side or name
                 self.n_events += 1
         return side
 
     def state(self) -> dict:
-        return {k: getattr(self, k) for k in ("threshold", "slack", "up", "down", "up_on", "down_on", "n", "n_events")}
+        keys = (
+            "threshold",
+            "slack",
+            "up",
+            "down",
+            "up_on",
+            "down_on",
+            "n",
+            "n_events",
+            "autocorrelation",
+            "d2",
+            "last",
+            "mu",
+            "s2",
+        )
+        return {k: getattr(self, k) for k in keys}
 
     @classmethod
     def from_state(cls, state: dict) -> "PValueCUSUM":
-        obj = cls(state["threshold"], state["slack"])
+        obj = cls(state["threshold"], state["slack"], bool(state.get("autocorrelation", False)))
+        obj.d2, obj.last = float(state.get("d2", 2.0)), state.get("last")
+        obj.mu, obj.s2 = float(state.get("mu", 1.0)), float(state.get("s2", 1.0))
         obj.up, obj.down = float(state["up"]), float(state["down"])
         obj.up_on, obj.down_on = bool(state["up_on"]), bool(state["down_on"])
         obj.n, obj.n_events = int(state["n"]), int(state["n_events"])
@@ -353,7 +384,7 @@ class StreamScorer:
         self._sorted_reference = np.sort(reference[np.isfinite(reference)])
         if threshold == "spot":
             self.spot = SPOT(risk, init_quantile).initialize(reference)
-        self.drift = PValueCUSUM() if drift else None
+        self.drift = PValueCUSUM(autocorrelation=True) if drift else None  # issue 20: drift_cusum.py
 
     # ------------------------------------------------------------------ streaming
     def prime(self, history) -> "StreamScorer":

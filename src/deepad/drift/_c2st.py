@@ -58,9 +58,7 @@ def c2st_test(
         )
     Z = np.vstack([X, Y])
     label = np.concatenate([np.zeros(n, dtype=np.int8), np.ones(m, dtype=np.int8)])
-    train, test = train_test_split(
-        np.arange(n + m), test_size=test_fraction, stratify=label, random_state=random_state
-    )
+    train, test = train_test_split(np.arange(n + m), test_size=test_fraction, stratify=label, random_state=random_state)
     clf = classifier.fit(Z[train], label[train])
     score = clf.predict_proba(Z[test])[:, 1]
     held = label[test]
