@@ -64,7 +64,7 @@ def train_from_model(
     t0 = time.perf_counter()
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        new = refit(model, df, warm_start=True, calibration=df_cal, params=changes or None, **fit_params)
+        new = refit(model, df, warm_start=True, retain=retain, calibration=df_cal, params=changes or None, **fit_params)
     entry = history(new)[-1]
     typer.echo(
         f"{'Warm-started' if entry['action'] == 'warm-start' else 'Refitted'} {entry['detector']} on "
