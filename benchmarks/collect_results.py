@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["oneclass", "unsupervised", "oneclass-deep", "weak", "nab", "nab-heldout"]
+ORDER = ["oneclass", "unsupervised", "oneclass-deep", "weak", "nab", "nab-heldout", "drift", "drift_cusum"]
 
 
 def main() -> int:

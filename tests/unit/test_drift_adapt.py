@@ -49,7 +49,15 @@ def test_detect_drift_takes_c2st_or_both_as_the_multivariate_section():
     assert mv["test"] == "mmd+c2st" and mv["mmd"]["test"] == "mmd" and mv["c2st"]["test"] == "c2st"
     assert mv["p_value"] == pytest.approx(min(1.0, 2 * min(mv["mmd"]["p_value"], mv["c2st"]["p_value"])))
     assert both.sections["multivariate"] == mv["p_value"]
-    assert detect_drift(model, new, multivariate=True).multivariate["test"] == "mmd"
+    plain = detect_drift(model, new, multivariate=True)
+    assert plain.multivariate["test"] == "mmd"
+    # a weighted Bonferroni over the sections: min p_s / w_s, the weights normalised over the sections that ran
+    wb = detect_drift(model, new, weights={"features": 2, "multivariate": 1, "score": 1})
+    p = plain.sections
+    assert wb.p_value == pytest.approx(min(1.0, p["features"] / 0.5, p["multivariate"] / 0.25, p["score"] / 0.25))
+    assert "weighted Bonferroni" in wb.rule and plain.p_value == min(1.0, 3 * min(p.values()))
+    with pytest.raises(ValueError, match="no positive weight"):
+        detect_drift(model, new, weights={"other": 1.0})
     with pytest.raises(ValueError, match="multivariate must be"):
         detect_drift(model, new, multivariate="energy")
 

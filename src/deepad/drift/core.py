@@ -293,6 +293,7 @@ def detect_drift(
     n_permutations: int = 500,
     random_state: int = 0,
     ignore=(),
+    weights: dict | None = None,
 ) -> DriftReport:
     """Test whether ``X`` (new rows, no labels) still looks like the data ``model`` learned from.
 
@@ -326,6 +327,14 @@ def detect_drift(
     keeps its power however many columns the table has) and ``drift =
     p_value <= alpha``: the chance of ``drift`` on data that did not move
     is at most ``alpha``.
+
+    ``weights``: ``{"features": w_f, "multivariate": w_m, "score": w_s}``
+    for a weighted Bonferroni instead, ``p_value = min(1, min_s p_s /
+    w_s)`` with the weights of the sections that ran normalised to sum 1
+    (valid under any dependence between the sections, like Bonferroni; a
+    section missing from the dict gets weight 0).  The 28-set benchmark
+    (benchmarks/results/drift/RESULTS.md) compares rules; equal weights stay
+    the default.
 
     ``ignore``: feature columns left out of the feature and multivariate
     sections (e.g. the timestamp a window was cut by: within a week, its
@@ -398,18 +407,32 @@ def detect_drift(
     elif mmd is not None:
         unavailable["multivariate"] = mmd["skipped"]
     sections["score"] = score["p_value"]
-    # A test "drifted" when it alone makes the combined rule fire: p (adjusted in its section) * S <= alpha.
-    bound = alpha / len(sections)
+    # Weighted Bonferroni over the sections that ran (equal weights: plain Bonferroni): p = min(1, min p_s / w_s).
+    w = {k: 1.0 for k in sections} if weights is None else {k: float(weights.get(k, 0.0)) for k in sections}
+    if not sum(w.values()) > 0:
+        raise ValueError(f"weights give no positive weight to a section that ran ({', '.join(sections)}).")
+    w = {k: v / sum(w.values()) for k, v in w.items()}
+    # A test "drifted" when it alone makes the combined rule fire: p (adjusted in its section) / w_s <= alpha.
+    bound = {k: alpha / len(sections) if weights is None else alpha * v for k, v in w.items()}
     for f, adj in zip(tested, adjust(p_raw, correction)):
         f["adjusted_p_value"] = float(adj)
-        f["drift"] = bool(adj <= bound)
+        f["drift"] = bool(adj <= bound.get("features", 0.0))
     if "multivariate" in sections:
-        mmd["drift"] = bool(mmd["p_value"] <= bound)
-    score["drift"] = bool(score["p_value"] <= bound)
-    p_value = float(min(1.0, len(sections) * min(sections.values())))
+        mmd["drift"] = bool(mmd["p_value"] <= bound["multivariate"])
+    score["drift"] = bool(score["p_value"] <= bound["score"])
+    if weights is None:
+        p_value = float(min(1.0, len(sections) * min(sections.values())))
+    else:
+        p_value = float(min([1.0] + [sections[k] / v for k, v in w.items() if v > 0]))
+    how = (
+        f"Bonferroni over the sections {', '.join(sections)}"
+        if weights is None
+        else "weighted Bonferroni, weights " + ", ".join(f"{k} {v:.2g}" for k, v in w.items())
+    )
+    lead = f"{len(sections)} x the smallest section p-value" if weights is None else "min over sections of p / weight"
     rule = (
-        f"drift when min(1, {len(sections)} x the smallest section p-value) <= alpha (Bonferroni over the sections "
-        f"{', '.join(sections)}; feature tests combined by {'Holm' if correction == 'holm' else 'Benjamini-Hochberg'})"
+        f"drift when min(1, {lead}) <= alpha ({how}; feature tests combined by "
+        f"{'Holm' if correction == 'holm' else 'Benjamini-Hochberg'})"
     )
     return DriftReport(
         drift=bool(p_value <= alpha),
