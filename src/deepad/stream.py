@@ -65,7 +65,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from deepad.thresholds import conformal_p_values_sorted
+from deepad.thresholds import LongRunVariance, conformal_p_values_sorted
 
 __all__ = [
     "StreamScorer",
@@ -202,18 +202,15 @@ class PValueCUSUM:
     Defaults ``slack=0.5``, ``threshold=12``: on exchangeable normal points
     the median run between false events is about 8,000 points (simulated);
     a shift that doubles ``x``'s mean is found after about 24 points (12 / 0.5) on average.  With
-    autocorrelated scores (series windows, ``smoothing > 1``) false events
-    come sooner.  O(1) per point.
+    autocorrelated scores (series windows, ``smoothing > 1``) ``autocorrelation=True`` (StreamScorer's) multiplies
+    the threshold by their long-run variance factor (:class:`~deepad.thresholds.LongRunVariance`).  O(1) per point.
     """
 
     def __init__(self, threshold: float = 12.0, slack: float = 0.5, autocorrelation: bool = False):
         if not (threshold > 0 and slack >= 0):
             raise ValueError(f"threshold must be > 0 and slack >= 0, got {threshold}, {slack}.")
         self.threshold, self.slack = float(threshold), float(slack)
-        # autocorrelation: threshold x v, v = (1 + r) / (1 - r) the long-run variance factor, r the lag-1
-        # autocorrelation of x, 1 - E[(x_t - x_{t-1})^2] / (2 Var x) from running means (starting at Var x = 1,
-        # r = 0): about the same run between false events as on independent points (benchmarks/drift_cusum.py)
-        self.autocorrelation, self.d2, self.last, self.mu, self.s2 = bool(autocorrelation), 2.0, None, 1.0, 1.0
+        self.autocorrelation = LongRunVariance() if autocorrelation else None
         self.up = self.down = 0.0
         self.up_on = self.down_on = False  # in a drift episode (one event per episode)
         self.n = self.n_events = 0
@@ -221,17 +218,8 @@ class PValueCUSUM:
     def step(self, p: float) -> str | None:
         """Process one p-value; return ``"up"`` or ``"down"`` when a drift episode starts, else ``None``."""
         x = float(-np.log(max(float(p), 1e-300)))
-        h = self.threshold
-        if self.autocorrelation:
-            w = min(self.n + 50.0, 1000.0)  # a mean over the first 1,000 points (50 prior ones at r = 0), then EWMA
-            if self.last is not None:
-                self.d2 += ((x - self.last) ** 2 - self.d2) / w
-            self.mu += (x - self.mu) / w
-            self.s2 += ((x - self.mu) ** 2 - self.s2) / w
-            self.last = x
-            r = min(max(1.0 - self.d2 / (2.0 * max(self.s2, 1e-12)), 0.0), 0.98)
-            h *= (1.0 + r) / (1.0 - r)
         self.n += 1
+        h = self.threshold * (self.autocorrelation.update(x) if self.autocorrelation is not None else 1.0)
         cap = 2.0 * h  # so the statistic comes back down soon after a long drift ends
         self.up = min(cap, max(0.0, self.up + x - 1.0 - self.slack))
         self.down = min(cap, max(0.0, self.down + 1.0 - x - self.slack))
@@ -247,28 +235,15 @@ class PValueCUSUM:
         return side
 
     def state(self) -> dict:
-        keys = (
-            "threshold",
-            "slack",
-            "up",
-            "down",
-            "up_on",
-            "down_on",
-            "n",
-            "n_events",
-            "autocorrelation",
-            "d2",
-            "last",
-            "mu",
-            "s2",
-        )
-        return {k: getattr(self, k) for k in keys}
+        state = {k: getattr(self, k) for k in ("threshold", "slack", "up", "down", "up_on", "down_on", "n", "n_events")}
+        return {**state, "autocorrelation": None if self.autocorrelation is None else self.autocorrelation.state()}
 
     @classmethod
     def from_state(cls, state: dict) -> "PValueCUSUM":
-        obj = cls(state["threshold"], state["slack"], bool(state.get("autocorrelation", False)))
-        obj.d2, obj.last = float(state.get("d2", 2.0)), state.get("last")
-        obj.mu, obj.s2 = float(state.get("mu", 1.0)), float(state.get("s2", 1.0))
+        obj = cls(state["threshold"], state["slack"])
+        obj.autocorrelation = (
+            None if state.get("autocorrelation") is None else LongRunVariance(state["autocorrelation"])
+        )
         obj.up, obj.down = float(state["up"]), float(state["down"])
         obj.up_on, obj.down_on = bool(state["up_on"]), bool(state["down_on"])
         obj.n, obj.n_events = int(state["n"]), int(state["n_events"])

@@ -21,21 +21,24 @@ def train_from_model(
     calibration_fraction: float,
     tensorboard: str | None,
     read_options,
+    split,
+    callbacks,
 ) -> None:
     """Fit MODEL_DIR's settings on DATA (its last ``retain`` rows), warm-started where it can be; save to OUTPUT.
 
     The schema, detector, preprocessing options and threshold rule are the
     saved model's (:func:`deepad.drift.refit`); ``--params`` changes
     detector parameters for this fit (e.g. fewer epochs);
-    ``--calibration-fraction`` holds out clean rows of the retained ones.
-    The version history of MODEL_DIR continues in OUTPUT.
+    ``--calibration-fraction`` holds out clean rows of the retained ones
+    (``split``: train's ``_calibration_split``; ``callbacks``: its
+    ``_tracking_callbacks``, for --tensorboard).  The version history of
+    MODEL_DIR continues in OUTPUT.
     """
     import warnings
 
     import deepad
     from deepad.cli._common import model_text_columns
     from deepad.cli._common import _detector_params
-    from deepad.cli.train import _calibration_split, _tracking_callbacks
     from deepad.data.readers import read_table
     from deepad.drift import history, refit
     from deepad.stream import is_series_detector
@@ -46,7 +49,7 @@ def train_from_model(
         fail(f"--warm-start takes a model trained on a table; {model_dir} holds a {type(model).__name__}.")
     cls = type(model.detector_)
     changes = _detector_params(params, cls)
-    fit_params = _tracking_callbacks(tensorboard, cls)
+    fit_params = callbacks(tensorboard, cls)
     with _UserErrors(f"{data}: "):
         df = read_table(data, options=read_options, keep_text=model_text_columns(model))
     _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns.")
@@ -60,7 +63,7 @@ def train_from_model(
         df = df.iloc[-retain:].reset_index(drop=True)
         _say(f"Retained the last {retain:,} rows (--retain).")
     seed = int(model.random_state) if isinstance(model.random_state, int) else 0
-    df, df_cal, _ = _calibration_split(df, None, calibration_fraction, seed)
+    df, df_cal, _ = split(df, None, calibration_fraction, seed)
     t0 = time.perf_counter()
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

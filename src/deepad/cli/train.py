@@ -232,7 +232,7 @@ def train(
         _refuse_options(given, "a new model", f"--warm-start takes them from {warm_start} (--params may change it)")
         return train_from_model(
             data, output, warm_start, retain=retain, params=params, calibration_fraction=calibration_fraction,
-            tensorboard=tensorboard, read_options=read_options,
+            tensorboard=tensorboard, read_options=read_options, split=_calibration_split, callbacks=_tracking_callbacks,
         )  # fmt: skip
     from deepad.data.images import is_image_source
 
