@@ -269,7 +269,7 @@ def main() -> None:
         f"## Combination rules: chosen on {len(choose)} sets, confirmed on the other {len(confirm)}",
         "",
         f"Weighted Bonferroni weights (features, MMD, score) chosen on the choose half: {weights} "
-        "(best mean power there with false alarms <= 5 %). Top 5 there (false alarms ok, mean power, weights, "
+        "(best mean power there with false alarms <= 5 %). Top 5 there by power, any false-alarm rate (weights, mean power, "
         "false-alarm rate): " + "; ".join(f"{w} {p:.1%} (fa {fa:.1%})" for ok, p, w, fa in top) + ". "
         f"The same with C2ST as the multivariate section: {weights_c2st}; top 5: "
         + "; ".join(f"{w} {p:.1%} (fa {fa:.1%})" for ok, p, w, fa in top_c2st)
@@ -289,7 +289,7 @@ def main() -> None:
         "",
         "## Time per test",
         "",
-        "Medians over all trials; the machine was shared (2 cores, load 9-14 while this ran), so only ratios "
+        "Medians over all trials; the machine was shared (2 cores, load 9-19 while this ran), so only ratios "
         "of parts timed in the same trial mean much.",
         "",
         *time_table(results),
