@@ -48,6 +48,12 @@ def monitor(
         "--multivariate",
         help="The joint test: mmd (kernel MMD, permutations), c2st (a classifier two-sample test), both, or none.",
     ),
+    weights: str = typer.Option(
+        None,
+        "--weights",
+        help="Weighted Bonferroni over the sections, FEATURES,MULTIVARIATE,SCORE (e.g. 0.5,0.2,0.3); "
+        "default: equal weights.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the MMD subsample and permutations."),
     read_options=None,
 ) -> None:
@@ -93,6 +99,15 @@ def monitor(
     if multivariate.lower() not in ("mmd", "c2st", "both", "none"):
         fail(f"--multivariate must be mmd, c2st, both or none, got {multivariate!r}.")
     joint = False if multivariate.lower() == "none" else multivariate.lower()
+    section_weights = None
+    if weights is not None:
+        try:
+            values = [float(v) for v in weights.split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
+            fail(f"--weights takes three non-negative numbers FEATURES,MULTIVARIATE,SCORE, got {weights!r}.")
+        section_weights = dict(zip(("features", "multivariate", "score"), values))
     with _UserErrors():
         model = deepad.load(model_dir)
     from deepad.stream import is_series_detector
@@ -110,7 +125,7 @@ def monitor(
     if not _quiet():  # on stderr: stdout may be the JSON report
         typer.echo(f"Read {data}: {len(frame):,} rows x {frame.shape[1]} columns.", err=True)
     options = dict(alpha=alpha, correction=correction.lower(), max_rows=max_rows, random_state=seed)
-    options["multivariate"] = joint
+    options.update(multivariate=joint, weights=section_weights)
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # extra and unseen: the report says what it ignores
         report = detect_drift(model, X, **options)
