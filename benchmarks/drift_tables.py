@@ -31,12 +31,23 @@ import numpy as np
 KINDS = ["none", "mean", "scale", "category", "missing", "swap"]
 SHIFTS = KINDS[1:]
 ALPHA = 0.05
-COMMAND = (
+_RUN = (
     "PYTHONPATH=src:/work/alibi-site:/work/alibi-stubs DEEPAD_NUM_THREADS=1 OMP_NUM_THREADS=1 "
-    "python benchmarks/drift_power.py --trials 3 --rows-trials 4 --out benchmarks/results/drift/part_a.json "
-    "--sets <14 sets>  (and part_b, part_c with the others, run side by side); then "
-    "python benchmarks/drift_tables.py benchmarks/results/drift/part_*.json"
+    "python benchmarks/drift_power.py --trials 3 --rows-trials 4 --out benchmarks/results/drift/part_{} --sets {}"
 )
+#: the run as it was made: five processes side by side (A and B stopped once their last sets had moved to D, E)
+COMMAND = "\n".join(
+    [
+        _RUN.format("a.json", "15_Hepatitis 45_wine 42_WBC 39_vertebral 43_WDBC 4_breastw 6_cardio 41_Waveform "
+                    "28_pendigits 19_landsat 24_mnist"),
+        _RUN.format("b.json", "21_Lymphography 46_WPBC 37_Stamps 12_fault 35_SpamBase 38_thyroid 23_mammography "
+                    "26_optdigits 30_satellite 17_InternetAds"),
+        _RUN.format("c.json", "8_celeba 11_donors"),
+        _RUN.format("d.json", "32_shuttle 5_campaign 33_skin"),
+        _RUN.format("e.json", "16_http 1_ALOI"),
+        "python benchmarks/drift_tables.py benchmarks/results/drift/part_*.json",
+    ]
+)  # fmt: skip
 
 
 def load(paths: list[str]) -> dict:
