@@ -12,7 +12,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["oneclass", "unsupervised", "oneclass-deep", "weak", "weak-v2", "nab", "nab-heldout", "nab-v2"]
+ORDER = [
+    "oneclass",
+    "unsupervised",
+    "oneclass-deep",
+    "weak",
+    "weak-v2",
+    "nab",
+    "nab-heldout",
+    "nab-v2",
+    "drift",
+    "drift_cusum",
+]
 
 
 def main() -> int:

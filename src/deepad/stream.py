@@ -74,7 +74,7 @@ import pandas as pd
 
 from deepad.detectors.series_likelihood import AnomalyLikelihood, log_likelihood
 from deepad.detectors.series_spot import SPOT
-from deepad.thresholds import conformal_p_values_sorted
+from deepad.thresholds import LongRunVariance, conformal_p_values_sorted
 
 __all__ = [
     "StreamScorer",
@@ -107,14 +107,15 @@ class PValueCUSUM:
     Defaults ``slack=0.5``, ``threshold=12``: on exchangeable normal points
     the median run between false events is about 8,000 points (simulated);
     a shift that doubles ``x``'s mean is found after about 24 points (12 / 0.5) on average.  With
-    autocorrelated scores (series windows, ``smoothing > 1``) false events
-    come sooner.  O(1) per point.
+    autocorrelated scores (series windows, ``smoothing > 1``) ``autocorrelation=True`` (StreamScorer's) multiplies
+    the threshold by their long-run variance factor (:class:`~deepad.thresholds.LongRunVariance`).  O(1) per point.
     """
 
-    def __init__(self, threshold: float = 12.0, slack: float = 0.5):
+    def __init__(self, threshold: float = 12.0, slack: float = 0.5, autocorrelation: bool = False):
         if not (threshold > 0 and slack >= 0):
             raise ValueError(f"threshold must be > 0 and slack >= 0, got {threshold}, {slack}.")
         self.threshold, self.slack = float(threshold), float(slack)
+        self.autocorrelation = LongRunVariance() if autocorrelation else None
         self.up = self.down = 0.0
         self.up_on = self.down_on = False  # in a drift episode (one event per episode)
         self.n = self.n_events = 0
@@ -123,7 +124,8 @@ class PValueCUSUM:
         """Process one p-value; return ``"up"`` or ``"down"`` when a drift episode starts, else ``None``."""
         x = float(-np.log(max(float(p), 1e-300)))
         self.n += 1
-        cap = 2.0 * self.threshold  # so the statistic comes back down soon after a long drift ends
+        h = self.threshold * (self.autocorrelation.update(x) if self.autocorrelation is not None else 1.0)
+        cap = 2.0 * h  # so the statistic comes back down soon after a long drift ends
         self.up = min(cap, max(0.0, self.up + x - 1.0 - self.slack))
         self.down = min(cap, max(0.0, self.down + 1.0 - x - self.slack))
         side = None
@@ -131,18 +133,22 @@ class PValueCUSUM:
             value, on = getattr(self, name), getattr(self, f"{name}_on")
             if on and value == 0.0:
                 setattr(self, f"{name}_on", False)  # the episode is over: the evidence has cleared
-            elif not on and value > self.threshold:
+            elif not on and value > h:
                 setattr(self, f"{name}_on", True)
                 side = side or name
                 self.n_events += 1
         return side
 
     def state(self) -> dict:
-        return {k: getattr(self, k) for k in ("threshold", "slack", "up", "down", "up_on", "down_on", "n", "n_events")}
+        state = {k: getattr(self, k) for k in ("threshold", "slack", "up", "down", "up_on", "down_on", "n", "n_events")}
+        return {**state, "autocorrelation": None if self.autocorrelation is None else self.autocorrelation.state()}
 
     @classmethod
     def from_state(cls, state: dict) -> "PValueCUSUM":
         obj = cls(state["threshold"], state["slack"])
+        obj.autocorrelation = (
+            None if state.get("autocorrelation") is None else LongRunVariance(state["autocorrelation"])
+        )
         obj.up, obj.down = float(state["up"]), float(state["down"])
         obj.up_on, obj.down_on = bool(state["up_on"]), bool(state["down_on"])
         obj.n, obj.n_events = int(state["n"]), int(state["n_events"])
@@ -286,7 +292,7 @@ class StreamScorer:
         self._range = np.array(vr, dtype=np.float64) if vr is not None else np.stack([inf, -inf])
         if threshold == "spot" and self.likelihood is None:
             self.spot = SPOT(risk, init_quantile).initialize(reference)
-        self.drift = PValueCUSUM() if drift else None
+        self.drift = PValueCUSUM(autocorrelation=True) if drift else None  # issue 20: drift_cusum.py
 
     # ------------------------------------------------------------------ streaming
     def prime(self, history) -> "StreamScorer":

@@ -67,6 +67,25 @@ def test_json_report_on_stdout_and_to_a_file(work):
     assert "drift" in result.output and "Wrote" in result.output
 
 
+def test_classifier_test_and_weighted_rule_from_the_command_line(work):
+    out = work / "c2st.html"
+    result = run("monitor", work / "model", work / "moved.csv", "--multivariate", "c2st", "--weights", "0.5,0.2,0.3")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["multivariate"]["test"] == "c2st" and doc["multivariate"]["p_value"] < 0.05
+    assert "weighted Bonferroni" in doc["rule"] and doc["drift"] is True
+    s = doc["sections"]
+    assert doc["p_value"] == pytest.approx(min(1.0, s["features"] / 0.5, s["multivariate"] / 0.2, s["score"] / 0.3))
+    result = run("monitor", work / "model", work / "moved.csv", "--multivariate", "both", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "Multivariate (MMD+C2ST)" in out.read_text() and "held-out AUC" in out.read_text()
+    none = json.loads(run("monitor", work / "model", work / "same.csv", "--multivariate", "none").stdout)
+    assert none["multivariate"] is None and "multivariate" in none["unavailable"]
+    for bad in (["--weights", "1,2"], ["--weights", "a,b,c"], ["--multivariate", "energy"]):
+        result = run("monitor", work / "model", work / "same.csv", *bad)
+        assert result.exit_code == 2 and result.output.startswith("error:"), result.output
+
+
 def test_html_page_with_drift_over_time(work):
     out = work / "drift.html"
     result = run(

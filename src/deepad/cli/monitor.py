@@ -41,7 +41,18 @@ def monitor(
         "holm", "--correction", help="Multiple-testing correction of the per-feature tests: holm or bh."
     ),
     max_rows: int = typer.Option(
-        500, "--mmd-rows", min=10, help="Rows per side of the multivariate (MMD) test (its cost grows as the square)."
+        500, "--mmd-rows", min=10, help="Rows per side of the multivariate test (MMD's cost grows as the square)."
+    ),
+    multivariate: str = typer.Option(
+        "mmd",
+        "--multivariate",
+        help="The joint test: mmd (kernel MMD, permutations), c2st (a classifier two-sample test), both, or none.",
+    ),
+    weights: str = typer.Option(
+        None,
+        "--weights",
+        help="Weighted Bonferroni over the sections, FEATURES,MULTIVARIATE,SCORE (e.g. 0.5,0.2,0.3); "
+        "default: equal weights.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the MMD subsample and permutations."),
     read_options=None,
@@ -85,6 +96,18 @@ def monitor(
         fail(f"--alpha must be in (0, 1), got {alpha}.")
     if correction.lower() not in ("holm", "bh"):
         fail(f"--correction must be holm or bh, got {correction!r}.")
+    if multivariate.lower() not in ("mmd", "c2st", "both", "none"):
+        fail(f"--multivariate must be mmd, c2st, both or none, got {multivariate!r}.")
+    joint = False if multivariate.lower() == "none" else multivariate.lower()
+    section_weights = None
+    if weights is not None:
+        try:
+            values = [float(v) for v in weights.split(",")]
+        except ValueError:
+            values = []
+        if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
+            fail(f"--weights takes three non-negative numbers FEATURES,MULTIVARIATE,SCORE, got {weights!r}.")
+        section_weights = dict(zip(("features", "multivariate", "score"), values))
     with _UserErrors():
         model = deepad.load(model_dir)
     from deepad.stream import is_series_detector
@@ -102,6 +125,7 @@ def monitor(
     if not _quiet():  # on stderr: stdout may be the JSON report
         typer.echo(f"Read {data}: {len(frame):,} rows x {frame.shape[1]} columns.", err=True)
     options = dict(alpha=alpha, correction=correction.lower(), max_rows=max_rows, random_state=seed)
+    options.update(multivariate=joint, weights=section_weights)
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # extra and unseen: the report says what it ignores
         report = detect_drift(model, X, **options)

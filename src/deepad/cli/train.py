@@ -179,6 +179,16 @@ def train(
         help="Time series: fill gaps of at most this many steps by time interpolation; "
         "longer gaps are left out, never invented.",
     ),
+    warm_start: str = typer.Option(
+        None,
+        "--warm-start",
+        help="Train the table model in this directory again on DATA: its schema, detector, preprocessing and "
+        "threshold rule; neural detectors continue from its weights, others refit (said). Its version history "
+        "continues in OUTPUT.",
+    ),
+    retain: int = typer.Option(
+        None, "--retain", min=1, help="Train on the last N rows of DATA only (a retention window of recent rows)."
+    ),
     read_options=None,
 ) -> None:
     """Learn what normal rows of DATA look like and save the model (preprocessing included) to OUTPUT.
@@ -217,6 +227,22 @@ def train(
         )
     if _same_file(Path(data), Path(output)):
         fail(f"the model directory {output} is the data file {data}.")
+    if warm_start is not None:  # issue 20: a saved model trained again on recent rows (deepad.drift.refit)
+        from deepad.cli._refit import train_from_model
+
+        given = {"--detector": detector, "--label-column": label_column, "--exclude": exclude or None}
+        given.update(
+            {"--type": types or None, "--contamination": contamination, "--fpr": fpr, "--threshold": threshold}
+        )
+        given.update({"--pot-risk": pot_risk, "--max-train-rows": max_train_rows})
+        given.update({"--scaling": None if scaling == "standard" else scaling, "--image-size": image_size})
+        given.update({"--category-encoding": None if category_encoding == "rarity" else category_encoding})
+        given.update({"--timestamp-column": timestamp_column, "--resample": resample})
+        _refuse_options(given, "a new model", f"--warm-start takes them from {warm_start} (--params may change it)")
+        return train_from_model(
+            data, output, warm_start, retain=retain, params=params, calibration_fraction=calibration_fraction,
+            tensorboard=tensorboard, read_options=read_options, split=_calibration_split, callbacks=_tracking_callbacks,
+        )  # fmt: skip
     from deepad.data.images import is_image_source
 
     if is_image_source(data):  # a folder of images or MNIST idx files: the image pipeline
@@ -233,6 +259,7 @@ def train(
                 "--timestamp-column": timestamp_column,
                 "--resample": resample,
                 "--fill-limit": None if fill_limit == 3 else fill_limit,
+                "--retain": retain,
             },
             "tables and series",
             f"{data} is a set of images (scaled to [0, 1] and learnt as they are)",
@@ -278,6 +305,7 @@ def train(
                 ("--scaling", None if scaling == "standard" else scaling),
                 ("--category-encoding", None if category_encoding == "rarity" else category_encoding),
                 ("--image-size", image_size),
+                ("--retain", retain),
             )
             if v
         ]
@@ -315,6 +343,8 @@ def train(
     keep = [c for c, k in type_map.items() if k in ("categorical", "id")]
     with _UserErrors():
         df = read_table(data, options=read_options, keep_text=keep)
+    if retain is not None and retain < len(df):  # issue 20: a retention window of the most recent rows
+        df = df.iloc[-retain:].reset_index(drop=True)
     how = df.attrs.get("deepad_read") or {}
     read_notes = "; ".join(f"{c}: {h}" for c, h in list(how.items())[:8]) + (" ..." if len(how) > 8 else "")
     _say(f"Read {data}: {len(df):,} rows x {df.shape[1]} columns{f' ({read_notes})' if how else ''}.")

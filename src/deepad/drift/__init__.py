@@ -25,8 +25,10 @@ false-alarm guarantee holds again.  ``deepad monitor`` is the command line.
 See docs/drift.md.
 """
 
+from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
 from deepad.drift.core import DriftReport, detect_drift, score_drift
 from deepad.drift.recalibrate import history, recalibrate
+from deepad.drift.refit import refit
 
-__all__ = ["DriftReport", "detect_drift", "score_drift", "mmd_test", "recalibrate", "history"]
+__all__ = ["DriftReport", "detect_drift", "score_drift", "mmd_test", "c2st_test", "recalibrate", "history", "refit"]

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
 from deepad.thresholds import conformal_p_values
 from deepad.drift._stats import CORRECTIONS, family_p, adjust, frequency_test, numeric_test, proportion_test
@@ -17,6 +18,8 @@ __all__ = ["DriftReport", "detect_drift", "score_drift", "json_safe"]
 
 #: the sections of a report, in the order the combined p-value lists them
 SECTIONS = ("features", "multivariate", "score")
+#: the multivariate tests ``detect_drift(multivariate=...)`` knows ("both": MMD and C2ST, Bonferroni over the two)
+MULTIVARIATE = ("mmd", "c2st", "both")
 
 
 @dataclass
@@ -264,17 +267,33 @@ def _datetime_tests(col: dict, ref: np.ndarray, values: np.ndarray) -> list[dict
 
 
 # --------------------------------------------------------------------------- the whole report
+def _multivariate(which: str, Z_ref, Z, max_rows: int, n_permutations: int, random_state: int) -> dict:
+    """The multivariate section: MMD, C2ST, or both (then ``p = min(1, 2 min)`` and each test under its name)."""
+    tests = {}
+    if which in ("mmd", "both"):
+        tests["mmd"] = mmd_test(Z_ref, Z, max_rows=max_rows, n_permutations=n_permutations, random_state=random_state)
+    if which in ("c2st", "both"):
+        tests["c2st"] = c2st_test(Z_ref, Z, max_rows=max_rows, random_state=random_state)
+    if which != "both":
+        return tests[which]
+    ran = [t["p_value"] for t in tests.values() if t.get("p_value") is not None]
+    if not ran:
+        return {"p_value": None, "skipped": "; ".join(t["skipped"] for t in tests.values())}
+    return {"test": "mmd+c2st", "p_value": float(min(1.0, len(ran) * min(ran))), **tests}
+
+
 def detect_drift(
     model,
     X,
     *,
     alpha: float = 0.05,
     correction: str = "holm",
-    multivariate: bool = True,
+    multivariate: bool | str = True,
     max_rows: int = 500,
     n_permutations: int = 500,
     random_state: int = 0,
     ignore=(),
+    weights: dict | None = None,
 ) -> DriftReport:
     """Test whether ``X`` (new rows, no labels) still looks like the data ``model`` learned from.
 
@@ -292,11 +311,15 @@ def detect_drift(
       ``"holm"`` (family-wise error, default) or ``"bh"``
       (Benjamini-Hochberg false discovery rate) says which features
       drifted and gives the section's p-value (Bonferroni / Simes);
-    * ``multivariate``: MMD with a Gaussian kernel on the encoded features
-      the detector sees (:func:`~deepad.drift._mmd.mmd_test`; ``max_rows``
-      rows per side, ``n_permutations``), which sees shifts in the joint
-      distribution (a swapped pair of columns, a broken correlation) that
-      no single column shows;
+    * ``multivariate``: on the encoded features the detector sees, a test
+      of the joint distribution (a swapped pair of columns, a broken
+      correlation) that no single column shows: ``True`` or ``"mmd"``:
+      MMD with a Gaussian kernel (:func:`~deepad.drift._mmd.mmd_test`;
+      ``max_rows`` rows per side, ``n_permutations``); ``"c2st"``: a
+      classifier two-sample test (:func:`~deepad.drift._c2st.c2st_test`,
+      out-of-fold AUC of gradient boosting, ``max_rows`` rows per side);
+      ``"both"``: the two, the section's p-value twice the smaller;
+      ``False``: not run;
     * ``score``: :func:`score_drift`, the anomaly scores and the flag rate.
 
     Combined rule: ``p_value = min(1, S * min(section p-values))`` over the
@@ -304,6 +327,14 @@ def detect_drift(
     keeps its power however many columns the table has) and ``drift =
     p_value <= alpha``: the chance of ``drift`` on data that did not move
     is at most ``alpha``.
+
+    ``weights``: ``{"features": w_f, "multivariate": w_m, "score": w_s}``
+    for a weighted Bonferroni instead, ``p_value = min(1, min_s p_s /
+    w_s)`` with the weights of the sections that ran normalised to sum 1
+    (valid under any dependence between the sections, like Bonferroni; a
+    section missing from the dict gets weight 0).  The 28-set benchmark
+    (benchmarks/results/drift/RESULTS.md) compares rules; equal weights stay
+    the default.
 
     ``ignore``: feature columns left out of the feature and multivariate
     sections (e.g. the timestamp a window was cut by: within a week, its
@@ -318,6 +349,10 @@ def detect_drift(
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
+    if multivariate is True:
+        multivariate = "mmd"
+    if multivariate is not False and multivariate not in MULTIVARIATE:
+        raise ValueError(f"multivariate must be True, False or one of {MULTIVARIATE}, got {multivariate!r}.")
     tabular = hasattr(model, "preprocessor_state_")
     unavailable: dict[str, str] = {}
     features: list[dict] = []
@@ -350,13 +385,7 @@ def detect_drift(
                 Z_ref = model.transform(reference_frame(model.preprocessor.columns_, reference))
             keep = ~np.isin(np.asarray(model.feature_sources_, dtype=object), list(ignore))
             if keep.any():
-                mmd = mmd_test(
-                    Z_ref[:, keep],
-                    Z[:, keep],
-                    max_rows=max_rows,
-                    n_permutations=n_permutations,
-                    random_state=random_state,
-                )
+                mmd = _multivariate(multivariate, Z_ref[:, keep], Z[:, keep], max_rows, n_permutations, random_state)
             else:
                 unavailable["multivariate"] = "every feature is ignored"
     else:
@@ -378,18 +407,32 @@ def detect_drift(
     elif mmd is not None:
         unavailable["multivariate"] = mmd["skipped"]
     sections["score"] = score["p_value"]
-    # A test "drifted" when it alone makes the combined rule fire: p (adjusted in its section) * S <= alpha.
-    bound = alpha / len(sections)
+    # Weighted Bonferroni over the sections that ran (equal weights: plain Bonferroni): p = min(1, min p_s / w_s).
+    w = {k: 1.0 for k in sections} if weights is None else {k: float(weights.get(k, 0.0)) for k in sections}
+    if not sum(w.values()) > 0:
+        raise ValueError(f"weights give no positive weight to a section that ran ({', '.join(sections)}).")
+    w = {k: v / sum(w.values()) for k, v in w.items()}
+    # A test "drifted" when it alone makes the combined rule fire: p (adjusted in its section) / w_s <= alpha.
+    bound = {k: alpha / len(sections) if weights is None else alpha * v for k, v in w.items()}
     for f, adj in zip(tested, adjust(p_raw, correction)):
         f["adjusted_p_value"] = float(adj)
-        f["drift"] = bool(adj <= bound)
+        f["drift"] = bool(adj <= bound.get("features", 0.0))
     if "multivariate" in sections:
-        mmd["drift"] = bool(mmd["p_value"] <= bound)
-    score["drift"] = bool(score["p_value"] <= bound)
-    p_value = float(min(1.0, len(sections) * min(sections.values())))
+        mmd["drift"] = bool(mmd["p_value"] <= bound["multivariate"])
+    score["drift"] = bool(score["p_value"] <= bound["score"])
+    if weights is None:
+        p_value = float(min(1.0, len(sections) * min(sections.values())))
+    else:
+        p_value = float(min([1.0] + [sections[k] / v for k, v in w.items() if v > 0]))
+    how = (
+        f"Bonferroni over the sections {', '.join(sections)}"
+        if weights is None
+        else "weighted Bonferroni, weights " + ", ".join(f"{k} {v:.2g}" for k, v in w.items())
+    )
+    lead = f"{len(sections)} x the smallest section p-value" if weights is None else "min over sections of p / weight"
     rule = (
-        f"drift when min(1, {len(sections)} x the smallest section p-value) <= alpha (Bonferroni over the sections "
-        f"{', '.join(sections)}; feature tests combined by {'Holm' if correction == 'holm' else 'Benjamini-Hochberg'})"
+        f"drift when min(1, {lead}) <= alpha ({how}; feature tests combined by "
+        f"{'Holm' if correction == 'holm' else 'Benjamini-Hochberg'})"
     )
     return DriftReport(
         drift=bool(p_value <= alpha),

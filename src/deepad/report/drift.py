@@ -97,8 +97,10 @@ _TEMPLATE = r"""<!DOCTYPE html>
  median conformal p-value of the new rows {{ "%.3f"|format(s.distribution.median_p_value) }} (0.5 under no drift).</p>
 {% if s.note %}<p class="note">{{ s.note }}.</p>{% endif %}
 <img src="data:image/png;base64,{{ img_scores }}" alt="Reference and new score distributions with the threshold">
-{% if report.multivariate %}{% set m = report.multivariate %}<h2 id="mmd">Multivariate (MMD)</h2>
-<p>MMD² {{ "%.4g"|format(m.statistic) }} on {{ m.features }} encoded features ({{ m.reference_rows }} reference and {{ m.new_rows }} new rows, Gaussian kernel, bandwidth {{ "%.3g"|format(m.bandwidth) }}), permutation p-value {{ "%.3g"|format(m.p_value) }} ({{ m.permutations }} permutations).</p>{% endif %}
+{% if report.multivariate %}{% set mv = report.multivariate %}<h2 id="mmd">Multivariate ({{ mv.test | default("skipped") | upper }})</h2>
+{% for m in ([mv.mmd, mv.c2st] if mv.test == "mmd+c2st" else [mv]) %}{% if m.test == "mmd" %}<p>MMD² {{ "%.4g"|format(m.statistic) }} on {{ m.features }} encoded features ({{ m.reference_rows }} reference and {{ m.new_rows }} new rows, Gaussian kernel, bandwidth {{ "%.3g"|format(m.bandwidth) }}), permutation p-value {{ "%.3g"|format(m.p_value) }} ({{ m.permutations }} permutations).</p>
+{% elif m.test == "c2st" %}<p>Classifier two-sample test: held-out AUC {{ "%.3f"|format(m.statistic) }} of {{ m.classifier }} telling {{ m.reference_rows }} reference from {{ m.new_rows }} new rows on {{ m.features }} encoded features (trained on {{ m.train_rows }}, tested on {{ m.test_rows }}; 0.5: it cannot tell), Mann-Whitney p-value {{ "%.3g"|format(m.p_value) }}.</p>
+{% elif m.skipped %}<p class="note">{{ m.skipped }}</p>{% endif %}{% endfor %}{% endif %}
 <h2 id="features">Per-feature tests</h2>
 <p class="note">Correction: {{ report.features.correction }}. Effect: numeric -- KS statistic, Wasserstein distance and mean shift in training standard deviations, PSI; categorical -- total variation distance, PSI and the categories that moved most; missing -- the rates.</p>
 <table><thead><tr><th>feature</th><th>kind</th><th>test</th><th>effect</th><th>p-value</th><th>adjusted</th><th>drift</th></tr></thead><tbody>
