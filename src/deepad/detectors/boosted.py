@@ -69,9 +69,9 @@ class BoostedDetector(BaseDetector):
     (``benchmarks/weak_rules.py``; ``docs/design/boosted.md``).
 
     Measured (``benchmarks/results/weak-v2/RESULTS.md``, the commands
-    there; 28 ADBench sets, 77 (set, seed) cells, 5 % of the train
-    anomalies labelled, mean AUC-PR x 100): this detector 64.65, plain
-    CatBoost 64.34, DEFAULT 39.92; fit time 1.17x CatBoost's (13 cells
+    there; 28 ADBench sets x 3 seeds, 5 % of the train anomalies
+    labelled, mean AUC-PR x 100): this detector 64.72, plain CatBoost
+    64.33, DEFAULT 39.60; fit time 1.17x CatBoost's (13 cells
     side by side).
 
     ``combine="rank"`` / ``"probability"`` are the rules before issue 22
