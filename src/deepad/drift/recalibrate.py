@@ -44,6 +44,19 @@ def history(model) -> list[dict]:
     ]
 
 
+def record_version(model, past: list[dict], action: str, entry: dict, path=None) -> None:
+    """Append ``entry`` to ``past`` as the next version (number, ``action``, UTC time) in ``version_history_``; save
+    the model to ``path`` when given.  One place for :func:`recalibrate` and :func:`deepad.drift.refit`."""
+    head = {
+        "version": int(past[-1].get("version", len(past))) + 1,
+        "action": action,
+        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    model.version_history_ = past + [{**head, **entry}]
+    if path is not None:
+        model.save(path)
+
+
 def recalibrate(model, X_clean, *, fpr: float | None = None, note: str | None = None, path=None):
     """Make ``X_clean`` (recent rows declared normal) the model's calibration set and re-set its threshold.
 
@@ -84,9 +97,6 @@ def recalibrate(model, X_clean, *, fpr: float | None = None, note: str | None = 
     model.calibration_scores_ = scores
     apply_threshold_rule(model, "fpr", fpr=fpr)
     entry = {
-        "version": int(past[-1].get("version", len(past))) + 1,
-        "action": "recalibrate",
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rows": int(scores.size),
         "fpr": fpr,
         "threshold_before": before["threshold"],
@@ -95,7 +105,5 @@ def recalibrate(model, X_clean, *, fpr: float | None = None, note: str | None = 
         "reason": model.threshold_method_.get("reason"),
         **({"note": str(note)} if note else {}),
     }
-    model.version_history_ = past + [entry]
-    if path is not None:
-        model.save(path)
+    record_version(model, past, "recalibrate", entry, path)
     return model

@@ -18,7 +18,6 @@ MODEL_DIR [--retain N]`` is the command line.
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
 
 import numpy as np
 
@@ -166,7 +165,7 @@ def refit(
     from sklearn.base import clone
 
     from deepad.data.readers import to_frame
-    from deepad.drift.recalibrate import history
+    from deepad.drift.recalibrate import history, record_version
     from deepad.thresholds import apply_threshold_rule
 
     past = history(model)
@@ -210,9 +209,6 @@ def refit(
     apply_threshold_rule(new, method, **options)
     n_rows = len(new.decision_scores_)
     entry = {
-        "version": int(past[-1].get("version", len(past))) + 1,
-        "action": "warm-start" if why is None else "refit",
-        "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "rows": int(n_rows),
         **({"retain": int(retain)} if retain is not None else {}),
         "detector": type(new.detector_ if tabular else new).__name__,
@@ -224,7 +220,5 @@ def refit(
         **({"params": dict(params)} if params else {}),
         **({"note": str(note)} if note else {}),
     }
-    new.version_history_ = past + [entry]
-    if path is not None:
-        new.save(path)
+    record_version(new, past, "warm-start" if why is None else "refit", entry, path)
     return new
