@@ -404,16 +404,18 @@ class StreamScorer:
 
     def _out_of_range(self, P: np.ndarray) -> np.ndarray:
         """Whether each row leaves the range seen so far by more than ``range_tolerance`` of it; the range grows."""
-        out = np.zeros(P.shape[0], dtype=bool)
         lo, hi = self._range
-        for i in range(P.shape[0]):
-            if self.range_tolerance is not None:
-                span = hi - lo
-                tol = self.range_tolerance * span
-                out[i] = bool(np.any((span > 0) & ((P[i] > hi + tol) | (P[i] < lo - tol))))
-            np.minimum(lo, P[i], out=lo)
-            np.maximum(hi, P[i], out=hi)
-        return out
+        # the range before each row: running min / max over the range so far and the rows before it
+        lows = np.minimum.accumulate(np.vstack([lo, P]), axis=0)
+        highs = np.maximum.accumulate(np.vstack([hi, P]), axis=0)
+        self._range = np.stack([lows[-1], highs[-1]])
+        if self.range_tolerance is None:
+            return np.zeros(P.shape[0], dtype=bool)
+        lo, hi = lows[:-1], highs[:-1]
+        with np.errstate(invalid="ignore"):  # an empty range (inf - inf) is no range: span > 0 is False there
+            span = hi - lo
+            tol = self.range_tolerance * span
+        return np.any((span > 0) & ((P > hi + tol) | (P < lo - tol)), axis=1)
 
     @property
     def latency_per_point_s(self) -> float:
