@@ -160,8 +160,7 @@ def conformal_p_values_columns(sorted_reference: np.ndarray, scores) -> np.ndarr
     ``(m, d)``, column ``j`` ranked against reference column ``j`` (per-column p-values of a multivariate model)."""
     ref = np.asarray(sorted_reference, dtype=np.float64)
     s = np.asarray(scores, dtype=np.float64)
-    count = np.stack([np.searchsorted(ref[:, j], s[:, j], side="left") for j in range(ref.shape[1])], axis=1)
-    return (1.0 + ref.shape[0] - count) / (ref.shape[0] + 1.0)
+    return np.stack([conformal_p_values_sorted(ref[:, j], s[:, j]) for j in range(ref.shape[1])], axis=1)
 
 
 # --------------------------------------------------------------------------- the threshold rule of a fitted model
