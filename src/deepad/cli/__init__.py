@@ -11,7 +11,21 @@ from __future__ import annotations
 
 import typer
 
-from deepad.cli import bench, demo, detectors, explain, info, monitor, report, score, serve, stream, train, tune
+from deepad.cli import (
+    bench,
+    demo,
+    detectors,
+    explain,
+    info,
+    monitor,
+    recalibrate,
+    report,
+    score,
+    serve,
+    stream,
+    train,
+    tune,
+)
 from deepad.cli._common import quiet_option, with_quiet
 
 __all__ = ["app", "main"]
@@ -49,6 +63,7 @@ app.command("explain")(with_quiet(explain.explain_rows))
 app.command("report")(with_quiet(report.report))
 app.command()(with_quiet(stream.stream))
 app.command()(with_quiet(monitor.monitor))
+app.command("recalibrate")(with_quiet(recalibrate.recalibrate_cmd))
 app.command("tune", cls=detectors.TableDetectorListHelp)(with_quiet(tune.tune_cmd))
 
 

@@ -100,3 +100,33 @@ def info(model_dir: str = typer.Argument(..., help="Model directory.")) -> None:
         typer.echo(f"Trained at: {attrs['fitted_at_']}")
     if summary.versions:
         typer.echo("Saved with: " + ", ".join(f"{k} {v}" for k, v in summary.versions.items()))
+    versions = attrs.get("version_history_")
+    if isinstance(versions, list) and versions:
+        typer.echo("History:")
+        for entry in versions:
+            typer.echo("  " + _describe_version(entry))
+
+
+def _describe_version(entry) -> str:
+    """One line per entry of ``version_history_`` (deepad.drift: recalibrate, warm-start, refit)."""
+    if not isinstance(entry, dict):
+        return str(entry)
+    head = f"v{entry.get('version', '?')} {entry.get('action', '?')}"
+    if entry.get("at"):
+        head += f" at {entry['at']}"
+    parts = []
+    if entry.get("rows") is not None:
+        parts.append(f"{int(entry['rows']):,} rows")
+    if entry.get("retain") is not None:
+        parts.append(f"retain {entry['retain']:,}")
+    if isinstance(entry.get("threshold"), (int, float)):
+        before = entry.get("threshold_before")
+        moved = f"{before:.6g} -> " if isinstance(before, (int, float)) else ""
+        parts.append(f"threshold {moved}{entry['threshold']:.6g}")
+    if entry.get("fpr") is not None:
+        parts.append(f"fpr {entry['fpr']:g}")
+    if entry.get("rule"):
+        parts.append(f"rule {entry['rule']}")
+    if entry.get("note"):
+        parts.append(f"note: {entry['note']}")
+    return head + (": " + ", ".join(parts) if parts else "")
