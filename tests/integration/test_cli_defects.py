@@ -74,6 +74,21 @@ def test_stream_risk_for_conformal_knn_is_refused_not_ignored(work):
     assert _run(["stream", work / "zscore-model", "--risk", "0.01"], input=line).exit_code == 0  # SPOT: applies
 
 
+def test_risk_for_likelihood_detectors_is_refused_not_ignored(work, tmp_path):
+    """LikelihoodKNN's stream alarms by the anomaly likelihood: --risk (SPOT's) used to be accepted and ignored."""
+    model = tmp_path / "lk-model"
+    res = _run(["train", work / "series.csv", "-d", "LikelihoodKNN", "-o", model])
+    assert res.exit_code == 0, res.output
+    line = json.dumps({"timestamp": "2022-01-01 20:00:00", "x0": 0.5}) + "\n"
+    res = _run(["stream", model, "--risk", "0.01"], input=line)
+    assert res.exit_code == 2 and "--risk does not apply to LikelihoodKNN" in res.output, res.output
+    assert "anomaly likelihood" in res.output and '"epsilon"' in res.output and "--fixed-threshold" in res.output
+    assert _run(["stream", model], input=line).exit_code == 0
+    res = _run(["report", model, work / "series.csv", "-o", tmp_path / "r.html", "--risk", "0.01"])
+    assert res.exit_code == 2 and "--risk does not apply to LikelihoodKNN" in res.output
+    assert "--fixed-threshold" not in res.output and not (tmp_path / "r.html").exists()
+
+
 def test_stream_settings_on_a_saved_state_are_refused_not_ignored(work, tmp_path):
     rows = (work / "series.csv").read_text().splitlines()[:40]
     res = _run(["stream", work / "zscore-model", "--save-state", tmp_path / "st"], input="\n".join(rows) + "\n")

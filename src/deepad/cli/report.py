@@ -83,11 +83,11 @@ def report(
     from deepad.stream import is_series_detector
 
     if is_series_detector(model):
-        from deepad.cli.stream import _risk_does_not_apply
+        from deepad.cli.stream import _alarms_by_likelihood, _risk_does_not_apply
         from deepad.stream import default_threshold
 
-        if risk is not None and default_threshold(model) == "fixed":
-            fail(_risk_does_not_apply(model, fixed_threshold=False))
+        if risk is not None and (default_threshold(model) == "fixed" or _alarms_by_likelihood(model)):
+            fail(_risk_does_not_apply(model, fixed_threshold=False, command="report"))
         with _UserErrors(f"{data}: "):
             build_series_report(
                 model,

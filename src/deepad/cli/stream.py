@@ -93,7 +93,7 @@ def stream(
             model = deepad.load(model_dir)
             _check_streamable(model, model_dir)
             method = default_threshold(model, fixed_threshold)
-            if risk is not None and method == "fixed":
+            if risk is not None and (method == "fixed" or _alarms_by_likelihood(model)):
                 fail(_risk_does_not_apply(model, fixed_threshold))
             scorer = StreamScorer(
                 model,
@@ -195,11 +195,34 @@ def _check_streamable(model, model_dir: str) -> None:
         )
 
 
-def _risk_does_not_apply(model, fixed_threshold: bool) -> str:
+def _alarms_by_likelihood(model) -> bool:
+    """True for a detector whose streams alarm by the anomaly likelihood (LikelihoodKNN, OnlineForecaster,
+    LikelihoodEnsemble: issue 21), where SPOT and its ``--risk`` are not used."""
+    from deepad.detectors.series_ensemble import LikelihoodEnsemble
+
+    return callable(getattr(model, "_stream_likelihood", None)) or isinstance(model, LikelihoodEnsemble)
+
+
+def _risk_does_not_apply(model, fixed_threshold: bool, command: str = "stream") -> str:
     if fixed_threshold:
         return (
             "--risk sets the adaptive SPOT threshold; with --fixed-threshold the model's threshold_ is used instead. "
             "Give one of them."
+        )
+    if _alarms_by_likelihood(model):
+        eps = getattr(model, "epsilon", None)
+        level = f" ({eps:g})" if isinstance(eps, (int, float)) else ""
+        params = (
+            "'{\"epsilon\": ...}'"
+            if eps is not None
+            else '\'{"knn_params": {"epsilon": ...}, "forecaster_params": {"epsilon": ...}}\''
+        )
+        return (
+            f"--risk does not apply to {type(model).__name__}: its stream alarms by the anomaly likelihood (an alert "
+            f"when the recent scores' tail probability falls below epsilon{level}) and a range check, not by SPOT. "
+            f"To change the false-alarm rate, retrain with deepad train ... --detector {type(model).__name__} "
+            f"--params {params}"
+            + ("; to use the model's fixed threshold_ instead, give --fixed-threshold." if command == "stream" else ".")
         )
     rate = getattr(model, "contamination", None)
     level = f" ({rate:g})" if isinstance(rate, (int, float)) else ""
