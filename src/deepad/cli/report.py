@@ -44,7 +44,8 @@ def report(
     risk: float = typer.Option(
         None,
         help="Time series: SPOT risk of the adaptive threshold (default 1e-4); not for ConformalKNN, whose "
-        "threshold is its own conformal one.",
+        "threshold is its own conformal one, nor for the likelihood detectors (LikelihoodKNN, OnlineForecaster, "
+        "LikelihoodEnsemble).",
     ),
     png: str = typer.Option(None, "--png", help="Time series: also write the plot to this PNG file."),
     read_options=None,

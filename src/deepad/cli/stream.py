@@ -21,7 +21,8 @@ def stream(
         None,
         help="SPOT risk: target probability that a normal point raises an alarm (default 1e-4). Only for the "
         "adaptive SPOT threshold: not with --fixed-threshold, nor for ConformalKNN, whose threshold is its own "
-        "conformal one (retrain with --contamination to change it).",
+        "conformal one (retrain with --contamination to change it), nor for LikelihoodKNN, OnlineForecaster and "
+        "LikelihoodEnsemble, which alarm by the anomaly likelihood (their epsilon).",
     ),
     refractory: int = typer.Option(
         None, min=0, help="Points after an alert during which alarms are suppressed (default 0)."
