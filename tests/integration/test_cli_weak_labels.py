@@ -106,7 +106,10 @@ def test_label_holdout_zero_skips_it_and_one_anomaly_cannot_be_held_out(tables, 
     [
         ("no_anomalies", "label column 'label' has no anomalies (158 rows labelled 0, none 1)"),
         ("blank", "label column 'label' is blank on every row"),
-        ("non_binary", "column 'label': 8 value(s) cannot be read as true/false"),
+        (
+            "non_binary",
+            "column 'label': 8 value(s) cannot be read as labels (numbers must be 1 = anomaly or 0 = normal",
+        ),
     ],
 )
 def test_bad_label_columns_are_clear_errors(tables, tmp_path, name, expected):

@@ -479,3 +479,20 @@ def test_nested_columns_are_named_and_can_be_excluded(tmp_path):
     with pytest.raises(DataValidationError, match=r"column 'tags' holds nested values .*--exclude tags"):
         infer_schema(frame)
     assert infer_schema(frame, exclude=["tags"]).feature_columns == ["a"]
+
+
+def test_label_values_word_their_error_as_labels_not_as_a_boolean_feature():
+    import pandas as pd
+    import pytest
+
+    from deepad.data import DataValidationError
+    from deepad.data.values import boolean_values, label_values
+
+    assert label_values(pd.Series([0, 1, None]), "y").tolist()[:2] == [0.0, 1.0]
+    with pytest.raises(DataValidationError, match=r"cannot be read as labels \(numbers must be 1 = anomaly") as e:
+        label_values(pd.Series([0, 1, 2]), "y")
+    assert "training had" not in str(e.value)
+    with pytest.raises(DataValidationError, match=r"labels \(1/true = anomaly, 0/false = normal, blank = unknown\)"):
+        label_values(pd.Series(["0", "1", "maybe"], dtype="str"), "y")
+    with pytest.raises(DataValidationError, match="training had a boolean"):  # a feature keeps its wording
+        boolean_values(pd.Series([0, 1, 2]), "x")

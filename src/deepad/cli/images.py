@@ -190,10 +190,10 @@ def _image_labels(imgs, data: str, label_column: str | None):
         )
     if imgs.labels is None:
         fail(f"{data} has no labels: give a folder with one sub-folder per class, or an .npz with a y array.")
-    from deepad.data.preprocessing import boolean_values
+    from deepad.data.values import label_values
 
     try:
-        return boolean_values(pd.Series(imgs.labels), "label")
+        return label_values(pd.Series(imgs.labels), "label")
     except ValueError:
         classes = sorted({str(v) for v in imgs.labels})
         fail(

@@ -78,7 +78,7 @@ def train_series(
     import warnings
 
     from deepad.data import read_table
-    from deepad.data.preprocessing import boolean_values
+    from deepad.data.values import label_values
     from deepad.data.series import default_timestamp_column, series_grid
     from deepad.thresholds import apply_threshold_rule, conformal_reason
 
@@ -107,7 +107,7 @@ def train_series(
     with _UserErrors(f"{data}: "):
         ts = timestamp or default_timestamp_column(df.columns)
         values = _value_columns(df, data, ts, label_column, excluded)
-        labels = boolean_values(df[label_column], label_column) if label_column is not None else None
+        labels = label_values(df[label_column], label_column) if label_column is not None else None
         prepared = series_grid(df, timestamp=ts, values=values, labels=labels, resample=resample, fill_limit=fill_limit)
     grid, y, merged = prepared.values, prepared.labels, prepared.merged
     step, imputed, dropped = prepared.info["step"], prepared.info["filled"], prepared.info["dropped"]

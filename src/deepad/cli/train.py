@@ -209,7 +209,7 @@ def train(
     import numpy as np
 
     from deepad.data import infer_schema, read_table
-    from deepad.data.preprocessing import boolean_values
+    from deepad.data.values import label_values
     from deepad.data.writers import same_file as _same_file
     from deepad.pipeline import TabularDetector
     from deepad.thresholds import apply_threshold_rule, threshold_rule
@@ -353,7 +353,7 @@ def train(
         if label_column not in df.columns:
             fail(f"{data} has no label column {label_column!r}; its columns are {list(df.columns)[:20]}.")
         with _UserErrors(f"{data}: label "):
-            y = boolean_values(df[label_column], label_column)
+            y = label_values(df[label_column], label_column)
     with _UserErrors(f"{data}: "):
         schema = infer_schema(
             df, exclude=[c for c in excluded if c != label_column], types=type_map, label=label_column

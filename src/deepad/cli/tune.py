@@ -66,7 +66,7 @@ def tune_cmd(
     import numpy as np
 
     from deepad.data import infer_schema, read_table
-    from deepad.data.preprocessing import boolean_values
+    from deepad.data.values import label_values
     from deepad.data.writers import same_file as _same_file
     from deepad.pipeline import TabularDetector
 
@@ -102,7 +102,7 @@ def tune_cmd(
     X_val = y_val = df_all = None
     if label_column is not None:
         with _UserErrors(f"{data}: label "):
-            y = boolean_values(df[label_column], label_column)
+            y = label_values(df[label_column], label_column)
         df = df.drop(columns=[label_column])
         df_all = df  # the final model learns from every row, as `deepad train` would
         known = np.flatnonzero(~np.isnan(y))

@@ -18,7 +18,7 @@ from deepad.data.schema import (
     parse_numbers,
 )
 
-__all__ = ["numeric_values", "boolean_values", "datetime_values", "category_values", "MISSING"]
+__all__ = ["numeric_values", "boolean_values", "label_values", "datetime_values", "category_values", "MISSING"]
 
 #: the category a missing value of a categorical column becomes
 MISSING = "__missing__"
@@ -65,7 +65,22 @@ def numeric_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
     return values
 
 
-def boolean_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
+#: what a boolean feature column accepts, as its error says
+_BOOLEAN_RULE = ("true/false (training had a boolean; numbers must be 0 or 1)", "true/false")
+#: what a label column accepts (deepad train/tune/report --label-column), as its error says
+_LABEL_RULE = (
+    "labels (numbers must be 1 = anomaly or 0 = normal; blank = unknown)",
+    "labels (1/true = anomaly, 0/false = normal, blank = unknown)",
+)
+
+
+def label_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
+    """A label column as 1.0 (anomaly) / 0.0 (normal) / NaN (unknown): :func:`boolean_values` with the labels'
+    wording in its error (a label column is not a boolean feature that training had)."""
+    return boolean_values(s, name, row_offset, _rule=_LABEL_RULE)
+
+
+def boolean_values(s: pd.Series, name: str, row_offset: int = 0, *, _rule=_BOOLEAN_RULE) -> np.ndarray:
     """0.0 / 1.0 with NaN for missing; anything else raises."""
     if s.isna().all():
         return np.full(len(s), np.nan)
@@ -75,7 +90,7 @@ def boolean_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
         values = s.to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isnan(values) & (values != 0) & (values != 1)
         if bad.any():
-            raise _unparseable(name, s, bad, "true/false (training had a boolean; numbers must be 0 or 1)", row_offset)
+            raise _unparseable(name, s, bad, _rule[0], row_offset)
         return values
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         raise _wrong_type(name, s, "true/false values", row_offset)
@@ -98,7 +113,7 @@ def boolean_values(s: pd.Series, name: str, row_offset: int = 0) -> np.ndarray:
         values[is_false] = 0.0
         bad = s.notna().to_numpy() & ~is_true & ~is_false
     if bad.any():
-        raise _unparseable(name, s, bad, "true/false", row_offset)
+        raise _unparseable(name, s, bad, _rule[1], row_offset)
     return values
 
 

@@ -37,10 +37,10 @@ def _frame_sha256(X: Any) -> str:
 
 def _labels(y: Any, n: int, name: str | None) -> np.ndarray:
     """0/1 with NaN for unknown; bad values raise ValueError naming the first one."""
-    from deepad.data.preprocessing import boolean_values
+    from deepad.data.values import label_values
 
     if isinstance(y, pd.Series):
-        values = boolean_values(y, name or str(y.name))
+        values = label_values(y, name or str(y.name))
     else:
         values = np.asarray(y, dtype=np.float64).ravel()
         bad = ~(np.isnan(values) | np.isin(values, (0.0, 1.0)))
