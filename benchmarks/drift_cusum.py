@@ -47,7 +47,7 @@ import pandas as pd
 
 from deepad.detectors.series import RollingZScore
 from deepad.stream import PValueCUSUM
-from deepad.thresholds import conformal_p_values
+from deepad.thresholds import conformal_p_values, smoothed_conformal_p_value
 
 NAB = Path("/work/shared/datasets/nab")
 PHIS = [0.0, 0.3, 0.6, 0.8, 0.9, 0.95]
@@ -62,6 +62,12 @@ def _run(p: np.ndarray, autocorrelation: bool) -> list[tuple[int, str]]:
         if side is not None:
             out.append((i, side))
     return out
+
+
+def _smoothed(ref: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """The p-values ``StreamScorer(drift=True)`` gives its CUSUM: smoothed conformal, point ``i`` hashed as ``i``."""
+    r = np.sort(ref)
+    return np.array([smoothed_conformal_p_value(r, float(v), i) for i, v in enumerate(s)])
 
 
 def _ar1(n: int, phi: float, rng: np.random.Generator) -> np.ndarray:
@@ -83,9 +89,11 @@ def ar1_study(points: int, reps: int, shift: float, seed: int = 0) -> list[dict]
             shifted = s.copy()
             shifted[2000:] += shift
             p_shift = conformal_p_values(ref, shifted[:6000])
-            for name, ac in (("iid", False), ("ess", True)):
-                ev = _run(p, ac)
-                ups = [i for i, d in _run(p_shift, ac) if d == "up" and i >= 2000]
+            variants = [("iid", False, p, p_shift), ("ess", True, p, p_shift)]
+            variants.append(("ess+smoothed", True, _smoothed(ref, s), _smoothed(ref, shifted[:6000])))
+            for name, ac, p_, p_shift_ in variants:
+                ev = _run(p_, ac)
+                ups = [i for i, d in _run(p_shift_, ac) if d == "up" and i >= 2000]
                 rows.append(
                     {
                         "phi": phi,
@@ -117,8 +125,8 @@ def nab_study() -> list[dict]:
             p = conformal_p_values(ref, stream)
             x_ = -np.log(p)
             lag1 = float(np.corrcoef(x_[:-1], x_[1:])[0, 1]) if x_.std() > 0 else float("nan")
-            for cname, ac in (("iid", False), ("ess", True)):
-                ev = _run(p, ac)
+            for cname, ac, p_ in (("iid", False, p), ("ess", True, p), ("ess+smoothed", True, _smoothed(ref, stream))):
+                ev = _run(p_, ac)
                 rows.append(
                     {
                         "file": name,
@@ -156,29 +164,40 @@ def main() -> None:
 
 def tables(ar: list[dict], nab: list[dict]) -> str:
     df = pd.DataFrame(ar)
+    kinds = [c for c in ("iid", "ess", "ess+smoothed") if c in set(df.cusum)]
     lines = [
-        "| phi | false events / 10k points: iid | ess | median delay to a +shift (points): iid | ess |",
-        "|---|---|---|---|---|",
+        "| phi | false events / 10k points: "
+        + " | ".join(kinds)
+        + " | median delay to a +shift (points): "
+        + " | ".join(kinds)
+        + " |",
+        "|---" * (1 + 2 * len(kinds)) + "|",
     ]
     for phi, g in df.groupby("phi"):
         cells = []
-        for c in ("iid", "ess"):
+        for c in kinds:
             h = g[g.cusum == c]
             cells.append(f"{10_000 * h.false_events.sum() / h.points.sum():.2f}")
-        for c in ("iid", "ess"):
+        for c in kinds:
             d = g[g.cusum == c].delay.dropna()
             miss = int(g[g.cusum == c].delay.isna().sum())
             cells.append(f"{d.median():.0f}" + (f" ({miss} missed)" if miss else "") if len(d) else "missed")
         lines.append(f"| {phi:g} | " + " | ".join(cells) + " |")
-    lines += ["", "| NAB file | smoothing | points | lag-1 autocorr. of -ln p | mean -ln p | events: iid | ess |"]
-    lines.append("|---|---|---|---|---|---|---|")
     nd = pd.DataFrame(nab)
+    nkinds = [c for c in ("iid", "ess", "ess+smoothed") if c in set(nd.cusum)]
+    lines += [
+        "",
+        "| NAB file | smoothing | points | lag-1 autocorr. of -ln p | mean -ln p | events: " + " | ".join(nkinds),
+    ]
+    lines[-1] += " |"
+    lines.append("|---" * (5 + len(nkinds)) + "|")
     for (f, sm), g in nd.groupby(["file", "smoothing"]):
-        i, e = g[g.cusum == "iid"].iloc[0], g[g.cusum == "ess"].iloc[0]
-        lines.append(
-            f"| {f} | {sm} | {i.points} | {i.lag1:.2f} | {i.mean_x:.2f} | {i.events} ({i.up} up, {i.down} down) "
-            f"| {e.events} ({e.up} up, {e.down} down) |"
-        )
+        i = g[g.cusum == "iid"].iloc[0]
+        cells = []
+        for c in nkinds:
+            e = g[g.cusum == c].iloc[0]
+            cells.append(f"{e.events} ({e.up} up, {e.down} down)")
+        lines.append(f"| {f} | {sm} | {i.points} | {i.lag1:.2f} | {i.mean_x:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

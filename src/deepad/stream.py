@@ -42,8 +42,8 @@ detector's ``value_range_`` of its training rows, primed and streamed rows) is a
 
 With ``drift=True`` the scorer also watches for *score drift* -- scores
 creeping up or sinking as a whole, not single alarms: a two-sided CUSUM
-(:class:`PValueCUSUM`) on each point's conformal p-value against the
-reference scores, whose mean under no drift is known exactly.  Its events
+(:class:`PValueCUSUM`) on each point's smoothed conformal p-value against
+the reference scores (exactly uniform under no drift, ties included).  Its events
 come in :attr:`StreamUpdate.drift_events`; its state is saved and resumed
 with the stream's.
 
@@ -74,7 +74,7 @@ import pandas as pd
 
 from deepad.detectors.series_likelihood import AnomalyLikelihood, log_likelihood
 from deepad.detectors.series_spot import SPOT
-from deepad.thresholds import LongRunVariance, conformal_p_values_sorted
+from deepad.thresholds import LongRunVariance, conformal_p_values_sorted, smoothed_conformal_p_value
 
 __all__ = [
     "StreamScorer",
@@ -343,7 +343,7 @@ class StreamScorer:
             s = smoothed[i] = scores[i] = sum(self._recent) / len(self._recent)
             if self.drift is not None:
                 ref = self._sorted_reference
-                side = self.drift.step(float(conformal_p_values_sorted(ref, s)))
+                side = self.drift.step(smoothed_conformal_p_value(ref, s, self.n_seen + i))  # exact under ties
                 if side is not None:
                     events.append({"index": i, "direction": side, "points": self.n_seen + i + 1})
             if native_unit and self.likelihood is None:  # the score is -log10(p) / 10 of the detector's own p-value

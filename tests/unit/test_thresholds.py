@@ -140,3 +140,42 @@ def test_the_report_reexports_the_reason_text():
     from deepad.report import describe_threshold, threshold_reason
 
     assert threshold_reason is T.threshold_reason and describe_threshold is T.describe_threshold
+
+
+def test_smoothed_conformal_p_value_is_uniform_even_when_scores_tie():
+    """Vovk's smoothed p-value: exactly U(0, 1] under exchangeability, ties included (the stream's drift input)."""
+    from scipy import stats
+
+    from deepad.thresholds import conformal_p_values_sorted, smoothed_conformal_p_value
+
+    rng = np.random.default_rng(0)
+    # the guarantee is over the draw of the reference and the new point: a fresh (rounded, so tied) pair per trial
+    refs, new = np.sort(np.round(rng.normal(size=(3000, 20)), 1), axis=1), np.round(rng.normal(size=3000), 1)
+    p = np.array([smoothed_conformal_p_value(r, s, i) for i, (r, s) in enumerate(zip(refs, new))])
+    assert 0.0 < p.min() and p.max() <= 1.0
+    assert stats.kstest(p, "uniform").pvalue > 0.01
+    conservative = np.array([conformal_p_values_sorted(r, s) for r, s in zip(refs, new)])
+    assert np.all(p <= conservative + 1e-12) and stats.kstest(conservative, "uniform").pvalue < 1e-6
+    # a flat line: every score tied with the whole reference; the conservative p-value is 1 on every point
+    flat = np.zeros(500)
+    p = np.array([smoothed_conformal_p_value(flat, 0.0, i) for i in range(4000)])
+    assert abs(np.mean(-np.log(p)) - 1.0) < 0.06 and stats.kstest(p, "uniform").pvalue > 0.01
+    assert smoothed_conformal_p_value(flat, 0.0, 7) == smoothed_conformal_p_value(flat, 0.0, 7)  # deterministic
+    # mostly tied (a square wave), a score between the two levels, above all, below all
+    wave = np.sort(np.r_[np.zeros(600), np.ones(400)])
+    assert 400 / 1001 < smoothed_conformal_p_value(wave, 0.5, 3) <= 401 / 1001  # no tie: u / (n + 1) wide
+    assert smoothed_conformal_p_value(wave, 2.0, 3) <= 1 / 1001
+    assert smoothed_conformal_p_value(wave, -1.0, 3) >= 1000 / 1001
+
+
+def test_stream_drift_is_quiet_on_a_flat_line():
+    """A flat-lined series scored against its own flat reference: no drift event (the conservative p-value of a
+    tied score is 1, which used to make the 'down' side fire within a few dozen points)."""
+    from deepad.detectors import RollingZScore
+    from deepad.stream import StreamScorer
+
+    x = np.full((3000, 1), 5.0)
+    det = RollingZScore(window=16).fit(x[:1000])
+    sc = StreamScorer(det, threshold="fixed", drift=True)
+    events = [e for i in range(1000, 3000, 250) for e in sc.update(x[i : i + 250]).drift_events]
+    assert events == [], events
