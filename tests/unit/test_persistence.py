@@ -217,3 +217,26 @@ def test_a_derived_name_the_class_cannot_rebuild_is_refused(model, tmp_path):
     path.write_text(json.dumps(config))
     with pytest.raises(ModelFormatError, match="field 'derived' must list"):
         deepad.load(tmp_path / "m")
+
+
+def test_default_saves_its_neighbour_rows_as_an_array_and_loads_without_skops(tmp_path):
+    """DEFAULT's kNN index is rebuilt from ``reference_`` at load: no .skops file, no skops import, same scores."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    import deepad
+    from deepad.detectors import DEFAULT
+
+    rng = np.random.default_rng(0)
+    X, new = rng.normal(size=(400, 5)), rng.normal(size=(50, 5))
+    model = DEFAULT(max_reference=300, random_state=0).fit(X)
+    model.save(tmp_path / "m")
+    assert not list((tmp_path / "m").rglob("*.skops"))
+    loaded = deepad.load(tmp_path / "m")
+    assert np.array_equal(loaded.decision_function(new), model.decision_function(new))
+    assert loaded.reference_.shape == (300, 5) and loaded.neighbors_.n_samples_fit_ == 300
+    code = f"import sys, deepad; deepad.load({str(tmp_path / 'm')!r}); print('skops.io' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "False"

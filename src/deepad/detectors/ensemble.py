@@ -260,6 +260,40 @@ class LocalGlobalEnsemble(BaseDetector):
 
         return NearestNeighbors(n_neighbors=k, algorithm=self.algorithm, n_jobs=self.n_jobs).fit(ref)
 
+    @property
+    def neighbors_(self):
+        """The nearest-neighbour index over ``reference_`` (the kNN members' reference rows).
+
+        Built at fit and rebuilt from ``reference_`` when a saved model is
+        loaded: the model file holds the rows as a plain float array, not a
+        skops-serialised scikit-learn object, so loading DEFAULT imports no
+        skops (2.5 s of CPU: it walks every scikit-learn module on import).
+        The same rows, algorithm and ``k`` give the same index and the same scores.
+        """
+        index = self.__dict__.get("_neighbors")
+        if index is None:
+            if "reference_" not in self.__dict__:
+                raise AttributeError("neighbors_")
+            index = self._neighbour_index(self.reference_, max(self.k_local_, self.k_global_))
+            self.__dict__["_neighbors"] = index
+        return index
+
+    @neighbors_.setter
+    def neighbors_(self, index) -> None:  # at fit, and from a model saved before (its neighbors_.skops)
+        self.__dict__["_neighbors"] = index
+        self.reference_ = np.asarray(index._fit_X)
+
+    def _check_loaded_state(self) -> None:
+        super()._check_loaded_state()
+        ref = getattr(self, "reference_", None)
+        d = np.asarray(self.scaler_center_).shape[-1]
+        if not (isinstance(ref, np.ndarray) and ref.ndim == 2 and ref.shape[1] == d and ref.dtype.kind == "f"):
+            shape = getattr(ref, "shape", None)
+            raise ValueError(f"reference_ must be a float array of shape (rows, {d}), got {shape}.")
+        if not max(self.k_local_, self.k_global_) <= ref.shape[0]:
+            raise ValueError(f"reference_ has {ref.shape[0]} rows, fewer than the {self.k_global_} neighbours used.")
+        self.neighbors_  # noqa: B018 -- build the index now, not inside the first request
+
     def _fit(self, X, y, seed, **fit_params):
         from deepad.data.progress import progress_bar
 
