@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 from deepad import persistence as _persistence
 from deepad import thresholds as _thr
 
-__all__ = ["BaseDetector", "LabelsIgnoredWarning", "resolve_seed", "validate_X", "validate_labels"]
+__all__ = ["BaseDetector", "LabelsIgnoredWarning", "check_finite", "resolve_seed", "validate_X", "validate_labels"]
 
 
 class LabelsIgnoredWarning(UserWarning):
@@ -51,11 +51,14 @@ def validate_X(
     feature_names: list[str] | None = None,
     who: str = "detector",
     contiguous: bool = True,
+    finite: bool = True,
 ) -> np.ndarray:
     """Return ``X`` as a C-contiguous float64 2-D array or raise a message that names the problem.
 
     ``contiguous=False`` returns a float64 array in whatever memory layout it already has (a column-major
     matrix is not copied into row-major): for callers that read it in row batches into buffers of their own.
+    ``finite=False`` leaves out the test for NaN and infinity: for callers that make it themselves while they
+    read the rows, with :func:`check_finite` on the array to word the error (``BaseDetector._checks_finite``).
 
     Accepts NumPy arrays, nested lists and pandas DataFrames with numeric
     columns.  Errors name the shape, the offending column and the first bad
@@ -120,21 +123,32 @@ def validate_X(
         raise ValueError(f"{name}'s columns differ from those seen in fit: {detail or 'same names, different order'}.")
     if arr.shape[0] < min_samples:
         raise ValueError(f"{name} has {arr.shape[0]} rows, but this {who} needs at least {min_samples}.")
-    # A finite sum means every value is finite (NaN and infinity propagate); only a non-finite sum (a bad value, or
-    # finite values that overflow when added) needs the full test.  One pass, no boolean copy: 0.012 s against
-    # 0.017 s for 400,000 x 30 rows (benchmarks/throughput.py, target 3).
-    finite = None if np.isfinite(np.add.reduce(arr, axis=None)) else np.isfinite(arr)
-    if finite is not None and not finite.all():
-        rows, cols = np.nonzero(~finite)
-        r, c = int(rows[0]), int(cols[0])
-        what = "NaN" if np.isnan(arr[r, c]) else "infinity"
-        col = repr(columns[c]) if columns else str(c)
-        raise ValueError(
-            f"{name} contains {what} (first at row {r}, column {col}; {rows.size} non-finite "
-            "values in total). Impute missing values first, e.g. with "
-            "deepad.data.TabularPreprocessor or sklearn.impute.SimpleImputer."
-        )
+    if finite:
+        check_finite(arr, name=name, columns=columns)
     return np.ascontiguousarray(arr) if contiguous else arr
+
+
+def check_finite(arr: np.ndarray, *, name: str = "X", columns: list[str] | None = None) -> None:
+    """Raise ``ValueError`` naming the first NaN or infinity of a 2-D float array (row, column, how many in all).
+
+    A finite sum means every value is finite (NaN and infinity propagate); only a non-finite sum (a bad value, or
+    finite values that overflow when added) needs the full test.  One pass, no boolean copy: 0.012 s against
+    0.017 s for 400,000 x 30 rows (benchmarks/throughput.py, target 3).
+    """
+    if np.isfinite(np.add.reduce(arr, axis=None)):
+        return
+    finite = np.isfinite(arr)
+    if finite.all():
+        return
+    rows, cols = np.nonzero(~finite)
+    r, c = int(rows[0]), int(cols[0])
+    what = "NaN" if np.isnan(arr[r, c]) else "infinity"
+    col = repr(columns[c]) if columns else str(c)
+    raise ValueError(
+        f"{name} contains {what} (first at row {r}, column {col}; {rows.size} non-finite "
+        "values in total). Impute missing values first, e.g. with "
+        "deepad.data.TabularPreprocessor or sklearn.impute.SimpleImputer."
+    )
 
 
 def validate_labels(y: Any, n_samples: int) -> np.ndarray:
@@ -285,6 +299,10 @@ class BaseDetector(BaseEstimator):
     #: column-major (the layout :class:`~deepad.data.TabularPreprocessor` encodes in): the scores are the same
     #: and the row-major copy of the whole matrix is saved.  Set by the detectors whose scoring does this.
     _scores_any_layout: bool = False
+    #: Whether :meth:`_score` tests its rows for NaN and infinity itself while it reads them (raising
+    #: :func:`check_finite`'s error), so :meth:`decision_function` given a NumPy array skips that separate pass
+    #: over it.  A DataFrame is still tested while it is converted, so its error names the column by its name.
+    _checks_finite: bool = False
 
     def _training_reference_scores(self, X: np.ndarray) -> np.ndarray:
         """Scores of the training rows as *new* data would see them: ``decision_scores_``, ``threshold_`` and ``labels_``.
@@ -364,7 +382,9 @@ class BaseDetector(BaseEstimator):
         feature_names = list(map(str, X.columns)) if hasattr(X, "columns") else None
         return validate_X(X, min_samples=self._min_samples(), who=type(self).__name__), feature_names
 
-    def _validate_for_scoring(self, X) -> np.ndarray:
+    def _validate_for_scoring(self, X, *, finite: bool = True) -> np.ndarray:
+        """``X`` checked against the fitted shape and names; ``finite=False`` leaves the NaN/infinity test to
+        :meth:`_score` (only :meth:`decision_function` passes it, for a detector with ``_checks_finite``)."""
         check_is_fitted(self, "decision_scores_")
         names = list(self.feature_names_in_) if hasattr(self, "feature_names_in_") else None
         return validate_X(
@@ -373,6 +393,7 @@ class BaseDetector(BaseEstimator):
             feature_names=names,
             who=type(self).__name__,
             contiguous=not self._scores_any_layout,
+            finite=finite,
         )
 
     def decision_function(self, X) -> np.ndarray:
@@ -384,7 +405,11 @@ class BaseDetector(BaseEstimator):
         row gets ``+inf``, the most anomalous score, never a NaN that every
         threshold comparison would call normal.
         """
-        scores = np.array(self._score(self._validate_for_scoring(X)), dtype=np.float64)
+        if self._checks_finite and isinstance(X, np.ndarray):  # _score tests the rows as it reads them
+            Xv = self._validate_for_scoring(X, finite=False)
+        else:
+            Xv = self._validate_for_scoring(X)
+        scores = np.array(self._score(Xv), dtype=np.float64)
         scores[np.isnan(scores)] = np.inf
         return scores
 

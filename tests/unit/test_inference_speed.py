@@ -111,3 +111,68 @@ def test_feature_errors_stream_like_the_whole_array(make, data):
     with context:
         expected = batched_apply(errors, _whole_array(det, X), device=det._device)
     np.testing.assert_array_equal(det.feature_errors(X), expected)
+
+
+def _validation_error(X) -> str:
+    from deepad.base import validate_X
+
+    with pytest.raises(ValueError) as info:
+        validate_X(X)
+    return str(info.value)
+
+
+@pytest.mark.parametrize("make", DETECTORS, ids=["AutoEncoder", "VAE", "DeepSVDD"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_a_non_finite_value_in_a_later_batch_gets_the_validation_error(make, bad, data):
+    """The finiteness test moved into the batches' range check: same words, row, column and count as before."""
+    X_fit, X = data
+    det = make().fit(X_fit)
+    det._inference_batch_size = 64
+    X = X.copy()
+    X[200, 4] = bad
+    X[731, 1] = bad
+    with pytest.raises(ValueError) as info:
+        det.decision_function(X)
+    assert str(info.value) == _validation_error(X)
+    assert "first at row 200, column 4; 2 non-finite values in total" in str(info.value)
+
+
+def test_a_nan_after_a_value_too_large_is_reported_first_as_before(data):
+    """Validation used to run before the range check, so a NaN anywhere wins over a too-large value earlier on."""
+    X_fit, X = data
+    det = AutoEncoder(epochs=1, random_state=0).fit(X_fit)
+    det._inference_batch_size = 64
+    X = X.copy()
+    X[3, 0] = 1e300
+    X[900, 2] = np.nan
+    with pytest.raises(ValueError, match=r"NaN \(first at row 900, column 2; 1 non-finite"):
+        det.decision_function(X)
+
+
+def test_a_dataframe_with_nan_still_names_its_column(data):
+    import pandas as pd
+
+    X_fit, X = data
+    columns = [f"f{j}" for j in range(X.shape[1])]
+    det = DeepSVDD(epochs=1, pretrain_epochs=1, random_state=0).fit(pd.DataFrame(X_fit, columns=columns))
+    frame = pd.DataFrame(X, columns=columns)
+    frame.iloc[17, 3] = np.nan
+    with pytest.raises(ValueError, match=r"NaN \(first at row 17, column 'f3'"):
+        det.decision_function(frame)
+
+
+@pytest.mark.parametrize("make", DETECTORS, ids=["AutoEncoder", "VAE", "DeepSVDD"])
+def test_tiles_and_column_major_rows_give_the_same_float32_rows_and_scores(make, data):
+    """The tiled, the column-by-column and the record-by-record arithmetic are the same IEEE operations."""
+    X_fit, X = data
+    det = make().fit(X_fit)
+    reference = det.decision_function(X)
+    expected = _whole_array(det, X)
+    for tile in (1, 7 * X.shape[1], 10**6):
+        det._tile_values = tile
+        for rows in (X, np.asfortranarray(X), np.asfortranarray(np.vstack([X, X]))[: X.shape[0]]):
+            for batch in (1, 97, 4096):
+                prepare = det._batch_transform(batch, rows)
+                got = np.concatenate([prepare(rows[s : s + batch], s).copy() for s in range(0, len(rows), batch)])
+                np.testing.assert_array_equal(got, expected)
+            np.testing.assert_array_equal(det.decision_function(rows), reference)

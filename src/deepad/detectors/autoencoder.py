@@ -47,6 +47,7 @@ class AutoEncoder(NeuralDetector):
     """
 
     _scores_any_layout = True  # scored through NeuralDetector._apply: rows are copied batch by batch
+    _checks_finite = True  # ... and each batch's float32 range check also finds NaN and infinity
 
     def __init__(
         self,

@@ -95,6 +95,7 @@ class DeepSVDD(NeuralDetector):
     """
 
     _scores_any_layout = True  # scored through NeuralDetector._apply: rows are copied batch by batch
+    _checks_finite = True  # ... and each batch's float32 range check also finds NaN and infinity
 
     #: coordinates of the centre closer to 0 than this are pushed to ±eps (Ruff et al.'s reference code)
     center_eps: float = 0.1

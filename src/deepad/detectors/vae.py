@@ -62,6 +62,7 @@ class VAE(NeuralDetector):
     """
 
     _scores_any_layout = True  # scored through NeuralDetector._apply: rows are copied batch by batch
+    _checks_finite = True  # ... and each batch's float32 range check also finds NaN and infinity
 
     def __init__(
         self,
@@ -176,4 +177,4 @@ class VAE(NeuralDetector):
 
         bs = self._inference_batch_size
         with torch_context(None, self._device, self.n_threads):
-            return batched_apply(errors, Xv, device=self._device, batch_size=bs, prepare=self._batch_transform(bs))
+            return batched_apply(errors, Xv, device=self._device, batch_size=bs, prepare=self._batch_transform(bs, Xv))
