@@ -44,6 +44,7 @@ _WHERE = {
     "OnlineForecaster": "series_online",
     "LikelihoodEnsemble": "series_ensemble",
     "MultiSeriesKNN": "series_multi",
+    "ARTimeStream": "series_art",
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
@@ -111,6 +112,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names ar
     from deepad.detectors.series_online import OnlineForecaster  # noqa: F401
     from deepad.detectors.series_ensemble import LikelihoodEnsemble  # noqa: F401
     from deepad.detectors.series_multi import MultiSeriesKNN  # noqa: F401
+    from deepad.detectors.series_art import ARTimeStream  # noqa: F401
     from deepad.detectors.vae import VAE  # noqa: F401
 
     DEFAULT = LocalGlobalEnsemble
