@@ -125,3 +125,38 @@ def test_univariate_only_with_a_clear_error():
     with pytest.raises(ValueError, match="univariate: X has 2 value columns"):
         ARTimeStream().fit(np.hstack([_series()[:TRAIN]] * 2))
 
+
+# --------------------------------------------------------------------------- ARTimeEnsemble
+def test_ensemble_is_the_or_of_its_members_and_resumes_exactly(tmp_path):
+    from deepad.detectors import ARTimeEnsemble, LikelihoodKNN
+
+    X = _series(spike_at=2000)
+    X[1200:1260] = 10.0  # a flat stretch inside the range: a broken pattern, not a spike
+    ens = ARTimeEnsemble().fit(X[:TRAIN])
+    assert ens.art_.min_confidence == 0.7 and ens.art_.range_tolerance is None and ens.threshold_ == 1.0
+    _, full = _stream(ens, X)
+    # its alarms are exactly: the k-NN likelihood's, or the ART's confident mismatches, or the range check's
+    knn = LikelihoodKNN().fit(X[:TRAIN])
+    lk_sc = StreamScorer(knn, threshold="spot", range_tolerance=0.05)
+    lk_alarms = lk_sc.update(X[TRAIN:]).alarms
+    art = ARTimeStream(min_confidence=0.7, range_tolerance=None).fit(X[:TRAIN])
+    art_alarms = art.decision_function(X[TRAIN:]) > 0.7
+    np.testing.assert_array_equal(full.alarms, lk_alarms | art_alarms)
+    alerts = np.flatnonzero(full.alerts) + TRAIN
+    assert np.any((alerts >= 1200) & (alerts < 1300)) and np.any((alerts >= 2000) & (alerts < 2060)), alerts
+    # causal, and a save mid-stream resumes with the same scores and alerts
+    Y = X.copy()
+    Y[1500:] = Y[1500:] * -3.0 + 50.0
+    _, changed = _stream(ens, Y)
+    assert np.array_equal(full.scores[: 1500 - TRAIN], changed.scores[: 1500 - TRAIN])
+    sc = StreamScorer(ens, threshold=default_threshold(ens), refractory=16, rearm=64)
+    sc.prime(X[:TRAIN])
+    first = sc.update(X[TRAIN:1700])
+    sc.save(tmp_path / "s")
+    resumed = StreamScorer.load(tmp_path / "s")
+    rest = [resumed.update(X[i : i + 1]) for i in range(1700, 1900)] + [resumed.update(X[1900:])]
+    scores = np.concatenate([first.scores] + [r.scores for r in rest])
+    alerts_resumed = np.concatenate([first.alerts] + [r.alerts for r in rest])
+    assert np.array_equal(scores, full.scores) and np.array_equal(alerts_resumed, full.alerts)
+    with pytest.raises(ValueError, match="univariate"):
+        ARTimeEnsemble().fit(np.hstack([X[:TRAIN]] * 2))
