@@ -42,6 +42,7 @@ def test_fit_state_and_stream_settings(art):
     assert rho_lb == rho_ub == art.initial_vigilance_  # no vigilance update while the ART learns
     assert np.all((art.state_W_ >= 0) & (art.state_W_ <= 1))  # complement-coded hyperboxes in [0, 1]
     assert default_threshold(art) == "fixed" and art.threshold_ == 0.3  # min_confidence
+    assert "confidence above 0.3" in art.threshold_method_["reason"]
     assert np.array_equal(art.decision_scores_, np.zeros(TRAIN))
     H = _haar_matrix(8)
     np.testing.assert_allclose(H @ H.T, np.eye(8), atol=1e-12)  # the Haar transform is orthonormal

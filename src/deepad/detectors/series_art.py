@@ -227,7 +227,13 @@ class ARTimeStream(BaseDetector):
     def fit(self, X, y=None, **fit_params):
         super().fit(X, y, **fit_params)
         self.threshold_ = float(self.min_confidence)
-        self.threshold_method_ = {"method": "confidence", "min_confidence": float(self.min_confidence)}
+        self.threshold_method_ = {
+            "method": "confidence",
+            "min_confidence": float(self.min_confidence),
+            "reason": f"an alert is a window no ART category admits (a new cluster, unmasked) with confidence above "
+            f"{float(self.min_confidence):g}"
+            + (f", or a value beyond the range seen by {self.range_tolerance:g} of it" if self.range_tolerance else ""),
+        }
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 

@@ -89,7 +89,13 @@ class ARTimeEnsemble(BaseDetector):
     def fit(self, X, y=None, **fit_params):
         super().fit(X, y, **fit_params)
         self.threshold_ = 1.0  # the k-NN likelihood below its epsilon, a confident ART mismatch, or out of range
-        self.threshold_method_ = {"method": "likelihood or ART confidence", "contamination": float(self.contamination)}
+        self.threshold_method_ = {
+            "method": "likelihood or ART confidence",
+            "contamination": float(self.contamination),
+            "reason": f"an alert is a recent mean k-NN distance improbable for the stream's own (tail probability below "
+            f"{self.knn_.epsilon:g}), an ART mismatch with confidence above {self.art_.min_confidence:g}"
+            + (f", or a value beyond the range seen by {self.range_tolerance:g} of it" if self.range_tolerance else ""),
+        }
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(np.int64)
         return self
 
