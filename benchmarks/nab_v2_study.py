@@ -46,6 +46,15 @@ CONFIGS = {
     "online_lr3e-3": dict(random_state=0, online_lr=3e-3),
     "online_every1": dict(random_state=0, train_every=1),
     "online_lr3e-4": dict(random_state=0, online_lr=3e-4),
+    # issue 21, round 3: ARTimeStream (its score, the anomaly confidence, is cached as "alpha" and "unit"); the
+    # range check and the confidence cut are replayed ("spatial", "or_unit" / "or_art"), so they are not set here
+    "art": dict(),
+    **{f"art_margin{m}": dict(range_margin=m) for m in (0.1, 0.25, 0.4, 0.5, 0.6, 0.75, 1.0)},
+    **{f"art_chomp{c}": dict(chomp=c) for c in (0.0, 0.05, 0.1)},
+    **{f"art_spike{f}": dict(spike_fraction=f) for f in (0.0, 0.05, 0.2)},
+    **{f"art_wpp{k}": dict(windows_per_probation=k) for k in (8, 20)},
+    **{f"art_rho{r}": dict(initial_rho=r) for r in (0.7, 0.9)},
+    "art_window16": dict(window=16),
 }
 
 
@@ -63,7 +72,13 @@ def cache(root: str, config: str) -> None:
         X = df[["value"]].to_numpy(dtype=np.float64)
         n = X.shape[0]
         prob = nab.probation_length(n)
-        if config.startswith("online"):
+        if config.startswith("art"):
+            from deepad.detectors import ARTimeStream
+
+            det = ARTimeStream(**CONFIGS[config]).fit(X[:prob])
+            alphas = det._stream_scores(det._stream_state(), X[prob:])
+            units, train_alpha = alphas, det.decision_scores_
+        elif config.startswith("online"):
             det = OnlineForecaster(**CONFIGS[config]).fit(X[:prob])
             state = det._stream_state()
             det._stream_prime(state, X[:prob])
@@ -187,6 +202,7 @@ def main(argv=None) -> int:
     ap.add_argument("root", nargs="?", default="/work/shared/datasets/nab")
     ap.add_argument("--config", default="knn16")
     ap.add_argument("--ensemble", default="", help="more cached configs: their likelihood alarms are OR-ed in")
+    ap.add_argument("--art", default="", help="a cached ARTimeStream config: its alarms (score > or_art) are OR-ed in")
     ap.add_argument(
         "--grid", default="{}", help="JSON: name -> list of values (AnomalyLikelihood args + source, warmup)"
     )
@@ -196,6 +212,7 @@ def main(argv=None) -> int:
         return 0
     files = load(args.config, args.root)
     extra = {c: {f["key"]: f for f in load(c, args.root)} for c in args.ensemble.split(",") if c}
+    art = {f["key"]: f for f in load(args.art, args.root)} if args.art else {}
     print(
         fmt("baseline: unit > 0.1398 (the shipped ConformalKNN)", score(files, lambda f: suppress(f["unit"] > 0.13979)))
     )
@@ -210,9 +227,18 @@ def main(argv=None) -> int:
         tol = setting.pop("spatial", None)
         rearm = setting.pop("rearm", 64)
         use_lk = setting.pop("lk", True)
+        or_art = setting.pop("or_art", None)
 
         def alerts_of(
-            f, setting=setting, source=source, warmup=warmup, or_unit=or_unit, tol=tol, rearm=rearm, use_lk=use_lk
+            f,
+            setting=setting,
+            source=source,
+            warmup=warmup,
+            or_unit=or_unit,
+            tol=tol,
+            rearm=rearm,
+            use_lk=use_lk,
+            or_art=or_art,
         ):
             tr, st = raw_input(f, source)
             alarm = likelihood_alarms(tr, st, setting, warmup)[0] if use_lk else np.zeros(st.size, dtype=bool)
@@ -220,6 +246,8 @@ def main(argv=None) -> int:
                 alarm |= likelihood_alarms(*raw_input(other[f["key"]], source), setting, warmup)[0]
             if or_unit is not None:
                 alarm |= f["unit"] > or_unit
+            if or_art is not None:
+                alarm |= art[f["key"]]["unit"] > or_art
             if tol is not None:
                 alarm |= spatial(f["values"], f["prob"], tol)
             return suppress(alarm, rearm=rearm)

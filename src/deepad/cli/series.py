@@ -129,7 +129,8 @@ def train_series(
         model = inner.fit(grid[values], **fit_params)
         if own_threshold:
             rate = float(model.contamination)
-            model.threshold_method_ = {**model.threshold_method_, "reason": conformal_reason(rate)}
+            reason = model.threshold_method_.get("reason") or conformal_reason(rate)  # a detector's own, if it has one
+            model.threshold_method_ = {**model.threshold_method_, "reason": reason}
         else:
             apply_threshold_rule(model, method, fpr=fpr, pot_risk=pot_risk, default=default_rule)
     seconds = time.perf_counter() - t0

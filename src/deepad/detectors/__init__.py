@@ -44,6 +44,8 @@ _WHERE = {
     "OnlineForecaster": "series_online",
     "LikelihoodEnsemble": "series_ensemble",
     "MultiSeriesKNN": "series_multi",
+    "ARTimeStream": "series_art",
+    "ARTimeEnsemble": "series_art_ensemble",
     "ConvAutoEncoder": "images",
     "ConvVAE": "images",
     "ConvDeepSVDD": "images",
@@ -111,6 +113,8 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs (the names ar
     from deepad.detectors.series_online import OnlineForecaster  # noqa: F401
     from deepad.detectors.series_ensemble import LikelihoodEnsemble  # noqa: F401
     from deepad.detectors.series_multi import MultiSeriesKNN  # noqa: F401
+    from deepad.detectors.series_art import ARTimeStream  # noqa: F401
+    from deepad.detectors.series_art_ensemble import ARTimeEnsemble  # noqa: F401
     from deepad.detectors.vae import VAE  # noqa: F401
 
     DEFAULT = LocalGlobalEnsemble
