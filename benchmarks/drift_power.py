@@ -61,7 +61,7 @@ QUICK = ["4_breastw", "6_cardio", "23_mammography", "28_pendigits", "38_thyroid"
 KINDS = ["none", "mean", "scale", "category", "missing", "swap"]
 MEAN_SHIFT, SCALE, CAT_SHARE, MISSING = 0.25, 1.25, 0.15, 0.10
 ALPHA = 0.05
-GRID = [25, 50, 100, 200, 400, 800]
+GRID = [10, 15, 25, 50, 100, 200, 400, 800]
 MMD_ROWS = 500
 #: rows of a set's normal data kept for the held-out pool (donors, http, skin, ... have 10^5-10^6)
 POOL_CAP = 6000
@@ -78,7 +78,7 @@ def _frame(X: np.ndarray, cat: np.ndarray) -> pd.DataFrame:
 class Setup:
     """One data set: the model, the reference rows, the test pool, and Alibi's view of both."""
 
-    def __init__(self, name: str, seed: int = 0):
+    def __init__(self, name: str, seed: int = 0, alibi: bool = True):
         d = np.load(DATA / f"{name}.npz")
         X = np.asarray(d["X"], dtype=np.float64)[np.asarray(d["y"]) == 0]
         self.anomalies = np.asarray(d["X"], dtype=np.float64)[np.asarray(d["y"]) == 1]
@@ -98,7 +98,9 @@ class Setup:
         self.n_cal = n_ref - n_fit if n_ref - n_fit >= 19 else 0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            self.model = TabularDetector(IsolationForest(n_estimators=100), contamination=0.05, random_state=seed)
+            self.model = TabularDetector(
+                IsolationForest(n_estimators=100, random_state=seed), contamination=0.05, random_state=seed
+            )
             self.model.fit(self._df(fit))
         self.fit_rows = fit
         self.mean, self.std = fit.mean(axis=0), np.where(fit.std(axis=0) > 0, fit.std(axis=0), 1.0)
@@ -108,7 +110,7 @@ class Setup:
         # Alibi's KS gets every fitted row; its MMD the first 500 (deepad's MMD subsamples 500 per side too:
         # same data budget, and Alibi's MMD on 1,300 reference rows took 13 s a test here)
         view = self._alibi_view(self._df(fit))
-        self.alibi = _alibi(view, view[:MMD_ROWS])
+        self.alibi = _alibi(view, view[:MMD_ROWS]) if alibi else None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref = self.model.drift_reference_
@@ -174,14 +176,54 @@ def _alibi(x_ref: np.ndarray, x_ref_mmd: np.ndarray):
         }
 
 
-def _trial(s: Setup, df: pd.DataFrame) -> dict:
-    """One trial: every p-value (deepad's sections, MMD and C2ST apart; Alibi's) and each part's time."""
+#: the per-column numeric tests and the score section's tail cuts every trial records (the tables combine them)
+NUMERIC = ("ks", "lepage", "ks+lepage", "ks+mood")
+TAILS = (0.9, 0.99)
+#: the cheaper C2ST the trials also record: fewer trees, a larger step
+C2ST_FAST = {"n_trees": 20, "learning_rate": 0.25}
+
+
+def _components(r) -> dict:
+    """The p-values a report's feature and score sections are built from, and the feature section per numeric test.
+
+    ``p_features_<test>``: Holm's family p-value (Bonferroni's ``m min p``)
+    with each numeric column tested by ``<test>`` (``NUMERIC``); the other
+    feature tests (categorical, boolean, missing rate) as they are.
+    ``p_score_ks``, ``p_flag``, ``p_tail<q>``: the score section's tests.
+    """
+    out = {}
+    tested = [f for f in r.features if f.get("p_value") is not None]
+    for test in NUMERIC:
+        ps = []
+        for f in tested:
+            if "p_ks" in f and f["kind"] == "numeric":
+                ks, lep, mood = f["p_ks"], f["p_lepage"], f["p_mood"]
+                ps.append({"ks": ks, "lepage": lep, "ks+lepage": 2 * min(ks, lep), "ks+mood": 2 * min(ks, mood)}[test])
+            else:
+                ps.append(f["p_value"])
+        out[f"p_features_{test}"] = float(min(1.0, len(ps) * min(ps))) if ps else 1.0
+    sc = r.score
+    out["p_score_ks"] = sc["distribution"]["p_value"]
+    out["p_flag"] = sc["flag_rate"]["p_value"]
+    for t in sc["tails"]:
+        out[f"p_tail{round(100 * t['quantile'])}"] = t["p_value"]
+    return out
+
+
+def _trial(s: Setup, df: pd.DataFrame, recorded: dict | None = None) -> dict:
+    """One trial: every p-value (deepad's sections and their parts, MMD and C2ST apart; Alibi's) and each part's time.
+
+    ``recorded``: the same trial of an earlier run (same seed, same rows):
+    its Alibi verdicts are reused instead of running Alibi again, and its
+    MMD / C2ST / KS-feature p-values are kept to check the rows are the same.
+    """
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t = time.perf_counter()
-        r = detect_drift(s.model, df, alpha=ALPHA, multivariate=False)  # scoring, feature and score sections
+        r = detect_drift(s.model, df, alpha=ALPHA, multivariate=False, tail_quantiles=TAILS)
         out["deepad_base_s"] = time.perf_counter() - t
+        out.update({f"{k}_s": v for k, v in r.seconds.items()})
         Z = s.model.transform(df)
         t = time.perf_counter()
         out["p_mmd"] = mmd_test(s.Z_ref, Z, max_rows=MMD_ROWS)["p_value"]
@@ -189,10 +231,24 @@ def _trial(s: Setup, df: pd.DataFrame) -> dict:
         t = time.perf_counter()
         out["p_c2st"] = c2st_test(s.Z_ref, Z, max_rows=MMD_ROWS)["p_value"]
         out["c2st_s"] = time.perf_counter() - t
-    out["p_features"] = r.sections.get("features", 1.0)
-    out["p_score"] = r.sections["score"]
-    out["deepad_s"] = out["deepad_base_s"] + out["mmd_s"]  # the default report (MMD)
-    if s.alibi is not None:
+        t = time.perf_counter()
+        out["p_c2st_fast"] = c2st_test(s.Z_ref, Z, max_rows=MMD_ROWS, **C2ST_FAST)["p_value"]
+        out["c2st_fast_s"] = time.perf_counter() - t
+    out.update(_components(r))
+    out["p_features"] = out["p_features_ks"]  # the feature section as the old rule had it (KS per column)
+    out["p_score"] = min(1.0, 2 * min(out["p_score_ks"], out["p_flag"]))  # and the old score section
+    out["deepad_s"] = out["deepad_base_s"] + out["mmd_s"]  # the report with MMD
+    if recorded is not None:
+        for k in ("alibi_ks", "alibi_mmd", "alibi_ks_s", "alibi_mmd_s"):
+            if k in recorded:
+                out[k if not k.endswith("_s") else f"recorded_{k}"] = recorded[k]
+        out["recorded"] = {k: recorded.get(k) for k in ("p_mmd", "p_c2st", "p_features", "p_score")}
+    elif s.alibi is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = time.perf_counter()
+            detect_drift(s.model, df, alpha=ALPHA)  # the library's default report, as one call
+            out["deepad_default_s"] = time.perf_counter() - t
         x = s._alibi_view(df)
         for k, det in s.alibi.items():
             t = time.perf_counter()
@@ -263,15 +319,19 @@ def _doubling_shift(s: Setup) -> tuple[int, float] | None:
 
 def _power(s: Setup, trials: int, make) -> dict:
     """Detection rate of the score section and of the feature section alone, per ``n`` of ``GRID``."""
-    out = {"power": {}}
+    out = {"power": {}, "trials": {}}
     for n in [n for n in GRID if n <= (len(s.pool) - s.n_cal) // 2]:
         hits = {"score": 0, "features": 0}
+        out["trials"][n] = []
         for _ in range(trials):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                r = detect_drift(s.model, make(n), alpha=ALPHA, multivariate=False)
-            hits["score"] += r.sections["score"] <= ALPHA
-            hits["features"] += r.sections["features"] <= ALPHA
+                r = detect_drift(s.model, make(n), alpha=ALPHA, multivariate=False, tail_quantiles=TAILS)
+            c = _components(r)
+            out["trials"][n].append(c)
+            # the old sections: KS per column, score = 2 min(KS, flag rate); the tables recompute the others
+            hits["score"] += min(1.0, 2 * min(c["p_score_ks"], c["p_flag"])) <= ALPHA
+            hits["features"] += c["p_features_ks"] <= ALPHA
         out["power"][n] = {k: v / trials for k, v in hits.items()}
     for k in ("score", "features"):
         ok = [n for n, p in out["power"].items() if p[k] >= 0.8]
@@ -322,7 +382,18 @@ def main() -> None:
     parser.add_argument("--rows-trials", type=int, default=10, help="trials per n in the rows-needed study (0: skip)")
     parser.add_argument("--grid", type=int, nargs="*", default=GRID, help="n of the rows-needed study")
     parser.add_argument("--out", default="benchmarks/results/drift_power.json")
+    parser.add_argument(
+        "--reuse-alibi",
+        nargs="*",
+        default=None,
+        help="part files of an earlier run with the same seed: reuse their Alibi verdicts (same rows) instead of "
+        "running Alibi, and keep their MMD / C2ST / feature p-values to check the rows are the same",
+    )
+    parser.add_argument("--no-recalibration", action="store_true", help="skip the recalibration study")
     args = parser.parse_args()
+    recorded_all = {}
+    for p in args.reuse_alibi or []:
+        recorded_all.update(json.loads(Path(p).read_text()))
     GRID[:] = args.grid
     names = args.sets or (sorted(p.stem for p in DATA.glob("*.npz")) if args.all else QUICK)
     out = Path(args.out)
@@ -331,12 +402,20 @@ def main() -> None:
         if name in results:
             continue
         t0 = time.perf_counter()
-        s = Setup(name)
+        recorded = recorded_all.get(name) if args.reuse_alibi is not None else None
+        if args.reuse_alibi is not None and recorded is None:
+            print(f"{name}: not in the --reuse-alibi files, skipped", flush=True)
+            continue
+        s = Setup(name, alibi=args.reuse_alibi is None)
         res = {"rows_per_trial": s.m, "features": int(s.pool.shape[1]), "kinds": {}}
         for kind in KINDS:
             n = args.trials * (2 if kind == "none" else 1)
-            res["kinds"][kind] = [_trial(s, s.sample(kind)) for _ in range(n)]
-        res["recalibration"] = _recalibration(s, RECAL_TRIALS)
+            old = recorded["kinds"][kind] if recorded else [None] * n
+            res["kinds"][kind] = [_trial(s, s.sample(kind), old[i]) for i in range(n)]
+        if recorded:
+            res["alibi_reused"] = True
+        if not args.no_recalibration:
+            res["recalibration"] = _recalibration(s, RECAL_TRIALS)
         res["rows_needed"] = _rows_needed(s, args.rows_trials) if args.rows_trials else {}
         res["seconds"] = time.perf_counter() - t0
         results[name] = res

@@ -250,8 +250,18 @@ def rows_summary(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("parts", nargs="+")
-    parser.add_argument("--out", default="benchmarks/results/drift/RESULTS.md")
+    parser.add_argument("--out", default=None)
+    parser.add_argument("--v2", action="store_true", help="the v2 tables (drift-v2: each section's parts recorded)")
+    parser.add_argument("--timing", nargs="*", default=None, help="v2: the part files of the run that timed Alibi")
+    parser.add_argument("--preamble", type=Path, default=None, help="v2: markdown put under the title (commands)")
     args = parser.parse_args()
+    if args.v2:
+        args.out = args.out or "benchmarks/results/drift-v2/RESULTS.md"
+        from drift_tables_v2 import main_v2
+
+        main_v2(args)
+        return
+    args.out = args.out or "benchmarks/results/drift/RESULTS.md"
     results = load(args.parts)
     names = list(results)
     choose, confirm = names[0::2], names[1::2]

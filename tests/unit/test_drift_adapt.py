@@ -166,3 +166,94 @@ def test_autocorrelation_state_is_saved_and_old_states_resume():
     assert [c.step(float(x)) for x in ps] == [back.step(float(x)) for x in ps] and c.up == back.up
     old = {k: v for k, v in state.items() if k != "autocorrelation"}
     assert PValueCUSUM.from_state(old).autocorrelation is None  # a state saved before: the plain CUSUM, as it was
+
+
+# --------------------------------------------------------------------------- per-column rank tests, score tails
+def _column(values):
+    from deepad.drift._numeric import ColumnReference
+
+    return ColumnReference(np.asarray(values, dtype=np.float64))
+
+
+def test_numeric_tests_match_scipy_and_hold_their_level_under_no_drift():
+    from scipy import stats
+
+    from deepad.drift._numeric import numeric_tests
+
+    rng = np.random.default_rng(0)
+    for n, m in [(1500, 400), (60, 40)]:  # Smirnov's asymptotic p-value and scipy's exact one
+        ref, new = rng.normal(size=n), rng.normal(0.1, 1.1, size=m)
+        (r,) = numeric_tests([_column(ref)], [new], "ks")
+        assert r["p_ks"] == pytest.approx(stats.ks_2samp(ref, new, method="asymp" if n * m > 10_000 else "auto").pvalue)
+        assert r["wasserstein_std"] == pytest.approx(stats.wasserstein_distance(ref, new) / ref.std())
+    # 400 no-drift pairs: a continuous column and a tied (integer) one; each test's rate at 5 % near 5 %
+    p = {k: [] for k in ("p_ks", "p_lepage", "p_mood", "p_wilcoxon")}
+    for i in range(400):
+        for scale in (None, 1.5):
+            ref, new = rng.normal(size=300), rng.normal(size=60)
+            if scale:
+                ref, new = np.round(ref * scale), np.round(new * scale)
+            (r,) = numeric_tests([_column(ref)], [new], "ks+lepage")
+            for k in p:
+                p[k].append(r[k])
+    for k in ("p_lepage", "p_mood", "p_wilcoxon"):
+        v = np.array(p[k])
+        assert 0.025 <= np.mean(v <= 0.05) <= 0.075, k
+        assert 0.15 <= np.mean(v <= 0.25) <= 0.35, k  # uniform-ish, not only in the tail
+    assert np.mean(np.array(p["p_ks"]) <= 0.05) <= 0.075  # KS: conservative on ties
+
+
+def test_lepage_sees_a_scale_change_that_ks_misses():
+    from deepad.drift._numeric import numeric_tests
+
+    rng = np.random.default_rng(1)
+    ref = rng.normal(size=1500)
+    found = {"p_ks": 0, "p_lepage": 0}
+    for _ in range(40):
+        (r,) = numeric_tests([_column(ref)], [1.25 * rng.normal(size=300)], "ks+lepage")
+        for k in found:
+            found[k] += r[k] <= 0.05 / 20  # a Bonferroni share of 20 columns
+        assert r["test"] == "ks+lepage" and r["p_value"] == pytest.approx(min(1.0, 2 * min(r["p_ks"], r["p_lepage"])))
+        assert r["std_ratio"] == pytest.approx(1.25, abs=0.15) and r["mood_z"] > 0
+    assert found["p_lepage"] >= 30 and found["p_ks"] <= found["p_lepage"] - 10
+    with pytest.raises(ValueError, match="numeric_test must be one of"):
+        numeric_tests([_column(ref)], [ref], "anderson")
+
+
+def test_tail_exceedance_test_is_exact_and_sees_a_few_far_rows():
+    from deepad.drift._score import tail_test
+
+    rng = np.random.default_rng(2)
+    for n, m in [(200, 15), (40, 40)]:
+        p = np.array([tail_test(rng.random(n), rng.random(m), 0.9)["p_value"] for _ in range(1500)])
+        assert np.mean(p <= 0.05) <= 0.06 and np.mean(p <= 0.2) >= 0.12  # exact: at most the level, not far below
+    ref = rng.normal(size=500)
+    new = np.concatenate([rng.normal(size=45), rng.normal(6.0, 1.0, size=5)])  # 10 % of the rows far out
+    r = tail_test(ref, new, 0.99)
+    assert r["new_count"] >= 5 and r["expected_count"] == pytest.approx(50 * 5 / 501)
+    assert r["p_value"] < 1e-3
+    assert tail_test(ref, rng.normal(size=50) - 3.0, 0.99)["p_value"] == 1.0  # one-sided: fewer far rows is not it
+
+
+def test_detect_drift_reports_every_part_and_reuses_the_prepared_reference():
+    from deepad.drift.core import _CACHE
+
+    model = TabularDetector(IsolationForest(random_state=0), contamination=0.05, random_state=0).fit(_table(1500, 0))
+    new = _table(400, 1)
+    new["a"] = 1.3 * new["a"]
+    r = detect_drift(model, new, numeric_test="ks+lepage", tail_quantiles=(0.9, 0.99))
+    (a,) = [f for f in r.features if f["name"] == "a"]
+    assert a["drift"] and a["p_lepage"] < a["p_ks"] and {"p_mood", "p_wilcoxon", "wasserstein_std"} <= set(a)
+    tails = r.score["tails"]
+    assert [t["quantile"] for t in tails] == [0.9, 0.99]
+    ps = [r.score["distribution"]["p_value"], r.score["flag_rate"]["p_value"]] + [t["p_value"] for t in tails]
+    assert r.score["p_value"] == pytest.approx(min(1.0, 4 * min(ps)))
+    assert set(r.seconds) == {"prepare", "features", "multivariate", "score"}
+    cached = _CACHE[model]["Z_ref"]
+    again = detect_drift(model, new, numeric_test="ks+lepage", tail_quantiles=(0.9, 0.99))
+    assert _CACHE[model]["Z_ref"] is cached and again.to_dict() == r.to_dict()  # same verdict from the cache
+    ks = detect_drift(model, new, numeric_test="ks", tail_quantiles=())
+    (a_ks,) = [f for f in ks.features if f["name"] == "a"]
+    assert a_ks["test"] == "ks" and a_ks["p_value"] == a["p_ks"] and ks.score["tails"] == []
+    with pytest.raises(ValueError, match="numeric_test must be one of"):
+        detect_drift(model, new, numeric_test="t")

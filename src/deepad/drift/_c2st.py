@@ -15,6 +15,8 @@ def c2st_test(
     test_fraction: float = 0.5,
     random_state: int = 0,
     classifier=None,
+    n_trees: int = 50,
+    learning_rate: float = 0.1,
 ) -> dict:
     """Classifier two-sample test (Lopez-Paz & Oquab, ICLR 2017): the held-out AUC of a reference-vs-new classifier.
 
@@ -54,7 +56,11 @@ def c2st_test(
         return {"p_value": None, "skipped": f"too few rows to train and test a classifier ({n} reference, {m} new)"}
     if classifier is None:
         classifier = HistGradientBoostingClassifier(
-            max_iter=50, max_leaf_nodes=15, early_stopping=False, random_state=random_state
+            max_iter=n_trees,
+            learning_rate=learning_rate,
+            max_leaf_nodes=15,
+            early_stopping=False,
+            random_state=random_state,
         )
     Z = np.vstack([X, Y])
     label = np.concatenate([np.zeros(n, dtype=np.int8), np.ones(m, dtype=np.int8)])

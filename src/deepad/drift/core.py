@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import warnings
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +13,8 @@ import pandas as pd
 
 from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
-from deepad.thresholds import conformal_p_values
+from deepad.drift._numeric import NUMERIC_TESTS, ColumnReference, numeric_tests
+from deepad.drift._score import TAIL_QUANTILES, score_drift
 from deepad.drift._stats import CORRECTIONS, family_p, adjust, frequency_test, numeric_test, proportion_test
 
 __all__ = ["DriftReport", "detect_drift", "score_drift", "json_safe"]
@@ -20,6 +23,8 @@ __all__ = ["DriftReport", "detect_drift", "score_drift", "json_safe"]
 SECTIONS = ("features", "multivariate", "score")
 #: the multivariate tests ``detect_drift(multivariate=...)`` knows ("both": MMD and C2ST, Bonferroni over the two)
 MULTIVARIATE = ("mmd", "c2st", "both")
+#: what ``multivariate=True`` (the default) runs
+DEFAULT_MULTIVARIATE = "mmd"
 
 
 @dataclass
@@ -46,6 +51,9 @@ class DriftReport:
     unavailable: dict[str, str] = field(default_factory=dict)
     #: the new rows' anomaly scores (not in ``to_dict``)
     scores: np.ndarray | None = field(default=None, repr=False)
+    #: seconds per part: ``prepare`` (read, encode, score the rows), ``features``, ``multivariate``, ``score``
+    #: (not in ``to_dict``, so a report's JSON does not change from run to run)
+    seconds: dict[str, float] = field(default_factory=dict, repr=False)
 
     @property
     def moved(self) -> list[str]:
@@ -101,79 +109,39 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-# --------------------------------------------------------------------------- score drift
-def score_drift(model, scores: np.ndarray) -> dict:
-    """Score drift of ``scores`` (the model's scores of new rows) against the reference scores the model stores.
-
-    The reference is ``model.p_value_reference``: the calibration scores
-    when the model has them, else the training reference scores.  Two tests:
-
-    * distribution: Kolmogorov-Smirnov two-sample test of the new scores vs
-      the reference scores.  This is the test that the conformal p-values
-      of the new rows are uniform, with the reference's own sampling error
-      accounted for (a one-sample KS of the p-values against U(0, 1)
-      ignores it and raises false alarms once the new rows outnumber the
-      reference rows);
-    * flag rate: the rows above ``threshold_``, new vs reference, by
-      Fisher's exact test.  Under no drift the new rows are exchangeable
-      with the reference, so a new row is flagged with probability
-      ``(1 + #reference above) / (n + 1)`` and the count is (nearly)
-      binomial; the exact 2x2 test also carries the reference's
-      uncertainty about that rate.
-
-    The section's p-value is Holm's over the two (``2 * min``).
-    """
-    from scipy import stats
-
-    ref = np.asarray(model.p_value_reference, dtype=np.float64)
-    scores = np.asarray(scores, dtype=np.float64)
-    threshold = float(model.threshold_)
-    calibrated = getattr(model, "calibration_scores_", None) is not None
-    kind = "calibration scores (held out of training)" if calibrated else model.training_scores_kind()
-    ks = stats.ks_2samp(ref, scores, method="asymp" if ref.size * scores.size > 10_000 else "auto")
-    p_values = conformal_p_values(ref, scores)
-    rate = proportion_test(
-        int(np.count_nonzero(ref > threshold)), ref.size, int(np.count_nonzero(scores > threshold)), scores.size
-    )
-    rate["expected_rate"] = (1.0 + rate["reference_count"]) / (ref.size + 1.0)
-    rate["ratio"] = rate["new_rate"] / rate["expected_rate"]
-    std = float(np.std(ref)) or 1.0
-    note = None
-    if not calibrated and "leave-one-out" not in kind:
-        note = (
-            f"the reference is the {kind}, which are optimistic (the model has seen those rows), so new normal "
-            "rows may score a little higher; calibrate on held-out clean rows (deepad train --calibration-fraction, "
-            "or deepad.drift.recalibrate) for the conformal guarantee"
-        )
-    if ref.size < 1000:
-        spread = np.sqrt(max(rate["expected_rate"] * (1 - rate["expected_rate"]), 1e-12) / ref.size)
-        small = (
-            f"only {ref.size:,} reference scores: the no-drift flag rate is known to about +-{spread:.1%}, and "
-            "a given small reference can be unlucky -- the tests hold at alpha over the draw of the reference, "
-            "not for every reference; calibrate on more clean rows for a steadier verdict"
-        )
-        note = f"{note}; {small}" if note else small
-    return {
-        "p_value": float(min(1.0, 2.0 * min(ks.pvalue, rate["p_value"]))),
-        "reference": kind,
-        "reference_rows": int(ref.size),
-        "threshold": threshold,
-        "distribution": {
-            "test": "ks",
-            "statistic": float(ks.statistic),
-            "p_value": float(ks.pvalue),
-            "median_p_value": float(np.median(p_values)),
-            "reference_median": float(np.median(ref)),
-            "new_median": float(np.median(scores)),
-            "median_shift_std": float((np.median(scores) - np.median(ref)) / std),
-        },
-        "flag_rate": rate,
-        **({"note": note} if note else {}),
-    }
-
-
 # --------------------------------------------------------------------------- per-feature tests
-def _feature_tests(model, df: pd.DataFrame, ignore=frozenset()) -> tuple[list[dict], str | None]:
+#: per model, what its drift reference gives every call: the prepared numeric columns and the encoded reference
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _prepared(model) -> dict:
+    """The model's reference, prepared once: numeric columns sorted (:class:`ColumnReference`), ``Z_ref`` on demand.
+
+    Keyed on the identity of ``drift_reference_`` and ``preprocessor_state_``:
+    a model given a new reference or preprocessor (a refit) gets a fresh entry.
+    """
+    key = (id(getattr(model, "drift_reference_", None)), id(getattr(model, "preprocessor_state_", None)))
+    entry = _CACHE.get(model)
+    if entry is None or entry["key"] != key:
+        entry = {"key": key, "columns": {}, "Z_ref": None}
+        _CACHE[model] = entry
+    return entry
+
+
+def _encoded_reference(model) -> np.ndarray:
+    """The training sample encoded by the model's preprocessor (computed once per model, see :func:`_prepared`)."""
+    from deepad.data.reference import reference_frame
+
+    entry = _prepared(model)
+    if entry["Z_ref"] is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            frame = reference_frame(model.preprocessor.columns_, model.drift_reference_)
+            entry["Z_ref"] = model.transform(frame)
+    return entry["Z_ref"]
+
+
+def _feature_tests(model, df: pd.DataFrame, ignore=frozenset(), numeric: str = "ks") -> tuple[list[dict], str | None]:
     """One test per feature column (values) and per column with missing values (missing rate)."""
     from deepad.data.reference import raw_values
     from deepad.data.values import MISSING, category_values
@@ -190,6 +158,8 @@ def _feature_tests(model, df: pd.DataFrame, ignore=frozenset()) -> tuple[list[di
         )
     n_train = int(prep.n_rows_fit_)
     tests: list[dict] = []
+    columns = _prepared(model)["columns"]
+    batch: list[tuple[dict, ColumnReference, np.ndarray]] = []  # numeric columns: tested together below
     for j, col in enumerate(prep.columns_):
         name, kind = col["name"], col["kind"]
         if name in ignore:
@@ -237,13 +207,20 @@ def _feature_tests(model, df: pd.DataFrame, ignore=frozenset()) -> tuple[list[di
                     )
                     tests.append({"name": name, "column": name, "kind": kind, **result})
                 else:
-                    tests.append({"name": name, "column": name, "kind": kind, **numeric_test(ref, values)})
+                    if j not in columns:
+                        columns[j] = ColumnReference(ref)
+                    tests.append({"name": name, "column": name, "kind": kind})
+                    batch.append((tests[-1], columns[j], values))
         if k_ref is None:
             continue  # an old model that had missing values in this column: its count was not kept
         if k_ref + k_new == 0:
             continue  # no missing value on either side: nothing can have moved (Fisher's p would be 1)
         result = proportion_test(k_ref, n_train, k_new, n_new)
         tests.append({"name": f"{name} (missing rate)", "column": name, "kind": "missing", **result})
+    if batch:
+        results = numeric_tests([b[1] for b in batch], [b[2] for b in batch], numeric)
+        for (entry, _, _), result in zip(batch, results):
+            entry.update(result)
     return tests, why
 
 
@@ -294,6 +271,8 @@ def detect_drift(
     random_state: int = 0,
     ignore=(),
     weights: dict | None = None,
+    numeric_test: str = "ks",
+    tail_quantiles=TAIL_QUANTILES,
 ) -> DriftReport:
     """Test whether ``X`` (new rows, no labels) still looks like the data ``model`` learned from.
 
@@ -349,11 +328,15 @@ def detect_drift(
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
+    if numeric_test not in NUMERIC_TESTS:
+        raise ValueError(f"numeric_test must be one of {NUMERIC_TESTS}, got {numeric_test!r}.")
     if multivariate is True:
-        multivariate = "mmd"
+        multivariate = DEFAULT_MULTIVARIATE
     if multivariate is not False and multivariate not in MULTIVARIATE:
         raise ValueError(f"multivariate must be True, False or one of {MULTIVARIATE}, got {multivariate!r}.")
     tabular = hasattr(model, "preprocessor_state_")
+    seconds: dict[str, float] = {}
+    clock = time.perf_counter()
     unavailable: dict[str, str] = {}
     features: list[dict] = []
     mmd = None
@@ -369,31 +352,34 @@ def detect_drift(
         unknown = sorted(set(ignore) - set(model.preprocessor.schema_.feature_columns))
         if unknown:
             raise ValueError(f"ignore names {unknown}, which are not feature columns of the model.")
-        features, why = _feature_tests(model, df, frozenset(ignore))
+        seconds["prepare"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        features, why = _feature_tests(model, df, frozenset(ignore), numeric_test)
         if why:
             unavailable["features"] = why
+        seconds["features"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         reference = getattr(model, "drift_reference_", None)
         if not multivariate:
             unavailable["multivariate"] = "turned off (multivariate=False)"
         elif reference is None:
             unavailable["multivariate"] = "the model was saved without a training sample (retrain it)"
         else:
-            from deepad.data.reference import reference_frame
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                Z_ref = model.transform(reference_frame(model.preprocessor.columns_, reference))
+            Z_ref = _encoded_reference(model)
             keep = ~np.isin(np.asarray(model.feature_sources_, dtype=object), list(ignore))
             if keep.any():
                 mmd = _multivariate(multivariate, Z_ref[:, keep], Z[:, keep], max_rows, n_permutations, random_state)
             else:
                 unavailable["multivariate"] = "every feature is ignored"
+            seconds["multivariate"] = time.perf_counter() - clock
     else:
         scores = np.asarray(model.decision_function(X), dtype=np.float64)
         unavailable["features"] = f"{type(model).__name__} on arrays keeps no schema or training sample"
         unavailable["multivariate"] = unavailable["features"]
     n_rows = int(scores.size)
-    score = score_drift(model, scores)
+    clock = time.perf_counter()
+    score = score_drift(model, scores, tail_quantiles)
+    seconds["score"] = time.perf_counter() - clock
 
     tested = [f for f in features if f.get("p_value") is not None]
     p_raw = np.array([f["p_value"] for f in tested], dtype=np.float64)
@@ -447,4 +433,5 @@ def detect_drift(
         score=score,
         unavailable=unavailable,
         scores=scores,
+        seconds=seconds,
     )
