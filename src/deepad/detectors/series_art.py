@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from deepad.base import BaseDetector, check_int_param
+from deepad.detectors.series_likelihood import check_range_tolerance
 
 __all__ = ["ARTimeStream"]
 
@@ -181,9 +182,7 @@ class ARTimeStream(BaseDetector):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not (low <= v <= high):
                 raise ValueError(f"{name} must be a number in [{low}, {high}], got {v!r}.")
-        tol = self.range_tolerance
-        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
-            raise ValueError(f"range_tolerance must be None or a number >= 0, got {tol!r}.")
+        check_range_tolerance(self.range_tolerance)
         return int(w), int(wpp), int(lv)
 
     def _min_samples(self) -> int:

@@ -9,7 +9,7 @@ import numpy as np
 from deepad.base import BaseDetector
 from deepad.detectors.series_art import ARTimeStream
 from deepad.detectors.series_knn import LikelihoodKNN
-from deepad.detectors.series_likelihood import AnomalyLikelihood
+from deepad.detectors.series_likelihood import AnomalyLikelihood, check_range_tolerance
 
 __all__ = ["ARTimeEnsemble"]
 
@@ -78,9 +78,7 @@ class ARTimeEnsemble(BaseDetector):
         return max(m._min_samples() for m in self._members())
 
     def _fit(self, X, y, seed, **fit_params):
-        tol = self.range_tolerance
-        if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
-            raise ValueError(f"range_tolerance must be None or a number >= 0, got {tol!r}.")
+        check_range_tolerance(self.range_tolerance)
         knn, art = self._members()
         self.art_ = art.fit(X)  # first: it names a multivariate X clearly
         self.knn_ = knn.fit(X)

@@ -8,7 +8,7 @@ import numpy as np
 
 from deepad.base import BaseDetector
 from deepad.detectors.series_knn import LikelihoodKNN
-from deepad.detectors.series_likelihood import AnomalyLikelihood
+from deepad.detectors.series_likelihood import AnomalyLikelihood, check_range_tolerance
 from deepad.detectors.series_online import OnlineForecaster
 
 __all__ = ["LikelihoodEnsemble"]
@@ -79,9 +79,7 @@ class LikelihoodEnsemble(BaseDetector):
         return max(m._min_samples() for m in self._members())
 
     def _fit(self, X, y, seed, **fit_params):
-        tol = self.range_tolerance
-        if tol is not None and not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
-            raise ValueError(f"range_tolerance must be None or a number >= 0, got {tol!r}.")
+        check_range_tolerance(self.range_tolerance)
         self.members_ = [m.fit(X) for m in self._members()]
         self.value_range_ = np.stack([X.min(axis=0), X.max(axis=0)])
 

@@ -220,6 +220,12 @@ class AnomalyLikelihood:
         return obj
 
 
+def check_range_tolerance(tol) -> None:
+    """HTM's range check setting: ``None`` (off) or a number >= 0 (a share of the range seen); else ValueError."""
+    if tol is not None and (isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol >= 0):
+        raise ValueError(f"range_tolerance must be None or a number >= 0, got {tol!r}.")
+
+
 class LikelihoodStreamMixin:
     """For a detector whose streams alarm by the likelihood: hyper-parameters ``short_window``, ``long_window``,
     ``epsilon``, ``alarm_update`` and ``range_tolerance`` become the :class:`deepad.stream.StreamScorer` rules."""
@@ -235,7 +241,5 @@ class LikelihoodStreamMixin:
             min_history=min(100, int(lw)) if isinstance(lw, (int, np.integer)) and not isinstance(lw, bool) else 100,
         )
         AnomalyLikelihood(**lk)  # raises a clear ValueError on a bad setting
-        tol = self.range_tolerance
-        if tol is not None and not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
-            raise ValueError(f"range_tolerance must be None or a number >= 0, got {tol!r}.")
+        check_range_tolerance(self.range_tolerance)
         return lk
