@@ -220,11 +220,9 @@ def _cpu_seconds() -> float:
 
 
 def _peak_rss() -> int:
-    import resource
-    import sys
+    from deepad.data.memory import peak_resident_bytes
 
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
+    return peak_resident_bytes() or 0
 
 
 def _score_partition(
@@ -384,10 +382,17 @@ def _local_cluster(n_workers: int | None):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     n = int(n_workers) if n_workers else max(1, min(8, cores))
     one = {"DEEPAD_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-    with dask.config.set(WORKER_CONFIG):  # the nannies hand the configuration to their worker processes
-        return LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=one, silence_logs=40
-        )
+    # A nanny writes its pre-spawn variables into this process's own environment, which its workers inherit, and
+    # leaves them there: after an earlier default cluster in this process, MALLOC_TRIM_THRESHOLD_ would reach ours.
+    inherited = os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    try:
+        with dask.config.set(WORKER_CONFIG):  # the nannies hand the configuration to their worker processes
+            return LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, env=one, silence_logs=40
+            )
+    finally:
+        if inherited is not None:
+            os.environ["MALLOC_TRIM_THRESHOLD_"] = inherited
 
 
 def score_parquet(

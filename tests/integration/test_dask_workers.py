@@ -27,8 +27,17 @@ def test_local_cluster_workers_run_without_the_profiler():
     """The profiler sampled the scoring thread's stack every 10 ms: one worker took 2x the plain-process time."""
     import dask
 
-    with _local_cluster(1) as cluster, distributed.Client(cluster) as client:
-        settings = list(client.run(_worker_settings).values())
+    import os
+
+    os.environ["MALLOC_TRIM_THRESHOLD_"] = (
+        "65536"  # as a default Dask cluster started earlier in this process leaves it
+    )
+    try:
+        with _local_cluster(1) as cluster, distributed.Client(cluster) as client:
+            settings = list(client.run(_worker_settings).values())
+        assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's environment is given back
+    finally:
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)
     # MALLOC_TRIM_THRESHOLD_ (Dask's default for nannies) doubled the CPU time of scoring in page faults
     env = {"MALLOC_TRIM_THRESHOLD_": None, "OMP_NUM_THREADS": "1", "DEEPAD_NUM_THREADS": "1"}
     assert settings == [{"config": WORKER_CONFIG, "env": env, "profiling": False, "threads": 1}]

@@ -57,6 +57,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from deepad.data.memory import peak_resident_bytes, resident_bytes
 from deepad.bench.protocol import (
     DEFAULT_MAX_ROWS,
     PROTOCOL_VERSION,
@@ -158,28 +159,9 @@ class _SplitStore:
 
 
 # --------------------------------------------------------------------------- the child
-def _status_mb(field: str) -> float | None:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return None
-
-
 def _peak_rss_mb() -> float | None:
-    peak = _status_mb("VmHWM")
-    if peak is None:
-        try:
-            import resource
-
-            r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            peak = r / 1024.0 if sys.platform != "darwin" else r / 2**20
-        except (ImportError, OSError):  # pragma: no cover - Windows
-            return None
-    return peak
+    peak = peak_resident_bytes()
+    return None if peak is None else peak / 2**20
 
 
 def _warm_torch_optimizer(torch) -> None:
@@ -214,7 +196,8 @@ def _child_main(task_path: str) -> None:
         X_fit, y_fit = P.fit_inputs(task["setting"], kind, uses_labels, X_train, y_train, y_weak)
         X_test = np.load(d / "X_test.npy")
         del X_train
-        base = _status_mb("VmRSS")
+        base = resident_bytes()
+        base = None if base is None else base / 2**20
         t0, c0 = time.perf_counter(), time.process_time()
         if y_fit is None:
             est.fit(X_fit)
