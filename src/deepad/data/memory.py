@@ -3,7 +3,7 @@
 The peak is ``VmHWM`` of ``/proc/self/status``, not ``getrusage().ru_maxrss``: on Linux a process
 started by fork + exec (a benchmark's child, a Dask worker spawned by its nanny) carries its parent's
 high-water mark in ``ru_maxrss``, so a large parent hides the child's own peak.  A Dask worker spawned
-from a client holding 20M scored rows reported 1,607 MiB this way; its own peak, ``VmHWM``, was 595 MiB
+from a client holding 20M scored rows reported 1,607 MiB this way; the same run read from ``VmHWM`` gave 595 MiB
 (``benchmarks/throughput.py --sections 5``).  ``ru_maxrss`` is the fallback where ``/proc`` does not
 exist (macOS).
 """
