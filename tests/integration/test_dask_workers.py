@@ -25,13 +25,12 @@ def _worker_settings(dask_worker):
 
 def test_local_cluster_workers_run_without_the_profiler():
     """The profiler sampled the scoring thread's stack every 10 ms: one worker took 2x the plain-process time."""
-    import dask
-
     import os
 
-    os.environ["MALLOC_TRIM_THRESHOLD_"] = (
-        "65536"  # as a default Dask cluster started earlier in this process leaves it
-    )
+    import dask
+
+    # as a default Dask cluster started earlier in this process leaves it
+    os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"
     try:
         with _local_cluster(1) as cluster, distributed.Client(cluster) as client:
             settings = list(client.run(_worker_settings).values())

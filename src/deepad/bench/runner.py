@@ -57,7 +57,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from deepad.data.memory import peak_resident_bytes, resident_bytes
 from deepad.bench.protocol import (
     DEFAULT_MAX_ROWS,
     PROTOCOL_VERSION,
@@ -87,6 +86,7 @@ from deepad.bench.results_io import (
     read_results,
     results_frame,
 )
+from deepad.data.memory import peak_resident_bytes, resident_bytes
 
 __all__ = ["run_benchmark", "read_results", "results_frame", "KEY_COLUMNS", "COLUMNS", "RESULTS_FILE", "PROTOCOL_FILE"]
 
@@ -159,9 +159,8 @@ class _SplitStore:
 
 
 # --------------------------------------------------------------------------- the child
-def _peak_rss_mb() -> float | None:
-    peak = peak_resident_bytes()
-    return None if peak is None else peak / 2**20
+def _mib(n_bytes: int | None) -> float | None:
+    return None if n_bytes is None else n_bytes / 2**20
 
 
 def _warm_torch_optimizer(torch) -> None:
@@ -196,8 +195,7 @@ def _child_main(task_path: str) -> None:
         X_fit, y_fit = P.fit_inputs(task["setting"], kind, uses_labels, X_train, y_train, y_weak)
         X_test = np.load(d / "X_test.npy")
         del X_train
-        base = resident_bytes()
-        base = None if base is None else base / 2**20
+        base = _mib(resident_bytes())
         t0, c0 = time.perf_counter(), time.process_time()
         if y_fit is None:
             est.fit(X_fit)
@@ -228,7 +226,7 @@ def _child_main(task_path: str) -> None:
         msg = " ".join(str(exc).split()) or "(no message)"
         result = {"status": "error", "error": f"{type(exc).__name__}: {msg}"[:500]}
     finally:
-        result["peak_rss_mb"] = _peak_rss_mb()
+        result["peak_rss_mb"] = _mib(peak_resident_bytes())
         tmp = Path(task["result"] + ".tmp")
         tmp.write_text(json.dumps(result))
         tmp.replace(task["result"])
