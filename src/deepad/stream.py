@@ -74,7 +74,7 @@ import pandas as pd
 
 from deepad.detectors.series_likelihood import AnomalyLikelihood, log_likelihood
 from deepad.detectors.series_spot import SPOT
-from deepad.thresholds import LongRunVariance, conformal_p_values_sorted, smoothed_conformal_p_value
+from deepad.thresholds import PValueCUSUM, conformal_p_values_sorted, smoothed_conformal_p_value
 
 __all__ = [
     "StreamScorer",
@@ -90,69 +90,6 @@ __all__ = [
 def is_series_detector(model) -> bool:
     """Whether ``model`` scores rows as a time series (a ``window`` or a stream state), not as exchangeable rows."""
     return hasattr(model, "window") or callable(getattr(model, "_stream_state", None))
-
-
-class PValueCUSUM:
-    """Online score drift: a two-sided CUSUM (Page, 1954) of ``x = -ln p`` over the stream's conformal p-values.
-
-    Under no drift each point's conformal p-value against the reference
-    scores is uniform, so ``x`` is Exp(1) with mean exactly 1: this is the
-    Page-Hinkley test with the in-control mean known rather than
-    estimated.  ``up = max(0, up + x - 1 - slack)`` grows when scores creep
-    up (p-values shrink, the flag rate rises); ``down = max(0, down + 1 - x -
-    slack)`` when they sink (p-values near 1, the flag rate goes to 0).  A
-    side crossing ``threshold`` starts a drift episode -- one event -- which
-    ends when that side's statistic is back at 0 (it is capped at twice the
-    threshold, so that happens soon after the drift stops).
-    Defaults ``slack=0.5``, ``threshold=12``: on exchangeable normal points
-    the median run between false events is about 8,000 points (simulated);
-    a shift that doubles ``x``'s mean is found after about 24 points (12 / 0.5) on average.  With
-    autocorrelated scores (series windows, ``smoothing > 1``) ``autocorrelation=True`` (StreamScorer's) multiplies
-    the threshold by their long-run variance factor (:class:`~deepad.thresholds.LongRunVariance`).  O(1) per point.
-    """
-
-    def __init__(self, threshold: float = 12.0, slack: float = 0.5, autocorrelation: bool = False):
-        if not (threshold > 0 and slack >= 0):
-            raise ValueError(f"threshold must be > 0 and slack >= 0, got {threshold}, {slack}.")
-        self.threshold, self.slack = float(threshold), float(slack)
-        self.autocorrelation = LongRunVariance() if autocorrelation else None
-        self.up = self.down = 0.0
-        self.up_on = self.down_on = False  # in a drift episode (one event per episode)
-        self.n = self.n_events = 0
-
-    def step(self, p: float) -> str | None:
-        """Process one p-value; return ``"up"`` or ``"down"`` when a drift episode starts, else ``None``."""
-        x = float(-np.log(max(float(p), 1e-300)))
-        self.n += 1
-        h = self.threshold * (self.autocorrelation.update(x) if self.autocorrelation is not None else 1.0)
-        cap = 2.0 * h  # so the statistic comes back down soon after a long drift ends
-        self.up = min(cap, max(0.0, self.up + x - 1.0 - self.slack))
-        self.down = min(cap, max(0.0, self.down + 1.0 - x - self.slack))
-        side = None
-        for name in ("up", "down"):
-            value, on = getattr(self, name), getattr(self, f"{name}_on")
-            if on and value == 0.0:
-                setattr(self, f"{name}_on", False)  # the episode is over: the evidence has cleared
-            elif not on and value > h:
-                setattr(self, f"{name}_on", True)
-                side = side or name
-                self.n_events += 1
-        return side
-
-    def state(self) -> dict:
-        state = {k: getattr(self, k) for k in ("threshold", "slack", "up", "down", "up_on", "down_on", "n", "n_events")}
-        return {**state, "autocorrelation": None if self.autocorrelation is None else self.autocorrelation.state()}
-
-    @classmethod
-    def from_state(cls, state: dict) -> "PValueCUSUM":
-        obj = cls(state["threshold"], state["slack"])
-        obj.autocorrelation = (
-            None if state.get("autocorrelation") is None else LongRunVariance(state["autocorrelation"])
-        )
-        obj.up, obj.down = float(state["up"]), float(state["down"])
-        obj.up_on, obj.down_on = bool(state["up_on"]), bool(state["down_on"])
-        obj.n, obj.n_events = int(state["n"]), int(state["n_events"])
-        return obj
 
 
 @dataclass
