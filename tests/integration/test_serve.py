@@ -491,6 +491,11 @@ def test_stream_endpoint_keeps_history_across_requests(series_model):
             got += r.json()["results"]
         assert r.json()["n_seen"] == 400 and got[0]["timestamp"] == live[0]["time"]  # the timestamp comes back
         np.testing.assert_allclose([g["score"] for g in got], expected.scores)
+        # the live stream starts after the training series the model keeps, not cold (issue 21)
+        cold = StreamScorer(series_model["model"], threshold="fixed", history=None).update(
+            series_model["values"][:8, None]
+        )
+        assert not np.allclose([g["score"] for g in got[:8]], cold.scores)
         assert [g["alert"] for g in got] == expected.alerts.tolist() and any(g["alert"] for g in got[250:256])
         # out of order: 422 naming row and field; nothing of that request is scored
         r = c.post("/v1/models/cpu/stream", json=[live[10]])

@@ -137,6 +137,9 @@ def train_series(
     if "verbose" in model.get_params(deep=False):
         model.set_params(verbose=False)  # progress bars were for this run only
     prepared.attach(model)
+    from deepad.stream import keep_stream_history
+
+    keep_stream_history(model, grid[values].to_numpy(dtype=np.float64))  # deepad stream starts where training stopped
     n_flag = int(model.labels_.sum())
     typer.echo(
         f"Trained {name} on {len(grid):,} points x {len(values)} value column(s) in {seconds:.1f} s; "

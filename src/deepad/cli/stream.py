@@ -45,6 +45,13 @@ def stream(
     ),
     timestamp_old: str = typer.Option(None, "--timestamp", hidden=True, help="Old name of --timestamp-column."),
     save_state: str = typer.Option(None, "--save-state", help="Directory to save the stream state to at end of input."),
+    cold_start: bool = typer.Option(
+        False,
+        "--cold-start",
+        help="Start with no history. By default a model trained on a series (deepad train SERIES) starts the "
+        "stream after the end of its training series, which it keeps: give --cold-start when the input does not "
+        "continue that series (another sensor, a replay from its start).",
+    ),
     drift: bool = typer.Option(
         False,
         "--drift",
@@ -66,9 +73,12 @@ def stream(
     MODEL_DIR is a time-series model (deepad train SERIES --detector
     ConformalKNN, ...) or a bare detector fitted on numeric arrays; a model
     trained on a table scores rows independently: use `deepad score` or
-    `deepad serve` for it.  A saved stream state resumes with the settings it
-    was saved with, so --risk, --refractory, --rearm, --smoothing and
-    --fixed-threshold do not apply to it.
+    `deepad serve` for it.  A model trained on a series keeps the end of it,
+    and the stream starts there (full windows, a warm state): the input is
+    taken to continue the training series; --cold-start if it does not.  A
+    saved stream state resumes with the settings it was saved with, so
+    --risk, --refractory, --rearm, --smoothing, --fixed-threshold and
+    --cold-start do not apply to it.
     """
     import csv
     import json
@@ -81,6 +91,7 @@ def stream(
     settings = {"--risk": risk, "--refractory": refractory, "--rearm": rearm, "--smoothing": smoothing}
     given = [flag for flag, v in settings.items() if v is not None] + (["--fixed-threshold"] if fixed_threshold else [])
     given += ["--drift"] if drift else []
+    given += ["--cold-start"] if cold_start else []
     with _UserErrors():
         if os.path.exists(os.path.join(model_dir, "stream.json")):
             if given:
@@ -104,7 +115,17 @@ def stream(
                 rearm=rearm or 0,
                 smoothing=smoothing or 1,
                 drift=drift,
+                history=None if cold_start else "auto",
             )
+            if not cold_start and getattr(model, "series_input_", None) and not _quiet():
+                if scorer.n_primed:
+                    typer.echo(f"Stream continues the training series (its last {scorer.n_primed:,} points).", err=True)
+                else:  # saved before models kept the end of their training series
+                    typer.echo(
+                        f"note: {model_dir} does not keep the end of its training series (saved by an older deepad); "
+                        "the stream starts cold, and its first windows may raise false alerts. Retrain to fix.",
+                        err=True,
+                    )
     names = getattr(scorer.detector, "feature_names_in_", None)
     names = [str(n) for n in names] if names is not None else None
     grid = getattr(scorer.detector, "series_input_", None)  # trained by `deepad train` on a series: check its clock
