@@ -310,14 +310,24 @@ class TabularDetector(BaseDetector):
         order = "F" if getattr(self.detector_, "_scores_any_layout", False) else "C"
         return self.detector_.decision_function(self.preprocessor.transform(X, order=order))
 
+    def encode_frame(
+        self, X, *, row_offset: int = 0, report: ScoringReport | None = None, warn_extra: bool = True, slot: int = 0
+    ) -> np.ndarray:
+        """The detector's input for table ``X``, in this thread's reused buffer ``slot`` (overwritten by the
+        next call with that slot): the first half of :meth:`score_frame`, for a caller that encodes the next
+        chunk while the detector scores this one (``deepad.scoring``)."""
+        df = self._validate_for_scoring(X, warn_extra=warn_extra)
+        order = "F" if getattr(self.detector_, "_scores_any_layout", False) else "C"
+        return self.preprocessor.transform(
+            df, row_offset=row_offset, report=report, order=order, scratch=True, slot=slot
+        )
+
     def score_frame(
         self, X, *, row_offset: int = 0, report: ScoringReport | None = None, warn_extra: bool = True
     ) -> np.ndarray:
         """``decision_function`` with chunk-aware error messages (``row_offset``) and a :class:`ScoringReport`."""
-        df = self._validate_for_scoring(X, warn_extra=warn_extra)
-        order = "F" if getattr(self.detector_, "_scores_any_layout", False) else "C"
         # The encoded chunk is used once, right here: it can live in the thread's reused buffer.
-        Z = self.preprocessor.transform(df, row_offset=row_offset, report=report, order=order, scratch=True)
+        Z = self.encode_frame(X, row_offset=row_offset, report=report, warn_extra=warn_extra)
         return np.asarray(self.detector_.decision_function(Z), dtype=np.float64)
 
     def __sklearn_tags__(self):

@@ -28,6 +28,7 @@ from deepad.data.exports import ReadOptions
 from deepad.data.preprocessing import ScoringReport
 from deepad.data.readers import DEFAULT_BATCH_ROWS, count_rows, iter_batches, table_columns
 from deepad.data.schema import DataValidationError
+from deepad.data.pipelining import WriteBehind, prefetch
 from deepad.data.writers import TableWriter, output_format, same_file
 from deepad.pipeline import TabularDetector
 
@@ -181,16 +182,20 @@ def score_chunk_columns(
     id_columns,
     report=None,
     keep=(),
+    encoded: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], np.ndarray]:
     """Score one chunk into output columns: the id columns (or ``row``), ``keep``, ``score``, ``p_value``, ``is_anomaly``.
 
     Shared by single-process file scoring and the Dask workers, so both write
     exactly the same columns from the same computation.  Errors name the
-    chunk's global row range.
+    chunk's global row range.  ``encoded``: the chunk's detector input, already made by
+    :meth:`~deepad.pipeline.TabularDetector.encode_frame` (a table model's chunk read ahead).
     """
     import pyarrow as pa
 
-    if tabular:
+    if tabular and encoded is not None:
+        scores = np.asarray(model.detector_.decision_function(encoded), dtype=np.float64)
+    elif tabular:
         scores = model.score_frame(chunk, row_offset=offset, report=report, warn_extra=False)
     else:
         try:
@@ -282,18 +287,22 @@ def score_file(
 
         bar = progress_bar(total, "scoring", unit="row", enabled=True, unit_scale=True)
     t0 = time.perf_counter()
-    writer = TableWriter(
-        out,
-        fmt,
-        during=f"scoring {os.fspath(source) if source_path is not None else 'the data'}",
-        plain=plan.id_columns or ["row"],
+    # the next chunk is read and the last one written while this one is scored (deepad.data.pipelining)
+    writer = WriteBehind(
+        TableWriter(
+            out,
+            fmt,
+            during=f"scoring {os.fspath(source) if source_path is not None else 'the data'}",
+            plain=plan.id_columns or ["row"],
+        )
     )
+    chunks = plan.batches(source, read_options, batch_size=batch_size)
+    scored = _scored_chunks(model, chunks, plan, reference, threshold, report, explain_top)
     try:
         import pyarrow as pa
 
         offset = 0
-        chunks = plan.batches(source, read_options, batch_size=batch_size)
-        for chunk, cols, flags in _scored_chunks(model, chunks, plan, reference, threshold, report, explain_top):
+        for chunk, cols, flags in scored:
             writer.write(pa.table(cols))
             offset += len(chunk)
             summary.flagged += int(flags.sum())
@@ -306,6 +315,7 @@ def score_file(
         writer.abort()
         raise
     finally:
+        scored.close()  # stops the read-ahead thread, if an error left it running
         if bar is not None:
             bar.close()
     summary.rows = offset
@@ -354,30 +364,46 @@ def score_table(
 def _scored_chunks(model, chunks, plan: ColumnPlan, reference, threshold: float, report, explain_top: int):
     """``(chunk, output columns, flags)`` for each chunk in turn: what :func:`score_file` writes and :func:`score_table` returns.
 
-    With ``explain_top`` the columns include ``top_features`` of the flagged rows.
+    With ``explain_top`` the columns include ``top_features`` of the flagged rows.  A background thread reads
+    (and, for a table model, encodes) the next chunk while this one is scored (:func:`~deepad.data.pipelining.prefetch`):
+    with an AutoEncoder on 5M rows of the fraud table, ``deepad score``'s loop ran at 0.51-0.70x in-process
+    ``decision_function`` on encoded rows, against 0.43-0.47x one chunk at a time
+    (``benchmarks/throughput.py --sections 4 --models ae``; two runs each, 2 cores).
     """
     import pyarrow as pa
 
-    offset = 0
-    for chunk in chunks:
-        cols, flags = score_chunk_columns(
-            model,
-            chunk,
-            offset,
-            tabular=plan.tabular,
-            reference=reference,
-            threshold=threshold,
-            id_columns=plan.id_columns,
-            report=report,
-            keep=plan.keep,
-        )
-        if explain_top:
-            cols["top_features"] = pa.array(
-                _top_features_of_flagged(model, _model_input(model, chunk, plan.keep), flags, explain_top),
-                type=pa.string(),
+    def staged():  # (offset, chunk, its encoded input or None), one chunk ahead of the scoring below
+        start = 0
+        for i, chunk in enumerate(chunks):
+            encoded = None
+            if plan.tabular:  # two reused buffers, alternating: the chunk being scored keeps its own
+                encoded = model.encode_frame(chunk, row_offset=start, report=report, warn_extra=False, slot=i % 2)
+            yield start, chunk, encoded
+            start += len(chunk)
+
+    ahead = prefetch(staged())
+    try:
+        for offset, chunk, encoded in ahead:
+            cols, flags = score_chunk_columns(
+                model,
+                chunk,
+                offset,
+                tabular=plan.tabular,
+                reference=reference,
+                threshold=threshold,
+                id_columns=plan.id_columns,
+                report=report,
+                keep=plan.keep,
+                encoded=encoded,
             )
-        yield chunk, cols, flags
-        offset += len(chunk)
+            if explain_top:
+                cols["top_features"] = pa.array(
+                    _top_features_of_flagged(model, _model_input(model, chunk, plan.keep), flags, explain_top),
+                    type=pa.string(),
+                )
+            yield chunk, cols, flags
+    finally:
+        ahead.close()
 
 
 def _top_features_of_flagged(model, chunk: pd.DataFrame, flags: np.ndarray, k: int) -> list[str | None]:

@@ -80,15 +80,18 @@ _PERIODS = {"hour": 24.0, "dayofweek": 7.0, "month": 12.0}
 _SCRATCH = threading.local()
 
 
-def _scratch_matrix(n: int, d: int) -> np.ndarray:
+def _scratch_matrix(n: int, d: int, slot: int = 0) -> np.ndarray:
     """A column-major float64 ``(n, d)`` matrix that this thread reuses from one call to the next.
 
     Why: a fresh 65,536 x 72 matrix is 37 MB, which the allocator maps anew for every chunk, and touching its
     pages cost about a fifth of the encoding (``benchmarks/throughput.py``).  The buffer grows to the largest
-    chunk this thread has encoded and is kept for the next one.
+    chunk this thread has encoded and is kept for the next one.  ``slot``: one buffer per slot, so a thread
+    encoding one chunk ahead of its consumer alternates two slots and never overwrites the chunk in use.
     """
-    buf = getattr(_SCRATCH, "matrix", None)
+    buffers = getattr(_SCRATCH, "matrices", None)
+    if buffers is None:
+        buffers = _SCRATCH.matrices = {}
+    buf = buffers.get(slot)
     if buf is None or buf.shape[1] != d or buf.shape[0] < n:
-        buf = np.empty((n, d), dtype=np.float64, order="F")
-        _SCRATCH.matrix = buf
+        buf = buffers[slot] = np.empty((n, d), dtype=np.float64, order="F")
     return buf[:n]

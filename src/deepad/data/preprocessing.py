@@ -385,6 +385,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         warn_unseen: bool = False,
         scale: bool = False,
         scratch: bool = False,
+        slot: int = 0,
     ) -> np.ndarray:
         """The feature matrix of ``df`` (column-major); ``scale=True`` applies ``(z - center_) / scale_`` as it fills.
 
@@ -397,7 +398,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         # Column-major while filling column by column (contiguous writes); made row-major in transform.
         # Scaled, every column is written in full; unscaled, the one-hot blocks rely on the zeros.
         if scratch:
-            Z = _scratch_matrix(n, self.n_features_out_)
+            Z = _scratch_matrix(n, self.n_features_out_, slot)
             if not scale:
                 Z[...] = 0.0
         else:
@@ -489,13 +490,14 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
         report: ScoringReport | None = None,
         order: str = "C",
         scratch: bool = False,
+        slot: int = 0,
     ) -> np.ndarray:
         """Encode a table with the fitted state; ``row_offset`` is added to row numbers in error messages.
 
         ``order="F"`` returns the matrix column-major, as it is encoded, without the row-major copy (for a
         detector that reads its rows in batches, see ``BaseDetector._scores_any_layout``); same values.
-        With ``order="F"``, ``scratch=True`` returns a buffer this thread reuses: the next such call overwrites
-        it, so use the matrix before encoding again (chunked scoring does).
+        With ``order="F"``, ``scratch=True`` returns a buffer this thread reuses: the next such call with the
+        same ``slot`` overwrites it, so use the matrix before encoding again (chunked scoring does).
         """
         if order not in ("C", "F"):
             raise ValueError(f"order must be 'C' or 'F', got {order!r}.")
@@ -518,6 +520,7 @@ class TabularPreprocessor(TransformerMixin, BaseEstimator):
             warn_unseen=report is None,
             scale=True,
             scratch=scratch or order == "C",
+            slot=slot if scratch else 0,
         )
         if order == "C":
             Z = np.ascontiguousarray(Z)
