@@ -145,7 +145,9 @@ class StreamScorer:
         a fitted deepad detector; window detectors (with a ``window``
         attribute) get their history from the stream.
     threshold:
-        ``"spot"`` (adaptive, default) or ``"fixed"`` (``detector.threshold_``).
+        ``"auto"`` (default): what the detector calibrates for itself, as ``deepad stream`` does
+        (:func:`default_threshold`: ``"fixed"`` for ConformalKNN and ARTimeEnsemble, else ``"spot"``);
+        ``"spot"`` (adaptive) or ``"fixed"`` (``detector.threshold_``).
     risk, init_quantile:
         SPOT settings.
     refractory:
@@ -180,7 +182,7 @@ class StreamScorer:
         self,
         detector,
         *,
-        threshold: str = "spot",
+        threshold: str = "auto",
         risk: float = 1e-4,
         init_quantile: float = 0.98,
         refractory: int = 0,
@@ -195,8 +197,10 @@ class StreamScorer:
         from sklearn.utils.validation import check_is_fitted
 
         check_is_fitted(detector, "decision_scores_")
+        if threshold == "auto":
+            threshold = default_threshold(detector)
         if threshold not in ("spot", "fixed"):
-            raise ValueError(f"threshold must be 'spot' or 'fixed', got {threshold!r}.")
+            raise ValueError(f"threshold must be 'auto', 'spot' or 'fixed', got {threshold!r}.")
         for name, v in (("refractory", refractory), ("smoothing", smoothing), ("rearm", rearm), ("warmup", warmup)):
             low = 1 if name == "smoothing" else 0
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:

@@ -127,3 +127,17 @@ def test_cli_stream_of_a_model_saved_without_history_says_it_starts_cold(knn, tm
     out, rows = _stream(tmp_path / "old", live)
     assert out.returncode == 0, out.stderr
     assert "does not keep the end of its training series" in out.stderr and len(rows) == 50
+
+
+def test_the_library_default_threshold_is_the_one_deepad_stream_uses(knn):
+    """StreamScorer(model) takes the detector's own calibrated threshold, as deepad stream and the service do."""
+    from deepad.detectors import ConformalKNN
+    from deepad.stream import default_threshold
+
+    v = knn[1]
+    conformal = ConformalKNN(window=8, coarse_chunks=4, coarse_width=8, memory=400).fit(v[:800, None])
+    assert default_threshold(conformal) == "fixed" and StreamScorer(conformal).threshold == "fixed"
+    assert StreamScorer(knn[0]).threshold == default_threshold(knn[0]) == "spot"
+    assert StreamScorer(conformal, threshold="spot").threshold == "spot"  # asked for: kept
+    with pytest.raises(ValueError, match="threshold must be 'auto', 'spot' or 'fixed'"):
+        StreamScorer(conformal, threshold="adaptive")
