@@ -235,6 +235,25 @@ def test_tail_exceedance_test_is_exact_and_sees_a_few_far_rows():
     assert tail_test(ref, rng.normal(size=50) - 3.0, 0.99)["p_value"] == 1.0  # one-sided: fewer far rows is not it
 
 
+def test_score_drift_refuses_a_tail_quantile_outside_0_1_and_numeric_test_is_case_insensitive():
+    from deepad.drift import check_numeric_test, check_tail_quantiles, score_drift
+
+    rng = np.random.default_rng(4)
+    det = IsolationForest(n_estimators=20, random_state=0, contamination=0.05).fit(rng.normal(size=(300, 2)))
+    scores = det.decision_function(rng.normal(size=(100, 2)))
+    with pytest.raises(ValueError, match=r"tail_quantiles must be numbers strictly between 0 and 1, got 1\.5"):
+        score_drift(det, scores, tail_quantiles=(1.5,))
+    with pytest.raises(ValueError, match="lists 0.9 twice"):
+        score_drift(det, scores, tail_quantiles=(0.9, 0.9))
+    with pytest.raises(ValueError, match="got 0.99"):
+        score_drift(det, scores, tail_quantiles=0.99)  # a bare number, not a list
+    tails = score_drift(det, scores, tail_quantiles=[0.99, 0.9])["tails"]
+    assert [t["quantile"] for t in tails] == [0.99, 0.9]  # in the order given
+    assert check_tail_quantiles(np.array([0.5])) == (0.5,) and check_numeric_test("KS+Mood") == "ks+mood"
+    with pytest.raises(ValueError, match="--numeric-test must be one of ks, lepage, ks\\+lepage, ks\\+mood, got 't'"):
+        check_numeric_test("t", what="--numeric-test")
+
+
 def test_detect_drift_reports_every_part_and_reuses_the_prepared_reference():
     from deepad.drift.core import _CACHE
 

@@ -6,15 +6,19 @@ from the rate it was set to.  :func:`detect_drift` tests a fitted model
 against new rows with no labels, in three sections:
 
 * **features** -- one test per column of the saved schema, suited to its
-  kind (numeric: Kolmogorov-Smirnov; categorical and boolean: chi-squared
-  on the frequencies, unseen categories in their own cell; datetime: KS of
-  hour, weekday and month; missing rate: Fisher's exact test), against the
+  kind (numeric: Kolmogorov-Smirnov by default, or Lepage's location-scale
+  rank test, or either combined with KS -- ``numeric_test=``, checked by
+  :func:`check_numeric_test`; categorical and boolean: chi-squared on the
+  frequencies, unseen categories in their own cell; datetime: KS of hour,
+  weekday and month; missing rate: Fisher's exact test), against the
   bounded training sample the model keeps, with Holm's or
   Benjamini-Hochberg's correction;
 * **multivariate** -- maximum mean discrepancy (Gaussian kernel, median
   heuristic) on the encoded features the detector sees, permutation p-value;
 * **score** -- the new rows' anomaly scores against the model's reference
-  scores (KS) and the flag rate at ``threshold_`` (Fisher's exact test):
+  scores (KS), the flag rate at ``threshold_`` (Fisher's exact test) and,
+  with ``tail_quantiles=`` (checked by :func:`check_tail_quantiles`), an
+  excess of new rows above chosen reference quantiles:
   conformal p-values make the no-drift flag rate known, so this is the
   sharpest signal for what the user cares about, the alarms.
 
@@ -27,8 +31,22 @@ See docs/drift.md.
 
 from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
+from deepad.drift._numeric import NUMERIC_TESTS, check_numeric_test
+from deepad.drift._score import check_tail_quantiles
 from deepad.drift.core import DriftReport, detect_drift, score_drift
 from deepad.drift.recalibrate import history, recalibrate
 from deepad.drift.refit import refit
 
-__all__ = ["DriftReport", "detect_drift", "score_drift", "mmd_test", "c2st_test", "recalibrate", "history", "refit"]
+__all__ = [
+    "DriftReport",
+    "detect_drift",
+    "score_drift",
+    "NUMERIC_TESTS",
+    "check_numeric_test",
+    "check_tail_quantiles",
+    "mmd_test",
+    "c2st_test",
+    "recalibrate",
+    "history",
+    "refit",
+]

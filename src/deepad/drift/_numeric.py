@@ -15,13 +15,24 @@ import math
 
 import numpy as np
 
-__all__ = ["NUMERIC_TESTS", "ColumnReference", "numeric_tests", "rank_moments"]
+__all__ = ["NUMERIC_TESTS", "ColumnReference", "check_numeric_test", "numeric_tests", "rank_moments"]
 
 #: what the per-column numeric p-value is (``detect_drift(numeric_test=...)``): KS alone; Lepage alone; or the
 #: smaller of KS and Lepage (or Mood), doubled (Bonferroni over the two, valid under any dependence between them)
 NUMERIC_TESTS = ("ks", "lepage", "ks+lepage", "ks+mood")
 #: KS p-values are exact (scipy's recursion) when the two sample sizes multiply to at most this, else asymptotic
 _EXACT_CELLS = 10_000
+
+
+def check_numeric_test(name, *, what: str = "numeric_test") -> str:
+    """``name`` lower-cased if it is one of :data:`NUMERIC_TESTS`, else a ``ValueError`` listing them.
+
+    ``what``: how the message names the setting (``"--numeric-test"`` on the command line).
+    """
+    test = name.lower() if isinstance(name, str) else name
+    if test not in NUMERIC_TESTS:
+        raise ValueError(f"{what} must be one of {', '.join(NUMERIC_TESTS)}, got {name!r}.")
+    return test
 
 
 class ColumnReference:
@@ -129,8 +140,7 @@ def numeric_tests(references: list[ColumnReference], news: list[np.ndarray], tes
 
     from deepad.drift._stats import _psi_shares
 
-    if test not in NUMERIC_TESTS:
-        raise ValueError(f"numeric_test must be one of {NUMERIC_TESTS}, got {test!r}.")
+    test = check_numeric_test(test)
     out: list[dict] = []
     asymp: list[tuple[int, float, float]] = []
     for ref, new in zip(references, news):

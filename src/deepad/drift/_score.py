@@ -7,10 +7,32 @@ import numpy as np
 from deepad.drift._stats import proportion_test
 from deepad.thresholds import conformal_p_values
 
-__all__ = ["TAIL_QUANTILES", "score_drift", "tail_test"]
+__all__ = ["TAIL_QUANTILES", "check_tail_quantiles", "score_drift", "tail_test"]
 
 #: the reference quantiles above which the score section counts an excess of new rows (see :func:`tail_test`)
 TAIL_QUANTILES: tuple[float, ...] = ()
+
+
+def check_tail_quantiles(values, *, what: str = "tail_quantiles") -> tuple[float, ...]:
+    """``values`` as a tuple of floats, each finite and strictly between 0 and 1, none twice; else a ``ValueError``.
+
+    The message names the bad value; ``what``: how it names the setting
+    (``"--tail-quantiles"`` on the command line).
+    """
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{what} must be a list of numbers in (0, 1) such as (0.9, 0.99), got {values!r}.")
+    out: list[float] = []
+    for v in values:
+        try:
+            q = float(v)
+        except (TypeError, ValueError):
+            q = float("nan")
+        if isinstance(v, bool) or not (np.isfinite(q) and 0.0 < q < 1.0):
+            raise ValueError(f"{what} must be numbers strictly between 0 and 1, got {v!r}.")
+        if q in out:
+            raise ValueError(f"{what} lists {v!r} twice.")
+        out.append(q)
+    return tuple(out)
 
 
 def tail_test(reference: np.ndarray, scores: np.ndarray, quantile: float) -> dict:
@@ -81,6 +103,7 @@ def score_drift(model, scores: np.ndarray, tail_quantiles=TAIL_QUANTILES) -> dic
     """
     from scipy import stats
 
+    tail_quantiles = check_tail_quantiles(tail_quantiles)
     ref = np.asarray(model.p_value_reference, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     threshold = float(model.threshold_)
@@ -93,7 +116,7 @@ def score_drift(model, scores: np.ndarray, tail_quantiles=TAIL_QUANTILES) -> dic
     )
     rate["expected_rate"] = (1.0 + rate["reference_count"]) / (ref.size + 1.0)
     rate["ratio"] = rate["new_rate"] / rate["expected_rate"]
-    tails = [tail_test(ref, scores, float(q)) for q in tail_quantiles]
+    tails = [tail_test(ref, scores, q) for q in tail_quantiles]
     std = float(np.std(ref)) or 1.0
     note = None
     if not calibrated and "leave-one-out" not in kind:

@@ -13,8 +13,8 @@ import pandas as pd
 
 from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
-from deepad.drift._numeric import NUMERIC_TESTS, ColumnReference, numeric_tests
-from deepad.drift._score import TAIL_QUANTILES, score_drift
+from deepad.drift._numeric import ColumnReference, check_numeric_test, numeric_tests
+from deepad.drift._score import TAIL_QUANTILES, check_tail_quantiles, score_drift
 from deepad.drift._stats import CORRECTIONS, family_p, adjust, frequency_test, numeric_test, proportion_test
 
 __all__ = ["DriftReport", "detect_drift", "score_drift", "json_safe"]
@@ -280,10 +280,15 @@ def detect_drift(
     sections) or any fitted deepad detector (the score section only).
     Sections:
 
-    * ``features``: per feature column of the saved schema -- numeric: KS
-      two-sample; categorical: chi-squared on the category frequencies
-      (unseen categories in a cell of their own) against the training
-      counts; boolean: chi-squared on true/false; datetime: KS of hour of
+    * ``features``: per feature column of the saved schema -- numeric: the
+      test ``numeric_test`` names (:data:`~deepad.drift.NUMERIC_TESTS`,
+      case-insensitive): ``"ks"`` (default) KS two-sample, ``"lepage"``
+      Lepage's rank test of location and scale, ``"ks+lepage"`` /
+      ``"ks+mood"`` twice the smaller of the two p-values (each entry's
+      ``test`` says which, and carries every component p-value);
+      categorical: chi-squared on the category frequencies (unseen
+      categories in a cell of their own) against the training counts;
+      boolean: chi-squared on true/false; datetime: KS of hour of
       day, day of week and month; and per column with missing values, the
       missing rate by Fisher's exact test.  The reference is the training
       sample the model saved (``drift_reference_``).  ``correction``:
@@ -299,7 +304,10 @@ def detect_drift(
       out-of-fold AUC of gradient boosting, ``max_rows`` rows per side);
       ``"both"``: the two, the section's p-value twice the smaller;
       ``False``: not run;
-    * ``score``: :func:`score_drift`, the anomaly scores and the flag rate.
+    * ``score``: :func:`score_drift`, the anomaly scores and the flag rate,
+      and per quantile of ``tail_quantiles`` (each strictly in (0, 1), none
+      twice; default none) a one-sided test of an excess of new rows above
+      the reference's quantile.
 
     Combined rule: ``p_value = min(1, S * min(section p-values))`` over the
     ``S`` sections that ran (Bonferroni across sections, so each section
@@ -320,16 +328,18 @@ def detect_drift(
     month and weekday cannot look like the training year's).  The score
     section always uses the whole row.
 
-    Bad input -- a missing column, a value that cannot be read as its
-    column's kind -- raises the same :class:`~deepad.data.DataValidationError`
+    A ``numeric_test`` or ``tail_quantiles`` it does not know raises a
+    ``ValueError`` (:func:`~deepad.drift.check_numeric_test`,
+    :func:`~deepad.drift.check_tail_quantiles`).  Bad input -- a missing
+    column, a value that cannot be read as its column's kind -- raises the same :class:`~deepad.data.DataValidationError`
     scoring does, before any test runs.
     """
     if not (isinstance(alpha, (int, float)) and 0.0 < float(alpha) < 1.0):
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}.")
     if correction not in CORRECTIONS:
         raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}.")
-    if numeric_test not in NUMERIC_TESTS:
-        raise ValueError(f"numeric_test must be one of {NUMERIC_TESTS}, got {numeric_test!r}.")
+    numeric_test = check_numeric_test(numeric_test)
+    tail_quantiles = check_tail_quantiles(tail_quantiles)
     if multivariate is True:
         multivariate = DEFAULT_MULTIVARIATE
     if multivariate is not False and multivariate not in MULTIVARIATE:
