@@ -86,6 +86,60 @@ def test_classifier_test_and_weighted_rule_from_the_command_line(work):
         assert result.exit_code == 2 and result.output.startswith("error:"), result.output
 
 
+def test_numeric_test_from_the_command_line_is_recorded_per_feature(work):
+    args = ("monitor", work / "model", work / "moved.csv", "--multivariate", "none")
+    result = run(*args, "--numeric-test", "LePage")  # case-insensitive, as the library
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    numeric = {t["name"]: t for t in doc["features"]["tests"] if t["kind"] == "numeric"}
+    assert set(numeric) == {"amount", "customer_age", "distance_km", "n_tx_24h"}
+    for t in numeric.values():
+        assert t["test"] == "lepage" and t["p_value"] == t["p_lepage"] and t["p_value"] != t["p_ks"]
+    assert {t["test"] for t in doc["features"]["tests"] if t["kind"] == "datetime"} == {"ks"}  # hour, weekday, month
+    amount = numeric["amount"]
+    assert amount["p_lepage"] < 1e-20 and amount["drift"] is True and "amount" in doc["moved"]
+    assert doc["score"]["tails"] == []  # no tail tests unless asked
+    default = json.loads(run(*args).stdout)
+    (ks,) = [t for t in default["features"]["tests"] if t["name"] == "amount"]
+    assert ks["test"] == "ks" and ks["p_value"] == ks["p_ks"] == pytest.approx(amount["p_ks"])
+
+
+def test_tail_quantiles_from_the_command_line_reach_the_score_section_and_the_windows(work):
+    args = ("monitor", work / "model", work / "same.csv", "--multivariate", "none", "--window", "1200")
+    result = run(*args, "--tail-quantiles", "0.99, 0.9")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    score = doc["score"]
+    tails = score["tails"]
+    assert [t["quantile"] for t in tails] == [0.99, 0.9]  # in the order given
+    n = score["reference_rows"]
+    for t in tails:
+        assert t["test"] == "exceedances (one-sided, exact)" and 0.0 < t["p_value"] <= 1.0
+        assert t["expected_count"] == pytest.approx(1200 * (t["reference_above"] + 1) / (n + 1))
+    ps = [score["distribution"]["p_value"], score["flag_rate"]["p_value"]] + [t["p_value"] for t in tails]
+    assert score["p_value"] == pytest.approx(min(1.0, 4 * min(ps)))  # Bonferroni over KS, the rate and two tails
+    assert all(t["test"] == "ks" for t in doc["features"]["tests"] if t["kind"] == "numeric")
+    # one window of all the rows: the same tests ran there, tails included
+    (w,) = doc["windows"]
+    assert w["rows"] == 1200 and w["sections"]["score"] == pytest.approx(score["p_value"])
+    assert w["p_value"] == pytest.approx(doc["p_value"])
+
+
+def test_bad_numeric_test_or_tail_quantiles_exit_2_naming_the_option(work):
+    out = work / "never.json"
+    cases = [
+        (["--numeric-test", "bogus"], "--numeric-test must be one of ks, lepage, ks+lepage, ks+mood, got 'bogus'."),
+        (["--tail-quantiles", "1.5"], "--tail-quantiles must be numbers strictly between 0 and 1, got '1.5'."),
+        (["--tail-quantiles", "0.9,x"], "--tail-quantiles must be numbers strictly between 0 and 1, got 'x'."),
+        (["--tail-quantiles", "0.9,0.9"], "--tail-quantiles lists '0.9' twice."),
+    ]
+    for extra, message in cases:
+        result = run("monitor", work / "model", work / "same.csv", "-o", out, *extra)
+        assert result.exit_code == 2, (extra, result.output)
+        assert result.stderr == f"error: {message}\n" and result.stdout == "", (extra, result.output)
+    assert not out.exists()
+
+
 def test_html_page_with_drift_over_time(work):
     out = work / "drift.html"
     result = run(

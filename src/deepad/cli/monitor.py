@@ -54,15 +54,29 @@ def monitor(
         help="Weighted Bonferroni over the sections, FEATURES,MULTIVARIATE,SCORE (e.g. 0.5,0.2,0.3); "
         "default: equal weights.",
     ),
+    numeric_test: str = typer.Option(
+        "ks",
+        "--numeric-test",
+        help="Test of each numeric column: ks (any change of its distribution), lepage (location and scale, "
+        "a rank test), ks+lepage or ks+mood (twice the smaller of the two p-values).",
+    ),
+    tail_quantiles: str = typer.Option(
+        None,
+        "--tail-quantiles",
+        help="Reference score quantiles, comma-separated in (0, 1) (e.g. 0.9,0.99): the score section also tests "
+        "for an excess of new rows above each; default: none.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the MMD subsample and permutations."),
     read_options=None,
 ) -> None:
     """Test DATA (no labels needed) for drift against the data the model learned from; exit 0 either way.
 
-    Per feature column (numeric: KS; categorical, boolean: chi-squared;
-    datetime: KS of hour, weekday, month; missing rate: Fisher), jointly
-    (MMD on the encoded features) and on the model's own scores (score
-    distribution and flag rate against the reference scores). The report's
+    Per feature column (numeric: KS, or the test --numeric-test names;
+    categorical, boolean: chi-squared; datetime: KS of hour, weekday,
+    month; missing rate: Fisher), jointly (MMD on the encoded features) and
+    on the model's own scores (score distribution and flag rate against the
+    reference scores; with --tail-quantiles, an excess of rows above those
+    quantiles of the reference scores). The report's
     top level is "drift": true/false and "p_value". The HTML page adds a
     drift-over-time plot over windows of DATA (--window, --time-column; 10
     blocks in file order by default), the per-feature table and the flag-rate
@@ -78,7 +92,7 @@ def monitor(
     import deepad
     from deepad.data.readers import read_table
     from deepad.data.writers import same_file as _same_file
-    from deepad.drift import detect_drift
+    from deepad.drift import check_numeric_test, check_tail_quantiles, detect_drift
     from deepad.drift.core import json_safe
     from deepad.drift.windows import drift_over_windows, split_windows
 
@@ -108,6 +122,11 @@ def monitor(
         if len(values) != 3 or min(values) < 0 or sum(values) <= 0:
             fail(f"--weights takes three non-negative numbers FEATURES,MULTIVARIATE,SCORE, got {weights!r}.")
         section_weights = dict(zip(("features", "multivariate", "score"), values))
+    with _UserErrors():  # the library's own checks, the option named in the message
+        numeric = check_numeric_test(numeric_test, what="--numeric-test")
+        tails = (
+            () if tail_quantiles is None else check_tail_quantiles(tail_quantiles.split(","), what="--tail-quantiles")
+        )
     with _UserErrors():
         model = deepad.load(model_dir)
     from deepad.stream import is_series_detector
@@ -125,7 +144,7 @@ def monitor(
     if not _quiet():  # on stderr: stdout may be the JSON report
         typer.echo(f"Read {data}: {len(frame):,} rows x {frame.shape[1]} columns.", err=True)
     options = dict(alpha=alpha, correction=correction.lower(), max_rows=max_rows, random_state=seed)
-    options.update(multivariate=joint, weights=section_weights)
+    options.update(multivariate=joint, weights=section_weights, numeric_test=numeric, tail_quantiles=tails)
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # extra and unseen: the report says what it ignores
         report = detect_drift(model, X, **options)
