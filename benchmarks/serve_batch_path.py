@@ -27,6 +27,22 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 
+def request_bodies(frame) -> dict[str, tuple[str, bytes]]:
+    """``frame``'s rows as each request body the service takes: name -> (Content-Type, body)."""
+    records = json.loads(frame.to_json(orient="records"))
+    parquet = io.BytesIO()
+    frame.to_parquet(parquet, index=False)
+    return {
+        "JSON records": ("application/json", json.dumps(records).encode()),
+        "JSON columns": (
+            "application/json",
+            json.dumps({"columns": {c: [r[c] for r in records] for c in records[0]}}).encode(),
+        ),
+        "CSV": ("text/csv", frame.to_csv(index=False).encode()),
+        "Parquet": ("application/vnd.apache.parquet", parquet.getvalue()),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1000, help="rows per request")
@@ -55,18 +71,7 @@ def main() -> int:
     loaded = ModelRegistry.from_root(tmp).get("m")
 
     frame = make_fraud_frame(args.rows, seed=9, start_index=1_000_000).drop(columns=["is_fraud"])
-    records = json.loads(frame.to_json(orient="records"))
-    parquet = io.BytesIO()
-    frame.to_parquet(parquet, index=False)
-    bodies = {
-        "JSON records": ("application/json", json.dumps(records).encode()),
-        "JSON columns": (
-            "application/json",
-            json.dumps({"columns": {c: [r[c] for r in records] for c in records[0]}}).encode(),
-        ),
-        "CSV": ("text/csv", frame.to_csv(index=False).encode()),
-        "Parquet": ("application/vnd.apache.parquet", parquet.getvalue()),
-    }
+    bodies = request_bodies(frame)
     limits = _Limits()
     calls = {"in-process decision_function": lambda: model.decision_function(frame)}
     for name, (media, body) in bodies.items():

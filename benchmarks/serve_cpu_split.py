@@ -18,8 +18,6 @@ third is what running in a pool thread beside the event loop costs the same work
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
 import signal
 import subprocess
@@ -51,6 +49,10 @@ serve(ServeConfig(models=sys.argv[1], port=int(sys.argv[2]), insecure=True, log_
 """
 
 
+#: --kind -> the body's name in serve_batch_path.request_bodies
+KINDS = {"columns": "JSON columns", "records": "JSON records", "csv": "CSV", "parquet": "Parquet"}
+
+
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -58,7 +60,7 @@ def _cpu(pid: int) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kind", choices=["columns", "records", "csv", "parquet"], default="columns")
+    ap.add_argument("--kind", choices=list(KINDS), default="columns")
     ap.add_argument("--rows", type=int, default=1000)
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--port", type=int, default=8765)
@@ -74,23 +76,15 @@ def main() -> int:
     from deepad.serve.registry import ModelRegistry
     from deepad.serve.scoring import _score_body
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from serve_batch_path import request_bodies
+
     root = Path(tempfile.mkdtemp(prefix="deepad-cpu-split-"))
     train = make_fraud_frame(5000, seed=1).drop(columns=["is_fraud"])
     det = AutoEncoder(epochs=10, hidden_dims=(64, 32), latent_dim=8, random_state=0)
     TabularDetector(det, contamination=0.01).fit(train).save(root / "autoencoder")
     frame = make_fraud_frame(args.rows, seed=9, start_index=1_000_000).drop(columns=["is_fraud"])
-    records = json.loads(frame.to_json(orient="records"))
-    if args.kind == "columns":
-        media, body = "application/json", json.dumps({"columns": {c: [r[c] for r in records] for c in records[0]}})
-    elif args.kind == "records":
-        media, body = "application/json", json.dumps(records)
-    elif args.kind == "csv":
-        media, body = "text/csv", frame.to_csv(index=False)
-    else:
-        buf = io.BytesIO()
-        frame.to_parquet(buf, index=False)
-        media, body = "application/vnd.apache.parquet", buf.getvalue()
-    body = body.encode() if isinstance(body, str) else body
+    media, body = request_bodies(frame)[KINDS[args.kind]]
 
     proc = subprocess.Popen(
         [sys.executable, "-c", _SERVER, str(root), str(args.port)], stderr=subprocess.PIPE, text=True
