@@ -10,7 +10,10 @@ over rows.  Each app has its own :class:`prometheus_client.CollectorRegistry`, s
 Drift: each model keeps a ring buffer of its last ``window`` scores (reset when a new version is swapped in:
 its scores are not comparable).  ``GET .../drift`` runs :func:`deepad.drift.score_drift` -- Kolmogorov-Smirnov
 of the window against the model's reference scores and Fisher's exact test of the flag rate at
-``threshold_`` (docs/drift.md) -- and exports the p-value as the ``deepad_score_drift_p_value`` gauge.
+``threshold_`` (docs/drift.md) -- and exports the p-value as the ``deepad_score_drift_p_value`` gauge.  Query
+parameters: ``alpha`` (the verdict's level; the ``deepad_score_drift`` gauge is the verdict at the alpha of the last
+request), ``tail_quantiles`` (comma-separated, checked by :func:`deepad.drift.check_tail_quantiles`) and ``rows``
+(test only the most recent ``rows`` scores of the window).
 ``/metrics`` and ``/drift`` need the API key when one is set, like every path but the health probes.
 """
 
@@ -107,12 +110,15 @@ class Monitor:
         self.flagged = Counter("deepad_rows_flagged", "Rows flagged as anomalies by model.", ["model"], registry=r)
         self.p_value = Gauge(
             "deepad_score_drift_p_value",
-            "Score-drift p-value of the last GET .../drift, by model.",
+            "Score-drift p-value of the last GET .../drift (its rows and tail_quantiles), by model.",
             ["model"],
             registry=r,
         )
         self.drift = Gauge(
-            "deepad_score_drift", "1 if the last GET .../drift found drift, else 0.", ["model"], registry=r
+            "deepad_score_drift",
+            "1 if the last GET .../drift found drift at the alpha it asked for, else 0.",
+            ["model"],
+            registry=r,
         )
 
     def route(self, path: str) -> tuple[str, str]:
@@ -172,9 +178,29 @@ class _MetricsMiddleware:
                 m.observe(*scored)
 
 
+def _tail_quantiles(text: str | None) -> tuple[float, ...]:
+    """The ``tail_quantiles`` query parameter (``"0.9,0.99"``) as a tuple; a 422 in FastAPI's detail shape if bad.
+
+    Split on commas as ``deepad monitor --tail-quantiles`` does; the rule is :func:`deepad.drift.check_tail_quantiles`
+    (text that is not a number fails it too).
+    """
+    if text is None:
+        return ()
+    from fastapi.exceptions import RequestValidationError
+
+    from deepad.drift import check_tail_quantiles
+
+    try:
+        return check_tail_quantiles(text.split(","), what="tail_quantiles")
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": ("query", "tail_quantiles"), "msg": str(exc), "input": text}]
+        ) from None
+
+
 def install(app, registry, secured: dict) -> Monitor:
     """Add ``GET /metrics``, ``GET /v1/models/{name}/drift`` and the counting middleware to ``app``."""
-    from fastapi import APIRouter
+    from fastapi import APIRouter, Query
     from fastapi.concurrency import run_in_threadpool
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -192,39 +218,75 @@ def install(app, registry, secured: dict) -> Monitor:
         summary="Score drift of the model's last scored rows against its reference scores.",
         responses={404: {"description": "no such model"}, **secured},
     )
-    async def drift(name: str):
+    async def drift(
+        name: str,
+        alpha: float = Query(
+            DRIFT_ALPHA,
+            gt=0.0,
+            lt=1.0,
+            description="Level of the verdict: `drift` is `p_value < alpha` (strictly between 0 and 1). The "
+            "`deepad_score_drift` gauge is the verdict at the alpha of the last request.",
+        ),
+        tail_quantiles: str | None = Query(
+            None,
+            description="Comma-separated reference quantiles such as `0.9,0.99`, each strictly between 0 and 1, none "
+            "twice: add a one-sided test of an excess of scores above each (as `deepad monitor --tail-quantiles`). "
+            "Default: none.",
+            examples=["0.9,0.99"],
+        ),
+        rows: int | None = Query(
+            None,
+            ge=MIN_DRIFT_ROWS,
+            le=monitor.window,
+            description=f"Test only the most recent `rows` scores of the window ({MIN_DRIFT_ROWS} to "
+            f"{monitor.window}); default: the whole window. With fewer in the window, the test runs on those it "
+            f"holds (if at least {MIN_DRIFT_ROWS}) and a `detail` says so.",
+        ),
+    ):
+        tails = _tail_quantiles(tail_quantiles)
         if name not in monitor.names:
             served = ", ".join(sorted(monitor.names))
             return JSONResponse({"detail": f"no model named {name!r}; served: {served}"}, status_code=404)
         loaded = registry.get(name)
         w = monitor.windows.get(name)
         scores = w.values() if w is not None and w.version == loaded.version else np.empty(0)
-        out = {"model": name, "version": loaded.version, "window": monitor.window, "n_rows": int(scores.size)}
-        if scores.size < MIN_DRIFT_ROWS:
+        held = int(scores.size)
+        out = {"model": name, "version": loaded.version, "window": monitor.window, "n_rows": held}
+        if held < MIN_DRIFT_ROWS:
             return {
                 **out,
                 "drift": None,
                 "p_value": None,
                 "min_rows": MIN_DRIFT_ROWS,
-                "detail": f"only {scores.size} row(s) scored by version {loaded.version} so far; the drift test "
+                "detail": f"only {held} row(s) scored by version {loaded.version} so far; the drift test "
                 f"needs at least {MIN_DRIFT_ROWS}: score more rows and ask again (rows fed to .../stream do not count: "
                 "their smoothed scores are not comparable with the model's reference scores).",
             }
+        if rows is not None:
+            scores = scores[-rows:]
         from deepad.drift import score_drift
 
-        section = await run_in_threadpool(score_drift, loaded.model, scores)
+        section = await run_in_threadpool(score_drift, loaded.model, scores, tails)
         p = float(section["p_value"])
         monitor.p_value.labels(name).set(p)
-        monitor.drift.labels(name).set(float(p < DRIFT_ALPHA))
-        return {
+        monitor.drift.labels(name).set(float(p < alpha))
+        answer = {
             **out,
-            "drift": bool(p < DRIFT_ALPHA),
+            "n_rows": int(scores.size),
+            "window_rows": held,
+            "drift": bool(p < alpha),
             "p_value": p,
-            "alpha": DRIFT_ALPHA,
+            "alpha": alpha,
             "flag_rate": section["flag_rate"]["new_rate"],
             "expected_flag_rate": section["flag_rate"]["expected_rate"],
             "score": section,
         }
+        if rows is not None and held < rows:
+            answer["detail"] = (
+                f"rows={rows} asked for, but the window holds {held} score(s) of version {loaded.version}: "
+                f"tested those {held}."
+            )
+        return answer
 
     app.include_router(router)
     app.add_middleware(_MetricsMiddleware, monitor=monitor)
