@@ -88,6 +88,12 @@ def test_metrics_and_drift_need_the_api_key_when_set(root):
         r = client.get(path)
         assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
         assert client.get(path, headers={"X-API-Key": KEY}).status_code == 200
+    # the query parameters change nothing: the key is checked first, then the parameters
+    assert client.get("/v1/models/m/drift", params={"alpha": 0}).status_code == 401
+    bad = client.get("/v1/models/m/drift", params={"alpha": 0}, headers={"X-API-Key": KEY})
+    assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "alpha"]
+    ok = client.get("/v1/models/m/drift", params={"alpha": 0.01, "rows": 200}, headers={"X-API-Key": KEY})
+    assert ok.status_code == 200
 
 
 def test_drift_endpoint_on_in_distribution_and_shifted_rows(root):
@@ -120,6 +126,115 @@ def test_drift_endpoint_on_in_distribution_and_shifted_rows(root):
 
     r = client.get("/v1/models/nope/drift")
     assert r.status_code == 404 and "nope" in r.json()["detail"] and "'m'" not in r.json()["detail"]
+
+
+def _drift(client, **params) -> dict:
+    r = client.get("/v1/models/m/drift", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _gauge(client, metric: str) -> float:
+    return _samples(client.get("/metrics").text)[(metric, (("model", "m"),))]
+
+
+def test_drift_alpha_sets_the_verdict_and_the_gauge(root):
+    client = TestClient(create_app(root, reload_interval=0))
+    assert client.post("/v1/models/m/score", json=_records(_table(1500, 11))).status_code == 200
+    default = _drift(client)
+    p = default["p_value"]
+    assert 0.01 < p < 0.05  # seed 11: p = 0.027, between the two alphas below
+    assert default["alpha"] == 0.05 and default["drift"] is True
+    loose = _drift(client, alpha=0.05)
+    assert loose["drift"] is True and loose["alpha"] == 0.05 and loose["p_value"] == p
+    assert _gauge(client, "deepad_score_drift") == 1.0
+    strict = _drift(client, alpha=0.01)
+    assert strict["drift"] is False and strict["alpha"] == 0.01 and strict["p_value"] == p  # same window, same test
+    assert _gauge(client, "deepad_score_drift") == 0.0  # the verdict at the alpha of the last request
+    assert _gauge(client, "deepad_score_drift_p_value") == pytest.approx(p)
+    for bad in (0, 1, -0.5, 2, "nan", "abc"):
+        r = client.get("/v1/models/m/drift", params={"alpha": bad})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "alpha"], (bad, r.text)
+    assert _gauge(client, "deepad_score_drift") == 0.0  # a refused request leaves the gauges alone
+
+
+def test_drift_tail_quantiles_reach_score_drift(root):
+    client = TestClient(create_app(root, reload_interval=0))
+    assert client.post("/v1/models/m/score", json=_records(_table(1500, 12))).status_code == 200
+    plain = _drift(client)
+    assert plain["score"]["tails"] == []
+    tails = _drift(client, tail_quantiles="0.5,0.99")
+    section = tails["score"]
+    assert [t["quantile"] for t in section["tails"]] == [0.5, 0.99]
+    assert all(t["test"] == "exceedances (one-sided, exact)" for t in section["tails"])
+    ps = [section["distribution"]["p_value"], section["flag_rate"]["p_value"]] + [
+        t["p_value"] for t in section["tails"]
+    ]
+    assert tails["p_value"] == pytest.approx(min(1.0, 4 * min(ps)))  # Bonferroni over the four tests that ran
+    assert tails["n_rows"] == plain["n_rows"] == 1500
+    assert _drift(client, tail_quantiles="0.99, 0.9")["score"]["tails"][1]["quantile"] == 0.9  # spaces are fine
+
+    for bad, says in (("1.5", "'1.5'"), ("abc", "'abc'"), ("0.9,0.9", "twice"), ("0.9,", "''"), ("", "''")):
+        r = client.get("/v1/models/m/drift", params={"tail_quantiles": bad})
+        assert r.status_code == 422, (bad, r.text)
+        (entry,) = r.json()["detail"]  # FastAPI's detail list, as for alpha and rows
+        assert entry["loc"] == ["query", "tail_quantiles"] and entry["type"] == "value_error"
+        assert "tail_quantiles" in entry["msg"] and says in entry["msg"] and entry["input"] == bad
+    # a bad value is a 422 even before the window can be tested, and for an unknown name
+    empty = TestClient(create_app(root, reload_interval=0))
+    assert empty.get("/v1/models/m/drift", params={"tail_quantiles": "1.5"}).status_code == 422
+    assert empty.get("/v1/models/m/drift", params={"tail_quantiles": "0.9"}).json()["drift"] is None
+
+
+def test_drift_rows_tests_only_the_most_recent_scores(root):
+    from deepad.drift import score_drift
+
+    app = create_app(root, reload_interval=0)
+    client = TestClient(app)
+    assert client.post("/v1/models/m/score", json=_records(_table(5000, 12))).status_code == 200
+    shifted = _table(300, 13)
+    shifted["b"] = shifted["b"] + 0.4  # a small break of the a-b relation the model learned
+    r = client.post("/v1/models/m/score", json=_records(shifted))
+    assert r.status_code == 200
+    last = np.array([g["score"] for g in r.json()["results"]])
+
+    # the 300 shifted rows drift (p = 3e-16); diluted in the 5,300-row window they do not (p = 0.49)
+    whole = _drift(client)
+    assert whole["n_rows"] == whole["window_rows"] == 5300 and "detail" not in whole
+    assert whole["drift"] is False and whole["p_value"] > 0.05
+    recent = _drift(client, rows=300)
+    assert recent["n_rows"] == 300 and recent["window_rows"] == 5300 and "detail" not in recent
+    assert recent["drift"] is True and recent["p_value"] < 1e-6
+    direct = score_drift(app.state.registry.get("m").model, last)  # the same test on the last 300 scores
+    assert recent["p_value"] == pytest.approx(direct["p_value"])
+    assert recent["score"]["distribution"]["statistic"] == pytest.approx(direct["distribution"]["statistic"])
+    assert _gauge(client, "deepad_score_drift_p_value") == pytest.approx(recent["p_value"])
+    assert _gauge(client, "deepad_score_drift") == 1.0
+    assert _drift(client, rows=5300)["p_value"] == pytest.approx(whole["p_value"])
+
+    more = _drift(client, rows=8000)  # more than the window holds: the test runs on what there is and says so
+    assert more["n_rows"] == 5300 and more["p_value"] == pytest.approx(whole["p_value"])
+    assert "rows=8000" in more["detail"] and "5300" in more["detail"]
+    for bad in (MIN_DRIFT_ROWS - 1, 10_001, 0, "abc"):
+        r = client.get("/v1/models/m/drift", params={"rows": bad})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["query", "rows"], (bad, r.text)
+
+    few = client.get("/v1/models/other/drift", params={"rows": 200}).json()  # nothing scored: the answer as before
+    assert few["drift"] is None and few["n_rows"] == 0 and few["min_rows"] == MIN_DRIFT_ROWS
+
+
+def test_drift_parameters_in_the_openapi_document(root):
+    spec = TestClient(create_app(root, reload_interval=0)).get("/openapi.json").json()
+    op = spec["paths"]["/v1/models/{name}/drift"]["get"]
+    params = {p["name"]: p for p in op["parameters"] if p["in"] == "query"}
+    assert set(params) == {"alpha", "tail_quantiles", "rows"}
+    assert all(p["description"] and not p["required"] for p in params.values())
+    alpha = params["alpha"]["schema"]
+    assert alpha["default"] == 0.05 and alpha["exclusiveMinimum"] == 0 and alpha["exclusiveMaximum"] == 1
+    (rows,) = [s for s in params["rows"]["schema"]["anyOf"] if s["type"] == "integer"]
+    assert rows["minimum"] == MIN_DRIFT_ROWS and rows["maximum"] == 10_000
+    assert "gauge" in params["alpha"]["description"] and "0.9,0.99" in params["tail_quantiles"]["description"]
+    assert "422" in op["responses"]
 
 
 def test_score_window_keeps_the_last_scores_in_order():
