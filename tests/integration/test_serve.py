@@ -245,6 +245,33 @@ def secured(models):
         yield url
 
 
+def test_a_worker_scores_at_most_concurrency_requests_at_once(models, monkeypatch):
+    """Requests beyond --concurrency wait for a slot (not a pool thread each): all answered, never two at once."""
+    import deepad.serve.app as app_module
+
+    inner, active, peak, lock = app_module._score_body, [0], [0], threading.Lock()
+
+    def counted(*args):
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        try:
+            time.sleep(0.02)  # long enough for the other requests to arrive meanwhile
+            return inner(*args)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(app_module, "_score_body", counted)
+    body = records(models["X"].iloc[:100])  # above the inline size: scored in the pool
+    with running(create_app(models["dir"], reload_interval=0, concurrency=1)) as url:
+        with httpx.Client(base_url=url, timeout=60) as c, ThreadPoolExecutor(6) as ex:
+            answers = list(ex.map(lambda _: c.post("/v1/score", json=body), range(12)))
+    assert [r.status_code for r in answers] == [200] * 12
+    assert all(r.json()["n"] == 100 for r in answers)
+    assert peak[0] == 1
+
+
 def test_api_key_and_body_limit(secured, models):
     one = records(models["X"].iloc[:1])
     with httpx.Client(base_url=secured, timeout=60) as c:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 
 import pytest
 
@@ -44,3 +45,51 @@ def test_the_limit_reaches_a_pool_thread_where_a_main_thread_limit_does_not():
     assert seen["after"] == seen["again"] == 1
     if (os.cpu_count() or 1) > 1 and "OMP_NUM_THREADS" not in os.environ:
         assert seen["before"] > 1  # what every pool thread used before this release
+
+
+# --------------------------------------------------------------------------- scoring concurrency
+def test_score_concurrency_is_the_flag_else_the_process_share_of_the_cores(monkeypatch):
+    from deepad.serve import server
+
+    monkeypatch.setattr(server, "available_cores", lambda: 8)
+    assert server.score_concurrency(None) == 8
+    assert server.score_concurrency(None, workers=2) == 4
+    assert server.score_concurrency(None, workers=2, threads=2) == 2
+    assert server.score_concurrency(None, workers=16) == 1  # never 0
+    assert server.score_concurrency(3, workers=16) == 3
+    with pytest.raises(ValueError, match="--concurrency must be at least 1, got 0"):
+        _check_limits(ServeConfig(models=".", concurrency=0))
+    assert server._app_kwargs(ServeConfig(models=".", workers=2, threads=1))["concurrency"] == 4
+
+
+def test_the_pool_scores_at_most_concurrency_requests_at_once_and_applies_the_thread_limit():
+    import asyncio
+
+    from deepad.serve.server import ScoringPool
+
+    def busiest(concurrency: int, requests: int = 6) -> tuple[int, list]:
+        active, peak, lock, results = [0], [0], threading.Lock(), []
+
+        def work(i):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.05)
+            with lock:
+                active[0] -= 1
+            return i * i
+
+        pool = ScoringPool(concurrency, ThreadLimiter(1))
+
+        async def main():
+            return await asyncio.gather(*(pool.run(work, i) for i in range(requests)))
+
+        results = asyncio.run(main())
+        return peak[0], results
+
+    peak, results = busiest(1)
+    assert peak == 1 and results == [i * i for i in range(6)]  # every request answered, in its own slot
+    peak, _ = busiest(3)
+    assert peak == 3
+    with pytest.raises(ValueError, match="concurrency must be at least 1"):
+        ScoringPool(0)

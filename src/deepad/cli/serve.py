@@ -55,6 +55,13 @@ def serve(
         help="Compute threads (torch, BLAS, OpenMP) per worker process. Default: DEEPAD_NUM_THREADS, else 1. "
         "Scale with --workers; keep workers x threads at most the cores.",
     ),
+    concurrency: int = typer.Option(
+        None,
+        "--concurrency",
+        min=1,
+        help="Requests each worker scores at once (more wait their turn). Default: its share of the cores, "
+        "cores // (workers x threads), at least 1.",
+    ),
 ) -> None:
     """Serve saved models over HTTP (FastAPI/Uvicorn): POST /v1/score, GET /v1/model, /healthz, /readyz.
 
@@ -85,6 +92,7 @@ def serve(
         header_timeout=header_timeout,
         keep_alive_timeout=keep_alive_timeout,
         threads=n,
+        concurrency=concurrency,
     )
     with _UserErrors():
         run_server(cfg)

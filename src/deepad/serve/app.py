@@ -147,11 +147,13 @@ from deepad.serve.server import (
     DEFAULT_KEEP_ALIVE_TIMEOUT,  # noqa: F401
     WORKER_HEALTHCHECK_TIMEOUT,
     HeaderTimeoutH11Protocol,
+    ScoringPool,
     ServeConfig,
     ThreadLimiter,
     _app_kwargs,
     _check_limits,
     compute_threads,
+    score_concurrency,
     set_thread_env,
     uvicorn_options,
 )
@@ -187,6 +189,7 @@ def create_app(
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
     body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
     compute_threads: int | None = None,
+    concurrency: int | None = None,
 ) -> FastAPI:
     """The ASGI app serving the model(s) in ``models`` (a model directory or a directory of them).
 
@@ -203,7 +206,9 @@ def create_app(
     from its metadata before its data is read.  ``body_timeout``: seconds
     to receive the whole body (408 after; ``None`` or 0: no limit).  The
     limits on request heads and idle connections belong to the server: see
-    :func:`uvicorn_options`.
+    :func:`uvicorn_options`.  ``compute_threads``: torch/BLAS/OpenMP threads
+    of each scoring thread; ``concurrency``: requests scored at once (default:
+    the cores, see :class:`~deepad.serve.server.ScoringPool`).
     """
     from deepad.serve.streams import LiveStreams
 
@@ -217,6 +222,7 @@ def create_app(
     if compute_threads is not None and int(compute_threads) < 1:
         raise ValueError(f"compute_threads must be at least 1, got {compute_threads}.")
     threads = None if compute_threads is None else ThreadLimiter(int(compute_threads))  # after loading: libraries in
+    pool = ScoringPool(score_concurrency(concurrency, threads=compute_threads or 1), threads)
     names = registry.names
     watch_task: dict[str, asyncio.Task] = {}
 
@@ -289,7 +295,7 @@ def create_app(
         body_timeout=body_timeout,
         streams=streams,
         secured=secured,
-        threads=threads,
+        pool=pool,
     )
     for name in names:
         _add_model_routes(app, registry, live, name, f"/v1/models/{name}", **routes)
@@ -316,7 +322,7 @@ def _add_model_routes(
     body_timeout: float | None,
     streams: bool,
     secured: dict,
-    threads: ThreadLimiter | None = None,
+    pool: ScoringPool,
 ) -> None:
     """The routes of model ``name`` under ``prefix`` (``/v1/models/{name}``, or ``/v1`` for the only model):
     score, info, and for ``/v1/models/...`` reload and, for a time-series model, stream and stream/reset."""
@@ -339,16 +345,12 @@ def _add_model_routes(
             )
         body = await _read_body(request, max_body_bytes, body_timeout)
 
-        def work() -> bytes:
-            if threads is not None:
-                threads.ensure()
-            return _score_body(body, media, loaded, limits, explain, top)
-
+        work = (_score_body, body, media, loaded, limits, explain, top)
         if explain == "none" and loaded.rows is not None and len(body) <= INLINE_BODY_BYTES and _is_json(media):
             # A few records through the fast path take about a millisecond: scored here, without the two thread
             # hops (and the GIL hand-overs between the event loop and a pool thread) that cost as much again.
-            return Response(work(), media_type="application/json")
-        return Response(await run_in_threadpool(work), media_type="application/json")
+            return Response(pool.call(*work), media_type="application/json")
+        return Response(await pool.run(*work), media_type="application/json")
 
     async def info():
         out = registry.get(name).info()
@@ -397,12 +399,10 @@ def _add_model_routes(
             )
 
         def work() -> bytes:
-            if threads is not None:
-                threads.ensure()
             rows = loaded.spec.parse_json(body, max_rows=limits.max_rows)
             return json.dumps(live.update(loaded, rows), allow_nan=False, default=_plain).encode()
 
-        return Response(await run_in_threadpool(work), media_type="application/json")
+        return Response(await pool.run(work), media_type="application/json")
 
     async def stream_reset(
         refractory: int = Query(

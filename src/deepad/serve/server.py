@@ -60,6 +60,7 @@ class ServeConfig:
     header_timeout: float = DEFAULT_HEADER_TIMEOUT  # seconds to receive a request head (connection closed after)
     keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT  # an idle keep-alive connection is closed after this
     threads: int | None = None  # compute threads per worker (torch, BLAS, OpenMP); None: DEEPAD_NUM_THREADS, else 1
+    concurrency: int | None = None  # requests a worker scores at once; None: its share of the cores (see ScoringPool)
 
 
 #: the environment variables that size the compute thread pools of a process (read when each library loads)
@@ -121,6 +122,64 @@ class ThreadLimiter:
             except (AttributeError, RuntimeError):  # pragma: no cover - an odd torch build
                 pass
             self._local.done = True
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the platform has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def score_concurrency(concurrency: int | None, workers: int = 1, threads: int = 1) -> int:
+    """Requests one worker process scores at once: ``concurrency``, else its share of the cores,
+    ``cores // (workers * threads)``, at least 1 (see :class:`ScoringPool`)."""
+    if concurrency is None:
+        return max(1, available_cores() // max(1, int(workers) * max(1, int(threads))))
+    return max(1, int(concurrency))
+
+
+class ScoringPool:
+    """Runs a request's scoring in a pool thread, at most ``concurrency`` requests of this process at once.
+
+    Why: Starlette's ``run_in_threadpool`` lets up to 40 requests score side
+    by side, one thread each.  A scoring call is mostly Python and pandas,
+    which hold the GIL, so with 8 requests in flight 8 threads took turns
+    at it: the same work cost more CPU (GIL hand-overs, cold caches) and
+    finished later.  Requests beyond ``concurrency`` now wait for a slot
+    (on the event loop, costing nothing) instead.  1,000-row AutoEncoder
+    requests, 8 in flight, one worker on 2 cores: 1.3-1.45x the rows/s
+    with 1-2 slots against 40, server CPU 17-20 ms per request against
+    23-28 (``python benchmarks/load_test.py``).  Each thread also applies
+    ``threads`` (:class:`ThreadLimiter`) before it scores.
+    """
+
+    def __init__(self, concurrency: int, threads: ThreadLimiter | None = None):
+        if int(concurrency) < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
+        self.concurrency = int(concurrency)
+        self.threads = threads
+        self._limiters: dict[int, Any] = {}  # per event loop (a test client runs one loop per client)
+
+    def call(self, func, *args):
+        """``func(*args)`` in this thread, with the compute-thread limit applied."""
+        if self.threads is not None:
+            self.threads.ensure()
+        return func(*args)
+
+    async def run(self, func, *args):
+        """``func(*args)`` in a pool thread once a slot is free."""
+        import asyncio
+
+        import anyio
+        import anyio.to_thread
+
+        loop = id(asyncio.get_running_loop())
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            self._limiters = {loop: (limiter := anyio.CapacityLimiter(self.concurrency))}
+        return await anyio.to_thread.run_sync(self.call, func, *args, limiter=limiter)
 
 
 class HeaderTimeoutH11Protocol(H11Protocol):
@@ -201,6 +260,7 @@ def uvicorn_options(cfg: ServeConfig) -> dict[str, Any]:
 def _app_kwargs(cfg: ServeConfig) -> dict[str, Any]:
     return dict(
         compute_threads=compute_threads(cfg.threads),
+        concurrency=score_concurrency(cfg.concurrency, cfg.workers, compute_threads(cfg.threads)),
         max_body_bytes=cfg.max_body_bytes,
         reload_interval=cfg.reload_interval,
         max_rows=cfg.max_rows,
@@ -218,6 +278,8 @@ def _check_limits(cfg: ServeConfig) -> None:
         raise ValueError("the decompressed size limit must be positive.")
     if cfg.threads is not None and (isinstance(cfg.threads, bool) or int(cfg.threads) < 1):
         raise ValueError(f"--threads must be at least 1, got {cfg.threads}.")
+    if cfg.concurrency is not None and (isinstance(cfg.concurrency, bool) or int(cfg.concurrency) < 1):
+        raise ValueError(f"--concurrency must be at least 1, got {cfg.concurrency}.")
     for flag, value in (
         ("--body-timeout", cfg.body_timeout),
         ("--header-timeout", cfg.header_timeout),
