@@ -136,9 +136,14 @@ def _answer(
     results = [{"score": s, "p_value": pv, "is_anomaly": f} for s, pv, f in zip(values, p.tolist(), flags.tolist())]
     if id_values:
         names = list(id_values)
-        columns = [[v if v is None or type(v) in _PLAIN else _plain(v) for v in id_values[c]] for c in names]
-        for r, row in zip(results, zip(*columns)):
-            r["ids"] = dict(zip(names, row))
+        columns = [_plain_list(id_values[c]) for c in names]
+        if len(names) == 1:  # the usual case: one dict per row without zipping names each time
+            name = names[0]
+            for r, v in zip(results, columns[0]):
+                r["ids"] = {name: v}
+        else:
+            for r, row in zip(results, zip(*columns)):
+                r["ids"] = dict(zip(names, row))
     out = {
         "model": loaded.name,
         "version": loaded.version,
@@ -194,6 +199,14 @@ def _explain_rows(model, data, rows: np.ndarray, top: int, results: list[dict]) 
 
 
 _PLAIN = {str, int, bool}
+_PLAIN_OR_NONE = {str, int, bool, type(None)}
+
+
+def _plain_list(values: list) -> list:
+    """``values`` with every value JSON can carry as it is (text, integers, booleans, None) left as it is."""
+    if set(map(type, values)) <= _PLAIN_OR_NONE:
+        return values
+    return [v if v is None or type(v) in _PLAIN else _plain(v) for v in values]
 
 
 def _id_list(s: pd.Series) -> list:
