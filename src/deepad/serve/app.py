@@ -44,7 +44,7 @@ Limits (defaults; ``docs/serving.md``): ``max_body_bytes`` 32 MiB,
 and ``keep_alive_timeout`` 5 s for an idle keep-alive connection.
 
 The service is split along its seams; this module builds the application
-(:func:`create_app`: its routes, the OpenAPI hook, the model watcher) and
+(:func:`create_app`: its routes, the model watcher) and
 runs it (:func:`serve`).  The rest lives in:
 
 * :mod:`deepad.serve.bodies` -- receiving and reading request bodies (JSON,
@@ -53,7 +53,8 @@ runs it (:func:`serve`).  The rest lives in:
   key and internal-error middlewares, server paths kept out of answers;
 * :mod:`deepad.serve.scoring` -- a table to the score answer, explanations,
   data errors as 422 entries;
-* :mod:`deepad.serve.responses` -- the response models and documented errors of the OpenAPI document;
+* :mod:`deepad.serve.responses`, :mod:`deepad.serve.openapi` -- the response models and documented errors,
+  and the OpenAPI document with each model's request bodies;
 * :mod:`deepad.serve.server` -- :class:`ServeConfig`, its checks, the
   request-head timeout and the Uvicorn options;
 * :mod:`deepad.serve.registry`, :mod:`deepad.serve.spec`, :mod:`deepad.serve.streams`,
@@ -77,7 +78,6 @@ from typing import Literal
 try:
     from fastapi import FastAPI, HTTPException, Query, Request
     from fastapi.concurrency import run_in_threadpool
-    from fastapi.openapi.utils import get_openapi
     from fastapi.responses import JSONResponse, Response
 except ImportError as _exc:  # pragma: no cover - depends on the install
     raise ImportError("deepad serve needs the 'serve' extra: pip install 'deepad[serve]'") from _exc
@@ -103,7 +103,8 @@ from deepad.serve.bodies import (
     _too_big,
 )
 from deepad.serve.monitoring import install as install_monitoring
-from deepad.serve.registry import LoadedModel, ModelRegistry, ReloadError
+from deepad.serve.openapi import _openapi_hook
+from deepad.serve.registry import LoadedModel, ModelRegistry, ReloadError, freeze_heap
 from deepad.serve.responses import (
     _AUTH_ERROR,
     _ERRORS,
@@ -474,76 +475,6 @@ def _add_model_routes(
     app.state.score_paths[f"{prefix}/score"] = name
 
 
-def _openapi_hook(app: FastAPI, registry: ModelRegistry, limits: _Limits, api_key: str | None):
-    """``app.openapi``: FastAPI's document plus each model's request bodies (from its input schema), the
-    ``explain`` values a model can answer, and the API key scheme; built once, rebuilt after a reload."""
-
-    def openapi() -> dict:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        components = schema.setdefault("components", {}).setdefault("schemas", {})
-        rows = f"at most {limits.max_rows:,} rows"
-        for path, name in app.state.score_paths.items():
-            loaded = registry.get(name)
-            body, defs = loaded.spec.openapi_body(max_rows=limits.max_rows)
-            components.update(defs)
-            op = schema["paths"][path]["post"]
-            op["requestBody"] = {
-                "required": True,
-                "content": {
-                    "application/json": {"schema": body},
-                    "text/csv": {
-                        "schema": {
-                            "type": "string",
-                            "minLength": 1,
-                            "description": "CSV with a header line "
-                            f"and at least one row ({rows}); an empty body is a 422",
-                        }
-                    },
-                    "application/vnd.apache.parquet": {
-                        "schema": {
-                            "type": "string",
-                            "format": "binary",
-                            "minLength": 1,
-                            "description": f"a Parquet file ({rows}, decoding to at most "
-                            f"{limits.max_decompressed_bytes:,} bytes; flat columns)",
-                        }
-                    },
-                },
-            }
-            if not _can_explain(loaded.model):
-                for param in op.get("parameters", []):
-                    if param.get("name") == "explain" and param.get("in") == "query":
-                        param["schema"] = {"type": "string", "enum": ["none"], "default": "none", "title": "Explain"}
-                        param["description"] = (
-                            f"{type(loaded.model).__name__} cannot explain its scores (it keeps "
-                            "no training data to compare a row with): only none (other values "
-                            "are a 422)."
-                        )
-        for path, name in app.state.stream_paths.items():
-            loaded = registry.get(name)
-            timestamp = (getattr(loaded.model, "series_input_", None) or {}).get("timestamp")
-            records, defs = loaded.spec.openapi_stream_body(timestamp, max_rows=limits.max_rows)
-            components.update(defs)
-            schema["paths"][path]["post"]["requestBody"] = {
-                "required": True,
-                "content": {"application/json": {"schema": records}},
-            }
-        if api_key:
-            schema["components"]["securitySchemes"] = {
-                "APIKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER}
-            }
-            for path, ops in schema["paths"].items():
-                if path not in OPEN_PATHS:
-                    for op in ops.values():
-                        op["security"] = [{"APIKey": []}]
-        app.openapi_schema = schema
-        return schema
-
-    return openapi
-
-
 async def _watch(app: FastAPI, registry: ModelRegistry, interval: float) -> None:
     """Poll the model directories; load a changed one in a worker thread and swap it in."""
     while True:
@@ -565,7 +496,9 @@ def _app_from_env() -> FastAPI:
     """Factory for worker processes (``--workers N``): the config travels in an environment variable."""
     cfg = ServeConfig(**json.loads(os.environ[_ENV_CONFIG]))
     HeaderTimeoutH11Protocol.header_timeout = float(cfg.header_timeout)  # this worker's connections
-    return create_app(cfg.models, api_key=_api_key(cfg.api_key_env), streams=cfg.workers == 1, **_app_kwargs(cfg))
+    app = create_app(cfg.models, api_key=_api_key(cfg.api_key_env), streams=cfg.workers == 1, **_app_kwargs(cfg))
+    freeze_heap()  # the models are loaded: out of the garbage collector's full passes
+    return app
 
 
 def serve(cfg: ServeConfig) -> None:
@@ -597,4 +530,5 @@ def serve(cfg: ServeConfig) -> None:
         )
     else:
         app = create_app(cfg.models, api_key=key, **_app_kwargs(cfg))
+        freeze_heap()  # the models are loaded: out of the garbage collector's full passes
         uvicorn.run(app, **common)
