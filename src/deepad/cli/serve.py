@@ -59,8 +59,7 @@ def serve(
         None,
         "--concurrency",
         min=1,
-        help="Requests each worker scores at once (more wait their turn). Default: its share of the cores, "
-        "cores // (workers x threads), at least 1.",
+        help="Requests each worker scores at once (more wait their turn). Default: cores // threads, at least 1.",
     ),
 ) -> None:
     """Serve saved models over HTTP (FastAPI/Uvicorn): POST /v1/score, GET /v1/model, /healthz, /readyz.

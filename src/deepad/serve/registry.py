@@ -20,6 +20,7 @@ any time.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import os
@@ -34,7 +35,7 @@ from deepad.persistence import CONFIG, ModelFormatError
 from deepad.serve.rows import row_encoder, sorted_reference
 from deepad.serve.spec import InputSpec, input_spec
 
-__all__ = ["LoadedModel", "ModelRegistry", "discover_models", "fingerprint", "CONFIG_FILE"]
+__all__ = ["LoadedModel", "ModelRegistry", "discover_models", "fingerprint", "freeze_heap", "CONFIG_FILE"]
 
 log = logging.getLogger("deepad.serve")
 
@@ -244,4 +245,24 @@ class ModelRegistry:
             self._failed.pop(name, None)
             if new.version != old.version:
                 log.info("model %r: now serving version %s (was %s)", name, new.version, old.version)
+            if gc.get_freeze_count():  # a server process froze its heap (freeze_heap): the new version joins it
+                del old
+                freeze_heap(again=True)
             return True, new
+
+
+def freeze_heap(again: bool = False) -> None:
+    """Take every object alive now -- the libraries, the loaded models -- out of the cyclic garbage collector's
+    view (:func:`gc.freeze`), for a server process once its models are loaded.
+
+    Why: the collector's full passes walk every live object, and a process that has imported torch and
+    loaded a model holds about 280,000 of them: each full pass took 270-370 ms on this project's machine,
+    during which the event loop answered nothing; these were the AutoEncoder service's slowest 1 % of
+    single-record requests (p99 4x the bare app's).  After the freeze the same pass takes microseconds.
+    ``again``: after a hot reload, unfreeze, collect (one full pass, freeing the old version's cycles) and
+    freeze again.
+    """
+    if again:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
