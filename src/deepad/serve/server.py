@@ -135,8 +135,9 @@ def available_cores() -> int:
 def score_concurrency(concurrency: int | None, threads: int = 1) -> int:
     """Requests one worker process scores at once: ``concurrency``, else ``cores // threads``, at least 1 (see
     :class:`ScoringPool`).  Not divided by the workers: the connections a worker takes are not spread evenly,
-    and a busy worker may use the cores an idle one leaves (DEFAULT, 2 workers on 2 cores, 1,000-row requests:
-    0.79-1.05x in-process with one request per worker at once, 1.0-1.5 with two)."""
+    and a busy worker may use the cores an idle one leaves (DEFAULT, 2 workers on 2 cores, 1,000-row requests,
+    ``benchmarks/serve_ab.py --model default_dw0 --workers 2``: 1.47x in-process with one request per worker at
+    once, 1.60-1.63x with two)."""
     if concurrency is None:
         return max(1, available_cores() // max(1, int(threads)))
     return max(1, int(concurrency))
@@ -151,10 +152,12 @@ class ScoringPool:
     at it: the same work cost more CPU (GIL hand-overs, cold caches) and
     finished later.  Requests beyond ``concurrency`` now wait for a slot
     (on the event loop, costing nothing) instead.  1,000-row AutoEncoder
-    requests, 8 in flight, one worker on 2 cores: 1.3-1.45x the rows/s
-    with 1-2 slots against 40, server CPU 17-20 ms per request against
-    23-28 (``python benchmarks/load_test.py``).  Each thread also applies
-    ``threads`` (:class:`ThreadLimiter`) before it scores.
+    requests, 8 in flight, one worker on 2 cores: with this pool and the
+    column fast path, 1.45-1.6x the rows/s of the release before, server
+    CPU 15.7-20.4 ms per request against 23.2-30.0; ``--concurrency 40``
+    gives most of it back (``python benchmarks/serve_ab.py``,
+    ``benchmarks/results/throughput/serve_ab_session14.txt``).  Each thread
+    also applies ``threads`` (:class:`ThreadLimiter`) before it scores.
     """
 
     def __init__(self, concurrency: int, threads: ThreadLimiter | None = None):
