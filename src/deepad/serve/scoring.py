@@ -187,7 +187,9 @@ def _answer_bytes(
     :func:`_fragments`) rather than one dict per row, which cost more to build and to walk than the encoding.
 
     ``None`` where pydantic-core cannot encode a value (e.g. text with a lone surrogate): the caller takes the dict
-    route, whose :func:`dumps` falls back to :func:`json.dumps`."""
+    route, whose :func:`dumps` falls back to :func:`json.dumps`.  A whole 1,000-row answer with one text id column
+    (p-values included): 0.69 ms against 1.07 ms by the dict route, medians of 300 taken in turn on a busy 2-core
+    machine (``PYTHONPATH=src python benchmarks/answer_bytes.py``)."""
     n, enc = len(values), pydantic_core.to_json
     try:
         results = b"[]"
