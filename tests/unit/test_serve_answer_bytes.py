@@ -218,3 +218,9 @@ def test_through_the_app_the_same_bytes(tmp_path, monkeypatch):
         assert r.content == post(content, media).content
     results = fast[0].json()["results"]
     assert len(results) == 1000 and results[0]["ids"] == {"transaction_id": new["transaction_id"].iloc[0]}
+
+
+@pytest.mark.parametrize("dtype", ["str", "string[python]", "string[pyarrow]", object])
+def test_id_list_gives_python_text_and_none_for_missing_whatever_the_text_storage(dtype):
+    s = pd.Series(["T1", None, "a,b", "é", ""], dtype=dtype)
+    assert _id_list(s) == ["T1", None, "a,b", "é", ""]
