@@ -61,6 +61,11 @@ def test_score_concurrency_is_the_flag_else_the_cores_per_compute_thread(monkeyp
         _check_limits(ServeConfig(models=".", concurrency=0))
     assert server._app_kwargs(ServeConfig(models=".", workers=2, threads=2))["concurrency"] == 4
     assert server._app_kwargs(ServeConfig(models=".", workers=2, concurrency=3))["concurrency"] == 3
+    assert server._app_kwargs(ServeConfig(models="."))["inline_budget"] == pytest.approx(0.02)
+    assert server._app_kwargs(ServeConfig(models=".", inline_ms=0))["inline_budget"] == 0.0
+    for bad in (-1, 20_000, True):
+        with pytest.raises(ValueError, match="--inline-ms must be between 0 and 10000"):
+            _check_limits(ServeConfig(models=".", inline_ms=bad))
 
 
 def test_the_pool_scores_at_most_concurrency_requests_at_once_and_applies_the_thread_limit():
@@ -94,6 +99,50 @@ def test_the_pool_scores_at_most_concurrency_requests_at_once_and_applies_the_th
     assert peak == 3
     with pytest.raises(ValueError, match="concurrency must be at least 1"):
         ScoringPool(0)
+
+
+def test_a_request_runs_on_the_event_loop_once_its_measured_cost_fits_the_budget():
+    import asyncio
+
+    from deepad.serve.server import INLINE_MAX_BYTES, ScoringPool
+
+    def work(seconds: float, fail: bool = False):
+        end = time.thread_time() + seconds  # CPU, as the pool measures it
+        while time.thread_time() < end:
+            pass
+        if fail:
+            raise ValueError("a rejected body")
+        return threading.get_ident()
+
+    async def main(pool: ScoringPool) -> dict:
+        loop_thread = threading.get_ident()
+        out = {}
+        out["unmeasured"] = await pool.run(work, 0.002, cost_key="a", size=1000) == loop_thread
+        out["measured"] = await pool.run(work, 0.002, cost_key="a", size=1000) == loop_thread
+        out["large"] = await pool.run(work, 0.002, cost_key="a", size=40_000) == loop_thread  # ~80 ms expected
+        out["huge"] = await pool.run(work, 0.0, cost_key="a", size=INLINE_MAX_BYTES + 1) == loop_thread
+        out["no key"] = await pool.run(work, 0.0) == loop_thread
+        out["other key"] = await pool.run(work, 0.0, cost_key="b", size=1000) == loop_thread
+        before = pool._per_byte["b"]
+        with pytest.raises(ValueError, match="rejected"):
+            await pool.run(work, 0.0, True, cost_key="b", size=10**6)
+        out["failure not measured"] = pool._per_byte["b"] == before
+        return out
+
+    out = asyncio.run(main(ScoringPool(2, inline_budget=0.02)))
+    assert out == {
+        "unmeasured": False,  # no measurement yet: a pool thread
+        "measured": True,  # about 2 us per byte x 1,000 bytes, within 20 ms: the event loop
+        "large": False,  # the same cost per byte x 40,000 bytes is over the budget: a pool thread
+        "huge": False,  # over INLINE_MAX_BYTES: a pool thread, whatever the estimate
+        "no key": False,  # not measured (e.g. explanations): always a pool thread
+        "other key": False,
+        "failure not measured": True,
+    }
+    off = asyncio.run(main(ScoringPool(2, inline_budget=0.0)))
+    assert not off["measured"]  # a zero budget: every request in a pool thread
+    with pytest.raises(ValueError, match="inline_budget"):
+        ScoringPool(1, inline_budget=-1)
 
 
 # --------------------------------------------------------------------------- the heap freeze

@@ -61,6 +61,14 @@ def serve(
         min=1,
         help="Requests each worker scores at once (more wait their turn). Default: cores // threads, at least 1.",
     ),
+    inline_ms: float = typer.Option(
+        20.0,
+        "--inline-ms",
+        min=0.0,
+        max=10_000.0,
+        help="Score a request on the event loop itself, without a thread hand-over, when its measured cost per "
+        "byte says it takes at most this many CPU ms (the loop serves nothing else meanwhile). 0: never.",
+    ),
 ) -> None:
     """Serve saved models over HTTP (FastAPI/Uvicorn): POST /v1/score, GET /v1/model, /healthz, /readyz.
 
@@ -92,6 +100,7 @@ def serve(
         keep_alive_timeout=keep_alive_timeout,
         threads=n,
         concurrency=concurrency,
+        inline_ms=inline_ms,
     )
     with _UserErrors():
         run_server(cfg)

@@ -148,6 +148,7 @@ from deepad.serve.server import (
     DEFAULT_KEEP_ALIVE_TIMEOUT,  # noqa: F401
     WORKER_HEALTHCHECK_TIMEOUT,
     HeaderTimeoutH11Protocol,
+    INLINE_BUDGET,
     ScoringPool,
     ServeConfig,
     ThreadLimiter,
@@ -191,6 +192,7 @@ def create_app(
     body_timeout: float | None = DEFAULT_BODY_TIMEOUT,
     compute_threads: int | None = None,
     concurrency: int | None = None,
+    inline_budget: float = INLINE_BUDGET,
 ) -> FastAPI:
     """The ASGI app serving the model(s) in ``models`` (a model directory or a directory of them).
 
@@ -209,7 +211,9 @@ def create_app(
     limits on request heads and idle connections belong to the server: see
     :func:`uvicorn_options`.  ``compute_threads``: torch/BLAS/OpenMP threads
     of each scoring thread; ``concurrency``: requests scored at once (default:
-    the cores, see :class:`~deepad.serve.server.ScoringPool`).
+    the cores); ``inline_budget``: seconds of expected scoring CPU within which
+    a request is scored on the event loop itself (0: never; both, see
+    :class:`~deepad.serve.server.ScoringPool`).
     """
     from deepad.serve.streams import LiveStreams
 
@@ -223,7 +227,7 @@ def create_app(
     if compute_threads is not None and int(compute_threads) < 1:
         raise ValueError(f"compute_threads must be at least 1, got {compute_threads}.")
     threads = None if compute_threads is None else ThreadLimiter(int(compute_threads))  # after loading: libraries in
-    pool = ScoringPool(score_concurrency(concurrency, threads=compute_threads or 1), threads)
+    pool = ScoringPool(score_concurrency(concurrency, threads=compute_threads or 1), threads, inline_budget)
     names = registry.names
     watch_task: dict[str, asyncio.Task] = {}
 
@@ -351,7 +355,8 @@ def _add_model_routes(
             # A few records through the fast path take about a millisecond: scored here, without the two thread
             # hops (and the GIL hand-overs between the event loop and a pool thread) that cost as much again.
             return Response(pool.call(*work), media_type="application/json")
-        return Response(await pool.run(*work), media_type="application/json")
+        cost_key = None if explain != "none" else (name, loaded.version, "json" if _is_json(media) else media)
+        return Response(await pool.run(*work, cost_key=cost_key, size=len(body)), media_type="application/json")
 
     async def info():
         out = registry.get(name).info()

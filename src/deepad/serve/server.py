@@ -37,6 +37,10 @@ log = logging.getLogger("deepad.serve")
 DEFAULT_HEADER_TIMEOUT = 30.0
 DEFAULT_KEEP_ALIVE_TIMEOUT = 5.0
 _ENV_CONFIG = "DEEPAD_SERVE_CONFIG"
+#: the most CPU seconds a request's scoring may be expected to take to run on the event loop itself (ScoringPool)
+INLINE_BUDGET = 0.02
+#: bodies above this many bytes always go to a pool thread, whatever the estimate says
+INLINE_MAX_BYTES = 1 << 20
 #: seconds Uvicorn waits for a worker process to answer its health check (``--workers`` above 1) before it kills it
 WORKER_HEALTHCHECK_TIMEOUT = 120
 
@@ -61,6 +65,7 @@ class ServeConfig:
     keep_alive_timeout: float = DEFAULT_KEEP_ALIVE_TIMEOUT  # an idle keep-alive connection is closed after this
     threads: int | None = None  # compute threads per worker (torch, BLAS, OpenMP); None: DEEPAD_NUM_THREADS, else 1
     concurrency: int | None = None  # requests a worker scores at once; None: cores // threads (see ScoringPool)
+    inline_ms: float = INLINE_BUDGET * 1000  # a request expected to score within this many ms runs on the event loop
 
 
 #: the environment variables that size the compute thread pools of a process (read when each library loads)
@@ -144,28 +149,48 @@ def score_concurrency(concurrency: int | None, threads: int = 1) -> int:
 
 
 class ScoringPool:
-    """Runs a request's scoring in a pool thread, at most ``concurrency`` requests of this process at once.
+    """Runs a request's scoring in a pool thread, at most ``concurrency`` requests of this process at once -- or,
+    when it is cheap, on the event loop itself.
 
-    Why: Starlette's ``run_in_threadpool`` lets up to 40 requests score side
-    by side, one thread each.  A scoring call is mostly Python and pandas,
-    which hold the GIL, so with 8 requests in flight 8 threads took turns
-    at it: the same work cost more CPU (GIL hand-overs, cold caches) and
-    finished later.  Requests beyond ``concurrency`` now wait for a slot
-    (on the event loop, costing nothing) instead.  1,000-row AutoEncoder
-    requests, 8 in flight, one worker on 2 cores: with this pool and the
-    column fast path, 1.45-1.6x the rows/s of the release before, server
-    CPU 15.7-20.4 ms per request against 23.2-30.0; ``--concurrency 40``
-    gives most of it back (``python benchmarks/serve_ab.py``,
-    ``benchmarks/results/throughput/serve_ab_session14.txt``).  Each thread
-    also applies ``threads`` (:class:`ThreadLimiter`) before it scores.
+    Why a limit: Starlette's ``run_in_threadpool`` lets up to 40 requests
+    score side by side, one thread each.  A scoring call is mostly Python
+    and pandas, which hold the GIL, so with 8 requests in flight 8 threads
+    took turns at it: the same work cost more CPU (GIL hand-overs, cold
+    caches) and finished later.  Requests beyond ``concurrency`` now wait
+    for a slot (on the event loop, costing nothing) instead.  1,000-row
+    AutoEncoder requests, 8 in flight, one worker on 2 cores: with this
+    pool and the column fast path, 1.45-1.6x the rows/s of the release
+    before, server CPU 15.7-20.4 ms per request against 23.2-30.0;
+    ``--concurrency 40`` gives most of it back (``python
+    benchmarks/serve_ab.py``, ``benchmarks/results/throughput/serve_ab_session14.txt``).
+    Each thread also applies ``threads`` (:class:`ThreadLimiter`) before it scores.
+
+    Why inline: even one pool thread hands the GIL back and forth with the
+    event loop while it scores (about 75 voluntary context switches per
+    1,000-row request).  So :meth:`run` keeps, per ``cost_key`` (model
+    version and body kind), a running mean of the scoring thread's CPU
+    seconds per body byte, measured on every successful call, and scores a
+    body on the event loop when that mean says it takes at most
+    ``inline_budget`` seconds (and the body is at most
+    :data:`INLINE_MAX_BYTES`), once a slot is free like any other: the loop
+    then serves nothing else for that long, so the budget bounds what any
+    other request waits.  A key with no
+    measurement yet goes to the pool.  Models whose scoring runs outside
+    the GIL in parallel (DEFAULT's k-NN) cost more per byte and keep their
+    threads.  (The CPU time is the scoring thread's own: with ``threads``
+    above 1, work in torch's other threads is not counted.)
     """
 
-    def __init__(self, concurrency: int, threads: ThreadLimiter | None = None):
+    def __init__(self, concurrency: int, threads: ThreadLimiter | None = None, inline_budget: float = INLINE_BUDGET):
         if int(concurrency) < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}.")
+        if not float(inline_budget) >= 0:
+            raise ValueError(f"inline_budget must be at least 0 seconds, got {inline_budget}.")
         self.concurrency = int(concurrency)
         self.threads = threads
+        self.inline_budget = float(inline_budget)
         self._limiters: dict[int, Any] = {}  # per event loop (a test client runs one loop per client)
+        self._per_byte: dict[Any, float] = {}  # cost_key -> running mean of CPU seconds per body byte
 
     def call(self, func, *args):
         """``func(*args)`` in this thread, with the compute-thread limit applied."""
@@ -173,8 +198,27 @@ class ScoringPool:
             self.threads.ensure()
         return func(*args)
 
-    async def run(self, func, *args):
-        """``func(*args)`` in a pool thread once a slot is free."""
+    def inline(self, cost_key, size: int) -> bool:
+        """Whether a ``size``-byte body of ``cost_key`` is expected to score within the inline budget."""
+        per_byte = self._per_byte.get(cost_key)
+        return per_byte is not None and size <= INLINE_MAX_BYTES and per_byte * size <= self.inline_budget
+
+    def _measured(self, cost_key, size: int, func, *args):
+        import time
+
+        start = time.thread_time()
+        out = self.call(func, *args)
+        if size > 0:  # only successful calls: a rejected body costs little and says nothing of a valid one
+            seconds = (time.thread_time() - start) / size
+            old = self._per_byte.get(cost_key)
+            if old is None and len(self._per_byte) >= 256:  # keys of versions long replaced: start afresh
+                self._per_byte.clear()
+            self._per_byte[cost_key] = seconds if old is None else 0.8 * old + 0.2 * seconds
+        return out
+
+    async def run(self, func, *args, cost_key=None, size: int = 0):
+        """``func(*args)``: on the event loop if ``cost_key``'s measured cost says it is cheap (see the class),
+        else in a pool thread once a slot is free; ``size``: the body's bytes (0: not measured)."""
         import asyncio
 
         import anyio
@@ -184,7 +228,12 @@ class ScoringPool:
         limiter = self._limiters.get(loop)
         if limiter is None:
             self._limiters = {loop: (limiter := anyio.CapacityLimiter(self.concurrency))}
-        return await anyio.to_thread.run_sync(self.call, func, *args, limiter=limiter)
+        if cost_key is None:
+            size = 0
+        elif self.inline(cost_key, size):
+            async with limiter:  # it takes a slot like any other: still at most ``concurrency`` at once
+                return self._measured(cost_key, size, func, *args)
+        return await anyio.to_thread.run_sync(self._measured, cost_key, size, func, *args, limiter=limiter)
 
 
 class HeaderTimeoutH11Protocol(H11Protocol):
@@ -266,6 +315,7 @@ def _app_kwargs(cfg: ServeConfig) -> dict[str, Any]:
     return dict(
         compute_threads=compute_threads(cfg.threads),
         concurrency=score_concurrency(cfg.concurrency, compute_threads(cfg.threads)),
+        inline_budget=float(cfg.inline_ms) / 1000,
         max_body_bytes=cfg.max_body_bytes,
         reload_interval=cfg.reload_interval,
         max_rows=cfg.max_rows,
@@ -285,6 +335,8 @@ def _check_limits(cfg: ServeConfig) -> None:
         raise ValueError(f"--threads must be at least 1, got {cfg.threads}.")
     if cfg.concurrency is not None and (isinstance(cfg.concurrency, bool) or int(cfg.concurrency) < 1):
         raise ValueError(f"--concurrency must be at least 1, got {cfg.concurrency}.")
+    if isinstance(cfg.inline_ms, bool) or not 0 <= float(cfg.inline_ms) <= 10_000:
+        raise ValueError(f"--inline-ms must be between 0 and 10000, got {cfg.inline_ms}.")
     for flag, value in (
         ("--body-timeout", cfg.body_timeout),
         ("--header-timeout", cfg.header_timeout),
