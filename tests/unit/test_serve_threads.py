@@ -139,6 +139,16 @@ def test_a_request_runs_on_the_event_loop_once_its_measured_cost_fits_the_budget
         "other key": False,
         "failure not measured": True,
     }
+
+    async def cold_start(pool: ScoringPool) -> list[bool]:
+        loop_thread = threading.get_ident()
+        seen = [await pool.run(work, 0.1, cost_key="c", size=1000) == loop_thread]  # a cold call: 100 us per byte
+        for _ in range(4):
+            seen.append(await pool.run(work, 0.002, cost_key="c", size=1000) == loop_thread)
+        return seen
+
+    # the median of the last measurements: the slow first call is outvoted once two fast ones follow it
+    assert asyncio.run(cold_start(ScoringPool(2, inline_budget=0.02))) == [False, False, False, True, True]
     off = asyncio.run(main(ScoringPool(2, inline_budget=0.0)))
     assert not off["measured"]  # a zero budget: every request in a pool thread
     with pytest.raises(ValueError, match="inline_budget"):

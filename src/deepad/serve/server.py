@@ -13,9 +13,11 @@ server itself, which builds the application, is
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import os
+import statistics
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +43,8 @@ _ENV_CONFIG = "DEEPAD_SERVE_CONFIG"
 INLINE_BUDGET = 0.02
 #: bodies above this many bytes always go to a pool thread, whatever the estimate says
 INLINE_MAX_BYTES = 1 << 20
+#: the estimate is the median of this many last measurements: a cold first call (imports, caches) is forgotten
+INLINE_SAMPLES = 5
 #: seconds Uvicorn waits for a worker process to answer its health check (``--workers`` above 1) before it kills it
 WORKER_HEALTHCHECK_TIMEOUT = 120
 
@@ -168,8 +172,10 @@ class ScoringPool:
     Why inline: even one pool thread hands the GIL back and forth with the
     event loop while it scores (about 75 voluntary context switches per
     1,000-row request).  So :meth:`run` keeps, per ``cost_key`` (model
-    version and body kind), a running mean of the scoring thread's CPU
-    seconds per body byte, measured on every successful call, and scores a
+    version and body kind), the median of the scoring thread's CPU seconds
+    per body byte over the last :data:`INLINE_SAMPLES` successful calls
+    (a median, so that one cold first call does not keep the next ones in
+    the pool, nor one cheap call send a costly kind inline), and scores a
     body on the event loop when that mean says it takes at most
     ``inline_budget`` seconds (and the body is at most
     :data:`INLINE_MAX_BYTES`), once a slot is free like any other: the loop
@@ -190,7 +196,8 @@ class ScoringPool:
         self.threads = threads
         self.inline_budget = float(inline_budget)
         self._limiters: dict[int, Any] = {}  # per event loop (a test client runs one loop per client)
-        self._per_byte: dict[Any, float] = {}  # cost_key -> running mean of CPU seconds per body byte
+        self._per_byte: dict[Any, float] = {}  # cost_key -> median of its last measurements (CPU s per body byte)
+        self._recent: dict[Any, Any] = {}  # cost_key -> its last INLINE_SAMPLES measurements
 
     def call(self, func, *args):
         """``func(*args)`` in this thread, with the compute-thread limit applied."""
@@ -210,10 +217,14 @@ class ScoringPool:
         out = self.call(func, *args)
         if size > 0:  # only successful calls: a rejected body costs little and says nothing of a valid one
             seconds = (time.thread_time() - start) / size
-            old = self._per_byte.get(cost_key)
-            if old is None and len(self._per_byte) >= 256:  # keys of versions long replaced: start afresh
-                self._per_byte.clear()
-            self._per_byte[cost_key] = seconds if old is None else 0.8 * old + 0.2 * seconds
+            recent = self._recent.get(cost_key)
+            if recent is None:
+                if len(self._recent) >= 256:  # keys of versions long replaced: start afresh
+                    self._recent.clear()
+                    self._per_byte.clear()
+                recent = self._recent[cost_key] = collections.deque(maxlen=INLINE_SAMPLES)
+            recent.append(seconds)
+            self._per_byte[cost_key] = statistics.median(recent)
         return out
 
     async def run(self, func, *args, cost_key=None, size: int = 0):
