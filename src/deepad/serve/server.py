@@ -173,18 +173,21 @@ class ScoringPool:
     event loop while it scores (about 75 voluntary context switches per
     1,000-row request).  So :meth:`run` keeps, per ``cost_key`` (model
     version and body kind), the median of the scoring thread's CPU seconds
-    per body byte over the last :data:`INLINE_SAMPLES` successful calls
-    (a median, so that one cold first call does not keep the next ones in
-    the pool, nor one cheap call send a costly kind inline), and scores a
-    body on the event loop when that mean says it takes at most
-    ``inline_budget`` seconds (and the body is at most
-    :data:`INLINE_MAX_BYTES`), once a slot is free like any other: the loop
-    then serves nothing else for that long, so the budget bounds what any
-    other request waits.  A key with no
-    measurement yet goes to the pool.  Models whose scoring runs outside
-    the GIL in parallel (DEFAULT's k-NN) cost more per byte and keep their
-    threads.  (The CPU time is the scoring thread's own: with ``threads``
-    above 1, work in torch's other threads is not counted.)
+    per body byte over the last :data:`INLINE_SAMPLES` successful calls (a
+    median, so that one cold first call does not keep the next ones in the
+    pool, nor one cheap call send a costly kind inline).  A body whose
+    expected cost (that median times its size) is at most
+    ``inline_budget`` seconds, and which is at most :data:`INLINE_MAX_BYTES`,
+    is scored on the event loop once a slot is free like any other; the
+    loop serves nothing else meanwhile, so the budget bounds what another
+    request waits.  A key with no measurement yet goes to the pool.
+    DEFAULT's 1,000-row requests (about 100 ms, k-NN searches that release
+    the GIL and run side by side in the pool) stay over the budget and keep
+    their threads.  AutoEncoder, 1,000 rows, one worker: 1.30-1.48x the
+    rows/s of ``inline_budget=0`` for JSON columns, 1.07-1.20x for CSV and
+    Parquet (``benchmarks/results/throughput/serve_ab_session15.txt``).
+    (The CPU time is the scoring thread's own: with ``threads`` above 1,
+    work in torch's other threads is not counted.)
     """
 
     def __init__(self, concurrency: int, threads: ThreadLimiter | None = None, inline_budget: float = INLINE_BUDGET):
