@@ -92,7 +92,7 @@ def monitor(
     import deepad
     from deepad.data.readers import read_table
     from deepad.data.writers import same_file as _same_file
-    from deepad.drift import check_numeric_test, check_tail_quantiles, detect_drift
+    from deepad.drift import CORRECTIONS, MULTIVARIATE, check_numeric_test, check_tail_quantiles, detect_drift
     from deepad.drift.core import json_safe
     from deepad.drift.windows import drift_over_windows, split_windows
 
@@ -108,10 +108,10 @@ def monitor(
     _refuse_options({"--every": every if time_column is None else None}, "--time-column", "none was given")
     if not 0.0 < alpha < 1.0:
         fail(f"--alpha must be in (0, 1), got {alpha}.")
-    if correction.lower() not in ("holm", "bh"):
-        fail(f"--correction must be holm or bh, got {correction!r}.")
-    if multivariate.lower() not in ("mmd", "c2st", "both", "none"):
-        fail(f"--multivariate must be mmd, c2st, both or none, got {multivariate!r}.")
+    if correction.lower() not in CORRECTIONS:  # the library's lists: one rule in one place
+        fail(f"--correction must be {' or '.join(CORRECTIONS)}, got {correction!r}.")
+    if multivariate.lower() not in (*MULTIVARIATE, "none"):
+        fail(f"--multivariate must be {', '.join(MULTIVARIATE)} or none, got {multivariate!r}.")
     joint = False if multivariate.lower() == "none" else multivariate.lower()
     section_weights = None
     if weights is not None:

@@ -33,7 +33,8 @@ from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
 from deepad.drift._numeric import NUMERIC_TESTS, check_numeric_test
 from deepad.drift._score import check_tail_quantiles
-from deepad.drift.core import DriftReport, detect_drift, score_drift
+from deepad.drift._stats import CORRECTIONS
+from deepad.drift.core import MULTIVARIATE, DriftReport, detect_drift, score_drift
 from deepad.drift.recalibrate import history, recalibrate
 from deepad.drift.refit import refit
 
@@ -42,6 +43,8 @@ __all__ = [
     "detect_drift",
     "score_drift",
     "NUMERIC_TESTS",
+    "CORRECTIONS",
+    "MULTIVARIATE",
     "check_numeric_test",
     "check_tail_quantiles",
     "mmd_test",
