@@ -152,9 +152,9 @@ def _is_arrow(data: Any) -> bool:
     return isinstance(data, (pa.Table, pa.RecordBatch))
 
 
-def _arrow_to_pandas(table) -> pd.DataFrame:
+def _arrow_to_pandas(table, use_threads: bool = True) -> pd.DataFrame:
     # Dates (date32) become datetime64 so schema inference sees them as datetimes.
-    return table.to_pandas(date_as_object=False)
+    return table.to_pandas(date_as_object=False, use_threads=use_threads)
 
 
 def _numpy_frame(arr: np.ndarray, name: str) -> pd.DataFrame:

@@ -91,6 +91,12 @@ class _Limits:
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
 
 
+#: Arrow reads a request body in the thread that scores it, not in Arrow's pool: a request is one thread's work and
+#: the service runs requests side by side (``--concurrency``, ``--workers``).  A 1,000-row Parquet body: reading
+#: 1.1 ms of CPU instead of 2.0, to pandas 0.5 instead of 0.95 (medians of 300, in process).
+_USE_THREADS = False
+
+
 def _read_csv(body: bytes, loaded: LoadedModel, limits: _Limits = _Limits()) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.csv as pcsv
@@ -113,6 +119,7 @@ def _read_csv(body: bytes, loaded: LoadedModel, limits: _Limits = _Limits()) -> 
     # One block for the whole body (at most max_body_bytes): Arrow's default 1 MiB blocks cannot hold a header
     # line (or a row) longer than that, and it then reports "Empty CSV file or block".
     read.block_size = int(min(max(len(body) + 2, 1 << 20), 2**31 - 1))
+    read.use_threads = _USE_THREADS
     if not body.endswith(b"\n"):
         body += b"\n"  # Arrow cannot read a last line, header or row, without its end of line
     try:
@@ -128,7 +135,7 @@ def _read_csv(body: bytes, loaded: LoadedModel, limits: _Limits = _Limits()) -> 
         raise RowLimitError(table.num_rows, limits.max_rows)
     if loaded.spec.tabular:
         table = _numbers_read(table, [c.name for c in loaded.spec.columns if c.kind == "numeric"])
-    return _arrow_to_pandas(table)
+    return _arrow_to_pandas(table, use_threads=_USE_THREADS)
 
 
 def _numbers_read(table, names: list[str]):
@@ -252,7 +259,7 @@ def _read_parquet(body: bytes, limits: _Limits = _Limits()) -> pd.DataFrame:
         if pat.is_string(f.type) or pat.is_large_string(f.type) or pat.is_binary(f.type) or pat.is_large_binary(f.type)
     ]
     try:
-        table = pq.read_table(pa.BufferReader(body), read_dictionary=text or None)
+        table = pq.read_table(pa.BufferReader(body), read_dictionary=text or None, use_threads=_USE_THREADS)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BodyError(
             [{"loc": ["body"], "type": "parquet_error", "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]
@@ -271,7 +278,7 @@ def _read_parquet(body: bytes, limits: _Limits = _Limits()) -> pd.DataFrame:
         ):
             table = table.set_column(i, schema.field(i), table.column(i).cast(schema.field(i).type))
     try:
-        return _arrow_to_pandas(table)
+        return _arrow_to_pandas(table, use_threads=_USE_THREADS)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BodyError(
             [{"loc": ["body"], "type": "parquet_error", "msg": f"cannot read the body as Parquet: {_first_line(exc)}"}]
