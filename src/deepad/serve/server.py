@@ -185,7 +185,7 @@ class ScoringPool:
     the GIL and run side by side in the pool) stay over the budget and keep
     their threads.  AutoEncoder, 1,000 rows, one worker, asyncio's loop:
     1.25-1.27x the rows/s of ``inline_budget=0`` for JSON columns,
-    0.97-1.07x for CSV and Parquet, 2-4 ms less server CPU per request in
+    0.97-1.07x for CSV and Parquet, 1.7-4.3 ms less server CPU per request in
     every case (``benchmarks/results/throughput/serve_ab_session15.txt``).
     (The CPU time is the scoring thread's own: with ``threads`` above 1,
     work in torch's other threads is not counted.)
