@@ -197,11 +197,7 @@ def _answer_bytes(
         if n:
             # a row: consts[0] cols[0][i] consts[1] cols[1][i] ... cols[-1][i] consts[-1]
             consts = [b'{"score":', b',"p_value":', b',"is_anomaly":']
-            cols = [
-                enc(values, inf_nan_mode="null")[1:-1].split(b","),  # floats and nulls: no comma inside one
-                enc(p_values, inf_nan_mode="null")[1:-1].split(b","),
-                [b"true" if f else b"false" for f in flags],
-            ]
+            cols = [_number_fragments(values), _number_fragments(p_values), _number_fragments(flags)]
             quote = b""  # the one the last column's fragments lack
             if id_values:
                 names, columns = _id_columns(id_values)
@@ -231,6 +227,12 @@ def _answer_bytes(
 _NUMBERS_OR_NONE = {int, bool, float, type(None)}
 
 
+def _number_fragments(values: list) -> list[bytes]:
+    """Numbers, booleans and nulls as JSON, one fragment each: the list encoded once and split on its commas (no
+    such value holds one)."""
+    return pydantic_core.to_json(values, inf_nan_mode="null")[1:-1].split(b",")
+
+
 def _fragments(column: list) -> tuple[list[bytes], bytes]:
     """``column``'s values as JSON, one fragment each, and the quote each fragment lacks at both ends.
 
@@ -242,7 +244,7 @@ def _fragments(column: list) -> tuple[list[bytes], bytes]:
     if kinds == {str}:
         return enc(column)[2:-2].split(b'","'), b'"'
     if kinds <= _NUMBERS_OR_NONE:
-        return enc(column, inf_nan_mode="null")[1:-1].split(b","), b""
+        return _number_fragments(column), b""
     return [enc(v, inf_nan_mode="null", fallback=_plain) for v in column], b""
 
 

@@ -19,6 +19,7 @@ import math
 import os
 import statistics
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,8 +216,6 @@ class ScoringPool:
         return per_byte is not None and size <= INLINE_MAX_BYTES and per_byte * size <= self.inline_budget
 
     def _measured(self, cost_key, size: int, func, *args):
-        import time
-
         start = time.thread_time()
         out = self.call(func, *args)
         if size > 0:  # only successful calls: a rejected body costs little and says nothing of a valid one
