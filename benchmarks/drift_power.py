@@ -247,8 +247,10 @@ def _trial(s: Setup, df: pd.DataFrame, recorded: dict | None = None) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             t = time.perf_counter()
-            detect_drift(s.model, df, alpha=ALPHA)  # the library's default report, as one call
+            default = detect_drift(s.model, df, alpha=ALPHA)  # the library's default report, as one call
             out["deepad_default_s"] = time.perf_counter() - t
+            out["p_default"], out["deepad_default"] = default.p_value, bool(default.drift)
+            out["default_sections"] = dict(default.sections)
         x = s._alibi_view(df)
         for k, det in s.alibi.items():
             t = time.perf_counter()
@@ -390,6 +392,12 @@ def main() -> None:
         "running Alibi, and keep their MMD / C2ST / feature p-values to check the rows are the same",
     )
     parser.add_argument("--no-recalibration", action="store_true", help="skip the recalibration study")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of a set's split, model and trials (another seed: fresh trials, independent of seed 0's)",
+    )
     args = parser.parse_args()
     recorded_all = {}
     for p in args.reuse_alibi or []:
@@ -406,8 +414,8 @@ def main() -> None:
         if args.reuse_alibi is not None and recorded is None:
             print(f"{name}: not in the --reuse-alibi files, skipped", flush=True)
             continue
-        s = Setup(name, alibi=args.reuse_alibi is None)
-        res = {"rows_per_trial": s.m, "features": int(s.pool.shape[1]), "kinds": {}}
+        s = Setup(name, seed=args.seed, alibi=args.reuse_alibi is None)
+        res = {"rows_per_trial": s.m, "features": int(s.pool.shape[1]), "seed": args.seed, "kinds": {}}
         for kind in KINDS:
             n = args.trials * (2 if kind == "none" else 1)
             old = recorded["kinds"][kind] if recorded else [None] * n

@@ -100,7 +100,11 @@ def test_numeric_test_from_the_command_line_is_recorded_per_feature(work):
     assert amount["p_lepage"] < 1e-20 and amount["drift"] is True and "amount" in doc["moved"]
     assert doc["score"]["tails"] == []  # no tail tests unless asked
     default = json.loads(run(*args).stdout)
-    (ks,) = [t for t in default["features"]["tests"] if t["name"] == "amount"]
+    (both,) = [t for t in default["features"]["tests"] if t["name"] == "amount"]  # the default: KS and Lepage
+    assert both["test"] == "ks+lepage" and both["p_ks"] == pytest.approx(amount["p_ks"])
+    assert both["p_value"] == pytest.approx(min(1.0, 2 * min(both["p_ks"], both["p_lepage"])))
+    ks = json.loads(run(*args, "--numeric-test", "ks").stdout)
+    (ks,) = [t for t in ks["features"]["tests"] if t["name"] == "amount"]
     assert ks["test"] == "ks" and ks["p_value"] == ks["p_ks"] == pytest.approx(amount["p_ks"])
 
 
@@ -118,7 +122,7 @@ def test_tail_quantiles_from_the_command_line_reach_the_score_section_and_the_wi
         assert t["expected_count"] == pytest.approx(1200 * (t["reference_above"] + 1) / (n + 1))
     ps = [score["distribution"]["p_value"], score["flag_rate"]["p_value"]] + [t["p_value"] for t in tails]
     assert score["p_value"] == pytest.approx(min(1.0, 4 * min(ps)))  # Bonferroni over KS, the rate and two tails
-    assert all(t["test"] == "ks" for t in doc["features"]["tests"] if t["kind"] == "numeric")
+    assert all(t["test"] == "ks+lepage" for t in doc["features"]["tests"] if t["kind"] == "numeric")
     # one window of all the rows: the same tests ran there, tails included
     (w,) = doc["windows"]
     assert w["rows"] == 1200 and w["sections"]["score"] == pytest.approx(score["p_value"])
@@ -147,8 +151,13 @@ def test_html_page_with_drift_over_time(work):
     )
     assert result.exit_code == 0, result.output
     html = out.read_text()
-    for heading in ("Verdict", "Drift over time", "Scores and flag rate", "Multivariate (MMD)", "Per-feature tests"):
+    for heading in ("Verdict", "Drift over time", "Scores and flag rate", "Multivariate (C2ST)", "Per-feature tests"):
         assert heading in html
+    # each numeric row shows its distribution effects whichever test gave its p-value (ks+lepage by default)
+    amount = re.search(r"<tr><td>amount</td><td>numeric</td><td>ks\+lepage</td><td>([^<]*)</td>", html)
+    assert (
+        amount and amount.group(1).startswith("KS ") and "Wasserstein" in amount.group(1) and "std x" in amount.group(1)
+    )
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
     assert len(images) == 2 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
     assert "timestamp is left out" in html and "<script" not in html and "http" not in html.split("<body>")[1]

@@ -50,7 +50,8 @@ def test_detect_drift_takes_c2st_or_both_as_the_multivariate_section():
     assert mv["p_value"] == pytest.approx(min(1.0, 2 * min(mv["mmd"]["p_value"], mv["c2st"]["p_value"])))
     assert both.sections["multivariate"] == mv["p_value"]
     plain = detect_drift(model, new, multivariate=True)
-    assert plain.multivariate["test"] == "mmd"
+    assert plain.multivariate["test"] == "c2st" and plain.multivariate == c2.multivariate  # the default
+    assert detect_drift(model, new, multivariate="mmd").multivariate["test"] == "mmd"
     # a weighted Bonferroni over the sections: min p_s / w_s, the weights normalised over the sections that ran
     wb = detect_drift(model, new, weights={"features": 2, "multivariate": 1, "score": 1})
     p = plain.sections
@@ -276,3 +277,28 @@ def test_detect_drift_reports_every_part_and_reuses_the_prepared_reference():
     assert a_ks["test"] == "ks" and a_ks["p_value"] == a["p_ks"] and ks.score["tails"] == []
     with pytest.raises(ValueError, match="numeric_test must be one of"):
         detect_drift(model, new, numeric_test="t")
+
+
+def test_multivariate_section_leaves_out_frequency_encodings_so_a_long_tail_of_ids_is_not_drift():
+    # the fraud table's merchant ids have a long tail: a quarter of fresh rows carry ids never seen in training,
+    # while every training row's id was counted in its own __logfreq -- a classifier tells them apart by that alone
+    from data_fraud import make_fraud_frame
+
+    from deepad.data.reference import counted_features
+    from deepad.drift.core import _encoded_reference
+
+    model = TabularDetector(IsolationForest(n_estimators=50), exclude=["is_fraud"], random_state=0)
+    model.fit(make_fraud_frame(2500, seed=1))
+    mask = counted_features(model.preprocessor)
+    names = model.preprocessor.feature_names_out_
+    assert [n for n, m in zip(names, mask) if m] == ["merchant_category__logfreq", "merchant_id__logfreq"]
+    fresh = [make_fraud_frame(1200, seed=s, start_index=10_000 * s).drop(columns=["is_fraud"]) for s in (2, 3, 4)]
+    with_counts = c2st_test(_encoded_reference(model), model.transform(fresh[0]))
+    assert with_counts["statistic"] > 0.6 and with_counts["p_value"] < 1e-6  # what the section used to see
+    aucs = []
+    for new in fresh:
+        r = detect_drift(model, new, multivariate="both")
+        for test in ("mmd", "c2st"):
+            assert r.multivariate[test]["features"] == model.n_features_out_ - 2
+        aucs.append(r.multivariate["c2st"]["statistic"])
+    assert max(aucs) < 0.58 and np.mean(aucs) < 0.54  # no-drift rows: a classifier cannot tell (0.5)

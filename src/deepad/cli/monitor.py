@@ -44,9 +44,10 @@ def monitor(
         500, "--mmd-rows", min=10, help="Rows per side of the multivariate test (MMD's cost grows as the square)."
     ),
     multivariate: str = typer.Option(
-        "mmd",
+        None,
         "--multivariate",
-        help="The joint test: mmd (kernel MMD, permutations), c2st (a classifier two-sample test), both, or none.",
+        help="The joint test: c2st (a classifier two-sample test; the default), mmd (kernel MMD, permutations), "
+        "both, or none.",
     ),
     weights: str = typer.Option(
         None,
@@ -55,10 +56,10 @@ def monitor(
         "default: equal weights.",
     ),
     numeric_test: str = typer.Option(
-        "ks",
+        None,
         "--numeric-test",
-        help="Test of each numeric column: ks (any change of its distribution), lepage (location and scale, "
-        "a rank test), ks+lepage or ks+mood (twice the smaller of the two p-values).",
+        help="Test of each numeric column: ks+lepage (the default: twice the smaller p-value of the two), ks (any "
+        "change of its distribution), lepage (location and scale, a rank test), or ks+mood.",
     ),
     tail_quantiles: str = typer.Option(
         None,
@@ -71,9 +72,9 @@ def monitor(
 ) -> None:
     """Test DATA (no labels needed) for drift against the data the model learned from; exit 0 either way.
 
-    Per feature column (numeric: KS, or the test --numeric-test names;
+    Per feature column (numeric: KS and Lepage, or the test --numeric-test names;
     categorical, boolean: chi-squared; datetime: KS of hour, weekday,
-    month; missing rate: Fisher), jointly (MMD on the encoded features) and
+    month; missing rate: Fisher), jointly (C2ST on the encoded features) and
     on the model's own scores (score distribution and flag rate against the
     reference scores; with --tail-quantiles, an excess of rows above those
     quantiles of the reference scores). The report's
@@ -92,7 +93,15 @@ def monitor(
     import deepad
     from deepad.data.readers import read_table
     from deepad.data.writers import same_file as _same_file
-    from deepad.drift import CORRECTIONS, MULTIVARIATE, check_numeric_test, check_tail_quantiles, detect_drift
+    from deepad.drift import (
+        CORRECTIONS,
+        DEFAULT_MULTIVARIATE,
+        DEFAULT_NUMERIC_TEST,
+        MULTIVARIATE,
+        check_numeric_test,
+        check_tail_quantiles,
+        detect_drift,
+    )
     from deepad.drift.core import json_safe
     from deepad.drift.windows import drift_over_windows, split_windows
 
@@ -110,6 +119,8 @@ def monitor(
         fail(f"--alpha must be in (0, 1), got {alpha}.")
     if correction.lower() not in CORRECTIONS:  # the library's lists: one rule in one place
         fail(f"--correction must be {' or '.join(CORRECTIONS)}, got {correction!r}.")
+    multivariate = DEFAULT_MULTIVARIATE if multivariate is None else multivariate
+    numeric_test = DEFAULT_NUMERIC_TEST if numeric_test is None else numeric_test
     if multivariate.lower() not in (*MULTIVARIATE, "none"):
         fail(f"--multivariate must be {', '.join(MULTIVARIATE)} or none, got {multivariate!r}.")
     joint = False if multivariate.lower() == "none" else multivariate.lower()

@@ -17,6 +17,8 @@ like with like:
 preprocessor encodes, which gives the multivariate test its encoded
 reference without storing a second (wider) matrix.  The missing counts in
 the info are over *all* training rows, not the sample.
+:func:`counted_features` names the encoded features on which a training
+row and a fresh row differ by construction.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ import pandas as pd
 
 from deepad.data.values import MISSING, boolean_values, category_values, datetime_values, numeric_values
 
-__all__ = ["REFERENCE_ROWS", "REFERENCE_CELLS", "reference_rows", "raw_values", "build_reference", "reference_frame"]
+__all__ = [
+    "REFERENCE_ROWS",
+    "REFERENCE_CELLS",
+    "reference_rows",
+    "raw_values",
+    "build_reference",
+    "reference_frame",
+    "counted_features",
+]
 
 #: at most this many training rows are kept as the drift reference (KS power at 2,000 rows: a shift of 0.1 std)
 REFERENCE_ROWS = 2000
@@ -105,3 +115,21 @@ def reference_frame(columns: list[dict[str, Any]], array: np.ndarray) -> pd.Data
         else:
             data[col["name"]] = v
     return pd.DataFrame(data)
+
+
+def counted_features(prep) -> np.ndarray:
+    """Mask of the encoded features whose value counts the training rows themselves: ``<col>__logfreq``.
+
+    A training row's category was counted in the frequency it is encoded
+    with, so every reference row has a count of at least 1, while fresh rows
+    from the same distribution meet a long-tailed column's unseen values (a
+    quarter of new merchant ids in the fraud test table; Good-Turing: about
+    the share of training singletons).  A two-sample test of reference rows
+    against fresh rows on these features finds that difference, not drift:
+    C2ST's held-out AUC on no-drift rows of the fraud test table was
+    0.61-0.68 with them, 0.49-0.53 without (3 splits, 2 seeds); leaving each
+    row's own count out does not cure it for a tree, which splits on the
+    exact count.  The column's frequencies are tested by the per-column
+    chi-squared test, which puts unseen values in a cell of their own.
+    """
+    return np.array([name.endswith("__logfreq") for name in prep.feature_names_out_], dtype=bool)

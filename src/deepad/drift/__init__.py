@@ -6,15 +6,17 @@ from the rate it was set to.  :func:`detect_drift` tests a fitted model
 against new rows with no labels, in three sections:
 
 * **features** -- one test per column of the saved schema, suited to its
-  kind (numeric: Kolmogorov-Smirnov by default, or Lepage's location-scale
-  rank test, or either combined with KS -- ``numeric_test=``, checked by
-  :func:`check_numeric_test`; categorical and boolean: chi-squared on the
+  kind (numeric: Kolmogorov-Smirnov and Lepage's location-scale rank test,
+  twice the smaller p-value, by default, or either alone, or KS with Mood's
+  test -- ``numeric_test=``, checked by :func:`check_numeric_test`; categorical and boolean: chi-squared on the
   frequencies, unseen categories in their own cell; datetime: KS of hour,
   weekday and month; missing rate: Fisher's exact test), against the
   bounded training sample the model keeps, with Holm's or
   Benjamini-Hochberg's correction;
-* **multivariate** -- maximum mean discrepancy (Gaussian kernel, median
-  heuristic) on the encoded features the detector sees, permutation p-value;
+* **multivariate** -- on the encoded features the detector sees, a
+  classifier two-sample test (held-out AUC of gradient boosting, exact
+  rank-sum p-value) by default, or maximum mean discrepancy (Gaussian
+  kernel, permutation p-value);
 * **score** -- the new rows' anomaly scores against the model's reference
   scores (KS), the flag rate at ``threshold_`` (Fisher's exact test) and,
   with ``tail_quantiles=`` (checked by :func:`check_tail_quantiles`), an
@@ -31,10 +33,10 @@ See docs/drift.md.
 
 from deepad.drift._c2st import c2st_test
 from deepad.drift._mmd import mmd_test
-from deepad.drift._numeric import NUMERIC_TESTS, check_numeric_test
+from deepad.drift._numeric import DEFAULT_NUMERIC_TEST, NUMERIC_TESTS, check_numeric_test
 from deepad.drift._score import check_tail_quantiles
 from deepad.drift._stats import CORRECTIONS
-from deepad.drift.core import MULTIVARIATE, DriftReport, detect_drift, score_drift
+from deepad.drift.core import DEFAULT_MULTIVARIATE, MULTIVARIATE, DriftReport, detect_drift, score_drift
 from deepad.drift.recalibrate import history, recalibrate
 from deepad.drift.refit import refit
 
@@ -45,6 +47,8 @@ __all__ = [
     "NUMERIC_TESTS",
     "CORRECTIONS",
     "MULTIVARIATE",
+    "DEFAULT_NUMERIC_TEST",
+    "DEFAULT_MULTIVARIATE",
     "check_numeric_test",
     "check_tail_quantiles",
     "mmd_test",

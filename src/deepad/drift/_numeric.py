@@ -15,11 +15,21 @@ import math
 
 import numpy as np
 
-__all__ = ["NUMERIC_TESTS", "ColumnReference", "check_numeric_test", "numeric_tests", "rank_moments"]
+__all__ = [
+    "DEFAULT_NUMERIC_TEST",
+    "NUMERIC_TESTS",
+    "ColumnReference",
+    "check_numeric_test",
+    "numeric_tests",
+    "rank_moments",
+]
 
 #: what the per-column numeric p-value is (``detect_drift(numeric_test=...)``): KS alone; Lepage alone; or the
 #: smaller of KS and Lepage (or Mood), doubled (Bonferroni over the two, valid under any dependence between them)
 NUMERIC_TESTS = ("ks", "lepage", "ks+lepage", "ks+mood")
+#: the default: KS sees any change of a column's distribution, Lepage a change of location or scale with more power
+#: (benchmarks/results/drift-v3/RESULTS.md)
+DEFAULT_NUMERIC_TEST = "ks+lepage"
 #: KS p-values are exact (scipy's recursion) when the two sample sizes multiply to at most this, else asymptotic
 _EXACT_CELLS = 10_000
 

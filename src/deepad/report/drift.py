@@ -118,10 +118,11 @@ def _effect(f: dict) -> str:
         return ""
     if f["kind"] == "missing":
         return f"missing {f['reference_rate']:.2%} -> {f['new_rate']:.2%}"
-    if f.get("test") == "ks":
+    if "wasserstein_std" in f:  # numeric and datetime, whichever test gave the p-value (KS, Lepage, ...)
+        ratio = f"; std x{f['std_ratio']:.2f}" if f.get("std_ratio") is not None else ""
         return (
-            f"KS {f['statistic']:.3f}; Wasserstein {f['wasserstein_std']:.3f} sd; mean {f['mean_shift_std']:+.3f} sd; "
-            f"PSI {f['psi']:.3f}"
+            f"KS {f['statistic']:.3f}; Wasserstein {f['wasserstein_std']:.3f} sd; mean {f['mean_shift_std']:+.3f} sd"
+            f"{ratio}; PSI {f['psi']:.3f}"
         )
     moved = "; ".join(
         f"{c['category']} {c['reference_share']:.1%} -> {c['new_share']:.1%}" for c in f.get("top_changes", [])[:3]
