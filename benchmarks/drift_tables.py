@@ -57,6 +57,13 @@ def load(paths: list[str]) -> dict:
     return dict(sorted(results.items()))
 
 
+def write_tables(out: str, lines: list[str]) -> None:
+    """Write the markdown ``lines`` to ``out`` (its folder made) and print them."""
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
 def _p(t: dict, k: str) -> float:
     v = t.get(k)
     return 1.0 if v is None else float(v)
@@ -333,9 +340,7 @@ def main() -> None:
         *rows_table(results),
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(text))
-    print("\n".join(text))
+    write_tables(args.out, text)
 
 
 if __name__ == "__main__":

@@ -9,11 +9,10 @@ score section, Bonferroni over the three sections; the rule is chosen on the *ch
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 
-from drift_tables import ALPHA, KINDS, SHIFTS, _p, load, rates, recal_table
+from drift_tables import ALPHA, KINDS, SHIFTS, _p, load, rates, recal_table, write_tables
 
 #: per-column numeric tests, multivariate tests and score sections the v2 trials record the parts of
 V2_NUMERIC = ("ks", "lepage", "ks+lepage", "ks+mood")
@@ -309,6 +308,4 @@ def main_v2(args) -> None:
         *recal_table(results),
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(text))
-    print("\n".join(text))
+    write_tables(args.out, text)

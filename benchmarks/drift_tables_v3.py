@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from drift_tables import ALPHA, KINDS, SHIFTS, load  # noqa: E402
+from drift_tables import ALPHA, KINDS, SHIFTS, load, write_tables  # noqa: E402
 from drift_tables_v2 import v2_alibi, v2_rates, v2_rule, v2_sections_table, v2_time_table  # noqa: E402
 
 NEW, OLD = ("ks+lepage", "c2st", "ks+rate"), ("ks", "mmd", "ks+rate")
@@ -102,9 +102,7 @@ def main() -> None:
         *v2_time_table(results, "c2st"),
         "",
     ]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(text))
-    print("\n".join(text))
+    write_tables(args.out, text)
 
 
 if __name__ == "__main__":
