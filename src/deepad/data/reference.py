@@ -132,4 +132,5 @@ def counted_features(prep) -> np.ndarray:
     exact count.  The column's frequencies are tested by the per-column
     chi-squared test, which puts unseen values in a cell of their own.
     """
-    return np.array([name.endswith("__logfreq") for name in prep.feature_names_out_], dtype=bool)
+    counted = {f"{c['name']}__logfreq" for c in prep.columns_ if c["kind"] == "categorical" and c.get("frequency")}
+    return np.isin(np.asarray(prep.feature_names_out_, dtype=object), list(counted))
