@@ -163,6 +163,26 @@ def test_html_page_with_drift_over_time(work):
     assert "timestamp is left out" in html and "<script" not in html and "http" not in html.split("<body>")[1]
 
 
+def test_uncalibrated_model_reports_its_score_section_outside_the_verdict(work):
+    params = '{"n_estimators": 50}'
+    args = ("train", work / "train.csv", "-o", work / "raw", "-d", "IsolationForest", "--exclude", "is_fraud")
+    assert run(*args, "--params", params).exit_code == 0  # no --calibration-fraction: in-sample reference scores
+    result = CliRunner().invoke(app, ["monitor", str(work / "raw"), str(work / "same.csv")])
+    assert result.exit_code == 0, result.output
+    assert "Score section: reported, not in the verdict" in result.stderr and "in-sample" in result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["score"]["in_verdict"] is False and doc["score"]["held_out"] is False and "score" not in doc["sections"]
+    assert "calibration-fraction" in doc["unavailable"]["score"]
+    forced = json.loads(run("monitor", work / "raw", work / "same.csv", "--score-in-verdict").stdout)
+    assert "score" in forced["sections"] and forced["score"]["in_verdict"] is True
+    out = work / "raw.html"
+    assert run("monitor", work / "raw", work / "same.csv", "-o", out).exit_code == 0
+    html = out.read_text()
+    assert "reported, not in the verdict" in html and "not run: reported" not in html
+    kept = json.loads(run("monitor", work / "model", work / "same.csv", "--no-score-in-verdict").stdout)
+    assert "score" not in kept["sections"] and "score_in_verdict=False" in kept["unavailable"]["score"]
+
+
 def test_bad_input_exits_2_with_one_line(work):
     df = make_fraud_frame(100, seed=4)
     df.drop(columns=["amount"]).to_csv(work / "no_amount.csv", index=False)

@@ -37,7 +37,8 @@ def _table(n: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model():
-    return TabularDetector(PCA(), contamination=0.05, random_state=0).fit(_table(3000, 0))
+    # calibrated on held-out clean rows: the score section's reference is valid and counts in the verdict
+    return TabularDetector(PCA(), contamination=0.05, random_state=0).fit(_table(3000, 0)).calibrate(_table(1000, 99))
 
 
 def _test(report, name):
@@ -166,6 +167,44 @@ def test_array_detector_gets_the_score_section_only():
     assert set(r.sections) == {"score"} and "features" in r.unavailable
     assert r.drift and r.score["flag_rate"]["new_rate"] > 0.2
     assert "only 600 reference scores" in r.score["note"]  # a small reference says how loosely it knows the rate
+
+
+def test_in_sample_reference_keeps_the_score_section_out_of_the_verdict():
+    from deepad.detectors import IsolationForest
+
+    # few rows: every tree holds every training row, so those rows score low and new normal rows look "drifted"
+    small = _table(60, 0)[["a", "b"]]
+    model = TabularDetector(IsolationForest(n_estimators=50, random_state=0), contamination=0.05, random_state=0)
+    model.fit(small)
+    new = _table(400, 3)[["a", "b"]]
+    r = detect_drift(model, new)
+    assert r.score["held_out"] is False and r.score["in_verdict"] is False and r.score["drift"] is None
+    assert "score" not in r.sections and set(r.sections) == {"features", "multivariate"}
+    assert "in-sample" in r.unavailable["score"] and "score_in_verdict=True" in r.unavailable["score"]
+    assert r.p_value == pytest.approx(min(1.0, 2 * min(r.sections.values())))
+    assert "not in the verdict" in r.summary()
+    assert r.score["distribution"]["median_shift_std"] > 0.1  # the bias the rule guards against, measured
+    asked = detect_drift(model, new, score_in_verdict=True)
+    assert "score" in asked.sections and asked.score["in_verdict"] is True and asked.score["drift"] is not None
+    assert asked.sections["score"] == r.score["p_value"]
+    # calibrated on held-out clean rows, the section is back in the verdict by default
+    model.calibrate(_table(200, 4)[["a", "b"]])
+    back = detect_drift(model, new)
+    assert back.score["held_out"] is True and "score" in back.sections and "score" not in back.unavailable
+    off = detect_drift(model, new, score_in_verdict=False)
+    assert "score" not in off.sections and "score_in_verdict=False" in off.unavailable["score"]
+
+
+def test_bare_in_sample_detector_warns_that_nothing_is_in_the_verdict():
+    from deepad.detectors import IsolationForest
+
+    rng = np.random.default_rng(0)
+    det = IsolationForest(n_estimators=30, random_state=0, contamination=0.05).fit(rng.normal(size=(300, 3)))
+    with pytest.warns(UserWarning, match="no section is in the verdict"):
+        r = detect_drift(det, rng.normal(size=(200, 3)) + 3.0)
+    assert r.drift is False and r.p_value == 1.0 and r.sections == {} and "no section" in r.rule
+    assert r.score["p_value"] < 1e-6  # still measured and reported
+    assert detect_drift(det, rng.normal(size=(200, 3)) + 3.0, score_in_verdict=True).drift
 
 
 def test_mmd_permutation_p_value():

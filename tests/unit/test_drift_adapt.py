@@ -40,6 +40,7 @@ def test_c2st_holds_its_level_and_sees_a_scale_change():
 
 def test_detect_drift_takes_c2st_or_both_as_the_multivariate_section():
     model = TabularDetector(IsolationForest(n_estimators=50), contamination=0.05, random_state=0).fit(_table(1500, 0))
+    model.calibrate(_table(500, 77))  # held-out reference scores: the score section is in the verdict
     new = _table(600, 1)
     new["b"] = np.random.default_rng(5).permutation(new["b"].to_numpy())  # a broken correlation: joint only
     c2 = detect_drift(model, new, multivariate="c2st")

@@ -67,6 +67,12 @@ def monitor(
         help="Reference score quantiles, comma-separated in (0, 1) (e.g. 0.9,0.99): the score section also tests "
         "for an excess of new rows above each; default: none.",
     ),
+    score_in_verdict: bool = typer.Option(
+        None,
+        "--score-in-verdict/--no-score-in-verdict",
+        help="Count the score section in the verdict; default: only when the model's reference scores are held out "
+        "of training (calibrated, or DEFAULT's leave-one-out scores). In-sample reference scores raise false alarms.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the MMD subsample and permutations."),
     read_options=None,
 ) -> None:
@@ -156,10 +162,13 @@ def monitor(
         typer.echo(f"Read {data}: {len(frame):,} rows x {frame.shape[1]} columns.", err=True)
     options = dict(alpha=alpha, correction=correction.lower(), max_rows=max_rows, random_state=seed)
     options.update(multivariate=joint, weights=section_weights, numeric_test=numeric, tail_quantiles=tails)
+    options.update(score_in_verdict=score_in_verdict)
     with _UserErrors(f"{data}: "), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # extra and unseen: the report says what it ignores
         report = detect_drift(model, X, **options)
         document = report.to_dict()
+        if "score" in report.unavailable and not _quiet():
+            typer.echo(f"Score section: {report.unavailable['score']}.", err=True)
         want_windows = window is not None or time_column is not None or kind in (".html", ".htm")
         if want_windows:
             parts, notes = split_windows(frame, window=window, time_column=time_column, every=every)

@@ -7,10 +7,27 @@ import numpy as np
 from deepad.drift._stats import proportion_test
 from deepad.thresholds import conformal_p_values
 
-__all__ = ["TAIL_QUANTILES", "check_tail_quantiles", "score_drift", "tail_test"]
+__all__ = ["TAIL_QUANTILES", "check_tail_quantiles", "reference_held_out", "score_drift", "tail_test"]
 
 #: the reference quantiles above which the score section counts an excess of new rows (see :func:`tail_test`)
 TAIL_QUANTILES: tuple[float, ...] = ()
+
+
+def reference_held_out(model) -> bool:
+    """Whether ``model.p_value_reference`` holds scores of rows the model did not learn from.
+
+    True for calibration scores (held out of training) and for
+    leave-one-out training scores (each row scored without itself, as
+    DEFAULT and the kNN family report them).  False for in-sample training
+    scores (IsolationForest, PCA, the autoencoders uncalibrated): the model
+    has seen those rows, so new rows from the same source score a little
+    higher and the score tests raise false alarms (see
+    :func:`deepad.drift.detect_drift`, ``score_in_verdict``).
+    """
+    if getattr(model, "calibration_scores_", None) is not None:
+        return True
+    kind = model.training_scores_kind()
+    return "leave-one-out" in kind or "leave-out" in kind
 
 
 def check_tail_quantiles(values, *, what: str = "tail_quantiles") -> tuple[float, ...]:
@@ -99,7 +116,9 @@ def score_drift(model, scores: np.ndarray, tail_quantiles=TAIL_QUANTILES) -> dic
       before the 28-set study of rows needed).
 
     The section's p-value is Bonferroni's over the tests that ran (``k *
-    min``: ``2 min`` without tails).
+    min``: ``2 min`` without tails).  ``held_out``: whether the reference
+    scores are of rows the model did not learn from
+    (:func:`reference_held_out`); the tests are valid only then.
     """
     from scipy import stats
 
@@ -108,6 +127,7 @@ def score_drift(model, scores: np.ndarray, tail_quantiles=TAIL_QUANTILES) -> dic
     scores = np.asarray(scores, dtype=np.float64)
     threshold = float(model.threshold_)
     calibrated = getattr(model, "calibration_scores_", None) is not None
+    held_out = reference_held_out(model)
     kind = "calibration scores (held out of training)" if calibrated else model.training_scores_kind()
     ks = stats.ks_2samp(ref, scores, method="asymp" if ref.size * scores.size > 10_000 else "auto")
     p_values = conformal_p_values(ref, scores)
@@ -119,7 +139,7 @@ def score_drift(model, scores: np.ndarray, tail_quantiles=TAIL_QUANTILES) -> dic
     tails = [tail_test(ref, scores, q) for q in tail_quantiles]
     std = float(np.std(ref)) or 1.0
     note = None
-    if not calibrated and "leave-one-out" not in kind:
+    if not held_out:
         note = (
             f"the reference is the {kind}, which are optimistic (the model has seen those rows), so new normal "
             "rows may score a little higher; calibrate on held-out clean rows (deepad train --calibration-fraction, "
@@ -138,6 +158,7 @@ def score_drift(model, scores: np.ndarray, tail_quantiles=TAIL_QUANTILES) -> dic
         "p_value": float(min(1.0, len(ps) * min(ps))),
         "reference": kind,
         "reference_rows": int(ref.size),
+        "held_out": held_out,
         "threshold": threshold,
         "distribution": {
             "test": "ks",

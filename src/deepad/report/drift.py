@@ -83,7 +83,7 @@ _TEMPLATE = r"""<!DOCTYPE html>
 <p class="note">Rule: {{ report.rule }}.</p>
 <table><tr><th>section</th><th>p-value</th></tr>
 {% for k, v in report.sections.items() %}<tr><td>{{ k }}</td><td class="num">{{ "%.3g"|format(v) }}</td></tr>{% endfor %}
-{% for k, v in report.unavailable.items() %}<tr><td>{{ k }}</td><td class="note">not run: {{ v }}</td></tr>{% endfor %}
+{% for k, v in report.unavailable.items() %}<tr><td>{{ k }}</td><td class="note">{% if not v.startswith("reported") %}not run: {% endif %}{{ v }}</td></tr>{% endfor %}
 </table>
 {% if img_time %}<h2 id="time">Drift over time</h2><p class="note">Windows: {{ windows_by }}.{% if skipped %} {{ skipped }} window(s) with too few rows not tested.{% endif %}</p>
 {% if ignored %}<p class="note">Per window, {{ ignored|join(", ") }} is left out of the feature and MMD tests: the windows are cut by it.</p>{% endif %}

@@ -13,7 +13,9 @@ of the window against the model's reference scores and Fisher's exact test of th
 ``threshold_`` (docs/drift.md) -- and exports the p-value as the ``deepad_score_drift_p_value`` gauge.  Query
 parameters: ``alpha`` (the verdict's level; the ``deepad_score_drift`` gauge is the verdict at the alpha of the last
 request), ``tail_quantiles`` (comma-separated, checked by :func:`deepad.drift.check_tail_quantiles`) and ``rows``
-(test only the most recent ``rows`` scores of the window).
+(test only the most recent ``rows`` scores of the window).  A model whose reference scores are its in-sample
+training scores (uncalibrated, not leave-one-out) gets ``drift: null`` with the p-value and a ``detail`` (its test
+raises false alarms, docs/drift.md), and the ``deepad_score_drift`` gauge NaN, unless ``score_in_verdict=true``.
 ``/metrics`` and ``/drift`` need the API key when one is set, like every path but the health probes.
 """
 
@@ -242,6 +244,13 @@ def install(app, registry, secured: dict) -> Monitor:
             f"{monitor.window}); default: the whole window. With fewer in the window, the test runs on those it "
             f"holds (if at least {MIN_DRIFT_ROWS}) and a `detail` says so.",
         ),
+        score_in_verdict: bool | None = Query(
+            None,
+            description="Give a verdict even when the model's reference scores are its in-sample training scores "
+            "(`true`). Default: `drift` is `null` then (the p-value is still given): new normal rows score higher "
+            "than rows the model has seen, so the test raises false alarms; recalibrate the model on held-out "
+            "clean rows for a valid verdict.",
+        ),
     ):
         tails = _tail_quantiles(tail_quantiles)
         if name not in monitor.names:
@@ -268,20 +277,28 @@ def install(app, registry, secured: dict) -> Monitor:
 
         section = await run_in_threadpool(score_drift, loaded.model, scores, tails)
         p = float(section["p_value"])
+        valid = section["held_out"] if score_in_verdict is None else bool(score_in_verdict)
         monitor.p_value.labels(name).set(p)
-        monitor.drift.labels(name).set(float(p < alpha))
+        monitor.drift.labels(name).set(float(p < alpha) if valid else float("nan"))
         answer = {
             **out,
             "n_rows": int(scores.size),
             "window_rows": held,
-            "drift": bool(p < alpha),
+            "drift": bool(p < alpha) if valid else None,
             "p_value": p,
             "alpha": alpha,
             "flag_rate": section["flag_rate"]["new_rate"],
             "expected_flag_rate": section["flag_rate"]["expected_rate"],
             "score": section,
         }
-        if rows is not None and held < rows:
+        if not valid:
+            answer["detail"] = (
+                f"no verdict: the reference is the {section['reference']} of {type(loaded.model).__name__}, "
+                "in-sample, so new normal rows score higher and the test raises false alarms; recalibrate the model "
+                "on held-out clean rows (deepad.drift.recalibrate, deepad train --calibration-fraction), or ask with "
+                "score_in_verdict=true for a verdict anyway."
+            )
+        elif rows is not None and held < rows:
             answer["detail"] = (
                 f"rows={rows} asked for, but the window holds {held} score(s) of version {loaded.version}: "
                 f"tested those {held}."
