@@ -251,6 +251,7 @@ def _trial(s: Setup, df: pd.DataFrame, recorded: dict | None = None) -> dict:
             out["deepad_default_s"] = time.perf_counter() - t
             out["p_default"], out["deepad_default"] = default.p_value, bool(default.drift)
             out["default_sections"] = dict(default.sections)
+            out["score_held_out"] = bool(default.score["held_out"])  # in the default verdict only then
         x = s._alibi_view(df)
         for k, det in s.alibi.items():
             t = time.perf_counter()

@@ -169,7 +169,7 @@ def test_uncalibrated_model_reports_its_score_section_outside_the_verdict(work):
     assert run(*args, "--params", params).exit_code == 0  # no --calibration-fraction: in-sample reference scores
     result = CliRunner().invoke(app, ["monitor", str(work / "raw"), str(work / "same.csv")])
     assert result.exit_code == 0, result.output
-    assert "Score section: reported, not in the verdict" in result.stderr and "in-sample" in result.stderr
+    assert "Score section: reported, not in the verdict" in result.stderr and "not held out" in result.stderr
     doc = json.loads(result.stdout)
     assert doc["score"]["in_verdict"] is False and doc["score"]["held_out"] is False and "score" not in doc["sections"]
     assert "calibration-fraction" in doc["unavailable"]["score"]

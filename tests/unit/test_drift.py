@@ -157,13 +157,19 @@ def test_model_saved_before_the_reference_reports_what_it_can():
     r = detect_drift(old, X)
     assert "saved before" in r.unavailable["features"] and "multivariate" in r.unavailable
     assert {f["kind"] for f in r.features} <= {"categorical", "missing"} and r.features  # counts the state keeps
-    assert r.score is not None and "score" in r.sections
+    assert r.score is not None and "score" not in r.sections  # its leave-one-out training scores: not held out
+    assert "score" in detect_drift(old, X, score_in_verdict=True).sections  # still measured, voted when asked
 
 
 def test_array_detector_gets_the_score_section_only():
     rng = np.random.default_rng(0)
     det = KNN(n_neighbors=5, contamination=0.05).fit(rng.normal(size=(600, 3)))
-    r = detect_drift(det, rng.normal(size=(400, 3)) + np.array([0.0, 0.0, 1.5]))
+    shifted = rng.normal(size=(400, 3)) + np.array([0.0, 0.0, 1.5])
+    with pytest.warns(UserWarning, match="no section is in the verdict"):  # leave-one-out scores: not held out
+        loo = detect_drift(det, shifted)
+    assert loo.score["held_out"] is False and not loo.drift and "leave-one-out" in loo.unavailable["score"]
+    det.calibrate(rng.normal(size=(600, 3)))
+    r = detect_drift(det, shifted)
     assert set(r.sections) == {"score"} and "features" in r.unavailable
     assert r.drift and r.score["flag_rate"]["new_rate"] > 0.2
     assert "only 600 reference scores" in r.score["note"]  # a small reference says how loosely it knows the rate
@@ -180,7 +186,7 @@ def test_in_sample_reference_keeps_the_score_section_out_of_the_verdict():
     r = detect_drift(model, new)
     assert r.score["held_out"] is False and r.score["in_verdict"] is False and r.score["drift"] is None
     assert "score" not in r.sections and set(r.sections) == {"features", "multivariate"}
-    assert "in-sample" in r.unavailable["score"] and "score_in_verdict=True" in r.unavailable["score"]
+    assert "not held out" in r.unavailable["score"] and "score_in_verdict=True" in r.unavailable["score"]
     assert r.p_value == pytest.approx(min(1.0, 2 * min(r.sections.values())))
     assert "not in the verdict" in r.summary()
     assert r.score["distribution"]["median_shift_std"] > 0.1  # the bias the rule guards against, measured

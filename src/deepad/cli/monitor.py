@@ -71,7 +71,8 @@ def monitor(
         None,
         "--score-in-verdict/--no-score-in-verdict",
         help="Count the score section in the verdict; default: only when the model's reference scores are held out "
-        "of training (calibrated, or DEFAULT's leave-one-out scores). In-sample reference scores raise false alarms.",
+        "of training (trained with --calibration-fraction, or recalibrated). Training scores as the reference "
+        "raise false alarms.",
     ),
     seed: int = typer.Option(0, "--seed", help="Seed of the MMD subsample and permutations."),
     read_options=None,

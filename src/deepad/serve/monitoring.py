@@ -13,8 +13,8 @@ of the window against the model's reference scores and Fisher's exact test of th
 ``threshold_`` (docs/drift.md) -- and exports the p-value as the ``deepad_score_drift_p_value`` gauge.  Query
 parameters: ``alpha`` (the verdict's level; the ``deepad_score_drift`` gauge is the verdict at the alpha of the last
 request), ``tail_quantiles`` (comma-separated, checked by :func:`deepad.drift.check_tail_quantiles`) and ``rows``
-(test only the most recent ``rows`` scores of the window).  A model whose reference scores are its in-sample
-training scores (uncalibrated, not leave-one-out) gets ``drift: null`` with the p-value and a ``detail`` (its test
+(test only the most recent ``rows`` scores of the window).  A model whose reference scores are its training scores
+(uncalibrated: in-sample or leave-one-out, neither held out) gets ``drift: null`` with the p-value and a ``detail`` (its test
 raises false alarms, docs/drift.md), and the ``deepad_score_drift`` gauge NaN, unless ``score_in_verdict=true``.
 ``/metrics`` and ``/drift`` need the API key when one is set, like every path but the health probes.
 """
@@ -246,10 +246,10 @@ def install(app, registry, secured: dict) -> Monitor:
         ),
         score_in_verdict: bool | None = Query(
             None,
-            description="Give a verdict even when the model's reference scores are its in-sample training scores "
-            "(`true`). Default: `drift` is `null` then (the p-value is still given): new normal rows score higher "
-            "than rows the model has seen, so the test raises false alarms; recalibrate the model on held-out "
-            "clean rows for a valid verdict.",
+            description="Give a verdict even when the model's reference scores are its training scores, not "
+            "held-out calibration scores (`true`). Default: `drift` is `null` then (the p-value is still given): new "
+            "normal rows do not score like the rows the model learned from, so the test raises false alarms; "
+            "recalibrate the model on held-out clean rows for a valid verdict.",
         ),
     ):
         tails = _tail_quantiles(tail_quantiles)
@@ -293,8 +293,9 @@ def install(app, registry, secured: dict) -> Monitor:
         }
         if not valid:
             answer["detail"] = (
-                f"no verdict: the reference is the {section['reference']} of {type(loaded.model).__name__}, "
-                "in-sample, so new normal rows score higher and the test raises false alarms; recalibrate the model "
+                f"no verdict: the reference is the {section['reference']} of {type(loaded.model).__name__}, not held "
+                "out of training, so new normal rows do not score like them and the test raises false alarms; "
+                "recalibrate the model "
                 "on held-out clean rows (deepad.drift.recalibrate, deepad train --calibration-fraction), or ask with "
                 "score_in_verdict=true for a verdict anyway."
             )
