@@ -125,9 +125,8 @@ def score_drift(model, scores: np.ndarray, tail_quantiles=TAIL_QUANTILES) -> dic
     ref = np.asarray(model.p_value_reference, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     threshold = float(model.threshold_)
-    calibrated = getattr(model, "calibration_scores_", None) is not None
-    held_out = calibrated
-    kind = "calibration scores (held out of training)" if calibrated else model.training_scores_kind()
+    held_out = reference_held_out(model)
+    kind = "calibration scores (held out of training)" if held_out else model.training_scores_kind()
     ks = stats.ks_2samp(ref, scores, method="asymp" if ref.size * scores.size > 10_000 else "auto")
     p_values = conformal_p_values(ref, scores)
     rate = proportion_test(
