@@ -160,6 +160,7 @@ def test_html_page_with_drift_over_time(work):
     )
     images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", html)
     assert len(images) == 2 and all(base64.b64decode(i)[:4] == b"\x89PNG" for i in images)
+    assert "This section is not in the verdict" not in html  # a calibrated model: the score section votes
     assert "timestamp is left out" in html and "<script" not in html and "http" not in html.split("<body>")[1]
 
 
@@ -179,6 +180,7 @@ def test_uncalibrated_model_reports_its_score_section_outside_the_verdict(work):
     assert run("monitor", work / "raw", work / "same.csv", "-o", out).exit_code == 0
     html = out.read_text()
     assert "reported, not in the verdict" in html and "not run: reported" not in html
+    assert "This section is not in the verdict above" in html
     kept = json.loads(run("monitor", work / "model", work / "same.csv", "--no-score-in-verdict").stdout)
     assert "score" not in kept["sections"] and "score_in_verdict=False" in kept["unavailable"]["score"]
 

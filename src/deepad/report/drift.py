@@ -96,6 +96,7 @@ _TEMPLATE = r"""<!DOCTYPE html>
  Score distribution: KS {{ "%.3f"|format(s.distribution.statistic) }}, p {{ "%.3g"|format(s.distribution.p_value) }};
  median conformal p-value of the new rows {{ "%.3f"|format(s.distribution.median_p_value) }} (0.5 under no drift).</p>
 {% if s.note %}<p class="note">{{ s.note }}.</p>{% endif %}
+{% if s.in_verdict is sameas false %}<p class="note">This section is not in the verdict above: {{ report.unavailable.score }}.</p>{% endif %}
 <img src="data:image/png;base64,{{ img_scores }}" alt="Reference and new score distributions with the threshold">
 {% if report.multivariate %}{% set mv = report.multivariate %}<h2 id="mmd">Multivariate ({{ mv.test | default("skipped") | upper }})</h2>
 {% for m in ([mv.mmd, mv.c2st] if mv.test == "mmd+c2st" else [mv]) %}{% if m.test == "mmd" %}<p>MMD² {{ "%.4g"|format(m.statistic) }} on {{ m.features }} encoded features ({{ m.reference_rows }} reference and {{ m.new_rows }} new rows, Gaussian kernel, bandwidth {{ "%.3g"|format(m.bandwidth) }}), permutation p-value {{ "%.3g"|format(m.p_value) }} ({{ m.permutations }} permutations).</p>
