@@ -20,12 +20,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from drift_reference import table as reference_table  # noqa: E402
-from drift_tables import ALPHA, KINDS, SHIFTS, load, write_tables  # noqa: E402
+from drift_tables import ALPHA, load, write_tables  # noqa: E402
+from drift_tables_v3 import closing_tables  # noqa: E402
+from drift_tables_v3 import power_table as v3_power_table  # noqa: E402
 from drift_tables_v2 import (  # noqa: E402
     _p,
     v2_alibi,
@@ -33,8 +34,6 @@ from drift_tables_v2 import (  # noqa: E402
     v2_rates,
     v2_rule,
     v2_score,
-    v2_sections_table,
-    v2_time_table,
 )
 
 NEW, OLD = ("ks+lepage", "c2st", "ks+rate"), ("ks", "mmd", "ks+rate")
@@ -58,22 +57,7 @@ def _columns(results: dict, names: list[str]) -> dict[str, dict[str, float]]:
 
 
 def power_table(results: dict, names: list[str]) -> list[str]:
-    cols = _columns(results, names)
-    n = {k: len([t for nm in names for t in results[nm]["kinds"][k]]) for k in KINDS}
-    lines = ["| shift | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    for kind in KINDS:
-        label = ("none (false alarms)" if kind == "none" else kind) + f" ({n[kind]})"
-        lines.append(f"| {label} | " + " | ".join(f"{c[kind]:.1%}" for c in cols.values()) + " |")
-    lines.append(
-        "| mean power, 5 shifts | " + " | ".join(f"{np.mean([c[k] for k in SHIFTS]):.1%}" for c in cols.values()) + " |"
-    )
-    best = {k: max(cols["alibi KS"][k], cols["alibi MMD"][k]) for k in SHIFTS}
-    lines.append(
-        "| worst margin over the better Alibi | "
-        + " | ".join(f"{min(c[k] - best[k] for k in SHIFTS):+.1%}" for c in cols.values())
-        + " |"
-    )
-    return lines
+    return v3_power_table(results, names, _columns)
 
 
 def score_by_reference(results: dict) -> list[str]:
@@ -135,17 +119,7 @@ def main() -> None:
             *reference_table(ref),
             "",
         ]
-    text += [
-        "## Each section alone, all sets",
-        "",
-        *v2_sections_table(results, names),
-        "",
-        "## Time per test, side by side in each trial",
-        "",
-        *v2_time_table(results, "c2st"),
-        "",
-    ]
-    write_tables(args.out, text)
+    write_tables(args.out, text + closing_tables(results, names))
 
 
 if __name__ == "__main__":
