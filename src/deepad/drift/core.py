@@ -380,7 +380,7 @@ def detect_drift(
     clock = time.perf_counter()
     unavailable: dict[str, str] = {}
     features: list[dict] = []
-    mmd = None
+    joint = None
     if tabular:
         from deepad.data.readers import to_frame
 
@@ -411,7 +411,7 @@ def detect_drift(
             keep = ~np.isin(np.asarray(model.feature_sources_, dtype=object), list(ignore))
             keep &= ~counted_features(model.preprocessor)
             if keep.any():
-                mmd = _multivariate(multivariate, Z_ref[:, keep], Z[:, keep], max_rows, n_permutations, random_state)
+                joint = _multivariate(multivariate, Z_ref[:, keep], Z[:, keep], max_rows, n_permutations, random_state)
             else:
                 unavailable["multivariate"] = "no feature left to test (every one ignored, or a frequency encoding)"
             seconds["multivariate"] = time.perf_counter() - clock
@@ -431,10 +431,10 @@ def detect_drift(
         sections["features"] = family_p(p_raw, correction)
     elif "features" not in unavailable:
         unavailable["features"] = "no column could be tested"
-    if mmd is not None and mmd.get("p_value") is not None:
-        sections["multivariate"] = float(mmd["p_value"])
-    elif mmd is not None:
-        unavailable["multivariate"] = mmd["skipped"]
+    if joint is not None and joint.get("p_value") is not None:
+        sections["multivariate"] = float(joint["p_value"])
+    elif joint is not None:
+        unavailable["multivariate"] = joint["skipped"]
     in_verdict = score["held_out"] if score_in_verdict is None else bool(score_in_verdict)
     score["in_verdict"] = in_verdict
     if in_verdict:
@@ -460,7 +460,7 @@ def detect_drift(
         f["adjusted_p_value"] = float(adj)
         f["drift"] = bool(adj <= bound.get("features", 0.0))
     if "multivariate" in sections:
-        mmd["drift"] = bool(mmd["p_value"] <= bound["multivariate"])
+        joint["drift"] = bool(joint["p_value"] <= bound["multivariate"])
     score["drift"] = bool(score["p_value"] <= bound["score"]) if in_verdict else None
     if not sections:
         p_value = 1.0
@@ -488,7 +488,7 @@ def detect_drift(
         correction=correction,
         sections=sections,
         features=features,
-        multivariate=mmd,
+        multivariate=joint,
         score=score,
         unavailable=unavailable,
         scores=scores,
