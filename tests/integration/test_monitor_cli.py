@@ -167,7 +167,8 @@ def test_html_page_with_drift_over_time(work):
 def test_uncalibrated_model_reports_its_score_section_outside_the_verdict(work):
     params = '{"n_estimators": 50}'
     args = ("train", work / "train.csv", "-o", work / "raw", "-d", "IsolationForest", "--exclude", "is_fraud")
-    assert run(*args, "--params", params).exit_code == 0  # no --calibration-fraction: in-sample reference scores
+    trained = CliRunner().invoke(app, [*map(str, args), "--params", params])  # no --calibration-fraction
+    assert trained.exit_code == 0 and "Not calibrated: `deepad monitor`" in trained.stdout, trained.output
     result = CliRunner().invoke(app, ["monitor", str(work / "raw"), str(work / "same.csv")])
     assert result.exit_code == 0, result.output
     assert "Score section: reported, not in the verdict" in result.stderr and "not held out" in result.stderr

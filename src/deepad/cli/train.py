@@ -442,6 +442,12 @@ def train(
     _say(f"Threshold rule: {model.threshold_method_['reason']}")
     if df_cal is not None:
         _say(f"Calibrated p-values on {len(df_cal):,} held-out rows.")
+    else:
+        _say(
+            "Not calibrated: `deepad monitor` reports the score and flag-rate drift tests but leaves them out of its "
+            "verdict (against training scores they raise false alarms; docs/drift.md). Use --calibration-fraction "
+            "0.2, or `deepad recalibrate` on clean rows later."
+        )
     if tensorboard:
         _say(f"TensorBoard logs in {tensorboard} (tensorboard --logdir {tensorboard}).")
     if y is not None:
